@@ -1,0 +1,148 @@
+"""The ``posenet3d`` command: ``train``, ``evaluate``, ``lift``, ``demo``.
+
+Known input problems end with ``error: ...`` and exit status 2, not a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _cmd_train(a: argparse.Namespace) -> int:
+    from trainers.config import load_config
+    from trainers.loop import train
+
+    cfg = load_config(a.config, a.overrides)
+    path = train(a.stage, cfg, out_dir=a.out)
+    print(f"checkpoint: {path}")
+    return 0
+
+
+def _format_table(res: dict, title: str) -> str:
+    cols = ("pa_mpjpe_mm", "n_mpjpe_mm", "mpjpe_mm", "pck3d", "auc", "n")
+    head = f"{'':<22}" + "".join(f"{c:>13}" for c in ("PA-MPJPE mm", "N-MPJPE mm", "MPJPE mm", "PCK3D %", "AUC %", "n"))
+    lines = [title, head]
+    rows = [("overall", res["overall"])] + list(res["per_content"].items())
+    for name, r in rows:
+        lines.append(f"{name[:22]:<22}" + "".join(
+            f"{r[c]:>13d}" if c == "n" else f"{r[c]:>13.1f}" for c in cols))
+    return "\n".join(lines)
+
+
+def _cmd_evaluate(a: argparse.Namespace) -> int:
+    import torch
+
+    from lifting.data import load_mocap_npz, split_clips
+    from lifting.evaluate import evaluate_lifter
+    from lifting.lift import load_lifter
+
+    model, ckpt = load_lifter(a.checkpoint)
+    clips = load_mocap_npz(a.data)
+    ids = split_clips(clips.seq_names, a.split)
+    if len(ids) == 0:
+        raise ValueError(f"split {a.split!r} of {a.data} has no clips")
+    clips = clips.select(ids)
+    results = {"checkpoint": str(a.checkpoint), "kind": ckpt.get("kind"), "data": str(a.data), "split": a.split,
+               "clips": int(clips.num_clips), "frames": int(len(clips.joints)), "height_m": a.height,
+               "protocol": "DESIGN.md §4: 4-camera rig, canon16 joints, root-relative, mm"}
+    dtype = torch.bfloat16 if a.bf16 else None
+    for noise in ([0.0] + ([a.noise_px] if a.noise_px > 0 else [])):
+        res = evaluate_lifter(model, clips, noise_px=noise, seed=a.seed, height_m=a.height, dtype=dtype)
+        key = "gt_2d" if noise == 0 else f"noise_{noise:g}px"
+        results[key] = res
+        print(_format_table(res, f"\n{Path(a.data).name} [{a.split}] {key} ({ckpt.get('kind')}, {a.checkpoint})"))
+    out = Path(a.output) if a.output else Path(a.checkpoint).with_suffix(f".eval_{Path(a.data).stem}_{a.split}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    from lifting.lift import _atomic_text
+
+    _atomic_text(out, json.dumps(results, indent=1))
+    print(f"\nsaved: {out}")
+    return 0
+
+
+def _cmd_lift(a: argparse.Namespace) -> int:
+    from lifting.lift import lift_file
+
+    s = lift_file(a.tracks, a.output, a.checkpoint, fps=a.fps, keypoint_format=a.format,
+                  conf_threshold=a.conf_threshold, min_joints=a.min_joints, height_m=a.height,
+                  max_figures=a.max_figures)
+    n_tr = sum(1 for t in s["tracks"] if t["frames_lifted"])
+    print(f"lifted {s['frames_lifted']} frames of {n_tr} tracks ({s['frames_skipped']} frames skipped: "
+          f"no pelvis or < {a.min_joints} joints) in {s['seconds_lift']:.2f} s")
+    print(f"outputs: {Path(a.output).resolve()} (track_XXXX.npz, summary.json)")
+    for f in s["figures"]:
+        print(f"figure: {Path(a.output).resolve() / f}")
+    return 0
+
+
+def _cmd_demo(a: argparse.Namespace) -> int:
+    from importlib import resources
+
+    example = Path(str(resources.files("lifting") / "assets" / "example_track.json"))
+    out = Path(a.output)
+    print(f"posenet3d demo: lifting the bundled example track {example.name} with the bundled teacher")
+    ns = argparse.Namespace(tracks=example, output=out, checkpoint=None, fps=None, format=None,
+                            conf_threshold=0.3, min_joints=8, height=1.70, max_figures=1)
+    return _cmd_lift(ns)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="posenet3d", description="Self-supervised 2D-to-3D human pose lifting.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a lifter: teacher (2D only) or supervised baseline")
+    t.add_argument("stage", choices=["teacher", "supervised"])
+    t.add_argument("config", help="stage YAML (e.g. configs/teacher.yaml) or a name in configs/")
+    t.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. train.steps=1000")
+    t.add_argument("--out", default=None, help="output folder (default: train.out_dir/name)")
+    t.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("evaluate", help="evaluate a checkpoint on mocap with the 4-camera rig protocol")
+    e.add_argument("checkpoint")
+    e.add_argument("--data", required=True, help="mocap npz in the shared format")
+    e.add_argument("--split", default="test", choices=["test", "val", "train", "all"])
+    e.add_argument("--noise-px", type=float, default=0.0, help="also evaluate with Gaussian 2D noise of this sigma")
+    e.add_argument("--height", type=float, default=1.70, help="assumed height (m) for MPJPE/PCK scale")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
+    e.add_argument("-o", "--output", default=None, help="JSON output (default next to the checkpoint)")
+    e.set_defaults(func=_cmd_evaluate)
+
+    li = sub.add_parser("lift", help="lift 2D keypoint tracks (COCO-style JSON) to 3D")
+    li.add_argument("tracks")
+    li.add_argument("-o", "--output", required=True, help="output folder")
+    li.add_argument("--checkpoint", default=None, help="lifter checkpoint (default: the bundled teacher)")
+    li.add_argument("--fps", type=float, default=None, help="frame rate (overrides the file's meta)")
+    li.add_argument("--format", default=None, help="keypoint format (default: from the file / keypoint count)")
+    li.add_argument("--conf-threshold", type=float, default=0.3, help="joints below this confidence are masked")
+    li.add_argument("--min-joints", type=int, default=8, help="skip frames with fewer visible joints")
+    li.add_argument("--height", type=float, default=1.70, help="assumed subject height in metres")
+    li.add_argument("--max-figures", type=int, default=4, help="figures for the N longest tracks")
+    li.set_defaults(func=_cmd_lift)
+
+    d = sub.add_parser("demo", help="lift the bundled example track with the bundled teacher (offline)")
+    d.add_argument("-o", "--output", default="posenet3d_demo", help="output folder (default ./posenet3d_demo)")
+    d.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``posenet3d`` console script."""
+    os.environ.setdefault("WANDB_SILENT", "true")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as e:
+        if os.environ.get("POSENET3D_DEBUG"):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,325 @@
+"""Mocap clips -> 2D training windows and evaluation views.
+
+The shared mocap format is an ``.npz`` with keys ``joints (N, J, 3)`` metres (Y up),
+``seq_offsets (C+1,)``, ``seq_names (C,)``, ``joint_names (J,)``, ``parents (J,)``,
+``fps (C,)`` (optional ``subjects (C,)``). Any file in that format loads; joints are mapped
+by *name* to the canonical lifting set (:data:`lifting.skeletons.CANON16`).
+
+Self-supervised training must not see 3D. :func:`project_clips` is the only bridge: it
+takes 3D clips and cameras and returns a :class:`Projected2D`, which holds pixels only, and
+:class:`WindowSampler` draws batches from a :class:`Projected2D` alone. The supervised
+baseline and the evaluation use the separate :class:`SupervisedWindows` / :func:`eval_views`.
+"""
+from __future__ import annotations
+
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .camera import Cameras, eval_rig, random_cameras
+from .skeletons import CANON16, Skeleton, remap, skeleton_for_names
+
+__all__ = [
+    "MocapClips",
+    "load_mocap_npz",
+    "split_clips",
+    "content_label",
+    "Projected2D",
+    "project_clips",
+    "WindowSampler",
+    "SupervisedWindows",
+    "eval_views",
+    "SPLITS",
+]
+
+SPLITS = ("train", "val", "test", "all")
+_REQUIRED = ("joints", "seq_offsets", "seq_names", "joint_names")
+_BANDAI = re.compile(r"^dataset-([12])_(.+)_([^_]+)_(\d+)$")
+_TEST_STYLES = {"angry", "childish", "old", "proud", "tired"}
+
+
+@dataclass
+class MocapClips:
+    """3D mocap clips in the canonical joint set.
+
+    Attributes:
+        joints: ``(N, J, 3)`` float32 world positions, metres, Y up.
+        seq_offsets: ``(C+1,)`` int64; clip k is ``joints[seq_offsets[k]:seq_offsets[k+1]]``.
+        seq_names: ``(C,)`` clip names. fps: ``(C,)`` frame rates.
+        skeleton: joint set of ``joints`` (canonical after :func:`load_mocap_npz`).
+    """
+
+    joints: np.ndarray
+    seq_offsets: np.ndarray
+    seq_names: np.ndarray
+    fps: np.ndarray
+    skeleton: Skeleton = CANON16
+
+    @property
+    def num_clips(self) -> int:
+        return len(self.seq_names)
+
+    def clip(self, k: int) -> np.ndarray:
+        """``(T_k, J, 3)`` joints of clip ``k``."""
+        return self.joints[self.seq_offsets[k] : self.seq_offsets[k + 1]]
+
+    def select(self, clip_ids) -> "MocapClips":
+        """A new :class:`MocapClips` with only the clips ``clip_ids`` (in that order)."""
+        clip_ids = np.asarray(clip_ids, dtype=np.int64)
+        parts = [self.clip(k) for k in clip_ids]
+        lengths = np.array([len(p) for p in parts], dtype=np.int64)
+        joints = np.concatenate(parts) if parts else np.zeros((0,) + self.joints.shape[1:], np.float32)
+        return MocapClips(
+            joints, np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+            self.seq_names[clip_ids], self.fps[clip_ids], self.skeleton,
+        )
+
+
+def load_mocap_npz(path: str | Path, skeleton: Skeleton = CANON16) -> MocapClips:
+    """Load a mocap npz in the shared format and map it to ``skeleton`` by joint names.
+
+    Returns:
+        :class:`MocapClips` with ``joints (N, 16, 3)`` float32 metres.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not an npz, a missing key, inconsistent offsets/shapes, unknown joint
+            names, non-finite joints, or a joint the target set needs but the file lacks.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"mocap file not found: {path}")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (zipfile.BadZipFile, ValueError, OSError) as e:
+        raise ValueError(f"{path}: not a readable .npz file ({e})") from None
+    with data:
+        missing = [k for k in _REQUIRED if k not in data.files]
+        if missing:
+            raise ValueError(f"{path}: missing keys {missing}; expected {list(_REQUIRED)} (+ fps, parents)")
+        joints = np.asarray(data["joints"], dtype=np.float32)
+        offsets = np.asarray(data["seq_offsets"], dtype=np.int64)
+        names = np.asarray(data["seq_names"]).astype(str)
+        joint_names = [str(n) for n in data["joint_names"]]
+        fps = np.asarray(data["fps"], dtype=np.float32) if "fps" in data.files else np.full(len(names), 30.0, np.float32)
+    if joints.ndim != 3 or joints.shape[2] != 3 or joints.shape[1] != len(joint_names):
+        raise ValueError(f"{path}: joints must be (N, {len(joint_names)}, 3), got {joints.shape}")
+    if len(offsets) != len(names) + 1 or offsets[0] != 0 or offsets[-1] != len(joints) or np.any(np.diff(offsets) < 0):
+        raise ValueError(f"{path}: seq_offsets must be non-decreasing from 0 to {len(joints)} with {len(names) + 1} entries")
+    if fps.shape != (len(names),):
+        fps = np.broadcast_to(fps.reshape(-1)[:1] if fps.size else np.float32(30.0), (len(names),)).copy()
+    if not np.isfinite(joints).all():
+        raise ValueError(f"{path}: joints contain {int((~np.isfinite(joints)).sum())} non-finite values")
+    src = skeleton_for_names(joint_names)
+    out, mask = remap(joints, src, skeleton)
+    if not mask.all():
+        lacking = [skeleton.joint_names[j] for j in np.where(~mask.all(axis=tuple(range(mask.ndim - 1))))[0]]
+        raise ValueError(f"{path}: cannot build joints {lacking} of {skeleton.name!r} from {src.name!r}")
+    return MocapClips(out.astype(np.float32), offsets, names, fps, skeleton)
+
+
+def split_clips(seq_names, split: str) -> np.ndarray:
+    """Clip indices of a split (DESIGN.md §4).
+
+    Bandai-Namco names (``dataset-{1,2}_{content}_{style}_{id}``): test = dataset-1 clips
+    with style angry/childish/old/proud/tired; val = dataset-2 clips whose id is divisible
+    by 10; train = the rest. Any other naming: a deterministic fallback by clip index
+    (test: k % 10 == 0, val: k % 10 == 5, train: the rest). ``all`` = every clip.
+
+    Raises:
+        ValueError: unknown split name.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose from {SPLITS}")
+    names = [str(n) for n in seq_names]
+    n = len(names)
+    if split == "all":
+        return np.arange(n)
+    matches = [_BANDAI.match(s) for s in names]
+    if n and all(matches):
+        labels = []
+        for m in matches:
+            ds, _, style, idx = m.groups()
+            if ds == "1" and style in _TEST_STYLES:
+                labels.append("test")
+            elif ds == "2" and int(idx) % 10 == 0:
+                labels.append("val")
+            else:
+                labels.append("train")
+    else:
+        labels = ["test" if k % 10 == 0 else "val" if k % 10 == 5 else "train" for k in range(n)]
+    return np.array([k for k, lab in enumerate(labels) if lab == split], dtype=np.int64)
+
+
+def content_label(seq_name: str) -> str:
+    """Action/content label for per-action tables: Bandai ``dataset-1_walk_happy_001`` ->
+    ``walk``; HDM05 ``HDM_mm_kickLFront_003_120`` -> ``kickLFront``; otherwise the name
+    without its numeric fields."""
+    m = _BANDAI.match(seq_name)
+    if m:
+        return m.group(2)
+    parts = seq_name.split("_")
+    if parts[0] == "HDM" and len(parts) >= 3:
+        return parts[2]
+    kept = [p for p in parts if not p.isdigit()]
+    return "_".join(kept) or seq_name
+
+
+@dataclass
+class Projected2D:
+    """2D projections of clips seen by ``V`` cameras per clip. Holds no 3D.
+
+    Attributes:
+        keypoints_2d: ``(V, N, J, 2)`` float32 pixels; view v of clip k is camera v of that clip.
+        seq_offsets: ``(C+1,)``; seq_names, fps: ``(C,)``; skeleton: the joint set.
+    """
+
+    keypoints_2d: np.ndarray
+    seq_offsets: np.ndarray
+    seq_names: np.ndarray
+    fps: np.ndarray
+    skeleton: Skeleton = CANON16
+
+
+def _render(clips: MocapClips, make_cameras, n_views: int, with_3d: bool):
+    """Project every clip through ``make_cameras(clip_joints) -> Cameras``; returns pixels
+    ``(V, N, J, 2)`` and, if ``with_3d``, root-relative camera-frame metres ``(V, N, J, 3)``."""
+    root = clips.skeleton.root_index
+    kp = np.empty((n_views,) + clips.joints.shape[:2] + (2,), np.float32)
+    j3 = np.empty((n_views,) + clips.joints.shape[:2] + (3,), np.float32) if with_3d else None
+    for k in range(clips.num_clips):
+        a, b = clips.seq_offsets[k], clips.seq_offsets[k + 1]
+        if b == a:
+            continue
+        cj = clips.joints[a:b].astype(np.float64)
+        cams: Cameras = make_cameras(cj)
+        kp[:, a:b] = cams.project(cj)
+        if with_3d:
+            pc = cams.to_camera(cj)
+            j3[:, a:b] = pc - pc[:, :, root : root + 1]
+    return kp, j3
+
+
+def project_clips(clips: MocapClips, n_views: int = 4, seed: int = 0, rig: bool = False) -> Projected2D:
+    """Project every clip through ``n_views`` random cameras (:func:`camera.random_cameras`)
+    or, with ``rig=True``, the 4-camera evaluation rig; return pixels only.
+
+    Returns:
+        :class:`Projected2D` with ``keypoints_2d (V, N, J, 2)``.
+    """
+    rng = np.random.default_rng(seed)
+    root = clips.skeleton.root_index
+    V = 4 if rig else n_views
+    make = (lambda cj: eval_rig(cj, root)) if rig else (lambda cj: random_cameras(cj, root, V, rng))
+    out, _ = _render(clips, make, V, with_3d=False)
+    return Projected2D(out, clips.seq_offsets.copy(), clips.seq_names.copy(), clips.fps.copy(), clips.skeleton)
+
+
+def _window_starts(seq_offsets: np.ndarray, window: int) -> np.ndarray:
+    starts = [np.arange(a, b - window + 1) for a, b in zip(seq_offsets[:-1], seq_offsets[1:]) if b - a >= window]
+    return np.concatenate(starts).astype(np.int64) if starts else np.zeros(0, np.int64)
+
+
+class WindowSampler:
+    """Random batches of 2D windows from a :class:`Projected2D` (2D only, by construction:
+    it is given nothing else).
+
+    Args:
+        data: projected 2D clips.
+        window: frames per window ``T`` (1 = single frame); windows never cross clips.
+
+    Raises:
+        ValueError: no clip is at least ``window`` frames long.
+    """
+
+    def __init__(self, data: Projected2D, window: int = 1):
+        if not isinstance(data, Projected2D):
+            raise TypeError("WindowSampler takes a Projected2D (2D only)")
+        self.keypoints_2d = torch.from_numpy(data.keypoints_2d)  # (V, N, J, 2)
+        self.window = int(window)
+        self.starts = torch.from_numpy(_window_starts(data.seq_offsets, self.window))
+        if len(self.starts) == 0:
+            raise ValueError(f"no clip has at least {window} frames")
+        self.num_views = data.keypoints_2d.shape[0]
+        self.skeleton = data.skeleton
+
+    def __len__(self) -> int:
+        return len(self.starts) * self.num_views
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Draw ``batch_size`` windows uniformly (with replacement).
+
+        Returns:
+            ``{"keypoints_2d": (B, T, J, 2) float32 pixels, "mask": (B, T, J) bool}``.
+        """
+        i = torch.randint(len(self.starts), (batch_size,), generator=generator)
+        v = torch.randint(self.num_views, (batch_size,), generator=generator)
+        frames = self.starts[i][:, None] + torch.arange(self.window)[None]
+        kp = self.keypoints_2d[v[:, None], frames]
+        return {"keypoints_2d": kp, "mask": torch.ones(kp.shape[:-1], dtype=torch.bool)}
+
+
+class SupervisedWindows:
+    """Paired 2D/3D windows for the *supervised baseline only* (never used by
+    self-supervised training): random cameras as :func:`project_clips`, plus the camera-frame
+    3D.
+
+    ``sample`` returns ``keypoints_2d (B, T, J, 2)`` pixels, ``mask (B, T, J)`` and
+    ``joints_3d (B, T, J, 3)`` root-relative camera-frame metres.
+    """
+
+    def __init__(self, clips: MocapClips, window: int = 1, n_views: int = 4, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        root = clips.skeleton.root_index
+        V = n_views
+        kp, j3 = _render(clips, lambda cj: random_cameras(cj, root, V, rng), V, with_3d=True)
+        self.keypoints_2d = torch.from_numpy(kp)
+        self.joints_3d = torch.from_numpy(j3)
+        self.window = int(window)
+        self.starts = torch.from_numpy(_window_starts(clips.seq_offsets, self.window))
+        if len(self.starts) == 0:
+            raise ValueError(f"no clip has at least {window} frames")
+        self.num_views = V
+        self.skeleton = clips.skeleton
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        i = torch.randint(len(self.starts), (batch_size,), generator=generator)
+        v = torch.randint(self.num_views, (batch_size,), generator=generator)
+        frames = self.starts[i][:, None] + torch.arange(self.window)[None]
+        kp = self.keypoints_2d[v[:, None], frames]
+        return {
+            "keypoints_2d": kp,
+            "mask": torch.ones(kp.shape[:-1], dtype=torch.bool),
+            "joints_3d": self.joints_3d[v[:, None], frames],
+        }
+
+
+@dataclass
+class EvalViews:
+    """Evaluation data: every frame of every clip through the 4-camera rig.
+
+    Attributes:
+        keypoints_2d: ``(4, N, J, 2)`` float32 pixels.
+        joints_3d: ``(4, N, J, 3)`` float32 root-relative camera-frame metres.
+        seq_offsets ``(C+1,)``, seq_names ``(C,)``, skeleton.
+    """
+
+    keypoints_2d: np.ndarray
+    joints_3d: np.ndarray
+    seq_offsets: np.ndarray
+    seq_names: np.ndarray
+    skeleton: Skeleton = CANON16
+    clip_of_frame: np.ndarray = field(default=None)
+
+
+def eval_views(clips: MocapClips) -> EvalViews:
+    """Project ``clips`` through the fixed evaluation rig (DESIGN.md §4) and return 2D with
+    the matching root-relative camera-frame 3D (:class:`EvalViews`)."""
+    root = clips.skeleton.root_index
+    kp, j3 = _render(clips, lambda cj: eval_rig(cj, root), 4, with_3d=True)
+    clip_of_frame = np.repeat(np.arange(clips.num_clips), np.diff(clips.seq_offsets))
+    return EvalViews(kp, j3, clips.seq_offsets.copy(), clips.seq_names.copy(), clips.skeleton, clip_of_frame)

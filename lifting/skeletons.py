@@ -1,0 +1,352 @@
+"""Joint sets and name-based remapping.
+
+Every joint set is a :class:`Skeleton`: an ordered tuple of joint names plus parents. Code
+never indexes joints by hard-coded numbers; it asks a skeleton for ``index(name)`` or uses
+:func:`remap`, which converts keypoints of one set into another by *names* and returns a
+mask of the joints the source could not provide.
+
+The canonical lifting set :data:`CANON16` is the 16-joint Human3.6M order without the nose
+(the evaluation joints of DESIGN.md §4). Some of its joints do not exist in every source and
+are *synthesised* (see :data:`SYNTHESIS`); their known biases, measured on the Bandai-Namco
+mocap (metres, mean over 100k frames) or taken from anthropometric tables, are:
+
+=========  =====================  ==================================================================
+joint      from COCO-17           bias against the mocap definition
+=========  =====================  ==================================================================
+pelvis     mean(left_hip,          COCO hip keypoints lie on the skin/greater trochanter, a few cm
+           right_hip)              lateral of the hip joint centres; their mean is ~2 cm from the
+                                   mocap Hips node (mean of mocap hip joints vs Hips: 2.2 cm).
+thorax     mean(left_shoulder,     The mocap thorax is the Neck node (neck base); the mid-shoulder
+           right_shoulder)         point lies 3.8 cm below it on average (3.3 cm down, 1.5 cm back).
+spine      pelvis + 0.38 *         Mocap Spine sits at 0.38 of the pelvis->neck segment (projected
+           (thorax - pelvis)       fraction measured on Bandai-Namco); the synthesised point inherits
+                                   the pelvis/thorax biases above and ignores spine curvature.
+head       thorax + 0.5 *          The mocap Head node is the head joint at the top of the neck
+           (mid_ears - thorax)     (6.5 cm above Neck). Ears sit ~0.118 x height above the shoulders
+                                   (Drillis & Contini 1966 segment heights: shoulder 0.818 H, ear
+                                   ~0.936 H), so half-way between shoulders and ears approximates
+                                   the head joint; expect a few cm of error, more when the head tilts.
+=========  =====================  ==================================================================
+
+All other canonical joints (hips, knees, ankles, shoulders, elbows, wrists) map one to one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence, Union
+
+import numpy as np
+import torch
+
+__all__ = [
+    "Skeleton",
+    "Recipe",
+    "CANON16",
+    "COCO17",
+    "H36M17",
+    "MOCAP21",
+    "SKELETONS",
+    "SYNTHESIS",
+    "get_skeleton",
+    "remap",
+    "skeleton_for_names",
+]
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    """An ordered joint set.
+
+    Attributes:
+        name: short identifier, e.g. ``"canon16"``.
+        joint_names: ``(J,)`` joint names in array order.
+        parents: ``(J,)`` parent index per joint, ``-1`` for the root; ``None`` if the set
+            has no kinematic tree (e.g. COCO-17 keypoints).
+        root: name of the root joint (``None`` if there is none).
+    """
+
+    name: str
+    joint_names: tuple[str, ...]
+    parents: tuple[int, ...] | None = None
+    root: str | None = None
+
+    def __post_init__(self) -> None:
+        if len(set(self.joint_names)) != len(self.joint_names):
+            raise ValueError(f"skeleton {self.name!r} has duplicate joint names")
+        if self.parents is not None and len(self.parents) != len(self.joint_names):
+            raise ValueError(f"skeleton {self.name!r}: parents and joint_names lengths differ")
+
+    @property
+    def num_joints(self) -> int:
+        """Number of joints J."""
+        return len(self.joint_names)
+
+    def index(self, name: str) -> int:
+        """Index of joint ``name``; raises ``KeyError`` naming the skeleton if absent."""
+        try:
+            return self.joint_names.index(name)
+        except ValueError:
+            raise KeyError(f"joint {name!r} is not in skeleton {self.name!r}: {self.joint_names}") from None
+
+    def indices(self, names: Sequence[str]) -> list[int]:
+        """Indices of several joints (see :meth:`index`)."""
+        return [self.index(n) for n in names]
+
+    @property
+    def root_index(self) -> int:
+        """Index of the root joint; raises ``ValueError`` if the skeleton has no root."""
+        if self.root is None:
+            raise ValueError(f"skeleton {self.name!r} has no root joint")
+        return self.index(self.root)
+
+    def bones(self) -> list[tuple[int, int]]:
+        """``(child, parent)`` index pairs of the kinematic tree (empty without parents)."""
+        if self.parents is None:
+            return []
+        return [(j, p) for j, p in enumerate(self.parents) if p >= 0]
+
+    def mirror_pairs(self) -> list[tuple[int, int]]:
+        """Index pairs of left/right counterparts (names with ``l_``/``r_`` or ``_L``/``_R``,
+        ``left_``/``right_``)."""
+        pairs = []
+        for i, n in enumerate(self.joint_names):
+            for a, b in (("l_", "r_"), ("left_", "right_")):
+                if n.startswith(a) and b + n[len(a):] in self.joint_names:
+                    pairs.append((i, self.index(b + n[len(a):])))
+            if n.endswith("_L") and n[:-2] + "_R" in self.joint_names:
+                pairs.append((i, self.index(n[:-2] + "_R")))
+        return pairs
+
+
+# --- joint sets -------------------------------------------------------------------------
+
+CANON16 = Skeleton(
+    "canon16",
+    (
+        "pelvis", "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "spine",
+        "thorax", "head", "l_shoulder", "l_elbow", "l_wrist", "r_shoulder", "r_elbow", "r_wrist",
+    ),
+    (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 8, 10, 11, 8, 13, 14),
+    root="pelvis",
+)
+"""Canonical lifting set = evaluation joints (Human3.6M-17 order without the nose)."""
+
+COCO17 = Skeleton(
+    "coco17",
+    (
+        "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",
+        "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip",
+        "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+    ),
+)
+"""COCO person keypoints (Lin et al. ECCV 2014), no kinematic tree."""
+
+H36M17 = Skeleton(
+    "h36m17",
+    (
+        "pelvis", "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "spine",
+        "thorax", "neck_nose", "head_top", "l_shoulder", "l_elbow", "l_wrist", "r_shoulder",
+        "r_elbow", "r_wrist",
+    ),
+    (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15),
+    root="pelvis",
+)
+"""Human3.6M 17-joint set as used by VideoPose3D/Martinez et al. (index 9 "neck/nose",
+index 10 head top)."""
+
+MOCAP21 = Skeleton(
+    "mocap21",
+    (
+        "Hips", "Spine", "Chest", "Neck", "Head", "Shoulder_L", "UpperArm_L", "LowerArm_L",
+        "Hand_L", "Shoulder_R", "UpperArm_R", "LowerArm_R", "Hand_R", "UpperLeg_L", "LowerLeg_L",
+        "Foot_L", "Toes_L", "UpperLeg_R", "LowerLeg_R", "Foot_R", "Toes_R",
+    ),
+    (-1, 0, 1, 2, 3, 2, 5, 6, 7, 2, 9, 10, 11, 0, 13, 14, 15, 0, 17, 18, 19),
+    root="Hips",
+)
+"""The 21-joint layout of the shared Bandai-Namco / HDM05 mocap files."""
+
+SKELETONS: dict[str, Skeleton] = {s.name: s for s in (CANON16, COCO17, H36M17, MOCAP21)}
+
+
+def get_skeleton(name: str) -> Skeleton:
+    """Look up a skeleton by name (``canon16``, ``coco17``, ``h36m17``, ``mocap21``).
+
+    Raises:
+        ValueError: unknown name (the message lists the known ones).
+    """
+    try:
+        return SKELETONS[name.lower()]
+    except KeyError:
+        raise ValueError(f"unknown keypoint format {name!r}; known: {sorted(SKELETONS)}") from None
+
+
+def skeleton_for_names(joint_names: Sequence[str]) -> Skeleton:
+    """Return the known skeleton whose joint names equal ``joint_names`` (e.g. from a mocap
+    npz). Raises ``ValueError`` naming the unmatched names otherwise."""
+    names = tuple(str(n) for n in joint_names)
+    for s in SKELETONS.values():
+        if s.joint_names == names:
+            return s
+    best = max(SKELETONS.values(), key=lambda s: len(set(s.joint_names) & set(names)))
+    missing = sorted(set(best.joint_names) - set(names))
+    raise ValueError(
+        f"joint names {list(names)} match no known skeleton (closest {best.name!r}, missing {missing})"
+    )
+
+
+# --- synthesis recipes ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Recipe:
+    """A target joint as a weighted sum of source joints (weights sum to 1).
+
+    ``terms`` is a tuple of ``(weight, name)``; a name may refer to another *target* joint
+    already defined earlier in the same recipe table (prefixed with ``@``)."""
+
+    terms: tuple[tuple[float, str], ...]
+
+
+def _same(name: str) -> Recipe:
+    return Recipe(((1.0, name),))
+
+
+def _mean(*names: str) -> Recipe:
+    return Recipe(tuple((1.0 / len(names), n) for n in names))
+
+
+_COCO_TO_CANON: dict[str, Recipe] = {
+    "pelvis": _mean("left_hip", "right_hip"),
+    "r_hip": _same("right_hip"),
+    "r_knee": _same("right_knee"),
+    "r_ankle": _same("right_ankle"),
+    "l_hip": _same("left_hip"),
+    "l_knee": _same("left_knee"),
+    "l_ankle": _same("left_ankle"),
+    "thorax": _mean("left_shoulder", "right_shoulder"),
+    # spine = pelvis + 0.38 (thorax - pelvis)
+    "spine": Recipe(((0.62, "@pelvis"), (0.38, "@thorax"))),
+    # head = thorax + 0.5 (mid_ears - thorax)
+    "head": Recipe(((0.5, "@thorax"), (0.25, "left_ear"), (0.25, "right_ear"))),
+    "l_shoulder": _same("left_shoulder"),
+    "l_elbow": _same("left_elbow"),
+    "l_wrist": _same("left_wrist"),
+    "r_shoulder": _same("right_shoulder"),
+    "r_elbow": _same("right_elbow"),
+    "r_wrist": _same("right_wrist"),
+}
+
+_H36M_TO_CANON: dict[str, Recipe] = {
+    **{n: _same(n) for n in CANON16.joint_names if n in H36M17.joint_names},
+    # the mocap Head node (top of the neck) is closest to H36M's "neck/nose" joint.
+    "head": _same("neck_nose"),
+}
+
+_MOCAP_TO_CANON: dict[str, Recipe] = {
+    "pelvis": _same("Hips"),
+    "r_hip": _same("UpperLeg_R"),
+    "r_knee": _same("LowerLeg_R"),
+    "r_ankle": _same("Foot_R"),
+    "l_hip": _same("UpperLeg_L"),
+    "l_knee": _same("LowerLeg_L"),
+    "l_ankle": _same("Foot_L"),
+    "spine": _same("Spine"),
+    "thorax": _same("Neck"),
+    "head": _same("Head"),
+    "l_shoulder": _same("UpperArm_L"),
+    "l_elbow": _same("LowerArm_L"),
+    "l_wrist": _same("Hand_L"),
+    "r_shoulder": _same("UpperArm_R"),
+    "r_elbow": _same("LowerArm_R"),
+    "r_wrist": _same("Hand_R"),
+}
+
+SYNTHESIS: dict[tuple[str, str], Mapping[str, Recipe]] = {
+    ("coco17", "canon16"): _COCO_TO_CANON,
+    ("h36m17", "canon16"): _H36M_TO_CANON,
+    ("mocap21", "canon16"): _MOCAP_TO_CANON,
+    ("canon16", "canon16"): {n: _same(n) for n in CANON16.joint_names},
+}
+"""Recipes ``(source, target) -> {target joint: Recipe}``; a target joint absent from a
+table is missing in that source (mask False)."""
+
+Array = Union[np.ndarray, torch.Tensor]
+
+
+def _compile(src: Skeleton, dst: Skeleton) -> tuple[np.ndarray, np.ndarray]:
+    """Weight matrix ``W (J_dst, J_src)`` with ``x_dst = W @ x_src`` and the list of source
+    joints each target depends on, as a boolean ``(J_dst, J_src)`` dependency matrix."""
+    key = (src.name, dst.name)
+    if key not in SYNTHESIS:
+        raise ValueError(f"no joint mapping from {src.name!r} to {dst.name!r}; known: {sorted(SYNTHESIS)}")
+    table = SYNTHESIS[key]
+    W = np.zeros((dst.num_joints, src.num_joints), dtype=np.float64)
+    for t, tname in enumerate(dst.joint_names):
+        recipe = table.get(tname)
+        if recipe is None:
+            continue
+        for w, name in recipe.terms:
+            if name.startswith("@"):
+                W[t] += w * W[dst.index(name[1:])]
+            else:
+                W[t, src.index(name)] += w
+    return W, np.abs(W) > 0
+
+
+def remap(
+    keypoints: Array,
+    src: Skeleton | str,
+    dst: Skeleton | str = CANON16,
+    valid: Array | None = None,
+) -> tuple[Array, Array]:
+    """Convert joints of one set into another by joint names.
+
+    Args:
+        keypoints: ``(..., J_src, C)`` joint coordinates (any C, e.g. 2 pixels or 3 metres),
+            numpy array or torch tensor.
+        src, dst: source and target skeletons (or their names).
+        valid: optional ``(..., J_src)`` bool, which source joints are present (e.g.
+            confidence above a threshold). Default: all present.
+
+    Returns:
+        ``(out (..., J_dst, C), mask (..., J_dst) bool)``; a target joint is valid only if
+        every source joint it is built from is valid. Invalid target joints are set to 0
+        (never NaN), so downstream code must use the mask. Same array type as the input.
+
+    Raises:
+        ValueError: unknown mapping, or ``keypoints.shape[-2] != J_src``, or a ``valid``
+            shape that does not match.
+    """
+    src = get_skeleton(src) if isinstance(src, str) else src
+    dst = get_skeleton(dst) if isinstance(dst, str) else dst
+    if keypoints.ndim < 2 or keypoints.shape[-2] != src.num_joints:
+        raise ValueError(
+            f"expected keypoints of shape (..., {src.num_joints}, C) for {src.name!r}, got {tuple(keypoints.shape)}"
+        )
+    W, dep = _compile(src, dst)
+    is_torch = isinstance(keypoints, torch.Tensor)
+    if valid is None:
+        valid_np = None
+    else:
+        if tuple(valid.shape) != tuple(keypoints.shape[:-1]):
+            raise ValueError(f"valid mask shape {tuple(valid.shape)} != keypoints shape[:-1] {tuple(keypoints.shape[:-1])}")
+    has_recipe = dep.any(axis=1)  # (J_dst,)
+    if is_torch:
+        Wt = torch.as_tensor(W, dtype=keypoints.dtype, device=keypoints.device)
+        v = torch.ones(keypoints.shape[:-1], dtype=torch.bool, device=keypoints.device) if valid is None else valid.bool()
+        dep_t = torch.as_tensor(dep, device=keypoints.device)
+        # target valid iff all dependencies valid: count missing dependencies
+        missing = (~v).to(keypoints.dtype) @ dep_t.to(keypoints.dtype).T  # (..., J_dst)
+        mask = (missing == 0) & torch.as_tensor(has_recipe, device=keypoints.device)
+        kp = torch.where(v[..., None], keypoints, torch.zeros((), dtype=keypoints.dtype, device=keypoints.device))
+        out = torch.einsum("ts,...sc->...tc", Wt, kp)
+        out = torch.where(mask[..., None], out, torch.zeros((), dtype=out.dtype, device=out.device))
+        return out, mask
+    kp = np.asarray(keypoints)
+    v = np.ones(kp.shape[:-1], dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
+    missing = (~v).astype(np.float64) @ dep.T.astype(np.float64)
+    mask = (missing == 0) & has_recipe
+    kp = np.where(v[..., None], kp, 0)
+    out = np.einsum("ts,...sc->...tc", W, kp).astype(kp.dtype if np.issubdtype(kp.dtype, np.floating) else np.float64)
+    out = np.where(mask[..., None], out, 0).astype(out.dtype)
+    return out, mask

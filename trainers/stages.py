@@ -1,0 +1,210 @@
+"""Training stages for the lifter: ``build`` from a config, ``step(batch) -> losses``.
+
+* :class:`TeacherStage` — self-supervised (PoseNet3D stage 1, arXiv 2003.03473 Sec. 3.1;
+  Chen et al. CVPR 2019): lift, rotate to a random view, reproject, fool a 2D critic,
+  re-lift and cycle back (3D and 2D cycle consistency), plus 3D-free anatomical priors
+  (left/right symmetry, bone constancy over time). Its data is a 2D-only
+  :class:`lifting.data.WindowSampler`.
+* :class:`SupervisedStage` — the same network trained with 3D labels (baseline only).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from omegaconf import DictConfig
+
+from lifting import losses
+from lifting.data import SupervisedWindows, WindowSampler, load_mocap_npz, project_clips, split_clips
+from lifting.discriminators import PoseCritic2D
+from lifting.geometry import normalize_2d, project_normalized, random_view_rotation, rms_scale
+from lifting.skeletons import CANON16
+from lifting.teacher import Lifter
+
+__all__ = ["TeacherStage", "SupervisedStage", "build_stage", "augment_2d", "build_lifter"]
+
+
+def build_lifter(cfg: DictConfig) -> Lifter:
+    """Lifter sized by ``cfg.model`` for the canonical joint set."""
+    return Lifter(CANON16.num_joints, int(cfg.model.window), int(cfg.model.width), int(cfg.model.n_blocks),
+                  CANON16.root_index)
+
+
+def augment_2d(kp: torch.Tensor, mask: torch.Tensor, cfg: DictConfig, root: int, generator: torch.Generator):
+    """Random joint dropout and 2D noise, as seen at inference on detector output.
+
+    Args:
+        kp: ``(B, T, J, 2)`` pixels; mask: ``(B, T, J)`` bool.
+
+    Returns:
+        ``(x_in (B, T, J, 2) normalised noisy input, m_in (B, T, J) bool)``. Dropout masks the
+        same joints in every frame of a window, never the root; noise sigma is
+        ``U[0, noise_max]`` normalised units for a ``noise_prob`` fraction of windows.
+    """
+    B, T, J = mask.shape
+    drop = torch.zeros(B, J, dtype=torch.bool)
+    if cfg.aug.drop_prob > 0 and cfg.aug.drop_max > 0:
+        which = torch.rand(B, generator=generator) < cfg.aug.drop_prob
+        k = torch.randint(1, int(cfg.aug.drop_max) + 1, (B,), generator=generator)
+        order = torch.rand(B, J, generator=generator)
+        order[:, root] = 2.0  # never drop the root
+        rank = order.argsort(dim=1).argsort(dim=1)
+        drop = which[:, None] & (rank < k[:, None])
+    m_in = mask & ~drop[:, None, :]
+    x_in, _ = normalize_2d(kp, m_in, root, per_window=T > 1)
+    if cfg.aug.noise_prob > 0 and cfg.aug.noise_max > 0:
+        sigma = torch.rand(B, generator=generator) * cfg.aug.noise_max
+        sigma = sigma * (torch.rand(B, generator=generator) < cfg.aug.noise_prob)
+        noise = torch.randn(x_in.shape, generator=generator) * sigma[:, None, None, None]
+        noise[..., root, :] = 0.0
+        x_in = x_in + noise * m_in[..., None]
+    return x_in, m_in
+
+
+def _unit(x: torch.Tensor, per_window: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    s = rms_scale(x, dims=(-2, -1) if per_window else (-1,))
+    return x / s[..., None], s
+
+
+class _Stage:
+    """Common parts: config, lifter, optimiser, schedule, autocast."""
+
+    kind = "base"
+
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+        self.generator = torch.Generator().manual_seed(int(cfg.seed))
+        torch.manual_seed(int(cfg.seed))
+        self.lifter = build_lifter(cfg)
+        self.root = CANON16.root_index
+        self.window = int(cfg.model.window)
+        self.opt = torch.optim.AdamW(self.lifter.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+        self.optimizers = [self.opt]
+
+    def lr_factor(self, step: int) -> float:
+        """Cosine decay from 1 to ``min_lr_ratio`` over ``train.steps``."""
+        t = min(1.0, step / max(1, int(self.cfg.train.steps)))
+        r = float(self.cfg.train.min_lr_ratio)
+        return r + (1 - r) * 0.5 * (1 + math.cos(math.pi * t))
+
+    def set_lr(self, step: int) -> None:
+        f = self.lr_factor(step)
+        for opt in self.optimizers:
+            for g in opt.param_groups:
+                g.setdefault("base_lr", g["lr"])
+                g["lr"] = g["base_lr"] * f
+
+    def autocast(self):
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(self.cfg.train.bf16))
+
+    def _update(self, opt: torch.optim.Optimizer, loss: torch.Tensor, params) -> None:
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.train.grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, float(self.cfg.train.grad_clip))
+        opt.step()
+
+    def state_dict(self) -> dict:
+        return {"lifter": self.lifter.state_dict(), "optimizers": [o.state_dict() for o in self.optimizers]}
+
+
+class TeacherStage(_Stage):
+    """Self-supervised teacher (no 3D). ``sampler`` must be a 2D-only
+    :class:`lifting.data.WindowSampler`."""
+
+    kind = "teacher"
+
+    def __init__(self, cfg: DictConfig, sampler: WindowSampler):
+        if not isinstance(sampler, WindowSampler):
+            raise TypeError("the self-supervised teacher trains on a 2D-only WindowSampler")
+        super().__init__(cfg)
+        self.sampler = sampler
+        self.critic = PoseCritic2D(CANON16, self.window, int(cfg.critic.width), int(cfg.critic.n_blocks))
+        self.critic_opt = torch.optim.AdamW(self.critic.parameters(), lr=cfg.train.critic_lr,
+                                            weight_decay=cfg.train.weight_decay)
+        self.optimizers.append(self.critic_opt)
+
+    def step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One generator + one critic update on a batch of 2D windows
+        (``keypoints_2d (B, T, J, 2)`` pixels, ``mask (B, T, J)``)."""
+        cfg, T, root = self.cfg, self.window, self.root
+        per_window = T > 1
+        kp, mask = batch["keypoints_2d"], batch["mask"]
+        B = kp.shape[0]
+        x_full, _ = normalize_2d(kp, mask, root, per_window=per_window)
+        x_in, m_in = augment_2d(kp, mask, cfg, root, self.generator)
+        w = cfg.loss
+        with self.autocast():
+            X = self.lifter(x_in, m_in).float()  # (B, T, J, 3)
+            R = random_view_rotation((B,), elevation_max=math.radians(w.elevation_max_deg), generator=self.generator)
+            Xr = torch.einsum("bij,btkj->btki", R, X)
+            y, s_y = _unit(project_normalized(Xr), per_window)
+            Y = self.lifter(y, torch.ones_like(mask)).float()
+            # 3D cycle: re-lifting the new view returns the rotated pose (Chen et al. Eq. 5)
+            target_3d = Xr / s_y[..., None]
+            l_cyc3 = losses.joint_distance(Y, target_3d)
+            # 2D cycle: rotating the re-lift back and projecting gives the original 2D (Eq. 4)
+            back = torch.einsum("bji,btkj->btki", R, Y * s_y[..., None])
+            l_cyc2 = losses.joint_distance(_unit(project_normalized(back), per_window)[0], x_full)
+            # reprojection of the first lift onto the clean, complete 2D (trains inpainting
+            # of masked joints and denoising)
+            l_rep = losses.joint_distance(_unit(project_normalized(X), per_window)[0], x_full)
+            l_adv = losses.lsgan_generator(self.critic(y).float())
+            l_sym = losses.bone_symmetry(X, CANON16)
+            total = (w.adv * l_adv + w.cycle_3d * l_cyc3 + w.cycle_2d * l_cyc2 + w.reproject * l_rep
+                     + w.symmetry * l_sym)
+            out = {"adv": l_adv, "cycle_3d": l_cyc3, "cycle_2d": l_cyc2, "reproject": l_rep, "symmetry": l_sym}
+            if T > 1:
+                l_bone = losses.bone_constancy(X, CANON16)
+                total = total + w.bone_constancy * l_bone
+                out["bone_constancy"] = l_bone
+        self._update(self.opt, total, self.lifter.parameters())
+        with self.autocast():
+            l_critic = losses.lsgan_critic(self.critic(x_full).float(), self.critic(y.detach()).float())
+        self._update(self.critic_opt, l_critic, self.critic.parameters())
+        out["critic"] = l_critic
+        out["total"] = total
+        return {k: float(v.detach()) for k, v in out.items()}
+
+    def state_dict(self) -> dict:
+        d = super().state_dict()
+        d["critic"] = self.critic.state_dict()
+        return d
+
+
+class SupervisedStage(_Stage):
+    """Supervised baseline: scale-free 3D loss against camera-frame ground truth."""
+
+    kind = "supervised"
+
+    def __init__(self, cfg: DictConfig, sampler: SupervisedWindows):
+        super().__init__(cfg)
+        self.sampler = sampler
+
+    def step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        x_in, m_in = augment_2d(batch["keypoints_2d"], batch["mask"], self.cfg, self.root, self.generator)
+        with self.autocast():
+            X = self.lifter(x_in, m_in).float()
+            loss = losses.scale_free_3d(X, batch["joints_3d"])
+        self._update(self.opt, loss, self.lifter.parameters())
+        return {"supervised_3d": float(loss.detach()), "total": float(loss.detach())}
+
+
+def build_stage(kind: str, cfg: DictConfig):
+    """Load the training split named in ``cfg.data`` and build the stage.
+
+    For ``teacher`` the 3D clips are projected to 2D by :func:`lifting.data.project_clips`
+    and dropped before the stage exists: the stage only ever holds 2D.
+
+    Raises:
+        ValueError: unknown kind.
+    """
+    clips = load_mocap_npz(cfg.data.npz)
+    clips = clips.select(split_clips(clips.seq_names, cfg.data.train_split))
+    if kind == "teacher":
+        sampler = WindowSampler(project_clips(clips, int(cfg.data.n_views), int(cfg.seed)), int(cfg.model.window))
+        del clips
+        return TeacherStage(cfg, sampler)
+    if kind == "supervised":
+        return SupervisedStage(cfg, SupervisedWindows(clips, int(cfg.model.window), int(cfg.data.n_views), int(cfg.seed)))
+    raise ValueError(f"unknown training stage {kind!r}; choose teacher or supervised")
