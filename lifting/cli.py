@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, OSError) as e:
         if os.environ.get("POSENET3D_DEBUG"):
             raise
         print(f"error: {e}", file=sys.stderr)

@@ -97,6 +97,8 @@ def load_mocap_npz(path: str | Path, skeleton: Skeleton = CANON16) -> MocapClips
         data = np.load(path, allow_pickle=False)
     except (zipfile.BadZipFile, ValueError, OSError) as e:
         raise ValueError(f"{path}: not a readable .npz file ({e})") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path}: expected an .npz archive with keys {list(_REQUIRED)}, got a single array")
     with data:
         missing = [k for k in _REQUIRED if k not in data.files]
         if missing:
@@ -219,9 +221,35 @@ def project_clips(clips: MocapClips, n_views: int = 4, seed: int = 0, rig: bool 
     return Projected2D(out, clips.seq_offsets.copy(), clips.seq_names.copy(), clips.fps.copy(), clips.skeleton)
 
 
-def _window_starts(seq_offsets: np.ndarray, window: int) -> np.ndarray:
-    starts = [np.arange(a, b - window + 1) for a, b in zip(seq_offsets[:-1], seq_offsets[1:]) if b - a >= window]
-    return np.concatenate(starts).astype(np.int64) if starts else np.zeros(0, np.int64)
+def _window_starts(seq_offsets: np.ndarray, window: int, seq_names=None, balance: str = "none"):
+    """Window start frames ``(W,)`` (windows never cross clips) and, for ``balance="content"``,
+    offsets ``(L+1,)`` grouping the starts by content label (:func:`content_label`)."""
+    clips = [k for k, (a, b) in enumerate(zip(seq_offsets[:-1], seq_offsets[1:])) if b - a >= window]
+    if balance == "none" or seq_names is None:
+        order = clips
+        groups = np.array([0, 0], np.int64)
+    elif balance == "content":
+        labels = [content_label(str(seq_names[k])) for k in clips]
+        order = [k for _, k in sorted(zip(labels, clips))]
+        sizes = {}
+        for k in order:
+            lab = content_label(str(seq_names[k]))
+            sizes[lab] = sizes.get(lab, 0) + int(seq_offsets[k + 1] - seq_offsets[k] - window + 1)
+        groups = np.concatenate([[0], np.cumsum([sizes[lab] for lab in sorted(sizes)])]).astype(np.int64)
+    else:
+        raise ValueError(f"unknown balance mode {balance!r}; use 'none' or 'content'")
+    starts = [np.arange(seq_offsets[k], seq_offsets[k + 1] - window + 1) for k in order]
+    starts = np.concatenate(starts).astype(np.int64) if starts else np.zeros(0, np.int64)
+    if balance == "none" or seq_names is None:
+        groups = np.array([0, len(starts)], np.int64)
+    return starts, groups
+
+
+def _draw(starts: torch.Tensor, groups: torch.Tensor, n: int, generator) -> torch.Tensor:
+    """Indices into ``starts``: a group uniformly, then a window uniformly within it."""
+    g = torch.randint(len(groups) - 1, (n,), generator=generator)
+    lo, size = groups[g], groups[g + 1] - groups[g]
+    return lo + (torch.rand(n, generator=generator, dtype=torch.float64) * size).long().clamp_max(size - 1)
 
 
 class WindowSampler:
@@ -231,17 +259,21 @@ class WindowSampler:
     Args:
         data: projected 2D clips.
         window: frames per window ``T`` (1 = single frame); windows never cross clips.
+        balance: ``"content"`` draws a content label (:func:`content_label`, e.g. walk, bow)
+            uniformly, then a window within it, so rare motions are not drowned by common
+            ones; ``"none"`` draws windows uniformly.
 
     Raises:
         ValueError: no clip is at least ``window`` frames long.
     """
 
-    def __init__(self, data: Projected2D, window: int = 1):
+    def __init__(self, data: Projected2D, window: int = 1, balance: str = "none"):
         if not isinstance(data, Projected2D):
             raise TypeError("WindowSampler takes a Projected2D (2D only)")
         self.keypoints_2d = torch.from_numpy(data.keypoints_2d)  # (V, N, J, 2)
         self.window = int(window)
-        self.starts = torch.from_numpy(_window_starts(data.seq_offsets, self.window))
+        starts, groups = _window_starts(data.seq_offsets, self.window, data.seq_names, balance)
+        self.starts, self.groups = torch.from_numpy(starts), torch.from_numpy(groups)
         if len(self.starts) == 0:
             raise ValueError(f"no clip has at least {window} frames")
         self.num_views = data.keypoints_2d.shape[0]
@@ -256,7 +288,7 @@ class WindowSampler:
         Returns:
             ``{"keypoints_2d": (B, T, J, 2) float32 pixels, "mask": (B, T, J) bool}``.
         """
-        i = torch.randint(len(self.starts), (batch_size,), generator=generator)
+        i = _draw(self.starts, self.groups, batch_size, generator)
         v = torch.randint(self.num_views, (batch_size,), generator=generator)
         frames = self.starts[i][:, None] + torch.arange(self.window)[None]
         kp = self.keypoints_2d[v[:, None], frames]
@@ -272,7 +304,7 @@ class SupervisedWindows:
     ``joints_3d (B, T, J, 3)`` root-relative camera-frame metres.
     """
 
-    def __init__(self, clips: MocapClips, window: int = 1, n_views: int = 4, seed: int = 0):
+    def __init__(self, clips: MocapClips, window: int = 1, n_views: int = 4, seed: int = 0, balance: str = "none"):
         rng = np.random.default_rng(seed)
         root = clips.skeleton.root_index
         V = n_views
@@ -280,14 +312,15 @@ class SupervisedWindows:
         self.keypoints_2d = torch.from_numpy(kp)
         self.joints_3d = torch.from_numpy(j3)
         self.window = int(window)
-        self.starts = torch.from_numpy(_window_starts(clips.seq_offsets, self.window))
+        starts, groups = _window_starts(clips.seq_offsets, self.window, clips.seq_names, balance)
+        self.starts, self.groups = torch.from_numpy(starts), torch.from_numpy(groups)
         if len(self.starts) == 0:
             raise ValueError(f"no clip has at least {window} frames")
         self.num_views = V
         self.skeleton = clips.skeleton
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        i = torch.randint(len(self.starts), (batch_size,), generator=generator)
+        i = _draw(self.starts, self.groups, batch_size, generator)
         v = torch.randint(self.num_views, (batch_size,), generator=generator)
         frames = self.starts[i][:, None] + torch.arange(self.window)[None]
         kp = self.keypoints_2d[v[:, None], frames]

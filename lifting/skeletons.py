@@ -281,10 +281,9 @@ def _compile(src: Skeleton, dst: Skeleton) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"no joint mapping from {src.name!r} to {dst.name!r}; known: {sorted(SYNTHESIS)}")
     table = SYNTHESIS[key]
     W = np.zeros((dst.num_joints, src.num_joints), dtype=np.float64)
-    for t, tname in enumerate(dst.joint_names):
-        recipe = table.get(tname)
-        if recipe is None:
-            continue
+    # build in the table's own order (dependency order: "@thorax" is defined before spine)
+    for tname, recipe in table.items():
+        t = dst.index(tname)
         for w, name in recipe.terms:
             if name.startswith("@"):
                 W[t] += w * W[dst.index(name[1:])]

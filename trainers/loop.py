@@ -3,6 +3,7 @@ GT 2D), atomic checkpoints (model + config + step), optional Weights & Biases lo
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -78,7 +79,8 @@ def train(kind: str, cfg: DictConfig, out_dir: str | Path | None = None, progres
     best = float("inf")
     val = None
     t0, frames = time.perf_counter(), 0
-    bar = tqdm(range(1, steps + 1), desc=f"train {kind}", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(range(1, steps + 1), desc=f"train {kind}", disable=not progress, dynamic_ncols=True,
+               mininterval=0.5 if sys.stderr.isatty() else 30.0)
     running: dict[str, float] = {}
     for step in bar:
         stage.set_lr(step - 1)

@@ -25,9 +25,23 @@ __all__ = ["TeacherStage", "SupervisedStage", "build_stage", "augment_2d", "buil
 
 
 def build_lifter(cfg: DictConfig) -> Lifter:
-    """Lifter sized by ``cfg.model`` for the canonical joint set."""
-    return Lifter(CANON16.num_joints, int(cfg.model.window), int(cfg.model.width), int(cfg.model.n_blocks),
-                  CANON16.root_index)
+    """Lifter sized by ``cfg.model`` for the canonical joint set, initialised from
+    ``cfg.model.init_checkpoint`` when given.
+
+    Raises:
+        ValueError: the init checkpoint is unreadable or its architecture differs.
+    """
+    model = Lifter(CANON16.num_joints, int(cfg.model.window), int(cfg.model.width), int(cfg.model.n_blocks),
+                   CANON16.root_index)
+    init = cfg.model.get("init_checkpoint")
+    if init:
+        from lifting.lift import load_lifter
+
+        src, _ = load_lifter(init)
+        if src.config != model.config:
+            raise ValueError(f"model.init_checkpoint {init}: architecture {src.config} != configured {model.config}")
+        model.load_state_dict(src.state_dict())
+    return model
 
 
 def augment_2d(kp: torch.Tensor, mask: torch.Tensor, cfg: DictConfig, root: int, generator: torch.Generator):
@@ -202,9 +216,11 @@ def build_stage(kind: str, cfg: DictConfig):
     clips = load_mocap_npz(cfg.data.npz)
     clips = clips.select(split_clips(clips.seq_names, cfg.data.train_split))
     if kind == "teacher":
-        sampler = WindowSampler(project_clips(clips, int(cfg.data.n_views), int(cfg.seed)), int(cfg.model.window))
+        sampler = WindowSampler(project_clips(clips, int(cfg.data.n_views), int(cfg.seed)), int(cfg.model.window),
+                                str(cfg.data.balance))
         del clips
         return TeacherStage(cfg, sampler)
     if kind == "supervised":
-        return SupervisedStage(cfg, SupervisedWindows(clips, int(cfg.model.window), int(cfg.data.n_views), int(cfg.seed)))
+        return SupervisedStage(cfg, SupervisedWindows(clips, int(cfg.model.window), int(cfg.data.n_views), int(cfg.seed),
+                                                      str(cfg.data.balance)))
     raise ValueError(f"unknown training stage {kind!r}; choose teacher or supervised")

@@ -1,0 +1,63 @@
+"""Accuracy benchmark (DESIGN.md §4 protocol) for BENCHMARKS.md.
+
+Evaluates each checkpoint on the Bandai-Namco test split and on all of HDM05, with GT 2D and
+with 5 px Gaussian noise, plus the all-joints-at-root-depth reference, and prints a Markdown
+table (PA-MPJPE / N-MPJPE / MPJPE in mm, PCK3D@150 mm and AUC in %).
+
+    python scripts/bench_accuracy.py NAME=CKPT [NAME=CKPT ...] [--out results.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from lifting.data import eval_views, load_mocap_npz, split_clips
+from lifting.evaluate import evaluate_lifter, flat_baseline
+from lifting.lift import load_lifter
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SETS = {
+    "bandai_test": (SHARED / "bandai_namco" / "bandai_namco_joints.npz", "test"),
+    "hdm05_all": (SHARED / "hdm05" / "hdm05_joints.npz", "all"),
+    "bandai_val": (SHARED / "bandai_namco" / "bandai_namco_joints.npz", "val"),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("models", nargs="*", help="NAME=CHECKPOINT")
+    ap.add_argument("--noise-px", type=float, default=5.0)
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--sets", default="bandai_test,hdm05_all")
+    a = ap.parse_args()
+    torch.manual_seed(0)
+    models = dict(m.split("=", 1) for m in a.models)
+    results: dict = {}
+    for set_name in a.sets.split(","):
+        path, split = SETS[set_name]
+        clips = load_mocap_npz(path)
+        views = eval_views(clips.select(split_clips(clips.seq_names, split)))
+        for noise in (0.0, a.noise_px):
+            key = f"{set_name}/{'gt2d' if noise == 0 else f'noise{noise:g}px'}"
+            results[f"root-depth reference|{key}"] = flat_baseline(views, noise_px=noise)["overall"]
+            for name, ckpt in models.items():
+                model, _ = load_lifter(ckpt)
+                t0 = time.perf_counter()
+                results[f"{name}|{key}"] = evaluate_lifter(model, views, noise_px=noise)["overall"]
+                print(f"{name} {key}: {results[f'{name}|{key}']['pa_mpjpe_mm']:.1f} mm PA "
+                      f"({time.perf_counter() - t0:.1f} s)", flush=True)
+    print("\n| model | set / input | PA-MPJPE | N-MPJPE | MPJPE | PCK3D | AUC |\n|---|---|---|---|---|---|---|")
+    for k, r in results.items():
+        name, key = k.split("|")
+        print(f"| {name} | {key} | {r['pa_mpjpe_mm']:.1f} | {r['n_mpjpe_mm']:.1f} | {r['mpjpe_mm']:.1f} "
+              f"| {r['pck3d']:.1f} | {r['auc']:.1f} |")
+    if a.out:
+        Path(a.out).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
