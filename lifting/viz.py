@@ -28,7 +28,7 @@ def plot_track_frames(
     n_frames: int = 4,
 ) -> Path:
     """Save a figure of ``n_frames`` evenly spaced frames: top row the 2D input (pixels,
-    observed joints solid, inpainted ones hollow), bottom row the 3D skeleton (metres,
+    observed joints only, the number of masked ones printed), bottom row the 3D skeleton (metres,
     camera frame shown with y up).
 
     Args:
@@ -53,10 +53,12 @@ def plot_track_frames(
         ax = fig.add_subplot(2, len(picks), col + 1)
         kp, m = keypoints_2d[t], mask[t].astype(bool)
         for c, p in bones:
-            ax.plot(kp[[c, p], 0], kp[[c, p], 1], color=_limb_colour(skeleton, c), lw=2,
-                    ls="-" if (m[c] and m[p]) else ":")
+            if m[c] and m[p]:
+                ax.plot(kp[[c, p], 0], kp[[c, p], 1], color=_limb_colour(skeleton, c), lw=2)
         ax.scatter(kp[m, 0], kp[m, 1], s=10, c="k", zorder=3)
-        ax.scatter(kp[~m, 0], kp[~m, 1], s=14, facecolors="none", edgecolors="k", zorder=3)
+        n_miss = int((~m).sum())
+        if n_miss:
+            ax.text(0.02, 0.02, f"{n_miss} joints masked", transform=ax.transAxes, fontsize=7)
         ax.set_aspect("equal")
         ax.invert_yaxis()
         ax.set_title(f"2D input, frame {int(frame_ids[t])}", fontsize=9)

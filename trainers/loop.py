@@ -114,13 +114,17 @@ def train(kind: str, cfg: DictConfig, out_dir: str | Path | None = None, progres
     return out / "last.pt"
 
 
-def export_lifter(ckpt_path: str | Path, dest: str | Path) -> Path:
+def export_lifter(ckpt_path: str | Path, dest: str | Path, half: bool = False) -> Path:
     """Strip a training checkpoint to the inference part (weights, model config, run config,
-    validation), e.g. for shipping in the package; written atomically."""
+    validation), e.g. for shipping in the package; written atomically. ``half`` stores the
+    weights as float16 (half the size; :func:`lifting.lift.load_lifter` loads them into a
+    float32 model)."""
     from .checkpoint import load_checkpoint
 
     ck = load_checkpoint(ckpt_path)
     slim = {k: ck[k] for k in ("model", "model_config", "kind", "step", "config", "val", "format_version") if k in ck}
+    if half:
+        slim["model"] = {k: v.half() if v.is_floating_point() else v for k, v in slim["model"].items()}
     return save_checkpoint(slim, dest)
 
 

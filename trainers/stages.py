@@ -48,12 +48,14 @@ def augment_2d(kp: torch.Tensor, mask: torch.Tensor, cfg: DictConfig, root: int,
     """Random joint dropout and 2D noise, as seen at inference on detector output.
 
     Args:
-        kp: ``(B, T, J, 2)`` pixels; mask: ``(B, T, J)`` bool.
+        kp: ``(B, T, J, 2)`` pixels (or already normalised 2D); mask: ``(B, T, J)`` bool.
 
     Returns:
-        ``(x_in (B, T, J, 2) normalised noisy input, m_in (B, T, J) bool)``. Dropout masks the
-        same joints in every frame of a window, never the root; noise sigma is
-        ``U[0, noise_max]`` normalised units for a ``noise_prob`` fraction of windows.
+        ``(x_in (B, T, J, 2) normalised noisy input, m_in (B, T, J) bool, scale)`` where
+        ``scale`` (``(B, T, 1)`` or ``(B, 1, 1)`` per window) is the normalisation divisor in
+        ``kp`` units. Dropout masks the same joints in every frame of a window, never the
+        root; noise sigma is ``U[0, noise_max]`` normalised units for a ``noise_prob``
+        fraction of windows.
     """
     B, T, J = mask.shape
     drop = torch.zeros(B, J, dtype=torch.bool)
@@ -65,14 +67,14 @@ def augment_2d(kp: torch.Tensor, mask: torch.Tensor, cfg: DictConfig, root: int,
         rank = order.argsort(dim=1).argsort(dim=1)
         drop = which[:, None] & (rank < k[:, None])
     m_in = mask & ~drop[:, None, :]
-    x_in, _ = normalize_2d(kp, m_in, root, per_window=T > 1)
+    x_in, scale = normalize_2d(kp, m_in, root, per_window=T > 1)
     if cfg.aug.noise_prob > 0 and cfg.aug.noise_max > 0:
         sigma = torch.rand(B, generator=generator) * cfg.aug.noise_max
         sigma = sigma * (torch.rand(B, generator=generator) < cfg.aug.noise_prob)
         noise = torch.randn(x_in.shape, generator=generator) * sigma[:, None, None, None]
         noise[..., root, :] = 0.0
         x_in = x_in + noise * m_in[..., None]
-    return x_in, m_in
+    return x_in, m_in, scale
 
 
 def _unit(x: torch.Tensor, per_window: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,14 +148,20 @@ class TeacherStage(_Stage):
         kp, mask = batch["keypoints_2d"], batch["mask"]
         B = kp.shape[0]
         x_full, _ = normalize_2d(kp, mask, root, per_window=per_window)
-        x_in, m_in = augment_2d(kp, mask, cfg, root, self.generator)
+        x_in, m_in, _ = augment_2d(kp, mask, cfg, root, self.generator)
         w = cfg.loss
         with self.autocast():
             X = self.lifter(x_in, m_in).float()  # (B, T, J, 3)
             R = random_view_rotation((B,), elevation_max=math.radians(w.elevation_max_deg), generator=self.generator)
             Xr = torch.einsum("bij,btkj->btki", R, X)
             y, s_y = _unit(project_normalized(Xr), per_window)
-            Y = self.lifter(y, torch.ones_like(mask)).float()
+            # the re-lift sees the new view with the same dropout/noise as real input: the
+            # rotated pose is a known 3D target for it, so this teaches robustness with a
+            # 3D-free pseudo label
+            y_in, m_y, s_aug = augment_2d(y, torch.ones_like(mask), cfg, root, self.generator) if w.augment_relift \
+                else (y, torch.ones_like(mask), torch.ones_like(s_y))
+            s_y = s_y * s_aug
+            Y = self.lifter(y_in, m_y).float()
             # 3D cycle: re-lifting the new view returns the rotated pose (Chen et al. Eq. 5)
             target_3d = Xr / s_y[..., None]
             l_cyc3 = losses.joint_distance(Y, target_3d)
@@ -196,7 +204,7 @@ class SupervisedStage(_Stage):
         self.sampler = sampler
 
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        x_in, m_in = augment_2d(batch["keypoints_2d"], batch["mask"], self.cfg, self.root, self.generator)
+        x_in, m_in, _ = augment_2d(batch["keypoints_2d"], batch["mask"], self.cfg, self.root, self.generator)
         with self.autocast():
             X = self.lifter(x_in, m_in).float()
             loss = losses.scale_free_3d(X, batch["joints_3d"])
