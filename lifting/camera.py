@@ -108,12 +108,13 @@ def eval_rig(clip_joints: np.ndarray, root_index: int) -> Cameras:
     return Cameras(R, pos, np.full(4, RIG_FOCAL), np.tile(np.asarray(RIG_PRINCIPAL), (4, 1)))
 
 
-def random_cameras(clip_joints: np.ndarray, root_index: int, n: int, rng: np.random.Generator) -> Cameras:
+def random_cameras(clip_joints: np.ndarray, root_index: int, n: int, rng: np.random.Generator,
+                   height_range: tuple[float, float] = (0.5, 4.0)) -> Cameras:
     """Random training cameras for one clip (only their 2D projections are used).
 
     Azimuth ``U[0, 360)`` degrees, horizontal distance ``max(U[4, 9], R + 2)`` m from the
-    mean pelvis, height ``U[0.5, 4.0]`` m (up to ~35 degrees down, like raised surveillance
-    or handheld cameras), looking at the mean pelvis plus ``N(0, 0.3 m)``
+    mean pelvis, height ``U[*height_range]`` m (default 0.5-4 m: up to ~35 degrees down, like
+    raised surveillance or handheld cameras), looking at the mean pelvis plus ``N(0, 0.3 m)``
     horizontal jitter (so the person is not always centred), focal ``U[700, 1600]`` px,
     principal point ``(500, 500)``.
 
@@ -127,7 +128,7 @@ def random_cameras(clip_joints: np.ndarray, root_index: int, n: int, rng: np.ran
     centre, radius = _clip_centre(clip_joints, root_index)
     az = rng.uniform(0, 2 * np.pi, n)
     d = np.maximum(rng.uniform(4.0, 9.0, n), radius + 2.0)
-    h = rng.uniform(0.5, 4.0, n)
+    h = rng.uniform(height_range[0], height_range[1], n)
     target = centre[None] + np.stack([rng.normal(0, 0.3, n), np.zeros(n), rng.normal(0, 0.3, n)], -1)
     pos = np.stack([centre[0] + d * np.sin(az), h, centre[2] + d * np.cos(az)], -1)
     R = look_at(pos, target)

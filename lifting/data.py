@@ -206,7 +206,8 @@ def _render(clips: MocapClips, make_cameras, n_views: int, with_3d: bool):
     return kp, j3
 
 
-def project_clips(clips: MocapClips, n_views: int = 4, seed: int = 0, rig: bool = False) -> Projected2D:
+def project_clips(clips: MocapClips, n_views: int = 4, seed: int = 0, rig: bool = False,
+                  height_range: tuple[float, float] = (0.5, 4.0)) -> Projected2D:
     """Project every clip through ``n_views`` random cameras (:func:`camera.random_cameras`)
     or, with ``rig=True``, the 4-camera evaluation rig; return pixels only.
 
@@ -216,7 +217,7 @@ def project_clips(clips: MocapClips, n_views: int = 4, seed: int = 0, rig: bool 
     rng = np.random.default_rng(seed)
     root = clips.skeleton.root_index
     V = 4 if rig else n_views
-    make = (lambda cj: eval_rig(cj, root)) if rig else (lambda cj: random_cameras(cj, root, V, rng))
+    make = (lambda cj: eval_rig(cj, root)) if rig else (lambda cj: random_cameras(cj, root, V, rng, height_range))
     out, _ = _render(clips, make, V, with_3d=False)
     return Projected2D(out, clips.seq_offsets.copy(), clips.seq_names.copy(), clips.fps.copy(), clips.skeleton)
 
@@ -304,11 +305,12 @@ class SupervisedWindows:
     ``joints_3d (B, T, J, 3)`` root-relative camera-frame metres.
     """
 
-    def __init__(self, clips: MocapClips, window: int = 1, n_views: int = 4, seed: int = 0, balance: str = "none"):
+    def __init__(self, clips: MocapClips, window: int = 1, n_views: int = 4, seed: int = 0, balance: str = "none",
+                 height_range: tuple[float, float] = (0.5, 4.0)):
         rng = np.random.default_rng(seed)
         root = clips.skeleton.root_index
         V = n_views
-        kp, j3 = _render(clips, lambda cj: random_cameras(cj, root, V, rng), V, with_3d=True)
+        kp, j3 = _render(clips, lambda cj: random_cameras(cj, root, V, rng, height_range), V, with_3d=True)
         self.keypoints_2d = torch.from_numpy(kp)
         self.joints_3d = torch.from_numpy(j3)
         self.window = int(window)

@@ -45,6 +45,9 @@ class Lifter(nn.Module):
     Args:
         num_joints: J. window: T (1 = single-frame model). width, n_blocks: MLP size.
         root_index: root joint index (pelvis). root_depth: ``c`` of the lifting model.
+        refine_visible: if True the 2D of visible joints is refined by a predicted offset
+            (denoising) before back-projection; if False visible joints keep their input 2D
+            exactly (the lift then reprojects onto the input).
 
     Forward:
         ``x (B, T, J, 2)`` normalised 2D (:func:`lifting.geometry.normalize_2d`),
@@ -64,11 +67,13 @@ class Lifter(nn.Module):
         n_blocks: int = 3,
         root_index: int = 0,
         root_depth: float = ROOT_DEPTH,
+        refine_visible: bool = False,
     ):
         super().__init__()
         self.num_joints, self.window, self.root_index, self.root_depth = num_joints, window, root_index, root_depth
+        self.refine_visible = refine_visible
         self.config = dict(num_joints=num_joints, window=window, width=width, n_blocks=n_blocks,
-                           root_index=root_index, root_depth=root_depth)
+                           root_index=root_index, root_depth=root_depth, refine_visible=refine_visible)
         self.mlp = ResidualMLP(window * num_joints * 3, window * num_joints * 3, width, n_blocks, out_scale=0.1)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -82,7 +87,9 @@ class Lifter(nn.Module):
         m = mask.to(x.dtype)[..., None]
         feats = torch.cat([x * m, m], dim=-1).reshape(B, -1)
         out = self.mlp(feats).reshape(B, self.window, self.num_joints, 3).to(x.dtype)
-        xy = torch.where(mask[..., None].bool(), x, out[..., :2])
+        visible_xy = x + out[..., :2] if self.refine_visible else x
+        xy = torch.where(mask[..., None].bool(), visible_xy, out[..., :2])
+        xy = xy - xy[..., self.root_index : self.root_index + 1, :]
         return lift_depths(xy, out[..., 2], self.root_index, self.root_depth)
 
     @classmethod

@@ -193,3 +193,17 @@ def test_cli_train_window_longer_than_clips_exit_2(tmp_path, capsys, tiny_cfg_ov
     rc = main(["train", "teacher", "teacher", *tiny_cfg_overrides, "model.window=41", "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error:") and "at least 41 frames" in err
+
+
+def test_wandb_offline_writes_run_directory(tiny_cfg_overrides, tmp_path, monkeypatch, capsys):
+    """wandb.mode=offline needs no key and leaves an offline run folder with the config."""
+    pytest.importorskip("wandb")
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    out = tmp_path / "run"
+    rc = main(["train", "teacher", str(CONFIG_DIR / "teacher.yaml"), *tiny_cfg_overrides,
+               "wandb.mode=offline", f"train.out_dir={tmp_path}", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    runs = list(tmp_path.rglob("offline-run-*"))
+    assert runs, "no offline run directory written"
+    assert any(p.name.endswith(".wandb") for p in runs[0].rglob("*")), "offline run has no .wandb log"

@@ -32,7 +32,7 @@ def build_lifter(cfg: DictConfig) -> Lifter:
         ValueError: the init checkpoint is unreadable or its architecture differs.
     """
     model = Lifter(CANON16.num_joints, int(cfg.model.window), int(cfg.model.width), int(cfg.model.n_blocks),
-                   CANON16.root_index)
+                   CANON16.root_index, refine_visible=bool(cfg.model.refine_visible))
     init = cfg.model.get("init_checkpoint")
     if init:
         from lifting.lift import load_lifter
@@ -224,11 +224,12 @@ def build_stage(kind: str, cfg: DictConfig):
     clips = load_mocap_npz(cfg.data.npz)
     clips = clips.select(split_clips(clips.seq_names, cfg.data.train_split))
     if kind == "teacher":
-        sampler = WindowSampler(project_clips(clips, int(cfg.data.n_views), int(cfg.seed)), int(cfg.model.window),
+        sampler = WindowSampler(project_clips(clips, int(cfg.data.n_views), int(cfg.seed), height_range=tuple(cfg.data.camera_height)),
+                                int(cfg.model.window),
                                 str(cfg.data.balance))
         del clips
         return TeacherStage(cfg, sampler)
     if kind == "supervised":
         return SupervisedStage(cfg, SupervisedWindows(clips, int(cfg.model.window), int(cfg.data.n_views), int(cfg.seed),
-                                                      str(cfg.data.balance)))
+                                                      str(cfg.data.balance), tuple(cfg.data.camera_height)))
     raise ValueError(f"unknown training stage {kind!r}; choose teacher or supervised")
