@@ -11,8 +11,6 @@ in its ``frame_ids``; temporal models treat each gap-free run as its own sequenc
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -21,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .fileio import atomic_write
 from .inference import DEFAULT_HEIGHT_M, HEIGHT_PROXY_FRACTION, lift_frames, metric_scale
 from .skeletons import CANON16, get_skeleton, remap
 from .teacher import Lifter
@@ -168,25 +167,11 @@ def lift_track(
 
 
 def _atomic_npz(path: Path, **arrays) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
-    os.close(fd)
-    try:
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda tmp: np.savez_compressed(tmp, **arrays))
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def lift_file(

@@ -49,11 +49,13 @@ import json
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .fileio import atomic_write
 
 __all__ = [
     "KEYPOINT_FORMATS",
@@ -667,19 +669,4 @@ def write_coco_tracks(trackset: TrackSet, path: str | os.PathLike) -> None:
     lines = ",\n".join(json.dumps(rec, allow_nan=False) for _, _, rec in entries)
     text = '{"meta": ' + json.dumps(meta, allow_nan=False) + ',\n"annotations": [\n' + lines + "\n]}\n"
 
-    target = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(target))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

@@ -2,11 +2,11 @@
 a crash never leaves a half-written file under the final name."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
+
+from lifting.fileio import atomic_write
 
 __all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError"]
 
@@ -17,20 +17,7 @@ class CheckpointError(ValueError):
 
 def save_checkpoint(obj: dict, path: str | Path) -> Path:
     """``torch.save`` ``obj`` to ``path`` atomically; creates parent folders. Returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
