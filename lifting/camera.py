@@ -109,12 +109,12 @@ def eval_rig(clip_joints: np.ndarray, root_index: int) -> Cameras:
 
 
 def random_cameras(clip_joints: np.ndarray, root_index: int, n: int, rng: np.random.Generator,
-                   height_range: tuple[float, float] = (0.5, 4.0)) -> Cameras:
+                   height_range: tuple[float, float] = (0.6, 2.6)) -> Cameras:
     """Random training cameras for one clip (only their 2D projections are used).
 
     Azimuth ``U[0, 360)`` degrees, horizontal distance ``max(U[4, 9], R + 2)`` m from the
-    mean pelvis, height ``U[*height_range]`` m (default 0.5-4 m: up to ~35 degrees down, like
-    raised surveillance or handheld cameras), looking at the mean pelvis plus ``N(0, 0.3 m)``
+    mean pelvis, height ``U[*height_range]`` m (default 0.6-2.6 m, i.e. within ~15 degrees of
+    horizontal; widen it for raised surveillance-style cameras), looking at the mean pelvis plus ``N(0, 0.3 m)``
     horizontal jitter (so the person is not always centred), focal ``U[700, 1600]`` px,
     principal point ``(500, 500)``.
 

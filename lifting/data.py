@@ -207,7 +207,7 @@ def _render(clips: MocapClips, make_cameras, n_views: int, with_3d: bool):
 
 
 def project_clips(clips: MocapClips, n_views: int = 4, seed: int = 0, rig: bool = False,
-                  height_range: tuple[float, float] = (0.5, 4.0)) -> Projected2D:
+                  height_range: tuple[float, float] = (0.6, 2.6)) -> Projected2D:
     """Project every clip through ``n_views`` random cameras (:func:`camera.random_cameras`)
     or, with ``rig=True``, the 4-camera evaluation rig; return pixels only.
 
@@ -306,7 +306,7 @@ class SupervisedWindows:
     """
 
     def __init__(self, clips: MocapClips, window: int = 1, n_views: int = 4, seed: int = 0, balance: str = "none",
-                 height_range: tuple[float, float] = (0.5, 4.0)):
+                 height_range: tuple[float, float] = (0.6, 2.6)):
         rng = np.random.default_rng(seed)
         root = clips.skeleton.root_index
         V = n_views
