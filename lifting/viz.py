@@ -71,6 +71,10 @@ def plot_track_frames(
         ax3.set_ylim(-lim, lim)
         ax3.set_zlim(-lim, lim)
         ax3.set_box_aspect((1, 1, 1))
+        ticks = [-round(lim / 2, 1), 0.0, round(lim / 2, 1)]
+        ax3.set_xticks(ticks)
+        ax3.set_yticks(ticks)
+        ax3.set_zticks(ticks)
         ax3.view_init(elev=10, azim=-70)
         ax3.set_xlabel("x (m)", fontsize=7)
         ax3.set_ylabel("depth (m)", fontsize=7)
