@@ -322,6 +322,8 @@ class SupervisedWindows:
         self.skeleton = clips.skeleton
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Draw ``batch_size`` windows (see :class:`WindowSampler`), with their 3D:
+        ``keypoints_2d (B, T, J, 2)`` px, ``mask (B, T, J)``, ``joints_3d (B, T, J, 3)`` m."""
         i = _draw(self.starts, self.groups, batch_size, generator)
         v = torch.randint(self.num_views, (batch_size,), generator=generator)
         frames = self.starts[i][:, None] + torch.arange(self.window)[None]
