@@ -33,6 +33,7 @@ def main() -> None:
     ap.add_argument("--noise-px", type=float, default=5.0)
     ap.add_argument("--out", default=None)
     ap.add_argument("--sets", default="bandai_test,hdm05_all")
+    ap.add_argument("--bf16", action="store_true", help="also evaluate every model with bfloat16 autocast")
     a = ap.parse_args()
     torch.manual_seed(0)
     models = dict(m.split("=", 1) for m in a.models)
@@ -46,10 +47,12 @@ def main() -> None:
             results[f"root-depth reference|{key}"] = flat_baseline(views, noise_px=noise)["overall"]
             for name, ckpt in models.items():
                 model, _ = load_lifter(ckpt)
-                t0 = time.perf_counter()
-                results[f"{name}|{key}"] = evaluate_lifter(model, views, noise_px=noise)["overall"]
-                print(f"{name} {key}: {results[f'{name}|{key}']['pa_mpjpe_mm']:.1f} mm PA "
-                      f"({time.perf_counter() - t0:.1f} s)", flush=True)
+                for dtype in (None, torch.bfloat16) if a.bf16 else (None,):
+                    label = name if dtype is None else f"{name} (bf16)"
+                    t0 = time.perf_counter()
+                    results[f"{label}|{key}"] = evaluate_lifter(model, views, noise_px=noise, dtype=dtype)["overall"]
+                    print(f"{label} {key}: {results[f'{label}|{key}']['pa_mpjpe_mm']:.1f} mm PA "
+                          f"({time.perf_counter() - t0:.1f} s)", flush=True)
     print("\n| model | set / input | PA-MPJPE | N-MPJPE | MPJPE | PCK3D | AUC |\n|---|---|---|---|---|---|---|")
     for k, r in results.items():
         name, key = k.split("|")
