@@ -15,6 +15,7 @@ __all__ = [
     "bone_symmetry",
     "bone_constancy",
     "scale_free_3d",
+    "acceleration",
 ]
 
 
@@ -86,3 +87,11 @@ def scale_free_3d(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     sp = rms_scale(pred, dims=(-2, -1))[..., None]
     st = rms_scale(target, dims=(-2, -1))[..., None]
     return joint_distance(pred / sp, target / st)
+
+
+def acceleration(joints: torch.Tensor) -> torch.Tensor:
+    """Temporal smoothness: mean norm of the second difference ``X_{t+1} - 2 X_t + X_{t-1}``
+    over ``joints (B, T, J, C)``, T >= 3 (the acceleration error of Kanazawa et al. CVPR 2019,
+    Sec. 4, used here as a 3D-free penalty on jitter)."""
+    acc = joints[:, 2:] - 2 * joints[:, 1:-1] + joints[:, :-2]
+    return acc.pow(2).sum(-1).add(1e-12).sqrt().mean()

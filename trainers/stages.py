@@ -180,6 +180,10 @@ class TeacherStage(_Stage):
                 l_bone = losses.bone_constancy(X, CANON16)
                 total = total + w.bone_constancy * l_bone
                 out["bone_constancy"] = l_bone
+            if T > 2:
+                l_acc = losses.acceleration(X)
+                total = total + w.smoothness * l_acc
+                out["smoothness"] = l_acc
         self._update(self.opt, total, self.lifter.parameters())
         with self.autocast():
             l_critic = losses.lsgan_critic(self.critic(x_full).float(), self.critic(y.detach()).float())
