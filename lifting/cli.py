@@ -23,6 +23,14 @@ def _cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(a: argparse.Namespace) -> int:
+    from trainers.loop import export_lifter
+
+    path = export_lifter(a.checkpoint, a.dest, half=a.half)
+    print(f"exported: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
 def _format_table(res: dict, title: str) -> str:
     cols = ("pa_mpjpe_mm", "n_mpjpe_mm", "mpjpe_mm", "pck3d", "auc", "n")
     head = f"{'':<22}" + "".join(f"{c:>13}" for c in ("PA-MPJPE mm", "N-MPJPE mm", "MPJPE mm", "PCK3D %", "AUC %", "n"))
@@ -101,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. train.steps=1000")
     t.add_argument("--out", default=None, help="output folder (default: train.out_dir/name)")
     t.set_defaults(func=_cmd_train)
+
+    x = sub.add_parser("export", help="strip a training checkpoint to an inference checkpoint")
+    x.add_argument("checkpoint")
+    x.add_argument("dest")
+    x.add_argument("--half", action="store_true", help="store weights as float16 (half the size)")
+    x.set_defaults(func=_cmd_export)
 
     e = sub.add_parser("evaluate", help="evaluate a checkpoint on mocap with the 4-camera rig protocol")
     e.add_argument("checkpoint")
