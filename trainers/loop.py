@@ -2,7 +2,6 @@
 GT 2D), atomic checkpoints (model + config + step), optional Weights & Biases logging."""
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -127,5 +126,3 @@ def export_lifter(ckpt_path: str | Path, dest: str | Path, half: bool = False) -
         slim["model"] = {k: v.half() if v.is_floating_point() else v for k, v in slim["model"].items()}
     return save_checkpoint(slim, dest)
 
-
-os.environ.setdefault("WANDB_SILENT", "true")

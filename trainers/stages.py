@@ -171,19 +171,26 @@ class TeacherStage(_Stage):
             # reprojection of the first lift onto the clean, complete 2D (trains inpainting
             # of masked joints and denoising)
             l_rep = losses.joint_distance(_unit(project_normalized(X), per_window)[0], x_full)
-            l_adv = losses.lsgan_generator(self.critic(y).float())
-            l_sym = losses.bone_symmetry(X, CANON16)
-            total = (w.adv * l_adv + w.cycle_3d * l_cyc3 + w.cycle_2d * l_cyc2 + w.reproject * l_rep
-                     + w.symmetry * l_sym)
-            out = {"adv": l_adv, "cycle_3d": l_cyc3, "cycle_2d": l_cyc2, "reproject": l_rep, "symmetry": l_sym}
+            terms = {  # name: (weight, loss)
+                "adv": (w.adv, losses.lsgan_generator(self.critic(y).float())),
+                "cycle_3d": (w.cycle_3d, l_cyc3),
+                "cycle_2d": (w.cycle_2d, l_cyc2),
+                "reproject": (w.reproject, l_rep),
+                "symmetry": (w.symmetry, losses.bone_symmetry(X, CANON16)),
+            }
+            if w.consistency > 0:
+                # self-consistency: the lift of the dropped/noisy input matches the (frozen)
+                # lift of the clean, complete 2D, both scale-normalised
+                with torch.no_grad():
+                    X_clean = self.lifter(x_full, mask).float()
+                terms["consistency"] = (w.consistency, losses.joint_distance(
+                    _unit(X, per_window)[0], _unit(X_clean, per_window)[0]))
             if T > 1:
-                l_bone = losses.bone_constancy(X, CANON16)
-                total = total + w.bone_constancy * l_bone
-                out["bone_constancy"] = l_bone
+                terms["bone_constancy"] = (w.bone_constancy, losses.bone_constancy(X, CANON16))
             if T > 2:
-                l_acc = losses.acceleration(X)
-                total = total + w.smoothness * l_acc
-                out["smoothness"] = l_acc
+                terms["smoothness"] = (w.smoothness, losses.acceleration(X))
+            total = sum(weight * loss for weight, loss in terms.values())
+            out = {name: loss for name, (_, loss) in terms.items()}
         self._update(self.opt, total, self.lifter.parameters())
         with self.autocast():
             l_critic = losses.lsgan_critic(self.critic(x_full).float(), self.critic(y.detach()).float())
