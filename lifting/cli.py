@@ -66,9 +66,9 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
         print(_format_table(res, f"\n{Path(a.data).name} [{a.split}] {key} ({ckpt.get('kind')}, {a.checkpoint})"))
     out = Path(a.output) if a.output else Path(a.checkpoint).with_suffix(f".eval_{Path(a.data).stem}_{a.split}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    from lifting.lift import _atomic_text
+    from lifting.fileio import atomic_write
 
-    _atomic_text(out, json.dumps(results, indent=1))
+    atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(results, indent=1)))
     print(f"\nsaved: {out}")
     return 0
 

@@ -43,8 +43,8 @@ def load_lifter(path: str | Path | None = None) -> tuple[Lifter, dict]:
         ``(model in eval mode, checkpoint dict)``.
 
     Raises:
-        trainers-independent ``ValueError``: missing/unreadable file, not a lifter
-        checkpoint, or a model for another joint set.
+        ValueError: missing/unreadable file, not a lifter checkpoint, or a model for
+        another joint set.
     """
     path = Path(path) if path is not None else default_checkpoint()
     if not path.is_file():
@@ -170,10 +170,6 @@ def _atomic_npz(path: Path, **arrays) -> None:
     atomic_write(path, lambda tmp: np.savez_compressed(tmp, **arrays))
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
-
-
 def lift_file(
     tracks_path: str | Path,
     out_dir: str | Path,
@@ -260,5 +256,5 @@ def lift_file(
         "seconds_lift": round(lift_s, 3),
         "seconds_total": round(time.perf_counter() - t0, 3),
     }
-    _atomic_text(out / "summary.json", json.dumps(summary, indent=1))
+    atomic_write(out / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=1)))
     return summary

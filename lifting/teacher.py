@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .geometry import ROOT_DEPTH, check_finite, lift_depths
+from .geometry import ROOT_DEPTH, lift_depths
 
 __all__ = ["ResidualMLP", "Lifter"]
 
@@ -97,7 +97,3 @@ class Lifter(nn.Module):
         """Build from the ``config`` dict stored in checkpoints."""
         return cls(**config)
 
-
-def lifter_inputs_ok(x: torch.Tensor) -> None:
-    """Raise ``ValueError`` if normalised lifter input has NaN/inf."""
-    check_finite("normalised keypoints", x)
