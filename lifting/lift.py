@@ -149,7 +149,6 @@ def lift_track(
     seg = _segments(frame_ids)
     if model.window > 1 and fps is not None and abs(fps - MODEL_FPS) > 1e-3:
         kp_r, m_r, seg_r, pos = _resample(kp, mask, seg, MODEL_FPS / fps)
-        m_r[:, CANON16.root_index] = True  # both neighbours had a root
         pred_r = lift_frames(model, torch.from_numpy(kp_r).float(), torch.from_numpy(m_r), seg_r).numpy()
         i0 = np.floor(pos).astype(int)
         i1 = np.minimum(i0 + 1, len(pred_r) - 1)

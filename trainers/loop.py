@@ -66,13 +66,13 @@ def train(kind: str, cfg: DictConfig, out_dir: str | Path | None = None, progres
     out = Path(out_dir) if out_dir is not None else Path(cfg.train.out_dir) / str(cfg.name)
     out.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, out / "config.yaml")
-    stage = build_stage(kind, cfg)
-    val_clips = load_mocap_npz(cfg.data.npz)
-    ids = split_clips(val_clips.seq_names, cfg.data.val_split)
+    clips = load_mocap_npz(cfg.data.npz)
+    stage = build_stage(kind, cfg, clips)
+    ids = split_clips(clips.seq_names, cfg.data.val_split)
     if int(cfg.data.val_max_clips) > 0:
         ids = ids[:: max(1, len(ids) // int(cfg.data.val_max_clips))][: int(cfg.data.val_max_clips)]
-    val_views = eval_views(val_clips.select(ids)) if len(ids) else None
-    del val_clips
+    val_views = eval_views(clips.select(ids)) if len(ids) else None  # 3D for validation only
+    del clips
     run = _init_wandb(cfg, kind)
     steps, bs = int(cfg.train.steps), int(cfg.train.batch_size)
     best = float("inf")

@@ -15,7 +15,7 @@ import torch
 from omegaconf import DictConfig
 
 from lifting import losses
-from lifting.data import SupervisedWindows, WindowSampler, load_mocap_npz, project_clips, split_clips
+from lifting.data import MocapClips, SupervisedWindows, WindowSampler, load_mocap_npz, project_clips, split_clips
 from lifting.discriminators import PoseCritic2D
 from lifting.geometry import normalize_2d, project_normalized, random_view_rotation, rms_scale
 from lifting.skeletons import CANON16
@@ -223,24 +223,26 @@ class SupervisedStage(_Stage):
         return {"supervised_3d": float(loss.detach()), "total": float(loss.detach())}
 
 
-def build_stage(kind: str, cfg: DictConfig):
-    """Load the training split named in ``cfg.data`` and build the stage.
+def build_stage(kind: str, cfg: DictConfig, clips: MocapClips | None = None):
+    """Build the stage on the training split named in ``cfg.data``.
+
+    Args:
+        kind: ``teacher`` or ``supervised``.
+        clips: the loaded ``cfg.data.npz`` (loaded here if not given).
 
     For ``teacher`` the 3D clips are projected to 2D by :func:`lifting.data.project_clips`
-    and dropped before the stage exists: the stage only ever holds 2D.
+    and only that 2D reaches the stage.
 
     Raises:
-        ValueError: unknown kind.
+        ValueError: unknown kind, or data errors from the loader.
     """
-    clips = load_mocap_npz(cfg.data.npz)
-    clips = clips.select(split_clips(clips.seq_names, cfg.data.train_split))
+    if kind not in ("teacher", "supervised"):
+        raise ValueError(f"unknown training stage {kind!r}; choose teacher or supervised")
+    clips = clips if clips is not None else load_mocap_npz(cfg.data.npz)
+    train = clips.select(split_clips(clips.seq_names, cfg.data.train_split))
+    window, views, seed = int(cfg.model.window), int(cfg.data.n_views), int(cfg.seed)
+    heights, balance = tuple(cfg.data.camera_height), str(cfg.data.balance)
     if kind == "teacher":
-        sampler = WindowSampler(project_clips(clips, int(cfg.data.n_views), int(cfg.seed), height_range=tuple(cfg.data.camera_height)),
-                                int(cfg.model.window),
-                                str(cfg.data.balance))
-        del clips
+        sampler = WindowSampler(project_clips(train, views, seed, height_range=heights), window, balance)
         return TeacherStage(cfg, sampler)
-    if kind == "supervised":
-        return SupervisedStage(cfg, SupervisedWindows(clips, int(cfg.model.window), int(cfg.data.n_views), int(cfg.seed),
-                                                      str(cfg.data.balance), tuple(cfg.data.camera_height)))
-    raise ValueError(f"unknown training stage {kind!r}; choose teacher or supervised")
+    return SupervisedStage(cfg, SupervisedWindows(train, window, views, seed, balance, heights))
