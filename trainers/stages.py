@@ -111,7 +111,8 @@ class _Stage:
                 g["lr"] = g["base_lr"] * f
 
     def autocast(self):
-        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(self.cfg.train.bf16))
+        device_type = next(self.lifter.parameters()).device.type
+        return torch.autocast(device_type, dtype=torch.bfloat16, enabled=bool(self.cfg.train.bf16))
 
     def _update(self, opt: torch.optim.Optimizer, loss: torch.Tensor, params) -> None:
         opt.zero_grad(set_to_none=True)
