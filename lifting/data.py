@@ -222,35 +222,43 @@ def project_clips(clips: MocapClips, n_views: int = 4, seed: int = 0, rig: bool 
     return Projected2D(out, clips.seq_offsets.copy(), clips.seq_names.copy(), clips.fps.copy(), clips.skeleton)
 
 
-def _window_starts(seq_offsets: np.ndarray, window: int, seq_names=None, balance: str = "none"):
-    """Window start frames ``(W,)`` (windows never cross clips) and, for ``balance="content"``,
-    offsets ``(L+1,)`` grouping the starts by content label (:func:`content_label`)."""
-    clips = [k for k, (a, b) in enumerate(zip(seq_offsets[:-1], seq_offsets[1:])) if b - a >= window]
-    if balance == "none" or seq_names is None:
-        order = clips
-        groups = np.array([0, 0], np.int64)
-    elif balance == "content":
-        labels = [content_label(str(seq_names[k])) for k in clips]
-        order = [k for _, k in sorted(zip(labels, clips))]
-        sizes = {}
-        for k in order:
-            lab = content_label(str(seq_names[k]))
-            sizes[lab] = sizes.get(lab, 0) + int(seq_offsets[k + 1] - seq_offsets[k] - window + 1)
-        groups = np.concatenate([[0], np.cumsum([sizes[lab] for lab in sorted(sizes)])]).astype(np.int64)
-    else:
-        raise ValueError(f"unknown balance mode {balance!r}; use 'none' or 'content'")
-    starts = [np.arange(seq_offsets[k], seq_offsets[k + 1] - window + 1) for k in order]
-    starts = np.concatenate(starts).astype(np.int64) if starts else np.zeros(0, np.int64)
-    if balance == "none" or seq_names is None:
-        groups = np.array([0, len(starts)], np.int64)
-    return starts, groups
+class _WindowIndex:
+    """Where windows of ``window`` frames start (never crossing a clip) and how to draw them.
 
+    ``balance="content"`` groups the starts by :func:`content_label`; a draw picks a group
+    uniformly, then a window within it. ``"none"`` is one group (uniform over windows).
+    Holds only integer index arrays: ``starts (W,)`` and ``groups (L+1,)`` offsets into it.
 
-def _draw(starts: torch.Tensor, groups: torch.Tensor, n: int, generator) -> torch.Tensor:
-    """Indices into ``starts``: a group uniformly, then a window uniformly within it."""
-    g = torch.randint(len(groups) - 1, (n,), generator=generator)
-    lo, size = groups[g], groups[g + 1] - groups[g]
-    return lo + (torch.rand(n, generator=generator, dtype=torch.float64) * size).long().clamp_max(size - 1)
+    Raises:
+        ValueError: unknown balance mode, or no clip is at least ``window`` frames long.
+    """
+
+    def __init__(self, seq_offsets: np.ndarray, seq_names, window: int, balance: str, num_views: int):
+        if balance not in ("none", "content"):
+            raise ValueError(f"unknown balance mode {balance!r}; use 'none' or 'content'")
+        self.window, self.num_views = int(window), int(num_views)
+        clips = [(k, int(a), int(b)) for k, (a, b) in enumerate(zip(seq_offsets[:-1], seq_offsets[1:]))
+                 if b - a >= self.window]
+        if not clips:
+            raise ValueError(f"no clip has at least {window} frames")
+        label = {k: content_label(str(seq_names[k])) if balance == "content" else "" for k, _, _ in clips}
+        clips.sort(key=lambda c: label[c[0]])  # stable: clip order within a label
+        counts: dict[str, int] = {}
+        for k, a, b in clips:
+            counts[label[k]] = counts.get(label[k], 0) + b - a - self.window + 1
+        self.starts = torch.from_numpy(np.concatenate([np.arange(a, b - self.window + 1) for _, a, b in clips]))
+        self.groups = torch.from_numpy(np.concatenate([[0], np.cumsum(list(counts.values()))]).astype(np.int64))
+
+    def __len__(self) -> int:
+        return len(self.starts) * self.num_views
+
+    def draw(self, n: int, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(views (n,), frames (n, T))`` of ``n`` random windows."""
+        g = torch.randint(len(self.groups) - 1, (n,), generator=generator)
+        lo, size = self.groups[g], self.groups[g + 1] - self.groups[g]
+        i = lo + (torch.rand(n, generator=generator, dtype=torch.float64) * size).long().clamp_max(size - 1)
+        v = torch.randint(self.num_views, (n,), generator=generator)
+        return v, self.starts[i][:, None] + torch.arange(self.window)[None]
 
 
 class WindowSampler:
@@ -273,15 +281,11 @@ class WindowSampler:
             raise TypeError("WindowSampler takes a Projected2D (2D only)")
         self.keypoints_2d = torch.from_numpy(data.keypoints_2d)  # (V, N, J, 2)
         self.window = int(window)
-        starts, groups = _window_starts(data.seq_offsets, self.window, data.seq_names, balance)
-        self.starts, self.groups = torch.from_numpy(starts), torch.from_numpy(groups)
-        if len(self.starts) == 0:
-            raise ValueError(f"no clip has at least {window} frames")
-        self.num_views = data.keypoints_2d.shape[0]
+        self.index = _WindowIndex(data.seq_offsets, data.seq_names, self.window, balance, data.keypoints_2d.shape[0])
         self.skeleton = data.skeleton
 
     def __len__(self) -> int:
-        return len(self.starts) * self.num_views
+        return len(self.index)
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """Draw ``batch_size`` windows uniformly (with replacement).
@@ -289,9 +293,7 @@ class WindowSampler:
         Returns:
             ``{"keypoints_2d": (B, T, J, 2) float32 pixels, "mask": (B, T, J) bool}``.
         """
-        i = _draw(self.starts, self.groups, batch_size, generator)
-        v = torch.randint(self.num_views, (batch_size,), generator=generator)
-        frames = self.starts[i][:, None] + torch.arange(self.window)[None]
+        v, frames = self.index.draw(batch_size, generator)
         kp = self.keypoints_2d[v[:, None], frames]
         return {"keypoints_2d": kp, "mask": torch.ones(kp.shape[:-1], dtype=torch.bool)}
 
@@ -314,19 +316,13 @@ class SupervisedWindows:
         self.keypoints_2d = torch.from_numpy(kp)
         self.joints_3d = torch.from_numpy(j3)
         self.window = int(window)
-        starts, groups = _window_starts(clips.seq_offsets, self.window, clips.seq_names, balance)
-        self.starts, self.groups = torch.from_numpy(starts), torch.from_numpy(groups)
-        if len(self.starts) == 0:
-            raise ValueError(f"no clip has at least {window} frames")
-        self.num_views = V
+        self.index = _WindowIndex(clips.seq_offsets, clips.seq_names, self.window, balance, V)
         self.skeleton = clips.skeleton
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """Draw ``batch_size`` windows (see :class:`WindowSampler`), with their 3D:
         ``keypoints_2d (B, T, J, 2)`` px, ``mask (B, T, J)``, ``joints_3d (B, T, J, 3)`` m."""
-        i = _draw(self.starts, self.groups, batch_size, generator)
-        v = torch.randint(self.num_views, (batch_size,), generator=generator)
-        frames = self.starts[i][:, None] + torch.arange(self.window)[None]
+        v, frames = self.index.draw(batch_size, generator)
         kp = self.keypoints_2d[v[:, None], frames]
         return {
             "keypoints_2d": kp,

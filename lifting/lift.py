@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .checkpoint import load_checkpoint
 from .fileio import atomic_write
 from .inference import DEFAULT_HEIGHT_M, HEIGHT_PROXY_FRACTION, lift_frames, metric_scale
 from .skeletons import CANON16, get_skeleton, remap
@@ -43,18 +44,11 @@ def load_lifter(path: str | Path | None = None) -> tuple[Lifter, dict]:
         ``(model in eval mode, checkpoint dict)``.
 
     Raises:
-        ValueError: missing/unreadable file, not a lifter checkpoint, or a model for
-        another joint set.
+        lifting.checkpoint.CheckpointError (a ValueError): missing/unreadable file or not a
+            posenet3d checkpoint. ValueError: a model for another joint set.
     """
     path = Path(path) if path is not None else default_checkpoint()
-    if not path.is_file():
-        raise ValueError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "model_config" not in ckpt:
-        raise ValueError(f"{path}: not a posenet3d lifter checkpoint (missing 'model'/'model_config')")
+    ckpt = load_checkpoint(path)
     cfg = dict(ckpt["model_config"])
     if cfg.get("num_joints") != CANON16.num_joints:
         raise ValueError(f"{path}: model has {cfg.get('num_joints')} joints, expected {CANON16.num_joints} (canon16)")

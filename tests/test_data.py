@@ -335,7 +335,7 @@ def test_windows_never_cross_clip_boundaries():
     s = WindowSampler(data, window=5)
     # every start of every clip with >= 5 frames, nothing else
     expected = [f for k, L in enumerate(lengths) if L >= 5 for f in range(offsets[k], offsets[k + 1] - 4)]
-    assert sorted(s.starts.tolist()) == expected
+    assert sorted(s.index.starts.tolist()) == expected
     b = s.sample(2000, torch.Generator().manual_seed(0))
     kp = b["keypoints_2d"]
     assert kp.shape == (2000, 5, 16, 2)

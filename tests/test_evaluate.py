@@ -15,7 +15,7 @@ from lifting.geometry import normalize_2d
 from lifting.inference import HEIGHT_PROXY_FRACTION, lift_frames, metric_scale, window_indices
 from lifting.skeletons import CANON16
 from lifting.teacher import Lifter
-from trainers.checkpoint import save_checkpoint
+from lifting.checkpoint import save_checkpoint
 
 METRIC_KEYS = {"mpjpe_mm", "n_mpjpe_mm", "pa_mpjpe_mm", "pck3d", "auc", "n"}
 

@@ -12,7 +12,7 @@ from lifting.fileio import atomic_write
 from lifting.lift import load_lifter
 from lifting.skeletons import CANON16
 from lifting.teacher import Lifter
-from trainers.checkpoint import save_checkpoint
+from lifting.checkpoint import save_checkpoint
 
 
 def test_atomic_write_failure_leaves_nothing(tmp_path):

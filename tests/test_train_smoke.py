@@ -9,7 +9,7 @@ import torch
 
 from lifting.cli import main
 from lifting.lift import load_lifter
-from trainers.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from lifting.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from trainers.config import CONFIG_DIR, ConfigError, load_config
 from trainers.loop import export_lifter
 from trainers.stages import build_stage

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from lifting.data import eval_views, load_mocap_npz, split_clips
 from lifting.evaluate import evaluate_lifter
 
-from .checkpoint import save_checkpoint
+from lifting.checkpoint import load_checkpoint, save_checkpoint
 from .stages import build_stage
 
 __all__ = ["train", "lifter_checkpoint"]
@@ -118,8 +118,6 @@ def export_lifter(ckpt_path: str | Path, dest: str | Path, half: bool = False) -
     validation), e.g. for shipping in the package; written atomically. ``half`` stores the
     weights as float16 (half the size; :func:`lifting.lift.load_lifter` loads them into a
     float32 model)."""
-    from .checkpoint import load_checkpoint
-
     ck = load_checkpoint(ckpt_path)
     slim = {k: ck[k] for k in ("model", "model_config", "kind", "step", "config", "val", "format_version") if k in ck}
     if half:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from lifting.fileio import atomic_write
+from .fileio import atomic_write
 
 __all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError"]
 
@@ -34,5 +34,5 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except Exception as e:
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or "model_config" not in ckpt:
-        raise CheckpointError(f"{path}: not a posenet3d checkpoint (missing 'model'/'model_config')")
+        raise CheckpointError(f"{path}: not a posenet3d lifter checkpoint (missing 'model'/'model_config')")
     return ckpt
