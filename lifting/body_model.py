@@ -1,0 +1,403 @@
+"""SMPL-format body model layer: loads real SMPL files or the shipped licence-free model
+through ``smplx``, then runs a fast forward pass (joints only, or joints + vertices).
+
+Loading goes through ``smplx.SMPLLayer`` (the same code path for a user's SMPL file and for
+the project's own model, ``lifting/assets/body_models/SMPL_NEUTRAL.npz``), created without
+pose/shape parameters (``create_* = False`` semantics: the layer holds only buffers, so it is
+safe under DDP). The forward pass is our own implementation of linear blend skinning (Loper
+et al., "SMPL", SIGGRAPH Asia 2015, Eq. 1-4):
+
+* rest joints ``J(beta) = J_regressor (T + S beta)`` are precomputed as
+  ``J_template + J_shapedirs beta`` (24 x 3 x 10 numbers instead of a V-vertex regression);
+* forward kinematics runs level by level over the kinematic tree;
+* the joints-only path (the default) never touches vertices; vertices are skinned only when
+  ``return_vertices=True``; pose correctives (``posedirs``) are applied only when the model
+  has non-zero ones (the shipped open model has none).
+
+Conventions: rotation matrices in, ``(..., 3, 3)``; metres; SMPL body frame (y up, the
+subject faces +z). The canonical lifting joints (``lifting.skeletons.CANON16``) are
+"virtual markers" rigidly attached to SMPL parts (see :data:`CANON16_MARKERS`).
+"""
+from __future__ import annotations
+
+import io
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .skeletons import CANON16
+
+__all__ = [
+    "SMPL_JOINT_NAMES",
+    "SMPL_PARENTS",
+    "CANON16_MARKERS",
+    "BodyModel",
+    "BodyModelOutput",
+    "BodyModelError",
+    "default_model_path",
+    "resolve_model_path",
+    "load_smpl_data",
+]
+
+SMPL_JOINT_NAMES = (
+    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
+    "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar",
+    "right_collar", "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+    "left_wrist", "right_wrist", "left_hand", "right_hand",
+)
+SMPL_PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21)
+
+#: canonical joint -> SMPL joint whose rest position it starts from. Each canonical joint is
+#: a marker rigidly attached to that SMPL joint's *parent* part (which is what places the
+#: joint in forward kinematics), optionally displaced by a rest-pose offset (metres, body
+#: frame) that a student may learn (its teacher's joint definitions differ from SMPL's, e.g.
+#: narrower shoulders in the Bandai-Namco skeleton).
+CANON16_MARKERS = {
+    "pelvis": "pelvis", "r_hip": "right_hip", "r_knee": "right_knee", "r_ankle": "right_ankle",
+    "l_hip": "left_hip", "l_knee": "left_knee", "l_ankle": "left_ankle", "spine": "spine2",
+    "thorax": "neck", "head": "head", "l_shoulder": "left_shoulder", "l_elbow": "left_elbow",
+    "l_wrist": "left_wrist", "r_shoulder": "right_shoulder", "r_elbow": "right_elbow",
+    "r_wrist": "right_wrist",
+}
+
+_GENDER_NAMES = {
+    "neutral": ("smpl_neutral", "basicmodel_neutral_lbs_10_207_0_v1.0.0", "basicmodel_neutral_lbs_10_207_0_v1.1.0"),
+    "male": ("smpl_male", "basicmodel_m_lbs_10_207_0_v1.0.0", "basicmodel_m_lbs_10_207_0_v1.1.0"),
+    "female": ("smpl_female", "basicmodel_f_lbs_10_207_0_v1.0.0", "basicmodel_f_lbs_10_207_0_v1.1.0"),
+}
+_REQUIRED_KEYS = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
+
+CHUMPY_FIX = (
+    "This is an original SMPL pickle that stores chumpy arrays. posenet3d reads these without "
+    "chumpy when they hold plain data; this one did not. Convert it once on a machine with "
+    "chumpy (`pip install chumpy`, Python <= 3.10, numpy < 1.24): load the pickle and save "
+    "every array with numpy.savez as SMPL_<GENDER>.npz, then pass that file instead."
+)
+
+
+class BodyModelError(ValueError):
+    """A body-model file is missing, malformed or of the wrong kind."""
+
+
+def default_model_path() -> Path:
+    """The shipped licence-free SMPL-format model (see its README for provenance)."""
+    return Path(__file__).resolve().parent / "assets" / "body_models" / "SMPL_NEUTRAL.npz"
+
+
+def resolve_model_path(path: str | Path | None = None, gender: str = "neutral") -> Path:
+    """Find the SMPL file to load.
+
+    Args:
+        path: ``None`` (the shipped open model), a ``.pkl``/``.npz`` file, or a folder holding
+            SMPL files under their official names (``SMPL_NEUTRAL.pkl``,
+            ``basicmodel_m_lbs_10_207_0_v1.1.0.pkl``, ...; also looked for in ``folder/smpl``).
+        gender: ``neutral``, ``male`` or ``female`` (folders only).
+
+    Raises:
+        BodyModelError: unknown gender, missing file, or no matching file in the folder.
+    """
+    if gender not in _GENDER_NAMES:
+        raise BodyModelError(f"unknown body-model gender {gender!r}; choose neutral, male or female")
+    if path is None:
+        p = default_model_path()
+        if not p.is_file():
+            raise BodyModelError(f"the shipped open body model is missing from the package: {p}")
+        return p
+    p = Path(path).expanduser()
+    if p.is_file():
+        return p
+    if p.is_dir():
+        stems = _GENDER_NAMES[gender]
+        for folder in (p, p / "smpl"):
+            if not folder.is_dir():
+                continue
+            for f in sorted(folder.iterdir()):
+                if f.suffix.lower() in (".pkl", ".npz") and f.stem.lower() in stems:
+                    return f
+        raise BodyModelError(
+            f"no {gender} SMPL file in {p}: expected one of "
+            f"{', '.join(s.upper() if s.startswith('smpl_') else s for s in stems)} (.pkl or .npz)"
+        )
+    raise BodyModelError(f"body model file not found: {p}")
+
+
+class _ChumpyArray:
+    """Stand-in for pickled ``chumpy`` objects: keeps their state so the array can be read."""
+
+    def __setstate__(self, state):
+        self.__dict__.update(state if isinstance(state, dict) else {"state": state})
+
+
+class _SMPLUnpickler(pickle.Unpickler):
+    """Unpickler that allows only array data (numpy, scipy.sparse, chumpy stand-ins)."""
+
+    _ALLOWED_BUILTINS = {("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"),
+                         ("__builtin__", "object"), ("builtins", "object"),
+                         ("_codecs", "encode")}
+
+    def find_class(self, module, name):
+        if module.split(".")[0] == "chumpy":
+            return _ChumpyArray
+        if module.split(".")[0] in ("numpy", "scipy") or (module, name) in self._ALLOWED_BUILTINS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a body-model pickle")
+
+
+def _to_array(key: str, value, path: Path) -> np.ndarray:
+    if isinstance(value, _ChumpyArray):
+        if "x" not in value.__dict__:
+            raise BodyModelError(f"{path}: entry {key!r} is a chumpy expression, not plain data. {CHUMPY_FIX}")
+        value = value.__dict__["x"]
+    if hasattr(value, "toarray"):  # scipy.sparse
+        value = value.toarray()
+    return np.asarray(value)
+
+
+def load_smpl_data(path: str | Path) -> dict[str, np.ndarray]:
+    """Read an SMPL-format model file into plain numpy arrays.
+
+    Accepts ``.npz`` and ``.pkl`` (the official SMPL pickles, including the old ones whose
+    arrays are chumpy objects: their data is recovered without importing chumpy; arbitrary
+    classes are refused). Keys: ``v_template (V, 3)``, ``shapedirs (V, 3, S)``,
+    ``posedirs (V, 3, 207)``, ``J_regressor (24, V)``, ``weights (V, 24)``,
+    ``kintree_table (2, 24)``, ``f (F, 3)`` plus whatever else the file holds.
+
+    Raises:
+        BodyModelError: unreadable file, missing keys, or inconsistent shapes (named).
+    """
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                raw = {k: z[k] for k in z.files}
+        elif path.suffix.lower() == ".pkl":
+            with open(path, "rb") as fh:
+                raw = _SMPLUnpickler(io.BytesIO(fh.read()), encoding="latin1").load()
+            if not isinstance(raw, dict):
+                raise BodyModelError(f"{path}: the pickle holds a {type(raw).__name__}, not an SMPL model dict")
+        else:
+            raise BodyModelError(f"{path}: body model files must be .npz or .pkl")
+    except BodyModelError:
+        raise
+    except Exception as e:  # corrupted archive, truncated pickle, refused class
+        raise BodyModelError(f"{path}: not a readable SMPL model file ({type(e).__name__}: {e})") from None
+    missing = [k for k in _REQUIRED_KEYS if k not in raw]
+    if missing:
+        raise BodyModelError(f"{path}: not an SMPL model, missing {missing}")
+    data = {}
+    for k, v in raw.items():
+        if k in _REQUIRED_KEYS:
+            data[k] = _to_array(k, v, path)
+        elif isinstance(v, np.ndarray) or isinstance(v, _ChumpyArray):
+            data[k] = _to_array(k, v, path)
+    V = data["v_template"].shape[0]
+    expect = {"v_template": (V, 3), "J_regressor": (24, V), "weights": (V, 24), "kintree_table": (2, 24)}
+    for k, shape in expect.items():
+        if tuple(data[k].shape) != shape:
+            raise BodyModelError(f"{path}: {k} has shape {tuple(data[k].shape)}, expected {shape} for an SMPL model")
+    if data["shapedirs"].ndim != 3 or data["shapedirs"].shape[:2] != (V, 3):
+        raise BodyModelError(f"{path}: shapedirs has shape {tuple(data['shapedirs'].shape)}, expected ({V}, 3, S)")
+    if data["posedirs"].shape[:2] != (V, 3):
+        raise BodyModelError(f"{path}: posedirs has shape {tuple(data['posedirs'].shape)}, expected ({V}, 3, 207)")
+    for k in ("v_template", "shapedirs", "posedirs", "J_regressor", "weights"):
+        if not np.isfinite(data[k]).all():
+            raise BodyModelError(f"{path}: {k} contains NaN/inf")
+    return data
+
+
+@dataclass
+class BodyModelOutput:
+    """Result of :meth:`BodyModel.forward` (``L`` = the inputs' broadcast leading dims).
+
+    Attributes:
+        joints: ``(*L, 24, 3)`` SMPL joints, metres.
+        joints_canon: ``(*L, 16, 3)`` canonical lifting joints (``CANON16`` order), metres.
+        vertices: ``(*L, V, 3)`` metres, or ``None`` unless requested.
+        rotations: ``(*L, 24, 3, 3)`` world (global) rotation of every part.
+    """
+
+    joints: torch.Tensor
+    joints_canon: torch.Tensor
+    vertices: torch.Tensor | None
+    rotations: torch.Tensor
+
+
+class BodyModel(nn.Module):
+    """SMPL-format body model (SMPL, Loper et al. SIGGRAPH Asia 2015) with a joints-only
+    fast path.
+
+    Args:
+        model_path: ``None`` for the shipped licence-free model, or a user's SMPL file/folder
+            (see :func:`resolve_model_path`). The file is read by :func:`load_smpl_data` and
+            its buffers are built by ``smplx.SMPLLayer`` (no parameters, DDP-safe).
+        gender: ``neutral``/``male``/``female`` when ``model_path`` is a folder.
+        num_betas: shape components used (<= those in the file).
+
+    Forward args:
+        global_orient: ``(*L, 3, 3)`` or ``(*L, 1, 3, 3)`` root rotation.
+        body_pose: ``(*L, 23, 3, 3)`` parent-relative rotations of joints 1..23.
+        betas: ``(*Lb, num_betas)`` with ``Lb`` broadcastable to ``L`` (e.g. one body per
+            track: ``(B, 1, 10)`` against poses ``(B, T, ...)``).
+        transl: optional ``(*L, 3)`` metres, added to every output point.
+        canon_offsets: optional ``(16, 3)`` rest-pose offsets (metres, body frame) of the
+            canonical markers (:data:`CANON16_MARKERS`).
+        return_vertices: skin the mesh (costly); otherwise ``vertices`` is ``None``.
+
+    Raises:
+        BodyModelError: unreadable model (at construction).
+        ValueError: inputs of the wrong shape, non-broadcastable leading dims, or more betas
+            than the model has.
+    """
+
+    def __init__(self, model_path: str | Path | None = None, gender: str = "neutral", num_betas: int = 10):
+        super().__init__()
+        import smplx
+        from smplx.utils import Struct
+
+        path = resolve_model_path(model_path, gender)
+        data = load_smpl_data(path)
+        if data["shapedirs"].shape[-1] < num_betas:
+            raise BodyModelError(f"{path}: has {data['shapedirs'].shape[-1]} shape components, {num_betas} requested")
+        parents = data["kintree_table"][0].astype(np.int64).copy()
+        parents[0] = -1
+        if tuple(parents.tolist()) != SMPL_PARENTS:
+            raise BodyModelError(f"{path}: kinematic tree {parents.tolist()} is not SMPL's {list(SMPL_PARENTS)}")
+        from smplx.vertex_ids import vertex_ids as VERTEX_IDS
+
+        # smplx's extra vertex-picked joints (nose, ears, toes) assume the 6,890-vertex SMPL
+        # topology; they are never used here, so point them at vertex 0 for any topology
+        dummy_ids = {k: 0 for k in VERTEX_IDS["smplh"]}
+        layer = smplx.SMPLLayer(model_path=str(path), data_struct=Struct(**data), num_betas=num_betas,
+                                vertex_ids=dummy_ids)
+        self.model_path = str(path)
+        self.num_betas = num_betas
+        self.num_vertices = int(layer.v_template.shape[0])
+        v_template = layer.v_template.float()
+        shapedirs = layer.shapedirs.float()  # (V, 3, S)
+        J_reg = layer.J_regressor.float()  # (24, V)
+        self.register_buffer("v_template", v_template, persistent=False)
+        self.register_buffer("shapedirs", shapedirs, persistent=False)
+        self.register_buffer("lbs_weights", layer.lbs_weights.float(), persistent=False)
+        self.register_buffer("J_template", J_reg @ v_template, persistent=False)
+        self.register_buffer("J_shapedirs", torch.einsum("jv,vcs->jcs", J_reg, shapedirs), persistent=False)
+        posedirs = layer.posedirs.float()  # (207, V*3)
+        self.has_pose_correctives = bool(posedirs.abs().max() > 0)
+        self.register_buffer("posedirs", posedirs if self.has_pose_correctives else torch.zeros(0), persistent=False)
+        self.register_buffer("faces_tensor", torch.as_tensor(np.asarray(data["f"], dtype=np.int64)), persistent=False)
+        self.faces = np.asarray(data["f"], dtype=np.int64)
+        self.parents = SMPL_PARENTS
+        # kinematic levels for batched forward kinematics
+        depth = [0] * 24
+        for j in range(1, 24):
+            depth[j] = depth[SMPL_PARENTS[j]] + 1
+        self._levels = [
+            (torch.tensor([j for j in range(24) if depth[j] == d]),
+             torch.tensor([SMPL_PARENTS[j] for j in range(24) if depth[j] == d]))
+            for d in range(1, max(depth) + 1)
+        ]
+        idx = {n: i for i, n in enumerate(SMPL_JOINT_NAMES)}
+        self._canon_joint = torch.tensor([idx[CANON16_MARKERS[n]] for n in CANON16.joint_names])
+        self._canon_part = torch.tensor([max(SMPL_PARENTS[int(j)], 0) for j in self._canon_joint])
+        del layer
+
+    # ------------------------------------------------------------------ shape
+    def rest_joints(self, betas: torch.Tensor) -> torch.Tensor:
+        """Rest-pose (T-pose) joints ``(*Lb, 24, 3)`` for ``betas (*Lb, num_betas)``."""
+        self._check_betas(betas)
+        return self.J_template.to(betas.dtype) + torch.einsum("jcs,...s->...jc", self.J_shapedirs.to(betas.dtype), betas)
+
+    def rest_vertices(self, betas: torch.Tensor) -> torch.Tensor:
+        """Shaped template ``(*Lb, V, 3)`` (SMPL Eq. 2 without pose correctives)."""
+        self._check_betas(betas)
+        return self.v_template.to(betas.dtype) + torch.einsum("vcs,...s->...vc", self.shapedirs.to(betas.dtype), betas)
+
+    def _check_betas(self, betas: torch.Tensor) -> None:
+        if betas.shape[-1] != self.num_betas:
+            raise ValueError(f"betas must have shape (..., {self.num_betas}), got {tuple(betas.shape)}")
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        global_orient: torch.Tensor,
+        body_pose: torch.Tensor,
+        betas: torch.Tensor,
+        transl: torch.Tensor | None = None,
+        canon_offsets: torch.Tensor | None = None,
+        return_vertices: bool = False,
+    ) -> BodyModelOutput:
+        if global_orient.shape[-2:] != (3, 3):
+            raise ValueError(f"global_orient must be rotation matrices (..., 3, 3), got {tuple(global_orient.shape)}")
+        if global_orient.ndim >= 3 and global_orient.shape[-3] == 1 and body_pose.ndim == global_orient.ndim:
+            global_orient = global_orient[..., 0, :, :]
+        if body_pose.shape[-3:] != (23, 3, 3):
+            raise ValueError(f"body_pose must be (..., 23, 3, 3) rotation matrices, got {tuple(body_pose.shape)}")
+        self._check_betas(betas)
+        try:
+            L = torch.broadcast_shapes(global_orient.shape[:-2], body_pose.shape[:-3], betas.shape[:-1])
+        except RuntimeError:
+            raise ValueError(
+                f"leading dims do not broadcast: global_orient {tuple(global_orient.shape)}, body_pose "
+                f"{tuple(body_pose.shape)}, betas {tuple(betas.shape)}"
+            ) from None
+        dtype = body_pose.dtype
+        rot = torch.cat([global_orient.expand(*L, 3, 3)[..., None, :, :], body_pose.expand(*L, 23, 3, 3)], dim=-3)
+        J = self.rest_joints(betas.to(dtype))  # (*Lb, 24, 3), cheap: shape-only
+        parents = torch.tensor(SMPL_PARENTS, device=J.device)
+        J_rel = J - torch.cat([torch.zeros_like(J[..., :1, :]), J[..., parents[1:], :]], dim=-2)
+        J_rel = J_rel.expand(*L, 24, 3)
+        rot = rot.reshape(-1, 24, 3, 3)
+        J_rel = J_rel.reshape(-1, 24, 3)
+        N = rot.shape[0]
+        R_w = rot.new_empty(N, 24, 3, 3)
+        t_w = rot.new_empty(N, 24, 3)
+        R_w[:, 0] = rot[:, 0]
+        t_w[:, 0] = J_rel[:, 0]
+        for idx, par in self._levels:
+            Rp = R_w[:, par]
+            R_w[:, idx] = Rp @ rot[:, idx]
+            t_w[:, idx] = (Rp @ J_rel[:, idx, :, None])[..., 0] + t_w[:, par]
+        # canonical markers: rest offset from their part's joint, carried by the part
+        cj, cp = self._canon_joint.to(J.device), self._canon_part.to(J.device)
+        Jf = J.expand(*L, 24, 3).reshape(-1, 24, 3)
+        m_rel = Jf[:, cj] - Jf[:, cp]
+        m_rel[:, 0] = 0.0  # the pelvis marker is the root joint itself
+        if canon_offsets is not None:
+            if canon_offsets.shape != (16, 3):
+                raise ValueError(f"canon_offsets must be (16, 3), got {tuple(canon_offsets.shape)}")
+            m_rel = m_rel + canon_offsets.to(dtype)
+        canon = (R_w[:, cp] @ m_rel[..., None])[..., 0] + t_w[:, cp]
+        joints = t_w
+        vertices = None
+        if return_vertices:
+            vertices = self._skin(rot, R_w, t_w, Jf, betas, L)
+        if transl is not None:
+            if transl.shape[-1] != 3:
+                raise ValueError(f"transl must be (..., 3), got {tuple(transl.shape)}")
+            tr = transl.to(dtype).expand(*L, 3).reshape(-1, 1, 3)
+            joints, canon = joints + tr, canon + tr
+            if vertices is not None:
+                vertices = vertices + tr
+        out_v = None if vertices is None else vertices.reshape(*L, -1, 3)
+        return BodyModelOutput(joints.reshape(*L, 24, 3), canon.reshape(*L, 16, 3), out_v, R_w.reshape(*L, 24, 3, 3))
+
+    def _skin(self, rot, R_w, t_w, J, betas, L) -> torch.Tensor:
+        """Linear blend skinning (SMPL Eq. 4) -> ``(N, V, 3)``."""
+        N = R_w.shape[0]
+        dtype = R_w.dtype
+        # A_j maps rest-pose points to posed ones: R_j (v - J_j) + t_j
+        trans = t_w - (R_w @ J[..., None])[..., 0]
+        A = torch.cat([R_w, trans[..., None]], dim=-1).reshape(N, 24, 12)
+        T = torch.matmul(self.lbs_weights.to(dtype), A)  # (N, V, 12)
+        T = T.view(N, -1, 3, 4)
+        v = self.rest_vertices(betas.to(dtype))  # (*Lb, V, 3)
+        v = v.expand(*L, *v.shape[-2:]).reshape(N, -1, 3)
+        if self.has_pose_correctives:
+            # SMPL Eq. 3: correctives driven by the parent-relative rotations of joints 1..23
+            feat = (rot[:, 1:] - torch.eye(3, dtype=dtype, device=rot.device)).reshape(N, 207)
+            v = v + (feat @ self.posedirs.to(dtype)).view(N, -1, 3)
+        # einsum beats N*V tiny (3x3 @ 3x1) matmuls by ~3x on CPU
+        return torch.einsum("nvij,nvj->nvi", T[..., :3], v) + T[..., 3]
