@@ -20,6 +20,7 @@ subject faces +z). The canonical lifting joints (``lifting.skeletons.CANON16``) 
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import pickle
 from dataclasses import dataclass
@@ -271,9 +272,12 @@ class BodyModel(nn.Module):
         # smplx's extra vertex-picked joints (nose, ears, toes) assume the 6,890-vertex SMPL
         # topology; they are never used here, so point them at vertex 0 for any topology
         dummy_ids = {k: 0 for k in VERTEX_IDS["smplh"]}
-        layer = smplx.SMPLLayer(model_path=str(path), data_struct=Struct(**data), num_betas=num_betas,
-                                vertex_ids=dummy_ids)
+        with contextlib.redirect_stdout(io.StringIO()):  # smplx prints a warning for 10-beta models
+            layer = smplx.SMPLLayer(model_path=str(path), data_struct=Struct(**data), num_betas=num_betas,
+                                    vertex_ids=dummy_ids)
         self.model_path = str(path)
+        self.gender = gender
+        self.is_default = path == default_model_path()
         self.num_betas = num_betas
         self.num_vertices = int(layer.v_template.shape[0])
         v_template = layer.v_template.float()
@@ -303,6 +307,12 @@ class BodyModel(nn.Module):
         self._canon_joint = torch.tensor([idx[CANON16_MARKERS[n]] for n in CANON16.joint_names])
         self._canon_part = torch.tensor([max(SMPL_PARENTS[int(j)], 0) for j in self._canon_joint])
         del layer
+
+    def describe(self) -> dict:
+        """What a checkpoint records about its body model: ``path`` (``None`` for the shipped
+        open model), ``gender``, ``num_betas``, ``num_vertices``."""
+        return {"path": None if self.is_default else self.model_path, "gender": self.gender,
+                "num_betas": self.num_betas, "num_vertices": self.num_vertices}
 
     # ------------------------------------------------------------------ shape
     def rest_joints(self, betas: torch.Tensor) -> torch.Tensor:

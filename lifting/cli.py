@@ -78,24 +78,38 @@ def _cmd_lift(a: argparse.Namespace) -> int:
 
     s = lift_file(a.tracks, a.output, a.checkpoint, fps=a.fps, keypoint_format=a.format,
                   conf_threshold=a.conf_threshold, min_joints=a.min_joints, height_m=a.height,
-                  max_figures=a.max_figures)
+                  max_figures=a.max_figures, mesh_frames=getattr(a, "mesh_frames", None),
+                  mesh_format=getattr(a, "mesh_format", "obj"), body_model_path=getattr(a, "body_model", None))
     n_tr = sum(1 for t in s["tracks"] if t["frames_lifted"])
     print(f"lifted {s['frames_lifted']} frames of {n_tr} tracks ({s['frames_skipped']} frames skipped: "
           f"no pelvis or < {a.min_joints} joints) in {s['seconds_lift']:.2f} s")
     print(f"outputs: {Path(a.output).resolve()} (track_XXXX.npz, summary.json)")
     for f in s["figures"]:
         print(f"figure: {Path(a.output).resolve() / f}")
+    if s["meshes"]:
+        print(f"meshes: {len(s['meshes'])} in {Path(a.output).resolve() / 'meshes'}")
     return 0
+
+
+def _frame_list(text: str) -> list[int]:
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated frame ids, got {text!r}") from None
 
 
 def _cmd_demo(a: argparse.Namespace) -> int:
     from importlib import resources
 
-    example = Path(str(resources.files("lifting") / "assets" / "example_track.json"))
+    assets = resources.files("lifting") / "assets"
+    example = Path(str(assets / "example_track.json"))
+    student = Path(str(assets / "student.pt"))
     out = Path(a.output)
-    print(f"posenet3d demo: lifting the bundled example track {example.name} with the bundled teacher")
-    ns = argparse.Namespace(tracks=example, output=out, checkpoint=None, fps=None, format=None,
-                            conf_threshold=0.3, min_joints=8, height=1.70, max_figures=1)
+    which = "the bundled SMPL student and open body model" if student.is_file() else "the bundled teacher"
+    print(f"posenet3d demo: lifting the bundled example track {example.name} with {which}")
+    ns = argparse.Namespace(tracks=example, output=out, checkpoint=student if student.is_file() else None, fps=None,
+                            format=None, conf_threshold=0.3, min_joints=8, height=1.70, max_figures=1,
+                            mesh_frames=None, mesh_format="obj", body_model=None)
     return _cmd_lift(ns)
 
 
@@ -104,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a lifter: teacher (2D only) or supervised baseline")
-    t.add_argument("stage", choices=["teacher", "supervised"])
+    t.add_argument("stage", choices=["teacher", "student", "supervised"])
     t.add_argument("config", help="stage YAML (e.g. configs/teacher.yaml) or a name in configs/")
     t.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. train.steps=1000")
     t.add_argument("--out", default=None, help="output folder (default: train.out_dir/name)")
@@ -130,13 +144,19 @@ def build_parser() -> argparse.ArgumentParser:
     li = sub.add_parser("lift", help="lift 2D keypoint tracks (COCO-style JSON) to 3D")
     li.add_argument("tracks")
     li.add_argument("-o", "--output", required=True, help="output folder")
-    li.add_argument("--checkpoint", default=None, help="lifter checkpoint (default: the bundled teacher)")
+    li.add_argument("--checkpoint", default=None,
+                    help="teacher or SMPL-student checkpoint (default: the bundled teacher)")
     li.add_argument("--fps", type=float, default=None, help="frame rate (overrides the file's meta)")
     li.add_argument("--format", default=None, help="keypoint format (default: from the file / keypoint count)")
     li.add_argument("--conf-threshold", type=float, default=0.3, help="joints below this confidence are masked")
     li.add_argument("--min-joints", type=int, default=8, help="skip frames with fewer visible joints")
     li.add_argument("--height", type=float, default=1.70, help="assumed subject height in metres")
     li.add_argument("--max-figures", type=int, default=4, help="figures for the N longest tracks")
+    li.add_argument("--mesh-frames", type=_frame_list, default=None,
+                    help="student only: comma-separated frame ids to export meshes for (default: the figures' frames)")
+    li.add_argument("--mesh-format", choices=["obj", "ply"], default="obj", help="student mesh file format")
+    li.add_argument("--body-model", default=None,
+                    help="student only: SMPL .pkl/.npz file or folder replacing the checkpoint's body model")
     li.set_defaults(func=_cmd_lift)
 
     d = sub.add_parser("demo", help="lift the bundled example track with the bundled teacher (offline)")

@@ -10,7 +10,7 @@ from .geometry import check_finite, normalize_2d
 from .skeletons import Skeleton
 from .teacher import Lifter
 
-__all__ = ["window_indices", "lift_frames", "metric_scale", "HEIGHT_PROXY_FRACTION", "DEFAULT_HEIGHT_M"]
+__all__ = ["lift_smpl_frames", "window_indices", "lift_frames", "metric_scale", "HEIGHT_PROXY_FRACTION", "DEFAULT_HEIGHT_M"]
 
 DEFAULT_HEIGHT_M = 1.70
 """Assumed standing height when converting scale-free lifts to metres."""
@@ -52,7 +52,7 @@ def lift_frames(
     """Lift every frame of one or more sequences.
 
     Args:
-        model: a :class:`Lifter` (window T taken from it).
+        model: a :class:`Lifter` or :class:`lifting.student.Student` (window T taken from it).
         keypoints_2d: ``(N, J, 2)`` pixels, frames of consecutive sequences.
         mask: ``(N, J)`` bool visible joints (the root must be visible in every frame).
         seq_offsets: ``(C+1,)`` sequence boundaries; default one sequence.
@@ -60,8 +60,8 @@ def lift_frames(
         dtype: optional autocast dtype (e.g. ``torch.bfloat16`` on CPU).
 
     Returns:
-        ``(N, J, 3)`` float32 root-relative 3D in normalised units (see
-        :func:`metric_scale` for metres).
+        ``(N, J, 3)`` float32 root-relative 3D in normalised units for a lifter (see
+        :func:`metric_scale` for metres), in metres for the student.
 
     Raises:
         ValueError: NaN/inf keypoints, shape mismatch, or frames without a visible root.
@@ -84,10 +84,67 @@ def lift_frames(
             x, _ = normalize_2d(kp, m, model.root_index, per_window=T > 1)
             with torch.autocast(keypoints_2d.device.type, dtype=dtype, enabled=dtype is not None):
                 pred = model(x, m)
+            if not torch.is_tensor(pred):  # the SMPL student: its canonical joints
+                pred = pred.joints_3d
             out[s : s + batch_size] = pred[:, T // 2].float()
     finally:
         model.train(was_training)
     return out
+
+
+def lift_smpl_frames(
+    student,
+    keypoints_2d: torch.Tensor,
+    mask: torch.Tensor,
+    seq_offsets: np.ndarray | None = None,
+    batch_size: int = 4096,
+) -> dict[str, torch.Tensor]:
+    """Run the SMPL student over every frame of one or more sequences (the window centred
+    on each frame, as :func:`lift_frames`).
+
+    Args:
+        student: :class:`lifting.student.Student`. keypoints_2d: ``(N, J, 2)`` pixels.
+        mask: ``(N, J)`` bool. seq_offsets: ``(C+1,)`` sequence boundaries.
+
+    Returns:
+        Per frame: ``global_orient (N, 3, 3)``, ``body_pose (N, 23, 3, 3)``,
+        ``betas (N, num_betas)`` (per-frame estimates, to be pooled per person), ``scale
+        (N,)`` camera scale in normalised units per metre, ``norm_scale (N,)`` pixels per
+        normalised unit (the frame's own 2D RMS size), ``root_px (N, 2)``.
+
+    Raises:
+        ValueError: as :func:`lift_frames`.
+    """
+    check_finite("keypoints_2d", keypoints_2d)
+    if keypoints_2d.ndim != 3 or keypoints_2d.shape[-1] != 2 or mask.shape != keypoints_2d.shape[:-1]:
+        raise ValueError(f"expected keypoints (N, J, 2) and mask (N, J), got {tuple(keypoints_2d.shape)} and {tuple(mask.shape)}")
+    n = keypoints_2d.shape[0]
+    if seq_offsets is None:
+        seq_offsets = np.array([0, n])
+    T, c = student.window, student.window // 2
+    idx = torch.from_numpy(window_indices(seq_offsets, T)).to(keypoints_2d.device)
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("global_orient", "body_pose", "betas", "scale")}
+    was_training = student.training
+    student.eval()
+    try:
+        with torch.no_grad():
+            for s in range(0, n, batch_size):
+                w = idx[s: s + batch_size]
+                kp, m = keypoints_2d[w].float(), mask[w].bool()
+                x, _ = normalize_2d(kp, m, student.root_index, per_window=T > 1)
+                o = student(x, m)
+                parts["global_orient"].append(o.global_orient[:, c])
+                parts["body_pose"].append(o.body_pose[:, c])
+                parts["betas"].append(o.betas_frames[:, c])
+                parts["scale"].append(o.cam[:, c, 0])
+    finally:
+        student.train(was_training)
+    res = {k: torch.cat(v) for k, v in parts.items()}
+    kp, m = keypoints_2d.float(), mask.bool()
+    _, norm = normalize_2d(kp, m, student.root_index)
+    res["norm_scale"] = norm[..., 0]
+    res["root_px"] = kp[:, student.root_index]
+    return res
 
 
 def metric_scale(joints_3d: torch.Tensor, skeleton: Skeleton, height_m: float = DEFAULT_HEIGHT_M) -> torch.Tensor:

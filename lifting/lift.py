@@ -17,11 +17,13 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import roma
 import torch
 
 from .checkpoint import load_checkpoint
 from .fileio import atomic_write
-from .inference import DEFAULT_HEIGHT_M, HEIGHT_PROXY_FRACTION, lift_frames, metric_scale
+from .geometry import normalize_2d
+from .inference import DEFAULT_HEIGHT_M, HEIGHT_PROXY_FRACTION, lift_frames, lift_smpl_frames, metric_scale
 from .skeletons import CANON16, get_skeleton, remap
 from .teacher import Lifter
 from .tracks import Track, TrackSet, read_coco_tracks
@@ -37,22 +39,41 @@ def default_checkpoint() -> Path:
     return Path(str(resources.files("lifting") / "assets" / "teacher.pt"))
 
 
-def load_lifter(path: str | Path | None = None) -> tuple[Lifter, dict]:
-    """Load a lifter checkpoint (default: the shipped teacher).
+def load_lifter(path: str | Path | None = None, body_model_path: str | Path | None = None):
+    """Load a lifter or SMPL-student checkpoint (default: the shipped teacher).
+
+    Args:
+        path: checkpoint file.
+        body_model_path: for a student, the SMPL file/folder to use instead of the one
+            recorded in the checkpoint (it must have the same vertex count and shape space).
 
     Returns:
-        ``(model in eval mode, checkpoint dict)``.
+        ``(model in eval mode, checkpoint dict)``; the model is a :class:`Lifter` or a
+        :class:`lifting.student.Student`.
 
     Raises:
         lifting.checkpoint.CheckpointError (a ValueError): missing/unreadable file or not a
-            posenet3d checkpoint. ValueError: a model for another joint set.
+            posenet3d checkpoint. ValueError: a model for another joint set, or a student
+            whose body model cannot be loaded or differs from the one it was trained with.
     """
     path = Path(path) if path is not None else default_checkpoint()
     ckpt = load_checkpoint(path)
     cfg = dict(ckpt["model_config"])
     if cfg.get("num_joints") != CANON16.num_joints:
         raise ValueError(f"{path}: model has {cfg.get('num_joints')} joints, expected {CANON16.num_joints} (canon16)")
-    model = Lifter.from_config(cfg)
+    if cfg.get("arch") == "smpl_student":
+        from .body_model import BodyModel
+        from .student import Student
+
+        info = ckpt.get("body_model") or {}
+        bm = BodyModel(body_model_path if body_model_path is not None else info.get("path"),
+                       info.get("gender", "neutral"), int(cfg.get("num_betas", 10)))
+        if info.get("num_vertices") not in (None, bm.num_vertices):
+            raise ValueError(f"{path}: the student was trained with a {info['num_vertices']}-vertex body model, "
+                             f"{bm.model_path} has {bm.num_vertices}")
+        model = Student.from_config(cfg, bm)
+    else:
+        model = Lifter.from_config(cfg)
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:
@@ -78,6 +99,7 @@ class LiftedTrack:
     keypoints_2d: np.ndarray
     mask: np.ndarray
     skipped_frame_ids: np.ndarray
+    smpl: dict | None = None
 
 
 def _segments(frame_ids: np.ndarray) -> np.ndarray:
@@ -141,6 +163,8 @@ def lift_track(
         return LiftedTrack(int(track.track_id), frame_ids, empty, np.zeros((0, J, 2), np.float32),
                            np.zeros((0, J), bool), skipped)
     seg = _segments(frame_ids)
+    if _is_student(model):
+        return _lift_track_smpl(model, track, kp, mask, frame_ids, skipped, seg, fps)
     if model.window > 1 and fps is not None and abs(fps - MODEL_FPS) > 1e-3:
         kp_r, m_r, seg_r, pos = _resample(kp, mask, seg, MODEL_FPS / fps)
         pred_r = lift_frames(model, torch.from_numpy(kp_r).float(), torch.from_numpy(m_r), seg_r).numpy()
@@ -159,6 +183,80 @@ def lift_track(
     return LiftedTrack(int(track.track_id), frame_ids, joints, kp.astype(np.float32), mask, skipped)
 
 
+def _is_student(model) -> bool:
+    return getattr(model, "config", {}).get("arch") == "smpl_student"
+
+
+def _lift_track_smpl(model, track, kp, mask, frame_ids, skipped, seg, fps) -> LiftedTrack:
+    """Student path of :func:`lift_track`: per-frame SMPL parameters, one ``betas`` per
+    track (mean of the per-frame estimates weighted by the number of observed joints), the
+    metric size from the body model (no height prior)."""
+    kp_t, m_t = torch.from_numpy(kp).float(), torch.from_numpy(mask)
+    if model.window > 1 and fps is not None and abs(fps - MODEL_FPS) > 1e-3:
+        kp_r, m_r, seg_r, pos = _resample(kp, mask, seg, MODEL_FPS / fps)
+        res = lift_smpl_frames(model, torch.from_numpy(kp_r).float(), torch.from_numpy(m_r), seg_r)
+        near = torch.from_numpy(np.clip(np.round(pos).astype(np.int64), 0, len(kp_r) - 1))
+        res = {k: v[near] for k, v in res.items() if k not in ("norm_scale", "root_px")}
+        _, norm = normalize_2d(kp_t, m_t, model.root_index)
+        res["norm_scale"], res["root_px"] = norm[..., 0], kp_t[:, model.root_index]
+    else:
+        res = lift_smpl_frames(model, kp_t, m_t, seg)
+    w = m_t.sum(-1).float()
+    betas = (res["betas"] * w[:, None]).sum(0) / w.sum()
+    with torch.no_grad():
+        out = model.decode(res["global_orient"][None], res["body_pose"][None], betas[None], res["scale"][None])
+    joints = out.joints_3d[0].numpy().astype(np.float32)
+    if not np.isfinite(joints).all() or not torch.isfinite(betas).all():
+        raise ValueError(f"track {track.track_id}: lifting produced non-finite values")
+    s_px = res["scale"] * res["norm_scale"]
+    smpl = {
+        "global_orient": roma.rotmat_to_rotvec(res["global_orient"]).numpy().astype(np.float32),
+        "body_pose": roma.rotmat_to_rotvec(res["body_pose"]).reshape(-1, 69).numpy().astype(np.float32),
+        "betas": betas.numpy().astype(np.float32),
+        "cam": torch.cat([s_px[:, None], res["root_px"]], dim=-1).numpy().astype(np.float32),
+        "joints_smpl": out.joints_smpl[0].numpy().astype(np.float32),
+        "global_orient_rotmat": res["global_orient"], "body_pose_rotmat": res["body_pose"],
+    }
+    return LiftedTrack(int(track.track_id), frame_ids, joints, kp.astype(np.float32), mask, skipped, smpl)
+
+
+def _smpl_arrays(lt: LiftedTrack, model) -> dict:
+    if lt.smpl is None:
+        return {}
+    keep = {k: v for k, v in lt.smpl.items() if not k.endswith("_rotmat")}
+    from .body_model import SMPL_JOINT_NAMES
+
+    bm = model.body_model.describe()
+    return keep | {"smpl_joint_names": np.array(SMPL_JOINT_NAMES),
+                   "body_model": np.array(json.dumps(bm)),
+                   "cam_convention": np.array("weak perspective, pixels: pixel ~ s * P_xy + (tx, ty), P root-relative "
+                                              "metres in the camera frame")}
+
+
+def _vertices(model, lt: LiftedTrack, picks: np.ndarray) -> np.ndarray:
+    """Root-relative camera-frame vertices ``(len(picks), V, 3)`` metres for frames ``picks``."""
+    go, bp = lt.smpl["global_orient_rotmat"][picks], lt.smpl["body_pose_rotmat"][picks]
+    betas = torch.from_numpy(lt.smpl["betas"])
+    with torch.no_grad():
+        out = model.decode(go[None], bp[None], betas[None], torch.ones(1, len(picks)), return_vertices=True)
+    return out.vertices[0].numpy()
+
+
+def _write_meshes(folder: Path, model, lt: LiftedTrack, picks: np.ndarray, fmt: str) -> list[str]:
+    import trimesh
+
+    verts = _vertices(model, lt, picks)
+    verts = verts * np.array([1.0, -1.0, -1.0], dtype=np.float32)  # y up, z towards the viewer
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for v, fid in zip(verts, lt.frame_ids[picks]):
+        mesh = trimesh.Trimesh(vertices=v, faces=model.body_model.faces, process=False)
+        p = folder / f"track_{lt.track_id:04d}_frame_{int(fid):06d}.{fmt}"
+        atomic_write(p, lambda tmp, m=mesh: m.export(tmp, file_type=fmt))
+        names.append(f"meshes/{p.name}")
+    return names
+
+
 def _atomic_npz(path: Path, **arrays) -> None:
     atomic_write(path, lambda tmp: np.savez_compressed(tmp, **arrays))
 
@@ -175,6 +273,9 @@ def lift_file(
     height_m: float = DEFAULT_HEIGHT_M,
     max_figures: int = 4,
     min_figure_frames: int = 10,
+    mesh_frames: list[int] | None = None,
+    mesh_format: str = "obj",
+    body_model_path: str | Path | None = None,
 ) -> dict:
     """Lift every track of a COCO-style tracks file and write the outputs.
 
@@ -186,6 +287,16 @@ def lift_file(
     ``min_figure_frames`` frames), and ``summary.json``. Every file is written atomically;
     input is fully read and validated before anything is written.
 
+    With a student checkpoint each npz also holds the SMPL parameters in smplx naming:
+    ``global_orient (T, 3)`` and ``body_pose (T, 69)`` axis-angle (body frame -> camera
+    frame), ``betas (10,)`` one per track, ``cam (T, 3)`` weak-perspective pixel camera
+    ``(s, tx, ty)`` (``pixel ~ s * P_xy + (tx, ty)`` for root-relative points ``P`` in
+    metres), ``joints_smpl (T, 24, 3)``; meshes go to ``meshes/track_XXXX_frame_YYYYYY.obj``
+    (or ``.ply``) for ``mesh_frames`` (frame ids; default the frames shown in the figures),
+    in metres, root-relative, y up (the camera frame rotated 180 deg about x, as viewers
+    expect), and the figures show the mesh. ``body_model_path`` replaces the checkpoint's
+    body model (same topology).
+
     Returns:
         The summary dict.
 
@@ -194,7 +305,9 @@ def lift_file(
         track has a liftable frame.
     """
     t0 = time.perf_counter()
-    model, ckpt = load_lifter(checkpoint)
+    if mesh_format not in ("obj", "ply"):
+        raise ValueError(f"mesh format must be obj or ply, got {mesh_format!r}")
+    model, ckpt = load_lifter(checkpoint, body_model_path)
     ts: TrackSet = read_coco_tracks(tracks_path, fps=fps, keypoint_format=keypoint_format)
     lifted = [lift_track(model, tr, ts.keypoint_format, ts.fps, conf_threshold, min_joints, height_m)
               for tr in ts.tracks]
@@ -213,19 +326,41 @@ def lift_file(
             frame_ids=lt.frame_ids, keypoints_2d=lt.keypoints_2d, mask=lt.mask, skipped_frame_ids=lt.skipped_frame_ids,
             units=np.array("m"), coordinate_frame=np.array("camera: x right, y down, z forward; root-relative (pelvis)"),
             fps=np.array(ts.fps if ts.fps is not None else np.nan), track_id=np.array(lt.track_id),
+            **_smpl_arrays(lt, model),
         )
         files.append(p.name)
     lift_s = time.perf_counter() - t0
     figures = []
     longest = sorted((lt for lt in lifted if len(lt.frame_ids) >= min_figure_frames),
                      key=lambda lt: -len(lt.frame_ids))[:max_figures]
+    meshes = []
     if longest:
-        from .viz import plot_track_frames
+        from .viz import figure_frames, plot_mesh_frames, plot_track_frames
 
         for lt in longest:
-            p = plot_track_frames(out / f"track_{lt.track_id:04d}.png", CANON16, lt.keypoints_2d, lt.mask,
-                                  lt.joints_3d, lt.frame_ids, title=f"{Path(tracks_path).name}: track {lt.track_id}")
+            title = f"{Path(tracks_path).name}: track {lt.track_id}"
+            if lt.smpl is None:
+                p = plot_track_frames(out / f"track_{lt.track_id:04d}.png", CANON16, lt.keypoints_2d, lt.mask,
+                                      lt.joints_3d, lt.frame_ids, title=title)
+            else:
+                picks = figure_frames(len(lt.frame_ids))
+                verts = _vertices(model, lt, picks)
+                p = plot_mesh_frames(out / f"track_{lt.track_id:04d}.png", CANON16, lt.keypoints_2d[picks],
+                                     lt.mask[picks], verts, model.body_model.faces, lt.smpl["cam"][picks],
+                                     lt.frame_ids[picks], title=title)
             figures.append(p.name)
+    if _is_student(model):
+        for lt in lifted:
+            if not len(lt.frame_ids):
+                continue
+            if mesh_frames is None:
+                if lt not in longest:
+                    continue
+                picks = figure_frames(len(lt.frame_ids))
+            else:
+                picks = np.flatnonzero(np.isin(lt.frame_ids, np.asarray(mesh_frames)))
+            if len(picks):
+                meshes += _write_meshes(out / "meshes", model, lt, picks, mesh_format)
     summary = {
         "input": str(tracks_path),
         "checkpoint": str(checkpoint or default_checkpoint()),
@@ -246,6 +381,8 @@ def lift_file(
         "reader_warnings": list(ts.warnings),
         "files": files,
         "figures": figures,
+        "meshes": meshes,
+        "body_model": model.body_model.describe() if _is_student(model) else None,
         "seconds_lift": round(lift_s, 3),
         "seconds_total": round(time.perf_counter() - t0, 3),
     }

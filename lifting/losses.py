@@ -2,6 +2,7 @@
 every loss returns a scalar tensor (mean over the batch)."""
 from __future__ import annotations
 
+import roma
 import torch
 
 from .geometry import rms_scale
@@ -95,3 +96,33 @@ def acceleration(joints: torch.Tensor) -> torch.Tensor:
     Sec. 4, used here as a 3D-free penalty on jitter)."""
     acc = joints[:, 2:] - 2 * joints[:, 1:-1] + joints[:, :-2]
     return acc.pow(2).sum(-1).add(1e-12).sqrt().mean()
+
+
+def rotation_prior(rotmats: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Pull rotations toward the identity (the body model's rest pose): mean of
+    ``1 - cos(angle) = (3 - trace R) / 2`` (~ angle^2 / 2 for small angles; smooth at 0,
+    unlike the geodesic angle). ``rotmats (..., K, 3, 3)``; optional per-rotation
+    ``weights (K,)``. A 3D-free pose regulariser [inferred, in the spirit of the pose priors
+    of SMPLify, Bogo et al. ECCV 2016]."""
+    tr = rotmats.diagonal(dim1=-2, dim2=-1).sum(-1)
+    pen = (3.0 - tr) / 2
+    if weights is not None:
+        pen = pen * weights
+    return pen.mean()
+
+
+def twist_angle(rotmats: torch.Tensor, axes: torch.Tensor) -> torch.Tensor:
+    """Twist of each rotation about a unit axis (swing-twist decomposition: the twist is the
+    quaternion's component along the axis, ``2 atan2(q_v . a, q_w)``).
+
+    Args:
+        rotmats: ``(..., K, 3, 3)``. axes: ``(K, 3)`` unit axes in the same frame.
+
+    Returns:
+        ``(..., K)`` signed twist angles in radians, in ``(-pi, pi]``.
+    """
+    q = roma.rotmat_to_unitquat(rotmats)  # (..., K, 4) XYZW
+    sign = torch.where(q[..., 3:] < 0, -1.0, 1.0)
+    q = q * sign
+    along = (q[..., :3] * axes.to(q.dtype)).sum(-1)
+    return 2 * torch.atan2(along, q[..., 3])

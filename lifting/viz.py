@@ -8,12 +8,98 @@ import numpy as np
 from .fileio import atomic_write
 from .skeletons import Skeleton
 
-__all__ = ["plot_track_frames"]
+__all__ = ["plot_track_frames", "plot_mesh_frames", "figure_frames"]
 
 
 def _limb_colour(skeleton: Skeleton, j: int) -> str:
     n = skeleton.joint_names[j]
     return "tab:red" if n.startswith(("r_", "right")) else "tab:blue" if n.startswith(("l_", "left")) else "0.3"
+
+
+def figure_frames(T: int, n_frames: int = 4) -> np.ndarray:
+    """Indices of ``n_frames`` evenly spaced frames of a ``T``-frame track (fewer if short)."""
+    return np.unique(np.linspace(0, T - 1, min(n_frames, T)).round().astype(int))
+
+
+def _draw_mesh(ax, pts: np.ndarray, depth: np.ndarray, faces: np.ndarray, colour=(0.55, 0.7, 0.9)) -> None:
+    """Painter's-algorithm mesh drawing on a 2D axis: ``pts (V, 2)`` plot coordinates,
+    ``depth (V,)`` distance from the viewer; back faces culled, Lambert shading with the
+    light at the viewer."""
+    from matplotlib.collections import PolyCollection
+
+    tri2 = pts[faces]  # (F, 3, 2)
+    tri3 = np.concatenate([tri2, depth[faces][..., None]], -1)
+    n = np.cross(tri3[:, 1] - tri3[:, 0], tri3[:, 2] - tri3[:, 0])
+    n /= np.linalg.norm(n, axis=-1, keepdims=True).clip(1e-12)
+    # plot axes here are (right, down, away), so faces seen from the viewer have n_z < 0
+    front = n[:, 2] < 0
+    order = np.argsort(-tri3[front, :, 2].mean(-1))  # far first
+    shade = np.clip(-n[front, 2][order], 0.2, 1.0)[:, None] * np.asarray(colour)[None]
+    ax.add_collection(PolyCollection(tri2[front][order], facecolors=shade, edgecolors="none"))
+
+
+def plot_mesh_frames(
+    path: str | Path,
+    skeleton: Skeleton,
+    keypoints_2d: np.ndarray,
+    mask: np.ndarray,
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    cam: np.ndarray,
+    frame_ids: np.ndarray,
+    title: str = "",
+) -> Path:
+    """Save a figure of a student's meshes: top row the mesh projected into the image with
+    its weak-perspective camera, under the observed 2D keypoints; bottom row the mesh seen
+    from the subject's side (orthographic, metres).
+
+    Args:
+        keypoints_2d: ``(n, J, 2)`` pixels; mask: ``(n, J)``; vertices: ``(n, V, 3)``
+            root-relative metres, camera frame (x right, y down, z forward); faces
+            ``(F, 3)``; cam: ``(n, 3)`` pixel camera ``(s, tx, ty)``; frame_ids ``(n,)``.
+
+    Returns:
+        The written path (PNG, written atomically).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(frame_ids)
+    faces = np.asarray(faces)
+    fig, axes = plt.subplots(2, n, figsize=(3.2 * n, 6.4), squeeze=False)
+    bones = skeleton.bones()
+    for col in range(n):
+        ax = axes[0, col]
+        v, (s, tx, ty) = vertices[col], cam[col]
+        _draw_mesh(ax, v[:, :2] * s + np.array([tx, ty]), v[:, 2], faces)
+        kp, m = keypoints_2d[col], mask[col].astype(bool)
+        for c, p in bones:
+            if m[c] and m[p]:
+                ax.plot(kp[[c, p], 0], kp[[c, p], 1], color=_limb_colour(skeleton, c), lw=1.5)
+        ax.scatter(kp[m, 0], kp[m, 1], s=8, c="k", zorder=3)
+        ax.autoscale_view()
+        ax.set_aspect("equal")
+        ax.invert_yaxis()
+        ax.set_title(f"mesh on 2D input, frame {int(frame_ids[col])}", fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax2 = axes[1, col]
+        # side view: the viewer stands on the camera's right (+x), looking along -x, so
+        # (right, down, away) = (z, y, -x), a proper rotation of the camera frame
+        _draw_mesh(ax2, np.stack([v[:, 2], v[:, 1]], -1), -v[:, 0], faces)
+        ax2.set_xlim(-1.1, 1.1)
+        ax2.set_ylim(1.2, -1.1)
+        ax2.set_aspect("equal")
+        ax2.set_title("side view (m)", fontsize=9)
+        ax2.tick_params(labelsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    try:
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
+    finally:
+        plt.close(fig)
 
 
 def plot_track_frames(
@@ -43,8 +129,7 @@ def plot_track_frames(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    T = len(frame_ids)
-    picks = np.unique(np.linspace(0, T - 1, min(n_frames, T)).round().astype(int))
+    picks = figure_frames(len(frame_ids), n_frames)
     fig = plt.figure(figsize=(3.2 * len(picks), 6.4))
     bones = skeleton.bones()
     lim = max(0.9, float(np.abs(joints_3d[picks]).max()) * 1.05)

@@ -21,8 +21,10 @@ __all__ = ["train", "lifter_checkpoint"]
 
 def lifter_checkpoint(stage, cfg: DictConfig, step: int, val: dict | None) -> dict:
     """The checkpoint dict: lifter weights, its constructor config, the resolved run config,
-    step, stage kind, last validation metrics, and the training state for resuming."""
-    return {
+    step, stage kind, last validation metrics, the training state for resuming, and for the
+    SMPL student the body model it was trained with (``body_model``)."""
+    extra = {"body_model": stage.lifter.body_model.describe()} if hasattr(stage.lifter, "body_model") else {}
+    return extra | {
         "model": stage.lifter.state_dict(),
         "model_config": dict(stage.lifter.config),
         "kind": stage.kind,
@@ -50,7 +52,7 @@ def _init_wandb(cfg: DictConfig, kind: str):
 
 
 def train(kind: str, cfg: DictConfig, out_dir: str | Path | None = None, progress: bool = True) -> Path:
-    """Train a ``teacher`` or ``supervised`` lifter.
+    """Train a ``teacher``, ``student`` (SMPL, needs a teacher checkpoint) or ``supervised`` model.
 
     Writes ``OUT/last.pt`` at every validation and at the end, and ``OUT/best.pt`` for the
     best validation PA-MPJPE, where ``OUT = out_dir or train.out_dir/name``.
@@ -119,7 +121,8 @@ def export_lifter(ckpt_path: str | Path, dest: str | Path, half: bool = False) -
     weights as float16 (half the size; :func:`lifting.lift.load_lifter` loads them into a
     float32 model)."""
     ck = load_checkpoint(ckpt_path)
-    slim = {k: ck[k] for k in ("model", "model_config", "kind", "step", "config", "val", "format_version") if k in ck}
+    slim = {k: ck[k] for k in ("model", "model_config", "kind", "step", "config", "val", "format_version",
+                               "body_model") if k in ck}
     if half:
         slim["model"] = {k: v.half() if v.is_floating_point() else v for k, v in slim["model"].items()}
     return save_checkpoint(slim, dest)

@@ -5,6 +5,8 @@
   re-lift and cycle back (3D and 2D cycle consistency), plus 3D-free anatomical priors
   (left/right symmetry, bone constancy over time). Its data is a 2D-only
   :class:`lifting.data.WindowSampler`.
+* :class:`StudentStage` — the SMPL student distilled from a frozen teacher (PoseNet3D stage
+  2, Sec. 3.2), also 2D-only.
 * :class:`SupervisedStage` — the same network trained with 3D labels (baseline only).
 """
 from __future__ import annotations
@@ -21,7 +23,7 @@ from lifting.geometry import normalize_2d, project_normalized, random_view_rotat
 from lifting.skeletons import CANON16
 from lifting.teacher import Lifter
 
-__all__ = ["TeacherStage", "SupervisedStage", "build_stage", "augment_2d", "build_lifter"]
+__all__ = ["TeacherStage", "StudentStage", "SupervisedStage", "build_stage", "augment_2d", "build_lifter"]
 
 
 def build_lifter(cfg: DictConfig) -> Lifter:
@@ -91,11 +93,15 @@ class _Stage:
         self.cfg = cfg
         self.generator = torch.Generator().manual_seed(int(cfg.seed))
         torch.manual_seed(int(cfg.seed))
-        self.lifter = build_lifter(cfg)
+        self.lifter = self.build_model(cfg)
         self.root = CANON16.root_index
         self.window = int(cfg.model.window)
         self.opt = torch.optim.AdamW(self.lifter.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
         self.optimizers = [self.opt]
+
+    def build_model(self, cfg: DictConfig) -> torch.nn.Module:
+        """The trained network (stored in checkpoints as ``model``)."""
+        return build_lifter(cfg)
 
     def lr_factor(self, step: int) -> float:
         """Cosine decay from 1 to ``min_lr_ratio`` over ``train.steps``."""
@@ -224,6 +230,126 @@ class SupervisedStage(_Stage):
         return {"supervised_3d": float(loss.detach()), "total": float(loss.detach())}
 
 
+# SMPL joints whose rotation moves no canonical marker: only priors constrain them
+_UNOBSERVED = ("left_ankle", "right_ankle", "left_foot", "right_foot", "head", "left_wrist", "right_wrist",
+               "left_hand", "right_hand")
+# joints with a single child: the twist about the bone to it leaves every joint in place
+_TWIST_CHILD = {"left_hip": "left_knee", "right_hip": "right_knee", "left_knee": "left_ankle",
+                "right_knee": "right_ankle", "spine1": "spine2", "spine2": "spine3", "neck": "head",
+                "left_collar": "left_shoulder", "right_collar": "right_shoulder",
+                "left_shoulder": "left_elbow", "right_shoulder": "right_elbow", "left_elbow": "left_wrist",
+                "right_elbow": "right_wrist"}
+
+
+class StudentStage(_Stage):
+    """SMPL student distilled from a frozen teacher (PoseNet3D stage 2; no 3D labels).
+
+    Losses (weights in ``cfg.loss``), per batch of 2D windows:
+
+    * ``distill``: ``||J_s / rms(J_s) - J_t / rms(J_t)||`` per joint, student canonical joints
+      vs the frozen teacher's lift of the clean 2D, both root-aligned and divided by their RMS
+      joint distance from the root (per frame, per window for T > 1). Scale-normalising makes
+      the teacher's arbitrary units irrelevant; the student's metric size comes from its
+      ``betas`` (kept near the mean by ``betas``) [PoseNet3D Sec. 3.2; normalisation choice
+      ours, as in Rhodin et al. CVPR 2018 Sec. 3.3].
+    * ``reproject``: the student's joints through its camera onto the clean 2D.
+    * ``adv``: LSGAN 2D critic (trained here on the real 2D) on random-view projections of
+      the student's joints (Chen et al. CVPR 2019 Sec. 3.2 applied to the student).
+    * ``betas``, ``pose_prior``, ``unobserved_prior``, ``twist``: 3D-free regularisers on
+      shape, rotations, and the rotations no joint constrains; ``marker_offsets``: keeps the
+      learned canonical-marker offsets small; ``smoothness`` for windows T > 2.
+
+    The student sees the augmented (dropped/noisy) input; the teacher sees the clean 2D.
+
+    Raises:
+        ValueError: teacher and student windows differ; unreadable teacher/body model.
+    """
+
+    kind = "student"
+
+    def __init__(self, cfg: DictConfig, sampler: WindowSampler):
+        if not isinstance(sampler, WindowSampler):
+            raise TypeError("the student trains on a 2D-only WindowSampler")
+        from lifting.lift import load_lifter
+
+        self.teacher, _ = load_lifter(cfg.student.teacher_checkpoint)
+        if self.teacher.window != int(cfg.model.window):
+            raise ValueError(f"student.teacher_checkpoint has window {self.teacher.window}, "
+                             f"model.window is {int(cfg.model.window)}: they must match")
+        self.teacher.requires_grad_(False).eval()
+        super().__init__(cfg)
+        self.sampler = sampler
+        self.critic = PoseCritic2D(CANON16, self.window, int(cfg.critic.width), int(cfg.critic.n_blocks))
+        self.critic_opt = torch.optim.AdamW(self.critic.parameters(), lr=cfg.train.critic_lr,
+                                            weight_decay=cfg.train.weight_decay)
+        self.optimizers.append(self.critic_opt)
+        from lifting.body_model import SMPL_JOINT_NAMES
+
+        idx = {n: i for i, n in enumerate(SMPL_JOINT_NAMES)}
+        w = torch.ones(23)
+        w[[idx[n] - 1 for n in _UNOBSERVED]] = float(cfg.loss.unobserved_prior) / max(float(cfg.loss.pose_prior), 1e-12)
+        self.prior_weights = w
+        self.twist_joints = torch.tensor([idx[n] for n in _TWIST_CHILD])
+        J = self.lifter.body_model.J_template
+        axes = torch.stack([J[idx[c]] - J[idx[p]] for p, c in _TWIST_CHILD.items()])
+        self.twist_axes = axes / axes.norm(dim=-1, keepdim=True)
+
+    def build_model(self, cfg: DictConfig) -> torch.nn.Module:
+        from lifting.body_model import BodyModel
+        from lifting.student import Student
+
+        bm = BodyModel(cfg.body_model.path, str(cfg.body_model.gender), int(cfg.body_model.num_betas))
+        return Student(bm, CANON16.num_joints, int(cfg.model.window), int(cfg.model.width), int(cfg.model.n_blocks),
+                       int(cfg.body_model.num_betas), CANON16.root_index, bool(cfg.student.learn_marker_offsets))
+
+    def step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One student + one critic update on 2D windows (``keypoints_2d (B, T, J, 2)``
+        pixels, ``mask (B, T, J)``)."""
+        cfg, T, root = self.cfg, self.window, self.root
+        per_window = T > 1
+        kp, mask = batch["keypoints_2d"], batch["mask"]
+        B = kp.shape[0]
+        x_full, _ = normalize_2d(kp, mask, root, per_window=per_window)
+        x_in, m_in, _ = augment_2d(kp, mask, cfg, root, self.generator)
+        w = cfg.loss
+        with torch.no_grad(), self.autocast():
+            X_t = self.teacher(x_full, mask).float()
+        with self.autocast():
+            out = self.lifter(x_in, m_in)
+            J = out.joints_3d
+            l_distill = losses.joint_distance(_unit(J, per_window)[0], _unit(X_t, per_window)[0])
+            l_rep = losses.joint_distance(_unit(out.project(), per_window)[0], x_full, mask)
+            R = random_view_rotation((B,), elevation_max=math.radians(w.elevation_max_deg), generator=self.generator)
+            Xr = torch.einsum("bij,btkj->btki", R, J * out.cam[..., :1, None])
+            y, _ = _unit(project_normalized(Xr), per_window)
+            twist = losses.twist_angle(out.body_pose[:, :, self.twist_joints - 1], self.twist_axes)
+            terms = {
+                "distill": (w.distill, l_distill),
+                "reproject": (w.reproject, l_rep),
+                "adv": (w.adv, losses.lsgan_generator(self.critic(y).float())),
+                "betas": (w.betas, out.betas.square().sum(-1).mean()),
+                "pose_prior": (w.pose_prior, losses.rotation_prior(out.body_pose, self.prior_weights)),
+                "twist": (w.twist, twist.square().mean()),
+                "marker_offsets": (w.marker_offsets, self.lifter.marker_offsets.square().sum(-1).mean()),
+            }
+            if T > 2:
+                terms["smoothness"] = (w.smoothness, losses.acceleration(J))
+            total = sum(weight * loss for weight, loss in terms.values())
+            logs = {name: loss for name, (_, loss) in terms.items()}
+        self._update(self.opt, total, [p for p in self.lifter.parameters() if p.requires_grad])
+        with self.autocast():
+            l_critic = losses.lsgan_critic(self.critic(x_full).float(), self.critic(y.detach()).float())
+        self._update(self.critic_opt, l_critic, self.critic.parameters())
+        logs["critic"] = l_critic
+        logs["total"] = total
+        return {k: float(v.detach()) for k, v in logs.items()}
+
+    def state_dict(self) -> dict:
+        d = super().state_dict()
+        d["critic"] = self.critic.state_dict()
+        return d
+
+
 def build_stage(kind: str, cfg: DictConfig, clips: MocapClips | None = None):
     """Build the stage on the training split named in ``cfg.data``.
 
@@ -237,13 +363,13 @@ def build_stage(kind: str, cfg: DictConfig, clips: MocapClips | None = None):
     Raises:
         ValueError: unknown kind, or data errors from the loader.
     """
-    if kind not in ("teacher", "supervised"):
-        raise ValueError(f"unknown training stage {kind!r}; choose teacher or supervised")
+    if kind not in ("teacher", "student", "supervised"):
+        raise ValueError(f"unknown training stage {kind!r}; choose teacher, student or supervised")
     clips = clips if clips is not None else load_mocap_npz(cfg.data.npz)
     train = clips.select(split_clips(clips.seq_names, cfg.data.train_split))
     window, views, seed = int(cfg.model.window), int(cfg.data.n_views), int(cfg.seed)
     heights, balance = tuple(cfg.data.camera_height), str(cfg.data.balance)
-    if kind == "teacher":
+    if kind in ("teacher", "student"):
         sampler = WindowSampler(project_clips(train, views, seed, height_range=heights), window, balance)
-        return TeacherStage(cfg, sampler)
+        return TeacherStage(cfg, sampler) if kind == "teacher" else StudentStage(cfg, sampler)
     return SupervisedStage(cfg, SupervisedWindows(train, window, views, seed, balance, heights))

@@ -1,0 +1,156 @@
+"""The SMPL student (PoseNet3D stage 2, arXiv 2003.03473 Sec. 3.2): normalised 2D keypoints
+-> SMPL body-model parameters, trained by distillation from the frozen teacher.
+
+Per frame the network predicts 24 joint rotations in the continuous 6D representation (Zhou
+et al., "On the Continuity of Rotation Representations in Neural Networks", CVPR 2019,
+Sec. 4: two columns, Gram-Schmidt), a camera scale, and shape coefficients that are averaged
+over the frames of a window (and over a whole track at inference: one body per person).
+The body model (:class:`lifting.body_model.BodyModel`) turns them into joints and,
+on request, a mesh.
+
+Frames: ``global_orient`` rotates the SMPL body frame (y up, facing +z) into the camera frame
+(x right, y down, z forward), so an upright person facing the camera has
+``global_orient = R_x(pi)``; the network starts there.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import roma
+import torch
+from torch import nn
+
+from .body_model import BodyModel
+from .geometry import ROOT_DEPTH, project_normalized
+from .teacher import ResidualMLP
+
+__all__ = ["Student", "StudentOutput", "rot6d_to_rotmat", "weak_perspective_scale0"]
+
+#: initial camera scale: normalised 2D units (unit RMS joint distance from the root) per
+#: metre, for an adult whose canonical joints have ~0.45 m RMS distance from the pelvis
+weak_perspective_scale0 = 2.2
+
+
+def rot6d_to_rotmat(x: torch.Tensor) -> torch.Tensor:
+    """6D rotation representation ``(..., 6)`` (first two columns, row-major as ``(3, 2)``)
+    -> rotation matrices ``(..., 3, 3)`` by Gram-Schmidt (Zhou et al. CVPR 2019, Eq. 15-16;
+    ``roma.special_gramschmidt``)."""
+    return roma.special_gramschmidt(x.reshape(*x.shape[:-1], 3, 2))
+
+
+@dataclass
+class StudentOutput:
+    """Student prediction for a batch of windows ``(B, T)``.
+
+    Attributes:
+        global_orient: ``(B, T, 3, 3)`` body frame -> camera frame.
+        body_pose: ``(B, T, 23, 3, 3)`` parent-relative joint rotations.
+        betas: ``(B, num_betas)`` one shape per window (mean of the per-frame estimates).
+        betas_frames: ``(B, T, num_betas)`` per-frame estimates (pooled over a track at
+            inference, :func:`pool_betas`).
+        cam: ``(B, T, 3)`` camera ``(s, tx, ty)`` in normalised 2D units: a body point ``P``
+            (metres, camera frame, root-relative) projects to
+            ``project_normalized(s * P) + (tx, ty)``; ``tx = ty = 0`` because the input is
+            root-centred.
+        joints_3d: ``(B, T, 16, 3)`` canonical joints, metres, root-relative, camera frame.
+        joints_smpl: ``(B, T, 24, 3)`` SMPL joints, metres, root-relative, camera frame.
+    """
+
+    global_orient: torch.Tensor
+    body_pose: torch.Tensor
+    betas: torch.Tensor
+    betas_frames: torch.Tensor
+    cam: torch.Tensor
+    joints_3d: torch.Tensor
+    joints_smpl: torch.Tensor
+
+    def project(self, points: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalised 2D of ``points (B, T, N, 3)`` (default the canonical joints) ->
+        ``(B, T, N, 2)``."""
+        p = self.joints_3d if points is None else points
+        s = self.cam[..., :1, None]
+        return project_normalized(s * p, ROOT_DEPTH) + self.cam[..., None, 1:]
+
+
+class Student(nn.Module):
+    """2D -> SMPL parameters, over windows of ``window`` frames.
+
+    Args:
+        body_model: the :class:`BodyModel` (a buffer-only module, not saved in checkpoints).
+        num_joints: J input joints (canonical set). window: T. width, n_blocks: MLP size.
+        num_betas: shape components. root_index: the input's root joint.
+        learn_marker_offsets: learn the 16 canonical-marker rest offsets (metres) so the
+            student's joint definitions can match its teacher's (see
+            :data:`lifting.body_model.CANON16_MARKERS`).
+
+    Forward:
+        ``x (B, T, J, 2)`` normalised 2D, ``mask (B, T, J)`` bool -> :class:`StudentOutput`.
+
+    Raises:
+        ValueError: input of the wrong shape.
+    """
+
+    def __init__(
+        self,
+        body_model: BodyModel,
+        num_joints: int = 16,
+        window: int = 1,
+        width: int = 512,
+        n_blocks: int = 3,
+        num_betas: int = 10,
+        root_index: int = 0,
+        learn_marker_offsets: bool = True,
+    ):
+        super().__init__()
+        self.body_model = body_model
+        self.num_joints, self.window, self.num_betas, self.root_index = num_joints, window, num_betas, root_index
+        self.config = dict(arch="smpl_student", num_joints=num_joints, window=window, width=width,
+                           n_blocks=n_blocks, num_betas=num_betas, root_index=root_index,
+                           learn_marker_offsets=learn_marker_offsets)
+        self.per_frame = 24 * 6 + 1 + num_betas
+        self.mlp = ResidualMLP(window * num_joints * 3, window * self.per_frame, width, n_blocks, out_scale=0.01)
+        with torch.no_grad():  # start at the rest pose, upright, facing the camera, mean shape
+            bias = torch.zeros(window, self.per_frame)
+            rot = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]).reshape(6)
+            bias[:, : 24 * 6] = rot.repeat(24)
+            bias[:, :6] = torch.tensor([[1.0, 0.0], [0.0, -1.0], [0.0, 0.0]]).reshape(6)  # R_x(pi)
+            self.mlp.out.bias.copy_(bias.reshape(-1))
+        self.marker_offsets = nn.Parameter(torch.zeros(16, 3), requires_grad=learn_marker_offsets)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, return_vertices: bool = False):
+        B = x.shape[0]
+        if x.shape[1:] != (self.window, self.num_joints, 2):
+            raise ValueError(
+                f"student expects keypoints of shape (B, {self.window}, {self.num_joints}, 2), got {tuple(x.shape)}"
+            )
+        if mask is None:
+            mask = torch.ones(x.shape[:-1], dtype=torch.bool, device=x.device)
+        m = mask.to(x.dtype)[..., None]
+        feats = torch.cat([x * m, m], dim=-1).reshape(B, -1)
+        out = self.mlp(feats).reshape(B, self.window, self.per_frame).float()
+        rot = rot6d_to_rotmat(out[..., : 24 * 6].reshape(B, self.window, 24, 6))
+        s = weak_perspective_scale0 * torch.exp(out[..., 24 * 6].clamp(-5, 5))
+        betas_frames = out[..., 24 * 6 + 1:]
+        betas = betas_frames.mean(dim=1)
+        return self.decode(rot[:, :, 0], rot[:, :, 1:], betas, s, betas_frames, return_vertices)
+
+    def decode(self, global_orient, body_pose, betas, s, betas_frames=None, return_vertices: bool = False):
+        """Body-model forward for predicted parameters (``betas (B, num_betas)`` shared by the
+        ``T`` frames) -> :class:`StudentOutput` (plus ``.vertices (B, T, V, 3)`` root-relative
+        metres when ``return_vertices``)."""
+        bm = self.body_model(global_orient, body_pose, betas[:, None, :], canon_offsets=self.marker_offsets,
+                             return_vertices=return_vertices)
+        root = bm.joints_canon[..., self.root_index: self.root_index + 1, :]
+        cam = torch.stack([s, torch.zeros_like(s), torch.zeros_like(s)], dim=-1)
+        res = StudentOutput(global_orient, body_pose, betas,
+                            betas[:, None].expand(-1, global_orient.shape[1], -1) if betas_frames is None else betas_frames,
+                            cam, bm.joints_canon - root, bm.joints - root)
+        if return_vertices:
+            res.vertices = bm.vertices - root
+        return res
+
+    @classmethod
+    def from_config(cls, config: dict, body_model: BodyModel) -> "Student":
+        """Build from the ``config`` dict stored in checkpoints."""
+        cfg = {k: v for k, v in config.items() if k != "arch"}
+        return cls(body_model, **cfg)
