@@ -252,7 +252,8 @@ class StudentStage(_Stage):
       the teacher's arbitrary units irrelevant; the student's metric size comes from its
       ``betas`` (kept near the mean by ``betas``) [PoseNet3D Sec. 3.2; normalisation choice
       ours, as in Rhodin et al. CVPR 2018 Sec. 3.3].
-    * ``reproject``: the student's joints through its camera onto the clean 2D.
+    * ``reproject``: the student's joints through its camera onto the clean 2D (observed joints;
+      this term alone sets the camera scale).
     * ``adv``: LSGAN 2D critic (trained here on the real 2D) on random-view projections of
       the student's joints (Chen et al. CVPR 2019 Sec. 3.2 applied to the student).
     * ``betas``, ``pose_prior``, ``unobserved_prior``, ``twist``: 3D-free regularisers on
@@ -318,7 +319,8 @@ class StudentStage(_Stage):
             out = self.lifter(x_in, m_in)
             J = out.joints_3d
             l_distill = losses.joint_distance(_unit(J, per_window)[0], _unit(X_t, per_window)[0])
-            l_rep = losses.joint_distance(_unit(out.project(), per_window)[0], x_full, mask)
+            # not scale-normalised: this is what trains the camera scale (x_full has unit RMS)
+            l_rep = losses.joint_distance(out.project(), x_full, mask)
             R = random_view_rotation((B,), elevation_max=math.radians(w.elevation_max_deg), generator=self.generator)
             Xr = torch.einsum("bij,btkj->btki", R, J * out.cam[..., :1, None])
             y, _ = _unit(project_normalized(Xr), per_window)
