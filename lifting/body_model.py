@@ -298,14 +298,19 @@ class BodyModel(nn.Module):
         depth = [0] * 24
         for j in range(1, 24):
             depth[j] = depth[SMPL_PARENTS[j]] + 1
-        self._levels = [
-            (torch.tensor([j for j in range(24) if depth[j] == d]),
-             torch.tensor([SMPL_PARENTS[j] for j in range(24) if depth[j] == d]))
-            for d in range(1, max(depth) + 1)
-        ]
+        # index tensors as non-persistent buffers, so they follow the module's device
+        self._n_levels = max(depth)
+        for d in range(1, self._n_levels + 1):
+            self.register_buffer(f"_level{d}_joints", torch.tensor([j for j in range(24) if depth[j] == d]),
+                                 persistent=False)
+            self.register_buffer(f"_level{d}_parents", torch.tensor([SMPL_PARENTS[j] for j in range(24) if depth[j] == d]),
+                                 persistent=False)
         idx = {n: i for i, n in enumerate(SMPL_JOINT_NAMES)}
-        self._canon_joint = torch.tensor([idx[CANON16_MARKERS[n]] for n in CANON16.joint_names])
-        self._canon_part = torch.tensor([max(SMPL_PARENTS[int(j)], 0) for j in self._canon_joint])
+        canon_joint = [idx[CANON16_MARKERS[n]] for n in CANON16.joint_names]
+        self.register_buffer("_canon_joint", torch.tensor(canon_joint), persistent=False)
+        self.register_buffer("_canon_part", torch.tensor([max(SMPL_PARENTS[j], 0) for j in canon_joint]),
+                             persistent=False)
+        self.register_buffer("_parents_idx", torch.tensor(SMPL_PARENTS[1:]), persistent=False)
         del layer
 
     def describe(self) -> dict:
@@ -356,8 +361,7 @@ class BodyModel(nn.Module):
         dtype = body_pose.dtype
         rot = torch.cat([global_orient.expand(*L, 3, 3)[..., None, :, :], body_pose.expand(*L, 23, 3, 3)], dim=-3)
         J = self.rest_joints(betas.to(dtype))  # (*Lb, 24, 3), cheap: shape-only
-        parents = torch.tensor(SMPL_PARENTS, device=J.device)
-        J_rel = J - torch.cat([torch.zeros_like(J[..., :1, :]), J[..., parents[1:], :]], dim=-2)
+        J_rel = J - torch.cat([torch.zeros_like(J[..., :1, :]), J[..., self._parents_idx, :]], dim=-2)
         J_rel = J_rel.expand(*L, 24, 3)
         rot = rot.reshape(-1, 24, 3, 3)
         J_rel = J_rel.reshape(-1, 24, 3)
@@ -366,12 +370,13 @@ class BodyModel(nn.Module):
         t_w = rot.new_empty(N, 24, 3)
         R_w[:, 0] = rot[:, 0]
         t_w[:, 0] = J_rel[:, 0]
-        for idx, par in self._levels:
+        for d in range(1, self._n_levels + 1):
+            idx, par = getattr(self, f"_level{d}_joints"), getattr(self, f"_level{d}_parents")
             Rp = R_w[:, par]
             R_w[:, idx] = Rp @ rot[:, idx]
             t_w[:, idx] = (Rp @ J_rel[:, idx, :, None])[..., 0] + t_w[:, par]
         # canonical markers: rest offset from their part's joint, carried by the part
-        cj, cp = self._canon_joint.to(J.device), self._canon_part.to(J.device)
+        cj, cp = self._canon_joint, self._canon_part
         Jf = J.expand(*L, 24, 3).reshape(-1, 24, 3)
         m_rel = Jf[:, cj] - Jf[:, cp]
         m_rel[:, 0] = 0.0  # the pelvis marker is the root joint itself

@@ -101,13 +101,14 @@ def _frame_list(text: str) -> list[int]:
 def _cmd_demo(a: argparse.Namespace) -> int:
     from importlib import resources
 
-    assets = resources.files("lifting") / "assets"
-    example = Path(str(assets / "example_track.json"))
-    student = Path(str(assets / "student.pt"))
+    from lifting.lift import bundled_student
+
+    example = Path(str(resources.files("lifting") / "assets" / "example_track.json"))
+    student = bundled_student()
     out = Path(a.output)
-    which = "the bundled SMPL student and open body model" if student.is_file() else "the bundled teacher"
+    which = "the bundled SMPL student and open body model" if student else "the bundled teacher"
     print(f"posenet3d demo: lifting the bundled example track {example.name} with {which}")
-    ns = argparse.Namespace(tracks=example, output=out, checkpoint=student if student.is_file() else None, fps=None,
+    ns = argparse.Namespace(tracks=example, output=out, checkpoint=student, fps=None,
                             format=None, conf_threshold=0.3, min_joints=8, height=1.70, max_figures=1,
                             mesh_frames=None, mesh_format="obj", body_model=None)
     return _cmd_lift(ns)
@@ -145,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     li.add_argument("tracks")
     li.add_argument("-o", "--output", required=True, help="output folder")
     li.add_argument("--checkpoint", default=None,
-                    help="teacher or SMPL-student checkpoint (default: the bundled teacher)")
+                    help="teacher or SMPL-student checkpoint, or 'teacher'/'student' for the bundled ones "
+                         "(default: the bundled teacher)")
     li.add_argument("--fps", type=float, default=None, help="frame rate (overrides the file's meta)")
     li.add_argument("--format", default=None, help="keypoint format (default: from the file / keypoint count)")
     li.add_argument("--conf-threshold", type=float, default=0.3, help="joints below this confidence are masked")

@@ -34,6 +34,16 @@ MODEL_FPS = 30.0
 """Frame rate of the training mocap; temporal models resample other rates to this."""
 
 
+#: short names accepted wherever a checkpoint path is: the bundled models
+BUNDLED = {"teacher": "teacher.pt", "student": "student.pt"}
+
+
+def bundled_student() -> Path | None:
+    """Path of the SMPL student shipped in the package, or ``None`` if this build has none."""
+    p = default_checkpoint().parent / BUNDLED["student"]
+    return p if p.is_file() else None
+
+
 def default_checkpoint() -> Path:
     """Path of the teacher checkpoint shipped in the package (``lifting/assets/teacher.pt``)."""
     return Path(str(resources.files("lifting") / "assets" / "teacher.pt"))
@@ -43,7 +53,7 @@ def load_lifter(path: str | Path | None = None, body_model_path: str | Path | No
     """Load a lifter or SMPL-student checkpoint (default: the shipped teacher).
 
     Args:
-        path: checkpoint file.
+        path: checkpoint file, or ``"teacher"`` / ``"student"`` for the bundled ones.
         body_model_path: for a student, the SMPL file/folder to use instead of the one
             recorded in the checkpoint (it must have the same vertex count and shape space).
 
@@ -57,6 +67,8 @@ def load_lifter(path: str | Path | None = None, body_model_path: str | Path | No
             whose body model cannot be loaded or differs from the one it was trained with.
     """
     path = Path(path) if path is not None else default_checkpoint()
+    if str(path) in BUNDLED and not path.exists():
+        path = default_checkpoint().parent / BUNDLED[str(path)]
     ckpt = load_checkpoint(path)
     cfg = dict(ckpt["model_config"])
     if cfg.get("num_joints") != CANON16.num_joints:

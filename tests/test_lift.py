@@ -340,6 +340,10 @@ def test_demo(tmp_path, capsys):
     assert summary["frames_lifted"] > 0
     with np.load(sorted(out.glob("track_*.npz"))[0]) as z:
         assert np.isfinite(z["joints_3d"]).all()
+        if (_ASSETS / "student.pt").is_file():  # the demo uses the bundled student: SMPL + meshes
+            assert summary["model_kind"] == "student" and "meshes:" in stdout
+            assert z["body_pose"].shape == (len(z["frame_ids"]), 69) and np.isfinite(z["betas"]).all()
+            assert len(summary["meshes"]) == 4 and all((out / m).is_file() for m in summary["meshes"])
 
 
 def test_demo_with_stand_in_teacher(ckpts, tmp_path, capsys, monkeypatch):
@@ -350,6 +354,7 @@ def test_demo_with_stand_in_teacher(ckpts, tmp_path, capsys, monkeypatch):
     if not (_ASSETS / "example_track.json").is_file():
         pytest.skip("bundled example track lifting/assets/example_track.json not present")
     monkeypatch.setattr(lifting.lift, "default_checkpoint", lambda: Path(ckpts["single"]))
+    monkeypatch.setattr(lifting.lift, "bundled_student", lambda: None)
     out = tmp_path / "demo"
     assert main(["demo", "-o", str(out)]) == 0
     stdout = capsys.readouterr().out

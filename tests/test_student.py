@@ -151,3 +151,23 @@ def test_train_evaluate_lift_student(tiny_cfg_overrides, tiny_mocap_npz, tmp_pat
                "--body-model", str(bad)])
     assert rc == 2 and "vertex" in capsys.readouterr().err
     assert not (tmp_path / "lift3").exists()
+
+
+def test_temporal_student_lifts_other_frame_rates(tiny_cfg_overrides, tmp_path, capsys):
+    """A 3-frame student (from a 3-frame teacher) lifts a 10 fps track by resampling to 30 fps."""
+    teacher = tmp_path / "teacher3"
+    assert main(["train", "teacher", "teacher", *tiny_cfg_overrides, "model.window=3", "--out", str(teacher)]) == 0
+    student = tmp_path / "student3"
+    rc = main(["train", "student", "student", *tiny_cfg_overrides, "model.window=3",
+               f"student.teacher_checkpoint={teacher / 'last.pt'}", "--out", str(student)])
+    assert rc == 0, capsys.readouterr().err
+    from importlib import resources
+
+    example = str(resources.files("lifting") / "assets" / "example_track.json")
+    lo = tmp_path / "lift"
+    assert main(["lift", example, "-o", str(lo), "--checkpoint", str(student / "last.pt"), "--fps", "10",
+                 "--max-figures", "0"]) == 0
+    z = np.load(lo / "track_0105.npz")
+    T = len(z["frame_ids"])
+    assert z["body_pose"].shape == (T, 69) and np.isfinite(z["body_pose"]).all()
+    assert json.loads((lo / "summary.json").read_text())["window"] == 3
