@@ -9,7 +9,8 @@ et al., "SMPL", SIGGRAPH Asia 2015, Eq. 1-4):
 
 * rest joints ``J(beta) = J_regressor (T + S beta)`` are precomputed as
   ``J_template + J_shapedirs beta`` (24 x 3 x 10 numbers instead of a V-vertex regression);
-* forward kinematics runs level by level over the kinematic tree;
+* forward kinematics runs joint by joint over the kinematic tree (rotation + translation,
+  no 4x4 matrices);
 * the joints-only path (the default) never touches vertices; vertices are skinned only when
   ``return_vertices=True``; pose correctives (``posedirs``) are applied only when the model
   has non-zero ones (the shipped open model has none).
@@ -254,6 +255,9 @@ class BodyModel(nn.Module):
             than the model has.
     """
 
+    #: bodies skinned per chunk on CPU (cache-sized intermediates)
+    skin_chunk = 16
+
     def __init__(self, model_path: str | Path | None = None, gender: str = "neutral", num_betas: int = 10):
         super().__init__()
         import smplx
@@ -294,17 +298,7 @@ class BodyModel(nn.Module):
         self.register_buffer("faces_tensor", torch.as_tensor(np.asarray(data["f"], dtype=np.int64)), persistent=False)
         self.faces = np.asarray(data["f"], dtype=np.int64)
         self.parents = SMPL_PARENTS
-        # kinematic levels for batched forward kinematics
-        depth = [0] * 24
-        for j in range(1, 24):
-            depth[j] = depth[SMPL_PARENTS[j]] + 1
         # index tensors as non-persistent buffers, so they follow the module's device
-        self._n_levels = max(depth)
-        for d in range(1, self._n_levels + 1):
-            self.register_buffer(f"_level{d}_joints", torch.tensor([j for j in range(24) if depth[j] == d]),
-                                 persistent=False)
-            self.register_buffer(f"_level{d}_parents", torch.tensor([SMPL_PARENTS[j] for j in range(24) if depth[j] == d]),
-                                 persistent=False)
         idx = {n: i for i, n in enumerate(SMPL_JOINT_NAMES)}
         canon_joint = [idx[CANON16_MARKERS[n]] for n in CANON16.joint_names]
         self.register_buffer("_canon_joint", torch.tensor(canon_joint), persistent=False)
@@ -365,16 +359,14 @@ class BodyModel(nn.Module):
         J_rel = J_rel.expand(*L, 24, 3)
         rot = rot.reshape(-1, 24, 3, 3)
         J_rel = J_rel.reshape(-1, 24, 3)
-        N = rot.shape[0]
-        R_w = rot.new_empty(N, 24, 3, 3)
-        t_w = rot.new_empty(N, 24, 3)
-        R_w[:, 0] = rot[:, 0]
-        t_w[:, 0] = J_rel[:, 0]
-        for d in range(1, self._n_levels + 1):
-            idx, par = getattr(self, f"_level{d}_joints"), getattr(self, f"_level{d}_parents")
-            Rp = R_w[:, par]
-            R_w[:, idx] = Rp @ rot[:, idx]
-            t_w[:, idx] = (Rp @ J_rel[:, idx, :, None])[..., 0] + t_w[:, par]
+        # forward kinematics joint by joint (contiguous per-joint tensors: faster on CPU
+        # than level-batched gathers/scatters, measured 600k vs 450k bodies/s at batch 1024)
+        R_list, t_list = [rot[:, 0]], [J_rel[:, 0]]
+        for j in range(1, 24):
+            p = SMPL_PARENTS[j]
+            R_list.append(R_list[p] @ rot[:, j])
+            t_list.append(torch.baddbmm(t_list[p][..., None], R_list[p], J_rel[:, j, :, None])[..., 0])
+        R_w, t_w = torch.stack(R_list, 1), torch.stack(t_list, 1)
         # canonical markers: rest offset from their part's joint, carried by the part
         cj, cp = self._canon_joint, self._canon_part
         Jf = J.expand(*L, 24, 3).reshape(-1, 24, 3)
@@ -400,19 +392,28 @@ class BodyModel(nn.Module):
         return BodyModelOutput(joints.reshape(*L, 24, 3), canon.reshape(*L, 16, 3), out_v, R_w.reshape(*L, 24, 3, 3))
 
     def _skin(self, rot, R_w, t_w, J, betas, L) -> torch.Tensor:
-        """Linear blend skinning (SMPL Eq. 4) -> ``(N, V, 3)``."""
+        """Linear blend skinning (SMPL Eq. 4) -> ``(N, V, 3)``.
+
+        On CPU the batch is processed in chunks of :attr:`skin_chunk` bodies so the
+        per-vertex transforms ``(chunk, V, 12)`` stay in cache (measured 5x faster at batch
+        1024 than one pass; see BENCHMARKS.md); on GPU in one pass."""
         N = R_w.shape[0]
         dtype = R_w.dtype
         # A_j maps rest-pose points to posed ones: R_j (v - J_j) + t_j
         trans = t_w - (R_w @ J[..., None])[..., 0]
         A = torch.cat([R_w, trans[..., None]], dim=-1).reshape(N, 24, 12)
-        T = torch.matmul(self.lbs_weights.to(dtype), A)  # (N, V, 12)
-        T = T.view(N, -1, 3, 4)
-        v = self.rest_vertices(betas.to(dtype))  # (*Lb, V, 3)
-        v = v.expand(*L, *v.shape[-2:]).reshape(N, -1, 3)
-        if self.has_pose_correctives:
-            # SMPL Eq. 3: correctives driven by the parent-relative rotations of joints 1..23
-            feat = (rot[:, 1:] - torch.eye(3, dtype=dtype, device=rot.device)).reshape(N, 207)
-            v = v + (feat @ self.posedirs.to(dtype)).view(N, -1, 3)
-        # einsum beats N*V tiny (3x3 @ 3x1) matmuls by ~3x on CPU
-        return torch.einsum("nvij,nvj->nvi", T[..., :3], v) + T[..., 3]
+        W = self.lbs_weights.to(dtype)
+        b = betas.to(dtype).expand(*L, betas.shape[-1]).reshape(N, -1)
+        chunk = self.skin_chunk if R_w.device.type == "cpu" else N
+        out = []
+        for s in range(0, N, chunk):
+            e = min(N, s + chunk)
+            T = torch.matmul(W, A[s:e]).view(e - s, -1, 3, 4)  # (n, V, 3, 4)
+            v = self.rest_vertices(b[s:e])  # (n, V, 3)
+            if self.has_pose_correctives:
+                # SMPL Eq. 3: correctives driven by the parent-relative rotations of joints 1..23
+                feat = (rot[s:e, 1:] - torch.eye(3, dtype=dtype, device=rot.device)).reshape(e - s, 207)
+                v = v + (feat @ self.posedirs.to(dtype)).view(e - s, -1, 3)
+            # einsum beats n*V tiny (3x3 @ 3x1) matmuls by ~3x on CPU
+            out.append(torch.einsum("nvij,nvj->nvi", T[..., :3], v) + T[..., 3])
+        return out[0] if len(out) == 1 else torch.cat(out)

@@ -75,6 +75,10 @@ def test_matches_smplx_exactly(smpl_file):
     fast = bm(go, bp, betas, transl=transl)
     assert fast.vertices is None
     torch.testing.assert_close(fast.joints, got.joints)
+    # CPU skinning in chunks (here 2 bodies per chunk, 5 bodies) gives the same mesh
+    bm.skin_chunk = 2
+    torch.testing.assert_close(bm(go, bp, betas, transl=transl, return_vertices=True).vertices, want.vertices,
+                               atol=1e-5, rtol=1e-5)
 
 
 def test_broadcast_track_betas_and_leading_dims(smpl_file):

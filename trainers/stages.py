@@ -300,8 +300,18 @@ class StudentStage(_Stage):
         from lifting.student import Student
 
         bm = BodyModel(cfg.body_model.path, str(cfg.body_model.gender), int(cfg.body_model.num_betas))
-        return Student(bm, CANON16.num_joints, int(cfg.model.window), int(cfg.model.width), int(cfg.model.n_blocks),
-                       int(cfg.body_model.num_betas), CANON16.root_index, bool(cfg.student.learn_marker_offsets))
+        model = Student(bm, CANON16.num_joints, int(cfg.model.window), int(cfg.model.width), int(cfg.model.n_blocks),
+                        int(cfg.body_model.num_betas), CANON16.root_index, bool(cfg.student.learn_marker_offsets))
+        init = cfg.model.get("init_checkpoint")
+        if init:  # e.g. continue distillation from the bundled student on new 2D data
+            from lifting.lift import load_lifter
+
+            src, _ = load_lifter(init, cfg.body_model.path)
+            if getattr(src, "config", None) != model.config:
+                raise ValueError(f"model.init_checkpoint {init}: architecture {getattr(src, 'config', None)} "
+                                 f"!= configured {model.config}")
+            model.load_state_dict(src.state_dict())
+        return model
 
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """One student + one critic update on 2D windows (``keypoints_2d (B, T, J, 2)``
