@@ -252,7 +252,8 @@ class BodyModel(nn.Module):
     Raises:
         BodyModelError: unreadable model (at construction).
         ValueError: inputs of the wrong shape, non-broadcastable leading dims, or more betas
-            than the model has.
+            than the model has. Values are not checked for NaN here (a hot training path);
+            ``posenet3d lift`` checks its outputs.
     """
 
     #: bodies skinned per chunk on CPU (cache-sized intermediates)
