@@ -252,13 +252,20 @@ class _WindowIndex:
     def __len__(self) -> int:
         return len(self.starts) * self.num_views
 
+    def to(self, device) -> "_WindowIndex":
+        """Move the index arrays to ``device`` (draws then happen there)."""
+        self.starts, self.groups = self.starts.to(device), self.groups.to(device)
+        return self
+
     def draw(self, n: int, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(views (n,), frames (n, T))`` of ``n`` random windows."""
-        g = torch.randint(len(self.groups) - 1, (n,), generator=generator)
+        """``(views (n,), frames (n, T))`` of ``n`` random windows, on the index's device
+        (``generator`` must live there too)."""
+        dev = self.starts.device
+        g = torch.randint(len(self.groups) - 1, (n,), generator=generator, device=dev)
         lo, size = self.groups[g], self.groups[g + 1] - self.groups[g]
-        i = lo + (torch.rand(n, generator=generator, dtype=torch.float64) * size).long().clamp_max(size - 1)
-        v = torch.randint(self.num_views, (n,), generator=generator)
-        return v, self.starts[i][:, None] + torch.arange(self.window)[None]
+        i = lo + (torch.rand(n, generator=generator, dtype=torch.float64, device=dev) * size).long().clamp_max(size - 1)
+        v = torch.randint(self.num_views, (n,), generator=generator, device=dev)
+        return v, self.starts[i][:, None] + torch.arange(self.window, device=dev)[None]
 
 
 class WindowSampler:
@@ -287,15 +294,22 @@ class WindowSampler:
     def __len__(self) -> int:
         return len(self.index)
 
+    def to(self, device) -> "WindowSampler":
+        """Keep the 2D and the index on ``device`` (e.g. the GPU: batches are then drawn there
+        with no host-device copies); returns ``self``."""
+        self.keypoints_2d = self.keypoints_2d.to(device)
+        self.index.to(device)
+        return self
+
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """Draw ``batch_size`` windows uniformly (with replacement).
+        """Draw ``batch_size`` windows uniformly (with replacement), on the sampler's device.
 
         Returns:
             ``{"keypoints_2d": (B, T, J, 2) float32 pixels, "mask": (B, T, J) bool}``.
         """
         v, frames = self.index.draw(batch_size, generator)
         kp = self.keypoints_2d[v[:, None], frames]
-        return {"keypoints_2d": kp, "mask": torch.ones(kp.shape[:-1], dtype=torch.bool)}
+        return {"keypoints_2d": kp, "mask": torch.ones(kp.shape[:-1], dtype=torch.bool, device=kp.device)}
 
 
 class SupervisedWindows:
@@ -319,6 +333,12 @@ class SupervisedWindows:
         self.index = _WindowIndex(clips.seq_offsets, clips.seq_names, self.window, balance, V)
         self.skeleton = clips.skeleton
 
+    def to(self, device) -> "SupervisedWindows":
+        """Keep the data and the index on ``device``; returns ``self``."""
+        self.keypoints_2d, self.joints_3d = self.keypoints_2d.to(device), self.joints_3d.to(device)
+        self.index.to(device)
+        return self
+
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """Draw ``batch_size`` windows (see :class:`WindowSampler`), with their 3D:
         ``keypoints_2d (B, T, J, 2)`` px, ``mask (B, T, J)``, ``joints_3d (B, T, J, 3)`` m."""
@@ -326,7 +346,7 @@ class SupervisedWindows:
         kp = self.keypoints_2d[v[:, None], frames]
         return {
             "keypoints_2d": kp,
-            "mask": torch.ones(kp.shape[:-1], dtype=torch.bool),
+            "mask": torch.ones(kp.shape[:-1], dtype=torch.bool, device=kp.device),
             "joints_3d": self.joints_3d[v[:, None], frames],
         }
 

@@ -66,10 +66,11 @@ def evaluate_lifter(
         height_m: assumed subject height for MPJPE/PCK (see :func:`metric_scale`).
     """
     views = clips if isinstance(clips, EvalViews) else eval_views(clips)
-    kp = _noisy(views, noise_px, seed)
-    mask = torch.ones(kp.shape[1:3], dtype=torch.bool)
+    dev = next(model.parameters()).device  # lift where the model lives; metrics on the CPU
+    kp = _noisy(views, noise_px, seed).to(dev)
+    mask = torch.ones(kp.shape[1:3], dtype=torch.bool, device=dev)
     preds = torch.stack([
-        lift_frames(model, kp[v], mask, views.seq_offsets, batch_size=batch_size, dtype=dtype)
+        lift_frames(model, kp[v], mask, views.seq_offsets, batch_size=batch_size, dtype=dtype).cpu()
         for v in range(kp.shape[0])
     ])
     return evaluate_predictions(metric_scale(preds, views.skeleton, height_m), views)

@@ -207,3 +207,11 @@ def test_wandb_offline_writes_run_directory(tiny_cfg_overrides, tmp_path, monkey
     runs = list(tmp_path.rglob("offline-run-*"))
     assert runs, "no offline run directory written"
     assert any(p.name.endswith(".wandb") for p in runs[0].rglob("*")), "offline run has no .wandb log"
+
+
+def test_train_device_errors(tiny_cfg_overrides, capsys):
+    rc = main(["train", "teacher", "teacher", *tiny_cfg_overrides, "train.device=tpu"])
+    assert rc == 2 and "train.device" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        rc = main(["train", "teacher", "teacher", *tiny_cfg_overrides, "train.device=cuda"])
+        assert rc == 2 and "no GPU" in capsys.readouterr().err

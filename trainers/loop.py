@@ -79,7 +79,7 @@ def train(kind: str, cfg: DictConfig, out_dir: str | Path | None = None, progres
     steps, bs = int(cfg.train.steps), int(cfg.train.batch_size)
     best = float("inf")
     val = None
-    t0, frames = time.perf_counter(), 0
+    t0, frames, eval_s = time.perf_counter(), 0, 0.0
     bar = tqdm(range(1, steps + 1), desc=f"train {kind}", disable=not progress, dynamic_ncols=True,
                mininterval=0.5 if sys.stderr.isatty() else 30.0)
     running: dict[str, float] = {}
@@ -93,8 +93,10 @@ def train(kind: str, cfg: DictConfig, out_dir: str | Path | None = None, progres
         if step % int(cfg.train.log_every) == 0 or step == steps:
             bar.set_postfix({k: f"{v:.3f}" for k, v in running.items() if k in ("total", "adv", "critic", "cycle_3d")})
             if run is not None:
-                run.log({f"train/{k}": v for k, v in logs.items()} | {"train/frames_per_s": frames / (time.perf_counter() - t0)}, step=step)
+                run.log({f"train/{k}": v for k, v in logs.items()}
+                        | {"train/frames_per_s": frames / max(time.perf_counter() - t0 - eval_s, 1e-9)}, step=step)
         if (step % int(cfg.train.eval_every) == 0 or step == steps) and val_views is not None:
+            te = time.perf_counter()
             val = evaluate_lifter(stage.lifter, val_views)["overall"]
             tqdm.write(f"[{kind}] step {step}: val PA-MPJPE {val['pa_mpjpe_mm']:.1f} mm, "
                        f"N-MPJPE {val['n_mpjpe_mm']:.1f} mm, MPJPE {val['mpjpe_mm']:.1f} mm")
@@ -105,11 +107,16 @@ def train(kind: str, cfg: DictConfig, out_dir: str | Path | None = None, progres
             if val["pa_mpjpe_mm"] < best:
                 best = val["pa_mpjpe_mm"]
                 save_checkpoint(ckpt, out / "best.pt")
+            eval_s += time.perf_counter() - te
     if val_views is None:
         save_checkpoint(lifter_checkpoint(stage, cfg, steps, None), out / "last.pt")
     elapsed = time.perf_counter() - t0
-    tqdm.write(f"[{kind}] {steps} steps in {elapsed:.0f} s ({frames / elapsed:.0f} training frames/s); "
-               f"checkpoints in {out}")
+    train_s = max(elapsed - eval_s, 1e-9)
+    mem = ""
+    if stage.device.type == "cuda":
+        mem = f", peak GPU memory {torch.cuda.max_memory_allocated(stage.device) / 2**30:.2f} GiB"
+    tqdm.write(f"[{kind}] {steps} steps in {elapsed:.0f} s, {train_s:.0f} s training ({frames / train_s:.0f} "
+               f"training frames/s on {stage.device}{mem}); checkpoints in {out}")
     if run is not None:
         run.finish()
     return out / "last.pt"

@@ -23,7 +23,7 @@ from lifting.geometry import normalize_2d, project_normalized, random_view_rotat
 from lifting.skeletons import CANON16
 from lifting.teacher import Lifter
 
-__all__ = ["TeacherStage", "StudentStage", "SupervisedStage", "build_stage", "augment_2d", "build_lifter"]
+__all__ = ["resolve_device", "TeacherStage", "StudentStage", "SupervisedStage", "build_stage", "augment_2d", "build_lifter"]
 
 
 def build_lifter(cfg: DictConfig) -> Lifter:
@@ -51,6 +51,7 @@ def augment_2d(kp: torch.Tensor, mask: torch.Tensor, cfg: DictConfig, root: int,
 
     Args:
         kp: ``(B, T, J, 2)`` pixels (or already normalised 2D); mask: ``(B, T, J)`` bool.
+        generator: on ``kp``'s device.
 
     Returns:
         ``(x_in (B, T, J, 2) normalised noisy input, m_in (B, T, J) bool, scale)`` where
@@ -60,20 +61,21 @@ def augment_2d(kp: torch.Tensor, mask: torch.Tensor, cfg: DictConfig, root: int,
         fraction of windows.
     """
     B, T, J = mask.shape
-    drop = torch.zeros(B, J, dtype=torch.bool)
+    dev = kp.device
+    drop = torch.zeros(B, J, dtype=torch.bool, device=dev)
     if cfg.aug.drop_prob > 0 and cfg.aug.drop_max > 0:
-        which = torch.rand(B, generator=generator) < cfg.aug.drop_prob
-        k = torch.randint(1, int(cfg.aug.drop_max) + 1, (B,), generator=generator)
-        order = torch.rand(B, J, generator=generator)
+        which = torch.rand(B, generator=generator, device=dev) < cfg.aug.drop_prob
+        k = torch.randint(1, int(cfg.aug.drop_max) + 1, (B,), generator=generator, device=dev)
+        order = torch.rand(B, J, generator=generator, device=dev)
         order[:, root] = 2.0  # never drop the root
         rank = order.argsort(dim=1).argsort(dim=1)
         drop = which[:, None] & (rank < k[:, None])
     m_in = mask & ~drop[:, None, :]
     x_in, scale = normalize_2d(kp, m_in, root, per_window=T > 1)
     if cfg.aug.noise_prob > 0 and cfg.aug.noise_max > 0:
-        sigma = torch.rand(B, generator=generator) * cfg.aug.noise_max
-        sigma = sigma * (torch.rand(B, generator=generator) < cfg.aug.noise_prob)
-        noise = torch.randn(x_in.shape, generator=generator) * sigma[:, None, None, None]
+        sigma = torch.rand(B, generator=generator, device=dev) * cfg.aug.noise_max
+        sigma = sigma * (torch.rand(B, generator=generator, device=dev) < cfg.aug.noise_prob)
+        noise = torch.randn(x_in.shape, generator=generator, device=dev) * sigma[:, None, None, None]
         noise[..., root, :] = 0.0
         x_in = x_in + noise * m_in[..., None]
     return x_in, m_in, scale
@@ -84,6 +86,25 @@ def _unit(x: torch.Tensor, per_window: bool) -> tuple[torch.Tensor, torch.Tensor
     return x / s[..., None], s
 
 
+def resolve_device(name: str) -> torch.device:
+    """``train.device``: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (a GPU when there is one).
+
+    Raises:
+        ValueError: an unknown name, or a GPU asked for where torch sees none.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"train.device must be cpu, cuda, cuda:N or auto, got {name!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"train.device={name} but torch sees no GPU (torch {torch.__version__})")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"train.device must be cpu, cuda, cuda:N or auto, got {name!r}")
+    return dev
+
+
 class _Stage:
     """Common parts: config, lifter, optimiser, schedule, autocast."""
 
@@ -91,9 +112,10 @@ class _Stage:
 
     def __init__(self, cfg: DictConfig):
         self.cfg = cfg
-        self.generator = torch.Generator().manual_seed(int(cfg.seed))
+        self.device = resolve_device(str(cfg.train.device))
+        self.generator = torch.Generator(device=self.device).manual_seed(int(cfg.seed))
         torch.manual_seed(int(cfg.seed))
-        self.lifter = self.build_model(cfg)
+        self.lifter = self.build_model(cfg).to(self.device)
         self.root = CANON16.root_index
         self.window = int(cfg.model.window)
         self.opt = torch.optim.AdamW(self.lifter.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
@@ -141,8 +163,8 @@ class TeacherStage(_Stage):
         if not isinstance(sampler, WindowSampler):
             raise TypeError("the self-supervised teacher trains on a 2D-only WindowSampler")
         super().__init__(cfg)
-        self.sampler = sampler
-        self.critic = PoseCritic2D(CANON16, self.window, int(cfg.critic.width), int(cfg.critic.n_blocks))
+        self.sampler = sampler.to(self.device)
+        self.critic = PoseCritic2D(CANON16, self.window, int(cfg.critic.width), int(cfg.critic.n_blocks)).to(self.device)
         self.critic_opt = torch.optim.AdamW(self.critic.parameters(), lr=cfg.train.critic_lr,
                                             weight_decay=cfg.train.weight_decay)
         self.optimizers.append(self.critic_opt)
@@ -159,7 +181,8 @@ class TeacherStage(_Stage):
         w = cfg.loss
         with self.autocast():
             X = self.lifter(x_in, m_in).float()  # (B, T, J, 3)
-            R = random_view_rotation((B,), elevation_max=math.radians(w.elevation_max_deg), generator=self.generator)
+            R = random_view_rotation((B,), elevation_max=math.radians(w.elevation_max_deg), generator=self.generator,
+                                     device=self.device)
             Xr = torch.einsum("bij,btkj->btki", R, X)
             y, s_y = _unit(project_normalized(Xr), per_window)
             # the re-lift sees the new view with the same dropout/noise as real input: the
@@ -219,7 +242,7 @@ class SupervisedStage(_Stage):
 
     def __init__(self, cfg: DictConfig, sampler: SupervisedWindows):
         super().__init__(cfg)
-        self.sampler = sampler
+        self.sampler = sampler.to(self.device)
 
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         x_in, m_in, _ = augment_2d(batch["keypoints_2d"], batch["mask"], self.cfg, self.root, self.generator)
@@ -279,8 +302,9 @@ class StudentStage(_Stage):
                              f"model.window is {int(cfg.model.window)}: they must match")
         self.teacher.requires_grad_(False).eval()
         super().__init__(cfg)
-        self.sampler = sampler
-        self.critic = PoseCritic2D(CANON16, self.window, int(cfg.critic.width), int(cfg.critic.n_blocks))
+        self.teacher.to(self.device)
+        self.sampler = sampler.to(self.device)
+        self.critic = PoseCritic2D(CANON16, self.window, int(cfg.critic.width), int(cfg.critic.n_blocks)).to(self.device)
         self.critic_opt = torch.optim.AdamW(self.critic.parameters(), lr=cfg.train.critic_lr,
                                             weight_decay=cfg.train.weight_decay)
         self.optimizers.append(self.critic_opt)
@@ -289,8 +313,8 @@ class StudentStage(_Stage):
         idx = {n: i for i, n in enumerate(SMPL_JOINT_NAMES)}
         w = torch.ones(23)
         w[[idx[n] - 1 for n in _UNOBSERVED]] = float(cfg.loss.unobserved_prior) / max(float(cfg.loss.pose_prior), 1e-12)
-        self.prior_weights = w
-        self.twist_joints = torch.tensor([idx[n] for n in _TWIST_CHILD])
+        self.prior_weights = w.to(self.device)
+        self.twist_joints = torch.tensor([idx[n] for n in _TWIST_CHILD], device=self.device)
         J = self.lifter.body_model.J_template
         axes = torch.stack([J[idx[c]] - J[idx[p]] for p, c in _TWIST_CHILD.items()])
         self.twist_axes = axes / axes.norm(dim=-1, keepdim=True)
@@ -331,7 +355,8 @@ class StudentStage(_Stage):
             l_distill = losses.joint_distance(_unit(J, per_window)[0], _unit(X_t, per_window)[0])
             # not scale-normalised: this is what trains the camera scale (x_full has unit RMS)
             l_rep = losses.joint_distance(out.project(), x_full, mask)
-            R = random_view_rotation((B,), elevation_max=math.radians(w.elevation_max_deg), generator=self.generator)
+            R = random_view_rotation((B,), elevation_max=math.radians(w.elevation_max_deg), generator=self.generator,
+                                     device=self.device)
             Xr = torch.einsum("bij,btkj->btki", R, J * out.cam[..., :1, None])
             y, _ = _unit(project_normalized(Xr), per_window)
             twist = losses.twist_angle(out.body_pose[:, :, self.twist_joints - 1], self.twist_axes)
