@@ -18,7 +18,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
     from trainers.loop import train
 
     cfg = load_config(a.config, a.overrides)
-    path = train(a.stage, cfg, out_dir=a.out)
+    path = train(a.stage, cfg, out_dir=a.out, resume=a.resume)
     print(f"checkpoint: {path}")
     return 0
 
@@ -123,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("config", help="stage YAML (e.g. configs/teacher.yaml) or a name in configs/")
     t.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. train.steps=1000")
     t.add_argument("--out", default=None, help="output folder (default: train.out_dir/name)")
+    t.add_argument("--resume", default=None, metavar="CKPT",
+                   help="continue a killed run from its last.pt (same config; train.steps etc. may change)")
     t.set_defaults(func=_cmd_train)
 
     x = sub.add_parser("export", help="strip a training checkpoint to an inference checkpoint")

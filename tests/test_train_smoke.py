@@ -207,6 +207,8 @@ def test_wandb_offline_writes_run_directory(tiny_cfg_overrides, tmp_path, monkey
     runs = list(tmp_path.rglob("offline-run-*"))
     assert runs, "no offline run directory written"
     assert any(p.name.endswith(".wandb") for p in runs[0].rglob("*")), "offline run has no .wandb log"
+    assert (out / "val_sample.png").is_file()  # the per-evaluation sample figure logged to W&B
+    assert list(runs[0].rglob("*.png")), "the sample figure did not reach the W&B run"
 
 
 def test_train_device_errors(tiny_cfg_overrides, capsys):

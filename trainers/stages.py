@@ -12,8 +12,10 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 from omegaconf import DictConfig
 
 from lifting import losses
@@ -23,7 +25,7 @@ from lifting.geometry import normalize_2d, project_normalized, random_view_rotat
 from lifting.skeletons import CANON16
 from lifting.teacher import Lifter
 
-__all__ = ["resolve_device", "TeacherStage", "StudentStage", "SupervisedStage", "build_stage", "augment_2d", "build_lifter"]
+__all__ = ["resolve_device", "AugPlan", "draw_augmentation", "apply_augmentation", "TeacherStage", "StudentStage", "SupervisedStage", "build_stage", "augment_2d", "build_lifter"]
 
 
 def build_lifter(cfg: DictConfig) -> Lifter:
@@ -46,6 +48,55 @@ def build_lifter(cfg: DictConfig) -> Lifter:
     return model
 
 
+@dataclass
+class AugPlan:
+    """Random draws of one :func:`augment_2d` call for a batch of ``B`` windows (so a batch can
+    be augmented once, globally, then split across ranks/micro-batches with the exact same
+    randomness as one process)."""
+
+    which: torch.Tensor | None  # (B,) windows with dropped joints
+    k: torch.Tensor | None  # (B,) how many joints each drops
+    order: torch.Tensor | None  # (B, J) random order (the root never dropped)
+    sigma: torch.Tensor | None  # (B,) noise sigma (0 for clean windows)
+    noise: torch.Tensor | None  # (B, T, J, 2) standard normal
+
+    def __getitem__(self, sl) -> "AugPlan":
+        return AugPlan(*(None if t is None else t[sl] for t in (self.which, self.k, self.order, self.sigma, self.noise)))
+
+
+def draw_augmentation(B: int, T: int, J: int, cfg: DictConfig, root: int, generator: torch.Generator,
+                      device: torch.device) -> AugPlan:
+    """Draw the randomness of :func:`augment_2d` for ``B`` windows of ``T`` frames, ``J``
+    joints (``generator`` on ``device``)."""
+    which = k = order = sigma = noise = None
+    if cfg.aug.drop_prob > 0 and cfg.aug.drop_max > 0:
+        which = torch.rand(B, generator=generator, device=device) < cfg.aug.drop_prob
+        k = torch.randint(1, int(cfg.aug.drop_max) + 1, (B,), generator=generator, device=device)
+        order = torch.rand(B, J, generator=generator, device=device)
+        order[:, root] = 2.0  # never drop the root
+    if cfg.aug.noise_prob > 0 and cfg.aug.noise_max > 0:
+        sigma = torch.rand(B, generator=generator, device=device) * cfg.aug.noise_max
+        sigma = sigma * (torch.rand(B, generator=generator, device=device) < cfg.aug.noise_prob)
+        noise = torch.randn(B, T, J, 2, generator=generator, device=device)
+    return AugPlan(which, k, order, sigma, noise)
+
+
+def apply_augmentation(kp: torch.Tensor, mask: torch.Tensor, plan: AugPlan, root: int):
+    """Apply an :class:`AugPlan` (see :func:`augment_2d` for arguments and returns)."""
+    B, T, J = mask.shape
+    m_in = mask
+    if plan.which is not None:
+        rank = plan.order.argsort(dim=1).argsort(dim=1)
+        drop = plan.which[:, None] & (rank < plan.k[:, None])
+        m_in = mask & ~drop[:, None, :]
+    x_in, scale = normalize_2d(kp, m_in, root, per_window=T > 1)
+    if plan.sigma is not None:
+        noise = plan.noise * plan.sigma[:, None, None, None]
+        noise[..., root, :] = 0.0
+        x_in = x_in + noise * m_in[..., None]
+    return x_in, m_in, scale
+
+
 def augment_2d(kp: torch.Tensor, mask: torch.Tensor, cfg: DictConfig, root: int, generator: torch.Generator):
     """Random joint dropout and 2D noise, as seen at inference on detector output.
 
@@ -61,24 +112,7 @@ def augment_2d(kp: torch.Tensor, mask: torch.Tensor, cfg: DictConfig, root: int,
         fraction of windows.
     """
     B, T, J = mask.shape
-    dev = kp.device
-    drop = torch.zeros(B, J, dtype=torch.bool, device=dev)
-    if cfg.aug.drop_prob > 0 and cfg.aug.drop_max > 0:
-        which = torch.rand(B, generator=generator, device=dev) < cfg.aug.drop_prob
-        k = torch.randint(1, int(cfg.aug.drop_max) + 1, (B,), generator=generator, device=dev)
-        order = torch.rand(B, J, generator=generator, device=dev)
-        order[:, root] = 2.0  # never drop the root
-        rank = order.argsort(dim=1).argsort(dim=1)
-        drop = which[:, None] & (rank < k[:, None])
-    m_in = mask & ~drop[:, None, :]
-    x_in, scale = normalize_2d(kp, m_in, root, per_window=T > 1)
-    if cfg.aug.noise_prob > 0 and cfg.aug.noise_max > 0:
-        sigma = torch.rand(B, generator=generator, device=dev) * cfg.aug.noise_max
-        sigma = sigma * (torch.rand(B, generator=generator, device=dev) < cfg.aug.noise_prob)
-        noise = torch.randn(x_in.shape, generator=generator, device=dev) * sigma[:, None, None, None]
-        noise[..., root, :] = 0.0
-        x_in = x_in + noise * m_in[..., None]
-    return x_in, m_in, scale
+    return apply_augmentation(kp, mask, draw_augmentation(B, T, J, cfg, root, generator, kp.device), root)
 
 
 def _unit(x: torch.Tensor, per_window: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -106,24 +140,60 @@ def resolve_device(name: str) -> torch.device:
 
 
 class _Stage:
-    """Common parts: config, lifter, optimiser, schedule, autocast."""
+    """Common parts: config, network, optimisers, schedule, precision, data parallelism.
+
+    **Data parallel** (``torchrun``, see ``trainers.loop``): every rank draws the same global
+    batch and the same augmentation/view randomness (same seed), then works on its own
+    ``1 / world_size`` share, split further into ``train.grad_accum`` micro-batches; the
+    gradients of each update are averaged over micro-batches and ranks (one all-reduce of
+    the flattened gradients per optimiser step), so N ranks compute the same update as one
+    process on the whole batch. (An explicit all-reduce rather than the
+    ``DistributedDataParallel`` wrapper: these GAN stages run several forward passes and two
+    optimisers per step, and the models are small enough that overlapping communication with
+    backward buys nothing.)
+
+    **Precision**: ``train.bf16`` (CPU or GPU autocast) or ``train.fp16`` (GPU autocast with
+    one gradient scaler per optimiser); fp32 otherwise. ``train.compile`` wraps the trained
+    network in ``torch.compile``.
+    """
 
     kind = "base"
 
     def __init__(self, cfg: DictConfig):
         self.cfg = cfg
         self.device = resolve_device(str(cfg.train.device))
+        self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+        self.accum = int(cfg.train.grad_accum)
+        if self.accum < 1:
+            raise ValueError(f"train.grad_accum must be >= 1, got {self.accum}")
+        if bool(cfg.train.bf16) and bool(cfg.train.fp16):
+            raise ValueError("choose one of train.bf16 and train.fp16")
+        if bool(cfg.train.fp16) and self.device.type != "cuda":
+            raise ValueError("train.fp16 needs a GPU (train.device=cuda); use train.bf16 on the CPU")
+        self.amp_dtype = torch.bfloat16 if cfg.train.bf16 else torch.float16 if cfg.train.fp16 else None
         self.generator = torch.Generator(device=self.device).manual_seed(int(cfg.seed))
         torch.manual_seed(int(cfg.seed))
         self.lifter = self.build_model(cfg).to(self.device)
+        self.net = torch.compile(self.lifter) if bool(cfg.train.compile) else self.lifter
         self.root = CANON16.root_index
         self.window = int(cfg.model.window)
         self.opt = torch.optim.AdamW(self.lifter.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
         self.optimizers = [self.opt]
+        self.scalers: list[torch.amp.GradScaler] = []
 
     def build_model(self, cfg: DictConfig) -> torch.nn.Module:
         """The trained network (stored in checkpoints as ``model``)."""
         return build_lifter(cfg)
+
+    def add_optimizer(self, opt: torch.optim.Optimizer) -> int:
+        """Register another optimiser (e.g. a critic's); returns its index."""
+        self.optimizers.append(opt)
+        return len(self.optimizers) - 1
+
+    def _scaler(self, i: int) -> torch.amp.GradScaler:
+        while len(self.scalers) <= i:
+            self.scalers.append(torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16))
+        return self.scalers[i]
 
     def lr_factor(self, step: int) -> float:
         """Cosine decay from 1 to ``min_lr_ratio`` over ``train.steps``."""
@@ -139,18 +209,87 @@ class _Stage:
                 g["lr"] = g["base_lr"] * f
 
     def autocast(self):
-        device_type = next(self.lifter.parameters()).device.type
-        return torch.autocast(device_type, dtype=torch.bfloat16, enabled=bool(self.cfg.train.bf16))
+        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.bfloat16,
+                              enabled=self.amp_dtype is not None)
 
-    def _update(self, opt: torch.optim.Optimizer, loss: torch.Tensor, params) -> None:
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+    def chunks(self, batch_size: int) -> list[slice]:
+        """This rank's micro-batches of a global batch of ``batch_size`` windows.
+
+        Raises:
+            ValueError: ``batch_size`` is not divisible by ``world_size * grad_accum``.
+        """
+        n = self.world * self.accum
+        if batch_size % n:
+            raise ValueError(f"train.batch_size={batch_size} must be divisible by world size x grad_accum = {n}")
+        b = batch_size // n
+        return [slice(c * b, (c + 1) * b) for c in range(self.rank * self.accum, (self.rank + 1) * self.accum)]
+
+    def _backward(self, loss: torch.Tensor, i: int) -> None:
+        """Backward of one micro-batch's loss for optimiser ``i`` (averaged over micro-batches)."""
+        self._scaler(i).scale(loss / self.accum).backward()
+
+    def _step(self, i: int, params) -> None:
+        """Average gradients over ranks, unscale, clip, step optimiser ``i``."""
+        params = [p for p in params if p.requires_grad]
+        if self.world > 1:
+            grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+            flat = torch.cat([g.reshape(-1) for g in grads])
+            dist.all_reduce(flat)
+            flat /= self.world
+            off = 0
+            for p in params:
+                n = p.numel()
+                p.grad = flat[off:off + n].view_as(p).clone()
+                off += n
+        opt, scaler = self.optimizers[i], self._scaler(i)
+        scaler.unscale_(opt)
         if self.cfg.train.grad_clip:
             torch.nn.utils.clip_grad_norm_(params, float(self.cfg.train.grad_clip))
-        opt.step()
+        scaler.step(opt)
+        scaler.update()
+
+    def _zero(self, i: int) -> None:
+        self.optimizers[i].zero_grad(set_to_none=True)
+
+    def models(self) -> dict[str, torch.nn.Module]:
+        """Trained modules by name (checkpointed, kept in sync across ranks)."""
+        return {"lifter": self.lifter}
 
     def state_dict(self) -> dict:
-        return {"lifter": self.lifter.state_dict(), "optimizers": [o.state_dict() for o in self.optimizers]}
+        """Everything needed to resume: models, optimisers, scalers, and RNG states."""
+        d = {name: m.state_dict() for name, m in self.models().items()}
+        d["optimizers"] = [o.state_dict() for o in self.optimizers]
+        d["scalers"] = [self._scaler(i).state_dict() for i in range(len(self.optimizers))]
+        d["rng"] = {"generator": self.generator.get_state(), "torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            d["rng"]["cuda"] = torch.cuda.get_rng_state(self.device)
+        return d
+
+    def load_state_dict(self, d: dict) -> None:
+        """Restore :meth:`state_dict` (raises ``ValueError`` naming a missing/mismatched part)."""
+        try:
+            for name, m in self.models().items():
+                m.load_state_dict(d[name])
+            for o, sd in zip(self.optimizers, d["optimizers"], strict=True):
+                o.load_state_dict(sd)
+            for i, sd in enumerate(d.get("scalers", [])):
+                self._scaler(i).load_state_dict(sd)
+            self.generator.set_state(d["rng"]["generator"].to("cpu") if self.device.type == "cpu"
+                                     else d["rng"]["generator"].cpu())
+            torch.set_rng_state(d["rng"]["torch"].cpu())
+            if "cuda" in d["rng"] and self.device.type == "cuda":
+                torch.cuda.set_rng_state(d["rng"]["cuda"].cpu(), self.device)
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise ValueError(f"the resume checkpoint does not match this run's models/optimisers ({e})") from None
+
+    def _reduce(self, logs: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Per-rank micro-batch means -> global means (floats), identical on every rank."""
+        keys = sorted(logs)
+        v = torch.stack([logs[k].detach().float() for k in keys])
+        if self.world > 1:
+            dist.all_reduce(v)
+            v /= self.world
+        return dict(zip(keys, v.tolist()))
 
 
 class TeacherStage(_Stage):
@@ -167,72 +306,90 @@ class TeacherStage(_Stage):
         self.critic = PoseCritic2D(CANON16, self.window, int(cfg.critic.width), int(cfg.critic.n_blocks)).to(self.device)
         self.critic_opt = torch.optim.AdamW(self.critic.parameters(), lr=cfg.train.critic_lr,
                                             weight_decay=cfg.train.weight_decay)
-        self.optimizers.append(self.critic_opt)
+        self.add_optimizer(self.critic_opt)
+
+    def models(self) -> dict[str, torch.nn.Module]:
+        return {"lifter": self.lifter, "critic": self.critic}
 
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """One generator + one critic update on a batch of 2D windows
-        (``keypoints_2d (B, T, J, 2)`` pixels, ``mask (B, T, J)``)."""
+        """One generator + one critic update on a global batch of 2D windows
+        (``keypoints_2d (B, T, J, 2)`` pixels, ``mask (B, T, J)``); returns global mean losses."""
         cfg, T, root = self.cfg, self.window, self.root
         per_window = T > 1
         kp, mask = batch["keypoints_2d"], batch["mask"]
-        B = kp.shape[0]
-        x_full, _ = normalize_2d(kp, mask, root, per_window=per_window)
-        x_in, m_in, _ = augment_2d(kp, mask, cfg, root, self.generator)
+        B, _, J = mask.shape
         w = cfg.loss
-        with self.autocast():
-            X = self.lifter(x_in, m_in).float()  # (B, T, J, 3)
-            R = random_view_rotation((B,), elevation_max=math.radians(w.elevation_max_deg), generator=self.generator,
+        # all randomness for the global batch first (same on every rank), then this rank's share
+        x_full_all, _ = normalize_2d(kp, mask, root, per_window=per_window)
+        x_in_all, m_in_all, _ = apply_augmentation(
+            kp, mask, draw_augmentation(B, T, J, cfg, root, self.generator, self.device), root)
+        R_all = random_view_rotation((B,), elevation_max=math.radians(w.elevation_max_deg), generator=self.generator,
                                      device=self.device)
-            Xr = torch.einsum("bij,btkj->btki", R, X)
-            y, s_y = _unit(project_normalized(Xr), per_window)
-            # the re-lift sees the new view with the same dropout/noise as real input: the
-            # rotated pose is a known 3D target for it, so this teaches robustness with a
-            # 3D-free pseudo label
-            y_in, m_y, s_aug = augment_2d(y, torch.ones_like(mask), cfg, root, self.generator) if w.augment_relift \
-                else (y, torch.ones_like(mask), torch.ones_like(s_y))
-            s_y = s_y * s_aug
-            Y = self.lifter(y_in, m_y).float()
-            # 3D cycle: re-lifting the new view returns the rotated pose (Chen et al. Eq. 5)
-            target_3d = Xr / s_y[..., None]
-            l_cyc3 = losses.joint_distance(Y, target_3d)
-            # 2D cycle: rotating the re-lift back and projecting gives the original 2D (Eq. 4)
-            back = torch.einsum("bji,btkj->btki", R, Y * s_y[..., None])
-            l_cyc2 = losses.joint_distance(_unit(project_normalized(back), per_window)[0], x_full)
-            # reprojection of the first lift onto the clean, complete 2D (trains inpainting
-            # of masked joints and denoising)
-            l_rep = losses.joint_distance(_unit(project_normalized(X), per_window)[0], x_full)
-            terms = {  # name: (weight, loss)
-                "adv": (w.adv, losses.lsgan_generator(self.critic(y).float())),
-                "cycle_3d": (w.cycle_3d, l_cyc3),
-                "cycle_2d": (w.cycle_2d, l_cyc2),
-                "reproject": (w.reproject, l_rep),
-                "symmetry": (w.symmetry, losses.bone_symmetry(X, CANON16)),
-            }
-            if w.consistency > 0:
-                # self-consistency: the lift of the dropped/noisy input matches the (frozen)
-                # lift of the clean, complete 2D, both scale-normalised
-                with torch.no_grad():
-                    X_clean = self.lifter(x_full, mask).float()
-                terms["consistency"] = (w.consistency, losses.joint_distance(
-                    _unit(X, per_window)[0], _unit(X_clean, per_window)[0]))
-            if T > 1:
-                terms["bone_constancy"] = (w.bone_constancy, losses.bone_constancy(X, CANON16))
-            if T > 2:
-                terms["smoothness"] = (w.smoothness, losses.acceleration(X))
-            total = sum(weight * loss for weight, loss in terms.values())
-            out = {name: loss for name, (_, loss) in terms.items()}
-        self._update(self.opt, total, self.lifter.parameters())
-        with self.autocast():
-            l_critic = losses.lsgan_critic(self.critic(x_full).float(), self.critic(y.detach()).float())
-        self._update(self.critic_opt, l_critic, self.critic.parameters())
-        out["critic"] = l_critic
-        out["total"] = total
-        return {k: float(v.detach()) for k, v in out.items()}
+        plan_y = draw_augmentation(B, T, J, cfg, root, self.generator, self.device) if w.augment_relift else None
+        parts = self.chunks(B)
+        sums: dict[str, torch.Tensor] = {}
+        fakes = []
+        self._zero(0)
+        for sl in parts:
+            x_full, mask_c, R = x_full_all[sl], mask[sl], R_all[sl]
+            with self.autocast():
+                X = self.net(x_in_all[sl], m_in_all[sl]).float()  # (b, T, J, 3)
+                Xr = torch.einsum("bij,btkj->btki", R, X)
+                y, s_y = _unit(project_normalized(Xr), per_window)
+                # the re-lift sees the new view with the same dropout/noise as real input: the
+                # rotated pose is a known 3D target for it, so this teaches robustness with a
+                # 3D-free pseudo label
+                if plan_y is not None:
+                    y_in, m_y, s_aug = apply_augmentation(y, torch.ones_like(mask_c), plan_y[sl], root)
+                else:
+                    y_in, m_y, s_aug = y, torch.ones_like(mask_c), torch.ones_like(s_y)
+                s_y = s_y * s_aug
+                Y = self.net(y_in, m_y).float()
+                # 3D cycle: re-lifting the new view returns the rotated pose (Chen et al. Eq. 5)
+                l_cyc3 = losses.joint_distance(Y, Xr / s_y[..., None])
+                # 2D cycle: rotating the re-lift back and projecting gives the original 2D (Eq. 4)
+                back = torch.einsum("bji,btkj->btki", R, Y * s_y[..., None])
+                l_cyc2 = losses.joint_distance(_unit(project_normalized(back), per_window)[0], x_full)
+                # reprojection of the first lift onto the clean, complete 2D (trains inpainting
+                # of masked joints and denoising)
+                l_rep = losses.joint_distance(_unit(project_normalized(X), per_window)[0], x_full)
+                terms = {  # name: (weight, loss)
+                    "adv": (w.adv, losses.lsgan_generator(self.critic(y).float())),
+                    "cycle_3d": (w.cycle_3d, l_cyc3),
+                    "cycle_2d": (w.cycle_2d, l_cyc2),
+                    "reproject": (w.reproject, l_rep),
+                    "symmetry": (w.symmetry, losses.bone_symmetry(X, CANON16)),
+                }
+                if w.consistency > 0:
+                    # self-consistency: the lift of the dropped/noisy input matches the (frozen)
+                    # lift of the clean, complete 2D, both scale-normalised
+                    with torch.no_grad():
+                        X_clean = self.net(x_full, mask_c).float()
+                    terms["consistency"] = (w.consistency, losses.joint_distance(
+                        _unit(X, per_window)[0], _unit(X_clean, per_window)[0]))
+                if T > 1:
+                    terms["bone_constancy"] = (w.bone_constancy, losses.bone_constancy(X, CANON16))
+                if T > 2:
+                    terms["smoothness"] = (w.smoothness, losses.acceleration(X))
+                total = sum(weight * loss for weight, loss in terms.values())
+            self._backward(total, 0)
+            _accumulate(sums, {name: loss for name, (_, loss) in terms.items()} | {"total": total}, len(parts))
+            fakes.append(y.detach())
+        self._step(0, self.lifter.parameters())
+        self._zero(1)
+        for sl, y in zip(parts, fakes):
+            with self.autocast():
+                l_critic = losses.lsgan_critic(self.critic(x_full_all[sl]).float(), self.critic(y).float())
+            self._backward(l_critic, 1)
+            _accumulate(sums, {"critic": l_critic}, len(parts))
+        self._step(1, self.critic.parameters())
+        return self._reduce(sums)
 
-    def state_dict(self) -> dict:
-        d = super().state_dict()
-        d["critic"] = self.critic.state_dict()
-        return d
+
+def _accumulate(sums: dict[str, torch.Tensor], values: dict[str, torch.Tensor], n: int) -> None:
+    for k, v in values.items():
+        v = v.detach().float() / n
+        sums[k] = sums[k] + v if k in sums else v
 
 
 class SupervisedStage(_Stage):
@@ -245,12 +402,21 @@ class SupervisedStage(_Stage):
         self.sampler = sampler.to(self.device)
 
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        x_in, m_in, _ = augment_2d(batch["keypoints_2d"], batch["mask"], self.cfg, self.root, self.generator)
-        with self.autocast():
-            X = self.lifter(x_in, m_in).float()
-            loss = losses.scale_free_3d(X, batch["joints_3d"])
-        self._update(self.opt, loss, self.lifter.parameters())
-        return {"supervised_3d": float(loss.detach()), "total": float(loss.detach())}
+        kp, mask = batch["keypoints_2d"], batch["mask"]
+        B, T, J = mask.shape
+        x_in, m_in, _ = apply_augmentation(
+            kp, mask, draw_augmentation(B, T, J, self.cfg, self.root, self.generator, self.device), self.root)
+        parts = self.chunks(B)
+        sums: dict[str, torch.Tensor] = {}
+        self._zero(0)
+        for sl in parts:
+            with self.autocast():
+                X = self.net(x_in[sl], m_in[sl]).float()
+                loss = losses.scale_free_3d(X, batch["joints_3d"][sl])
+            self._backward(loss, 0)
+            _accumulate(sums, {"supervised_3d": loss, "total": loss}, len(parts))
+        self._step(0, self.lifter.parameters())
+        return self._reduce(sums)
 
 
 # SMPL joints whose rotation moves no canonical marker: only priors constrain them
@@ -307,7 +473,7 @@ class StudentStage(_Stage):
         self.critic = PoseCritic2D(CANON16, self.window, int(cfg.critic.width), int(cfg.critic.n_blocks)).to(self.device)
         self.critic_opt = torch.optim.AdamW(self.critic.parameters(), lr=cfg.train.critic_lr,
                                             weight_decay=cfg.train.weight_decay)
-        self.optimizers.append(self.critic_opt)
+        self.add_optimizer(self.critic_opt)
         from lifting.body_model import SMPL_JOINT_NAMES
 
         idx = {n: i for i, n in enumerate(SMPL_JOINT_NAMES)}
@@ -337,54 +503,63 @@ class StudentStage(_Stage):
             model.load_state_dict(src.state_dict())
         return model
 
+    def models(self) -> dict[str, torch.nn.Module]:
+        return {"lifter": self.lifter, "critic": self.critic}
+
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """One student + one critic update on 2D windows (``keypoints_2d (B, T, J, 2)``
-        pixels, ``mask (B, T, J)``)."""
+        """One student + one critic update on a global batch of 2D windows
+        (``keypoints_2d (B, T, J, 2)`` pixels, ``mask (B, T, J)``); returns global mean losses."""
         cfg, T, root = self.cfg, self.window, self.root
         per_window = T > 1
         kp, mask = batch["keypoints_2d"], batch["mask"]
-        B = kp.shape[0]
-        x_full, _ = normalize_2d(kp, mask, root, per_window=per_window)
-        x_in, m_in, _ = augment_2d(kp, mask, cfg, root, self.generator)
+        B, _, J = mask.shape
         w = cfg.loss
-        with torch.no_grad(), self.autocast():
-            X_t = self.teacher(x_full, mask).float()
-        with self.autocast():
-            out = self.lifter(x_in, m_in)
-            J = out.joints_3d
-            l_distill = losses.joint_distance(_unit(J, per_window)[0], _unit(X_t, per_window)[0])
-            # not scale-normalised: this is what trains the camera scale (x_full has unit RMS)
-            l_rep = losses.joint_distance(out.project(), x_full, mask)
-            R = random_view_rotation((B,), elevation_max=math.radians(w.elevation_max_deg), generator=self.generator,
+        x_full_all, _ = normalize_2d(kp, mask, root, per_window=per_window)
+        x_in_all, m_in_all, _ = apply_augmentation(
+            kp, mask, draw_augmentation(B, T, J, cfg, root, self.generator, self.device), root)
+        R_all = random_view_rotation((B,), elevation_max=math.radians(w.elevation_max_deg), generator=self.generator,
                                      device=self.device)
-            Xr = torch.einsum("bij,btkj->btki", R, J * out.cam[..., :1, None])
-            y, _ = _unit(project_normalized(Xr), per_window)
-            twist = losses.twist_angle(out.body_pose[:, :, self.twist_joints - 1], self.twist_axes)
-            terms = {
-                "distill": (w.distill, l_distill),
-                "reproject": (w.reproject, l_rep),
-                "adv": (w.adv, losses.lsgan_generator(self.critic(y).float())),
-                "betas": (w.betas, out.betas.square().sum(-1).mean()),
-                "pose_prior": (w.pose_prior, losses.rotation_prior(out.body_pose, self.prior_weights)),
-                "twist": (w.twist, twist.square().mean()),
-                "marker_offsets": (w.marker_offsets, self.lifter.marker_offsets.square().sum(-1).mean()),
-            }
-            if T > 2:
-                terms["smoothness"] = (w.smoothness, losses.acceleration(J))
-            total = sum(weight * loss for weight, loss in terms.values())
-            logs = {name: loss for name, (_, loss) in terms.items()}
-        self._update(self.opt, total, [p for p in self.lifter.parameters() if p.requires_grad])
-        with self.autocast():
-            l_critic = losses.lsgan_critic(self.critic(x_full).float(), self.critic(y.detach()).float())
-        self._update(self.critic_opt, l_critic, self.critic.parameters())
-        logs["critic"] = l_critic
-        logs["total"] = total
-        return {k: float(v.detach()) for k, v in logs.items()}
-
-    def state_dict(self) -> dict:
-        d = super().state_dict()
-        d["critic"] = self.critic.state_dict()
-        return d
+        parts = self.chunks(B)
+        sums: dict[str, torch.Tensor] = {}
+        fakes = []
+        self._zero(0)
+        for sl in parts:
+            x_full, mask_c = x_full_all[sl], mask[sl]
+            with torch.no_grad(), self.autocast():
+                X_t = self.teacher(x_full, mask_c).float()
+            with self.autocast():
+                out = self.net(x_in_all[sl], m_in_all[sl])
+                Jc = out.joints_3d
+                l_distill = losses.joint_distance(_unit(Jc, per_window)[0], _unit(X_t, per_window)[0])
+                # not scale-normalised: this is what trains the camera scale (x_full has unit RMS)
+                l_rep = losses.joint_distance(out.project(), x_full, mask_c)
+                Xr = torch.einsum("bij,btkj->btki", R_all[sl], Jc * out.cam[..., :1, None])
+                y, _ = _unit(project_normalized(Xr), per_window)
+                twist = losses.twist_angle(out.body_pose[:, :, self.twist_joints - 1], self.twist_axes)
+                terms = {
+                    "distill": (w.distill, l_distill),
+                    "reproject": (w.reproject, l_rep),
+                    "adv": (w.adv, losses.lsgan_generator(self.critic(y).float())),
+                    "betas": (w.betas, out.betas.square().sum(-1).mean()),
+                    "pose_prior": (w.pose_prior, losses.rotation_prior(out.body_pose, self.prior_weights)),
+                    "twist": (w.twist, twist.square().mean()),
+                    "marker_offsets": (w.marker_offsets, self.lifter.marker_offsets.square().sum(-1).mean()),
+                }
+                if T > 2:
+                    terms["smoothness"] = (w.smoothness, losses.acceleration(Jc))
+                total = sum(weight * loss for weight, loss in terms.values())
+            self._backward(total, 0)
+            _accumulate(sums, {name: loss for name, (_, loss) in terms.items()} | {"total": total}, len(parts))
+            fakes.append(y.detach())
+        self._step(0, self.lifter.parameters())
+        self._zero(1)
+        for sl, y in zip(parts, fakes):
+            with self.autocast():
+                l_critic = losses.lsgan_critic(self.critic(x_full_all[sl]).float(), self.critic(y).float())
+            self._backward(l_critic, 1)
+            _accumulate(sums, {"critic": l_critic}, len(parts))
+        self._step(1, self.critic.parameters())
+        return self._reduce(sums)
 
 
 def build_stage(kind: str, cfg: DictConfig, clips: MocapClips | None = None):
