@@ -23,10 +23,32 @@ def _cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_pose_bank(a: argparse.Namespace) -> int:
+    import time
+
+    import numpy as np
+
+    from lifting.body_model import BodyModel
+    from lifting.data import load_mocap_npz, split_clips
+    from lifting.pose_bank import fit_pose_bank, save_pose_bank
+
+    t0 = time.perf_counter()
+    clips = load_mocap_npz(a.data)
+    clips = clips.select(split_clips(clips.seq_names, a.split))
+    bm = BodyModel(a.body_model, a.gender)
+    bank = fit_pose_bank(clips, bm, n_frames=a.frames, iters=a.iters, seed=a.seed)
+    save_pose_bank(bank, a.output, source=a.data, split=a.split, body_model=bm.describe(),
+                   note="unpaired 3D prior: SMPL fits to mocap joints (lifting.pose_bank)")
+    e = bank["fit_error_mm"]
+    print(f"pose bank: {len(e)} frames of {a.data} [{a.split}], marker fit error mean {e.mean():.1f} mm "
+          f"(95th percentile {np.percentile(e, 95):.1f} mm) in {time.perf_counter() - t0:.0f} s -> {a.output}")
+    return 0
+
+
 def _cmd_export(a: argparse.Namespace) -> int:
     from trainers.loop import export_lifter
 
-    path = export_lifter(a.checkpoint, a.dest, half=a.half)
+    path = export_lifter(a.checkpoint, a.dest, half=a.half, which=a.which)
     print(f"exported: {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0
 
@@ -119,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a lifter: teacher (2D only) or supervised baseline")
-    t.add_argument("stage", choices=["teacher", "student", "supervised"])
+    t.add_argument("stage", choices=["teacher", "student", "finetune", "supervised"])
     t.add_argument("config", help="stage YAML (e.g. configs/teacher.yaml) or a name in configs/")
     t.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. train.steps=1000")
     t.add_argument("--out", default=None, help="output folder (default: train.out_dir/name)")
@@ -127,10 +149,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue a killed run from its last.pt (same config; train.steps etc. may change)")
     t.set_defaults(func=_cmd_train)
 
+    pb = sub.add_parser("pose-bank", help="fit the body model to mocap: SMPL poses for the unpaired 3D prior mode")
+    pb.add_argument("--data", required=True, help="mocap npz (shared format)")
+    pb.add_argument("--split", default="train", choices=["train", "val", "test", "all"])
+    pb.add_argument("--frames", type=int, default=20000, help="random frames to fit")
+    pb.add_argument("--iters", type=int, default=300, help="optimiser iterations")
+    pb.add_argument("--seed", type=int, default=0)
+    pb.add_argument("--body-model", default=None, help="SMPL file/folder (default: the bundled open model)")
+    pb.add_argument("--gender", default="neutral")
+    pb.add_argument("-o", "--output", required=True, help="output npz")
+    pb.set_defaults(func=_cmd_pose_bank)
+
     x = sub.add_parser("export", help="strip a training checkpoint to an inference checkpoint")
     x.add_argument("checkpoint")
     x.add_argument("dest")
     x.add_argument("--half", action="store_true", help="store weights as float16 (half the size)")
+    x.add_argument("--which", choices=["model", "teacher"], default="model",
+                   help="'teacher': the co-trained teacher of a fine-tuning checkpoint")
     x.set_defaults(func=_cmd_export)
 
     e = sub.add_parser("evaluate", help="evaluate a checkpoint on mocap with the 4-camera rig protocol")

@@ -101,3 +101,73 @@ def test_two_process_data_parallel_matches_one_process(tiny_cfg_overrides, tmp_p
     ws = load_checkpoint(tmp_path / "single" / "last.pt")["model"]
     wd = load_checkpoint(tmp_path / "ddp" / "last.pt")["model"]
     assert all(torch.allclose(ws[k], wd[k], atol=1e-5) for k in ws)
+
+
+def test_finetune_trains_both_and_exports_the_teacher(tiny_cfg_overrides, tmp_path, capsys):
+    """Stage 3 through the CLI: tiny teacher -> tiny student -> joint fine-tuning; both
+    networks change, the checkpoint holds both, and the teacher can be exported and evaluated."""
+    t, s, f = tmp_path / "t", tmp_path / "s", tmp_path / "f"
+    assert main(["train", "teacher", "teacher", *tiny_cfg_overrides, "--out", str(t)]) == 0
+    assert main(["train", "student", "student", *tiny_cfg_overrides, f"student.teacher_checkpoint={t / 'last.pt'}",
+                 "--out", str(s)]) == 0
+    args = ["train", "finetune", "finetune", *tiny_cfg_overrides, f"student.teacher_checkpoint={t / 'last.pt'}",
+            f"model.init_checkpoint={s / 'last.pt'}", "train.log_every=1"]
+    assert main([*args, "--out", str(f)]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out + capsys.readouterr().err
+    ck = load_checkpoint(f / "last.pt")
+    assert ck["kind"] == "finetune" and "teacher_model" in ck
+    assert "pa_mpjpe_mm" in ck["val"] and "teacher_pa_mpjpe_mm" in ck["val"]
+    t0, s0 = load_checkpoint(t / "last.pt")["model"], load_checkpoint(s / "last.pt")["model"]
+    assert any(not torch.equal(t0[k], ck["teacher_model"][k]) for k in t0)  # the teacher trained too
+    assert any(not torch.equal(s0[k], ck["model"][k]) for k in s0)
+    logs = _log(f)
+    assert {"teacher_cycle_3d", "student_distill", "agree_teacher", "student_cycle", "critic"} <= set(logs[0])
+    assert main(["export", str(f / "last.pt"), str(tmp_path / "ft_teacher.pt"), "--which", "teacher"]) == 0
+    from lifting.lift import load_lifter
+    from lifting.teacher import Lifter
+
+    model, slim = load_lifter(tmp_path / "ft_teacher.pt")
+    assert isinstance(model, Lifter) and slim["kind"] == "teacher"
+    assert all(torch.equal(model.state_dict()[k], ck["teacher_model"][k]) for k in ck["teacher_model"])
+    assert main(["export", str(t / "last.pt"), str(tmp_path / "x.pt"), "--which", "teacher"]) == 2
+    # resume works for the three-optimiser stage too
+    assert main([*args, "train.steps=4", "--out", str(f), "--resume", str(f / "last.pt")]) == 0
+    assert load_checkpoint(f / "last.pt")["step"] == 4
+    # fine-tuning without a student is refused
+    cfg = [*tiny_cfg_overrides, "model.init_checkpoint=null"]
+    assert main(["train", "finetune", "finetune", *cfg, "--out", str(tmp_path / "g")]) == 2
+
+
+def test_pose_bank_and_unpaired_3d_prior_mode(tiny_cfg_overrides, tiny_mocap_npz, tmp_path, capsys):
+    """The optional HMR prior: a pose bank fitted to mocap, then fine-tuning with the factorized
+    SMPL discriminator (its loss is logged; its weights are checkpointed)."""
+    import numpy as np
+
+    from lifting.discriminators import SMPLDiscriminator
+    from lifting.pose_bank import PoseBankError, load_pose_bank
+
+    bank = tmp_path / "bank.npz"
+    assert main(["pose-bank", "--data", str(tiny_mocap_npz), "--frames", "64", "--iters", "150",
+                 "-o", str(bank)]) == 0
+    assert "marker fit error" in capsys.readouterr().out
+    with np.load(bank) as z:
+        assert z["body_pose"].shape == (64, 69) and z["betas"].shape == (10,)
+        assert float(np.mean(z["fit_error_mm"])) < 30.0  # the synthetic skeleton is fitted closely
+    loaded = load_pose_bank(bank)
+    d = SMPLDiscriminator()
+    assert d(loaded["body_pose"][:5], loaded["betas"][:5]).shape == (5, 25)
+    with pytest.raises(ValueError, match="expects"):
+        d(loaded["body_pose"][:5, :22], loaded["betas"][:5])
+    with pytest.raises(PoseBankError, match="not found"):
+        load_pose_bank(tmp_path / "none.npz")
+    t, s = tmp_path / "t", tmp_path / "s"
+    assert main(["train", "teacher", "teacher", *tiny_cfg_overrides, "--out", str(t)]) == 0
+    assert main(["train", "student", "student", *tiny_cfg_overrides, f"student.teacher_checkpoint={t / 'last.pt'}",
+                 "--out", str(s)]) == 0
+    args = ["train", "finetune", "finetune", *tiny_cfg_overrides, f"student.teacher_checkpoint={t / 'last.pt'}",
+            f"model.init_checkpoint={s / 'last.pt'}", "prior_3d.enabled=true", "train.log_every=1"]
+    assert main([*args, "--out", str(tmp_path / "no_bank")]) == 2
+    assert "pose_bank" in capsys.readouterr().err
+    assert main([*args, f"prior_3d.pose_bank={bank}", "--out", str(tmp_path / "f")]) == 0
+    assert {"prior_3d_adv", "smpl_disc"} <= set(_log(tmp_path / "f")[0])
+    assert "smpl_disc" in load_checkpoint(tmp_path / "f" / "last.pt")["train_state"]

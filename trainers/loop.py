@@ -31,6 +31,7 @@ def lifter_checkpoint(stage, cfg: DictConfig, step: int, val: dict | None) -> di
     step, stage kind, last validation metrics, the training state for resuming, and for the
     SMPL student the body model it was trained with (``body_model``)."""
     extra = {"body_model": stage.lifter.body_model.describe()} if hasattr(stage.lifter, "body_model") else {}
+    extra |= stage.extra_checkpoint()
     return extra | {
         "model": stage.lifter.state_dict(),
         "model_config": dict(stage.lifter.config),
@@ -202,16 +203,19 @@ def _train(kind, cfg, out_dir, progress, resume) -> Path:
         if main and (step % int(cfg.train.eval_every) == 0 or step == steps):
             te = time.perf_counter()
             if val_views is not None:
-                val = evaluate_lifter(stage.lifter, val_views)["overall"]
-                tqdm.write(f"[{kind}] step {step}: val PA-MPJPE {val['pa_mpjpe_mm']:.1f} mm, "
-                           f"N-MPJPE {val['n_mpjpe_mm']:.1f} mm, MPJPE {val['mpjpe_mm']:.1f} mm")
-                improved = val["pa_mpjpe_mm"] < best
+                val = {}
+                for prefix, model in stage.eval_models().items():
+                    res = evaluate_lifter(model, val_views)["overall"]
+                    val |= {f"{prefix}{k}": v for k, v in res.items()}
+                    tqdm.write(f"[{kind}] step {step}: {prefix.rstrip('_') or 'val'} PA-MPJPE {res['pa_mpjpe_mm']:.1f} mm, "
+                               f"N-MPJPE {res['n_mpjpe_mm']:.1f} mm, MPJPE {res['mpjpe_mm']:.1f} mm")
+                improved = val["pa_mpjpe_mm"] < best  # the main model's (the student's when fine-tuning)
                 best = min(best, val["pa_mpjpe_mm"])
                 if run is not None:
                     import wandb
 
                     fig = _sample_figure(stage, val_views, out / "val_sample.png")
-                    run.log({f"val/{k}": v for k, v in val.items() if k != "n"}
+                    run.log({f"val/{k}": v for k, v in val.items() if k.split("_")[-1] != "n"}
                             | {"val/sample": wandb.Image(str(fig))}, step=step)
             else:
                 improved = False
@@ -251,12 +255,25 @@ def _check_in_sync(stage) -> None:
         raise RuntimeError(f"data-parallel ranks diverged: max parameter difference {float(bad):.3g}")
 
 
-def export_lifter(ckpt_path: str | Path, dest: str | Path, half: bool = False) -> Path:
+def export_lifter(ckpt_path: str | Path, dest: str | Path, half: bool = False, which: str = "model") -> Path:
     """Strip a training checkpoint to the inference part (weights, model config, run config,
     validation), e.g. for shipping in the package; written atomically. ``half`` stores the
     weights as float16 (half the size; :func:`lifting.lift.load_lifter` loads them into a
-    float32 model)."""
+    float32 model). ``which="teacher"`` extracts the co-trained teacher of a fine-tuning
+    checkpoint.
+
+    Raises:
+        lifting.checkpoint.CheckpointError / ValueError: unreadable checkpoint, or no teacher in it.
+    """
     ck = load_checkpoint(ckpt_path)
+    if which == "teacher":
+        if "teacher_model" not in ck:
+            raise ValueError(f"{ckpt_path}: no co-trained teacher in this checkpoint (only fine-tuning has one)")
+        ck = {k: v for k, v in ck.items() if k not in ("body_model",)} | {
+            "model": ck["teacher_model"], "model_config": ck["teacher_model_config"], "kind": "teacher",
+            "val": {k[len("teacher_"):]: v for k, v in (ck.get("val") or {}).items() if k.startswith("teacher_")}}
+    elif which != "model":
+        raise ValueError(f"export: which must be 'model' or 'teacher', got {which!r}")
     slim = {k: ck[k] for k in ("model", "model_config", "kind", "step", "config", "val", "format_version",
                                "body_model") if k in ck}
     if half:

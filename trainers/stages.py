@@ -25,7 +25,8 @@ from lifting.geometry import normalize_2d, project_normalized, random_view_rotat
 from lifting.skeletons import CANON16
 from lifting.teacher import Lifter
 
-__all__ = ["resolve_device", "AugPlan", "draw_augmentation", "apply_augmentation", "TeacherStage", "StudentStage", "SupervisedStage", "build_stage", "augment_2d", "build_lifter"]
+__all__ = ["resolve_device", "AugPlan", "draw_augmentation", "apply_augmentation", "teacher_terms", "TeacherStage",
+           "StudentStage", "FinetuneStage", "SupervisedStage", "build_stage", "augment_2d", "build_lifter"]
 
 
 def build_lifter(cfg: DictConfig) -> Lifter:
@@ -255,6 +256,14 @@ class _Stage:
         """Trained modules by name (checkpointed, kept in sync across ranks)."""
         return {"lifter": self.lifter}
 
+    def extra_checkpoint(self) -> dict:
+        """Entries added to checkpoints besides the main model (e.g. a co-trained teacher)."""
+        return {}
+
+    def eval_models(self) -> dict[str, torch.nn.Module]:
+        """Models validated during training, by metric-name prefix (``""`` picks best.pt)."""
+        return {"": self.lifter}
+
     def state_dict(self) -> dict:
         """Everything needed to resume: models, optimisers, scalers, and RNG states."""
         d = {name: m.state_dict() for name, m in self.models().items()}
@@ -290,6 +299,62 @@ class _Stage:
             dist.all_reduce(v)
             v /= self.world
         return dict(zip(keys, v.tolist()))
+
+
+def teacher_terms(net, critic, x_in, m_in, x_full, mask, R, plan_y, cfg: DictConfig, root: int):
+    """Generator losses of the self-supervised teacher on one micro-batch (PoseNet3D stage 1,
+    arXiv 2003.03473 Sec. 3.1; Chen et al. CVPR 2019 Sec. 3).
+
+    Args:
+        net: the lifter. critic: the 2D critic. x_in, m_in: ``(b, T, J, 2)`` augmented
+        normalised input and its mask; x_full, mask: the clean input; R: ``(b, 3, 3)`` random
+        views; plan_y: augmentation of the re-lift input (``loss.augment_relift``) or None.
+
+    Returns:
+        ``(terms {name: (weight, loss)}, y (b, T, J, 2) random-view 2D (the critic's fakes),
+        X (b, T, J, 3) the lift)``.
+    """
+    w = cfg.loss
+    per_window = x_in.shape[1] > 1
+    T = x_in.shape[1]
+    X = net(x_in, m_in).float()  # (b, T, J, 3)
+    Xr = torch.einsum("bij,btkj->btki", R, X)
+    y, s_y = _unit(project_normalized(Xr), per_window)
+    # the re-lift sees the new view with the same dropout/noise as real input: the rotated
+    # pose is a known 3D target for it, so this teaches robustness with a 3D-free pseudo label
+    if plan_y is not None:
+        y_in, m_y, s_aug = apply_augmentation(y, torch.ones_like(mask), plan_y, root)
+    else:
+        y_in, m_y, s_aug = y, torch.ones_like(mask), torch.ones_like(s_y)
+    s_y = s_y * s_aug
+    Y = net(y_in, m_y).float()
+    # 3D cycle: re-lifting the new view returns the rotated pose (Chen et al. Eq. 5)
+    l_cyc3 = losses.joint_distance(Y, Xr / s_y[..., None])
+    # 2D cycle: rotating the re-lift back and projecting gives the original 2D (Eq. 4)
+    back = torch.einsum("bji,btkj->btki", R, Y * s_y[..., None])
+    l_cyc2 = losses.joint_distance(_unit(project_normalized(back), per_window)[0], x_full)
+    # reprojection of the first lift onto the clean, complete 2D (trains inpainting of masked
+    # joints and denoising)
+    l_rep = losses.joint_distance(_unit(project_normalized(X), per_window)[0], x_full)
+    terms = {  # name: (weight, loss)
+        "adv": (w.adv, losses.lsgan_generator(critic(y).float())),
+        "cycle_3d": (w.cycle_3d, l_cyc3),
+        "cycle_2d": (w.cycle_2d, l_cyc2),
+        "reproject": (w.reproject, l_rep),
+        "symmetry": (w.symmetry, losses.bone_symmetry(X, CANON16)),
+    }
+    if w.consistency > 0:
+        # self-consistency: the lift of the dropped/noisy input matches the (frozen) lift of
+        # the clean, complete 2D, both scale-normalised
+        with torch.no_grad():
+            X_clean = net(x_full, mask).float()
+        terms["consistency"] = (w.consistency, losses.joint_distance(
+            _unit(X, per_window)[0], _unit(X_clean, per_window)[0]))
+    if T > 1:
+        terms["bone_constancy"] = (w.bone_constancy, losses.bone_constancy(X, CANON16))
+    if T > 2:
+        terms["smoothness"] = (w.smoothness, losses.acceleration(X))
+    return terms, y, X
 
 
 class TeacherStage(_Stage):
@@ -331,46 +396,9 @@ class TeacherStage(_Stage):
         fakes = []
         self._zero(0)
         for sl in parts:
-            x_full, mask_c, R = x_full_all[sl], mask[sl], R_all[sl]
             with self.autocast():
-                X = self.net(x_in_all[sl], m_in_all[sl]).float()  # (b, T, J, 3)
-                Xr = torch.einsum("bij,btkj->btki", R, X)
-                y, s_y = _unit(project_normalized(Xr), per_window)
-                # the re-lift sees the new view with the same dropout/noise as real input: the
-                # rotated pose is a known 3D target for it, so this teaches robustness with a
-                # 3D-free pseudo label
-                if plan_y is not None:
-                    y_in, m_y, s_aug = apply_augmentation(y, torch.ones_like(mask_c), plan_y[sl], root)
-                else:
-                    y_in, m_y, s_aug = y, torch.ones_like(mask_c), torch.ones_like(s_y)
-                s_y = s_y * s_aug
-                Y = self.net(y_in, m_y).float()
-                # 3D cycle: re-lifting the new view returns the rotated pose (Chen et al. Eq. 5)
-                l_cyc3 = losses.joint_distance(Y, Xr / s_y[..., None])
-                # 2D cycle: rotating the re-lift back and projecting gives the original 2D (Eq. 4)
-                back = torch.einsum("bji,btkj->btki", R, Y * s_y[..., None])
-                l_cyc2 = losses.joint_distance(_unit(project_normalized(back), per_window)[0], x_full)
-                # reprojection of the first lift onto the clean, complete 2D (trains inpainting
-                # of masked joints and denoising)
-                l_rep = losses.joint_distance(_unit(project_normalized(X), per_window)[0], x_full)
-                terms = {  # name: (weight, loss)
-                    "adv": (w.adv, losses.lsgan_generator(self.critic(y).float())),
-                    "cycle_3d": (w.cycle_3d, l_cyc3),
-                    "cycle_2d": (w.cycle_2d, l_cyc2),
-                    "reproject": (w.reproject, l_rep),
-                    "symmetry": (w.symmetry, losses.bone_symmetry(X, CANON16)),
-                }
-                if w.consistency > 0:
-                    # self-consistency: the lift of the dropped/noisy input matches the (frozen)
-                    # lift of the clean, complete 2D, both scale-normalised
-                    with torch.no_grad():
-                        X_clean = self.net(x_full, mask_c).float()
-                    terms["consistency"] = (w.consistency, losses.joint_distance(
-                        _unit(X, per_window)[0], _unit(X_clean, per_window)[0]))
-                if T > 1:
-                    terms["bone_constancy"] = (w.bone_constancy, losses.bone_constancy(X, CANON16))
-                if T > 2:
-                    terms["smoothness"] = (w.smoothness, losses.acceleration(X))
+                terms, y, _ = teacher_terms(self.net, self.critic, x_in_all[sl], m_in_all[sl], x_full_all[sl], mask[sl],
+                                            R_all[sl], None if plan_y is None else plan_y[sl], cfg, root)
                 total = sum(weight * loss for weight, loss in terms.values())
             self._backward(total, 0)
             _accumulate(sums, {name: loss for name, (_, loss) in terms.items()} | {"total": total}, len(parts))
@@ -506,6 +534,41 @@ class StudentStage(_Stage):
     def models(self) -> dict[str, torch.nn.Module]:
         return {"lifter": self.lifter, "critic": self.critic}
 
+    def student_terms(self, net, x_in, m_in, x_full, mask, R, X_t):
+        """Student losses on one micro-batch (see the class docstring).
+
+        Args:
+            net: the student. x_in, m_in: augmented normalised input ``(b, T, J, 2)`` and
+            mask; x_full, mask: the clean input; R: ``(b, 3, 3)`` random views; X_t:
+            ``(b, T, J, 3)`` the distillation target (the teacher's lift, no gradient).
+
+        Returns:
+            ``(terms {name: (weight, loss)}, y (b, T, J, 2) random-view 2D of the student's
+            joints (the critic's fakes), out :class:`lifting.student.StudentOutput`)``.
+        """
+        w = self.cfg.loss
+        per_window = x_in.shape[1] > 1
+        out = net(x_in, m_in)
+        Jc = out.joints_3d
+        l_distill = losses.joint_distance(_unit(Jc, per_window)[0], _unit(X_t, per_window)[0])
+        # not scale-normalised: this is what trains the camera scale (x_full has unit RMS)
+        l_rep = losses.joint_distance(out.project(), x_full, mask)
+        Xr = torch.einsum("bij,btkj->btki", R, Jc * out.cam[..., :1, None])
+        y, _ = _unit(project_normalized(Xr), per_window)
+        twist = losses.twist_angle(out.body_pose[:, :, self.twist_joints - 1], self.twist_axes)
+        terms = {
+            "distill": (w.distill, l_distill),
+            "reproject": (w.reproject, l_rep),
+            "adv": (w.adv, losses.lsgan_generator(self.critic(y).float())),
+            "betas": (w.betas, out.betas.square().sum(-1).mean()),
+            "pose_prior": (w.pose_prior, losses.rotation_prior(out.body_pose, self.prior_weights)),
+            "twist": (w.twist, twist.square().mean()),
+            "marker_offsets": (w.marker_offsets, self.lifter.marker_offsets.square().sum(-1).mean()),
+        }
+        if x_in.shape[1] > 2:
+            terms["smoothness"] = (w.smoothness, losses.acceleration(Jc))
+        return terms, y, out
+
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """One student + one critic update on a global batch of 2D windows
         (``keypoints_2d (B, T, J, 2)`` pixels, ``mask (B, T, J)``); returns global mean losses."""
@@ -524,29 +587,11 @@ class StudentStage(_Stage):
         fakes = []
         self._zero(0)
         for sl in parts:
-            x_full, mask_c = x_full_all[sl], mask[sl]
             with torch.no_grad(), self.autocast():
-                X_t = self.teacher(x_full, mask_c).float()
+                X_t = self.teacher(x_full_all[sl], mask[sl]).float()
             with self.autocast():
-                out = self.net(x_in_all[sl], m_in_all[sl])
-                Jc = out.joints_3d
-                l_distill = losses.joint_distance(_unit(Jc, per_window)[0], _unit(X_t, per_window)[0])
-                # not scale-normalised: this is what trains the camera scale (x_full has unit RMS)
-                l_rep = losses.joint_distance(out.project(), x_full, mask_c)
-                Xr = torch.einsum("bij,btkj->btki", R_all[sl], Jc * out.cam[..., :1, None])
-                y, _ = _unit(project_normalized(Xr), per_window)
-                twist = losses.twist_angle(out.body_pose[:, :, self.twist_joints - 1], self.twist_axes)
-                terms = {
-                    "distill": (w.distill, l_distill),
-                    "reproject": (w.reproject, l_rep),
-                    "adv": (w.adv, losses.lsgan_generator(self.critic(y).float())),
-                    "betas": (w.betas, out.betas.square().sum(-1).mean()),
-                    "pose_prior": (w.pose_prior, losses.rotation_prior(out.body_pose, self.prior_weights)),
-                    "twist": (w.twist, twist.square().mean()),
-                    "marker_offsets": (w.marker_offsets, self.lifter.marker_offsets.square().sum(-1).mean()),
-                }
-                if T > 2:
-                    terms["smoothness"] = (w.smoothness, losses.acceleration(Jc))
+                terms, y, _ = self.student_terms(self.net, x_in_all[sl], m_in_all[sl], x_full_all[sl], mask[sl],
+                                                 R_all[sl], X_t)
                 total = sum(weight * loss for weight, loss in terms.values())
             self._backward(total, 0)
             _accumulate(sums, {name: loss for name, (_, loss) in terms.items()} | {"total": total}, len(parts))
@@ -559,6 +604,150 @@ class StudentStage(_Stage):
             self._backward(l_critic, 1)
             _accumulate(sums, {"critic": l_critic}, len(parts))
         self._step(1, self.critic.parameters())
+        return self._reduce(sums)
+
+
+class FinetuneStage(StudentStage):
+    """Joint fine-tuning of teacher and student (PoseNet3D stage 3, arXiv 2003.03473 Sec. 3.3;
+    no 3D labels). Both networks train; one 2D critic judges random-view projections of both.
+
+    Losses (``cfg.loss`` weights) per micro-batch:
+
+    * the teacher's self-supervised terms (:func:`teacher_terms`: adversarial, 2D/3D cycle,
+      reprojection, symmetry, temporal bone constancy/smoothness), logged ``teacher_*``;
+    * the student's terms (:meth:`StudentStage.student_terms`), with the distillation target
+      now the *current* teacher's lift of the clean 2D, logged ``student_*``;
+    * ``agree_teacher``: the teacher's scale-normalised joints towards the student's
+      (detached): agreement in both directions (``distill`` is the other one);
+    * ``student_cycle``: the student's joints through the rotate-project-relift cycle (its
+      random view re-lifted by the student equals the rotated joints; Chen et al. CVPR 2019
+      Eq. 5 applied to the student);
+    * ``velocity_agree`` (windows T > 1): the student's frame-to-frame joint velocities equal
+      the teacher's (scale-normalised);
+    * only in the optional, clearly labelled **"unpaired 3D prior" mode** (``prior_3d.enabled``;
+      HMR, Kanazawa et al. CVPR 2018 Sec. 3.3): ``prior_3d_adv``, HMR's factorized
+      discriminator (:class:`lifting.discriminators.SMPLDiscriminator`) on the student's SMPL
+      parameters against a pose bank fitted to mocap (:mod:`lifting.pose_bank`). This mode
+      uses unpaired 3D poses; the default is 3D-free.
+
+    Starts from ``student.teacher_checkpoint`` (teacher) and ``model.init_checkpoint``
+    (student; both default to the bundled models in ``configs/finetune.yaml``).
+
+    Raises:
+        ValueError: no student checkpoint given, or windows differ.
+    """
+
+    kind = "finetune"
+
+    def __init__(self, cfg: DictConfig, sampler: WindowSampler):
+        if not cfg.model.get("init_checkpoint"):
+            raise ValueError("fine-tuning starts from a student: set model.init_checkpoint (e.g. 'student')")
+        super().__init__(cfg, sampler)
+        self.teacher.requires_grad_(True).train()
+        self.teacher_net = torch.compile(self.teacher) if bool(cfg.train.compile) else self.teacher
+        self.teacher_opt = torch.optim.AdamW(self.teacher.parameters(), lr=cfg.train.lr,
+                                             weight_decay=cfg.train.weight_decay)
+        self.add_optimizer(self.teacher_opt)
+        self.prior_3d = bool(cfg.prior_3d.enabled)
+        if self.prior_3d:  # "unpaired 3D prior" mode: the only place 3D (fitted poses) enters
+            from lifting.discriminators import SMPLDiscriminator
+            from lifting.pose_bank import load_pose_bank
+
+            if not cfg.prior_3d.pose_bank:
+                raise ValueError("prior_3d.enabled needs prior_3d.pose_bank (make one with `posenet3d pose-bank`)")
+            bank = load_pose_bank(cfg.prior_3d.pose_bank)
+            if bank["betas"].shape[1] != int(cfg.body_model.num_betas):
+                raise ValueError(f"pose bank has {bank['betas'].shape[1]} betas, body_model.num_betas is "
+                                 f"{int(cfg.body_model.num_betas)}")
+            self.bank = {k: v.to(self.device) for k, v in bank.items()}
+            self.smpl_disc = SMPLDiscriminator(int(cfg.body_model.num_betas)).to(self.device)
+            self.add_optimizer(torch.optim.AdamW(self.smpl_disc.parameters(), lr=cfg.train.critic_lr,
+                                                 weight_decay=cfg.train.weight_decay))
+
+    def models(self) -> dict[str, torch.nn.Module]:
+        m = {"lifter": self.lifter, "critic": self.critic, "teacher": self.teacher}
+        if self.prior_3d:
+            m["smpl_disc"] = self.smpl_disc
+        return m
+
+    def extra_checkpoint(self) -> dict:
+        return {"teacher_model": self.teacher.state_dict(), "teacher_model_config": dict(self.teacher.config)}
+
+    def eval_models(self) -> dict[str, torch.nn.Module]:
+        return {"": self.lifter, "teacher_": self.teacher}
+
+    def step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One update of student and teacher, then one of the critic, on a global batch of 2D
+        windows (``keypoints_2d (B, T, J, 2)`` pixels, ``mask (B, T, J)``)."""
+        cfg, T, root = self.cfg, self.window, self.root
+        per_window = T > 1
+        kp, mask = batch["keypoints_2d"], batch["mask"]
+        B, _, J = mask.shape
+        w = cfg.loss
+        x_full_all, _ = normalize_2d(kp, mask, root, per_window=per_window)
+        x_in_all, m_in_all, _ = apply_augmentation(
+            kp, mask, draw_augmentation(B, T, J, cfg, root, self.generator, self.device), root)
+        R_all = random_view_rotation((B,), elevation_max=math.radians(w.elevation_max_deg), generator=self.generator,
+                                     device=self.device)
+        plan_y = draw_augmentation(B, T, J, cfg, root, self.generator, self.device) if w.augment_relift else None
+        parts = self.chunks(B)
+        sums: dict[str, torch.Tensor] = {}
+        fakes, smpl_fakes = [], []
+        self._zero(0)
+        self._zero(2)
+        if self.prior_3d:  # real samples for the SMPL discriminator, drawn for the global batch
+            real_idx = torch.randint(len(self.bank["body_pose"]), (B * T,), generator=self.generator,
+                                     device=self.device).reshape(B, T)
+        for sl in parts:
+            x_full, mask_c, R = x_full_all[sl], mask[sl], R_all[sl]
+            with self.autocast():
+                t_terms, y_t, X = teacher_terms(self.teacher_net, self.critic, x_in_all[sl], m_in_all[sl], x_full,
+                                                mask_c, R, None if plan_y is None else plan_y[sl], cfg, root)
+                with torch.no_grad():
+                    X_clean = self.teacher_net(x_full, mask_c).float()
+                s_terms, y_s, out = self.student_terms(self.net, x_in_all[sl], m_in_all[sl], x_full, mask_c, R, X_clean)
+                Js = _unit(out.joints_3d, per_window)[0]
+                terms = {f"teacher_{k}": v for k, v in t_terms.items()} | {f"student_{k}": v for k, v in s_terms.items()}
+                terms["agree_teacher"] = (w.agree_teacher, losses.joint_distance(_unit(X, per_window)[0], Js.detach()))
+                # the student's own cycle: its random view, re-lifted by the student, is the
+                # rotated pose (scale-normalised)
+                rot_s = torch.einsum("bij,btkj->btki", R, out.joints_3d)
+                again = self.net(y_s, torch.ones_like(mask_c)).joints_3d
+                terms["student_cycle"] = (w.student_cycle, losses.joint_distance(
+                    _unit(again, per_window)[0], _unit(rot_s, per_window)[0]))
+                if T > 1:
+                    vel = lambda P: P[:, 1:] - P[:, :-1]  # noqa: E731
+                    terms["velocity_agree"] = (w.velocity_agree, losses.joint_distance(
+                        vel(Js), vel(_unit(X_clean, per_window)[0])))
+                if self.prior_3d:
+                    bp = out.body_pose.reshape(-1, 23, 3, 3)
+                    be = out.betas[:, None].expand(-1, T, -1).reshape(bp.shape[0], -1)
+                    terms["prior_3d_adv"] = (w.prior_3d_adv, losses.lsgan_generator(self.smpl_disc(bp, be).float()))
+                    smpl_fakes.append((bp.detach(), be.detach()))
+                total = sum(weight * loss for weight, loss in terms.values())
+            self._backward(total, 0)
+            _accumulate(sums, {name: loss for name, (_, loss) in terms.items()} | {"total": total}, len(parts))
+            fakes.append(torch.cat([y_t.detach(), y_s.detach()]))
+        # the critic's gradients from the generator pass are discarded by _zero(1) below
+        self._step(0, self.lifter.parameters())
+        self._step(2, self.teacher.parameters())
+        self._zero(1)
+        for sl, y in zip(parts, fakes):
+            with self.autocast():
+                l_critic = losses.lsgan_critic(self.critic(x_full_all[sl]).float(), self.critic(y).float())
+            self._backward(l_critic, 1)
+            _accumulate(sums, {"critic": l_critic}, len(parts))
+        self._step(1, self.critic.parameters())
+        if self.prior_3d:
+            self._zero(3)
+            for sl, (bp, be) in zip(parts, smpl_fakes):
+                ri = real_idx[sl].reshape(-1)
+                with self.autocast():
+                    l_d = losses.lsgan_critic(self.smpl_disc(self.bank["body_pose"][ri], self.bank["betas"][ri]).float(),
+                                              self.smpl_disc(bp, be).float())
+                self._backward(l_d, 3)
+                _accumulate(sums, {"smpl_disc": l_d}, len(parts))
+            self._step(3, self.smpl_disc.parameters())
         return self._reduce(sums)
 
 
@@ -575,13 +764,13 @@ def build_stage(kind: str, cfg: DictConfig, clips: MocapClips | None = None):
     Raises:
         ValueError: unknown kind, or data errors from the loader.
     """
-    if kind not in ("teacher", "student", "supervised"):
-        raise ValueError(f"unknown training stage {kind!r}; choose teacher, student or supervised")
+    if kind not in ("teacher", "student", "finetune", "supervised"):
+        raise ValueError(f"unknown training stage {kind!r}; choose teacher, student, finetune or supervised")
     clips = clips if clips is not None else load_mocap_npz(cfg.data.npz)
     train = clips.select(split_clips(clips.seq_names, cfg.data.train_split))
     window, views, seed = int(cfg.model.window), int(cfg.data.n_views), int(cfg.seed)
     heights, balance = tuple(cfg.data.camera_height), str(cfg.data.balance)
-    if kind in ("teacher", "student"):
+    if kind in ("teacher", "student", "finetune"):
         sampler = WindowSampler(project_clips(train, views, seed, height_range=heights), window, balance)
-        return TeacherStage(cfg, sampler) if kind == "teacher" else StudentStage(cfg, sampler)
+        return {"teacher": TeacherStage, "student": StudentStage, "finetune": FinetuneStage}[kind](cfg, sampler)
     return SupervisedStage(cfg, SupervisedWindows(train, window, views, seed, balance, heights))
