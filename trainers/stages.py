@@ -203,6 +203,8 @@ class _Stage:
         return r + (1 - r) * 0.5 * (1 + math.cos(math.pi * t))
 
     def set_lr(self, step: int) -> None:
+        """Set every optimiser's learning rate for (0-based) ``step``; also records the step."""
+        self.step_index = step
         f = self.lr_factor(step)
         for opt in self.optimizers:
             for g in opt.param_groups:
@@ -631,7 +633,8 @@ class FinetuneStage(StudentStage):
       uses unpaired 3D poses; the default is 3D-free.
 
     Starts from ``student.teacher_checkpoint`` (teacher) and ``model.init_checkpoint``
-    (student; both default to the bundled models in ``configs/finetune.yaml``).
+    (student; both default to the bundled models in ``configs/finetune.yaml``). For the first
+    ``finetune.critic_warmup`` steps only the (fresh) critic trains.
 
     Raises:
         ValueError: no student checkpoint given, or windows differ.
@@ -695,6 +698,7 @@ class FinetuneStage(StudentStage):
         fakes, smpl_fakes = [], []
         self._zero(0)
         self._zero(2)
+        warm = getattr(self, "step_index", 0) < int(cfg.finetune.critic_warmup)
         if self.prior_3d:  # real samples for the SMPL discriminator, drawn for the global batch
             real_idx = torch.randint(len(self.bank["body_pose"]), (B * T,), generator=self.generator,
                                      device=self.device).reshape(B, T)
@@ -728,9 +732,12 @@ class FinetuneStage(StudentStage):
             self._backward(total, 0)
             _accumulate(sums, {name: loss for name, (_, loss) in terms.items()} | {"total": total}, len(parts))
             fakes.append(torch.cat([y_t.detach(), y_s.detach()]))
-        # the critic's gradients from the generator pass are discarded by _zero(1) below
-        self._step(0, self.lifter.parameters())
-        self._step(2, self.teacher.parameters())
+        # the critic's gradients from the generator pass are discarded by _zero(1) below; during
+        # the critic warm-up the networks keep their weights (a fresh critic's gradients would
+        # only disturb them)
+        if not warm:
+            self._step(0, self.lifter.parameters())
+            self._step(2, self.teacher.parameters())
         self._zero(1)
         for sl, y in zip(parts, fakes):
             with self.autocast():
