@@ -171,3 +171,16 @@ def test_pose_bank_and_unpaired_3d_prior_mode(tiny_cfg_overrides, tiny_mocap_npz
     assert main([*args, f"prior_3d.pose_bank={bank}", "--out", str(tmp_path / "f")]) == 0
     assert {"prior_3d_adv", "smpl_disc"} <= set(_log(tmp_path / "f")[0])
     assert "smpl_disc" in load_checkpoint(tmp_path / "f" / "last.pt")["train_state"]
+
+
+def test_finetune_critic_warmup_keeps_the_networks(tiny_cfg_overrides, tmp_path):
+    t, s, f = tmp_path / "t", tmp_path / "s", tmp_path / "f"
+    assert main(["train", "teacher", "teacher", *tiny_cfg_overrides, "--out", str(t)]) == 0
+    assert main(["train", "student", "student", *tiny_cfg_overrides, f"student.teacher_checkpoint={t / 'last.pt'}",
+                 "--out", str(s)]) == 0
+    assert main(["train", "finetune", "finetune", *tiny_cfg_overrides, f"student.teacher_checkpoint={t / 'last.pt'}",
+                 f"model.init_checkpoint={s / 'last.pt'}", "finetune.critic_warmup=3", "--out", str(f)]) == 0
+    ck = load_checkpoint(f / "last.pt")
+    s0, t0 = load_checkpoint(s / "last.pt")["model"], load_checkpoint(t / "last.pt")["model"]
+    assert all(torch.equal(s0[k], ck["model"][k]) for k in s0)
+    assert all(torch.equal(t0[k], ck["teacher_model"][k]) for k in t0)
