@@ -18,7 +18,13 @@ def _cmd_train(a: argparse.Namespace) -> int:
     from trainers.loop import train
 
     cfg = load_config(a.config, a.overrides)
-    path = train(a.stage, cfg, out_dir=a.out, resume=a.resume)
+    try:
+        path = train(a.stage, cfg, out_dir=a.out, resume=a.resume)
+    except KeyboardInterrupt:
+        out = Path(a.out) if a.out else Path(cfg.train.out_dir) / str(cfg.name)
+        print(f"\ninterrupted; the last checkpoint is {out / 'last.pt'} (written at every validation): "
+              f"continue with the same command plus --resume {out / 'last.pt'}", file=sys.stderr)
+        return 130
     print(f"checkpoint: {path}")
     return 0
 
