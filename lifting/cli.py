@@ -192,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="teacher or SMPL-student checkpoint, or 'teacher'/'student' for the bundled ones "
                          "(default: the bundled teacher)")
     li.add_argument("--fps", type=float, default=None, help="frame rate (overrides the file's meta)")
-    li.add_argument("--format", default=None, help="keypoint format (default: from the file / keypoint count)")
+    li.add_argument("--format", default=None, help="input format: coco (coco17), coco-annotations, openpose (body25, coco18), mmpose, "
+                    "mediapipe, h36m, halpe26 (default: detected from the file / folder)")
     li.add_argument("--conf-threshold", type=float, default=0.3, help="joints below this confidence are masked")
     li.add_argument("--min-joints", type=int, default=8, help="skip frames with fewer visible joints")
     li.add_argument("--height", type=float, default=1.70, help="assumed subject height in metres")

@@ -26,7 +26,8 @@ from .geometry import normalize_2d
 from .inference import DEFAULT_HEIGHT_M, HEIGHT_PROXY_FRACTION, lift_frames, lift_smpl_frames, metric_scale
 from .skeletons import CANON16, get_skeleton, remap
 from .teacher import Lifter
-from .tracks import Track, TrackSet, read_coco_tracks
+from .readers import read_tracks
+from .tracks import Track, TrackSet
 
 __all__ = ["load_lifter", "lift_track", "lift_file", "LiftedTrack", "default_checkpoint", "MODEL_FPS"]
 
@@ -320,7 +321,7 @@ def lift_file(
     if mesh_format not in ("obj", "ply"):
         raise ValueError(f"mesh format must be obj or ply, got {mesh_format!r}")
     model, ckpt = load_lifter(checkpoint, body_model_path)
-    ts: TrackSet = read_coco_tracks(tracks_path, fps=fps, keypoint_format=keypoint_format)
+    ts: TrackSet = read_tracks(tracks_path, fmt=keypoint_format, fps=fps)
     lifted = [lift_track(model, tr, ts.keypoint_format, ts.fps, conf_threshold, min_joints, height_m)
               for tr in ts.tracks]
     if not any(len(lt.frame_ids) for lt in lifted):

@@ -349,3 +349,93 @@ def remap(
     out = np.einsum("ts,...sc->...tc", W, kp).astype(kp.dtype if np.issubdtype(kp.dtype, np.floating) else np.float64)
     out = np.where(mask[..., None], out, 0).astype(out.dtype)
     return out, mask
+
+
+# --- real-world detector joint sets ---------------------------------------------------------
+# Appended for lifting.readers.  Joint names reuse the COCO-17 spelling ("left_hip", ...) so the
+# COCO recipes apply unchanged; joints a source adds get descriptive snake_case names.  Canonical
+# joints a source provides directly (OpenPose Neck / MidHip, Halpe Neck / Hip) are used as they
+# are; everything else follows the COCO-17 definitions of the table in the module docstring, so
+# the documented biases carry over:
+#
+# =============  ======================  ====================  ===================================
+# source         pelvis                  thorax                spine / head
+# =============  ======================  ====================  ===================================
+# body25         MidHip (own joint)      Neck (own joint)      COCO-17 definitions (@pelvis/@thorax,
+#                                                              mid-ears)
+# coco18         mean(hips) as COCO-17   Neck (own joint)      COCO-17 definitions
+# mediapipe33    mean(hips) as COCO-17   mean(shoulders)       COCO-17 definitions (all as COCO-17)
+# halpe26        Hip (own joint)         Neck (own joint)      COCO-17 definitions
+# =============  ======================  ====================  ===================================
+#
+# OpenPose's Neck and MidHip are trained on points derived from the COCO shoulder / hip pairs, so
+# they carry the COCO thorax / pelvis biases above.  Halpe's "head" keypoint is the top of the head
+# (like H36M's head_top, which the H36M recipe also avoids); the canonical head is the top of the
+# neck, so the ear-based COCO definition is kept instead of Halpe's head.
+
+BODY25 = Skeleton(
+    "body25",
+    (
+        "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder",
+        "left_elbow", "left_wrist", "mid_hip", "right_hip", "right_knee", "right_ankle",
+        "left_hip", "left_knee", "left_ankle", "right_eye", "left_eye", "right_ear", "left_ear",
+        "left_big_toe", "left_small_toe", "left_heel", "right_big_toe", "right_small_toe",
+        "right_heel",
+    ),
+)
+"""OpenPose BODY_25 (openpose doc/02_output.md, "Pose Output Format (BODY_25)"), no tree."""
+
+COCO18 = Skeleton(
+    "coco18",
+    (
+        "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder",
+        "left_elbow", "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip",
+        "left_knee", "left_ankle", "right_eye", "left_eye", "right_ear", "left_ear",
+    ),
+)
+"""OpenPose COCO-18 = COCO-17 plus Neck, in OpenPose order (openpose doc/02_output.md)."""
+
+MEDIAPIPE33 = Skeleton(
+    "mediapipe33",
+    (
+        "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye",
+        "right_eye_outer", "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder",
+        "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_pinky",
+        "right_pinky", "left_index", "right_index", "left_thumb", "right_thumb", "left_hip",
+        "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "left_heel",
+        "right_heel", "left_foot_index", "right_foot_index",
+    ),
+)
+"""MediaPipe Pose / Pose Landmarker 33 landmarks (Google AI Edge docs, "Pose landmark
+detection guide", landmark model figure)."""
+
+HALPE26 = Skeleton(
+    "halpe26",
+    (
+        "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",
+        "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip",
+        "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "head", "neck",
+        "hip", "left_big_toe", "right_big_toe", "left_small_toe", "right_small_toe",
+        "left_heel", "right_heel",
+    ),
+)
+"""Halpe-26 = COCO-17 + head (top), neck, hip, feet (Halpe-FullBody README; AlphaPose
+docs/MODEL_ZOO.md "Halpe dataset (26 keypoints)")."""
+
+SKELETONS.update({s.name: s for s in (BODY25, COCO18, MEDIAPIPE33, HALPE26)})
+
+_BODY25_TO_CANON: dict[str, Recipe] = {
+    **_COCO_TO_CANON,
+    "pelvis": _same("mid_hip"),
+    "thorax": _same("neck"),
+}
+_COCO18_TO_CANON: dict[str, Recipe] = {**_COCO_TO_CANON, "thorax": _same("neck")}
+_HALPE_TO_CANON: dict[str, Recipe] = {**_COCO_TO_CANON, "pelvis": _same("hip"), "thorax": _same("neck")}
+
+SYNTHESIS.update({
+    ("body25", "canon16"): _BODY25_TO_CANON,
+    ("coco18", "canon16"): _COCO18_TO_CANON,
+    ("mediapipe33", "canon16"): dict(_COCO_TO_CANON),
+    ("halpe26", "canon16"): _HALPE_TO_CANON,
+})
+__all__ += ["BODY25", "COCO18", "MEDIAPIPE33", "HALPE26"]
