@@ -107,7 +107,9 @@ def _cmd_lift(a: argparse.Namespace) -> int:
     s = lift_file(a.tracks, a.output, a.checkpoint, fps=a.fps, keypoint_format=a.format,
                   conf_threshold=a.conf_threshold, min_joints=a.min_joints, height_m=a.height,
                   max_figures=a.max_figures, mesh_frames=getattr(a, "mesh_frames", None),
-                  mesh_format=getattr(a, "mesh_format", "obj"), body_model_path=getattr(a, "body_model", None))
+                  mesh_format=getattr(a, "mesh_format", "obj"), body_model_path=getattr(a, "body_model", None),
+                  smooth=getattr(a, "smooth", "none"), smooth_window=getattr(a, "smooth_window", 9),
+                  export=tuple(getattr(a, "export", None) or ()))
     n_tr = sum(1 for t in s["tracks"] if t["frames_lifted"])
     print(f"lifted {s['frames_lifted']} frames of {n_tr} tracks ({s['frames_skipped']} frames skipped: "
           f"no pelvis or < {a.min_joints} joints) in {s['seconds_lift']:.2f} s")
@@ -201,6 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
     li.add_argument("--mesh-frames", type=_frame_list, default=None,
                     help="student only: comma-separated frame ids to export meshes for (default: the figures' frames)")
     li.add_argument("--mesh-format", choices=["obj", "ply"], default="obj", help="student mesh file format")
+    li.add_argument("--smooth", choices=["none", "savgol"], default="none",
+                    help="Savitzky-Golay smoothing of the 2D keypoints per gap-free run before lifting")
+    li.add_argument("--smooth-window", type=int, default=9, help="smoothing window in frames (odd)")
+    li.add_argument("--export", type=lambda t: [x.strip() for x in t.split(",") if x.strip()], default=None,
+                    help="extra per-track files, comma-separated: bvh, csv, json")
     li.add_argument("--body-model", default=None,
                     help="student only: SMPL .pkl/.npz file or folder replacing the checkpoint's body model")
     li.set_defaults(func=_cmd_lift)

@@ -23,6 +23,7 @@ import torch
 from .checkpoint import load_checkpoint
 from .fileio import atomic_write
 from .geometry import normalize_2d
+from .smoothing import smooth_tracks
 from .inference import DEFAULT_HEIGHT_M, HEIGHT_PROXY_FRACTION, lift_frames, lift_smpl_frames, metric_scale
 from .skeletons import CANON16, get_skeleton, remap
 from .teacher import Lifter
@@ -148,6 +149,8 @@ def lift_track(
     conf_threshold: float = 0.3,
     min_joints: int = 8,
     height_m: float = DEFAULT_HEIGHT_M,
+    smooth: str = "none",
+    smooth_window: int = 9,
 ) -> LiftedTrack:
     """Lift one track (see the module docstring for masking rules).
 
@@ -158,6 +161,9 @@ def lift_track(
         conf_threshold: joints below it are masked. min_joints: minimum visible canonical
             joints per frame. height_m: subject height for the metric scale (one scale per
             track: the median of the per-frame anthropometric scales).
+        smooth: ``"none"`` or ``"savgol"``: Savitzky-Golay smoothing of the observed 2D
+            keypoints (per joint, per gap-free run; :func:`lifting.smoothing.smooth_tracks`)
+            before lifting, with a window of ``smooth_window`` frames.
 
     Returns:
         :class:`LiftedTrack` (may have zero frames if nothing was liftable).
@@ -170,6 +176,10 @@ def lift_track(
     frame_ids = np.asarray(track.frame_ids)
     skipped = frame_ids[~ok]
     kp, mask, frame_ids = kp[ok], mask[ok], frame_ids[ok]
+    if smooth != "none" and len(frame_ids):
+        # smooth the observed 2D per joint and gap-free run (lifting.smoothing); applies to
+        # every model kind, before lifting
+        kp = smooth_tracks(kp, mask, frame_ids, method=smooth, window=smooth_window).astype(np.float32)
     J = CANON16.num_joints
     if len(frame_ids) == 0:
         empty = np.zeros((0, J, 3), np.float32)
@@ -270,6 +280,33 @@ def _write_meshes(folder: Path, model, lt: LiftedTrack, picks: np.ndarray, fmt: 
     return names
 
 
+def _write_exports(out: Path, lt: LiftedTrack, export, fps: float | None) -> list[str]:
+    """BVH / CSV / JSON files of one track (see :func:`lift_file`)."""
+    names = []
+    stem = f"track_{lt.track_id:04d}"
+    if "bvh" in export:
+        from .bvh import write_bvh
+
+        names.append(write_bvh(out / f"{stem}.bvh", lt.joints_3d, fps or MODEL_FPS).name)
+    if "csv" in export:
+        rows = ["frame_id,joint,x,y,z,observed"]
+        for t, fid in enumerate(lt.frame_ids):
+            for j, name in enumerate(CANON16.joint_names):
+                x, y, z = lt.joints_3d[t, j]
+                rows.append(f"{int(fid)},{name},{x:.6f},{y:.6f},{z:.6f},{int(lt.mask[t, j])}")
+        text = "\n".join(rows) + "\n"
+        names.append(atomic_write(out / f"{stem}.csv", lambda tmp: Path(tmp).write_text(text)).name)
+    if "json" in export:
+        doc = {"track_id": lt.track_id, "units": "m",
+               "coordinate_frame": "camera: x right, y down, z forward; root-relative (pelvis)",
+               "joint_names": list(CANON16.joint_names), "parents": list(CANON16.parents),
+               "frame_ids": [int(f) for f in lt.frame_ids],
+               "joints_3d": np.round(lt.joints_3d.astype(np.float64), 6).tolist(),
+               "observed": lt.mask.astype(bool).tolist()}
+        names.append(atomic_write(out / f"{stem}.json", lambda tmp: Path(tmp).write_text(json.dumps(doc))).name)
+    return names
+
+
 def _atomic_npz(path: Path, **arrays) -> None:
     atomic_write(path, lambda tmp: np.savez_compressed(tmp, **arrays))
 
@@ -289,6 +326,9 @@ def lift_file(
     mesh_frames: list[int] | None = None,
     mesh_format: str = "obj",
     body_model_path: str | Path | None = None,
+    smooth: str = "none",
+    smooth_window: int = 9,
+    export: tuple[str, ...] = (),
 ) -> dict:
     """Lift every track of a COCO-style tracks file and write the outputs.
 
@@ -310,6 +350,12 @@ def lift_file(
     expect), and the figures show the mesh. ``body_model_path`` replaces the checkpoint's
     body model (same topology).
 
+    ``export`` adds per-track files: ``"bvh"`` (:func:`lifting.bvh.write_bvh`, Y up, metres,
+    needs a frame rate: the file's or ``fps``, else 30), ``"csv"`` (one row per frame and
+    joint: ``frame_id, joint, x, y, z, observed``, metres, camera frame) and ``"json"``
+    (``{"joint_names", "parents", "frame_ids", "joints_3d"}``). ``smooth`` see
+    :func:`lift_track`.
+
     Returns:
         The summary dict.
 
@@ -320,9 +366,13 @@ def lift_file(
     t0 = time.perf_counter()
     if mesh_format not in ("obj", "ply"):
         raise ValueError(f"mesh format must be obj or ply, got {mesh_format!r}")
+    bad = sorted(set(export) - {"bvh", "csv", "json"})
+    if bad:
+        raise ValueError(f"unknown export format(s) {bad}; choose from bvh, csv, json")
     model, ckpt = load_lifter(checkpoint, body_model_path)
     ts: TrackSet = read_tracks(tracks_path, fmt=keypoint_format, fps=fps)
-    lifted = [lift_track(model, tr, ts.keypoint_format, ts.fps, conf_threshold, min_joints, height_m)
+    lifted = [lift_track(model, tr, ts.keypoint_format, ts.fps, conf_threshold, min_joints, height_m, smooth,
+                         smooth_window)
               for tr in ts.tracks]
     if not any(len(lt.frame_ids) for lt in lifted):
         raise ValueError(f"{tracks_path}: no frame of any track has a visible pelvis (both hips) and "
@@ -342,6 +392,7 @@ def lift_file(
             **_smpl_arrays(lt, model),
         )
         files.append(p.name)
+        files += _write_exports(out, lt, export, ts.fps)
     lift_s = time.perf_counter() - t0
     figures = []
     longest = sorted((lt for lt in lifted if len(lt.frame_ids) >= min_figure_frames),
@@ -395,6 +446,7 @@ def lift_file(
         "files": files,
         "figures": figures,
         "meshes": meshes,
+        "smoothing": {"method": smooth, "window": smooth_window} if smooth != "none" else None,
         "body_model": model.body_model.describe() if _is_student(model) else None,
         "seconds_lift": round(lift_s, 3),
         "seconds_total": round(time.perf_counter() - t0, 3),

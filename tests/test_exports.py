@@ -1,0 +1,44 @@
+"""`posenet3d lift --export bvh,csv,json --smooth savgol`: the extra per-track files."""
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import numpy as np
+import pytest
+
+from lifting.cli import main
+
+EXAMPLE = str(resources.files("lifting") / "assets" / "example_track.json")
+
+
+def test_lift_exports_and_smoothing(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["lift", EXAMPLE, "-o", str(out), "--export", "bvh,csv,json", "--smooth", "savgol",
+                 "--max-figures", "0", "--checkpoint", "teacher"]) == 0
+    z = np.load(out / "track_0105.npz")
+    T = len(z["frame_ids"])
+    rows = (out / "track_0105.csv").read_text().splitlines()
+    assert rows[0] == "frame_id,joint,x,y,z,observed" and len(rows) == 1 + T * 16
+    first = rows[2].split(",")
+    assert int(first[0]) == int(z["frame_ids"][0]) and first[1] == "r_hip"
+    assert float(first[2]) == pytest.approx(float(z["joints_3d"][0, 1, 0]), abs=1e-5)
+    doc = json.loads((out / "track_0105.json").read_text())
+    assert np.asarray(doc["joints_3d"]).shape == (T, 16, 3) and doc["units"] == "m"
+    summary = json.loads((out / "summary.json").read_text())
+    assert {"track_0105.bvh", "track_0105.csv", "track_0105.json"} <= set(summary["files"])
+    assert summary["smoothing"] == {"method": "savgol", "window": 9}
+    bvhio = pytest.importorskip("bvhio")
+    root = bvhio.readAsHierarchy(str(out / "track_0105.bvh"))
+    assert len(root.Keyframes) == T
+    # smoothing the 2D changes the lift a little, not wildly
+    raw = tmp_path / "raw"
+    assert main(["lift", EXAMPLE, "-o", str(raw), "--max-figures", "0"]) == 0
+    d = np.abs(np.load(raw / "track_0105.npz")["joints_3d"] - z["joints_3d"])
+    assert 0 < d.mean() < 0.05
+
+
+def test_bad_export_name(tmp_path, capsys):
+    assert main(["lift", EXAMPLE, "-o", str(tmp_path / "o"), "--export", "fbx"]) == 2
+    assert "fbx" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
