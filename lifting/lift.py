@@ -329,6 +329,9 @@ def lift_file(
     smooth: str = "none",
     smooth_window: int = 9,
     export: tuple[str, ...] = (),
+    video: str | None = None,
+    video_max_frames: int = 300,
+    progress: bool = True,
 ) -> dict:
     """Lift every track of a COCO-style tracks file and write the outputs.
 
@@ -354,7 +357,10 @@ def lift_file(
     needs a frame rate: the file's or ``fps``, else 30), ``"csv"`` (one row per frame and
     joint: ``frame_id, joint, x, y, z, observed``, metres, camera frame) and ``"json"``
     (``{"joint_names", "parents", "frame_ids", "joints_3d"}``). ``smooth`` see
-    :func:`lift_track`.
+    :func:`lift_track`. ``video`` (``"gif"`` or ``"mp4"``) renders ``track_XXXX.gif|mp4`` for
+    the same tracks as the figures (:func:`lifting.viz.animate_track`: 2D input, with the
+    mesh for a student, beside the 3D skeleton; at most ``video_max_frames`` frames, evenly
+    subsampled), with a progress bar when ``progress``.
 
     Returns:
         The summary dict.
@@ -366,6 +372,13 @@ def lift_file(
     t0 = time.perf_counter()
     if mesh_format not in ("obj", "ply"):
         raise ValueError(f"mesh format must be obj or ply, got {mesh_format!r}")
+    if video not in (None, "gif", "mp4"):
+        raise ValueError(f"video format must be gif or mp4, got {video!r}")
+    if video == "mp4":
+        import shutil
+
+        if shutil.which("ffmpeg") is None:
+            raise ValueError("--video mp4 needs ffmpeg on PATH; use --video gif (no extra tools needed)")
     bad = sorted(set(export) - {"bvh", "csv", "json"})
     if bad:
         raise ValueError(f"unknown export format(s) {bad}; choose from bvh, csv, json")
@@ -413,6 +426,22 @@ def lift_file(
                                      lt.mask[picks], verts, model.body_model.faces, lt.smpl["cam"][picks],
                                      lt.frame_ids[picks], title=title)
             figures.append(p.name)
+    videos = []
+    if video:
+        from .viz import animate_track
+
+        for lt in longest:
+            T = len(lt.frame_ids)
+            picks = np.unique(np.linspace(0, T - 1, min(T, video_max_frames)).round().astype(int))
+            rate = (ts.fps or MODEL_FPS) * len(picks) / T
+            verts = cam = faces = None
+            if lt.smpl is not None:
+                verts, cam, faces = _vertices(model, lt, picks), lt.smpl["cam"][picks], model.body_model.faces
+            p = animate_track(out / f"track_{lt.track_id:04d}.{video}", CANON16, lt.keypoints_2d[picks],
+                              lt.mask[picks], lt.joints_3d[picks], lt.frame_ids[picks], fps=rate, vertices=verts,
+                              faces=faces, cam=cam, max_frames=len(picks), progress=progress,
+                              title=f"{Path(tracks_path).name}: track {lt.track_id}")
+            videos.append(p.name)
     if _is_student(model):
         for lt in lifted:
             if not len(lt.frame_ids):
@@ -446,6 +475,7 @@ def lift_file(
         "files": files,
         "figures": figures,
         "meshes": meshes,
+        "videos": videos,
         "smoothing": {"method": smooth, "window": smooth_window} if smooth != "none" else None,
         "body_model": model.body_model.describe() if _is_student(model) else None,
         "seconds_lift": round(lift_s, 3),

@@ -8,7 +8,7 @@ import numpy as np
 from .fileio import atomic_write
 from .skeletons import Skeleton
 
-__all__ = ["plot_track_frames", "plot_mesh_frames", "figure_frames"]
+__all__ = ["plot_track_frames", "plot_mesh_frames", "figure_frames", "animate_track"]
 
 
 def _limb_colour(skeleton: Skeleton, j: int) -> str:
@@ -172,4 +172,107 @@ def plot_track_frames(
     try:
         return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
     finally:
+        plt.close(fig)
+
+
+def animate_track(
+    path: str | Path,
+    skeleton: Skeleton,
+    keypoints_2d: np.ndarray,
+    mask: np.ndarray,
+    joints_3d: np.ndarray,
+    frame_ids: np.ndarray,
+    fps: float = 30.0,
+    vertices: np.ndarray | None = None,
+    faces: np.ndarray | None = None,
+    cam: np.ndarray | None = None,
+    max_frames: int = 300,
+    progress: bool = True,
+    title: str = "",
+) -> Path:
+    """Render an animation: the 2D input (and, for a student, its mesh projected with the
+    pixel camera) beside the 3D skeleton, with a progress bar (tqdm).
+
+    Args:
+        path: ``.gif`` (Pillow, always available) or ``.mp4`` (needs ``ffmpeg`` on PATH).
+        keypoints_2d: ``(T, J, 2)`` pixels; mask ``(T, J)``; joints_3d ``(T, J, 3)`` metres,
+            camera frame; frame_ids ``(T,)``; fps: playback rate.
+        vertices, faces, cam: optional ``(T, V, 3)`` root-relative camera-frame vertices,
+            ``(F, 3)`` faces and ``(T, 3)`` pixel cameras ``(s, tx, ty)`` (SMPL student).
+        max_frames: longer tracks are subsampled evenly to at most this many frames (the
+            playback rate is lowered to keep the duration).
+
+    Returns:
+        The written path (written atomically).
+
+    Raises:
+        ValueError: unknown suffix, mp4 without ffmpeg, or inconsistent array shapes.
+    """
+    import shutil
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib import animation
+    from tqdm import tqdm
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".gif", ".mp4"):
+        raise ValueError(f"animation must be .gif or .mp4, got {path.name}")
+    if suffix == ".mp4" and shutil.which("ffmpeg") is None:
+        raise ValueError("mp4 output needs ffmpeg on PATH; use .gif (no extra tools needed)")
+    T = len(frame_ids)
+    if keypoints_2d.shape[0] != T or joints_3d.shape[0] != T or mask.shape[0] != T:
+        raise ValueError("keypoints_2d, mask, joints_3d and frame_ids must have the same number of frames")
+    picks = np.unique(np.linspace(0, T - 1, min(T, max_frames)).round().astype(int))
+    play_fps = max(1.0, fps * len(picks) / max(T, 1))
+    bones = skeleton.bones()
+    fig = plt.figure(figsize=(8, 4))
+    ax2 = fig.add_subplot(1, 2, 1)
+    ax3 = fig.add_subplot(1, 2, 2, projection="3d")
+    obs = keypoints_2d[mask.astype(bool)]
+    lo, hi = obs.min(0) - 20, obs.max(0) + 20
+    lim = max(0.9, float(np.abs(joints_3d).max()) * 1.05)
+
+    def draw(k: int):
+        t = picks[k]
+        ax2.cla()
+        ax3.cla()
+        if vertices is not None:
+            s, tx, ty = cam[t]
+            _draw_mesh(ax2, vertices[t][:, :2] * s + np.array([tx, ty]), vertices[t][:, 2], faces)
+        kp, m = keypoints_2d[t], mask[t].astype(bool)
+        for c, p in bones:
+            if m[c] and m[p]:
+                ax2.plot(kp[[c, p], 0], kp[[c, p], 1], color=_limb_colour(skeleton, c), lw=2)
+        ax2.scatter(kp[m, 0], kp[m, 1], s=8, c="k", zorder=3)
+        ax2.set_xlim(lo[0], hi[0])
+        ax2.set_ylim(hi[1], lo[1])
+        ax2.set_aspect("equal")
+        ax2.set_title(f"2D input, frame {int(frame_ids[t])}", fontsize=9)
+        P = np.stack([joints_3d[t, :, 0], joints_3d[t, :, 2], -joints_3d[t, :, 1]], -1)
+        for c, p in bones:
+            ax3.plot(P[[c, p], 0], P[[c, p], 1], P[[c, p], 2], color=_limb_colour(skeleton, c), lw=2)
+        ax3.set_xlim(-lim, lim)
+        ax3.set_ylim(-lim, lim)
+        ax3.set_zlim(-lim, lim)
+        ax3.set_box_aspect((1, 1, 1))
+        ax3.view_init(elev=10, azim=-70)
+        ax3.set_title("3D (root-relative, m)", fontsize=9)
+        if title:
+            fig.suptitle(title, fontsize=10)
+
+    anim = animation.FuncAnimation(fig, draw, frames=len(picks), interval=1000.0 / play_fps)
+    bar = tqdm(total=len(picks), desc=f"render {path.name}", disable=not progress, leave=False)
+
+    def tick(i, n):
+        bar.update(1)
+
+    writer = animation.PillowWriter(fps=play_fps) if suffix == ".gif" else animation.FFMpegWriter(fps=play_fps)
+    try:
+        return atomic_write(path, lambda tmp: anim.save(tmp, writer=writer, dpi=72, progress_callback=tick))
+    finally:
+        bar.close()
         plt.close(fig)

@@ -42,3 +42,21 @@ def test_bad_export_name(tmp_path, capsys):
     assert main(["lift", EXAMPLE, "-o", str(tmp_path / "o"), "--export", "fbx"]) == 2
     assert "fbx" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_lift_video_gif(tmp_path, capsys):
+    import shutil
+
+    from PIL import Image
+
+    out = tmp_path / "v"
+    assert main(["lift", EXAMPLE, "-o", str(out), "--video", "gif", "--video-max-frames", "5",
+                 "--max-figures", "1"]) == 0
+    assert "video:" in capsys.readouterr().out
+    with Image.open(out / "track_0105.gif") as im:
+        assert im.n_frames == 5
+    assert json.loads((out / "summary.json").read_text())["videos"] == ["track_0105.gif"]
+    if shutil.which("ffmpeg") is None:
+        assert main(["lift", EXAMPLE, "-o", str(tmp_path / "m"), "--video", "mp4"]) == 2
+        assert "ffmpeg" in capsys.readouterr().err
+        assert not (tmp_path / "m").exists()
