@@ -265,7 +265,10 @@ def animate_track(
             fig.suptitle(title, fontsize=10)
 
     anim = animation.FuncAnimation(fig, draw, frames=len(picks), interval=1000.0 / play_fps)
-    bar = tqdm(total=len(picks), desc=f"render {path.name}", disable=not progress, leave=False)
+    import sys
+
+    bar = tqdm(total=len(picks), desc=f"render {path.name}", disable=not progress, leave=False,
+               mininterval=0.5 if sys.stderr.isatty() else 30.0)
 
     def tick(i, n):
         bar.update(1)
