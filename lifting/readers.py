@@ -42,6 +42,7 @@ import numpy as np
 
 from .tracks import (
     Track,
+    clean_keypoints,
     TrackFormatError,
     TrackSet,
     _describe,
@@ -98,26 +99,6 @@ def _parse_fmt(fmt: str | None) -> tuple[str | None, str | None]:
 # --------------------------------------------------------------------------- shared builder
 
 
-def _clean(kp: np.ndarray, warnings: list[str]) -> np.ndarray:
-    """Apply the lifting.tracks cleaning policy to ``(..., K, 3)``; returns float32."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        kp = np.array(kp, dtype=np.float64).astype(np.float32)
-    bad_xy = ~np.isfinite(kp[..., 0]) | ~np.isfinite(kp[..., 1])
-    if bad_xy.any():
-        kp[bad_xy] = 0.0
-        warnings.append(f"masked {int(bad_xy.sum())} joint(s) with non-finite x/y (set x = y = 0, confidence 0)")
-    conf = kp[..., 2]
-    bad_conf = ~np.isfinite(conf)
-    if bad_conf.any():
-        conf[bad_conf] = 0.0
-        warnings.append(f"set {int(bad_conf.sum())} non-finite confidence value(s) to 0")
-    out = (conf < 0.0) | (conf > 1.0)
-    if out.any():
-        np.clip(conf, 0.0, 1.0, out=conf)
-        warnings.append(f"clipped {int(out.sum())} confidence value(s) outside [0, 1]")
-    return kp
-
-
 def _build(
     entries: list[dict],
     *,
@@ -161,7 +142,7 @@ def _build(
                                    f"({owner[key]} and {e['where']})")
         owner[key] = e["where"]
 
-    kp = _clean(np.stack([np.asarray(e["kp"], dtype=np.float64) for e in entries]), warnings)
+    kp = clean_keypoints(np.stack([np.asarray(e["kp"], dtype=np.float64) for e in entries]), warnings)
     frames = np.asarray([e["frame"] for e in entries], dtype=np.int64)
     tid_arr = np.asarray(tids, dtype=np.int64)
     order = np.lexsort((frames, tid_arr))
@@ -186,14 +167,6 @@ def _build(
         tracks.append(Track(int(tid_arr[rows[0]]), frames[rows], kp[rows], bbox, score))
     return TrackSet(tracks=tracks, fps=fps, keypoint_format=keypoint_format, image_size=image_size,
                     source=source, warnings=warnings, meta=meta)
-
-
-def _sanitize(ts: TrackSet) -> TrackSet:
-    """Re-apply the cleaning policy (float32 overflow in files read by read_coco_tracks)."""
-    for t in ts.tracks:
-        if not np.isfinite(t.keypoints).all():
-            t.keypoints = _clean(t.keypoints, ts.warnings)
-    return ts
 
 
 def _check_numbers(value: Any, what: str, length: int | None = None) -> list:
@@ -812,8 +785,7 @@ def read_tracks(
         raise TrackFormatError(f"{source}: file not found")
 
     if reader == "coco":
-        with np.errstate(over="ignore"):  # float32 overflow is masked by _sanitize
-            return _sanitize(read_coco_tracks(source, fps=fps, keypoint_format=want))
+        return read_coco_tracks(source, fps=fps, keypoint_format=want)  # float32 overflow: masked there
     if reader == "openpose":
         return _read_openpose(source, want, fps)
     if reader in ("mediapipe", "h36m") and (os.path.isdir(source) or source.lower().endswith((".npy", ".npz"))):

@@ -84,6 +84,28 @@ class TrackFormatError(ValueError):
     """
 
 
+def clean_keypoints(kp: np.ndarray, warnings: list[str]) -> np.ndarray:
+    """Apply the cleaning policy of the module docstring to keypoints ``(..., K, 3)`` (x, y,
+    confidence); returns a float32 copy and appends one line per kind of fix to ``warnings``.
+    Values that overflow float32 count as non-finite."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        kp = np.array(kp, dtype=np.float64).astype(np.float32)
+    bad_xy = ~np.isfinite(kp[..., 0]) | ~np.isfinite(kp[..., 1])
+    if bad_xy.any():
+        kp[bad_xy] = 0.0
+        warnings.append(f"masked {int(bad_xy.sum())} joint(s) with non-finite x/y (set x = y = 0, confidence 0)")
+    conf = kp[..., 2]
+    bad_conf = ~np.isfinite(conf)
+    if bad_conf.any():
+        conf[bad_conf] = 0.0
+        warnings.append(f"set {int(bad_conf.sum())} non-finite confidence value(s) to 0")
+    out_of_range = (conf < 0.0) | (conf > 1.0)
+    if out_of_range.any():
+        np.clip(conf, 0.0, 1.0, out=conf)
+        warnings.append(f"clipped {int(out_of_range.sum())} confidence value(s) outside [0, 1]")
+    return kp
+
+
 # --------------------------------------------------------------------------- data classes
 
 
@@ -536,21 +558,7 @@ def read_coco_tracks(
         owner[key] = k
 
     # ---- arrays and cleaning
-    kp = np.asarray(keypoints, dtype=np.float64).reshape(len(frames), n_joints, 3)
-    bad_xy = ~np.isfinite(kp[..., 0]) | ~np.isfinite(kp[..., 1])
-    if bad_xy.any():
-        kp[bad_xy] = 0.0
-        warnings.append(f"masked {int(bad_xy.sum())} joint(s) with non-finite x/y (set x = y = 0, confidence 0)")
-    conf = kp[..., 2]
-    bad_conf = ~np.isfinite(conf)
-    if bad_conf.any():
-        conf[bad_conf] = 0.0
-        warnings.append(f"set {int(bad_conf.sum())} non-finite confidence value(s) to 0")
-    out_of_range = (conf < 0.0) | (conf > 1.0)
-    if out_of_range.any():
-        np.clip(conf, 0.0, 1.0, out=conf)
-        warnings.append(f"clipped {int(out_of_range.sum())} confidence value(s) outside [0, 1]")
-    kp32 = kp.astype(np.float32)
+    kp32 = clean_keypoints(np.asarray(keypoints, dtype=np.float64).reshape(len(frames), n_joints, 3), warnings)
 
     frames_arr = np.asarray(frames, dtype=np.int64)
     tids_arr = np.asarray(track_ids, dtype=np.int64)
