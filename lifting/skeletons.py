@@ -324,11 +324,8 @@ def remap(
         )
     W, dep = _compile(src, dst)
     is_torch = isinstance(keypoints, torch.Tensor)
-    if valid is None:
-        valid_np = None
-    else:
-        if tuple(valid.shape) != tuple(keypoints.shape[:-1]):
-            raise ValueError(f"valid mask shape {tuple(valid.shape)} != keypoints shape[:-1] {tuple(keypoints.shape[:-1])}")
+    if valid is not None and tuple(valid.shape) != tuple(keypoints.shape[:-1]):
+        raise ValueError(f"valid mask shape {tuple(valid.shape)} != keypoints shape[:-1] {tuple(keypoints.shape[:-1])}")
     has_recipe = dep.any(axis=1)  # (J_dst,)
     if is_torch:
         Wt = torch.as_tensor(W, dtype=keypoints.dtype, device=keypoints.device)

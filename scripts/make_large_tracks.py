@@ -5,7 +5,7 @@ shifted copies), 30 fps.
     python scripts/make_large_tracks.py /tmp/big.json
 """
 import sys
-import numpy as np, json, time
+import numpy as np, time
 from lifting.tracks import read_coco_tracks, write_coco_tracks, Track, TrackSet
 src = read_coco_tracks('lifting/assets/example_track.json')
 tr = src.tracks[0]

@@ -113,7 +113,6 @@ def test_finetune_trains_both_and_exports_the_teacher(tiny_cfg_overrides, tmp_pa
     args = ["train", "finetune", "finetune", *tiny_cfg_overrides, f"student.teacher_checkpoint={t / 'last.pt'}",
             f"model.init_checkpoint={s / 'last.pt'}", "train.log_every=1"]
     assert main([*args, "--out", str(f)]) == 0, capsys.readouterr().err
-    out = capsys.readouterr().out + capsys.readouterr().err
     ck = load_checkpoint(f / "last.pt")
     assert ck["kind"] == "finetune" and "teacher_model" in ck
     assert "pa_mpjpe_mm" in ck["val"] and "teacher_pa_mpjpe_mm" in ck["val"]

@@ -293,6 +293,35 @@ class _Stage:
         except (KeyError, RuntimeError, ValueError) as e:
             raise ValueError(f"the resume checkpoint does not match this run's models/optimisers ({e})") from None
 
+    def _global_draws(self, batch: dict[str, torch.Tensor], relift: bool = False):
+        """Everything random for the whole global batch, drawn in the same order on every rank:
+        ``(x_full, x_in, m_in, mask, R, plan_y)`` = clean normalised 2D, augmented input and
+        its mask, the batch mask, random views ``(B, 3, 3)``, and the re-lift augmentation
+        (``loss.augment_relift`` and ``relift`` only, else None)."""
+        cfg, T, root = self.cfg, self.window, self.root
+        kp, mask = batch["keypoints_2d"], batch["mask"]
+        B, _, J = mask.shape
+        x_full, _ = normalize_2d(kp, mask, root, per_window=T > 1)
+        x_in, m_in, _ = apply_augmentation(
+            kp, mask, draw_augmentation(B, T, J, cfg, root, self.generator, self.device), root)
+        R = random_view_rotation((B,), elevation_max=math.radians(cfg.loss.elevation_max_deg),
+                                 generator=self.generator, device=self.device)
+        plan_y = draw_augmentation(B, T, J, cfg, root, self.generator, self.device) \
+            if relift and cfg.loss.augment_relift else None
+        return x_full, x_in, m_in, mask, R, plan_y
+
+    def _critic_pass(self, parts: list[slice], x_full: torch.Tensor, fakes: list[torch.Tensor],
+                     sums: dict[str, torch.Tensor], i: int = 1) -> None:
+        """One LSGAN update of ``self.critic`` (optimiser ``i``): real = this rank's clean 2D,
+        fake = the micro-batches' random-view projections."""
+        self._zero(i)
+        for sl, y in zip(parts, fakes):
+            with self.autocast():
+                l_critic = losses.lsgan_critic(self.critic(x_full[sl]).float(), self.critic(y).float())
+            self._backward(l_critic, i)
+            _accumulate(sums, {"critic": l_critic}, len(parts))
+        self._step(i, self.critic.parameters())
+
     def _reduce(self, logs: dict[str, torch.Tensor]) -> dict[str, float]:
         """Per-rank micro-batch means -> global means (floats), identical on every rank."""
         keys = sorted(logs)
@@ -381,19 +410,10 @@ class TeacherStage(_Stage):
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """One generator + one critic update on a global batch of 2D windows
         (``keypoints_2d (B, T, J, 2)`` pixels, ``mask (B, T, J)``); returns global mean losses."""
-        cfg, T, root = self.cfg, self.window, self.root
-        per_window = T > 1
-        kp, mask = batch["keypoints_2d"], batch["mask"]
-        B, _, J = mask.shape
-        w = cfg.loss
+        cfg, root = self.cfg, self.root
         # all randomness for the global batch first (same on every rank), then this rank's share
-        x_full_all, _ = normalize_2d(kp, mask, root, per_window=per_window)
-        x_in_all, m_in_all, _ = apply_augmentation(
-            kp, mask, draw_augmentation(B, T, J, cfg, root, self.generator, self.device), root)
-        R_all = random_view_rotation((B,), elevation_max=math.radians(w.elevation_max_deg), generator=self.generator,
-                                     device=self.device)
-        plan_y = draw_augmentation(B, T, J, cfg, root, self.generator, self.device) if w.augment_relift else None
-        parts = self.chunks(B)
+        x_full_all, x_in_all, m_in_all, mask, R_all, plan_y = self._global_draws(batch, relift=True)
+        parts = self.chunks(mask.shape[0])
         sums: dict[str, torch.Tensor] = {}
         fakes = []
         self._zero(0)
@@ -406,13 +426,7 @@ class TeacherStage(_Stage):
             _accumulate(sums, {name: loss for name, (_, loss) in terms.items()} | {"total": total}, len(parts))
             fakes.append(y.detach())
         self._step(0, self.lifter.parameters())
-        self._zero(1)
-        for sl, y in zip(parts, fakes):
-            with self.autocast():
-                l_critic = losses.lsgan_critic(self.critic(x_full_all[sl]).float(), self.critic(y).float())
-            self._backward(l_critic, 1)
-            _accumulate(sums, {"critic": l_critic}, len(parts))
-        self._step(1, self.critic.parameters())
+        self._critic_pass(parts, x_full_all, fakes, sums)
         return self._reduce(sums)
 
 
@@ -574,17 +588,8 @@ class StudentStage(_Stage):
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """One student + one critic update on a global batch of 2D windows
         (``keypoints_2d (B, T, J, 2)`` pixels, ``mask (B, T, J)``); returns global mean losses."""
-        cfg, T, root = self.cfg, self.window, self.root
-        per_window = T > 1
-        kp, mask = batch["keypoints_2d"], batch["mask"]
-        B, _, J = mask.shape
-        w = cfg.loss
-        x_full_all, _ = normalize_2d(kp, mask, root, per_window=per_window)
-        x_in_all, m_in_all, _ = apply_augmentation(
-            kp, mask, draw_augmentation(B, T, J, cfg, root, self.generator, self.device), root)
-        R_all = random_view_rotation((B,), elevation_max=math.radians(w.elevation_max_deg), generator=self.generator,
-                                     device=self.device)
-        parts = self.chunks(B)
+        x_full_all, x_in_all, m_in_all, mask, R_all, _ = self._global_draws(batch)
+        parts = self.chunks(mask.shape[0])
         sums: dict[str, torch.Tensor] = {}
         fakes = []
         self._zero(0)
@@ -599,13 +604,7 @@ class StudentStage(_Stage):
             _accumulate(sums, {name: loss for name, (_, loss) in terms.items()} | {"total": total}, len(parts))
             fakes.append(y.detach())
         self._step(0, self.lifter.parameters())
-        self._zero(1)
-        for sl, y in zip(parts, fakes):
-            with self.autocast():
-                l_critic = losses.lsgan_critic(self.critic(x_full_all[sl]).float(), self.critic(y).float())
-            self._backward(l_critic, 1)
-            _accumulate(sums, {"critic": l_critic}, len(parts))
-        self._step(1, self.critic.parameters())
+        self._critic_pass(parts, x_full_all, fakes, sums)
         return self._reduce(sums)
 
 
@@ -684,15 +683,9 @@ class FinetuneStage(StudentStage):
         windows (``keypoints_2d (B, T, J, 2)`` pixels, ``mask (B, T, J)``)."""
         cfg, T, root = self.cfg, self.window, self.root
         per_window = T > 1
-        kp, mask = batch["keypoints_2d"], batch["mask"]
-        B, _, J = mask.shape
         w = cfg.loss
-        x_full_all, _ = normalize_2d(kp, mask, root, per_window=per_window)
-        x_in_all, m_in_all, _ = apply_augmentation(
-            kp, mask, draw_augmentation(B, T, J, cfg, root, self.generator, self.device), root)
-        R_all = random_view_rotation((B,), elevation_max=math.radians(w.elevation_max_deg), generator=self.generator,
-                                     device=self.device)
-        plan_y = draw_augmentation(B, T, J, cfg, root, self.generator, self.device) if w.augment_relift else None
+        x_full_all, x_in_all, m_in_all, mask, R_all, plan_y = self._global_draws(batch, relift=True)
+        B = mask.shape[0]
         parts = self.chunks(B)
         sums: dict[str, torch.Tensor] = {}
         fakes, smpl_fakes = [], []
@@ -738,13 +731,7 @@ class FinetuneStage(StudentStage):
         if not warm:
             self._step(0, self.lifter.parameters())
             self._step(2, self.teacher.parameters())
-        self._zero(1)
-        for sl, y in zip(parts, fakes):
-            with self.autocast():
-                l_critic = losses.lsgan_critic(self.critic(x_full_all[sl]).float(), self.critic(y).float())
-            self._backward(l_critic, 1)
-            _accumulate(sums, {"critic": l_critic}, len(parts))
-        self._step(1, self.critic.parameters())
+        self._critic_pass(parts, x_full_all, fakes, sums)
         if self.prior_3d:
             self._zero(3)
             for sl, (bp, be) in zip(parts, smpl_fakes):
