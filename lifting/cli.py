@@ -110,7 +110,7 @@ def _cmd_lift(a: argparse.Namespace) -> int:
                   mesh_format=getattr(a, "mesh_format", "obj"), body_model_path=getattr(a, "body_model", None),
                   smooth=getattr(a, "smooth", "none"), smooth_window=getattr(a, "smooth_window", 9),
                   export=tuple(getattr(a, "export", None) or ()), video=getattr(a, "video", None),
-                  video_max_frames=getattr(a, "video_max_frames", 300))
+                  video_max_frames=getattr(a, "video_max_frames", 300), causal=getattr(a, "causal", False))
     n_tr = sum(1 for t in s["tracks"] if t["frames_lifted"])
     print(f"lifted {s['frames_lifted']} frames of {n_tr} tracks ({s['frames_skipped']} frames skipped: "
           f"no pelvis or < {a.min_joints} joints) in {s['seconds_lift']:.2f} s")
@@ -209,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     li.add_argument("--video", choices=["gif", "mp4"], default=None,
                     help="animation (2D input beside the 3D, mesh for a student) for the figured tracks")
     li.add_argument("--video-max-frames", type=int, default=300, help="longer tracks are subsampled to this")
+    li.add_argument("--causal", action="store_true",
+                    help="online mode for temporal models: each frame uses only itself and past frames")
     li.add_argument("--smooth", choices=["none", "savgol"], default="none",
                     help="Savitzky-Golay smoothing of the 2D keypoints per gap-free run before lifting")
     li.add_argument("--smooth-window", type=int, default=9, help="smoothing window in frames (odd)")

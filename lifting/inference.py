@@ -10,7 +10,7 @@ from .geometry import check_finite, normalize_2d
 from .skeletons import Skeleton
 from .teacher import Lifter
 
-__all__ = ["lift_smpl_frames", "window_indices", "lift_frames", "metric_scale", "HEIGHT_PROXY_FRACTION", "DEFAULT_HEIGHT_M"]
+__all__ = ["lift_smpl_frames", "window_indices", "output_index", "lift_frames", "metric_scale", "HEIGHT_PROXY_FRACTION", "DEFAULT_HEIGHT_M"]
 
 DEFAULT_HEIGHT_M = 1.70
 """Assumed standing height when converting scale-free lifts to metres."""
@@ -22,12 +22,15 @@ fraction of standing height H, from the Drillis & Contini (1966) segment heights
 tabulated in Winter, Biomechanics and Motor Control of Human Movement, Fig. 4.1."""
 
 
-def window_indices(seq_offsets: np.ndarray, window: int) -> np.ndarray:
-    """Frame indices of a centred window around every frame, clamped inside its clip.
+def window_indices(seq_offsets: np.ndarray, window: int, causal: bool = False) -> np.ndarray:
+    """Frame indices of a window for every frame, clamped inside its clip.
 
     Args:
         seq_offsets: ``(C+1,)`` clip boundaries in a frame array of length ``N``.
-        window: T (odd or even; the output frame is index ``T // 2`` of the window).
+        window: T.
+        causal: False: centred windows, the output frame is index ``T // 2`` of the window;
+            True (online use): the window ends at the frame (index ``T - 1``), so no future
+            frame is used (the first frames of a clip repeat the clip's first frame).
 
     Returns:
         ``(N, T)`` int64 indices.
@@ -36,8 +39,13 @@ def window_indices(seq_offsets: np.ndarray, window: int) -> np.ndarray:
     n = int(seq_offsets[-1])
     clip = np.repeat(np.arange(len(seq_offsets) - 1), np.diff(seq_offsets))
     lo, hi = seq_offsets[:-1][clip], seq_offsets[1:][clip] - 1
-    idx = np.arange(n)[:, None] + np.arange(window)[None] - window // 2
+    idx = np.arange(n)[:, None] + np.arange(window)[None] - (window - 1 if causal else window // 2)
     return np.clip(idx, lo[:, None], hi[:, None])
+
+
+def output_index(window: int, causal: bool = False) -> int:
+    """Which frame of a window is reported for the frame it was built around."""
+    return window - 1 if causal else window // 2
 
 
 @torch.no_grad()
@@ -48,6 +56,7 @@ def lift_frames(
     seq_offsets: np.ndarray | None = None,
     batch_size: int = 4096,
     dtype: torch.dtype | None = None,
+    causal: bool = False,
 ) -> torch.Tensor:
     """Lift every frame of one or more sequences.
 
@@ -58,6 +67,10 @@ def lift_frames(
         seq_offsets: ``(C+1,)`` sequence boundaries; default one sequence.
         batch_size: windows per forward pass.
         dtype: optional autocast dtype (e.g. ``torch.bfloat16`` on CPU).
+        causal: temporal models see only the current and past frames (online mode: the
+            window ends at the frame, :func:`window_indices`); the model is used as trained,
+            reporting the last frame of each window, so expect somewhat larger errors than
+            with centred windows.
 
     Returns:
         ``(N, J, 3)`` float32 root-relative 3D in normalised units for a lifter (see
@@ -73,7 +86,8 @@ def lift_frames(
     if seq_offsets is None:
         seq_offsets = np.array([0, n])
     T = model.window
-    idx = torch.from_numpy(window_indices(seq_offsets, T)).to(keypoints_2d.device)
+    idx = torch.from_numpy(window_indices(seq_offsets, T, causal)).to(keypoints_2d.device)
+    c = output_index(T, causal)
     out = torch.empty(n, keypoints_2d.shape[1], 3, dtype=torch.float32, device=keypoints_2d.device)
     was_training = model.training
     model.eval()
@@ -86,7 +100,7 @@ def lift_frames(
                 pred = model(x, m)
             if not torch.is_tensor(pred):  # the SMPL student: its canonical joints
                 pred = pred.joints_3d
-            out[s : s + batch_size] = pred[:, T // 2].float()
+            out[s : s + batch_size] = pred[:, c].float()
     finally:
         model.train(was_training)
     return out
@@ -98,13 +112,15 @@ def lift_smpl_frames(
     mask: torch.Tensor,
     seq_offsets: np.ndarray | None = None,
     batch_size: int = 4096,
+    causal: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Run the SMPL student over every frame of one or more sequences (the window centred
     on each frame, as :func:`lift_frames`).
 
     Args:
         student: :class:`lifting.student.Student`. keypoints_2d: ``(N, J, 2)`` pixels.
-        mask: ``(N, J)`` bool. seq_offsets: ``(C+1,)`` sequence boundaries.
+        mask: ``(N, J)`` bool. seq_offsets: ``(C+1,)`` sequence boundaries. causal: see
+        :func:`lift_frames`.
 
     Returns:
         Per frame: ``global_orient (N, 3, 3)``, ``body_pose (N, 23, 3, 3)``,
@@ -121,8 +137,8 @@ def lift_smpl_frames(
     n = keypoints_2d.shape[0]
     if seq_offsets is None:
         seq_offsets = np.array([0, n])
-    T, c = student.window, student.window // 2
-    idx = torch.from_numpy(window_indices(seq_offsets, T)).to(keypoints_2d.device)
+    T, c = student.window, output_index(student.window, causal)
+    idx = torch.from_numpy(window_indices(seq_offsets, T, causal)).to(keypoints_2d.device)
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("global_orient", "body_pose", "betas", "scale")}
     was_training = student.training
     student.eval()

@@ -151,6 +151,7 @@ def lift_track(
     height_m: float = DEFAULT_HEIGHT_M,
     smooth: str = "none",
     smooth_window: int = 9,
+    causal: bool = False,
 ) -> LiftedTrack:
     """Lift one track (see the module docstring for masking rules).
 
@@ -164,6 +165,8 @@ def lift_track(
         smooth: ``"none"`` or ``"savgol"``: Savitzky-Golay smoothing of the observed 2D
             keypoints (per joint, per gap-free run; :func:`lifting.smoothing.smooth_tracks`)
             before lifting, with a window of ``smooth_window`` frames.
+        causal: online mode for temporal models: each frame is lifted from itself and past
+            frames only (:func:`lifting.inference.lift_frames`).
 
     Returns:
         :class:`LiftedTrack` (may have zero frames if nothing was liftable).
@@ -187,16 +190,17 @@ def lift_track(
                            np.zeros((0, J), bool), skipped)
     seg = _segments(frame_ids)
     if _is_student(model):
-        return _lift_track_smpl(model, track, kp, mask, frame_ids, skipped, seg, fps)
+        return _lift_track_smpl(model, track, kp, mask, frame_ids, skipped, seg, fps, causal)
     if model.window > 1 and fps is not None and abs(fps - MODEL_FPS) > 1e-3:
         kp_r, m_r, seg_r, pos = _resample(kp, mask, seg, MODEL_FPS / fps)
-        pred_r = lift_frames(model, torch.from_numpy(kp_r).float(), torch.from_numpy(m_r), seg_r).numpy()
+        pred_r = lift_frames(model, torch.from_numpy(kp_r).float(), torch.from_numpy(m_r), seg_r, causal=causal).numpy()
         i0 = np.floor(pos).astype(int)
         i1 = np.minimum(i0 + 1, len(pred_r) - 1)
-        w = (pos - i0)[:, None, None]
+        # causal: never interpolate towards a later resampled frame
+        w = np.zeros_like(pos)[:, None, None] if causal else (pos - i0)[:, None, None]
         pred = torch.from_numpy(((1 - w) * pred_r[i0] + w * pred_r[i1]).astype(np.float32))
     else:
-        pred = lift_frames(model, torch.from_numpy(kp).float(), torch.from_numpy(mask), seg)
+        pred = lift_frames(model, torch.from_numpy(kp).float(), torch.from_numpy(mask), seg, causal=causal)
     per_frame = metric_scale(pred, CANON16, height_m)
     # one scale per track: ratio of metric to normalised size, median over frames
     ratio = (per_frame.norm(dim=-1).sum(-1) / pred.norm(dim=-1).sum(-1).clamp_min(1e-9)).median()
@@ -210,20 +214,20 @@ def _is_student(model) -> bool:
     return getattr(model, "config", {}).get("arch") == "smpl_student"
 
 
-def _lift_track_smpl(model, track, kp, mask, frame_ids, skipped, seg, fps) -> LiftedTrack:
+def _lift_track_smpl(model, track, kp, mask, frame_ids, skipped, seg, fps, causal=False) -> LiftedTrack:
     """Student path of :func:`lift_track`: per-frame SMPL parameters, one ``betas`` per
     track (mean of the per-frame estimates weighted by the number of observed joints), the
     metric size from the body model (no height prior)."""
     kp_t, m_t = torch.from_numpy(kp).float(), torch.from_numpy(mask)
     if model.window > 1 and fps is not None and abs(fps - MODEL_FPS) > 1e-3:
         kp_r, m_r, seg_r, pos = _resample(kp, mask, seg, MODEL_FPS / fps)
-        res = lift_smpl_frames(model, torch.from_numpy(kp_r).float(), torch.from_numpy(m_r), seg_r)
+        res = lift_smpl_frames(model, torch.from_numpy(kp_r).float(), torch.from_numpy(m_r), seg_r, causal=causal)
         near = torch.from_numpy(np.clip(np.round(pos).astype(np.int64), 0, len(kp_r) - 1))
         res = {k: v[near] for k, v in res.items() if k not in ("norm_scale", "root_px")}
         _, norm = normalize_2d(kp_t, m_t, model.root_index)
         res["norm_scale"], res["root_px"] = norm[..., 0], kp_t[:, model.root_index]
     else:
-        res = lift_smpl_frames(model, kp_t, m_t, seg)
+        res = lift_smpl_frames(model, kp_t, m_t, seg, causal=causal)
     w = m_t.sum(-1).float()
     betas = (res["betas"] * w[:, None]).sum(0) / w.sum()
     with torch.no_grad():
@@ -332,6 +336,7 @@ def lift_file(
     video: str | None = None,
     video_max_frames: int = 300,
     progress: bool = True,
+    causal: bool = False,
 ) -> dict:
     """Lift every track of a COCO-style tracks file and write the outputs.
 
@@ -360,7 +365,8 @@ def lift_file(
     :func:`lift_track`. ``video`` (``"gif"`` or ``"mp4"``) renders ``track_XXXX.gif|mp4`` for
     the same tracks as the figures (:func:`lifting.viz.animate_track`: 2D input, with the
     mesh for a student, beside the 3D skeleton; at most ``video_max_frames`` frames, evenly
-    subsampled), with a progress bar when ``progress``.
+    subsampled), with a progress bar when ``progress``. ``causal``: online mode for temporal
+    models (see :func:`lift_track`).
 
     Returns:
         The summary dict.
@@ -385,7 +391,7 @@ def lift_file(
     model, ckpt = load_lifter(checkpoint, body_model_path)
     ts: TrackSet = read_tracks(tracks_path, fmt=keypoint_format, fps=fps)
     lifted = [lift_track(model, tr, ts.keypoint_format, ts.fps, conf_threshold, min_joints, height_m, smooth,
-                         smooth_window)
+                         smooth_window, causal)
               for tr in ts.tracks]
     if not any(len(lt.frame_ids) for lt in lifted):
         raise ValueError(f"{tracks_path}: no frame of any track has a visible pelvis (both hips) and "
@@ -477,6 +483,7 @@ def lift_file(
         "meshes": meshes,
         "videos": videos,
         "smoothing": {"method": smooth, "window": smooth_window} if smooth != "none" else None,
+        "causal": causal,
         "body_model": model.body_model.describe() if _is_student(model) else None,
         "seconds_lift": round(lift_s, 3),
         "seconds_total": round(time.perf_counter() - t0, 3),

@@ -397,3 +397,32 @@ def test_lifted_input_spine_lies_between_pelvis_and_thorax(ckpts, tracks_bare, t
         kp = z["keypoints_2d"]
     pelvis, spine, thorax = (kp[:, CANON16.index(n)] for n in ("pelvis", "spine", "thorax"))
     np.testing.assert_allclose(spine, pelvis + 0.38 * (thorax - pelvis), atol=1e-3)
+
+
+# --------------------------------------------------------------------------- causal (online) mode
+
+
+def test_causal_mode_never_uses_future_frames(ckpts):
+    """With --causal a frame's lift depends only on itself and earlier frames: lifting a
+    prefix of the sequence gives the same result for those frames; the centred mode differs."""
+    from lifting.inference import lift_frames, window_indices
+    from lifting.lift import load_lifter
+
+    model, _ = load_lifter(ckpts["temporal"])
+    g = torch.Generator().manual_seed(0)
+    kp = torch.randn(40, 16, 2, generator=g) * 50 + 300
+    mask = torch.ones(40, 16, dtype=torch.bool)
+    full = lift_frames(model, kp, mask, causal=True)
+    prefix = lift_frames(model, kp[:25], mask[:25], causal=True)
+    torch.testing.assert_close(full[:25], prefix)
+    centred_full, centred_prefix = lift_frames(model, kp, mask), lift_frames(model, kp[:25], mask[:25])
+    assert not torch.allclose(centred_full[22:25], centred_prefix[22:25])  # centred windows look ahead
+    idx = window_indices(np.array([0, 10]), 5, causal=True)
+    assert (idx <= np.arange(10)[:, None]).all() and (idx[:, -1] == np.arange(10)).all()
+
+
+def test_causal_flag_through_the_cli(ckpts, tracks_object, tmp_path):
+    out = tmp_path / "o"
+    assert main(["lift", str(tracks_object), "-o", str(out), "--checkpoint", str(ckpts["temporal"]), "--causal",
+                 "--max-figures", "0"]) == 0
+    assert json.loads((out / "summary.json").read_text())["causal"] is True
