@@ -6,7 +6,10 @@ random joint dropout) predicts it from the visible ones, and the output ``mask``
 which joints were observed. A frame is *skipped* (listed in ``skipped_frame_ids``, never
 filled with NaN) when its root (pelvis = mean of the COCO hips) is missing or fewer than
 ``min_joints`` canonical joints are visible. Frames where a track is absent are simply not
-in its ``frame_ids``; temporal models treat each gap-free run as its own sequence.
+in its ``frame_ids``; temporal models (and smoothing) treat each gap-free run as its own
+sequence, and split a run where the 2D root jumps by more than :data:`JUMP_FACTOR` x the
+person's 2D size between consecutive frames (a tracker identity switch; counted per track in
+``summary.json`` as ``identity_switches``).
 """
 from __future__ import annotations
 
@@ -114,12 +117,35 @@ class LiftedTrack:
     mask: np.ndarray
     skipped_frame_ids: np.ndarray
     smpl: dict | None = None
+    identity_switches: int = 0
 
 
-def _segments(frame_ids: np.ndarray) -> np.ndarray:
-    """Offsets ``(S+1,)`` of gap-free runs of consecutive frame ids."""
-    breaks = np.where(np.diff(frame_ids) != 1)[0] + 1
-    return np.concatenate([[0], breaks, [len(frame_ids)]]).astype(np.int64)
+#: a jump of the 2D root between consecutive frames larger than this many times the person's
+#: 2D size (RMS distance of the observed joints from the root) is taken as an identity switch
+JUMP_FACTOR = 1.0
+
+
+def _run_starts(frame_ids: np.ndarray, kp: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``(T,)`` bool: True where a new run starts — a frame gap, or a 2D root jump larger than
+    :data:`JUMP_FACTOR` x the person's 2D size (an identity switch of the tracker: the two
+    sides are different people, so temporal models and smoothing must not connect them)."""
+    T = len(frame_ids)
+    starts = np.zeros(T, bool)
+    if T == 0:
+        return starts
+    starts[0] = True
+    starts[1:] = np.diff(frame_ids) != 1
+    root = kp[:, CANON16.root_index]
+    rel = np.where(mask[..., None], kp - root[:, None], 0.0)
+    size = np.sqrt((rel ** 2).sum(-1).sum(-1) / np.maximum(mask.sum(-1), 1))
+    jump = np.linalg.norm(np.diff(root, axis=0), axis=-1)
+    starts[1:] |= jump > JUMP_FACTOR * np.maximum(size[1:], size[:-1])
+    return starts
+
+
+def _segments(starts: np.ndarray) -> np.ndarray:
+    """Offsets ``(S+1,)`` of runs from :func:`_run_starts`."""
+    return np.concatenate([np.flatnonzero(starts), [len(starts)]]).astype(np.int64)
 
 
 def _resample(kp: np.ndarray, m: np.ndarray, seg: np.ndarray, ratio: float):
@@ -179,18 +205,23 @@ def lift_track(
     frame_ids = np.asarray(track.frame_ids)
     skipped = frame_ids[~ok]
     kp, mask, frame_ids = kp[ok], mask[ok], frame_ids[ok]
+    starts = _run_starts(frame_ids, kp, mask)
     if smooth != "none" and len(frame_ids):
-        # smooth the observed 2D per joint and gap-free run (lifting.smoothing); applies to
-        # every model kind, before lifting
-        kp = smooth_tracks(kp, mask, frame_ids, method=smooth, window=smooth_window).astype(np.float32)
+        # smooth the observed 2D per joint and run (lifting.smoothing); applies to every model
+        # kind, before lifting; run_ids make every run boundary a "gap" for the smoother
+        run_ids = np.arange(len(frame_ids)) + np.cumsum(starts)
+        kp = smooth_tracks(kp, mask, run_ids, method=smooth, window=smooth_window).astype(np.float32)
     J = CANON16.num_joints
     if len(frame_ids) == 0:
         empty = np.zeros((0, J, 3), np.float32)
         return LiftedTrack(int(track.track_id), frame_ids, empty, np.zeros((0, J, 2), np.float32),
                            np.zeros((0, J), bool), skipped)
-    seg = _segments(frame_ids)
+    seg = _segments(starts)
+    switches = int(starts[1:].sum() - (np.diff(frame_ids) != 1).sum())
     if _is_student(model):
-        return _lift_track_smpl(model, track, kp, mask, frame_ids, skipped, seg, fps, causal)
+        lt = _lift_track_smpl(model, track, kp, mask, frame_ids, skipped, seg, fps, causal)
+        lt.identity_switches = switches
+        return lt
     if model.window > 1 and fps is not None and abs(fps - MODEL_FPS) > 1e-3:
         kp_r, m_r, seg_r, pos = _resample(kp, mask, seg, MODEL_FPS / fps)
         pred_r = lift_frames(model, torch.from_numpy(kp_r).float(), torch.from_numpy(m_r), seg_r, causal=causal).numpy()
@@ -207,7 +238,8 @@ def lift_track(
     joints = (pred * ratio).numpy().astype(np.float32)
     if not np.isfinite(joints).all():
         raise ValueError(f"track {track.track_id}: lifting produced non-finite values")
-    return LiftedTrack(int(track.track_id), frame_ids, joints, kp.astype(np.float32), mask, skipped)
+    return LiftedTrack(int(track.track_id), frame_ids, joints, kp.astype(np.float32), mask, skipped,
+                       identity_switches=switches)
 
 
 def _is_student(model) -> bool:
@@ -474,6 +506,7 @@ def lift_file(
         "units": "m",
         "tracks": [{"track_id": lt.track_id, "frames_lifted": int(len(lt.frame_ids)),
                     "frames_skipped": int(len(lt.skipped_frame_ids)),
+                    "identity_switches": lt.identity_switches,
                     "observed_joint_fraction": float(lt.mask.mean()) if len(lt.mask) else 0.0} for lt in lifted],
         "frames_lifted": int(sum(len(lt.frame_ids) for lt in lifted)),
         "frames_skipped": int(sum(len(lt.skipped_frame_ids) for lt in lifted)),
