@@ -124,7 +124,9 @@ def _cmd_lift(a: argparse.Namespace) -> int:
     return 0
 
 
-def _frame_list(text: str) -> list[int]:
+def _frame_list(text: str) -> list[int] | str:
+    if text.strip() == "all":
+        return "all"
     try:
         return [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
@@ -204,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     li.add_argument("--height", type=float, default=1.70, help="assumed subject height in metres")
     li.add_argument("--max-figures", type=int, default=4, help="figures for the N longest tracks")
     li.add_argument("--mesh-frames", type=_frame_list, default=None,
-                    help="student only: comma-separated frame ids to export meshes for (default: the figures' frames)")
+                    help="student only: comma-separated frame ids to export meshes for, or 'all' for a mesh "
+                         "sequence of every frame (default: the figures' frames)")
     li.add_argument("--mesh-format", choices=["obj", "ply"], default="obj", help="student mesh file format")
     li.add_argument("--video", choices=["gif", "mp4"], default=None,
                     help="animation (2D input beside the 3D, mesh for a student) for the figured tracks")

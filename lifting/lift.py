@@ -301,18 +301,21 @@ def _vertices(model, lt: LiftedTrack, picks: np.ndarray) -> np.ndarray:
     return out.vertices[0].numpy()
 
 
-def _write_meshes(folder: Path, model, lt: LiftedTrack, picks: np.ndarray, fmt: str) -> list[str]:
+def _write_meshes(folder: Path, model, lt: LiftedTrack, picks: np.ndarray, fmt: str, chunk: int = 64) -> list[str]:
+    """Mesh files for frames ``picks`` of a track, skinned ``chunk`` frames at a time (a mesh
+    sequence of a long track never holds all its vertices at once)."""
     import trimesh
 
-    verts = _vertices(model, lt, picks)
-    verts = verts * np.array([1.0, -1.0, -1.0], dtype=np.float32)  # y up, z towards the viewer
     folder.mkdir(parents=True, exist_ok=True)
     names = []
-    for v, fid in zip(verts, lt.frame_ids[picks]):
-        mesh = trimesh.Trimesh(vertices=v, faces=model.body_model.faces, process=False)
-        p = folder / f"track_{lt.track_id:04d}_frame_{int(fid):06d}.{fmt}"
-        atomic_write(p, lambda tmp, m=mesh: m.export(tmp, file_type=fmt))
-        names.append(f"meshes/{p.name}")
+    for s in range(0, len(picks), chunk):
+        sel = picks[s:s + chunk]
+        verts = _vertices(model, lt, sel) * np.array([1.0, -1.0, -1.0], dtype=np.float32)  # y up, z to the viewer
+        for v, fid in zip(verts, lt.frame_ids[sel]):
+            mesh = trimesh.Trimesh(vertices=v, faces=model.body_model.faces, process=False)
+            p = folder / f"track_{lt.track_id:04d}_frame_{int(fid):06d}.{fmt}"
+            atomic_write(p, lambda tmp, m=mesh: m.export(tmp, file_type=fmt))
+            names.append(f"meshes/{p.name}")
     return names
 
 
@@ -359,7 +362,7 @@ def lift_file(
     height_m: float = DEFAULT_HEIGHT_M,
     max_figures: int = 4,
     min_figure_frames: int = 10,
-    mesh_frames: list[int] | None = None,
+    mesh_frames: list[int] | str | None = None,
     mesh_format: str = "obj",
     body_model_path: str | Path | None = None,
     smooth: str = "none",
@@ -385,7 +388,8 @@ def lift_file(
     frame), ``betas (10,)`` one per track, ``cam (T, 3)`` weak-perspective pixel camera
     ``(s, tx, ty)`` (``pixel ~ s * P_xy + (tx, ty)`` for root-relative points ``P`` in
     metres), ``joints_smpl (T, 24, 3)``; meshes go to ``meshes/track_XXXX_frame_YYYYYY.obj``
-    (or ``.ply``) for ``mesh_frames`` (frame ids; default the frames shown in the figures),
+    (or ``.ply``) for ``mesh_frames`` (frame ids, or ``"all"`` for a mesh sequence of every
+    lifted frame of every track; default the frames shown in the figures),
     in metres, root-relative, y up (the camera frame rotated 180 deg about x, as viewers
     expect), and the figures show the mesh. ``body_model_path`` replaces the checkpoint's
     body model (same topology).
@@ -488,6 +492,8 @@ def lift_file(
                 if lt not in longest:
                     continue
                 picks = figure_frames(len(lt.frame_ids))
+            elif isinstance(mesh_frames, str) and mesh_frames == "all":
+                picks = np.arange(len(lt.frame_ids))
             else:
                 picks = np.flatnonzero(np.isin(lt.frame_ids, np.asarray(mesh_frames)))
             if len(picks):

@@ -60,3 +60,12 @@ def test_lift_video_gif(tmp_path, capsys):
         assert main(["lift", EXAMPLE, "-o", str(tmp_path / "m"), "--video", "mp4"]) == 2
         assert "ffmpeg" in capsys.readouterr().err
         assert not (tmp_path / "m").exists()
+
+
+def test_mesh_sequence_all_frames(tmp_path):
+    out = tmp_path / "seq"
+    assert main(["lift", EXAMPLE, "-o", str(out), "--checkpoint", "student", "--mesh-frames", "all",
+                 "--mesh-format", "ply", "--max-figures", "0"]) == 0
+    T = len(np.load(out / "track_0105.npz")["frame_ids"])
+    meshes = json.loads((out / "summary.json").read_text())["meshes"]
+    assert len(meshes) == T and all(m.endswith(".ply") for m in meshes)
