@@ -16,6 +16,27 @@ def _limb_colour(skeleton: Skeleton, j: int) -> str:
     return "tab:red" if n.startswith(("r_", "right")) else "tab:blue" if n.startswith(("l_", "left")) else "0.3"
 
 
+def _draw_2d(ax, skeleton: Skeleton, kp: np.ndarray, m: np.ndarray, lw: float, size: float) -> None:
+    """The observed 2D joints ``kp (J, 2)`` (mask ``m (J,)``) and the bones between them."""
+    for c, p in skeleton.bones():
+        if m[c] and m[p]:
+            ax.plot(kp[[c, p], 0], kp[[c, p], 1], color=_limb_colour(skeleton, c), lw=lw)
+    ax.scatter(kp[m, 0], kp[m, 1], s=size, c="k", zorder=3)
+
+
+def _save_png(fig, path: str | Path, title: str) -> Path:
+    """Title, tighten, write atomically as PNG, close."""
+    import matplotlib.pyplot as plt
+
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    try:
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
+    finally:
+        plt.close(fig)
+
+
 def figure_frames(T: int, n_frames: int = 4) -> np.ndarray:
     """Indices of ``n_frames`` evenly spaced frames of a ``T``-frame track (fewer if short)."""
     return np.unique(np.linspace(0, T - 1, min(n_frames, T)).round().astype(int))
@@ -69,16 +90,12 @@ def plot_mesh_frames(
     n = len(frame_ids)
     faces = np.asarray(faces)
     fig, axes = plt.subplots(2, n, figsize=(3.2 * n, 6.4), squeeze=False)
-    bones = skeleton.bones()
     for col in range(n):
         ax = axes[0, col]
         v, (s, tx, ty) = vertices[col], cam[col]
         _draw_mesh(ax, v[:, :2] * s + np.array([tx, ty]), v[:, 2], faces)
-        kp, m = keypoints_2d[col], mask[col].astype(bool)
-        for c, p in bones:
-            if m[c] and m[p]:
-                ax.plot(kp[[c, p], 0], kp[[c, p], 1], color=_limb_colour(skeleton, c), lw=1.5)
-        ax.scatter(kp[m, 0], kp[m, 1], s=8, c="k", zorder=3)
+        m = mask[col].astype(bool)
+        _draw_2d(ax, skeleton, keypoints_2d[col], m, lw=1.5, size=8)
         ax.autoscale_view()
         ax.set_aspect("equal")
         ax.invert_yaxis()
@@ -93,13 +110,7 @@ def plot_mesh_frames(
         ax2.set_aspect("equal")
         ax2.set_title("side view (m)", fontsize=9)
         ax2.tick_params(labelsize=7)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    try:
-        return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
-    finally:
-        plt.close(fig)
+    return _save_png(fig, path, title)
 
 
 def plot_track_frames(
@@ -135,11 +146,8 @@ def plot_track_frames(
     lim = max(0.9, float(np.abs(joints_3d[picks]).max()) * 1.05)
     for col, t in enumerate(picks):
         ax = fig.add_subplot(2, len(picks), col + 1)
-        kp, m = keypoints_2d[t], mask[t].astype(bool)
-        for c, p in bones:
-            if m[c] and m[p]:
-                ax.plot(kp[[c, p], 0], kp[[c, p], 1], color=_limb_colour(skeleton, c), lw=2)
-        ax.scatter(kp[m, 0], kp[m, 1], s=10, c="k", zorder=3)
+        m = mask[t].astype(bool)
+        _draw_2d(ax, skeleton, keypoints_2d[t], m, lw=2, size=10)
         n_miss = int((~m).sum())
         if n_miss:
             ax.text(0.02, 0.02, f"{n_miss} joints masked", transform=ax.transAxes, fontsize=7)
@@ -166,13 +174,7 @@ def plot_track_frames(
         ax3.set_zlabel("up (m)", fontsize=7)
         ax3.tick_params(labelsize=6)
         ax3.set_title("3D (root-relative)", fontsize=9)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    try:
-        return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
-    finally:
-        plt.close(fig)
+    return _save_png(fig, path, title)
 
 
 def animate_track(
@@ -243,11 +245,7 @@ def animate_track(
         if vertices is not None:
             s, tx, ty = cam[t]
             _draw_mesh(ax2, vertices[t][:, :2] * s + np.array([tx, ty]), vertices[t][:, 2], faces)
-        kp, m = keypoints_2d[t], mask[t].astype(bool)
-        for c, p in bones:
-            if m[c] and m[p]:
-                ax2.plot(kp[[c, p], 0], kp[[c, p], 1], color=_limb_colour(skeleton, c), lw=2)
-        ax2.scatter(kp[m, 0], kp[m, 1], s=8, c="k", zorder=3)
+        _draw_2d(ax2, skeleton, keypoints_2d[t], mask[t].astype(bool), lw=2, size=8)
         ax2.set_xlim(lo[0], hi[0])
         ax2.set_ylim(hi[1], lo[1])
         ax2.set_aspect("equal")
