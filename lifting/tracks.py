@@ -340,6 +340,45 @@ def _load_json(source: str) -> Any:
         raise TrackFormatError(f"{source}: invalid JSON: nested too deeply") from e
 
 
+#: files larger than this are parsed incrementally (``ijson``), so memory follows the
+#: keypoint arrays rather than Python's object tree of the whole document
+STREAM_BYTES = 64 * 2**20
+
+
+def _stream_top_level(source: str) -> tuple[dict, Any]:
+    """Streaming counterpart of ``_split_top_level(_load_json(source))`` for large files:
+    ``(meta, lazy iterator of records)``. Large files must be strict JSON (no NaN literals)."""
+    import ijson
+
+    with open(source, "rb") as f:
+        head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head[:1] == b"[":
+        meta: Any = {}
+        prefix = "item"
+    elif head[:1] == b"{":
+        try:
+            with open(source, "rb") as f:
+                metas = list(ijson.items(f, "meta", use_float=True))
+        except ijson.JSONError as e:
+            raise TrackFormatError(f"{source}: invalid JSON ({e})") from None
+        meta = metas[0] if metas and metas[0] is not None else {}
+        if not isinstance(meta, dict):
+            raise TrackFormatError(f"{source}: 'meta' must be a JSON object, got {type(meta).__name__}")
+        prefix = "annotations.item"
+    else:
+        raise TrackFormatError(f"{source}: top level is not a JSON list or object")
+
+    def records():
+        try:
+            with open(source, "rb") as f:
+                yield from ijson.items(f, prefix, use_float=True)
+        except ijson.JSONError as e:
+            raise TrackFormatError(f"{source}: invalid JSON ({e}); files over {STREAM_BYTES >> 20} MB are read "
+                                   "as strict JSON (no NaN/Infinity literals)") from None
+
+    return meta, records()
+
+
 def _split_top_level(data: Any, source: str) -> tuple[dict, list]:
     if isinstance(data, list):
         meta: Any = {}
@@ -435,7 +474,10 @@ def read_coco_tracks(
     source = os.fspath(path)
     if isinstance(source, bytes):
         source = os.fsdecode(source)
-    meta, records = _split_top_level(_load_json(source), source)
+    if os.path.isfile(source) and os.path.getsize(source) > STREAM_BYTES:
+        meta, records = _stream_top_level(source)
+    else:
+        meta, records = _split_top_level(_load_json(source), source)
     warnings: list[str] = []
 
     frames: list[int] = []
@@ -448,7 +490,9 @@ def read_coco_tracks(
     first_kept = -1
     skipped_categories: dict[str, int] = {}
 
+    n_records = 0
     for i, rec in enumerate(records):
+        n_records = i + 1
         if not isinstance(rec, dict):
             raise TrackFormatError(f"{source}: record {i} is not a JSON object (got {type(rec).__name__})")
         category = rec.get("category_id", _PERSON_CATEGORY)
@@ -489,7 +533,8 @@ def read_coco_tracks(
 
         frames.append(frame)
         track_ids.append(tid)
-        keypoints.append(kp)
+        with np.errstate(over="ignore"):  # compact storage; float32 overflow is masked by clean_keypoints
+            keypoints.append(np.asarray(kp, dtype=np.float32))
         boxes.append(box)
         scores.append(score)
         record_index.append(i)
@@ -498,8 +543,10 @@ def read_coco_tracks(
         total = sum(skipped_categories.values())
         detail = ", ".join(f"{k}: {v}" for k, v in sorted(skipped_categories.items()))
         warnings.append(f"skipped {total} non-person record(s) (category_id != 1; {detail})")
+    if not n_records:
+        raise TrackFormatError(f"{source}: annotation list is empty (no detections)")
     if not frames:
-        raise TrackFormatError(f"{source}: no person records (category_id 1) among {len(records)} record(s)")
+        raise TrackFormatError(f"{source}: no person records (category_id 1) among {n_records} record(s)")
 
     # ---- keypoint format
     assert n_values is not None

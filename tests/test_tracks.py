@@ -7,6 +7,7 @@ shared file when it is present and skips otherwise.
 from __future__ import annotations
 
 import json
+from importlib import resources
 import math
 import os
 from pathlib import Path
@@ -513,3 +514,32 @@ def test_real_shared_file():
         c = t.keypoints[..., 2]
         assert c.min() >= 0 and c.max() <= 1
         assert math.isfinite(float(t.keypoints.sum()))
+
+
+def test_large_files_stream_to_the_same_result(tmp_path, monkeypatch):
+    """Files over STREAM_BYTES are parsed incrementally (ijson): same tracks as json.load,
+    for both the object and the bare-list form, and the same errors for empty/invalid files."""
+    import lifting.tracks as tr
+
+    pytest.importorskip("ijson")
+    example = Path(str(resources.files("lifting") / "assets" / "example_track.json"))
+    doc = json.loads(example.read_text())
+    paths = {"object": example, "bare": tmp_path / "bare.json"}
+    paths["bare"].write_text(json.dumps(doc["annotations"]))
+    want = {k: tr.read_coco_tracks(p) for k, p in paths.items()}
+    monkeypatch.setattr(tr, "STREAM_BYTES", 0)
+    for k, p in paths.items():
+        got = tr.read_coco_tracks(p)
+        assert [t.track_id for t in got.tracks] == [t.track_id for t in want[k].tracks]
+        for a, b in zip(got.tracks, want[k].tracks):
+            np.testing.assert_array_equal(a.frame_ids, b.frame_ids)
+            np.testing.assert_array_equal(a.keypoints, b.keypoints)
+        assert got.fps == want[k].fps
+    empty = tmp_path / "empty.json"
+    empty.write_text('{"meta": {}, "annotations": []}')
+    with pytest.raises(TrackFormatError, match="empty"):
+        tr.read_coco_tracks(empty)
+    broken = tmp_path / "broken.json"
+    broken.write_text('[{"image_id": 0, "keypoints": [1, 2, 0.5]}, {"image_id": ')
+    with pytest.raises(TrackFormatError, match="invalid JSON"):
+        tr.read_coco_tracks(broken)
