@@ -13,7 +13,10 @@ person's 2D size between consecutive frames (a tracker identity switch; counted 
 """
 from __future__ import annotations
 
+import heapq
 import json
+import os
+import shutil
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -417,8 +420,6 @@ def lift_file(
     if video not in (None, "gif", "mp4"):
         raise ValueError(f"video format must be gif or mp4, got {video!r}")
     if video == "mp4":
-        import shutil
-
         if shutil.which("ffmpeg") is None:
             raise ValueError("--video mp4 needs ffmpeg on PATH; use --video gif (no extra tools needed)")
     bad = sorted(set(export) - {"bvh", "csv", "json"})
@@ -426,33 +427,73 @@ def lift_file(
         raise ValueError(f"unknown export format(s) {bad}; choose from bvh, csv, json")
     model, ckpt = load_lifter(checkpoint, body_model_path)
     ts: TrackSet = read_tracks(tracks_path, fmt=keypoint_format, fps=fps)
-    lifted = [lift_track(model, tr, ts.keypoint_format, ts.fps, conf_threshold, min_joints, height_m, smooth,
-                         smooth_window, causal)
-              for tr in ts.tracks]
-    if not any(len(lt.frame_ids) for lt in lifted):
-        raise ValueError(f"{tracks_path}: no frame of any track has a visible pelvis (both hips) and "
-                         f">= {min_joints} joints above confidence {conf_threshold}")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    files = []
-    for lt in lifted:
-        if not len(lt.frame_ids):
-            continue
-        p = out / f"track_{lt.track_id:04d}.npz"
-        _atomic_npz(
-            p, joints_3d=lt.joints_3d, joint_names=np.array(CANON16.joint_names), parents=np.array(CANON16.parents),
-            frame_ids=lt.frame_ids, keypoints_2d=lt.keypoints_2d, mask=lt.mask, skipped_frame_ids=lt.skipped_frame_ids,
-            units=np.array("m"), coordinate_frame=np.array("camera: x right, y down, z forward; root-relative (pelvis)"),
-            fps=np.array(ts.fps if ts.fps is not None else np.nan), track_id=np.array(lt.track_id),
-            **_smpl_arrays(lt, model),
-        )
-        files.append(p.name)
-        files += _write_exports(out, lt, export, ts.fps)
+    out_existed = out.exists()
+    # Tracks are lifted and written one at a time (memory: one track plus the few kept for
+    # figures), into a staging folder that is moved into place only when every track has
+    # succeeded: a failure leaves no partial output behind.
+    staging = out / f".posenet3d_staging_{os.getpid()}"
+    files, per_track, kept = [], [], []  # kept: heap of the longest tracks (for figures/videos)
+    meshes = []
+    frames_lifted = frames_skipped = 0
+    try:
+        for order, tr in enumerate(ts.tracks):
+            lt = lift_track(model, tr, ts.keypoint_format, ts.fps, conf_threshold, min_joints, height_m, smooth,
+                            smooth_window, causal)
+            ts.tracks[order] = None  # release the input track
+            per_track.append({"track_id": lt.track_id, "frames_lifted": int(len(lt.frame_ids)),
+                              "frames_skipped": int(len(lt.skipped_frame_ids)),
+                              "identity_switches": lt.identity_switches,
+                              "observed_joint_fraction": float(lt.mask.mean()) if len(lt.mask) else 0.0})
+            frames_lifted += len(lt.frame_ids)
+            frames_skipped += len(lt.skipped_frame_ids)
+            if not len(lt.frame_ids):
+                continue
+            staging.mkdir(parents=True, exist_ok=True)
+            p = staging / f"track_{lt.track_id:04d}.npz"
+            _atomic_npz(
+                p, joints_3d=lt.joints_3d, joint_names=np.array(CANON16.joint_names),
+                parents=np.array(CANON16.parents), frame_ids=lt.frame_ids, keypoints_2d=lt.keypoints_2d, mask=lt.mask,
+                skipped_frame_ids=lt.skipped_frame_ids, units=np.array("m"),
+                coordinate_frame=np.array("camera: x right, y down, z forward; root-relative (pelvis)"),
+                fps=np.array(ts.fps if ts.fps is not None else np.nan), track_id=np.array(lt.track_id),
+                **_smpl_arrays(lt, model),
+            )
+            files.append(p.name)
+            files += _write_exports(staging, lt, export, ts.fps)
+            if _is_student(model) and mesh_frames is not None:
+                if isinstance(mesh_frames, str) and mesh_frames == "all":
+                    picks = np.arange(len(lt.frame_ids))
+                else:
+                    picks = np.flatnonzero(np.isin(lt.frame_ids, np.asarray(mesh_frames)))
+                if len(picks):
+                    meshes += _write_meshes(staging / "meshes", model, lt, picks, mesh_format)
+            if len(lt.frame_ids) >= min_figure_frames and max_figures > 0:
+                item = (len(lt.frame_ids), -order, lt)
+                if len(kept) < max_figures:
+                    heapq.heappush(kept, item)
+                elif item[:2] > kept[0][:2]:
+                    heapq.heapreplace(kept, item)
+        if not frames_lifted:
+            raise ValueError(f"{tracks_path}: no frame of any track has a visible pelvis (both hips) and "
+                             f">= {min_joints} joints above confidence {conf_threshold}")
+        out.mkdir(parents=True, exist_ok=True)
+        for f in sorted(staging.rglob("*")):
+            if f.is_file():
+                dest = out / f.relative_to(staging)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(f, dest)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+        if not out_existed:
+            try:
+                out.rmdir()  # only if nothing was written (a failed run leaves no empty folder behind)
+            except OSError:
+                pass
+    longest = [lt for _, _, lt in sorted(kept, key=lambda k: (-k[0], -k[1]))]
     lift_s = time.perf_counter() - t0
     figures = []
-    longest = sorted((lt for lt in lifted if len(lt.frame_ids) >= min_figure_frames),
-                     key=lambda lt: -len(lt.frame_ids))[:max_figures]
-    meshes = []
     if longest:
         from .viz import figure_frames, plot_mesh_frames, plot_track_frames
 
@@ -484,20 +525,11 @@ def lift_file(
                               faces=faces, cam=cam, max_frames=len(picks), progress=progress,
                               title=f"{Path(tracks_path).name}: track {lt.track_id}")
             videos.append(p.name)
-    if _is_student(model):
-        for lt in lifted:
-            if not len(lt.frame_ids):
-                continue
-            if mesh_frames is None:
-                if lt not in longest:
-                    continue
-                picks = figure_frames(len(lt.frame_ids))
-            elif isinstance(mesh_frames, str) and mesh_frames == "all":
-                picks = np.arange(len(lt.frame_ids))
-            else:
-                picks = np.flatnonzero(np.isin(lt.frame_ids, np.asarray(mesh_frames)))
-            if len(picks):
-                meshes += _write_meshes(out / "meshes", model, lt, picks, mesh_format)
+    if _is_student(model) and mesh_frames is None:  # default: the figured frames of the figured tracks
+        from .viz import figure_frames
+
+        for lt in longest:
+            meshes += _write_meshes(out / "meshes", model, lt, figure_frames(len(lt.frame_ids)), mesh_format)
     summary = {
         "input": str(tracks_path),
         "checkpoint": str(checkpoint or default_checkpoint()),
@@ -510,12 +542,9 @@ def lift_file(
         "height_m": height_m,
         "height_proxy_fraction": HEIGHT_PROXY_FRACTION,
         "units": "m",
-        "tracks": [{"track_id": lt.track_id, "frames_lifted": int(len(lt.frame_ids)),
-                    "frames_skipped": int(len(lt.skipped_frame_ids)),
-                    "identity_switches": lt.identity_switches,
-                    "observed_joint_fraction": float(lt.mask.mean()) if len(lt.mask) else 0.0} for lt in lifted],
-        "frames_lifted": int(sum(len(lt.frame_ids) for lt in lifted)),
-        "frames_skipped": int(sum(len(lt.skipped_frame_ids) for lt in lifted)),
+        "tracks": per_track,
+        "frames_lifted": int(frames_lifted),
+        "frames_skipped": int(frames_skipped),
         "reader_warnings": list(ts.warnings),
         "files": files,
         "figures": figures,

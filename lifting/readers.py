@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from . import tracks as tracks_mod
 from .tracks import (
     Track,
     clean_keypoints,
@@ -743,8 +744,40 @@ def _detect(source: str) -> tuple[str, Any]:
         if "landmarks" in arrays or any(s[1] == 33 for s in shapes):
             return "mediapipe", None
         return "h36m", None
+    if os.path.getsize(source) > tracks_mod.STREAM_BYTES:
+        return _detect_json(_json_sample(source), source), None  # large: read later, streamed if COCO
     data = _load_json(source)
     return _detect_json(data, source), data
+
+
+def _json_sample(source: str) -> Any:
+    """A small stand-in for a large JSON document, enough for :func:`_detect_json`: a
+    top-level list becomes ``[first item]``; an object becomes its top-level keys with list
+    values cut to their first item. Parsed incrementally (``ijson``), in constant memory."""
+    import ijson
+
+    with open(source, "rb") as f:
+        head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    try:
+        if head[:1] == b"[":
+            with open(source, "rb") as f:
+                return [next(iter(ijson.items(f, "item", use_float=True)), None)]
+        if head[:1] != b"{":
+            raise TrackFormatError(f"{source}: top level is not a JSON list or object")
+        keys = []
+        with open(source, "rb") as f:
+            for prefix, event, value in ijson.parse(f, use_float=True):
+                if prefix == "" and event == "map_key":
+                    keys.append(value)
+        sample: dict[str, Any] = {k: None for k in keys}
+        for k in keys:
+            with open(source, "rb") as f:
+                first = next(iter(ijson.items(f, f"{k}.item", use_float=True)), None)
+            if first is not None:
+                sample[k] = [first]
+        return sample
+    except ijson.JSONError as e:
+        raise TrackFormatError(f"{source}: invalid JSON ({e})") from None
 
 
 def read_tracks(

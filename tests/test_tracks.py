@@ -543,3 +543,21 @@ def test_large_files_stream_to_the_same_result(tmp_path, monkeypatch):
     broken.write_text('[{"image_id": 0, "keypoints": [1, 2, 0.5]}, {"image_id": ')
     with pytest.raises(TrackFormatError, match="invalid JSON"):
         tr.read_coco_tracks(broken)
+
+
+def test_large_file_format_detection_streams(tmp_path, monkeypatch):
+    """Auto-detection of large files reads a small sample incrementally, not the whole file."""
+    import lifting.tracks as tr
+    from lifting.readers import detect_format, read_tracks
+
+    pytest.importorskip("ijson")
+    example = Path(str(resources.files("lifting") / "assets" / "example_track.json"))
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps(json.loads(example.read_text())["annotations"]))
+    mm = tmp_path / "mm.json"
+    mm.write_text(json.dumps({"meta_info": {}, "instance_info": [{"frame_id": 0, "instances": []}]}))
+    small = {p: detect_format(p) for p in (example, bare, mm)}
+    monkeypatch.setattr(tr, "STREAM_BYTES", 0)
+    assert {p: detect_format(p) for p in (example, bare, mm)} == small == {example: "coco", bare: "coco", mm: "mmpose"}
+    got = read_tracks(example)
+    assert len(got.tracks) == 1 and len(got.tracks[0].frame_ids) == 285
