@@ -153,8 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="posenet3d", description="Self-supervised 2D-to-3D human pose lifting.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a lifter: teacher (2D only) or supervised baseline")
-    t.add_argument("stage", choices=["teacher", "student", "finetune", "supervised"])
+    t = sub.add_parser("train", help="train a stage: teacher (2D only), student, finetune, supervised baseline, "
+                                     "or image (the student's image branch)")
+    t.add_argument("stage", choices=["teacher", "student", "finetune", "supervised", "image"])
     t.add_argument("config", help="stage YAML (e.g. configs/teacher.yaml) or a name in configs/")
     t.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. train.steps=1000")
     t.add_argument("--out", default=None, help="output folder (default: train.out_dir/name)")

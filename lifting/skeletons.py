@@ -436,3 +436,17 @@ SYNTHESIS.update({
     ("halpe26", "canon16"): _HALPE_TO_CANON,
 })
 __all__ += ["BODY25", "COCO18", "MEDIAPIPE33", "HALPE26"]
+
+CROWDPOSE14 = Skeleton(
+    "crowdpose14",
+    (
+        "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+        "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "head", "neck",
+    ),
+)
+"""CrowdPose 14 keypoints (Li et al. CVPR 2019; the CrowdPose annotation files'
+``categories[0].keypoints``): COCO limbs plus head (top) and neck, no face points."""
+SKELETONS[CROWDPOSE14.name] = CROWDPOSE14
+# the canonical head is the top of the neck: CrowdPose's head top is too high, so it stays missing
+SYNTHESIS[("crowdpose14", "canon16")] = {k: v for k, v in _COCO18_TO_CANON.items() if k != "head"}
+__all__ += ["CROWDPOSE14"]

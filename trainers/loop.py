@@ -112,10 +112,11 @@ def _sample_figure(stage, val_views, path: Path) -> Path:
 
 def train(kind: str, cfg: DictConfig, out_dir: str | Path | None = None, progress: bool = True,
           resume: str | Path | None = None) -> Path:
-    """Train a ``teacher``, ``student`` (SMPL, needs a teacher checkpoint) or ``supervised`` model.
+    """Train a ``teacher``, ``student`` (SMPL, needs a teacher checkpoint), ``finetune``,
+    ``supervised`` or ``image`` (the student's image branch, :mod:`trainers.image`) model.
 
     Writes ``OUT/last.pt`` at every validation and at the end, ``OUT/best.pt`` for the best
-    validation PA-MPJPE, and ``OUT/train_log.jsonl`` (global mean losses every ``log_every``
+    validation PA-MPJPE (image branch: the best PCK@0.1, stored negated in ``best``), and ``OUT/train_log.jsonl`` (global mean losses every ``log_every``
     steps), where ``OUT = out_dir or train.out_dir/name``. Checkpoints hold the models, their
     optimisers, gradient scalers, RNG states, step and the resolved config, so ``resume``
     (a ``last.pt``) continues a killed run with the same losses as an uninterrupted one.
@@ -150,13 +151,18 @@ def _train(kind, cfg, out_dir, progress, resume) -> Path:
         resume = Path(resume)
         ck = load_checkpoint(resume)  # CheckpointError (ValueError) if missing/unreadable
         _check_resume(ck, cfg, kind, resume)
-    clips = load_mocap_npz(cfg.data.npz)
-    stage = build_stage(kind, cfg, clips)
-    ids = split_clips(clips.seq_names, cfg.data.val_split)
-    if int(cfg.data.val_max_clips) > 0:
-        ids = ids[:: max(1, len(ids) // int(cfg.data.val_max_clips))][: int(cfg.data.val_max_clips)]
-    val_views = eval_views(clips.select(ids)) if len(ids) and main else None  # 3D for validation only
-    del clips
+    if kind == "image":  # COCO-format images; validated by its own 2D metrics
+        from .image import build_image_stage
+
+        stage, val_views = build_image_stage(cfg), None
+    else:
+        clips = load_mocap_npz(cfg.data.npz)
+        stage = build_stage(kind, cfg, clips)
+        ids = split_clips(clips.seq_names, cfg.data.val_split)
+        if int(cfg.data.val_max_clips) > 0:
+            ids = ids[:: max(1, len(ids) // int(cfg.data.val_max_clips))][: int(cfg.data.val_max_clips)]
+        val_views = eval_views(clips.select(ids)) if len(ids) and main else None  # 3D for validation only
+        del clips
     start, best, val = 1, float("inf"), None
     if ck is not None:
         stage.load_state_dict(ck["train_state"])
@@ -202,7 +208,18 @@ def _train(kind, cfg, out_dir, progress, resume) -> Path:
                         | {"train/frames_per_s": frames / max(time.perf_counter() - t0 - eval_s, 1e-9)}, step=step)
         if main and (step % int(cfg.train.eval_every) == 0 or step == steps):
             te = time.perf_counter()
-            if val_views is not None:
+            if kind == "image" and main and stage.val_sampler is not None:
+                val = stage.validate()
+                tqdm.write(f"[{kind}] step {step}: val PCK@0.1 {val['pck']:.1f}%, 2D error {val['err_pct']:.1f}% of the "
+                           f"box, wrong person {val['wrong_person_pct']:.1f}% ({val['people']} people)")
+                improved = -val["pck"] < best
+                best = min(best, -val["pck"])
+                if run is not None:
+                    import wandb
+
+                    fig = stage.sample_figure(out / "val_sample.png")
+                    run.log({f"val/{k}": v for k, v in val.items()} | {"val/sample": wandb.Image(fig)}, step=step)
+            elif val_views is not None:
                 val = {}
                 for prefix, model in stage.eval_models().items():
                     res = evaluate_lifter(model, val_views)["overall"]

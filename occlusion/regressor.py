@@ -1,0 +1,317 @@
+"""The student's image branch: a top-down, centermap-conditioned mesh regressor (OCHMR,
+Khirodkar et al., "Occluded Human Mesh Recovery", CVPR 2022, arXiv 2203.13349) with an HMR
+head (Kanazawa et al., "End-to-end Recovery of Human Shape and Pose", CVPR 2018, arXiv
+1712.06584).
+
+Pipeline: crop ``(B, 3, S, S)`` + centermaps ``(B, 2, h, w)`` (contextual, instance; see
+:mod:`occlusion.centermap`) -> ResNet backbone with Contextual Normalization blocks
+(:mod:`occlusion.backbone`, :mod:`occlusion.conorm`) -> pooled features ``(B, D)`` -> HMR's
+iterative error feedback (HMR Sec. 3.2: ``Theta_{t+1} = Theta_t + f([phi, Theta_t])``, 3
+iterations, starting from the mean parameters; ``f`` = FC 1024 - dropout - FC 1024 - dropout
+- FC, last layer initialised x 0.01) -> SMPL parameters (24 rotations in the 6D
+representation of Zhou et al. CVPR 2019, ``betas``, weak-perspective ``cam``) -> body model.
+
+The output is a :class:`ImageOutput`, the keypoint student's :class:`lifting.student.
+StudentOutput` with ``T = 1`` and a weak-perspective camera in crop-normalised units
+(:mod:`occlusion.data`): a root-relative point ``P`` (metres, camera frame) projects to
+``s * P_xy + (tx, ty)``. Without CoNorm blocks (``conorm_after=()``) and with the centermaps
+ignored it is a plain HMR/SPIN-style regressor: the baseline of the context ablation.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from lifting.body_model import BodyModel
+from lifting.student import StudentOutput, rot6d_to_rotmat
+
+from .backbone import ResNetBackbone
+
+__all__ = ["ImageOutput", "HMRHead", "ImageRegressor", "predict_people", "PersonPrediction"]
+
+#: initial weak-perspective scale: an adult (~1.7 m) spans ~1.6 crop-normalised units in a
+#: crop padded 1.25x around the box
+CAM_SCALE0 = 0.9
+
+
+@dataclass
+class ImageOutput(StudentOutput):
+    """:class:`StudentOutput` of one frame per crop (``T = 1``), plus the IEF iterations.
+
+    Attributes (besides the parent's, all with ``T = 1``):
+        iterations: per IEF iteration ``(body_pose (B, 23, 3, 3), betas (B, num_betas))``,
+            the fakes every iteration gives the adversarial prior (HMR Sec. 3.3).
+        cam: ``(B, 1, 3)`` weak-perspective ``(s, tx, ty)``, crop-normalised units per metre.
+    """
+
+    iterations: list = field(default_factory=list)
+
+    def project(self, points: torch.Tensor | None = None) -> torch.Tensor:
+        """Weak-perspective projection of ``points (B, 1, N, 3)`` (default the canonical
+        joints), metres, to crop-normalised ``(B, 1, N, 2)``."""
+        p = self.joints_3d if points is None else points
+        return self.cam[..., None, :1] * p[..., :2] + self.cam[..., None, 1:]
+
+
+class HMRHead(nn.Module):
+    """HMR's iterative error feedback regressor (Kanazawa et al. CVPR 2018, Sec. 3.2).
+
+    Args:
+        feature_dim: D. num_betas: shape components. n_iter: iterations (3 in HMR).
+        width: hidden width (1024 in HMR). dropout: 0.5 in HMR.
+
+    Forward:
+        ``features (B, D)`` -> list of ``n_iter`` parameter vectors ``(B, 24 * 6 +
+        num_betas + 3)`` ``[6D rotations, betas, (log s, tx, ty)]``.
+
+    The starting point ``init_theta`` is a buffer: the rest pose upright facing the camera,
+    mean shape and a typical scale until :meth:`set_mean` stores the mean of real parameters
+    (HMR's mean-parameter initialisation; here the keypoint student's mean prediction on the
+    training people, so no 3D label enters).
+    """
+
+    def __init__(self, feature_dim: int, num_betas: int = 10, n_iter: int = 3, width: int = 1024,
+                 dropout: float = 0.5):
+        super().__init__()
+        self.num_betas, self.n_iter = num_betas, n_iter
+        self.dim = 24 * 6 + num_betas + 3
+        self.mlp = nn.Sequential(nn.Linear(feature_dim + self.dim, width), nn.ReLU(), nn.Dropout(dropout),
+                                 nn.Linear(width, width), nn.ReLU(), nn.Dropout(dropout), nn.Linear(width, self.dim))
+        nn.init.xavier_uniform_(self.mlp[-1].weight, gain=0.01)
+        nn.init.zeros_(self.mlp[-1].bias)
+        init = torch.zeros(self.dim)
+        init[: 24 * 6] = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0, 0.0]).repeat(24)
+        init[:6] = torch.tensor([1.0, 0.0, 0.0, -1.0, 0.0, 0.0])  # R_x(pi): upright, facing the camera
+        init[24 * 6 + num_betas] = float(np.log(CAM_SCALE0))
+        self.register_buffer("init_theta", init)
+
+    @torch.no_grad()
+    def set_mean(self, global_orient: torch.Tensor, body_pose: torch.Tensor, betas: torch.Tensor,
+                 cam_scale: torch.Tensor | None = None) -> None:
+        """Store the mean of ``global_orient (N, 3, 3)``, ``body_pose (N, 23, 3, 3)``, ``betas
+        (N, num_betas)`` (and optionally weak-perspective scales ``(N,)``) as the IEF start.
+
+        Raises:
+            ValueError: wrong shapes or no samples."""
+        N = global_orient.shape[0]
+        if N == 0 or global_orient.shape != (N, 3, 3) or body_pose.shape != (N, 23, 3, 3) \
+                or betas.shape != (N, self.num_betas):
+            raise ValueError(f"set_mean expects (N, 3, 3), (N, 23, 3, 3), (N, {self.num_betas}) with N > 0, got "
+                             f"{tuple(global_orient.shape)}, {tuple(body_pose.shape)}, {tuple(betas.shape)}")
+        rot = torch.cat([global_orient[:, None], body_pose], 1)  # (N, 24, 3, 3)
+        six = rot[..., :, :2].reshape(N, 24, 6).mean(0)
+        rot_mean = rot6d_to_rotmat(six)  # project the mean back onto rotations
+        self.init_theta[: 24 * 6] = rot_mean[..., :, :2].reshape(-1).to(self.init_theta)
+        self.init_theta[24 * 6: 24 * 6 + self.num_betas] = betas.mean(0).to(self.init_theta)
+        if cam_scale is not None:
+            self.init_theta[24 * 6 + self.num_betas] = cam_scale.clamp_min(1e-3).log().mean().to(self.init_theta)
+
+    def forward(self, features: torch.Tensor) -> list[torch.Tensor]:
+        theta = self.init_theta.to(features.dtype).expand(features.shape[0], -1)
+        out = []
+        for _ in range(self.n_iter):
+            theta = theta + self.mlp(torch.cat([features, theta], dim=1))
+            out.append(theta)
+        return out
+
+
+class ImageRegressor(nn.Module):
+    """Crop + centermaps -> SMPL (the student's image branch; OCHMR with an HMR head).
+
+    Args:
+        body_model: the :class:`BodyModel` (buffers only).
+        depth: ResNet depth 18/34/50. base_width: ResNet width (64 = torchvision layout;
+            smaller for CPU experiments). conorm_after: stages followed by a CoNorm block
+            (``()`` = the SPIN-style baseline without context). n_iter, head_width, dropout:
+            the HMR head. num_betas: shape components. marker_offsets: ``(16, 3)`` rest
+            offsets of the canonical markers (metres), copied from the keypoint student so
+            both branches define joints alike (not trained here).
+        use_centermaps: feed the centermaps (False only for the baseline).
+
+    Forward:
+        ``images (B, 3, S, S)`` ImageNet-normalised, ``centermaps (B, 2, h, w)`` ->
+        :class:`ImageOutput` (``T = 1``).
+
+    Raises:
+        ValueError: inputs of the wrong shape, or centermaps missing when CoNorm blocks exist.
+    """
+
+    def __init__(self, body_model: BodyModel, depth: int = 18, base_width: int = 64,
+                 conorm_after=("layer2", "layer3", "layer4"), n_iter: int = 3, head_width: int = 1024,
+                 dropout: float = 0.5, num_betas: int = 10, marker_offsets: torch.Tensor | None = None,
+                 use_centermaps: bool = True):
+        super().__init__()
+        conorm_after = tuple(conorm_after) if use_centermaps else ()
+        self.config = dict(arch="image_regressor", depth=depth, base_width=base_width, conorm_after=list(conorm_after),
+                           n_iter=n_iter, head_width=head_width, dropout=dropout, num_betas=num_betas,
+                           use_centermaps=use_centermaps)
+        self.body_model = body_model
+        self.backbone = ResNetBackbone(depth, conorm_after=conorm_after, context_channels=2, base_width=base_width)
+        self.head = HMRHead(self.backbone.feature_dim, num_betas, n_iter, head_width, dropout)
+        self.num_betas, self.use_centermaps = num_betas, use_centermaps
+        off = torch.zeros(16, 3) if marker_offsets is None else marker_offsets.detach().float().reshape(16, 3)
+        self.register_buffer("marker_offsets", off.clone())
+
+    def forward(self, images: torch.Tensor, centermaps: torch.Tensor | None = None,
+                return_vertices: bool = False) -> ImageOutput:
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must be (B, 3, S, S), got {tuple(images.shape)}")
+        if self.use_centermaps:
+            if centermaps is None or centermaps.ndim != 4 or centermaps.shape[:2] != (images.shape[0], 2):
+                raise ValueError(f"centermaps must be (B, 2, h, w) for B = {images.shape[0]}, got "
+                                 f"{None if centermaps is None else tuple(centermaps.shape)}")
+        feats = self.backbone(images, centermaps if self.backbone.conorm_after else None)
+        thetas = self.head(feats.float())
+        nb = self.num_betas
+        iters = []
+        for th in thetas:
+            rot = rot6d_to_rotmat(th[:, : 24 * 6].reshape(-1, 24, 6))
+            iters.append((rot, th[:, 24 * 6: 24 * 6 + nb], th[:, 24 * 6 + nb:]))
+        rot, betas, cam_raw = iters[-1]
+        s = torch.exp(cam_raw[:, :1].clamp(-5, 5))
+        cam = torch.cat([s, cam_raw[:, 1:]], dim=1)[:, None]  # (B, 1, 3)
+        bm = self.body_model(rot[:, None, 0], rot[:, None, 1:], betas[:, None], canon_offsets=self.marker_offsets,
+                             return_vertices=return_vertices)
+        root = bm.joints_canon[..., :1, :]
+        res = ImageOutput(rot[:, None, 0], rot[:, None, 1:], betas, betas[:, None], cam, bm.joints_canon - root,
+                          bm.joints - root, iterations=[(r[:, 1:], b) for r, b, _ in iters])
+        if return_vertices:
+            res.vertices = bm.vertices - root
+        return res
+
+    @classmethod
+    def from_config(cls, config: dict, body_model: BodyModel) -> "ImageRegressor":
+        """Build from the ``config`` dict stored in checkpoints."""
+        return cls(body_model, **{k: v for k, v in config.items() if k != "arch"})
+
+
+@dataclass
+class PersonPrediction:
+    """One person's mesh from :func:`predict_people`.
+
+    Attributes:
+        person: index of the person (centre) in the input detections.
+        box: ``(4,)`` the crop's detection box ``[x, y, w, h]`` (pixels) the pass ran on.
+        joints_2d: ``(16, 2)`` projected canonical joints, image pixels.
+        joints_3d: ``(16, 3)`` root-relative canonical joints, metres, camera frame.
+        global_orient ``(3, 3)``, body_pose ``(23, 3, 3)``, betas ``(num_betas,)``, cam ``(3,)``
+        (crop-normalised), vertices ``(V, 3)`` root-relative metres or ``None``.
+    """
+
+    person: int
+    box: np.ndarray
+    joints_2d: np.ndarray
+    joints_3d: np.ndarray
+    global_orient: np.ndarray
+    body_pose: np.ndarray
+    betas: np.ndarray
+    cam: np.ndarray
+    vertices: np.ndarray | None = None
+
+
+@torch.no_grad()
+def predict_people(model: ImageRegressor, image: np.ndarray, keypoints: np.ndarray | None = None,
+                   boxes: np.ndarray | None = None, keypoint_format: str = "coco17", crop_size: int = 128,
+                   heatmap_size: int = 32, padding: float = 1.25, return_vertices: bool = False,
+                   batch_size: int = 32) -> list[PersonPrediction]:
+    """Multi-person inference (OCHMR Sec. 3.3): one crop per detection box; for every body
+    centre that falls inside a box, one pass with that centre as the instance map; then
+    de-duplicate: a person seen from several boxes keeps the pass whose crop is centred
+    closest to their body centre. A crowded image gives one mesh per detected person.
+
+    Args:
+        model: the regressor (eval mode is set here). image: ``(H, W, 3)`` uint8 RGB.
+        keypoints: ``(N, K, 3)`` people's 2D keypoints ``[x, y, conf]`` pixels (a 2D
+            detector's output): their body centres are the people. boxes: ``(M, 4)``
+            ``[x, y, w, h]`` detection boxes, the crops (default: the keypoints' extent). A
+            box holding several people (a detector merging overlapping people) gives one
+            pass per centre inside it. With boxes only, every box is one person.
+        keypoint_format: ``coco17`` or ``crowdpose14``. crop_size, heatmap_size, padding: as
+            in training (:class:`occlusion.data.CropSampler`).
+
+    Returns:
+        One :class:`PersonPrediction` per person, ordered by ``person``.
+
+    Raises:
+        ValueError: no detections, non-finite values, or a malformed image.
+    """
+    from PIL import Image
+
+    from .centermap import body_centres, render_centermaps
+    from .data import IMAGENET_MEAN, IMAGENET_STD, crop_affine
+
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
+    if keypoints is None and boxes is None:
+        raise ValueError("predict_people needs detections: keypoints (N, K, 3) and/or boxes (N, 4)")
+    kp = None if keypoints is None else np.asarray(keypoints, np.float64)
+    bx = None if boxes is None else np.asarray(boxes, np.float64).reshape(-1, 4)
+    if kp is not None and (kp.ndim != 3 or kp.shape[2] != 3 or not np.isfinite(kp).all()):
+        raise ValueError(f"keypoints must be finite (N, K, 3), got shape {kp.shape}")
+    if bx is not None and not np.isfinite(bx).all():
+        raise ValueError("boxes must be finite")
+    if kp is not None:  # people (centres) from the keypoints; boxes, if given, are the crops
+        N = len(kp)
+        if N == 0:
+            return []
+        centres, sizes = body_centres(kp, bx if bx is not None and len(bx) == N else None, fmt=keypoint_format)
+        if bx is None:  # crops from the keypoints' extent
+            bx = np.zeros((N, 4))
+            for n in range(N):
+                lab = kp[n, kp[n, :, 2] > 0, :2]
+                lo, hi = lab.min(0), lab.max(0)
+                bx[n] = [lo[0], lo[1], max(hi[0] - lo[0], 1), max(hi[1] - lo[1], 1)]
+    else:
+        N = len(bx)
+        if N == 0:
+            return []
+        K = 17 if keypoint_format == "coco17" else 14
+        centres, sizes = body_centres(np.zeros((N, K, 3)), bx, fmt=keypoint_format)
+    centres, sizes = np.asarray(centres, np.float64), np.asarray(sizes, np.float64)
+    model.eval()
+    dev = next(model.parameters()).device
+    S = crop_size
+    jobs = []  # (box index, person index, affine, crop tensor, centermap inputs)
+    mean, std = np.array(IMAGENET_MEAN), np.array(IMAGENET_STD)
+    pil = Image.fromarray(image)
+    for b in range(len(bx)):
+        box = bx[b]
+        size = padding * max(box[2], box[3])
+        A = crop_affine(box[:2] + box[2:] / 2, size, S)
+        Ainv = np.linalg.inv(A)
+        crop = pil.transform((S, S), Image.Transform.AFFINE, tuple(Ainv[:2].reshape(-1)),
+                             resample=Image.Resampling.BILINEAR, fillcolor=(0, 0, 0))
+        x = ((np.asarray(crop, np.float64) / 255 - mean) / std).astype(np.float32).transpose(2, 0, 1)
+        c_crop = centres @ A[:2, :2].T + A[:2, 2]
+        inside = np.nonzero((c_crop >= 0).all(1) & (c_crop < S).all(1))[0]
+        for n in inside:
+            jobs.append((b, int(n), A, x, c_crop, sizes * S / size, float(np.linalg.norm(c_crop[n] - S / 2))))
+    best: dict[int, tuple] = {}
+    for job in jobs:  # de-duplicate before running: the most central crop of each person
+        if job[1] not in best or job[-1] < best[job[1]][-1]:
+            best[job[1]] = job
+    chosen = [best[k] for k in sorted(best)]
+    out: list[PersonPrediction] = []
+    for i in range(0, len(chosen), batch_size):
+        part = chosen[i: i + batch_size]
+        imgs = torch.from_numpy(np.stack([j[3] for j in part])).to(dev)
+        cen = torch.from_numpy(np.stack([j[4] for j in part])).float().to(dev)
+        siz = torch.from_numpy(np.stack([j[5] for j in part])).float().to(dev)
+        valid = torch.ones(len(part), N, dtype=torch.bool, device=dev)
+        tgt = torch.tensor([j[1] for j in part], device=dev)
+        crop_boxes = torch.tensor([[0.0, 0.0, S, S]], device=dev).expand(len(part), 4)
+        cmap = render_centermaps(cen, siz, valid, tgt, crop_boxes, (heatmap_size, heatmap_size))
+        pred = model(imgs, cmap, return_vertices=return_vertices)
+        uv = pred.project()[:, 0].double().cpu().numpy()  # (b, 16, 2) crop-normalised
+        for k, (b, n, A, *_rest) in enumerate(part):
+            px = (uv[k] + 1) * S / 2
+            img_xy = (px - A[:2, 2]) @ np.linalg.inv(A[:2, :2]).T
+            out.append(PersonPrediction(
+                n, bx[b].copy(), img_xy, pred.joints_3d[k, 0].cpu().numpy(), pred.global_orient[k, 0].cpu().numpy(),
+                pred.body_pose[k, 0].cpu().numpy(), pred.betas[k].cpu().numpy(), pred.cam[k, 0].cpu().numpy(),
+                pred.vertices[k, 0].cpu().numpy() if return_vertices else None))
+    return out

@@ -1,0 +1,366 @@
+"""Training stage of the student's image branch (``posenet3d train image``): the OCHMR-style
+regressor (:mod:`occlusion.regressor`) on COCO-format person crops, without 3D labels.
+
+Losses (weights in ``cfg.loss``, all per micro-batch; ``w`` = visibility weights):
+
+* ``image_reproject``: ``sum_j w_j |Pi(J_j) - x_j|_1 / sum_j w_j`` on the canonical joints
+  projected by the weak-perspective camera against the annotated 2D (crop-normalised units),
+  on the final IEF iteration (HMR, Kanazawa et al. CVPR 2018, Sec. 3.1, Eq. 2).
+* ``image_distill``: pseudo-SMPL targets from the keypoint-branch student run on the same
+  person's 2D keypoints (no 3D labels): squared Frobenius distance of all 24 rotation matrices
+  + ``||betas - betas_t||^2`` + root-relative canonical joints (metres, squared), for people
+  whose pelvis is annotated (the keypoint student needs its root). As SPIN's (Kolotouros et al.
+  ICCV 2019, Sec. 3) use of fitted SMPL as supervision, with the keypoint student as fitter.
+* ``image_adv``: HMR's factorized adversarial prior (Sec. 3.3) with LSGAN; the critic's real
+  samples are the keypoint student's SMPL parameters on the batch's 2D (3D-free; with
+  ``prior_3d.enabled`` the unpaired mocap pose bank instead), fakes from every IEF iteration.
+* ``betas``: ``||betas||^2``.
+* ``image_consistency`` (``image.joint_finetune``): the keypoint student trains too, and both
+  branches' root-relative joints are pulled together (each towards the other, as in the
+  teacher-student agreement of joint fine-tuning), with the keypoint student also keeping its
+  2D reprojection term.
+
+Task-aware occlusion (``image.terse``; TERSE, Tripathi et al. CVPR 2019): an occluder placer
+proposes where to paste a person patch over each crop so as to raise the regressor's 2D loss,
+against a realism critic; the regressor trains on its composites (detached). See
+:mod:`occlusion.augment`.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from lifting import losses
+from lifting.discriminators import SMPLDiscriminator
+from lifting.geometry import normalize_2d
+from lifting.skeletons import CANON16
+
+from .stages import _Stage, _accumulate
+
+__all__ = ["ImageStage", "build_image_stage", "image_batch_metrics"]
+
+
+def _crop_sampler(cfg: DictConfig, split: str, augment: bool):
+    from occlusion.data import CropSampler, load_coco_people
+
+    d = cfg.image
+    ann = d.train_annotations if split == "train" else d.val_annotations
+    imgs = d.train_images if split == "train" else d.val_images
+    people = load_coco_people(ann, imgs)
+    aug = dict(scale=float(d.aug.scale), shift=float(d.aug.shift), rot_deg=float(d.aug.rot_deg),
+               rot_prob=float(d.aug.rot_prob), flip_prob=float(d.aug.flip_prob), colour=float(d.aug.colour),
+               occlusion_prob=float(d.aug.occlusion_prob)) if augment else None
+    return CropSampler(people, int(d.crop_size), int(d.heatmap_size), float(d.padding), aug, int(d.min_keypoints))
+
+
+def build_image_stage(cfg: DictConfig) -> "ImageStage":
+    """The image stage on ``cfg.image.train_*`` with validation on ``cfg.image.val_*``.
+
+    Raises:
+        ValueError: unreadable annotations/images, or no usable person."""
+    val = _crop_sampler(cfg, "val", False) if cfg.image.val_annotations else None
+    return ImageStage(cfg, _crop_sampler(cfg, "train", True), val)
+
+
+def image_batch_metrics(pred_2d: torch.Tensor, batch: dict[str, torch.Tensor], pck: float = 0.1) -> dict[str, torch.Tensor]:
+    """Per-crop 2D metrics of projected canonical joints ``pred_2d (B, 16, 2)`` (crop-normalised).
+
+    Returns ``pck (B,)``: fraction of the target's annotated joints within ``pck * box_size``
+    (PCK@0.1 of the box's longer side); ``err (B,)``: mean joint error / box size; ``wrong
+    (B,)``: 1 where the prediction is closer (mean over commonly annotated joints, relative to
+    each person's box) to another person in the crop than to the target, NaN without others.
+    """
+    m = batch["joints_mask"].to(pred_2d.device)
+    box = batch["box_size"].to(pred_2d.device)
+    d = (pred_2d - batch["joints_2d"].to(pred_2d.device)).norm(dim=-1)  # (B, 16)
+    n = m.sum(-1).clamp_min(1)
+    pck_v = ((d < pck * box[:, None]) & m).sum(-1) / n
+    err = (d * m).sum(-1) / n / box
+    o2d, om = batch["others_2d"].to(pred_2d.device), batch["others_mask"].to(pred_2d.device)
+    both = om & m[:, None]  # (B, P, 16)
+    d_o = ((pred_2d[:, None] - o2d).norm(dim=-1) * both).sum(-1) / both.sum(-1).clamp_min(1)
+    d_t = ((d[:, None] * both).sum(-1)) / both.sum(-1).clamp_min(1)
+    ok = both.sum(-1) >= 4
+    wrong = ((d_o < d_t) & ok).any(-1).float()
+    wrong = torch.where(ok.any(-1), wrong, torch.full_like(wrong, float("nan")))
+    return {"pck": pck_v, "err": err, "wrong": wrong}
+
+
+class ImageStage(_Stage):
+    """Image-branch training (see the module docstring for the losses).
+
+    Checkpoints hold the regressor as ``model`` (with ``model_config``, its body model and
+    the keypoint student's marker offsets), the critic, optimisers and RNG states; the trainer
+    (:func:`trainers.loop.train`) handles resume, data parallelism, precision and W&B as for
+    every stage. The best checkpoint is the one with the highest validation PCK@0.1.
+
+    Raises:
+        ValueError: unreadable keypoint-student checkpoint, or one that is not an SMPL student.
+    """
+
+    kind = "image"
+    best_key, best_sign = "pck", -1.0
+
+    def __init__(self, cfg: DictConfig, sampler, val_sampler=None):
+        from lifting.lift import load_lifter
+        from lifting.student import Student
+
+        self.kp_student, _ = load_lifter(cfg.image.keypoint_student or "student", cfg.body_model.path)
+        if not isinstance(self.kp_student, Student) or self.kp_student.window != 1:
+            raise ValueError(f"image.keypoint_student must be a single-frame SMPL student checkpoint, "
+                             f"got {type(self.kp_student).__name__}")
+        self.joint = bool(cfg.image.joint_finetune)
+        self.kp_student.requires_grad_(self.joint).train(self.joint)
+        if not self.joint:
+            self.kp_student.eval()
+        super().__init__(cfg)
+        self.kp_student.to(self.device)
+        self.window = 1
+        self.sampler, self.val_sampler = sampler, val_sampler
+        self.disc = SMPLDiscriminator(int(cfg.body_model.num_betas)).to(self.device)
+        self.add_optimizer(torch.optim.AdamW(self.disc.parameters(), lr=cfg.train.critic_lr,
+                                             weight_decay=cfg.train.weight_decay))
+        if self.joint:
+            self.add_optimizer(torch.optim.AdamW([p for p in self.kp_student.parameters() if p.requires_grad],
+                                                 lr=float(cfg.train.lr) * 0.1, weight_decay=cfg.train.weight_decay))
+        self.bank = None
+        if bool(cfg.prior_3d.enabled):
+            from lifting.pose_bank import load_pose_bank
+
+            self.bank = {k: v.to(self.device) for k, v in load_pose_bank(cfg.prior_3d.pose_bank).items()}
+        self.placer = None
+        if bool(cfg.image.terse.enabled):
+            from occlusion.augment import OccluderPlacer, RealismCritic
+
+            self.placer = OccluderPlacer().to(self.device)
+            self.realism = RealismCritic().to(self.device)
+            self.i_placer = self.add_optimizer(torch.optim.Adam(self.placer.parameters(), lr=float(cfg.image.terse.lr)))
+            self.i_realism = self.add_optimizer(torch.optim.Adam(self.realism.parameters(), lr=float(cfg.image.terse.lr)))
+        self._init_mean()
+
+    def build_model(self, cfg: DictConfig) -> torch.nn.Module:
+        from occlusion.backbone import load_pretrained
+        from occlusion.regressor import ImageRegressor
+
+        d = cfg.image
+        model = ImageRegressor(self.kp_student.body_model, int(d.depth), int(d.base_width), tuple(d.conorm_after),
+                               int(d.ief_iterations), int(d.head_width), float(d.dropout), int(cfg.body_model.num_betas),
+                               self.kp_student.marker_offsets, bool(d.use_centermaps))
+        if d.pretrained:
+            load_pretrained(model.backbone, d.pretrained)
+        return model
+
+    @torch.no_grad()
+    def _init_mean(self) -> None:
+        """HMR's mean-parameter start: the keypoint student's mean prediction on the training
+        people (unaugmented), and the weak-perspective scale that fits their 2D."""
+        plan = self.sampler.all_targets()
+        n = min(len(self.sampler), 256)
+        b = self.sampler.materialise({k: v[:n] for k, v in plan.items()})
+        t = self._kp_targets(b, grad=False)
+        if t is None:
+            return
+        ok = t["ok"]
+        if ok.sum() == 0:
+            return
+        # scale: RMS 2D distance from the root of the annotation / of the student's 3D joints
+        x, m = b["joints_2d"][ok.cpu()].to(self.device), b["joints_mask"][ok.cpu()].to(self.device)
+        j3 = t["joints_3d"][ok]
+        x = x - x[:, :1]
+        r2 = ((x ** 2).sum(-1) * m).sum(-1) / m.sum(-1)
+        r3 = ((j3[..., :2] ** 2).sum(-1) * m).sum(-1) / m.sum(-1)
+        s = (r2 / r3.clamp_min(1e-6)).sqrt()
+        self.lifter.head.set_mean(t["global_orient"][ok], t["body_pose"][ok], t["betas"][ok], s)
+
+    def _kp_targets(self, b: dict[str, torch.Tensor], grad: bool = False) -> dict | None:
+        """The keypoint student on the crops' canonical 2D: ``global_orient (b, 3, 3)``,
+        ``body_pose (b, 23, 3, 3)``, ``betas``, ``joints_3d (b, 16, 3)``, ``ok (b,)`` (pelvis
+        annotated, >= 6 joints)."""
+        x, m = b["joints_2d"].to(self.device), b["joints_mask"].to(self.device)
+        ok = m[:, CANON16.root_index] & (m.sum(-1) >= 6)
+        m_root = m.clone()
+        m_root[:, CANON16.root_index] = True  # placeholder root for rows excluded by ok
+        xn, _ = normalize_2d(x[:, None], m_root[:, None], CANON16.root_index)
+        with torch.set_grad_enabled(grad):
+            out = self.kp_student(xn, m_root[:, None])
+        return {"global_orient": out.global_orient[:, 0], "body_pose": out.body_pose[:, 0], "betas": out.betas,
+                "joints_3d": out.joints_3d[:, 0], "ok": ok, "x_norm": xn, "mask": m_root, "out": out}
+
+    def models(self) -> dict[str, torch.nn.Module]:
+        d = {"lifter": self.lifter, "disc": self.disc}
+        if self.joint:
+            d["kp_student"] = self.kp_student
+        if self.placer is not None:
+            d |= {"placer": self.placer, "realism": self.realism}
+        return d
+
+    def extra_checkpoint(self) -> dict:
+        return {"keypoint_student": self.kp_student.state_dict(), "keypoint_student_config": dict(self.kp_student.config)} \
+            if self.joint else {}
+
+    def eval_models(self) -> dict[str, torch.nn.Module]:
+        return {}
+
+    def _device_batch(self, b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.to(self.device, non_blocking=True) for k, v in b.items()}
+
+    def _terse(self, b: dict[str, torch.Tensor], sums: dict, n_parts: int) -> dict[str, torch.Tensor]:
+        """One placer/realism step on this micro-batch; returns the batch with the placer's
+        composites (detached) and the occluder centre added to the contextual map."""
+        from occlusion.augment import critic_loss, placer_loss
+
+        cfg = self.cfg.image.terse
+        imgs = b["images"]
+        B = imgs.shape[0]
+        # occluder patches: other crops of the batch masked by their instance centermap blob
+        perm = torch.roll(torch.arange(B, device=self.device), 1)
+        occ_rgb = imgs[perm]
+        alpha = torch.nn.functional.interpolate(b["centermaps"][perm, 1:2], size=imgs.shape[-2:], mode="bilinear",
+                                                align_corners=False)
+        occ = torch.cat([occ_rgb, (alpha > 0.2).to(imgs.dtype)], 1)
+        s = int(cfg.patch_size)
+        occ = torch.nn.functional.interpolate(occ, size=(s, s), mode="bilinear", align_corners=False)
+        place = self.placer(imgs, occ, generator=self.generator)
+        with self.autocast():
+            pred = self.net(place.composite, b["centermaps"])
+        task = (pred.project()[:, 0] - b["joints_2d"]).abs().sum(-1)
+        task = (task * b["joints_weight"]).sum(-1) / b["joints_weight"].sum(-1).clamp_min(1e-6)
+        l_p = placer_loss(task.float(), self.realism(place.composite).float(), float(cfg.realism))
+        self._zero(self.i_placer)
+        self._backward(l_p, self.i_placer)
+        self._step(self.i_placer, self.placer.parameters())
+        self._zero(self.i_realism)
+        l_r = critic_loss(self.realism(imgs).float(), self.realism(place.composite.detach()).float())
+        self._backward(l_r, self.i_realism)
+        self._step(self.i_realism, self.realism.parameters())
+        _accumulate(sums, {"terse_task": task.mean().detach(), "terse_realism": l_r.detach()}, n_parts)
+        b = dict(b)
+        b["images"] = place.composite.detach()
+        return b
+
+    def step(self, plan: dict[str, torch.Tensor]) -> dict[str, float]:
+        L = self.cfg.loss
+        B = plan["target"].shape[0]
+        parts = self.chunks(B)
+        sums: dict[str, torch.Tensor] = {}
+        batches = [self._device_batch(self.sampler.materialise(plan, sl)) for sl in parts]
+        if self.placer is not None:
+            batches = [self._terse(b, sums, len(parts)) for b in batches]
+        self.lifter.train()
+        self._zero(0)
+        if self.joint:  # its gradients accumulate in the same backward passes
+            self._zero(2)
+        fakes, reals = [], []
+        for b in batches:
+            t = self._kp_targets(b, grad=self.joint)
+            with self.autocast():
+                pred = self.net(b["images"], b["centermaps"])
+            w = b["joints_weight"]
+            x = b["joints_2d"]
+            proj = pred.project()[:, 0]
+            l_rep = ((proj - x).abs().sum(-1) * w).sum() / w.sum().clamp_min(1e-6)
+            ok = t["ok"].float()
+            n_ok = ok.sum().clamp_min(1.0)
+            go_t, bp_t, be_t = t["global_orient"], t["body_pose"], t["betas"]
+            j_t = t["joints_3d"]
+            if not self.joint:
+                go_t, bp_t, be_t, j_t = go_t.detach(), bp_t.detach(), be_t.detach(), j_t.detach()
+            rot_err = ((pred.global_orient[:, 0] - go_t) ** 2).sum((-1, -2)) \
+                + ((pred.body_pose[:, 0] - bp_t) ** 2).sum((-1, -2, -3))
+            l_dist = (ok * (rot_err / 24 + ((pred.betas - be_t) ** 2).mean(-1)
+                            + ((pred.joints_3d[:, 0] - j_t) ** 2).sum(-1).mean(-1) * 100)).sum() / n_ok
+            l_adv = torch.zeros((), device=self.device)
+            if float(L.image_adv) > 0:
+                for bp, be in pred.iterations:
+                    l_adv = l_adv + losses.lsgan_generator(self.disc(bp, be).float()) / len(pred.iterations)
+                fakes.append([(bp.detach(), be.detach()) for bp, be in pred.iterations])
+                reals.append((bp_t.detach()[t["ok"]], be_t.detach()[t["ok"]]))
+            l_betas = (pred.betas ** 2).mean()
+            total = float(L.image_reproject) * l_rep + float(L.image_distill) * l_dist + float(L.image_adv) * l_adv \
+                + float(L.betas) * l_betas
+            logs = {"reproject": l_rep.detach(), "distill": l_dist.detach(), "adv": l_adv.detach()}
+            if self.joint:  # keypoint branch: its own 2D term + consistency with the image branch
+                out = t["out"]
+                m = t["mask"][:, None].float()
+                l_kp_rep = ((out.project() - t["x_norm"]).abs().sum(-1) * m).sum() / m.sum().clamp_min(1)
+                l_cons = (ok * ((pred.joints_3d[:, 0].detach() - out.joints_3d[:, 0]) ** 2).sum(-1).mean(-1)).sum() / n_ok
+                total = total + float(L.reproject) * l_kp_rep + float(L.image_consistency) * 100 * l_cons
+                logs |= {"kp_reproject": l_kp_rep.detach(), "consistency": l_cons.detach()}
+            logs["total"] = total.detach()
+            self._backward(total, 0)
+            _accumulate(sums, logs, len(parts))
+        self._step(0, self.lifter.parameters())
+        if self.joint:
+            self._step(2, self.kp_student.parameters())
+        if float(L.image_adv) > 0:
+            self._zero(1)
+            for f, (rb, rbe) in zip(fakes, reals):
+                if self.bank is not None:
+                    ri = torch.randint(self.bank["body_pose"].shape[0], (max(1, len(rb)),), generator=self.generator,
+                                       device=self.device)
+                    rb, rbe = self.bank["body_pose"][ri], self.bank["betas"][ri]
+                if len(rb) == 0:
+                    continue
+                l_d = sum(losses.lsgan_critic(self.disc(rb, rbe).float(), self.disc(bp, be).float())
+                          for bp, be in f) / len(f)
+                self._backward(l_d, 1)
+                _accumulate(sums, {"disc": l_d.detach()}, len(parts))
+            self._step(1, self.disc.parameters())
+        return self._reduce(sums)
+
+    @torch.no_grad()
+    def validate(self, max_people: int = 0) -> dict[str, float]:
+        """PCK@0.1, mean 2D error (fraction of the box) and wrong-person rate of the projected
+        canonical joints on the unaugmented validation crops."""
+        if self.val_sampler is None:
+            return {}
+        self.lifter.eval()
+        plan = self.val_sampler.all_targets()
+        n = len(self.val_sampler) if max_people <= 0 else min(max_people, len(self.val_sampler))
+        acc = {"pck": [], "err": [], "wrong": []}
+        for i in range(0, n, 64):
+            b = self.val_sampler.materialise(plan, slice(i, min(n, i + 64)))
+            pred = self.lifter(b["images"].to(self.device), b["centermaps"].to(self.device))
+            for k, v in image_batch_metrics(pred.project()[:, 0].float(), b).items():
+                acc[k].append(v.cpu())
+        res = {k: torch.cat(v) for k, v in acc.items()}
+        w = res["wrong"]
+        self.lifter.train()
+        return {"pck": float(res["pck"].mean()) * 100, "err_pct": float(res["err"].mean()) * 100,
+                "wrong_person_pct": float(w[~w.isnan()].mean()) * 100 if (~w.isnan()).any() else math.nan,
+                "people": n}
+
+    def sample_figure(self, path) -> str:
+        """A few validation crops with the projected joints (for W&B)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from occlusion.data import IMAGENET_MEAN, IMAGENET_STD
+
+        plan = self.val_sampler.all_targets()
+        b = self.val_sampler.materialise(plan, slice(0, min(6, len(self.val_sampler))))
+        self.lifter.eval()
+        with torch.no_grad():
+            uv = self.lifter(b["images"].to(self.device), b["centermaps"].to(self.device)).project()[:, 0].cpu()
+        self.lifter.train()
+        S = b["images"].shape[-1]
+        fig, axes = plt.subplots(1, len(uv), figsize=(2.2 * len(uv), 2.4))
+        for ax, im, p, g, m in zip(np.atleast_1d(axes), b["images"], uv, b["joints_2d"], b["joints_mask"]):
+            img = im.permute(1, 2, 0).numpy() * np.array(IMAGENET_STD) + np.array(IMAGENET_MEAN)
+            ax.imshow(img.clip(0, 1))
+            for a, c in enumerate(CANON16.parents):
+                if c >= 0:
+                    ax.plot((p[[a, c], 0] + 1) * S / 2, (p[[a, c], 1] + 1) * S / 2, "-", c="tab:orange", lw=1.5)
+            gg = (g[m] + 1) * S / 2
+            ax.plot(gg[:, 0], gg[:, 1], ".", c="tab:blue", ms=4)
+            ax.axis("off")
+        fig.suptitle("validation: predicted skeleton (orange), annotation (blue)", fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        return str(path)
