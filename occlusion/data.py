@@ -30,7 +30,7 @@ from PIL import Image
 from lifting.skeletons import CANON16, remap
 
 __all__ = [
-    "Person", "ImageRecord", "CocoPeople", "load_coco_people", "CropSampler", "crop_affine",
+    "Person", "ImageRecord", "CocoPeople", "load_coco_people", "CropSampler", "crop_affine", "overlap_targets",
     "IMAGENET_MEAN", "IMAGENET_STD", "VIS_WEIGHTS",
 ]
 
@@ -212,17 +212,23 @@ class CropSampler:
             :mod:`occlusion.augment`). ``None`` = no augmentation (evaluation).
         min_keypoints: labelled keypoints a target needs.
         cache: keep decoded images in memory.
+        targets: explicit ``(image, target person, crop person)`` triples instead of every
+            usable person cropped around their own box (see :func:`overlap_targets`: the
+            crop of one person with the instance centre on another).
 
     Raises:
         ValueError: no usable target in the set.
     """
 
     def __init__(self, people: CocoPeople, crop_size: int = 128, heatmap_size: int = 32, padding: float = 1.25,
-                 augment: dict | None = None, min_keypoints: int = 6, cache: bool = True):
+                 augment: dict | None = None, min_keypoints: int = 6, cache: bool = True,
+                 targets: list[tuple[int, int, int]] | None = None):
         self.people, self.S, self.H, self.padding = people, int(crop_size), int(heatmap_size), float(padding)
         self.aug = dict(augment) if augment else None
-        self.targets = [(i, j) for i, im in enumerate(people.images) for j, p in enumerate(im.people)
-                        if not p.iscrowd and p.num_labelled >= min_keypoints and p.box[2] > 1 and p.box[3] > 1]
+        if targets is None:
+            targets = [(i, j, j) for i, im in enumerate(people.images) for j, p in enumerate(im.people)
+                       if not p.iscrowd and p.num_labelled >= min_keypoints and p.box[2] > 1 and p.box[3] > 1]
+        self.targets = [tuple(int(v) for v in t) for t in targets]
         if not self.targets:
             raise ValueError(f"no person with >= {min_keypoints} labelled keypoints in the annotation set")
         self.cache: dict[int, np.ndarray] | None = {} if cache else None
@@ -300,7 +306,7 @@ class CropSampler:
         centres_all, sizes_all, targets, others = [], [], [], []
         rng = np.random.default_rng(int(plan["target"][sl].sum()) * 7919 + int(U.sum() * 1e6) % 100003)
         for t, u in zip(idx, U):
-            i, j = self.targets[t]
+            i, j, c = self.targets[t]
             rec = self.people.images[i]
             img = self.image(i)
             people = [p for p in rec.people]
@@ -308,7 +314,7 @@ class CropSampler:
             boxes = np.stack([p.box for p in people])
             if aug and self.segments and u[6] < float(aug.get("occlusion_prob", 0)):
                 img, kps, boxes = self._paste(img, kps, boxes, j, i, rng)
-            box = boxes[j]
+            box = boxes[c]
             size = self.padding * max(box[2], box[3])
             centre = box[:2] + box[2:] / 2
             rot, flip = 0.0, False
@@ -348,7 +354,8 @@ class CropSampler:
             jw, _ = remap(k_t[:, 2:3], fmt, CANON16, valid=lab[j])  # recipe-averaged visibility weights
             out["joints_weight"].append(torch.from_numpy((jw[:, 0] * jm[j]).astype(np.float32)))
             others.append((np.delete(j2d, j, 0).astype(np.float32), np.delete(jm, j, 0)))
-            out["box_size"].append(torch.tensor(max(box[2], box[3]) * S / size * 2 / S, dtype=torch.float32))
+            tb = boxes[j]  # the target's own box sets the PCK threshold
+            out["box_size"].append(torch.tensor(max(tb[2], tb[3]) * 2 / size, dtype=torch.float32))
             # centres and sizes (crop pixels) for the centermaps
             cen, siz = body_centres(kps, boxes, fmt=fmt)
             cen = _apply(A, np.asarray(cen, np.float64))
@@ -395,3 +402,35 @@ class CropSampler:
         boxes = np.concatenate([boxes, np.asarray(res.box, np.float32)[None]], 0)
         return res.image, kps, boxes
 
+
+
+def overlap_targets(people: CocoPeople, min_keypoints: int = 6, min_iou: float = 0.1,
+                    other_crop: bool = False) -> list[tuple[int, int, int]]:
+    """Targets of the overlap benchmark: people whose box overlaps another annotated person's
+    (box IoU >= ``min_iou``), as ``(image, target, crop person)`` triples.
+
+    ``other_crop=False``: the crop is the target's own box (the other person intrudes);
+    ``True``: the crop is the *other* person's box and only the instance centermap says who
+    the target is (OCHMR's "one crop, different local maps" case; a regressor without
+    context cannot get it right).
+    """
+    out = []
+    for i, im in enumerate(people.images):
+        ok = [j for j, p in enumerate(im.people)
+              if not p.iscrowd and p.num_labelled >= min_keypoints and p.box[2] > 1 and p.box[3] > 1]
+        for j in ok:
+            for c in ok:
+                if c == j or _iou(im.people[j].box, im.people[c].box) < min_iou:
+                    continue
+                if other_crop:
+                    out.append((i, j, c))
+                elif (i, j, j) not in out:
+                    out.append((i, j, j))
+    return out
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return float(inter / (a[2] * a[3] + b[2] * b[3] - inter))

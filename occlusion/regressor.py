@@ -20,6 +20,7 @@ ignored it is a plain HMR/SPIN-style regressor: the baseline of the context abla
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,7 +31,7 @@ from lifting.student import StudentOutput, rot6d_to_rotmat
 
 from .backbone import ResNetBackbone
 
-__all__ = ["ImageOutput", "HMRHead", "ImageRegressor", "predict_people", "PersonPrediction"]
+__all__ = ["ImageOutput", "HMRHead", "ImageRegressor", "predict_people", "PersonPrediction", "load_image_regressor"]
 
 #: initial weak-perspective scale: an adult (~1.7 m) spans ~1.6 crop-normalised units in a
 #: crop padded 1.25x around the box
@@ -315,3 +316,35 @@ def predict_people(model: ImageRegressor, image: np.ndarray, keypoints: np.ndarr
                 pred.body_pose[k, 0].cpu().numpy(), pred.betas[k].cpu().numpy(), pred.cam[k, 0].cpu().numpy(),
                 pred.vertices[k, 0].cpu().numpy() if return_vertices else None))
     return out
+
+
+def load_image_regressor(path: str | Path, body_model_path: str | Path | None = None) -> tuple[ImageRegressor, dict]:
+    """Load an image-branch checkpoint written by ``posenet3d train image`` (or exported).
+
+    Args:
+        path: checkpoint file. body_model_path: SMPL file/folder instead of the one recorded
+            in the checkpoint (same vertex count and shape space).
+
+    Returns:
+        ``(model in eval mode, checkpoint dict)``.
+
+    Raises:
+        lifting.checkpoint.CheckpointError (a ValueError): missing/unreadable file.
+        ValueError: not an image-branch checkpoint, or weights that do not fit its config.
+    """
+    from lifting.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    cfg = dict(ckpt.get("model_config") or {})
+    if cfg.get("arch") != "image_regressor":
+        raise ValueError(f"{path}: not an image-branch checkpoint (arch {cfg.get('arch')!r}); "
+                         f"train one with `posenet3d train image`")
+    info = ckpt.get("body_model") or {}
+    bm = BodyModel(body_model_path if body_model_path is not None else info.get("path"),
+                   info.get("gender", "neutral"), int(cfg.get("num_betas", 10)))
+    model = ImageRegressor.from_config(cfg, bm)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        raise ValueError(f"{path}: weights do not match the model config ({e})") from None
+    return model.eval(), ckpt

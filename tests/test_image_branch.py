@@ -1,0 +1,271 @@
+"""The image branch: COCO crops, the CoNorm/HMR regressor, multi-person inference and the
+training stage, on small synthetic COCO-format sets (the shared photos are used by
+scripts/bench_occlusion.py, not here)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lifting.skeletons import CANON16
+from occlusion.data import CropSampler, crop_affine, load_coco_people, overlap_targets
+from occlusion.regressor import ImageRegressor, load_image_regressor, predict_people
+from trainers.image import image_batch_metrics
+
+# a standing person in COCO-17 order, in units of the box (x right, y down), facing the camera
+# (the person's left shoulder is on the image's right)
+_TEMPLATE = np.array([
+    [0.50, 0.08], [0.54, 0.06], [0.46, 0.06], [0.58, 0.08], [0.42, 0.08],  # face
+    [0.70, 0.22], [0.30, 0.22], [0.78, 0.40], [0.22, 0.40], [0.80, 0.56], [0.20, 0.56],  # arms
+    [0.62, 0.55], [0.38, 0.55], [0.62, 0.76], [0.38, 0.76], [0.62, 0.97], [0.38, 0.97],  # legs
+])
+
+
+def _person(box, ann_id, image_id, hide=()):
+    x, y, w, h = box
+    kp = np.concatenate([_TEMPLATE * [w, h] + [x, y], np.full((17, 1), 2.0)], 1)
+    kp[list(hide), :] = 0
+    poly = [x, y, x + w, y, x + w, y + h, x, y + h]
+    return {"id": ann_id, "image_id": image_id, "category_id": 1, "iscrowd": 0, "bbox": list(box),
+            "keypoints": kp.reshape(-1).round(2).tolist(), "num_keypoints": int((kp[:, 2] > 0).sum()),
+            "segmentation": [poly], "area": w * h}
+
+
+def make_coco(root: Path, scenes: list[list[tuple]], size=(160, 120)) -> Path:
+    """Write a COCO person-keypoint set: one image per scene, one textured rectangle per box."""
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    images, anns = [], []
+    for i, boxes in enumerate(scenes):
+        arr = (rng.random((size[1], size[0], 3)) * 60).astype(np.uint8)
+        for n, (x, y, w, h) in enumerate(boxes):
+            arr[int(y): int(y + h), int(x): int(x + w)] = [200 - 60 * n, 80 + 50 * n, 60]
+            anns.append(_person((x, y, w, h), len(anns) + 1, i + 1))
+        Image.fromarray(arr).save(root / "images" / f"{i:03d}.jpg")
+        images.append({"id": i + 1, "file_name": f"{i:03d}.jpg", "width": size[0], "height": size[1]})
+    cats = [{"id": 1, "name": "person", "keypoints": ["nose", "left_eye", "right_eye", "left_ear", "right_ear",
+                                                      "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+                                                      "left_wrist", "right_wrist", "left_hip", "right_hip",
+                                                      "left_knee", "right_knee", "left_ankle", "right_ankle"]}]
+    path = root / "person_keypoints.json"
+    path.write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
+    return path
+
+
+SCENES = [[(20, 10, 40, 100), (50, 15, 40, 95)], [(90, 5, 45, 110)], [(10, 20, 30, 90), (100, 10, 40, 100)]]
+
+
+@pytest.fixture(scope="module")
+def coco(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("coco")
+    return make_coco(root, SCENES)
+
+
+def test_load_and_overlap_targets(coco):
+    people = load_coco_people(coco, coco.parent / "images")
+    assert people.keypoint_format == "coco17" and len(people.images) == 3
+    assert [len(im.people) for im in people.images] == [2, 1, 2]
+    # only the first scene's pair overlaps (IoU ~0.37)
+    assert overlap_targets(people) == [(0, 0, 0), (0, 1, 1)]
+    assert overlap_targets(people, other_crop=True) == [(0, 0, 1), (0, 1, 0)]
+
+
+def test_load_errors(tmp_path, coco):
+    bad = json.loads(coco.read_text())
+    bad["categories"][0]["keypoints"] = ["a", "b"]
+    p = tmp_path / "bad.json"
+    p.write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match="unknown keypoint layout"):
+        load_coco_people(p, coco.parent / "images")
+    bad = json.loads(coco.read_text())
+    bad["annotations"][0]["keypoints"] = bad["annotations"][0]["keypoints"][:-3]
+    p.write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match="48 keypoint numbers, expected 51"):
+        load_coco_people(p, coco.parent / "images")
+    with pytest.raises(ValueError, match="does not exist"):
+        load_coco_people(coco, tmp_path)
+    p.write_text("{not json")
+    with pytest.raises(ValueError, match="cannot read"):
+        load_coco_people(p)
+
+
+def test_crops_centermaps_and_flip(coco):
+    people = load_coco_people(coco, coco.parent / "images")
+    plain = CropSampler(people, 64, 16, min_keypoints=6)
+    flip = CropSampler(people, 64, 16, augment={"flip_prob": 1.0}, min_keypoints=6)
+    plan = plain.all_targets()
+    a, b = plain.materialise(plan), flip.materialise(plan)
+    n = len(plain)
+    assert a["images"].shape == (n, 3, 64, 64) and a["centermaps"].shape == (n, 2, 16, 16)
+    assert a["joints_2d"].shape == (n, 16, 2) and bool(a["joints_mask"].all())
+    # the target is centred: its pelvis (mean of the hips at y=0.55 of the box) near the crop centre
+    assert a["joints_2d"][:, 0].abs().max() < 0.2
+    # instance map: one peak at the target centre (crop centre area); contextual >= instance
+    inst = a["centermaps"][:, 1]
+    peak = torch.stack([torch.tensor(divmod(int(m.argmax()), 16)) for m in inst]).float()
+    assert ((peak - 7.5).abs() <= 2).all()
+    assert (a["centermaps"][:, 0] >= inst - 1e-6).all()
+    # the first person's crop also shows the second person: two blobs in the contextual map
+    assert float(a["centermaps"][0, 0].sum()) > 1.5 * float(inst[0].sum())
+    # flip: x mirrored, left/right swapped
+    swap = [CANON16.index(n.replace("l_", "#").replace("r_", "l_").replace("#", "r_")) for n in CANON16.joint_names]
+    mirrored = a["joints_2d"][:, swap] * torch.tensor([-1.0, 1.0])
+    assert torch.allclose(b["joints_2d"], mirrored, atol=0.05)
+    assert torch.equal(a["images"].flip(-1)[:, :, :, 8:56], b["images"][:, :, :, 8:56]) or \
+        float((a["images"].flip(-1) - b["images"]).abs().mean()) < 0.1
+
+
+def test_crop_affine_roundtrip():
+    A = crop_affine(np.array([50.0, 40.0]), 80.0, 64, rot_deg=30, flip=True)
+    assert np.allclose(A[:2, :2] @ [50, 40] + A[:2, 2], [32, 32])
+    assert np.isclose(abs(np.linalg.det(A[:2, :2])), (64 / 80) ** 2)
+
+
+def _model(**kw):
+    from lifting.body_model import BodyModel
+
+    torch.manual_seed(0)
+    return ImageRegressor(BodyModel(), depth=18, base_width=8, head_width=64, **kw).eval()
+
+
+def test_regressor_shapes_identity_start_and_context():
+    model = _model()
+    x = torch.randn(2, 3, 64, 64)
+    c1, c2 = torch.zeros(2, 2, 16, 16), torch.rand(2, 2, 16, 16)
+    out = model(x, c1, return_vertices=True)
+    assert out.global_orient.shape == (2, 1, 3, 3) and out.body_pose.shape == (2, 1, 23, 3, 3)
+    assert out.betas.shape == (2, 10) and out.cam.shape == (2, 1, 3) and out.joints_3d.shape == (2, 1, 16, 3)
+    assert out.vertices.shape[-1] == 3 and len(out.iterations) == 3
+    # fresh CoNorm blocks are the identity: the centermaps do not matter yet
+    assert torch.allclose(out.joints_3d, model(x, c2).joints_3d, atol=1e-6)
+    for blk in model.backbone.conorm.values():
+        for p in blk.parameters():
+            torch.nn.init.normal_(p, std=0.5)
+    assert not torch.allclose(model(x, c1).joints_3d, model(x, c2).joints_3d, atol=1e-4)
+    # weak perspective: s * P_xy + t
+    proj = out.project()
+    assert torch.allclose(proj, out.cam[..., None, :1] * out.joints_3d[..., :2] + out.cam[..., None, 1:])
+    with pytest.raises(ValueError, match="centermaps"):
+        model(x, None)
+    base = _model(use_centermaps=False)
+    assert not base.backbone.conorm_after and base(x).joints_3d.shape == (2, 1, 16, 3)
+
+
+def test_mean_parameter_init():
+    model = _model()
+    go = torch.eye(3).expand(4, 3, 3).clone()
+    bp = torch.eye(3).expand(4, 23, 3, 3).clone()
+    betas = torch.full((4, 10), 0.5)
+    model.head.set_mean(go, bp, betas, torch.full((4,), 1.3))
+    with torch.no_grad():
+        model.head.mlp[-1].weight.zero_()  # no update: the output is the mean
+    out = model(torch.randn(1, 3, 64, 64), torch.zeros(1, 2, 16, 16))
+    assert torch.allclose(out.global_orient[0, 0], torch.eye(3), atol=1e-5)
+    assert torch.allclose(out.betas, torch.full((1, 10), 0.5)) and torch.isclose(out.cam[0, 0, 0], torch.tensor(1.3))
+    with pytest.raises(ValueError):
+        model.head.set_mean(go[:0], bp[:0], betas[:0])
+
+
+def test_predict_people_one_mesh_per_person():
+    model = _model()
+    img = np.zeros((120, 160, 3), np.uint8)
+    boxes = [(20, 10, 40, 100), (50, 15, 40, 95), (100, 10, 40, 100)]
+    kp = np.stack([_person(b, 1, 1)["keypoints"] for b in boxes]).reshape(3, 17, 3)
+    preds = predict_people(model, img, kp, crop_size=64, heatmap_size=16, return_vertices=True)
+    assert [p.person for p in preds] == [0, 1, 2]
+    assert all(p.joints_2d.shape == (16, 2) and np.isfinite(p.joints_2d).all() for p in preds)
+    assert preds[0].vertices is not None
+    # the first two people's boxes each contain both centres: still one mesh per person, from
+    # the crop centred on them
+    lo, hi = kp[1, :, :2].min(0), kp[1, :, :2].max(0)
+    assert np.allclose(preds[1].box, [*lo, *(hi - lo)])  # crops default to the keypoints' extent
+    # a detector box merging two people: one pass per centre inside it
+    merged = predict_people(model, img, kp[:2], boxes=np.array([[20, 10, 70, 100]]), crop_size=64, heatmap_size=16)
+    assert [p.person for p in merged] == [0, 1]
+    # 2D predictions land in the image frame near their crops
+    assert all(np.abs(p.joints_2d.mean(0) - (p.box[:2] + p.box[2:] / 2)).max() < 60 for p in preds)
+    assert predict_people(model, img, np.zeros((0, 17, 3))) == []
+    with pytest.raises(ValueError, match="needs detections"):
+        predict_people(model, img)
+    with pytest.raises(ValueError, match="uint8"):
+        predict_people(model, img.astype(np.float32), kp)
+    bad = kp.copy()
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        predict_people(model, img, bad)
+
+
+def test_batch_metrics_known_values():
+    gt = torch.zeros(1, 16, 2)
+    gt[0, :, 0] = torch.linspace(-0.5, 0.5, 16)
+    other = gt + torch.tensor([0.6, 0.0])
+    b = {"joints_2d": gt, "joints_mask": torch.ones(1, 16, dtype=torch.bool), "box_size": torch.tensor([1.0]),
+         "others_2d": other[:, None], "others_mask": torch.ones(1, 1, 16, dtype=torch.bool)}
+    on_target = image_batch_metrics(gt + 0.05, b)
+    assert float(on_target["pck"]) == 1.0 and float(on_target["wrong"]) == 0.0
+    assert torch.isclose(on_target["err"], torch.tensor([0.05 * 2 ** 0.5]))
+    on_other = image_batch_metrics(other, b)
+    assert float(on_other["pck"]) == 0.0 and float(on_other["wrong"]) == 1.0
+    b["others_mask"][:] = False
+    assert torch.isnan(image_batch_metrics(gt, b)["wrong"]).all()
+
+
+def _cfg(coco, tmp_path, *extra):
+    from trainers.config import load_config
+
+    images = str(coco.parent / "images")
+    return load_config("image", [
+        f"image.train_images={images}", f"image.train_annotations={coco}", f"image.val_images={images}",
+        f"image.val_annotations={coco}", "image.crop_size=64", "image.heatmap_size=16", "image.base_width=8",
+        "image.head_width=64", "train.batch_size=4", "train.steps=4", "train.eval_every=2", "train.log_every=1",
+        f"train.out_dir={tmp_path}", "image.aug.occlusion_prob=0.5", *extra])
+
+
+def test_train_image_resume_and_load(coco, tmp_path, monkeypatch):
+    from trainers.image import ImageStage
+    from trainers.loop import train
+
+    cfg = _cfg(coco, tmp_path)
+    full = train("image", cfg, out_dir=tmp_path / "full", progress=False)
+    log_full = [json.loads(ln) for ln in (tmp_path / "full" / "train_log.jsonl").read_text().splitlines()]
+    assert len(log_full) == 4 and all(np.isfinite(v) for r in log_full for v in r.values())
+    ck = torch.load(full, weights_only=False)
+    assert ck["kind"] == "image" and set(ck["val"]) >= {"pck", "err_pct", "wrong_person_pct"}
+    # the same run killed during step 4 (last checkpoint: step 2), then resumed: the same losses
+    real_step, calls = ImageStage.step, {"n": 0}
+
+    def dying_step(self, plan):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt("killed")
+        return real_step(self, plan)
+
+    monkeypatch.setattr(ImageStage, "step", dying_step)
+    with pytest.raises(KeyboardInterrupt):
+        train("image", cfg, out_dir=tmp_path / "half", progress=False)
+    monkeypatch.setattr(ImageStage, "step", real_step)
+    train("image", cfg, out_dir=tmp_path / "half", progress=False, resume=tmp_path / "half" / "last.pt")
+    log_res = [json.loads(ln) for ln in (tmp_path / "half" / "train_log.jsonl").read_text().splitlines()]
+    for r1, r2 in zip(log_full, log_res, strict=True):
+        for k in r1:
+            assert r1[k] == pytest.approx(r2[k], rel=1e-5, abs=1e-6), k
+    model, _ = load_image_regressor(full)
+    assert model.config["base_width"] == 8 and not model.training
+    with pytest.raises(ValueError, match="not an image-branch checkpoint"):
+        load_image_regressor(Path(__file__).resolve().parents[1] / "lifting" / "assets" / "student.pt")
+
+
+def test_train_image_joint_finetune_and_terse(coco, tmp_path):
+    from trainers.loop import train
+
+    cfg = _cfg(coco, tmp_path, "train.steps=2", "image.joint_finetune=true", "image.terse.enabled=true",
+               "image.terse.patch_size=16", "image.use_centermaps=true")
+    path = train("image", cfg, out_dir=tmp_path / "joint", progress=False)
+    ck = torch.load(path, weights_only=False)
+    assert "keypoint_student" in ck and "placer" in ck["train_state"]
+    log = [json.loads(ln) for ln in (tmp_path / "joint" / "train_log.jsonl").read_text().splitlines()]
+    assert {"consistency", "kp_reproject", "terse_task", "terse_realism"} <= set(log[-1])
