@@ -149,6 +149,17 @@ def _cmd_demo(a: argparse.Namespace) -> int:
     return _cmd_lift(ns)
 
 
+def _cmd_mesh_image(a: argparse.Namespace) -> int:
+    from occlusion.mesh_image import mesh_image
+
+    s = mesh_image(a.image, a.keypoints, a.checkpoint, a.output, image_id=a.image_id, min_keypoints=a.min_keypoints,
+                   mesh_format=a.mesh_format)
+    skipped = f", skipped {len(s['skipped_people'])} with too few keypoints" if s["skipped_people"] else ""
+    print(f"{s['people']} people{skipped}: {', '.join(s['files'][:4])}{' ...' if len(s['files']) > 4 else ''} "
+          f"in {a.output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="posenet3d", description="Self-supervised 2D-to-3D human pose lifting.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -181,6 +192,16 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--which", choices=["model", "teacher"], default="model",
                    help="'teacher': the co-trained teacher of a fine-tuning checkpoint")
     x.set_defaults(func=_cmd_export)
+
+    mi = sub.add_parser("mesh-image", help="SMPL meshes for every person of a photo (image branch)")
+    mi.add_argument("image")
+    mi.add_argument("--keypoints", required=True, help="COCO annotation file or COCO results JSON with the people's 2D")
+    mi.add_argument("--checkpoint", required=True, help="image-branch checkpoint (posenet3d train image)")
+    mi.add_argument("--image-id", type=int, default=None, help="image id in the keypoint file (default: by file name)")
+    mi.add_argument("--min-keypoints", type=int, default=4)
+    mi.add_argument("--mesh-format", choices=["obj", "ply"], default="obj")
+    mi.add_argument("-o", "--output", required=True, help="output folder")
+    mi.set_defaults(func=_cmd_mesh_image)
 
     e = sub.add_parser("evaluate", help="evaluate a checkpoint on mocap with the 4-camera rig protocol")
     e.add_argument("checkpoint")

@@ -199,7 +199,8 @@ class PersonPrediction:
         joints_2d: ``(16, 2)`` projected canonical joints, image pixels.
         joints_3d: ``(16, 3)`` root-relative canonical joints, metres, camera frame.
         global_orient ``(3, 3)``, body_pose ``(23, 3, 3)``, betas ``(num_betas,)``, cam ``(3,)``
-        (crop-normalised), vertices ``(V, 3)`` root-relative metres or ``None``.
+        (crop-normalised), vertices ``(V, 3)`` root-relative metres or ``None``, vertices_2d
+        ``(V, 2)`` their weak-perspective projection in image pixels or ``None``.
     """
 
     person: int
@@ -211,6 +212,7 @@ class PersonPrediction:
     betas: np.ndarray
     cam: np.ndarray
     vertices: np.ndarray | None = None
+    vertices_2d: np.ndarray | None = None
 
 
 @torch.no_grad()
@@ -308,13 +310,18 @@ def predict_people(model: ImageRegressor, image: np.ndarray, keypoints: np.ndarr
         cmap = render_centermaps(cen, siz, valid, tgt, crop_boxes, (heatmap_size, heatmap_size))
         pred = model(imgs, cmap, return_vertices=return_vertices)
         uv = pred.project()[:, 0].double().cpu().numpy()  # (b, 16, 2) crop-normalised
+        uv_v = pred.project(pred.vertices)[:, 0].double().cpu().numpy() if return_vertices else None
+
+        def to_image(u, A):
+            return ((u + 1) * S / 2 - A[:2, 2]) @ np.linalg.inv(A[:2, :2]).T
+
         for k, (b, n, A, *_rest) in enumerate(part):
-            px = (uv[k] + 1) * S / 2
-            img_xy = (px - A[:2, 2]) @ np.linalg.inv(A[:2, :2]).T
+            img_xy = to_image(uv[k], A)
             out.append(PersonPrediction(
                 n, bx[b].copy(), img_xy, pred.joints_3d[k, 0].cpu().numpy(), pred.global_orient[k, 0].cpu().numpy(),
                 pred.body_pose[k, 0].cpu().numpy(), pred.betas[k].cpu().numpy(), pred.cam[k, 0].cpu().numpy(),
-                pred.vertices[k, 0].cpu().numpy() if return_vertices else None))
+                pred.vertices[k, 0].cpu().numpy() if return_vertices else None,
+                to_image(uv_v[k], A) if return_vertices else None))
     return out
 
 

@@ -253,6 +253,18 @@ def test_train_image_resume_and_load(coco, tmp_path, monkeypatch):
     for r1, r2 in zip(log_full, log_res, strict=True):
         for k in r1:
             assert r1[k] == pytest.approx(r2[k], rel=1e-5, abs=1e-6), k
+    # posenet3d mesh-image on a two-person image of the set
+    from lifting.cli import main
+
+    out = tmp_path / "mesh"
+    assert main(["mesh-image", str(coco.parent / "images" / "000.jpg"), "--keypoints", str(coco), "--checkpoint",
+                 str(full), "-o", str(out)]) == 0
+    z = np.load(out / "people.npz")
+    assert z["global_orient"].shape == (2, 3) and z["body_pose"].shape == (2, 69) and z["betas"].shape == (2, 10)
+    assert np.isfinite(z["joints_3d"]).all() and sorted(p.name for p in out.iterdir()) == [
+        "people.npz", "people.png", "person_000.obj", "person_001.obj"]
+    assert main(["mesh-image", str(coco.parent / "images" / "000.jpg"), "--keypoints", str(coco), "--checkpoint",
+                 str(coco), "-o", str(out)]) == 2  # not a checkpoint: a one-line error
     model, _ = load_image_regressor(full)
     assert model.config["base_width"] == 8 and not model.training
     with pytest.raises(ValueError, match="not an image-branch checkpoint"):
