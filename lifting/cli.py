@@ -214,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-o", "--output", default=None, help="JSON output (default next to the checkpoint)")
     e.set_defaults(func=_cmd_evaluate)
 
-    li = sub.add_parser("lift", help="lift 2D keypoint tracks (COCO-style JSON) to 3D")
+    li = sub.add_parser("lift", help="lift 2D keypoint tracks (COCO results, OpenPose, MMPose, AlphaPose, MediaPipe, H36M arrays) to 3D")
     li.add_argument("tracks")
     li.add_argument("-o", "--output", required=True, help="output folder")
     li.add_argument("--checkpoint", default=None,

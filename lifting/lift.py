@@ -376,7 +376,8 @@ def lift_file(
     progress: bool = True,
     causal: bool = False,
 ) -> dict:
-    """Lift every track of a COCO-style tracks file and write the outputs.
+    """Lift every track of a keypoint file (any format :func:`lifting.readers.read_tracks`
+    reads) and write the outputs.
 
     Writes to ``out_dir``: ``track_XXXX.npz`` per track with at least one liftable frame
     (``joints_3d (T, 16, 3)`` float32 metres root-relative camera frame, ``joint_names``,
