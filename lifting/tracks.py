@@ -90,20 +90,33 @@ def clean_keypoints(kp: np.ndarray, warnings: list[str]) -> np.ndarray:
     Values that overflow float32 count as non-finite."""
     with np.errstate(over="ignore", invalid="ignore"):
         kp = np.array(kp, dtype=np.float64).astype(np.float32)
+    _note_cleaning(_clean_in_place(kp), warnings)
+    return kp
+
+
+_CLEANING_NOTES = (
+    "masked {} joint(s) with non-finite x/y (set x = y = 0, confidence 0)",
+    "set {} non-finite confidence value(s) to 0",
+    "clipped {} confidence value(s) outside [0, 1]",
+)
+
+
+def _clean_in_place(kp: np.ndarray) -> np.ndarray:
+    """Clean float32 keypoints ``(..., K, 3)`` in place (policy of the module docstring);
+    returns the counts ``(3,)`` int64: masked joints, non-finite confidences, clipped confidences."""
     bad_xy = ~np.isfinite(kp[..., 0]) | ~np.isfinite(kp[..., 1])
-    if bad_xy.any():
-        kp[bad_xy] = 0.0
-        warnings.append(f"masked {int(bad_xy.sum())} joint(s) with non-finite x/y (set x = y = 0, confidence 0)")
+    kp[bad_xy] = 0.0
     conf = kp[..., 2]
     bad_conf = ~np.isfinite(conf)
-    if bad_conf.any():
-        conf[bad_conf] = 0.0
-        warnings.append(f"set {int(bad_conf.sum())} non-finite confidence value(s) to 0")
+    conf[bad_conf] = 0.0
     out_of_range = (conf < 0.0) | (conf > 1.0)
-    if out_of_range.any():
-        np.clip(conf, 0.0, 1.0, out=conf)
-        warnings.append(f"clipped {int(out_of_range.sum())} confidence value(s) outside [0, 1]")
-    return kp
+    np.clip(conf, 0.0, 1.0, out=conf)
+    return np.array([bad_xy.sum(), bad_conf.sum(), out_of_range.sum()], dtype=np.int64)
+
+
+def _note_cleaning(counts: np.ndarray, warnings: list[str]) -> None:
+    """Append the warning line of each non-zero count of :func:`_clean_in_place`."""
+    warnings.extend(note.format(int(n)) for note, n in zip(_CLEANING_NOTES, counts) if n)
 
 
 # --------------------------------------------------------------------------- data classes
@@ -340,8 +353,9 @@ def _load_json(source: str) -> Any:
         raise TrackFormatError(f"{source}: invalid JSON: nested too deeply") from e
 
 
-#: files larger than this are parsed incrementally (``ijson``), so memory follows the
-#: keypoint arrays rather than Python's object tree of the whole document
+#: files larger than this are parsed incrementally (``ijson``); records of any file go straight
+#: into per-track numpy buffers, so memory follows the keypoint arrays rather than Python's
+#: object tree of the whole document
 STREAM_BYTES = 64 * 2**20
 
 
@@ -423,6 +437,72 @@ def _image_size(meta: dict, source: str, warnings: list[str]) -> tuple[int, int]
     return size[0], size[1]
 
 
+class _TrackBuffer:
+    """One track's records while a file is read, as numpy rows (no Python object per record).
+
+    Columns: ``frame_ids`` ``(n,)`` int64, ``records`` ``(n,)`` int64 (position of each record
+    in the file, for error messages), ``keypoints`` ``(n, 3K)`` float32 (values that overflow
+    float32 become inf, masked later), and -- from the first record that has one -- ``bbox``
+    ``(n, 4)`` / ``score`` ``(n,)`` float32 with NaN rows for records without.  The capacity
+    doubles when full, so appends cost amortised O(1) and at most half of it is unused.
+    """
+
+    def __init__(self, n_values: int, capacity: int = 16) -> None:
+        self.size = 0
+        self.frame_ids = np.empty(capacity, np.int64)
+        self.records = np.empty(capacity, np.int64)
+        self.keypoints = np.empty((capacity, n_values), np.float32)
+        self.bbox: np.ndarray | None = None
+        self.score: np.ndarray | None = None
+        self.n_bbox = self.n_score = 0  # records that had a bbox / a score
+
+    def append(self, record: int, frame: int, keypoints: list, bbox: list | None, score: float | None) -> None:
+        """Add one record (``keypoints`` 3K numbers, ``bbox`` 4 numbers or None, ``score`` or None)."""
+        n = self.size
+        if n == len(self.frame_ids):
+            self.frame_ids, self.records, self.keypoints, self.bbox, self.score = (
+                None if a is None else _doubled(a)
+                for a in (self.frame_ids, self.records, self.keypoints, self.bbox, self.score))
+        if bbox is not None and self.bbox is None:
+            self.bbox = np.empty((len(self.frame_ids), 4), np.float32)
+            self.bbox[:n] = np.nan
+        if score is not None and self.score is None:
+            self.score = np.empty(len(self.frame_ids), np.float32)
+            self.score[:n] = np.nan
+        self.frame_ids[n] = frame
+        self.records[n] = record
+        with np.errstate(over="ignore"):  # float32 overflow -> inf: keypoints masked, bbox/score kept as inf
+            self.keypoints[n] = keypoints
+            if self.bbox is not None:
+                self.bbox[n] = np.nan if bbox is None else bbox
+            if self.score is not None:
+                self.score[n] = np.nan if score is None else score
+        self.n_bbox += bbox is not None
+        self.n_score += score is not None
+        self.size = n + 1
+
+    def frame_order(self) -> np.ndarray:
+        """``(n,)`` indices sorting the rows by frame; rows of one frame stay in file order."""
+        return np.argsort(self.frame_ids[: self.size], kind="stable")
+
+    def first_repeat(self, order: np.ndarray) -> tuple[int, int, int] | None:
+        """``(first record, second record, frame)`` of the earliest record (in file order)
+        whose frame an earlier record of this buffer already has, or None."""
+        frames, records = self.frame_ids[order], self.records[order]
+        repeats = np.flatnonzero(frames[1:] == frames[:-1])  # row p + 1 repeats row p
+        if not repeats.size:
+            return None
+        p = repeats[np.argmin(records[repeats + 1])]
+        return int(records[p]), int(records[p + 1]), int(frames[p])
+
+
+def _doubled(a: np.ndarray) -> np.ndarray:
+    """A copy of ``a`` with twice as many rows; the new rows are uninitialised."""
+    out = np.empty((2 * len(a),) + a.shape[1:], a.dtype)
+    out[: len(a)] = a
+    return out
+
+
 def read_coco_tracks(
     path: str | os.PathLike,
     *,
@@ -480,12 +560,7 @@ def read_coco_tracks(
         meta, records = _split_top_level(_load_json(source), source)
     warnings: list[str] = []
 
-    frames: list[int] = []
-    track_ids: list[int | None] = []
-    keypoints: list[list] = []
-    boxes: list[list | None] = []
-    scores: list[float | None] = []
-    record_index: list[int] = []  # position in the file of each kept record
+    buffers: dict[int | None, _TrackBuffer] = {}  # track id (None: record without one) -> rows
     n_values: int | None = None
     first_kept = -1
     skipped_categories: dict[str, int] = {}
@@ -531,13 +606,9 @@ def read_coco_tracks(
         if score is not None and not (_is_number(score) and not (isinstance(score, int) and abs(score) > 1e300)):
             raise TrackFormatError(f"{source}: record {i}: score is not a usable number: {_describe(score)}")
 
-        frames.append(frame)
-        track_ids.append(tid)
-        with np.errstate(over="ignore"):  # compact storage; float32 overflow is masked by clean_keypoints
-            keypoints.append(np.asarray(kp, dtype=np.float32))
-        boxes.append(box)
-        scores.append(score)
-        record_index.append(i)
+        if tid not in buffers:
+            buffers[tid] = _TrackBuffer(n_values)
+        buffers[tid].append(i, frame, kp, box, score)
 
     if skipped_categories:
         total = sum(skipped_categories.values())
@@ -545,7 +616,7 @@ def read_coco_tracks(
         warnings.append(f"skipped {total} non-person record(s) (category_id != 1; {detail})")
     if not n_records:
         raise TrackFormatError(f"{source}: annotation list is empty (no detections)")
-    if not frames:
+    if not buffers:
         raise TrackFormatError(f"{source}: no person records (category_id 1) among {n_records} record(s)")
 
     # ---- keypoint format
@@ -575,72 +646,45 @@ def read_coco_tracks(
         fps = float(meta["fps"])
     image_size = _image_size(meta, source, warnings)
 
-    # ---- track ids
-    with_id = [t is not None for t in track_ids]
-    if not any(with_id):
-        seen: dict[int, int] = {}
-        for k, frame in enumerate(frames):
-            if frame in seen:
-                raise TrackFormatError(
-                    f"{source}: records {record_index[seen[frame]]} and {record_index[k]} are both in frame "
-                    f"{frame} and there are no track ids; track ids ('track_id' or AlphaPose 'idx') are "
-                    "required for multi-person files (this reader does not track people)"
-                )
-            seen[frame] = k
-        track_ids = [0] * len(frames)
-    elif not all(with_id):
-        missing = record_index[with_id.index(False)]
-        present = record_index[with_id.index(True)]
+    # ---- track ids: all records have one or none has (then one track, id 0, one record per frame)
+    if None in buffers and len(buffers) > 1:
+        missing = int(buffers[None].records[0])
+        present = min(int(b.records[0]) for t, b in buffers.items() if t is not None)
         raise TrackFormatError(
             f"{source}: record {missing} has no track id but record {present} has one; "
             "either every person record has a track id ('track_id' or 'idx') or none does"
         )
-    owner: dict[tuple[int, int], int] = {}
-    for k, key in enumerate(zip(track_ids, frames)):
-        if key in owner:
+    orders = {tid: buf.frame_order() for tid, buf in buffers.items()}
+    repeats = {tid: buf.first_repeat(orders[tid]) for tid, buf in buffers.items()}
+    repeats = {tid: rep for tid, rep in repeats.items() if rep is not None}
+    if repeats:  # report the repeat that comes first in the file, as a one-pass check would
+        tid = min(repeats, key=lambda t: repeats[t][1])
+        first, second, frame = repeats[tid]
+        if tid is None:
             raise TrackFormatError(
-                f"{source}: track {key[0]} has two records for frame {key[1]} "
-                f"(records {record_index[owner[key]]} and {record_index[k]})"
+                f"{source}: records {first} and {second} are both in frame {frame} and there are no "
+                "track ids; track ids ('track_id' or AlphaPose 'idx') are required for multi-person "
+                "files (this reader does not track people)"
             )
-        owner[key] = k
+        raise TrackFormatError(f"{source}: track {tid} has two records for frame {frame} "
+                               f"(records {first} and {second})")
 
-    # ---- arrays and cleaning
-    kp32 = clean_keypoints(np.asarray(keypoints, dtype=np.float64).reshape(len(frames), n_joints, 3), warnings)
-
-    frames_arr = np.asarray(frames, dtype=np.int64)
-    tids_arr = np.asarray(track_ids, dtype=np.int64)
-    order = np.lexsort((frames_arr, tids_arr))
-    starts = np.flatnonzero(np.r_[True, np.diff(tids_arr[order]) != 0])
-    ends = np.r_[starts[1:], len(order)]
-
+    # ---- tracks in id order, each buffer freed once its track is built; cleaning counts summed
     tracks: list[Track] = []
+    cleaned = np.zeros(3, np.int64)
     missing_box = missing_score = 0
-    for s, e in zip(starts, ends):
-        rows = order[s:e]
+    for tid in sorted(buffers, key=lambda t: 0 if t is None else t):
+        buf, rows = buffers.pop(tid), orders.pop(tid)
+        kp = buf.keypoints[rows].reshape(len(rows), n_joints, 3)
+        cleaned += _clean_in_place(kp)
         bbox = score = None
-        if any(boxes[r] is not None for r in rows):
-            bbox = np.full((len(rows), 4), np.nan, dtype=np.float32)
-            for j, r in enumerate(rows):
-                if boxes[r] is None:
-                    missing_box += 1
-                else:
-                    bbox[j] = boxes[r]
-        if any(scores[r] is not None for r in rows):
-            score = np.full(len(rows), np.nan, dtype=np.float32)
-            for j, r in enumerate(rows):
-                if scores[r] is None:
-                    missing_score += 1
-                else:
-                    score[j] = scores[r]
-        tracks.append(
-            Track(
-                track_id=int(tids_arr[rows[0]]),
-                frame_ids=frames_arr[rows],
-                keypoints=kp32[rows],
-                bbox=bbox,
-                score=score,
-            )
-        )
+        if buf.n_bbox:
+            bbox, missing_box = buf.bbox[rows], missing_box + buf.size - buf.n_bbox
+        if buf.n_score:
+            score, missing_score = buf.score[rows], missing_score + buf.size - buf.n_score
+        tracks.append(Track(0 if tid is None else tid, buf.frame_ids[rows], kp, bbox, score))
+        del buf
+    _note_cleaning(cleaned, warnings)
     if missing_box:
         warnings.append(f"{missing_box} record(s) without bbox in tracks that have boxes (rows set to NaN)")
     if missing_score:

@@ -309,6 +309,13 @@ class ImageStage(_Stage):
                 self._backward(l_d, 1)
                 _accumulate(sums, {"disc": l_d.detach()}, len(parts))
             self._step(1, self.disc.parameters())
+        if self.world > 1:  # BatchNorm running statistics: the mean over ranks (each saw its share)
+            import torch.distributed as dist
+
+            for buf in self.lifter.buffers():
+                if buf.is_floating_point():
+                    dist.all_reduce(buf)
+                    buf /= self.world
         return self._reduce(sums)
 
     @torch.no_grad()
