@@ -234,7 +234,7 @@ class CropSampler:
         self.cache: dict[int, np.ndarray] | None = {} if cache else None
         self.segments = None
         if self.aug and float(self.aug.get("occlusion_prob", 0)) > 0:
-            self.segments = self._segment_bank()
+            self.segments = self.segment_bank()
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -256,7 +256,9 @@ class CropSampler:
             self.cache[i] = arr
         return arr
 
-    def _segment_bank(self):
+    def segment_bank(self) -> list:
+        """``[(image index, PersonSegment)]`` of every person with a COCO polygon/RLE mask
+        (:func:`occlusion.augment.extract_segments`): the occluders pasted over targets."""
         from .augment import extract_segments
 
         bank = []

@@ -21,9 +21,9 @@ Losses (weights in ``cfg.loss``, all per micro-batch; ``w`` = visibility weights
   2D reprojection term.
 
 Task-aware occlusion (``image.terse``; TERSE, Tripathi et al. CVPR 2019): an occluder placer
-proposes where to paste a person patch over each crop so as to raise the regressor's 2D loss,
-against a realism critic; the regressor trains on its composites (detached). See
-:mod:`occlusion.augment`.
+proposes where to paste a real person segment (from the training set's COCO masks) over
+each crop so as to raise the regressor's 2D loss, against a realism critic; the regressor
+trains on its composites (detached). See :mod:`occlusion.augment`.
 """
 from __future__ import annotations
 
@@ -139,6 +139,7 @@ class ImageStage(_Stage):
             self.realism = RealismCritic().to(self.device)
             self.i_placer = self.add_optimizer(torch.optim.Adam(self.placer.parameters(), lr=float(cfg.image.terse.lr)))
             self.i_realism = self.add_optimizer(torch.optim.Adam(self.realism.parameters(), lr=float(cfg.image.terse.lr)))
+            self.occluders = self._occluder_patches(sampler, int(cfg.image.terse.patch_size))
         self._init_mean()
 
     def build_model(self, cfg: DictConfig) -> torch.nn.Module:
@@ -207,6 +208,27 @@ class ImageStage(_Stage):
     def _device_batch(self, b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v.to(self.device, non_blocking=True) for k, v in b.items()}
 
+    def _occluder_patches(self, sampler, size: int) -> torch.Tensor | None:
+        """Real person segments (COCO masks) as RGBA patches ``(N, 4, size, size)`` in [0, 1],
+        ImageNet-normalised colour (like the crops), aspect kept; None without segments."""
+        from PIL import Image
+
+        from occlusion.data import IMAGENET_MEAN, IMAGENET_STD
+
+        bank = sampler.segments if sampler.segments is not None else sampler.segment_bank()
+        out = []
+        for _, seg in bank:
+            h, w = seg.rgba.shape[:2]
+            k = size / max(h, w)
+            im = Image.fromarray(seg.rgba).resize((max(1, round(w * k)), max(1, round(h * k))), Image.Resampling.BILINEAR)
+            canvas = np.zeros((size, size, 4), np.float32)
+            a = np.asarray(im, np.float32) / 255
+            y0, x0 = (size - a.shape[0]) // 2, (size - a.shape[1]) // 2
+            canvas[y0:y0 + a.shape[0], x0:x0 + a.shape[1]] = a
+            canvas[..., :3] = (canvas[..., :3] - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)
+            out.append(torch.from_numpy(canvas.transpose(2, 0, 1)))
+        return torch.stack(out).to(self.device) if out else None
+
     def _terse(self, b: dict[str, torch.Tensor], sums: dict, n_parts: int) -> dict[str, torch.Tensor]:
         """One placer/realism step on this micro-batch; returns the batch with the placer's
         composites (detached) and the occluder centre added to the contextual map."""
@@ -215,14 +237,16 @@ class ImageStage(_Stage):
         cfg = self.cfg.image.terse
         imgs = b["images"]
         B = imgs.shape[0]
-        # occluder patches: other crops of the batch masked by their instance centermap blob
-        perm = torch.roll(torch.arange(B, device=self.device), 1)
-        occ_rgb = imgs[perm]
-        alpha = torch.nn.functional.interpolate(b["centermaps"][perm, 1:2], size=imgs.shape[-2:], mode="bilinear",
-                                                align_corners=False)
-        occ = torch.cat([occ_rgb, (alpha > 0.2).to(imgs.dtype)], 1)
-        s = int(cfg.patch_size)
-        occ = torch.nn.functional.interpolate(occ, size=(s, s), mode="bilinear", align_corners=False)
+        if self.occluders is not None:  # real person segments
+            pick = torch.randint(len(self.occluders), (B,), generator=self.generator, device=self.device)
+            occ = self.occluders[pick]
+        else:  # no masks in the data: other crops of the batch, cut by their instance centermap blob
+            perm = torch.roll(torch.arange(B, device=self.device), 1)
+            alpha = torch.nn.functional.interpolate(b["centermaps"][perm, 1:2], size=imgs.shape[-2:],
+                                                    mode="bilinear", align_corners=False)
+            occ = torch.cat([imgs[perm], (alpha > 0.2).to(imgs.dtype)], 1)
+            s = int(cfg.patch_size)
+            occ = torch.nn.functional.interpolate(occ, size=(s, s), mode="bilinear", align_corners=False)
         place = self.placer(imgs, occ, generator=self.generator)
         with self.autocast():
             pred = self.net(place.composite, b["centermaps"])
@@ -239,6 +263,19 @@ class ImageStage(_Stage):
         _accumulate(sums, {"terse_task": task.mean().detach(), "terse_realism": l_r.detach()}, n_parts)
         b = dict(b)
         b["images"] = place.composite.detach()
+        # the occluder is a person of the scene: its centre enters the contextual map
+        from occlusion.centermap import render_centermaps
+
+        S = imgs.shape[-1]
+        size = (place.alpha.detach().flatten(1).sum(1) * 2).sqrt()  # ~ the pasted person's diagonal, px
+        crop = torch.tensor([[0.0, 0.0, S, S]], device=self.device).expand(B, 4)
+        occ_map = render_centermaps(place.center.detach()[:, None], size[:, None],
+                                    torch.ones(B, 1, dtype=torch.bool, device=self.device),
+                                    torch.zeros(B, dtype=torch.long, device=self.device), crop,
+                                    tuple(b["centermaps"].shape[-2:]))
+        cm = b["centermaps"].clone()
+        cm[:, 0] = torch.maximum(cm[:, 0], occ_map[:, 0])
+        b["centermaps"] = cm
         return b
 
     def step(self, plan: dict[str, torch.Tensor]) -> dict[str, float]:
