@@ -16,9 +16,10 @@ Metrics: target PCK@0.1 of the projected canonical joints (threshold 0.1 x the t
 longer side), mean 2D error (% of that side), and the wrong-person rate (the prediction is
 closer to another person in the crop than to the target).
 
-    python scripts/bench_occlusion.py --steps 2000 --out runs/bench_occlusion
+    python scripts/bench_occlusion.py --steps 1200 --out runs/bench_occlusion
     python scripts/bench_occlusion.py --checkpoints runs/bench_occlusion/conorm/last.pt \\
         runs/bench_occlusion/baseline/last.pt          # evaluate only
+    python scripts/bench_occlusion.py --variants conorm_terse --steps 1200   # TERSE placement on
 
 Writes ``OUT/results.json`` and prints a Markdown table for BENCHMARKS.md.
 """
@@ -45,6 +46,10 @@ from trainers.loop import train  # noqa: E402
 IMAGES = ROOT.parent / "shared" / "data" / "images"
 REAL = ["coco_mini/annotations/person_keypoints_val2017.json", "mmpose_samples/ochuman/test_ochuman.json",
         "mmpose_samples/crowdpose/test_crowdpose.json", "mmpose_samples/coco/test_coco.json"]
+
+
+VARIANTS = {"conorm": ["image.use_centermaps=true"], "baseline": ["image.use_centermaps=false"],
+            "conorm_terse": ["image.use_centermaps=true", "image.terse.enabled=true"]}
 
 
 def benchmark_sets(crop_size: int, heatmap_size: int) -> dict[str, list[CropSampler]]:
@@ -80,18 +85,22 @@ def evaluate(model, samplers: list[CropSampler]) -> dict[str, float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--steps", type=int, default=1200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="runs/bench_occlusion")
-    ap.add_argument("--checkpoints", nargs=2, metavar=("CONORM", "BASELINE"), default=None,
-                    help="evaluate these checkpoints instead of training")
+    ap.add_argument("--variants", nargs="+", default=["conorm", "baseline"], choices=sorted(VARIANTS),
+                    help="which regressors to train/evaluate (conorm_terse: CoNorm + TERSE placement)")
+    ap.add_argument("--checkpoints", nargs="+", metavar="CKPT", default=None,
+                    help="evaluate these checkpoints (one per --variants entry, same order) instead of training")
     ap.add_argument("overrides", nargs="*", help="config overrides for both runs (e.g. image.depth=50)")
     a = ap.parse_args()
     if not IMAGES.is_dir():
         print(f"shared images not found at {IMAGES}", file=sys.stderr)
         return 2
     out = Path(a.out)
-    runs = {"conorm": ["image.use_centermaps=true"], "baseline": ["image.use_centermaps=false"]}
+    if a.checkpoints and len(a.checkpoints) != len(a.variants):
+        ap.error(f"--checkpoints got {len(a.checkpoints)} paths for {len(a.variants)} --variants {a.variants}")
+    runs = {v: VARIANTS[v] for v in a.variants}
     ckpts, train_s = {}, {}
     for n, (name, ov) in enumerate(runs.items()):
         if a.checkpoints:

@@ -1,14 +1,11 @@
 """Tests for lifting.metrics (hand-made, deterministic, CPU-only, fast)."""
 
 import math
-import os
-import sys
 
 import pytest
 import torch
 
-
-from lifting import metrics as M  # noqa: E402
+from lifting import metrics as M
 
 ATOL = 1e-6
 
