@@ -315,3 +315,33 @@ def test_two_process_data_parallel_image_stage(coco, tmp_path):
     wd = load_checkpoint(tmp_path / "ddp" / "last.pt")["model"]
     params = [k for k in ws if "running" not in k and "num_batches" not in k]
     assert all(torch.allclose(ws[k], wd[k], atol=1e-5) for k in params)
+
+
+@pytest.mark.parametrize("prob", [0.0, 1.0])
+def test_terse_fraction_and_occluded_joint_weights(coco, tmp_path, prob):
+    """``image.terse.prob`` picks which crops train on the placer's composite; target joints under
+    the pasted occluder drop to the "labelled, not visible" weight and the occluder's centre enters
+    the contextual map only for those crops."""
+    from occlusion.data import VIS_WEIGHTS
+    from trainers.image import build_image_stage
+
+    from trainers.config import ConfigError
+
+    with pytest.raises(ConfigError, match="image.terse.prob"):
+        build_image_stage(_cfg(coco, tmp_path, "image.terse.enabled=true", "image.terse.prob=1.5"))
+    cfg = _cfg(coco, tmp_path, "image.terse.enabled=true", "image.terse.patch_size=16",
+               f"image.terse.prob={prob}", "image.aug.occlusion_prob=0.0")
+    st = build_image_stage(cfg)
+    plan = st.sampler.all_targets()
+    b = st._device_batch(st.sampler.materialise(plan, slice(0, 4)))
+    out = st._terse(b, {}, 1)
+    if prob == 0.0:
+        assert torch.equal(out["images"], b["images"]) and torch.equal(out["centermaps"], b["centermaps"])
+        assert torch.equal(out["joints_weight"], b["joints_weight"])
+    else:
+        assert not torch.allclose(out["images"], b["images"])
+        assert (out["centermaps"][:, 0] >= b["centermaps"][:, 0]).all()
+        assert torch.equal(out["centermaps"][:, 1], b["centermaps"][:, 1])  # instance map untouched
+        assert (out["joints_weight"] <= b["joints_weight"]).all()
+        lowered = out["joints_weight"] < b["joints_weight"]
+        assert torch.allclose(out["joints_weight"][lowered], torch.tensor(VIS_WEIGHTS[1]))

@@ -23,7 +23,8 @@ Losses (weights in ``cfg.loss``, all per micro-batch; ``w`` = visibility weights
 Task-aware occlusion (``image.terse``; TERSE, Tripathi et al. CVPR 2019): an occluder placer
 proposes where to paste a real person segment (from the training set's COCO masks) over
 each crop so as to raise the regressor's 2D loss, against a realism critic; the regressor
-trains on its composites (detached). See :mod:`occlusion.augment`.
+trains on its composites (detached) for a fraction ``image.terse.prob`` of the crops. See
+:mod:`occlusion.augment`.
 """
 from __future__ import annotations
 
@@ -134,6 +135,10 @@ class ImageStage(_Stage):
         self.placer = None
         if bool(cfg.image.terse.enabled):
             from occlusion.augment import OccluderPlacer, RealismCritic
+            from trainers.config import ConfigError
+
+            if not 0.0 <= float(cfg.image.terse.prob) <= 1.0:
+                raise ConfigError(f"image.terse.prob must be in [0, 1], got {cfg.image.terse.prob}")
 
             self.placer = OccluderPlacer().to(self.device)
             self.realism = RealismCritic().to(self.device)
@@ -230,9 +235,16 @@ class ImageStage(_Stage):
         return torch.stack(out).to(self.device) if out else None
 
     def _terse(self, b: dict[str, torch.Tensor], sums: dict, n_parts: int) -> dict[str, torch.Tensor]:
-        """One placer/realism step on this micro-batch; returns the batch with the placer's
-        composites (detached) and the occluder centre added to the contextual map."""
+        """One placer/realism step on this micro-batch (TERSE, Tripathi et al. CVPR 2019, Sec. 3).
+
+        Returns the batch where a fraction ``image.terse.prob`` of the crops (drawn per crop from
+        the stage generator) is replaced by the placer's composite (detached), with the
+        occluder's centre added to their contextual map and their target joints under the
+        occluder (alpha > 0.5) lowered to the "labelled, not visible" weight
+        ``VIS_WEIGHTS[1]``, as the random paste does. Shapes as in
+        :meth:`occlusion.data.CropSampler.materialise`."""
         from occlusion.augment import critic_loss, placer_loss
+        from occlusion.data import VIS_WEIGHTS
 
         cfg = self.cfg.image.terse
         imgs = b["images"]
@@ -262,7 +274,15 @@ class ImageStage(_Stage):
         self._step(self.i_realism, self.realism.parameters())
         _accumulate(sums, {"terse_task": task.mean().detach(), "terse_realism": l_r.detach()}, n_parts)
         b = dict(b)
-        b["images"] = place.composite.detach()
+        # only a fraction of the crops (``terse.prob``) trains on the placer's composite; the rest
+        # keep their own (randomly pasted or clean) image, so clean crops stay in the diet
+        use = torch.rand(B, generator=self.generator, device=self.device) < float(cfg.get("prob", 1.0))
+        alpha = place.alpha.detach() * use[:, None, None, None]
+        b["images"] = torch.where(use[:, None, None, None], place.composite.detach(), imgs)
+        # target joints now under the occluder count as "labelled, not visible" (as the random paste)
+        under = torch.nn.functional.grid_sample(alpha, b["joints_2d"][:, :, None, :].to(alpha.dtype),
+                                                align_corners=False)[:, 0, :, 0] > 0.5  # (B, 16)
+        b["joints_weight"] = torch.where(under, b["joints_weight"].clamp_max(VIS_WEIGHTS[1]), b["joints_weight"])
         # the occluder is a person of the scene: its centre enters the contextual map
         from occlusion.centermap import render_centermaps
 
@@ -274,7 +294,7 @@ class ImageStage(_Stage):
                                     torch.zeros(B, dtype=torch.long, device=self.device), crop,
                                     tuple(b["centermaps"].shape[-2:]))
         cm = b["centermaps"].clone()
-        cm[:, 0] = torch.maximum(cm[:, 0], occ_map[:, 0])
+        cm[:, 0] = torch.where(use[:, None, None], torch.maximum(cm[:, 0], occ_map[:, 0]), cm[:, 0])
         b["centermaps"] = cm
         return b
 
