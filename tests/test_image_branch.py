@@ -285,7 +285,8 @@ def test_train_image_joint_finetune_and_terse(coco, tmp_path):
 
 def test_two_process_data_parallel_image_stage(coco, tmp_path):
     """torchrun --nproc_per_node 2 (gloo): each rank builds only its half of the global batch;
-    the same micro-batches as one process with grad_accum=2 give the same losses and weights."""
+    the same micro-batches as one process with grad_accum=2 give the same losses and weights
+    (TERSE placer and realism critic included: their randomness is drawn for the global batch)."""
     import os
     import subprocess
     import sys
@@ -298,7 +299,7 @@ def test_two_process_data_parallel_image_stage(coco, tmp_path):
     args = ["train", "image", "image", f"image.train_images={images}", f"image.train_annotations={coco}",
             "image.val_annotations=null", "image.crop_size=64", "image.heatmap_size=16", "image.base_width=8",
             "image.head_width=64", "image.dropout=0.0", "train.batch_size=4", "train.steps=3", "train.log_every=1",
-            "train.threads=1"]
+            "train.threads=1", "image.terse.enabled=true", "image.terse.patch_size=16"]
     assert main([*args, "train.grad_accum=2", "--out", str(tmp_path / "single")]) == 0
     env = dict(os.environ, WANDB_MODE="disabled", OMP_NUM_THREADS="1", PYTHONPATH=str(root))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "lifting.cli",
@@ -311,10 +312,13 @@ def test_two_process_data_parallel_image_stage(coco, tmp_path):
     for ra, rb in zip(a, b, strict=True):
         for k in ra:
             assert ra[k] == pytest.approx(rb[k], rel=1e-4, abs=1e-5), (ra["step"], k)
-    ws = load_checkpoint(tmp_path / "single" / "last.pt")["model"]
-    wd = load_checkpoint(tmp_path / "ddp" / "last.pt")["model"]
+    cs, cd = load_checkpoint(tmp_path / "single" / "last.pt"), load_checkpoint(tmp_path / "ddp" / "last.pt")
+    ws, wd = cs["model"], cd["model"]
     params = [k for k in ws if "running" not in k and "num_batches" not in k]
     assert all(torch.allclose(ws[k], wd[k], atol=1e-5) for k in params)
+    for name in ("placer", "realism"):
+        ps, pd = cs["train_state"][name], cd["train_state"][name]
+        assert ps.keys() == pd.keys() and all(torch.allclose(ps[k], pd[k], atol=1e-5) for k in ps), name
 
 
 @pytest.mark.parametrize("prob", [0.0, 1.0])
@@ -334,7 +338,7 @@ def test_terse_fraction_and_occluded_joint_weights(coco, tmp_path, prob):
     st = build_image_stage(cfg)
     plan = st.sampler.all_targets()
     b = st._device_batch(st.sampler.materialise(plan, slice(0, 4)))
-    out = st._terse(b, {}, 1)
+    out = st._terse([b], [slice(0, 4)], 4, {})[0]
     if prob == 0.0:
         assert torch.equal(out["images"], b["images"]) and torch.equal(out["centermaps"], b["centermaps"])
         assert torch.equal(out["joints_weight"], b["joints_weight"])

@@ -234,24 +234,36 @@ class ImageStage(_Stage):
             out.append(torch.from_numpy(canvas.transpose(2, 0, 1)))
         return torch.stack(out).to(self.device) if out else None
 
-    def _terse(self, b: dict[str, torch.Tensor], sums: dict, n_parts: int) -> dict[str, torch.Tensor]:
-        """One placer/realism step on this micro-batch (TERSE, Tripathi et al. CVPR 2019, Sec. 3).
+    def _terse_draws(self, B: int) -> dict[str, torch.Tensor]:
+        """TERSE randomness for the whole global batch of ``B`` crops, drawn in the same order
+        on every rank (so N ranks reproduce one process): occluder ``pick (B,)``, placer
+        ``noise (B, noise_dim)``, ``use (B,)`` bool (crop trains on the composite)."""
+        g, dev = self.generator, self.device
+        n_occ = len(self.occluders) if self.occluders is not None else 1
+        return {"pick": torch.randint(n_occ, (B,), generator=g, device=dev),
+                "noise": torch.randn(B, self.placer.noise_dim, generator=g, device=dev),
+                "use": torch.rand(B, generator=g, device=dev) < float(self.cfg.image.terse.prob)}
 
-        Returns the batch where a fraction ``image.terse.prob`` of the crops (drawn per crop from
-        the stage generator) is replaced by the placer's composite (detached), with the
-        occluder's centre added to their contextual map and their target joints under the
-        occluder (alpha > 0.5) lowered to the "labelled, not visible" weight
-        ``VIS_WEIGHTS[1]``, as the random paste does. Shapes as in
-        :meth:`occlusion.data.CropSampler.materialise`."""
-        from occlusion.augment import critic_loss, placer_loss
-        from occlusion.data import VIS_WEIGHTS
+    def _terse_place(self, b: dict[str, torch.Tensor], draws: dict[str, torch.Tensor], sums: dict,
+                     n_parts: int):
+        """Placer forward and backward of its loss on one micro-batch (gradients accumulate;
+        the caller steps). TERSE, Tripathi et al. CVPR 2019, Sec. 3: the placer maximises the
+        regressor's visibility-weighted 2D error against a realism critic.
+
+        Args:
+            b: micro-batch of :meth:`occlusion.data.CropSampler.materialise` (on the device).
+            draws: this micro-batch's slice of :meth:`_terse_draws`.
+
+        Returns:
+            :class:`occlusion.augment.Placement` for ``b["images"] (b, 3, S, S)``.
+        """
+        from occlusion.augment import placer_loss
 
         cfg = self.cfg.image.terse
         imgs = b["images"]
         B = imgs.shape[0]
         if self.occluders is not None:  # real person segments
-            pick = torch.randint(len(self.occluders), (B,), generator=self.generator, device=self.device)
-            occ = self.occluders[pick]
+            occ = self.occluders[draws["pick"]]
         else:  # no masks in the data: other crops of the batch, cut by their instance centermap blob
             perm = torch.roll(torch.arange(B, device=self.device), 1)
             alpha = torch.nn.functional.interpolate(b["centermaps"][perm, 1:2], size=imgs.shape[-2:],
@@ -259,34 +271,33 @@ class ImageStage(_Stage):
             occ = torch.cat([imgs[perm], (alpha > 0.2).to(imgs.dtype)], 1)
             s = int(cfg.patch_size)
             occ = torch.nn.functional.interpolate(occ, size=(s, s), mode="bilinear", align_corners=False)
-        place = self.placer(imgs, occ, generator=self.generator)
+        place = self.placer(imgs, occ, noise=draws["noise"].to(imgs.dtype))
         with self.autocast():
             pred = self.net(place.composite, b["centermaps"])
         task = (pred.project()[:, 0] - b["joints_2d"]).abs().sum(-1)
         task = (task * b["joints_weight"]).sum(-1) / b["joints_weight"].sum(-1).clamp_min(1e-6)
         l_p = placer_loss(task.float(), self.realism(place.composite).float(), float(cfg.realism))
-        self._zero(self.i_placer)
         self._backward(l_p, self.i_placer)
-        self._step(self.i_placer, self.placer.parameters())
-        self._zero(self.i_realism)
-        l_r = critic_loss(self.realism(imgs).float(), self.realism(place.composite.detach()).float())
-        self._backward(l_r, self.i_realism)
-        self._step(self.i_realism, self.realism.parameters())
-        _accumulate(sums, {"terse_task": task.mean().detach(), "terse_realism": l_r.detach()}, n_parts)
+        _accumulate(sums, {"terse_task": task.mean().detach()}, n_parts)
+        return place
+
+    def _terse_apply(self, b: dict[str, torch.Tensor], place, use: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The micro-batch the regressor trains on: crops with ``use (b,)`` True are replaced by
+        the placer's composite (detached), get the occluder's centre in their contextual map (the
+        occluder is a person of the scene), and their target joints under the occluder
+        (alpha > 0.5) drop to the "labelled, not visible" weight ``VIS_WEIGHTS[1]``, as the
+        random paste does. Shapes as in :meth:`occlusion.data.CropSampler.materialise`."""
+        from occlusion.centermap import render_centermaps
+        from occlusion.data import VIS_WEIGHTS
+
+        imgs = b["images"]
+        B, S = imgs.shape[0], imgs.shape[-1]
         b = dict(b)
-        # only a fraction of the crops (``terse.prob``) trains on the placer's composite; the rest
-        # keep their own (randomly pasted or clean) image, so clean crops stay in the diet
-        use = torch.rand(B, generator=self.generator, device=self.device) < float(cfg.get("prob", 1.0))
         alpha = place.alpha.detach() * use[:, None, None, None]
         b["images"] = torch.where(use[:, None, None, None], place.composite.detach(), imgs)
-        # target joints now under the occluder count as "labelled, not visible" (as the random paste)
         under = torch.nn.functional.grid_sample(alpha, b["joints_2d"][:, :, None, :].to(alpha.dtype),
                                                 align_corners=False)[:, 0, :, 0] > 0.5  # (B, 16)
         b["joints_weight"] = torch.where(under, b["joints_weight"].clamp_max(VIS_WEIGHTS[1]), b["joints_weight"])
-        # the occluder is a person of the scene: its centre enters the contextual map
-        from occlusion.centermap import render_centermaps
-
-        S = imgs.shape[-1]
         size = (place.alpha.detach().flatten(1).sum(1) * 2).sqrt()  # ~ the pasted person's diagonal, px
         crop = torch.tensor([[0.0, 0.0, S, S]], device=self.device).expand(B, 4)
         occ_map = render_centermaps(place.center.detach()[:, None], size[:, None],
@@ -298,6 +309,27 @@ class ImageStage(_Stage):
         b["centermaps"] = cm
         return b
 
+    def _terse(self, batches: list[dict[str, torch.Tensor]], parts: list[slice], B: int,
+               sums: dict) -> list[dict[str, torch.Tensor]]:
+        """One TERSE update per global step: placer (accumulated over this rank's micro-batches,
+        averaged over ranks), then the realism critic on real crops vs the composites (LSGAN),
+        then :meth:`_terse_apply` on every micro-batch. The regressor's gradients that the placer
+        loss leaves are cleared by the caller's ``_zero(0)``."""
+        from occlusion.augment import critic_loss
+
+        draws = self._terse_draws(B)
+        mine = [{k: v[sl] for k, v in draws.items()} for sl in parts]
+        self._zero(self.i_placer)
+        places = [self._terse_place(b, d, sums, len(parts)) for b, d in zip(batches, mine)]
+        self._zero(self.i_realism)  # drop what the placer loss left in the critic
+        for b, pl in zip(batches, places):
+            l_r = critic_loss(self.realism(b["images"]).float(), self.realism(pl.composite.detach()).float())
+            self._backward(l_r, self.i_realism)
+            _accumulate(sums, {"terse_realism": l_r.detach()}, len(parts))
+        self._step(self.i_placer, self.placer.parameters())
+        self._step(self.i_realism, self.realism.parameters())
+        return [self._terse_apply(b, pl, d["use"]) for b, pl, d in zip(batches, places, mine)]
+
     def step(self, plan: dict[str, torch.Tensor]) -> dict[str, float]:
         L = self.cfg.loss
         B = plan["target"].shape[0]
@@ -305,7 +337,7 @@ class ImageStage(_Stage):
         sums: dict[str, torch.Tensor] = {}
         batches = [self._device_batch(self.sampler.materialise(plan, sl)) for sl in parts]
         if self.placer is not None:
-            batches = [self._terse(b, sums, len(parts)) for b in batches]
+            batches = self._terse(batches, parts, B, sums)
         self.lifter.train()
         self._zero(0)
         if self.joint:  # its gradients accumulate in the same backward passes
