@@ -48,6 +48,12 @@ def _draw_mesh(ax, pts: np.ndarray, depth: np.ndarray, faces: np.ndarray, colour
     light at the viewer."""
     from matplotlib.collections import PolyCollection
 
+    tri2, shade = _mesh_polygons(pts, depth, faces)
+    ax.add_collection(PolyCollection(tri2, facecolors=shade[:, None] * np.asarray(colour)[None], edgecolors="none"))
+
+
+def _mesh_polygons(pts: np.ndarray, depth: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Front faces of a mesh, far first: ``(F', 3, 2)`` triangles and ``(F',)`` Lambert shade."""
     tri2 = pts[faces]  # (F, 3, 2)
     tri3 = np.concatenate([tri2, depth[faces][..., None]], -1)
     n = np.cross(tri3[:, 1] - tri3[:, 0], tri3[:, 2] - tri3[:, 0])
@@ -55,8 +61,7 @@ def _draw_mesh(ax, pts: np.ndarray, depth: np.ndarray, faces: np.ndarray, colour
     # plot axes here are (right, down, away), so faces seen from the viewer have n_z < 0
     front = n[:, 2] < 0
     order = np.argsort(-tri3[front, :, 2].mean(-1))  # far first
-    shade = np.clip(-n[front, 2][order], 0.2, 1.0)[:, None] * np.asarray(colour)[None]
-    ax.add_collection(PolyCollection(tri2[front][order], facecolors=shade, edgecolors="none"))
+    return tri2[front][order], np.clip(-n[front, 2][order], 0.2, 1.0)
 
 
 def plot_mesh_frames(
@@ -238,42 +243,60 @@ def animate_track(
     lo, hi = obs.min(0) - 20, obs.max(0) + 20
     lim = max(0.9, float(np.abs(joints_3d).max()) * 1.05)
 
-    def draw(k: int):
-        t = picks[k]
-        ax2.cla()
-        ax3.cla()
-        if vertices is not None:
-            s, tx, ty = cam[t]
-            _draw_mesh(ax2, vertices[t][:, :2] * s + np.array([tx, ty]), vertices[t][:, 2], faces)
-        _draw_2d(ax2, skeleton, keypoints_2d[t], mask[t].astype(bool), lw=2, size=8)
-        ax2.set_xlim(lo[0], hi[0])
-        ax2.set_ylim(hi[1], lo[1])
-        ax2.set_aspect("equal")
-        ax2.set_title(f"2D input, frame {int(frame_ids[t])}", fontsize=9)
-        P = np.stack([joints_3d[t, :, 0], joints_3d[t, :, 2], -joints_3d[t, :, 1]], -1)
-        for c, p in bones:
-            ax3.plot(P[[c, p], 0], P[[c, p], 1], P[[c, p], 2], color=_limb_colour(skeleton, c), lw=2)
-        ax3.set_xlim(-lim, lim)
-        ax3.set_ylim(-lim, lim)
-        ax3.set_zlim(-lim, lim)
-        ax3.set_box_aspect((1, 1, 1))
-        ax3.view_init(elev=10, azim=-70)
-        ax3.set_title("3D (root-relative, m)", fontsize=9)
-        if title:
-            fig.suptitle(title, fontsize=10)
+    # artists are built once and updated per frame (no cla(), one draw per frame)
+    from matplotlib.collections import PolyCollection
 
-    anim = animation.FuncAnimation(fig, draw, frames=len(picks), interval=1000.0 / play_fps)
+    ax2.set_xlim(lo[0], hi[0])
+    ax2.set_ylim(hi[1], lo[1])
+    ax2.set_aspect("equal")
+    mesh = PolyCollection([], edgecolors="none") if vertices is not None else None
+    if mesh is not None:
+        ax2.add_collection(mesh)
+    lines2 = [ax2.plot([], [], color=_limb_colour(skeleton, c), lw=2)[0] for c, _ in bones]
+    dots = ax2.scatter(np.zeros(0), np.zeros(0), s=8, c="k", zorder=3)
+    title2 = ax2.set_title("", fontsize=9)
+    lines3 = [ax3.plot([], [], [], color=_limb_colour(skeleton, c), lw=2)[0] for c, _ in bones]
+    ax3.set_xlim(-lim, lim)
+    ax3.set_ylim(-lim, lim)
+    ax3.set_zlim(-lim, lim)
+    ax3.set_box_aspect((1, 1, 1))
+    ax3.view_init(elev=10, azim=-70)
+    ax3.set_title("3D (root-relative, m)", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    colour = np.asarray((0.55, 0.7, 0.9))
+
+    def draw(t: int) -> None:
+        if mesh is not None:
+            s, tx, ty = cam[t]
+            tri2, shade = _mesh_polygons(vertices[t][:, :2] * s + np.array([tx, ty]), vertices[t][:, 2], faces)
+            mesh.set_verts(tri2)
+            mesh.set_facecolor(shade[:, None] * colour[None])
+        kp, m = keypoints_2d[t], mask[t].astype(bool)
+        for ln, (c, p) in zip(lines2, bones):
+            ok = m[c] and m[p]
+            ln.set_data(kp[[c, p], 0] if ok else [], kp[[c, p], 1] if ok else [])
+        dots.set_offsets(kp[m])
+        title2.set_text(f"2D input, frame {int(frame_ids[t])}")
+        P = np.stack([joints_3d[t, :, 0], joints_3d[t, :, 2], -joints_3d[t, :, 1]], -1)
+        for ln, (c, p) in zip(lines3, bones):
+            ln.set_data_3d(P[[c, p], 0], P[[c, p], 1], P[[c, p], 2])
+
     import sys
 
     bar = tqdm(total=len(picks), desc=f"render {path.name}", disable=not progress, leave=False,
                mininterval=0.5 if sys.stderr.isatty() else 30.0)
-
-    def tick(i, n):
-        bar.update(1)
-
     writer = animation.PillowWriter(fps=play_fps) if suffix == ".gif" else animation.FFMpegWriter(fps=play_fps)
+
+    def render(tmp: Path) -> None:
+        with writer.saving(fig, str(tmp), dpi=72):
+            for t in picks:
+                draw(int(t))
+                writer.grab_frame()
+                bar.update(1)
+
     try:
-        return atomic_write(path, lambda tmp: anim.save(tmp, writer=writer, dpi=72, progress_callback=tick))
+        return atomic_write(path, render)
     finally:
         bar.close()
         plt.close(fig)
