@@ -53,8 +53,17 @@ def test_lift_video_gif(tmp_path, capsys):
     assert main(["lift", EXAMPLE, "-o", str(out), "--video", "gif", "--video-max-frames", "5",
                  "--max-figures", "1"]) == 0
     assert "video:" in capsys.readouterr().out
+    import numpy as np
+
     with Image.open(out / "track_0105.gif") as im:
         assert im.n_frames == 5
+        frames = []
+        for k in (0, 4):
+            im.seek(k)
+            frames.append(np.asarray(im.convert("RGB"), dtype=np.int16))
+    # artists are updated per frame: the person moved, so the frames differ
+    assert np.abs(frames[0] - frames[1]).max() > 0
+    assert (np.abs(frames[0] - frames[1]).sum(-1) > 0).sum() > 100
     assert json.loads((out / "summary.json").read_text())["videos"] == ["track_0105.gif"]
     if shutil.which("ffmpeg") is None:
         assert main(["lift", EXAMPLE, "-o", str(tmp_path / "m"), "--video", "mp4"]) == 2
