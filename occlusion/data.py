@@ -209,7 +209,10 @@ class CropSampler:
             ``+-``, applied to ``rot_prob`` of crops), ``flip_prob``, colour jitter ``colour``
             (brightness/contrast/saturation factors in ``1 +- colour``), ``occlusion_prob``
             (paste a person segment from another image over the target, see
-            :mod:`occlusion.augment`). ``None`` = no augmentation (evaluation).
+            :mod:`occlusion.augment`), ``occluder_target_prob`` (of the pasted crops, the
+            fraction whose target becomes the pasted person while the crop stays on the
+            occluded person's box: the "one crop, different instance maps" case of OCHMR).
+            ``None`` = no augmentation (evaluation).
         min_keypoints: labelled keypoints a target needs.
         cache: keep decoded images in memory.
         targets: explicit ``(image, target person, crop person)`` triples instead of every
@@ -225,6 +228,7 @@ class CropSampler:
                  targets: list[tuple[int, int, int]] | None = None):
         self.people, self.S, self.H, self.padding = people, int(crop_size), int(heatmap_size), float(padding)
         self.aug = dict(augment) if augment else None
+        self.min_keypoints = int(min_keypoints)
         if targets is None:
             targets = [(i, j, j) for i, im in enumerate(people.images) for j, p in enumerate(im.people)
                        if not p.iscrowd and p.num_labelled >= min_keypoints and p.box[2] > 1 and p.box[3] > 1]
@@ -316,6 +320,10 @@ class CropSampler:
             boxes = np.stack([p.box for p in people])
             if aug and self.segments and u[6] < float(aug.get("occlusion_prob", 0)):
                 img, kps, boxes = self._paste(img, kps, boxes, j, i, rng)
+                if u[7] < float(aug.get("occluder_target_prob", 0)) and (kps[-1, :, 2] > 0).sum() >= self.min_keypoints:
+                    # the pasted person becomes the target; the crop stays on the occluded one's
+                    # box, so only the instance centermap says whom to regress (OCHMR Sec. 3)
+                    c, j = j, len(kps) - 1
             box = boxes[c]
             size = self.padding * max(box[2], box[3])
             centre = box[:2] + box[2:] / 2

@@ -49,7 +49,9 @@ REAL = ["coco_mini/annotations/person_keypoints_val2017.json", "mmpose_samples/o
 
 
 VARIANTS = {"conorm": ["image.use_centermaps=true"], "baseline": ["image.use_centermaps=false"],
-            "conorm_terse": ["image.use_centermaps=true", "image.terse.enabled=true"]}
+            "conorm_terse": ["image.use_centermaps=true", "image.terse.enabled=true"],
+            # + training crops where the target is not the box's person (real pairs, pasted occluders)
+            "conorm_other": ["image.use_centermaps=true", "image.other_crops=true", "image.aug.occluder_target_prob=0.5"]}
 
 
 def benchmark_sets(crop_size: int, heatmap_size: int) -> dict[str, list[CropSampler]]:

@@ -349,3 +349,35 @@ def test_terse_fraction_and_occluded_joint_weights(coco, tmp_path, prob):
         assert (out["joints_weight"] <= b["joints_weight"]).all()
         lowered = out["joints_weight"] < b["joints_weight"]
         assert torch.allclose(out["joints_weight"][lowered], torch.tensor(VIS_WEIGHTS[1]))
+
+
+def test_occluder_as_target_and_other_crops(coco, tmp_path):
+    """``occluder_target_prob=1``: the pasted person is the target while the crop stays on the
+    occluded person's box (instance map moves to the occluder, the occluded person becomes one
+    of the others); ``image.other_crops``: real overlapping pairs cropped by the other's box."""
+    from trainers.image import _crop_sampler
+
+    people = load_coco_people(coco, coco.parent / "images")
+    base = dict(scale=0.0, shift=0.0, rot_deg=0.0, rot_prob=0.0, flip_prob=0.0, colour=0.0, occlusion_prob=1.0)
+    plan = {"target": torch.tensor([2]), "u": torch.full((1, 10), 0.5)}  # targets[2]: the one person of image 1
+    own = CropSampler(people, 64, 16, augment={**base, "occluder_target_prob": 0.0}).materialise(plan)
+    swap = CropSampler(people, 64, 16, augment={**base, "occluder_target_prob": 1.0}).materialise(plan)
+    assert torch.equal(own["images"], swap["images"])  # same paste, same crop
+    assert torch.equal(own["centermaps"][:, 0], swap["centermaps"][:, 0])  # same people in the scene
+    assert not torch.allclose(own["centermaps"][:, 1], swap["centermaps"][:, 1])  # other instance
+    assert not torch.allclose(own["joints_2d"], swap["joints_2d"])
+    # the occluded person is now one of the others, at the old target's joints
+    m = own["joints_mask"][0]
+    assert torch.allclose(swap["others_2d"][0, 0][m], own["joints_2d"][0][m])
+    # the instance peak sits on the new target's centre
+    H = swap["centermaps"].shape[-1]
+    peak = swap["centermaps"][0, 1].flatten().argmax()
+    py, px = divmod(int(peak), H)
+    hip = swap["joints_2d"][0, :2].mean(0)  # canonical pelvis-ish: (hip joints first)
+    assert abs((px + 0.5) / H * 2 - 1 - float(hip[0])) < 0.5 and abs((py + 0.5) / H * 2 - 1 - float(hip[1])) < 0.5
+
+    cfg = _cfg(coco, tmp_path, "image.other_crops=true")
+    s = _crop_sampler(cfg, "train", True)
+    assert len(s) == 5 + 2  # 5 people in their own boxes + the overlapping pair of image 0, each cropped by the other
+    assert sorted(t for t in s.targets if t[1] != t[2]) == [(0, 0, 1), (0, 1, 0)]
+    assert len(_crop_sampler(_cfg(coco, tmp_path), "train", True)) == 5

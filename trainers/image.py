@@ -45,7 +45,7 @@ __all__ = ["ImageStage", "build_image_stage", "image_batch_metrics"]
 
 
 def _crop_sampler(cfg: DictConfig, split: str, augment: bool):
-    from occlusion.data import CropSampler, load_coco_people
+    from occlusion.data import CropSampler, load_coco_people, overlap_targets
 
     d = cfg.image
     ann = d.train_annotations if split == "train" else d.val_annotations
@@ -53,8 +53,17 @@ def _crop_sampler(cfg: DictConfig, split: str, augment: bool):
     people = load_coco_people(ann, imgs)
     aug = dict(scale=float(d.aug.scale), shift=float(d.aug.shift), rot_deg=float(d.aug.rot_deg),
                rot_prob=float(d.aug.rot_prob), flip_prob=float(d.aug.flip_prob), colour=float(d.aug.colour),
-               occlusion_prob=float(d.aug.occlusion_prob)) if augment else None
-    return CropSampler(people, int(d.crop_size), int(d.heatmap_size), float(d.padding), aug, int(d.min_keypoints))
+               occlusion_prob=float(d.aug.occlusion_prob),
+               occluder_target_prob=float(d.aug.occluder_target_prob)) if augment else None
+    targets = None
+    if augment and bool(d.other_crops):
+        # every usable person in their own box, plus real overlapping pairs cropped by the other
+        # person's box (the target given by the instance centermap only)
+        own = CropSampler(people, int(d.crop_size), int(d.heatmap_size), float(d.padding), None,
+                          int(d.min_keypoints), cache=False).targets
+        targets = own + [t for t in overlap_targets(people, int(d.min_keypoints), other_crop=True) if t not in own]
+    return CropSampler(people, int(d.crop_size), int(d.heatmap_size), float(d.padding), aug, int(d.min_keypoints),
+                       targets=targets)
 
 
 def build_image_stage(cfg: DictConfig) -> "ImageStage":
