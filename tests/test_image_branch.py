@@ -380,4 +380,7 @@ def test_occluder_as_target_and_other_crops(coco, tmp_path):
     s = _crop_sampler(cfg, "train", True)
     assert len(s) == 5 + 2  # 5 people in their own boxes + the overlapping pair of image 0, each cropped by the other
     assert sorted(t for t in s.targets if t[1] != t[2]) == [(0, 0, 1), (0, 1, 0)]
-    assert len(_crop_sampler(_cfg(coco, tmp_path), "train", True)) == 5
+    assert len(_crop_sampler(_cfg(coco, tmp_path, "image.other_crops=false"), "train", True)) == 5
+    # without centermaps nothing can say who the target is: own-box crops only
+    crop_only = _crop_sampler(_cfg(coco, tmp_path, "image.use_centermaps=false"), "train", True)
+    assert len(crop_only) == 5 and crop_only.aug["occluder_target_prob"] == 0.0

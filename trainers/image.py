@@ -51,12 +51,15 @@ def _crop_sampler(cfg: DictConfig, split: str, augment: bool):
     ann = d.train_annotations if split == "train" else d.val_annotations
     imgs = d.train_images if split == "train" else d.val_images
     people = load_coco_people(ann, imgs)
+    # crops whose target is not the box's person need the instance centermap to say who it is:
+    # without centermaps (SPIN-style baseline) they are never used
+    context = bool(d.use_centermaps)
     aug = dict(scale=float(d.aug.scale), shift=float(d.aug.shift), rot_deg=float(d.aug.rot_deg),
                rot_prob=float(d.aug.rot_prob), flip_prob=float(d.aug.flip_prob), colour=float(d.aug.colour),
                occlusion_prob=float(d.aug.occlusion_prob),
-               occluder_target_prob=float(d.aug.occluder_target_prob)) if augment else None
+               occluder_target_prob=float(d.aug.occluder_target_prob) if context else 0.0) if augment else None
     targets = None
-    if augment and bool(d.other_crops):
+    if augment and context and bool(d.other_crops):
         # every usable person in their own box, plus real overlapping pairs cropped by the other
         # person's box (the target given by the instance centermap only)
         own = CropSampler(people, int(d.crop_size), int(d.heatmap_size), float(d.padding), None,
