@@ -434,7 +434,7 @@ def overlap_targets(people: CocoPeople, min_keypoints: int = 6, min_iou: float =
                     continue
                 if other_crop:
                     out.append((i, j, c))
-                elif (i, j, j) not in out:
+                elif not out or out[-1] != (i, j, j):  # own crop: once per target
                     out.append((i, j, j))
     return out
 

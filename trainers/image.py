@@ -64,7 +64,8 @@ def _crop_sampler(cfg: DictConfig, split: str, augment: bool):
         # person's box (the target given by the instance centermap only)
         own = CropSampler(people, int(d.crop_size), int(d.heatmap_size), float(d.padding), None,
                           int(d.min_keypoints), cache=False).targets
-        targets = own + [t for t in overlap_targets(people, int(d.min_keypoints), other_crop=True) if t not in own]
+        seen = set(own)
+        targets = own + [t for t in overlap_targets(people, int(d.min_keypoints), other_crop=True) if t not in seen]
     return CropSampler(people, int(d.crop_size), int(d.heatmap_size), float(d.padding), aug, int(d.min_keypoints),
                        targets=targets)
 
