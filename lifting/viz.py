@@ -42,7 +42,10 @@ def figure_frames(T: int, n_frames: int = 4) -> np.ndarray:
     return np.unique(np.linspace(0, T - 1, min(n_frames, T)).round().astype(int))
 
 
-def _draw_mesh(ax, pts: np.ndarray, depth: np.ndarray, faces: np.ndarray, colour=(0.55, 0.7, 0.9)) -> None:
+MESH_COLOUR = (0.55, 0.7, 0.9)  # RGB of lit mesh faces
+
+
+def _draw_mesh(ax, pts: np.ndarray, depth: np.ndarray, faces: np.ndarray, colour=MESH_COLOUR) -> None:
     """Painter's-algorithm mesh drawing on a 2D axis: ``pts (V, 2)`` plot coordinates,
     ``depth (V,)`` distance from the viewer; back faces culled, Lambert shading with the
     light at the viewer."""
@@ -264,7 +267,7 @@ def animate_track(
     ax3.set_title("3D (root-relative, m)", fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
-    colour = np.asarray((0.55, 0.7, 0.9))
+    colour = np.asarray(MESH_COLOUR)
 
     def draw(t: int) -> None:
         if mesh is not None:

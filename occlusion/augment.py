@@ -59,6 +59,7 @@ __all__ = [
     "composite_segment",
     "paste_occluder",
     "occluded_keypoints",
+    "COVERED_ALPHA",
     "Placement",
     "affine_theta",
     "composite_affine",
@@ -417,7 +418,11 @@ def paste_occluder(image: np.ndarray, target_box: Sequence[float], segment: Pers
     return replace(res, box_overlap=float(ix * iy / (bw * bh)))
 
 
-def occluded_keypoints(alpha: np.ndarray, keypoints: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+#: occluder alpha above which a keypoint counts as covered (random pastes and TERSE composites)
+COVERED_ALPHA = 0.5
+
+
+def occluded_keypoints(alpha: np.ndarray, keypoints: np.ndarray, threshold: float = COVERED_ALPHA) -> np.ndarray:
     """Which of a target's keypoints an occluder now covers.
 
     Args:

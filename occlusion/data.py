@@ -30,7 +30,7 @@ from PIL import Image
 from lifting.skeletons import CANON16, remap
 
 __all__ = [
-    "Person", "ImageRecord", "CocoPeople", "load_coco_people", "CropSampler", "crop_affine", "overlap_targets",
+    "Person", "ImageRecord", "CocoPeople", "load_coco_people", "CropSampler", "crop_affine", "overlap_targets", "own_targets",
     "IMAGENET_MEAN", "IMAGENET_STD", "VIS_WEIGHTS",
 ]
 
@@ -230,8 +230,7 @@ class CropSampler:
         self.aug = dict(augment) if augment else None
         self.min_keypoints = int(min_keypoints)
         if targets is None:
-            targets = [(i, j, j) for i, im in enumerate(people.images) for j, p in enumerate(im.people)
-                       if not p.iscrowd and p.num_labelled >= min_keypoints and p.box[2] > 1 and p.box[3] > 1]
+            targets = own_targets(people, min_keypoints)
         self.targets = [tuple(int(v) for v in t) for t in targets]
         if not self.targets:
             raise ValueError(f"no person with >= {min_keypoints} labelled keypoints in the annotation set")
@@ -414,6 +413,19 @@ class CropSampler:
 
 
 
+def _usable(im, min_keypoints: int) -> list[int]:
+    """Indices of the people of an image record that can be targets: not crowd, at least
+    ``min_keypoints`` labelled keypoints, a box wider and taller than one pixel."""
+    return [j for j, p in enumerate(im.people)
+            if not p.iscrowd and p.num_labelled >= min_keypoints and p.box[2] > 1 and p.box[3] > 1]
+
+
+def own_targets(people: CocoPeople, min_keypoints: int = 6) -> list[tuple[int, int, int]]:
+    """Every usable person cropped by their own box, as ``(image, target, crop person)``
+    triples ``(i, j, j)`` (the default targets of :class:`CropSampler`)."""
+    return [(i, j, j) for i, im in enumerate(people.images) for j in _usable(im, min_keypoints)]
+
+
 def overlap_targets(people: CocoPeople, min_keypoints: int = 6, min_iou: float = 0.1,
                     other_crop: bool = False) -> list[tuple[int, int, int]]:
     """Targets of the overlap benchmark: people whose box overlaps another annotated person's
@@ -426,8 +438,7 @@ def overlap_targets(people: CocoPeople, min_keypoints: int = 6, min_iou: float =
     """
     out = []
     for i, im in enumerate(people.images):
-        ok = [j for j, p in enumerate(im.people)
-              if not p.iscrowd and p.num_labelled >= min_keypoints and p.box[2] > 1 and p.box[3] > 1]
+        ok = _usable(im, min_keypoints)
         for j in ok:
             for c in ok:
                 if c == j or _iou(im.people[j].box, im.people[c].box) < min_iou:

@@ -53,8 +53,6 @@ def test_lift_video_gif(tmp_path, capsys):
     assert main(["lift", EXAMPLE, "-o", str(out), "--video", "gif", "--video-max-frames", "5",
                  "--max-figures", "1"]) == 0
     assert "video:" in capsys.readouterr().out
-    import numpy as np
-
     with Image.open(out / "track_0105.gif") as im:
         assert im.n_frames == 5
         frames = []

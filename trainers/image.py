@@ -45,7 +45,7 @@ __all__ = ["ImageStage", "build_image_stage", "image_batch_metrics"]
 
 
 def _crop_sampler(cfg: DictConfig, split: str, augment: bool):
-    from occlusion.data import CropSampler, load_coco_people, overlap_targets
+    from occlusion.data import CropSampler, load_coco_people, overlap_targets, own_targets
 
     d = cfg.image
     ann = d.train_annotations if split == "train" else d.val_annotations
@@ -62,8 +62,7 @@ def _crop_sampler(cfg: DictConfig, split: str, augment: bool):
     if augment and context and bool(d.other_crops):
         # every usable person in their own box, plus real overlapping pairs cropped by the other
         # person's box (the target given by the instance centermap only)
-        own = CropSampler(people, int(d.crop_size), int(d.heatmap_size), float(d.padding), None,
-                          int(d.min_keypoints), cache=False).targets
+        own = own_targets(people, int(d.min_keypoints))
         seen = set(own)
         targets = own + [t for t in overlap_targets(people, int(d.min_keypoints), other_crop=True) if t not in seen]
     return CropSampler(people, int(d.crop_size), int(d.heatmap_size), float(d.padding), aug, int(d.min_keypoints),
@@ -298,8 +297,9 @@ class ImageStage(_Stage):
         """The micro-batch the regressor trains on: crops with ``use (b,)`` True are replaced by
         the placer's composite (detached), get the occluder's centre in their contextual map (the
         occluder is a person of the scene), and their target joints under the occluder
-        (alpha > 0.5) drop to the "labelled, not visible" weight ``VIS_WEIGHTS[1]``, as the
+        (alpha > ``COVERED_ALPHA``) drop to the "labelled, not visible" weight ``VIS_WEIGHTS[1]``, as the
         random paste does. Shapes as in :meth:`occlusion.data.CropSampler.materialise`."""
+        from occlusion.augment import COVERED_ALPHA
         from occlusion.centermap import render_centermaps
         from occlusion.data import VIS_WEIGHTS
 
@@ -309,7 +309,7 @@ class ImageStage(_Stage):
         alpha = place.alpha.detach() * use[:, None, None, None]
         b["images"] = torch.where(use[:, None, None, None], place.composite.detach(), imgs)
         under = torch.nn.functional.grid_sample(alpha, b["joints_2d"][:, :, None, :].to(alpha.dtype),
-                                                align_corners=False)[:, 0, :, 0] > 0.5  # (B, 16)
+                                                align_corners=False)[:, 0, :, 0] > COVERED_ALPHA  # (B, 16)
         b["joints_weight"] = torch.where(under, b["joints_weight"].clamp_max(VIS_WEIGHTS[1]), b["joints_weight"])
         size = (place.alpha.detach().flatten(1).sum(1) * 2).sqrt()  # ~ the pasted person's diagonal, px
         crop = torch.tensor([[0.0, 0.0, S, S]], device=self.device).expand(B, 4)
