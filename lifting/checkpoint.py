@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from .fileio import atomic_write
+from .io.fileio import atomic_write
 
 __all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError"]
 

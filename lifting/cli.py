@@ -94,7 +94,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
         print(_format_table(res, f"\n{Path(a.data).name} [{a.split}] {key} ({ckpt.get('kind')}, {a.checkpoint})"))
     out = Path(a.output) if a.output else Path(a.checkpoint).with_suffix(f".eval_{Path(a.data).stem}_{a.split}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    from lifting.fileio import atomic_write
+    from lifting.io.fileio import atomic_write
 
     atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(results, indent=1)))
     print(f"\nsaved: {out}")

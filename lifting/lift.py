@@ -27,14 +27,14 @@ import roma
 import torch
 
 from .checkpoint import load_checkpoint
-from .fileio import atomic_write
+from .io.fileio import atomic_write
 from .geometry import normalize_2d
 from .smoothing import smooth_tracks
 from .inference import DEFAULT_HEIGHT_M, HEIGHT_PROXY_FRACTION, lift_frames, lift_smpl_frames, metric_scale
 from .skeletons import CANON16, get_skeleton, remap
 from .teacher import Lifter
-from .readers import read_tracks
-from .tracks import Track, TrackSet
+from .io.readers import read_tracks
+from .io.tracks import Track, TrackSet
 
 __all__ = ["load_lifter", "lift_track", "lift_file", "LiftedTrack", "default_checkpoint", "MODEL_FPS"]
 
@@ -185,7 +185,7 @@ def lift_track(
     """Lift one track (see the module docstring for masking rules).
 
     Args:
-        model: lifter. track: :class:`lifting.tracks.Track` with ``keypoints (T, K, 3)``.
+        model: lifter. track: :class:`lifting.io.tracks.Track` with ``keypoints (T, K, 3)``.
         keypoint_format: source joint set of the track. fps: its frame rate (used only by
             temporal models, which resample to :data:`MODEL_FPS`; unknown = assumed 30).
         conf_threshold: joints below it are masked. min_joints: minimum visible canonical
@@ -327,7 +327,7 @@ def _write_exports(out: Path, lt: LiftedTrack, export, fps: float | None) -> lis
     names = []
     stem = f"track_{lt.track_id:04d}"
     if "bvh" in export:
-        from .bvh import write_bvh
+        from .io.bvh import write_bvh
 
         names.append(write_bvh(out / f"{stem}.bvh", lt.joints_3d, fps or MODEL_FPS).name)
     if "csv" in export:
@@ -376,7 +376,7 @@ def lift_file(
     progress: bool = True,
     causal: bool = False,
 ) -> dict:
-    """Lift every track of a keypoint file (any format :func:`lifting.readers.read_tracks`
+    """Lift every track of a keypoint file (any format :func:`lifting.io.readers.read_tracks`
     reads) and write the outputs.
 
     Writes to ``out_dir``: ``track_XXXX.npz`` per track with at least one liftable frame
@@ -412,7 +412,7 @@ def lift_file(
         The summary dict.
 
     Raises:
-        lifting.tracks.TrackFormatError / ValueError: unreadable input or checkpoint, or no
+        lifting.io.tracks.TrackFormatError / ValueError: unreadable input or checkpoint, or no
         track has a liftable frame.
     """
     t0 = time.perf_counter()

@@ -22,7 +22,7 @@ import torch
 
 from .body_model import BodyModel, SMPL_JOINT_NAMES
 from .data import MocapClips
-from .fileio import atomic_write
+from .io.fileio import atomic_write
 from .losses import rotation_prior, twist_angle
 from .skeletons import CANON16
 

@@ -349,7 +349,7 @@ def remap(
 
 
 # --- real-world detector joint sets ---------------------------------------------------------
-# Appended for lifting.readers.  Joint names reuse the COCO-17 spelling ("left_hip", ...) so the
+# Appended for lifting.io.readers.  Joint names reuse the COCO-17 spelling ("left_hip", ...) so the
 # COCO recipes apply unchanged; joints a source adds get descriptive snake_case names.  Canonical
 # joints a source provides directly (OpenPose Neck / MidHip, Halpe Neck / Hip) are used as they
 # are; everything else follows the COCO-17 definitions of the table in the module docstring, so

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .fileio import atomic_write
+from .io.fileio import atomic_write
 from .skeletons import Skeleton
 
 __all__ = ["plot_track_frames", "plot_mesh_frames", "figure_frames", "animate_track"]

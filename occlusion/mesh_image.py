@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lifting.fileio import atomic_write
+from lifting.io.fileio import atomic_write
 
 __all__ = ["read_image_keypoints", "mesh_image"]
 

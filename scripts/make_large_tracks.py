@@ -6,7 +6,7 @@ shifted copies), 30 fps.
 """
 import sys
 import numpy as np, time
-from lifting.tracks import read_coco_tracks, write_coco_tracks, Track, TrackSet
+from lifting.io.tracks import read_coco_tracks, write_coco_tracks, Track, TrackSet
 src = read_coco_tracks('lifting/assets/example_track.json')
 tr = src.tracks[0]
 rng = np.random.default_rng(0)

@@ -7,7 +7,7 @@ import pytest
 import roma
 import torch
 
-from lifting.bvh import write_bvh
+from lifting.io.bvh import write_bvh
 from lifting.skeletons import CANON16
 
 bvhio = pytest.importorskip("bvhio", reason="bvhio (dev extra) is needed to parse BVH back")

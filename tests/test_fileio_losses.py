@@ -8,7 +8,7 @@ import torch
 
 from lifting import losses
 from lifting.cli import main
-from lifting.fileio import atomic_write
+from lifting.io.fileio import atomic_write
 from lifting.lift import load_lifter
 from lifting.skeletons import CANON16
 from lifting.teacher import Lifter

@@ -14,7 +14,7 @@ from lifting.cli import main
 from lifting.lift import MODEL_FPS, lift_file, lift_track, load_lifter
 from lifting.skeletons import CANON16, COCO17
 from lifting.teacher import Lifter
-from lifting.tracks import Track, read_coco_tracks, write_coco_tracks
+from lifting.io.tracks import Track, read_coco_tracks, write_coco_tracks
 from lifting.checkpoint import save_checkpoint
 
 # A standing person in pixels (x right, y down), COCO-17 order.

@@ -1,4 +1,4 @@
-"""Tests for lifting.readers.read_tracks and the real-world joint sets of lifting.skeletons.
+"""Tests for lifting.io.readers.read_tracks and the real-world joint sets of lifting.skeletons.
 
 Every input file is written here, following the layout documented in the reader's docstring.
 """
@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lifting.cli import main
-from lifting.readers import READER_FORMATS, detect_format, read_tracks
+from lifting.io.readers import READER_FORMATS, detect_format, read_tracks
 from lifting.skeletons import BODY25, CANON16, COCO18, COCO17, H36M17, HALPE26, MEDIAPIPE33, get_skeleton, remap
-from lifting.tracks import TrackFormatError
+from lifting.io.tracks import TrackFormatError
 
 TEACHER = Path(__file__).resolve().parents[1] / "lifting" / "assets" / "teacher.pt"
 
@@ -435,7 +435,7 @@ def test_random_arrays_never_crash(tmp_path_factory, t, j, c, fill, seed, npz, k
 
 def _read_both(path: Path, monkeypatch) -> tuple:
     """read_tracks of ``path`` parsed whole (json) and incrementally (ijson, STREAM_BYTES = 0)."""
-    import lifting.tracks as tracks_mod
+    import lifting.io.tracks as tracks_mod
 
     pytest.importorskip("ijson")
     whole = read_tracks(path)
@@ -446,7 +446,7 @@ def _read_both(path: Path, monkeypatch) -> tuple:
 
 def _errors_both(path: Path, monkeypatch) -> list[str]:
     """Error messages of reading ``path`` parsed whole and incrementally."""
-    import lifting.tracks as tracks_mod
+    import lifting.io.tracks as tracks_mod
 
     pytest.importorskip("ijson")
     out = []
@@ -546,7 +546,7 @@ def test_streamed_reader_memory_follows_the_tracks(tmp_path, monkeypatch):
     stays within a few times the returned arrays (collecting the records first needed ~7x)."""
     import tracemalloc
 
-    import lifting.tracks as tracks_mod
+    import lifting.io.tracks as tracks_mod
 
     pytest.importorskip("ijson")
     rng = np.random.default_rng(0)

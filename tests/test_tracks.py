@@ -1,4 +1,4 @@
-"""Tests for lifting.tracks: reading/writing COCO-style 2D keypoint track files.
+"""Tests for lifting.io.tracks: reading/writing COCO-style 2D keypoint track files.
 
 All inputs are small synthetic files written into tmp_path; one test reads the real
 shared file when it is present and skips otherwise.
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lifting.tracks import (
+from lifting.io.tracks import (
     KEYPOINT_FORMATS,
     Track,
     TrackFormatError,
@@ -519,7 +519,7 @@ def test_real_shared_file():
 def test_large_files_stream_to_the_same_result(tmp_path, monkeypatch):
     """Files over STREAM_BYTES are parsed incrementally (ijson): same tracks as json.load,
     for both the object and the bare-list form, and the same errors for empty/invalid files."""
-    import lifting.tracks as tr
+    import lifting.io.tracks as tr
 
     pytest.importorskip("ijson")
     example = Path(str(resources.files("lifting") / "assets" / "example_track.json"))
@@ -547,8 +547,8 @@ def test_large_files_stream_to_the_same_result(tmp_path, monkeypatch):
 
 def test_large_file_format_detection_streams(tmp_path, monkeypatch):
     """Auto-detection of large files reads a small sample incrementally, not the whole file."""
-    import lifting.tracks as tr
-    from lifting.readers import detect_format, read_tracks
+    import lifting.io.tracks as tr
+    from lifting.io.readers import detect_format, read_tracks
 
     pytest.importorskip("ijson")
     example = Path(str(resources.files("lifting") / "assets" / "example_track.json"))

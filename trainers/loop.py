@@ -20,7 +20,7 @@ from lifting.data import eval_views, load_mocap_npz, split_clips
 from lifting.evaluate import evaluate_lifter
 
 from lifting.checkpoint import load_checkpoint, save_checkpoint
-from lifting.fileio import atomic_write
+from lifting.io.fileio import atomic_write
 from .stages import build_stage
 
 __all__ = ["train", "lifter_checkpoint"]

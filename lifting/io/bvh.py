@@ -28,7 +28,7 @@ import roma
 import torch
 
 from .fileio import atomic_write
-from .skeletons import CANON16, Skeleton
+from ..skeletons import CANON16, Skeleton
 
 __all__ = ["write_bvh", "bvh_frames"]
 

@@ -2,7 +2,7 @@
 
 :func:`read_tracks` is the single entry point used by ``posenet3d lift``: it detects the
 format of a file or folder (or takes it from ``fmt``) and returns a
-:class:`lifting.tracks.TrackSet` whose ``keypoint_format`` names the joint set
+:class:`lifting.io.tracks.TrackSet` whose ``keypoint_format`` names the joint set
 (a :func:`lifting.skeletons.get_skeleton` name), so :func:`lifting.lift.lift_track` can remap
 it to the canonical 16 joints.
 
@@ -12,7 +12,7 @@ Formats (``fmt`` names; aliases in parentheses)
 ``fmt``                input                                              joint set
 =====================  =================================================  ===============
 ``coco`` (coco17)      COCO keypoint *results* JSON with track ids        coco17
-                       (delegates to :func:`lifting.tracks.read_coco_tracks`)
+                       (delegates to :func:`lifting.io.tracks.read_coco_tracks`)
 ``coco-annotations``   COCO *annotation* file (images/annotations/...)    coco17
 ``openpose``           folder of OpenPose ``*_keypoints.json`` files      body25 / coco18
 (body25, coco18)       (or one such file)
@@ -23,7 +23,7 @@ Formats (``fmt`` names; aliases in parentheses)
 (alphapose, halpe)
 =====================  =================================================  ===============
 
-Every reader applies the cleaning policy of :mod:`lifting.tracks`: joints with non-finite
+Every reader applies the cleaning policy of :mod:`lifting.io.tracks`: joints with non-finite
 x/y (including values that overflow float32) become ``x = y = 0``, confidence 0; non-finite
 confidences become 0; confidences are clipped to [0, 1]; each applied count is reported in
 ``TrackSet.warnings``.  Every content problem raises :class:`TrackFormatError` (a
@@ -299,7 +299,7 @@ def _read_records(records: list, source: str, *, flags: bool, frame_of: dict | N
 
 
 def _joints(fmt: str) -> int:
-    from .skeletons import get_skeleton
+    from ..skeletons import get_skeleton
 
     return get_skeleton(fmt).num_joints
 
@@ -843,7 +843,7 @@ def _read_halpe(data: Any, source: str, fps: float | None) -> TrackSet:
 
     Layout per AlphaPose ``docs/output.md``: a list of ``{"image_id": "0.jpg", "category_id":
     1, "keypoints": [x, y, score] * 26, "score": s, "box": [x, y, w, h], "idx": track id}``
-    (also the ``{"annotations": [...]}`` object form of :mod:`lifting.tracks`).  Joint order
+    (also the ``{"annotations": [...]}`` object form of :mod:`lifting.io.tracks`).  Joint order
     of the Halpe-FullBody README (https://github.com/Fang-Haoshu/Halpe-FullBody), see
     :data:`lifting.skeletons.HALPE26`.  AlphaPose scores above 1 are clipped.
     """

@@ -1,0 +1,6 @@
+"""File-format side of the lift pipeline: read keypoint files, associate detections into
+tracks, write outputs atomically (npz/BVH/CSV/JSON).
+
+The pipeline reads: ``readers`` (one parser per format) -> ``tracks`` (per-person keypoint
+buffers) -> the lifter (``lifting.lift``) -> writers (``fileio``, ``bvh``).
+"""
