@@ -22,6 +22,7 @@ subject faces +z). The canonical lifting joints (``lifting.skeletons.CANON16``) 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import pickle
 from dataclasses import dataclass
@@ -43,6 +44,9 @@ __all__ = [
     "default_model_path",
     "resolve_model_path",
     "load_smpl_data",
+    "model_sha256",
+    "body_model_record",
+    "load_recorded_body_model",
 ]
 
 SMPL_JOINT_NAMES = (
@@ -128,25 +132,78 @@ def resolve_model_path(path: str | Path | None = None, gender: str = "neutral") 
 
 
 class _ChumpyArray:
-    """Stand-in for pickled ``chumpy`` objects: keeps their state so the array can be read."""
+    """Inert stand-in for pickled ``chumpy`` objects: keeps their state so the array can be
+    read (``state["x"]``); it runs no code."""
 
     def __setstate__(self, state):
         self.__dict__.update(state if isinstance(state, dict) else {"state": state})
 
 
-class _SMPLUnpickler(pickle.Unpickler):
-    """Unpickler that allows only array data (numpy, scipy.sparse, chumpy stand-ins)."""
+def _pickle_allow_list() -> dict[tuple[str, str], object]:
+    """``(module, name) -> object`` for every global an SMPL pickle may name.
 
-    _ALLOWED_BUILTINS = {("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"),
-                         ("__builtin__", "object"), ("builtins", "object"),
-                         ("_codecs", "encode")}
+    Exactly what numpy/scipy/chumpy data need (checked by pickling real arrays, scalars and
+    sparse matrices with protocols 2-5 in ``tests/test_security.py``): numpy 1.x and 2.x
+    array/scalar reconstruction, ``dtype``, the csc/csr sparse classes under their old
+    (``scipy.sparse.csc``) and current (``scipy.sparse._csc``) module names, Python 2's
+    ``copy_reg._reconstructor`` / ``object`` / ``_codecs.encode`` (bytes in protocol 2), and
+    inert stand-ins for chumpy's ``Ch`` classes. Nothing is allowed by module prefix."""
+    import copyreg
+    import _codecs
+
+    from numpy._core import multiarray, numeric
+    from scipy import sparse
+
+    allowed = {}
+    for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        allowed[(mod, "_reconstruct")] = multiarray._reconstruct
+        allowed[(mod, "scalar")] = multiarray.scalar
+    for mod in ("numpy.core.numeric", "numpy._core.numeric"):
+        allowed[(mod, "_frombuffer")] = numeric._frombuffer  # protocol 5 arrays
+    allowed[("numpy", "ndarray")] = np.ndarray
+    allowed[("numpy", "dtype")] = np.dtype
+    for fmt in ("csc", "csr"):
+        for mod in (f"scipy.sparse.{fmt}", f"scipy.sparse._{fmt}", "scipy.sparse"):
+            allowed[(mod, f"{fmt}_matrix")] = getattr(sparse, f"{fmt}_matrix")
+            allowed[(mod, f"{fmt}_array")] = getattr(sparse, f"{fmt}_array")
+    for mod in ("copy_reg", "copyreg"):
+        allowed[(mod, "_reconstructor")] = copyreg._reconstructor
+    for mod in ("__builtin__", "builtins"):
+        allowed[(mod, "object")] = object
+    allowed[("_codecs", "encode")] = _codecs.encode
+    for name in _CHUMPY_CLASSES:
+        allowed[("chumpy.ch", name)] = _ChumpyArray
+        allowed[("chumpy", name)] = _ChumpyArray
+    return allowed
+
+
+#: chumpy classes found in SMPL pickles (all mapped to the inert :class:`_ChumpyArray`)
+_CHUMPY_CLASSES = ("Ch",)
+
+
+class _SMPLUnpickler(pickle.Unpickler):
+    """Unpickler that resolves only the exact globals of :func:`_pickle_allow_list`; any
+    other global (``os.system``, ``numpy.load``, ``functools.partial``, ...) is refused with
+    an ``UnpicklingError`` naming it, before it is imported."""
+
+    _allowed: dict | None = None
 
     def find_class(self, module, name):
-        if module.split(".")[0] == "chumpy":
-            return _ChumpyArray
-        if module.split(".")[0] in ("numpy", "scipy") or (module, name) in self._ALLOWED_BUILTINS:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a body-model pickle")
+        if _SMPLUnpickler._allowed is None:
+            _SMPLUnpickler._allowed = _pickle_allow_list()
+        obj = self._allowed.get((module, name))
+        if obj is None:
+            raise pickle.UnpicklingError(
+                f"refusing to load global {module}.{name} from a body-model pickle (only numpy arrays, "
+                f"scipy.sparse csc/csr matrices and chumpy array data are allowed)")
+        return obj
+
+    def persistent_load(self, pid):
+        raise pickle.UnpicklingError("refusing a persistent id in a body-model pickle")
+
+
+#: most elements a sparse matrix in a body-model pickle may expand to (SMPL-X: 55 x 10,475)
+_MAX_DENSE = 50_000_000
 
 
 def _to_array(key: str, value, path: Path) -> np.ndarray:
@@ -154,9 +211,23 @@ def _to_array(key: str, value, path: Path) -> np.ndarray:
         if "x" not in value.__dict__:
             raise BodyModelError(f"{path}: entry {key!r} is a chumpy expression, not plain data. {CHUMPY_FIX}")
         value = value.__dict__["x"]
-    if hasattr(value, "toarray"):  # scipy.sparse
-        value = value.toarray()
-    return np.asarray(value)
+    from scipy.sparse import issparse
+
+    if issparse(value):
+        # a pickled sparse matrix's shape and index arrays are not checked by scipy before
+        # toarray() (out-of-range indices would read outside its buffers): check them first
+        try:
+            shape = tuple(int(n) for n in value.shape)
+            if len(shape) != 2 or min(shape) < 0 or shape[0] * shape[1] > _MAX_DENSE:
+                raise ValueError(f"shape {shape} is not a 2D SMPL array")
+            value.check_format(full_check=True)
+            value = value.toarray()
+        except Exception as e:
+            raise BodyModelError(f"{path}: entry {key!r} is a malformed sparse matrix ({e})") from None
+    value = np.asarray(value)
+    if value.dtype.kind not in "biuf":
+        raise BodyModelError(f"{path}: entry {key!r} holds {value.dtype} data, expected numbers")
+    return value
 
 
 def load_smpl_data(path: str | Path) -> dict[str, np.ndarray]:
@@ -194,8 +265,8 @@ def load_smpl_data(path: str | Path) -> dict[str, np.ndarray]:
     for k, v in raw.items():
         if k in _REQUIRED_KEYS:
             data[k] = _to_array(k, v, path)
-        elif isinstance(v, np.ndarray) or isinstance(v, _ChumpyArray):
-            data[k] = _to_array(k, v, path)
+        elif isinstance(v, np.ndarray) and v.dtype.kind in "biuf":
+            data[k] = v
     V = data["v_template"].shape[0]
     expect = {"v_template": (V, 3), "J_regressor": (24, V), "weights": (V, 24), "kintree_table": (2, 24)}
     for k, shape in expect.items():
@@ -209,6 +280,126 @@ def load_smpl_data(path: str | Path) -> dict[str, np.ndarray]:
         if not np.isfinite(data[k]).all():
             raise BodyModelError(f"{path}: {k} contains NaN/inf")
     return data
+
+
+#: arrays that define an SMPL-format model, hashed by :func:`model_sha256`
+_IDENTITY_KEYS = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "f")
+
+
+def model_sha256(data: dict[str, np.ndarray]) -> str:
+    """Content hash of an SMPL-format model (hex sha256).
+
+    Hashes the defining arrays of :func:`load_smpl_data`'s result (``v_template (V, 3)``,
+    ``shapedirs (V, 3, S)``, ``posedirs``, ``J_regressor (24, V)``, ``weights (V, 24)`` as
+    little-endian float32 and ``f (F, 3)`` as int64, each with its shape), so the same model
+    gets the same hash whether it is stored as ``.pkl`` or ``.npz``, float64 or float32.
+    The kinematic tree is not hashed (it must be SMPL's for every model).
+    """
+    h = hashlib.sha256()
+    for k in _IDENTITY_KEYS:
+        a = np.ascontiguousarray(data[k], dtype="<i8" if k == "f" else "<f4")
+        h.update(f"{k}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+_RECORD_KEYS = {"name": str, "sha256": str, "num_vertices": int, "gender": str, "num_betas": int, "bundled": bool}
+
+
+def _is_bundled_path(stored) -> bool:
+    """A body-model path stored by an old checkpoint that names the shipped open model (of
+    this or another installation: ``.../lifting/assets/body_models/SMPL_NEUTRAL.npz``)."""
+    if stored is None:
+        return True
+    p = Path(str(stored))
+    return p.parts[-4:] == default_model_path().parts[-4:]
+
+
+def body_model_record(record: dict | None, source: str = "checkpoint") -> dict:
+    """Validate and normalise the ``body_model`` entry of a checkpoint or export.
+
+    New records (:meth:`BodyModel.describe`) hold the model's identity: ``name``, ``sha256``
+    (:func:`model_sha256`), ``num_vertices``, ``gender``, ``num_betas``, ``bundled``. Old
+    records held a ``path`` instead; it becomes ``bundled`` (the path is the shipped open
+    model, or ``None``) or ``name`` (its file name) and is dropped, so no caller ever sees a
+    stored path. A missing record means the shipped model (the default at training time).
+
+    Raises:
+        BodyModelError: the record is not a dict, or a field has the wrong type or value
+            (named, with ``source``).
+    """
+    if record is None:
+        return {"bundled": True}
+    if not isinstance(record, dict):
+        raise BodyModelError(f"{source}: body_model entry must be a dict, got {type(record).__name__}")
+    rec = dict(record)
+    if "path" in rec:  # legacy record: never opened, only classified
+        stored = rec.pop("path")
+        rec.setdefault("bundled", _is_bundled_path(stored))
+        if not rec["bundled"]:
+            rec.setdefault("name", Path(str(stored)).name)
+    unknown = sorted(set(rec) - set(_RECORD_KEYS))
+    if unknown:
+        raise BodyModelError(f"{source}: unknown body_model field(s) {unknown}")
+    for k, typ in _RECORD_KEYS.items():
+        v = rec.get(k)
+        if v is not None and (not isinstance(v, typ) or (typ is int and isinstance(v, bool))):
+            raise BodyModelError(f"{source}: body_model.{k} must be {typ.__name__}, got {v!r}")
+    if rec.get("gender", "neutral") not in _GENDER_NAMES:
+        raise BodyModelError(f"{source}: body_model.gender {rec['gender']!r} is not neutral, male or female")
+    sha = rec.get("sha256")
+    if sha is not None and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
+        raise BodyModelError(f"{source}: body_model.sha256 {sha!r} is not a hex sha256")
+    rec.setdefault("bundled", False)
+    return rec
+
+
+def _describe_record(rec: dict) -> str:
+    name = "the bundled open model" if rec.get("bundled") else repr(rec.get("name") or "an unnamed SMPL file")
+    facts = [f"{rec['num_vertices']} vertices" if rec.get("num_vertices") else None,
+             f"sha256 {rec['sha256'][:16]}" if rec.get("sha256") else None]
+    facts = [f for f in facts if f]
+    return name + (f" ({', '.join(facts)})" if facts else "")
+
+
+def load_recorded_body_model(record: dict | None, path: str | Path | None = None, num_betas: int = 10,
+                             source: str = "checkpoint") -> "BodyModel":
+    """The body model a checkpoint was trained with, from its identity record.
+
+    A checkpoint can only *name* a model; it never makes this function open a file. The
+    model is loaded from ``path`` (the user's explicit ``--body-model`` / ``body_model.path``)
+    or, when ``path`` is ``None``, from the shipped open model if the record says so. The
+    loaded model's :func:`model_sha256` (or, for old records without one, its vertex count)
+    must equal the record's.
+
+    Args:
+        record: the checkpoint's ``body_model`` entry (see :func:`body_model_record`).
+        path: SMPL file/folder given by the user, or ``None``.
+        num_betas: shape components the model uses. source: named in errors.
+
+    Returns:
+        :class:`BodyModel`.
+
+    Raises:
+        BodyModelError: a user model is needed but ``path`` is ``None`` (says what the
+            checkpoint was trained with and how to pass it), or the loaded model is not the
+            recorded one (names both), or the model file is unreadable.
+    """
+    rec = body_model_record(record, source)
+    if path is None and not rec["bundled"]:
+        raise BodyModelError(
+            f"{source} was trained with the body model {_describe_record(rec)}, not the bundled open model: pass "
+            f"that SMPL file with --body-model FILE (training: body_model.path=FILE); a body-model path stored "
+            f"in a checkpoint is never opened")
+    bm = BodyModel(path, rec.get("gender") or "neutral", num_betas)
+    got = bm.describe()
+    if rec.get("sha256") is not None and rec["sha256"] != got["sha256"]:
+        raise BodyModelError(f"{source} was trained with the body model {_describe_record(rec)}, but "
+                             f"{bm.model_path} is {_describe_record(got)}: not the same model")
+    if rec.get("num_vertices") not in (None, got["num_vertices"]):
+        raise BodyModelError(f"{source} was trained with a {rec['num_vertices']}-vertex body model "
+                             f"({_describe_record(rec)}), but {bm.model_path} has {got['num_vertices']} vertices")
+    return bm
 
 
 @dataclass
@@ -281,8 +472,9 @@ class BodyModel(nn.Module):
             layer = smplx.SMPLLayer(model_path=str(path), data_struct=Struct(**data), num_betas=num_betas,
                                     vertex_ids=dummy_ids)
         self.model_path = str(path)
+        self.sha256 = model_sha256(data)
         self.gender = gender
-        self.is_default = path == default_model_path()
+        self.is_default = path.resolve() == default_model_path()
         self.num_betas = num_betas
         self.num_vertices = int(layer.v_template.shape[0])
         v_template = layer.v_template.float()
@@ -309,10 +501,12 @@ class BodyModel(nn.Module):
         del layer
 
     def describe(self) -> dict:
-        """What a checkpoint records about its body model: ``path`` (``None`` for the shipped
-        open model), ``gender``, ``num_betas``, ``num_vertices``."""
-        return {"path": None if self.is_default else self.model_path, "gender": self.gender,
-                "num_betas": self.num_betas, "num_vertices": self.num_vertices}
+        """What a checkpoint or an output file records about its body model: its identity,
+        never its path (:func:`load_recorded_body_model` reads it back): ``name`` (file
+        name), ``sha256`` (:func:`model_sha256`), ``num_vertices``, ``gender``,
+        ``num_betas``, ``bundled`` (the shipped open model)."""
+        return {"name": Path(self.model_path).name, "sha256": self.sha256, "num_vertices": self.num_vertices,
+                "gender": self.gender, "num_betas": self.num_betas, "bundled": self.is_default}
 
     # ------------------------------------------------------------------ shape
     def rest_joints(self, betas: torch.Tensor) -> torch.Tensor:

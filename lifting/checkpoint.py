@@ -1,11 +1,14 @@
 """Checkpoints written atomically (temporary file in the same folder + ``os.replace``), so
-a crash never leaves a half-written file under the final name."""
+a crash never leaves a half-written file under the final name, and read with
+``torch.load(weights_only=True)`` (tensors and plain containers only: a checkpoint cannot
+run code when it is loaded)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
 
+from .body_model import BodyModelError, body_model_record
 from .io.fileio import atomic_write
 
 __all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError"]
@@ -23,8 +26,16 @@ def save_checkpoint(obj: dict, path: str | Path) -> Path:
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """Load a checkpoint written by :func:`save_checkpoint`.
 
+    The result has ``model`` (a state dict: name -> tensor) and ``model_config`` (a dict);
+    its ``body_model`` entry, if any, is normalised by
+    :func:`lifting.body_model.body_model_record` (a model identity; a body-model path
+    stored by an old checkpoint is dropped, never returned), so everything that copies it
+    on (``posenet3d export``, resumed training) writes an identity, not a path.
+
     Raises:
-        CheckpointError: missing file, unreadable content, or no ``model`` entry.
+        CheckpointError: missing file, unreadable content (including pickled objects other
+            than tensors and plain containers), no ``model`` / ``model_config`` entry, or a
+            malformed one, or a malformed ``body_model`` entry.
     """
     path = Path(path)
     if not path.is_file():
@@ -35,4 +46,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or "model_config" not in ckpt:
         raise CheckpointError(f"{path}: not a posenet3d lifter checkpoint (missing 'model'/'model_config')")
+    if not isinstance(ckpt["model_config"], dict):
+        raise CheckpointError(f"{path}: model_config must be a dict, got {type(ckpt['model_config']).__name__}")
+    weights = ckpt["model"]
+    if not isinstance(weights, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                for k, v in weights.items()):
+        raise CheckpointError(f"{path}: 'model' must be a state dict (parameter name -> tensor)")
+    if "body_model" in ckpt:
+        try:
+            ckpt["body_model"] = body_model_record(ckpt["body_model"], str(path))
+        except BodyModelError as e:
+            raise CheckpointError(str(e)) from None
     return ckpt

@@ -75,7 +75,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
 
     from lifting.data import load_mocap_npz, split_clips
     from lifting.evaluate import evaluate_lifter
-    from lifting.lift import load_lifter
+    from lifting.lifters import load_lifter
 
     model, ckpt = load_lifter(a.checkpoint)
     clips = load_mocap_npz(a.data)
@@ -136,7 +136,7 @@ def _frame_list(text: str) -> list[int] | str:
 def _cmd_demo(a: argparse.Namespace) -> int:
     from importlib import resources
 
-    from lifting.lift import bundled_student
+    from lifting.lifters import bundled_student
 
     example = Path(str(resources.files("lifting") / "assets" / "example_track.json"))
     student = bundled_student()

@@ -19,87 +19,26 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import roma
 import torch
 
-from .checkpoint import load_checkpoint
 from .io.fileio import atomic_write
 from .geometry import normalize_2d
 from .smoothing import smooth_tracks
 from .inference import DEFAULT_HEIGHT_M, HEIGHT_PROXY_FRACTION, lift_frames, lift_smpl_frames, metric_scale
 from .skeletons import CANON16, get_skeleton, remap
+from .lifters import default_checkpoint, load_lifter
 from .teacher import Lifter
 from .io.readers import read_tracks
 from .io.tracks import Track, TrackSet
 
-__all__ = ["load_lifter", "lift_track", "lift_file", "LiftedTrack", "default_checkpoint", "MODEL_FPS"]
+__all__ = ["lift_track", "lift_file", "LiftedTrack", "MODEL_FPS"]
 
 MODEL_FPS = 30.0
 """Frame rate of the training mocap; temporal models resample other rates to this."""
-
-
-#: short names accepted wherever a checkpoint path is: the bundled models
-BUNDLED = {"teacher": "teacher.pt", "student": "student.pt"}
-
-
-def bundled_student() -> Path | None:
-    """Path of the SMPL student shipped in the package, or ``None`` if this build has none."""
-    p = default_checkpoint().parent / BUNDLED["student"]
-    return p if p.is_file() else None
-
-
-def default_checkpoint() -> Path:
-    """Path of the teacher checkpoint shipped in the package (``lifting/assets/teacher.pt``)."""
-    return Path(str(resources.files("lifting") / "assets" / "teacher.pt"))
-
-
-def load_lifter(path: str | Path | None = None, body_model_path: str | Path | None = None):
-    """Load a lifter or SMPL-student checkpoint (default: the shipped teacher).
-
-    Args:
-        path: checkpoint file, or ``"teacher"`` / ``"student"`` for the bundled ones.
-        body_model_path: for a student, the SMPL file/folder to use instead of the one
-            recorded in the checkpoint (it must have the same vertex count and shape space).
-
-    Returns:
-        ``(model in eval mode, checkpoint dict)``; the model is a :class:`Lifter` or a
-        :class:`lifting.student.Student`.
-
-    Raises:
-        lifting.checkpoint.CheckpointError (a ValueError): missing/unreadable file or not a
-            posenet3d checkpoint. ValueError: a model for another joint set, or a student
-            whose body model cannot be loaded or differs from the one it was trained with.
-    """
-    path = Path(path) if path is not None else default_checkpoint()
-    if str(path) in BUNDLED and not path.exists():
-        path = default_checkpoint().parent / BUNDLED[str(path)]
-    ckpt = load_checkpoint(path)
-    cfg = dict(ckpt["model_config"])
-    if cfg.get("num_joints") != CANON16.num_joints:
-        raise ValueError(f"{path}: model has {cfg.get('num_joints')} joints, expected {CANON16.num_joints} (canon16)")
-    if cfg.get("arch") == "smpl_student":
-        from .body_model import BodyModel
-        from .student import Student
-
-        info = ckpt.get("body_model") or {}
-        bm = BodyModel(body_model_path if body_model_path is not None else info.get("path"),
-                       info.get("gender", "neutral"), int(cfg.get("num_betas", 10)))
-        if info.get("num_vertices") not in (None, bm.num_vertices):
-            raise ValueError(f"{path}: the student was trained with a {info['num_vertices']}-vertex body model, "
-                             f"{bm.model_path} has {bm.num_vertices}")
-        model = Student.from_config(cfg, bm)
-    else:
-        model = Lifter.from_config(cfg)
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as e:
-        raise ValueError(f"{path}: weights do not match the model config ({e})") from None
-    model.eval()
-    return model, ckpt
 
 
 @dataclass

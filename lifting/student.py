@@ -22,7 +22,7 @@ from torch import nn
 
 from .body_model import BodyModel
 from .geometry import ROOT_DEPTH, project_normalized
-from .teacher import ResidualMLP
+from .teacher import MAX_BLOCKS, MAX_WIDTH, MAX_WINDOW, ConfigField, ResidualMLP
 
 __all__ = ["Student", "StudentOutput", "rot6d_to_rotmat", "weak_perspective_scale0"]
 
@@ -90,6 +90,14 @@ class Student(nn.Module):
         ValueError: input of the wrong shape.
     """
 
+    #: the stored ``config``'s fields (see :class:`lifting.teacher.ConfigField`)
+    config_fields = {
+        "arch": ConfigField(str), "num_joints": ConfigField(int, 1, 256),
+        "window": ConfigField(int, 1, MAX_WINDOW, odd=True), "width": ConfigField(int, 1, MAX_WIDTH),
+        "n_blocks": ConfigField(int, 0, MAX_BLOCKS), "num_betas": ConfigField(int, 1, 300),
+        "root_index": ConfigField(int, 0, 255), "learn_marker_offsets": ConfigField(bool),
+    }
+
     def __init__(
         self,
         body_model: BodyModel,
@@ -150,7 +158,9 @@ class Student(nn.Module):
         return res
 
     @classmethod
-    def from_config(cls, config: dict, body_model: BodyModel) -> "Student":
-        """Build from the ``config`` dict stored in checkpoints."""
+    def from_config(cls, config: dict, body_model: BodyModel | None) -> "Student":
+        """Build from the ``config`` dict stored in checkpoints (validate it first with
+        :func:`lifting.lifters.check_model_config`). ``body_model`` may be ``None`` only to
+        build a shape-only copy on the ``meta`` device."""
         cfg = {k: v for k, v in config.items() if k != "arch"}
         return cls(body_model, **cfg)

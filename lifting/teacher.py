@@ -8,12 +8,39 @@ so the visible joints reproject exactly onto the input.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from .geometry import ROOT_DEPTH, lift_depths
 
-__all__ = ["ResidualMLP", "Lifter"]
+__all__ = ["ResidualMLP", "Lifter", "ConfigField", "MAX_WINDOW", "MAX_WIDTH", "MAX_BLOCKS"]
+
+#: largest window (frames) a stored model config may ask for (VideoPose3D's largest
+#: receptive field is 243 frames; this leaves room without allowing absurd inputs)
+MAX_WINDOW = 1023
+#: widest residual MLP a stored config may ask for (the paper's models use 1024)
+MAX_WIDTH = 8192
+#: most residual blocks a stored config may ask for (the paper's models use 2-4)
+MAX_BLOCKS = 64
+
+
+@dataclass(frozen=True)
+class ConfigField:
+    """Type and range of one constructor argument stored in a checkpoint's ``model_config``
+    (checked by :func:`lifting.lifters.check_model_config` before any module is built).
+
+    Attributes:
+        kind: ``int``, ``float``, ``bool`` or ``str`` (``bool`` is not accepted as ``int``).
+        lo, hi: inclusive range for numbers (``None``: unbounded).
+        odd: the value must be odd (centred temporal windows).
+    """
+
+    kind: type
+    lo: float | None = None
+    hi: float | None = None
+    odd: bool = False
 
 
 class ResidualMLP(nn.Module):
@@ -59,6 +86,14 @@ class Lifter(nn.Module):
         ValueError: input of the wrong shape (names the expected one).
     """
 
+    #: the stored ``config``'s fields (see :class:`ConfigField`)
+    config_fields = {
+        "num_joints": ConfigField(int, 1, 256), "window": ConfigField(int, 1, MAX_WINDOW, odd=True),
+        "width": ConfigField(int, 1, MAX_WIDTH), "n_blocks": ConfigField(int, 0, MAX_BLOCKS),
+        "root_index": ConfigField(int, 0, 255), "root_depth": ConfigField(float, 1e-3, 1e3),
+        "refine_visible": ConfigField(bool),
+    }
+
     def __init__(
         self,
         num_joints: int = 16,
@@ -94,6 +129,7 @@ class Lifter(nn.Module):
 
     @classmethod
     def from_config(cls, config: dict) -> "Lifter":
-        """Build from the ``config`` dict stored in checkpoints."""
+        """Build from the ``config`` dict stored in checkpoints (validate it first with
+        :func:`lifting.lifters.check_model_config`)."""
         return cls(**config)
 

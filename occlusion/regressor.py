@@ -329,8 +329,8 @@ def load_image_regressor(path: str | Path, body_model_path: str | Path | None = 
     """Load an image-branch checkpoint written by ``posenet3d train image`` (or exported).
 
     Args:
-        path: checkpoint file. body_model_path: SMPL file/folder instead of the one recorded
-            in the checkpoint (same vertex count and shape space).
+        path: checkpoint file. body_model_path: the SMPL file/folder the model was trained
+            with when it is not the bundled open model (checked against the recorded identity).
 
     Returns:
         ``(model in eval mode, checkpoint dict)``.
@@ -346,9 +346,9 @@ def load_image_regressor(path: str | Path, body_model_path: str | Path | None = 
     if cfg.get("arch") != "image_regressor":
         raise ValueError(f"{path}: not an image-branch checkpoint (arch {cfg.get('arch')!r}); "
                          f"train one with `posenet3d train image`")
-    info = ckpt.get("body_model") or {}
-    bm = BodyModel(body_model_path if body_model_path is not None else info.get("path"),
-                   info.get("gender", "neutral"), int(cfg.get("num_betas", 10)))
+    from lifting.body_model import load_recorded_body_model  # never opens a path stored in the checkpoint
+
+    bm = load_recorded_body_model(ckpt.get("body_model"), body_model_path, int(cfg.get("num_betas", 10)), str(path))
     model = ImageRegressor.from_config(cfg, bm)
     try:
         model.load_state_dict(ckpt["model"])

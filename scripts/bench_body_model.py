@@ -22,7 +22,8 @@ import roma
 import torch
 
 from lifting.body_model import BodyModel, load_smpl_data, resolve_model_path
-from lifting.lift import lift_file, load_lifter
+from lifting.lift import lift_file
+from lifting.lifters import load_lifter
 from lifting.skeletons import CANON16
 from lifting.student import Student
 

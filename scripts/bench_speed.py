@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lifting.lift import default_checkpoint, lift_file, load_lifter
+from lifting.lift import lift_file
+from lifting.lifters import default_checkpoint, load_lifter
 from lifting.skeletons import CANON16
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

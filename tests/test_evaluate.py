@@ -86,7 +86,7 @@ def test_evaluate_predictions_scaled_oracle(views):
 
 
 def test_evaluate_lifter_random_model(clips, random_ckpt):
-    from lifting.lift import load_lifter
+    from lifting.lifters import load_lifter
 
     model, _ = load_lifter(random_ckpt)
     res = evaluate_lifter(model, clips)

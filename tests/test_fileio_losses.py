@@ -9,7 +9,7 @@ import torch
 from lifting import losses
 from lifting.cli import main
 from lifting.io.fileio import atomic_write
-from lifting.lift import load_lifter
+from lifting.lifters import load_lifter
 from lifting.skeletons import CANON16
 from lifting.teacher import Lifter
 from lifting.checkpoint import save_checkpoint

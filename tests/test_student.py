@@ -14,7 +14,7 @@ import torch
 from lifting import losses
 from lifting.body_model import BodyModel
 from lifting.cli import main
-from lifting.lift import load_lifter
+from lifting.lifters import load_lifter
 from lifting.student import Student, rot6d_to_rotmat
 from trainers.config import CONFIG_DIR, load_config
 from trainers.stages import StudentStage, build_stage
@@ -105,7 +105,10 @@ def test_train_evaluate_lift_student(tiny_cfg_overrides, tiny_mocap_npz, tmp_pat
     assert rc == 0, capsys.readouterr().err
     model, ckpt = load_lifter(out / "last.pt")
     assert isinstance(model, Student) and ckpt["kind"] == "student"
-    assert ckpt["body_model"]["path"] is None and ckpt["body_model"]["num_vertices"] == model.body_model.num_vertices
+    # the checkpoint names its body model by identity, never by path
+    assert ckpt["body_model"]["bundled"] and "path" not in ckpt["body_model"]
+    assert ckpt["body_model"]["num_vertices"] == model.body_model.num_vertices
+    assert ckpt["body_model"]["sha256"] == model.body_model.sha256
     assert main(["evaluate", str(out / "last.pt"), "--data", str(tiny_mocap_npz), "--split", "test",
                  "-o", str(tmp_path / "ev.json")]) == 0
     ev = json.loads((tmp_path / "ev.json").read_text())

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lifting.cli import main
-from lifting.lift import load_lifter
+from lifting.lifters import load_lifter
 from lifting.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from trainers.config import CONFIG_DIR, ConfigError, load_config
 from trainers.loop import export_lifter

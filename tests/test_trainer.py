@@ -122,7 +122,7 @@ def test_finetune_trains_both_and_exports_the_teacher(tiny_cfg_overrides, tmp_pa
     logs = _log(f)
     assert {"teacher_cycle_3d", "student_distill", "agree_teacher", "student_cycle", "critic"} <= set(logs[0])
     assert main(["export", str(f / "last.pt"), str(tmp_path / "ft_teacher.pt"), "--which", "teacher"]) == 0
-    from lifting.lift import load_lifter
+    from lifting.lifters import load_lifter
     from lifting.teacher import Lifter
 
     model, slim = load_lifter(tmp_path / "ft_teacher.pt")

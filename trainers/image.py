@@ -118,7 +118,7 @@ class ImageStage(_Stage):
     best_key, best_sign = "pck", -1.0
 
     def __init__(self, cfg: DictConfig, sampler, val_sampler=None):
-        from lifting.lift import load_lifter
+        from lifting.lifters import load_lifter
         from lifting.student import Student
 
         self.kp_student, _ = load_lifter(cfg.image.keypoint_student or "student", cfg.body_model.path)

@@ -275,7 +275,7 @@ def _check_in_sync(stage) -> None:
 def export_lifter(ckpt_path: str | Path, dest: str | Path, half: bool = False, which: str = "model") -> Path:
     """Strip a training checkpoint to the inference part (weights, model config, run config,
     validation), e.g. for shipping in the package; written atomically. ``half`` stores the
-    weights as float16 (half the size; :func:`lifting.lift.load_lifter` loads them into a
+    weights as float16 (half the size; :func:`lifting.lifters.load_lifter` loads them into a
     float32 model). ``which="teacher"`` extracts the co-trained teacher of a fine-tuning
     checkpoint.
 

@@ -40,7 +40,7 @@ def build_lifter(cfg: DictConfig) -> Lifter:
                    CANON16.root_index, refine_visible=bool(cfg.model.refine_visible))
     init = cfg.model.get("init_checkpoint")
     if init:
-        from lifting.lift import load_lifter
+        from lifting.lifters import load_lifter
 
         src, _ = load_lifter(init)
         if src.config != model.config:
@@ -504,7 +504,7 @@ class StudentStage(_Stage):
     def __init__(self, cfg: DictConfig, sampler: WindowSampler):
         if not isinstance(sampler, WindowSampler):
             raise TypeError("the student trains on a 2D-only WindowSampler")
-        from lifting.lift import load_lifter
+        from lifting.lifters import load_lifter
 
         self.teacher, _ = load_lifter(cfg.student.teacher_checkpoint)
         if self.teacher.window != int(cfg.model.window):
@@ -538,7 +538,7 @@ class StudentStage(_Stage):
                         int(cfg.body_model.num_betas), CANON16.root_index, bool(cfg.student.learn_marker_offsets))
         init = cfg.model.get("init_checkpoint")
         if init:  # e.g. continue distillation from the bundled student on new 2D data
-            from lifting.lift import load_lifter
+            from lifting.lifters import load_lifter
 
             src, _ = load_lifter(init, cfg.body_model.path)
             if getattr(src, "config", None) != model.config:
