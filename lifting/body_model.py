@@ -350,6 +350,8 @@ def body_model_record(record: dict | None, source: str = "checkpoint") -> dict:
     sha = rec.get("sha256")
     if sha is not None and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
         raise BodyModelError(f"{source}: body_model.sha256 {sha!r} is not a hex sha256")
+    if rec.get("name") is not None:
+        rec["name"] = Path(rec["name"]).name  # a file name, never a folder of the writer's machine
     rec.setdefault("bundled", False)
     return rec
 
@@ -393,12 +395,12 @@ def load_recorded_body_model(record: dict | None, path: str | Path | None = None
             f"in a checkpoint is never opened")
     bm = BodyModel(path, rec.get("gender") or "neutral", num_betas)
     got = bm.describe()
-    if rec.get("sha256") is not None and rec["sha256"] != got["sha256"]:
-        raise BodyModelError(f"{source} was trained with the body model {_describe_record(rec)}, but "
-                             f"{bm.model_path} is {_describe_record(got)}: not the same model")
     if rec.get("num_vertices") not in (None, got["num_vertices"]):
         raise BodyModelError(f"{source} was trained with a {rec['num_vertices']}-vertex body model "
                              f"({_describe_record(rec)}), but {bm.model_path} has {got['num_vertices']} vertices")
+    if rec.get("sha256") is not None and rec["sha256"] != got["sha256"]:
+        raise BodyModelError(f"{source} was trained with the body model {_describe_record(rec)}, but "
+                             f"{bm.model_path} is {_describe_record(got)}: not the same model")
     return bm
 
 
