@@ -233,14 +233,18 @@ def _to_array(key: str, value, path: Path) -> np.ndarray:
 def load_smpl_data(path: str | Path) -> dict[str, np.ndarray]:
     """Read an SMPL-format model file into plain numpy arrays.
 
-    Accepts ``.npz`` and ``.pkl`` (the official SMPL pickles, including the old ones whose
-    arrays are chumpy objects: their data is recovered without importing chumpy; arbitrary
-    classes are refused). Keys: ``v_template (V, 3)``, ``shapedirs (V, 3, S)``,
+    Accepts ``.npz`` (read with ``allow_pickle=False``) and ``.pkl`` (the official SMPL
+    pickles, including the old ones whose arrays are chumpy objects: their data is recovered
+    without importing chumpy). Pickles are read with an exact allow-list of globals
+    (:func:`_pickle_allow_list`): any other global is refused by name before it is
+    imported, so a pickle cannot run code (see RELIABILITY.md §1.1). Only the numeric
+    entries are kept. Keys: ``v_template (V, 3)``, ``shapedirs (V, 3, S)``,
     ``posedirs (V, 3, 207)``, ``J_regressor (24, V)``, ``weights (V, 24)``,
     ``kintree_table (2, 24)``, ``f (F, 3)`` plus whatever else the file holds.
 
     Raises:
-        BodyModelError: unreadable file, missing keys, or inconsistent shapes (named).
+        BodyModelError: unreadable file, a refused pickle global (named), missing keys,
+            non-numeric or malformed (sparse) entries, or inconsistent shapes (named).
     """
     path = Path(path)
     try:
