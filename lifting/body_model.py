@@ -151,8 +151,12 @@ def _pickle_allow_list() -> dict[tuple[str, str], object]:
     import copyreg
     import _codecs
 
-    from numpy._core import multiarray, numeric
     from scipy import sparse
+
+    try:  # numpy >= 2
+        from numpy._core import multiarray, numeric
+    except ImportError:  # numpy 1.x
+        from numpy.core import multiarray, numeric
 
     allowed = {}
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):

@@ -98,17 +98,21 @@ def resolve_checkpoint(path: str | Path | None) -> Path:
 
 
 def _check_field(name: str, value, spec: ConfigField, source: str) -> None:
-    kind_ok = isinstance(value, spec.kind) and not (spec.kind is not bool and isinstance(value, bool))
-    if spec.kind is float and isinstance(value, int) and not isinstance(value, bool):
-        kind_ok = True
+    numbers = {int: (int,), float: (int, float)}.get(spec.kind)
+    if numbers is None:
+        kind_ok = isinstance(value, spec.kind)
+    else:  # a bool is not a number here
+        kind_ok = isinstance(value, numbers) and not isinstance(value, bool)
     if not kind_ok:
         raise ModelConfigError(f"{source}: model_config.{name} must be {spec.kind.__name__}, got {value!r}")
-    if spec.kind in (int, float):
-        if not math.isfinite(value) or (spec.lo is not None and value < spec.lo) or (
-                spec.hi is not None and value > spec.hi):
-            raise ModelConfigError(f"{source}: model_config.{name} = {value!r} is outside [{spec.lo:g}, {spec.hi:g}]")
-        if spec.odd and value % 2 != 1:
-            raise ModelConfigError(f"{source}: model_config.{name} = {value!r} must be odd (a centred window)")
+    if numbers is None:
+        return
+    if (isinstance(value, float) and not math.isfinite(value)) or (spec.lo is not None and value < spec.lo) or (
+            spec.hi is not None and value > spec.hi):
+        lo, hi = ("-inf" if spec.lo is None else f"{spec.lo:g}"), ("inf" if spec.hi is None else f"{spec.hi:g}")
+        raise ModelConfigError(f"{source}: model_config.{name} = {value!r} is outside [{lo}, {hi}]")
+    if spec.odd and value % 2 != 1:
+        raise ModelConfigError(f"{source}: model_config.{name} = {value!r} must be odd (a centred window)")
 
 
 def check_model_config(config: dict, source: str = "checkpoint") -> type[nn.Module]:

@@ -50,6 +50,7 @@ def _student(tmp_path: Path, bm: BodyModel, **cfg_changes) -> Path:
     ({"window": True}, "model_config.window must be int"),
     ({"width": 2_000_000}, "model_config.width = 2000000 is outside [1, 8192]"),
     ({"width": 8.0}, "model_config.width must be int"),
+    ({"width": 10**400}, "model_config.width"),
     ({"n_blocks": 1_000_000}, "model_config.n_blocks = 1000000 is outside [0, 64]"),
     ({"root_depth": math.nan}, "model_config.root_depth"),
     ({"root_depth": -1.0}, "model_config.root_depth"),
