@@ -451,15 +451,36 @@ def test_shared_real_tracks_without_ids_are_detected_and_tracked(tmp_path, real_
     ts = read_tracks(path)
     assert ts.keypoint_format == ("body25" if tool == "openpose" else "coco17")
     assert ts.tracking["method"] == "oks"
-    # plausible tracks: most detections kept, long tracks made mostly of one original track
-    truth = {(int(f), round(float(kp[5, 0]), 1)): p for f, d in enumerate(frames) for p, kp in d}
-    kept = ts.num_person_frames
-    assert kept > 0.7 * ref.num_person_frames, (kept, ref.num_person_frames)
+    # plausible tracks: most detections kept (the tracker drops duplicate HOG boxes and unconfirmed
+    # blips), no jumps between people, reference tracks mostly kept in one track
+    assert ts.num_person_frames > 0.7 * ref.num_person_frames, (ts.num_person_frames, ref.num_person_frames)
     long = [t for t in ts.tracks if len(t) >= 30]
     assert len(long) >= 15, len(long)
-    purity = []
+    col = BODY25.index("left_shoulder") if tool == "openpose" else COCO17.index("left_shoulder")
+    steps = []
     for tr in long:
-        col = BODY25.index("left_shoulder") if tool == "openpose" else 5
-        src = [truth.get((int(f), round(float(k[col, 0]), 1))) for f, k in zip(tr.frame_ids, tr.keypoints)]
-        purity.append(max(src.count(s) for s in set(src)) / len(src))
-    assert np.mean(purity) > 0.8, purity
+        xy = tr.keypoints[:, col, :2]
+        gap = np.diff(tr.frame_ids)
+        steps += (np.linalg.norm(np.diff(xy, axis=0), axis=1) / gap)[gap == 1].tolist()
+    assert np.mean(np.asarray(steps) > 30) < 0.02, np.mean(np.asarray(steps) > 30)  # people move ~1-5 px/frame
+    new_of = {(int(f), round(float(k[col, 0]), 1)): tr.track_id for tr in ts.tracks
+              for f, k in zip(tr.frame_ids, tr.keypoints)}
+    share = []
+    for tr in ref.tracks:
+        if len(tr) >= 30:
+            got = [new_of.get((int(f), round(float(k[5, 0]), 1))) for f, k in zip(tr.frame_ids, tr.keypoints)]
+            share.append(max(got.count(g) for g in set(got) - {None}) / len(tr) if set(got) - {None} else 0.0)
+    assert np.mean(share) > 0.5, share  # measured 0.63-0.66 with the tracker's defaults
+
+
+def test_body25b_and_body135_remap_to_canon16():
+    from lifting.skeletons import CANON16, remap
+
+    kp = np.stack([_person(BODY25B, 100, 50, 150, 0, np.random.default_rng(0))[:, :2]])
+    out, mask = remap(kp, "body25b")
+    assert mask.all() and out.shape == (1, 16, 2)
+    np.testing.assert_allclose(out[0, CANON16.index("head")], kp[0, BODY25B.index("upper_neck")])
+    pelvis = kp[0, [BODY25B.index("left_hip"), BODY25B.index("right_hip")]].mean(0)
+    np.testing.assert_allclose(out[0, CANON16.index("pelvis")], pelvis)
+    full = np.concatenate([kp, np.zeros((1, 110, 2))], axis=1)
+    np.testing.assert_allclose(remap(full, "body135")[0], out)

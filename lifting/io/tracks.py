@@ -304,20 +304,6 @@ def _parse_track_id(rec: dict, source: str, index: int) -> int | None:
     return next(iter(values.values()))
 
 
-def _numbers(value: Any, name: str, source: str, index: int) -> list:
-    """Check that ``value`` is a JSON array of numbers (NaN/inf allowed) and return it."""
-    where = f"{source}: record {index}"
-    if not isinstance(value, list):
-        raise TrackFormatError(f"{where}: {name} must be a list of numbers, got {_describe(value)}")
-    for pos, v in enumerate(value):
-        if type(v) is not float:
-            if type(v) is not int:  # excludes bool, str, None, nested lists
-                raise TrackFormatError(f"{where}: {name}[{pos}] is not a number: {_describe(v)}")
-            if abs(v) > 1e300:
-                raise TrackFormatError(f"{where}: {name}[{pos}] is too large: {_describe(v)}")
-    return value
-
-
 # --------------------------------------------------------------------------- reading
 
 
@@ -359,7 +345,7 @@ def _load_json(source: str) -> Any:
                                "whole for this format (only COCO-style record files are streamed)")
     try:
         with open(source, encoding="utf-8-sig") as f:
-            text = f.read()
+            text = f.read(STREAM_BYTES + 1)  # bounded even if the file grew since the size check
     except UnicodeDecodeError as e:
         raise TrackFormatError(f"{source}: not UTF-8 text ({e.reason} at byte {e.start})") from e
     except OSError as e:
@@ -376,9 +362,8 @@ def _load_json(source: str) -> Any:
         raise TrackFormatError(f"{source}: invalid JSON: nested too deeply") from e
 
 
-#: files larger than this are parsed incrementally (``ijson``); records of any file go straight
-#: into per-track numpy buffers, so memory follows the keypoint arrays rather than Python's
-#: object tree of the whole document
+#: JSON files larger than this are not read whole: COCO-style record files are parsed
+#: incrementally (``ijson``) into the readers' numpy buffers, other formats are refused.
 STREAM_BYTES = 64 * 2**20
 
 
