@@ -84,7 +84,7 @@ from .tracks import (
 )
 
 __all__ = ["FORMATS", "READER_FORMATS", "RECORD_JOINT_SETS", "MAX_PERSON_FRAMES", "MAX_ARRAY_BYTES",
-           "MAX_FRAME_INDEX", "TRACKERS", "detect_format", "read_tracks"]
+           "MAX_FRAME_INDEX", "TRACKERS", "InputFormat", "TrackingNeeded", "detect_format", "read_tracks"]
 
 #: Most detections (person-frames) one input may hold: ~18 h of one person at 30 fps.
 MAX_PERSON_FRAMES = 2_000_000
@@ -103,7 +103,7 @@ _DIGITS = re.compile(r"\d+")
 
 
 class TrackingNeeded(TrackFormatError):
-    """Untracked multi-person input with ``tracker="none"``."""
+    """Untracked multi-person input read with ``tracker="none"`` (a :class:`TrackFormatError`)."""
 
 
 # --------------------------------------------------------------------------- loaded input
@@ -112,7 +112,7 @@ class TrackingNeeded(TrackFormatError):
 @dataclass
 class _Input:
     """The input, loaded once. ``kind``: ``"dir"`` (data None), ``"json"`` (parsed document),
-    ``"stream"`` (a large JSON file; data = small sample for detection), ``"arrays"`` (dict
+    ``"stream"`` (a JSON file over ``STREAM_BYTES``; data None), ``"arrays"`` (dict
     key -> ndarray or, for pickled VideoPose3D entries, Python objects)."""
 
     source: str
@@ -404,10 +404,11 @@ def _read_coco(inp: _Input, joint_set: str | None, opts: _Options) -> TrackSet:
 
 
 def _meta_joint_set(value: Any, source: str) -> str:
-    if not isinstance(value, str) or FORMATS.get(value.strip().lower(), _NO).joint_set not in RECORD_JOINT_SETS:
+    entry = FORMATS.get(value.strip().lower()) if isinstance(value, str) else None
+    if entry is None or entry.joint_set not in RECORD_JOINT_SETS:
         raise TrackFormatError(f"{source}: unknown meta.keypoint_format {_describe(value)}; expected one of "
                                f"{list(RECORD_JOINT_SETS)}")
-    return FORMATS[value.strip().lower()].joint_set
+    return entry.joint_set
 
 
 def _parse_records(records: Any, dets: _Detections, warnings: list[str], *, flags: bool,
@@ -1080,7 +1081,7 @@ def _load(source: str) -> _Input:
     if source.lower().endswith((".npy", ".npz")):
         raise TrackFormatError(f"{source}: not a readable .npy/.npz array file (no npy/zip signature)")
     if size > tracks_mod.STREAM_BYTES:
-        return _Input(source, "stream", _json_sample(source))
+        return _Input(source, "stream")  # parsed incrementally by the reader; sampled only to detect
     return _Input(source, "json", _load_json(source))
 
 
@@ -1104,6 +1105,8 @@ def _record_joints(records: Any) -> int | None:
 def _detect(inp: _Input) -> str:
     """The :data:`FORMATS` name for loaded input."""
     data, source = inp.data, inp.source
+    if inp.kind == "stream":
+        data = _json_sample(source)
     if inp.kind == "dir":
         return "openpose"
     if inp.kind == "arrays":
@@ -1181,8 +1184,6 @@ class InputFormat:
     reader: Callable[[_Input, str | None, _Options], TrackSet]
     joint_set: str | None = None
 
-
-_NO = InputFormat(lambda *a: None, None)  # sentinel for FORMATS.get
 
 #: The one table of input-format names (``--format`` values) -> reader and joint set.
 FORMATS: dict[str, InputFormat] = {
