@@ -450,3 +450,40 @@ SKELETONS[CROWDPOSE14.name] = CROWDPOSE14
 # the canonical head is the top of the neck: CrowdPose's head top is too high, so it stays missing
 SYNTHESIS[("crowdpose14", "canon16")] = {k: v for k, v in _COCO18_TO_CANON.items() if k != "head"}
 __all__ += ["CROWDPOSE14"]
+
+# --- OpenPose experimental models: BODY_25B and the body part of BODY_135 -------------------
+# Joint order of the README of experimental_models in CMU-Perceptual-Computing-Lab/openpose_train
+# (also openpose src/openpose/pose/poseParameters.cpp, POSE_BODY_25B / POSE_BODY_135_BODY_PARTS):
+# indices 0-16 are the COCO-17 keypoints in COCO order, 17 "UpperNeck", 18 "HeadTop", 19-24 the
+# feet as in BODY_25 (LBigToe, LSmallToe, LHeel, RBigToe, RSmallToe, RHeel). BODY_135 keeps these
+# 25 body joints first and adds 40 hand joints (left then right, 20 each, wrists shared with the
+# body) and 70 face points. Unlike BODY_25 there is no Neck (mid-shoulder) or MidHip joint, so
+# pelvis / thorax / spine follow the COCO-17 definitions (and biases) of the module docstring.
+# UpperNeck is the top of the neck (MPII's "upper neck"), i.e. the canonical head joint itself:
+# it is used directly instead of the ear-based COCO synthesis. HeadTop stays unused (too high,
+# as for H36M / Halpe / CrowdPose).
+
+_FEET = ("left_big_toe", "left_small_toe", "left_heel", "right_big_toe", "right_small_toe", "right_heel")
+
+BODY25B = Skeleton("body25b", COCO17.joint_names + ("upper_neck", "head_top") + _FEET)
+"""OpenPose BODY_25B (openpose_train experimental_models README): COCO-17 order + UpperNeck,
+HeadTop, six foot points. No tree."""
+
+BODY135 = Skeleton(
+    "body135",
+    BODY25B.joint_names
+    + tuple(f"left_hand_{i}" for i in range(1, 21))
+    + tuple(f"right_hand_{i}" for i in range(1, 21))
+    + tuple(f"face_{i}" for i in range(70)),
+)
+"""OpenPose BODY_135 (openpose_train experimental_models README): the 25 BODY_25B joints, then
+20 left-hand and 20 right-hand points (hand keypoints 1-20; 0 is the body wrist) and 70 face
+points. Only the body part is used for lifting."""
+
+SKELETONS.update({s.name: s for s in (BODY25B, BODY135)})
+_BODY25B_TO_CANON: dict[str, Recipe] = {**_COCO_TO_CANON, "head": _same("upper_neck")}
+SYNTHESIS.update({
+    ("body25b", "canon16"): _BODY25B_TO_CANON,
+    ("body135", "canon16"): dict(_BODY25B_TO_CANON),
+})
+__all__ += ["BODY25B", "BODY135"]

@@ -248,8 +248,8 @@ def _op_frame(tmp_path: Path, values: int, people: int = 1) -> Path:
 
 @pytest.mark.parametrize("make,fragments", [
     (lambda d: _op_frame(d, 60), ("60 values", "75", "54")),
-    (lambda d: _op_frame(d, 75, people=2), ("tracking is needed",)),
-    (lambda d: (d / "empty").mkdir() or d / "empty", ("_keypoints.json",)),
+    (lambda d: _op_frame(d, 75, people=2), ("BODY_25 from BODY_25B", "--format body25")),
+    (lambda d: (d / "empty").mkdir() or d / "empty", ("no OpenPose per-frame .json", "'people'")),
     (lambda d: _mediapipe_json(d, with_size=False), ("image_width", "normalised")),
     (lambda d: _write(d, "mp.json", {"image_width": 10, "image_height": 10, "frames": [{"landmarks": [[0.1, 0.2]] * 5}]}),
      ("33 landmarks", "5")),
@@ -259,10 +259,10 @@ def _op_frame(tmp_path: Path, values: int, people: int = 1) -> Path:
     (lambda d: _write(d, "bad.npz", "not a zip"), ("not a readable",)),
     (lambda d: _write(d, "mm.json", {"instance_info": [
         {"frame_id": 0, "instances": [{"keypoints": [[1, 2]] * 17}]},
-        {"frame_id": 1, "instances": [{"keypoints": [[1, 2]] * 16}]}]}), ("16 keypoints", "17")),
+        {"frame_id": 1, "instances": [{"keypoints": [[1, 2]] * 16}]}]}), ("16 joints", "17")),
     (lambda d: _write(d, "mm.json", {"instance_info": [
         {"frame_id": 0, "instances": [{"keypoints": [[1, 2]] * 17}, {"keypoints": [[1, 2]] * 17}]}]}),
-     ("more than one person", "track_id")),
+     ("more than one person", "track_id", "tracker='none'")),
     (lambda d: _write(d, "mm.json", {"instance_info": [{"frame_id": -1, "instances": []}]}), ("frame_id",)),
     (lambda d: _write(d, "ann.json", {"images": [{"id": 1, "file_name": "1.jpg"}], "categories": [],
                                       "annotations": [{"image_id": 7, "keypoints": [0] * 51}]}),
@@ -275,7 +275,7 @@ def _op_frame(tmp_path: Path, values: int, people: int = 1) -> Path:
 def test_malformed_inputs(tmp_path, make, fragments):
     path = make(tmp_path)
     with pytest.raises(TrackFormatError) as ei:
-        read_tracks(path)
+        read_tracks(path, tracker="none")  # untracked multi-person input is an error only without the tracker
     for f in fragments:
         assert f in str(ei.value), str(ei.value)
 
@@ -286,7 +286,7 @@ def test_format_argument_checks(tmp_path):
         read_tracks(coco, fmt="xyz")
     with pytest.raises(TrackFormatError, match="body25.*coco18|coco18"):
         read_tracks(_openpose(tmp_path), fmt="coco18")
-    with pytest.raises(TrackFormatError, match="26 \\(halpe26\\)"):
+    with pytest.raises(TrackFormatError, match="'halpe26' has 26 joints"):
         read_tracks(coco, fmt="halpe26")
     with pytest.raises(TrackFormatError, match="not found"):
         read_tracks(tmp_path / "missing.json")
@@ -299,7 +299,7 @@ def test_cli_lift_reader_error(tmp_path, capsys):
     out = tmp_path / "out"
     rc = main(["lift", str(folder), "-o", str(out), "--checkpoint", str(TEACHER), "--max-figures", "0"])
     err = capsys.readouterr().err
-    assert rc == 2 and "tracking is needed" in err and "Traceback" not in err
+    assert rc == 2 and "--format body25" in err and "Traceback" not in err
 
 
 # --------------------------------------------------------------------------- skeleton remaps
@@ -444,7 +444,7 @@ def _read_both(path: Path, monkeypatch) -> tuple:
         return whole, read_tracks(path)
 
 
-def _errors_both(path: Path, monkeypatch) -> list[str]:
+def _errors_both(path: Path, monkeypatch, **kwargs) -> list[str]:
     """Error messages of reading ``path`` parsed whole and incrementally."""
     import lifting.io.tracks as tracks_mod
 
@@ -453,7 +453,7 @@ def _errors_both(path: Path, monkeypatch) -> list[str]:
     for limit in (tracks_mod.STREAM_BYTES, 0):
         with monkeypatch.context() as m, pytest.raises(TrackFormatError) as info:
             m.setattr(tracks_mod, "STREAM_BYTES", limit)
-            read_tracks(path)
+            read_tracks(path, **kwargs)
         out.append(str(info.value).split(": ", 1)[1])
     return out
 
@@ -492,7 +492,7 @@ def test_streamed_records_build_the_same_tracks(tmp_path, monkeypatch):
         assert ts.track_ids == [-2, 7, 30] and ts.fps == 30.0 and ts.image_size == (640, 480)
         assert ts.warnings == [
             "skipped 1 non-person record(s) (category_id != 1; 2: 1)",
-            "masked 1 joint(s) with non-finite x/y (set x = y = 0, confidence 0)",
+            "masked 1 joint(s) with non-finite x/y or |x|, |y| > MAX_ABS_PX (set x = y = 0, confidence 0)",
             "clipped 2 confidence value(s) outside [0, 1]",
             f"{n - 13} record(s) without bbox in tracks that have boxes (rows set to NaN)",
             f"{n // 2} record(s) without score in tracks that have scores (set to NaN)",
@@ -530,15 +530,15 @@ def test_streamed_records_report_the_first_conflict(tmp_path, monkeypatch):
     # track 5 repeats frame 3 at records 4, 9, 10; track 1 repeats frame 0 at records 2, 12
     rows = [(0, 5), (0, 1), (1, 5), (3, 5), (2, 1), (4, 1), (5, 5), (6, 5), (3, 5), (3, 5), (7, 1), (0, 1)]
     assert _errors_both(write("dup.json", rows), monkeypatch) == [
-        "track 5 has two records for frame 3 (records 4 and 9)"] * 2
+        "track 5 has two detections in frame 3 (record 4 and record 9)"] * 2
     no_ids = [(0, None), (2, None), (1, None), (4, None), (7, None), (4, None), (2, None)]
-    assert _errors_both(write("noid.json", no_ids), monkeypatch) == [
-        "records 4 and 6 are both in frame 4 and there are no track ids; track ids ('track_id' or AlphaPose "
-        "'idx') are required for multi-person files (this reader does not track people)"] * 2
+    assert _errors_both(write("noid.json", no_ids), monkeypatch, tracker="none") == [
+        "frame 4 has more than one person (record 4 and record 6) and no track ids, and tracker='none'; add "
+        "'track_id' (AlphaPose 'idx') to the records, or use tracker='auto' / 'oks' to track them"] * 2
     mixed = [(0, None), (1, 4), (1, None), (2, 3)]
     assert _errors_both(write("mixed.json", mixed), monkeypatch) == [
-        "record 1 has no track id but record 2 has one; either every person record has a track id "
-        "('track_id' or 'idx') or none does"] * 2
+        "record 1 has no track id but record 2 has one; give every person an id or none (or pass "
+        "tracker='oks' to ignore the ids and track)"] * 2
 
 
 def test_streamed_reader_memory_follows_the_tracks(tmp_path, monkeypatch):

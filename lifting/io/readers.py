@@ -1,185 +1,320 @@
 """Read 2D keypoint tracks from the output formats of common pose estimators.
 
-:func:`read_tracks` is the single entry point used by ``posenet3d lift``: it detects the
-format of a file or folder (or takes it from ``fmt``) and returns a
-:class:`lifting.io.tracks.TrackSet` whose ``keypoint_format`` names the joint set
-(a :func:`lifting.skeletons.get_skeleton` name), so :func:`lifting.lift.lift_track` can remap
-it to the canonical 16 joints.
+:func:`read_tracks` is the single entry point used by ``posenet3d lift``.  Data flows one way:
+the input is checked and **loaded once** (:func:`_load`: a folder, a JSON document -- streamed
+when large -- or the arrays of a .npy/.npz), its format is detected from that content (or taken
+from ``fmt``), the format's reader turns it into per-detection rows (:class:`_Detections`), and
+:func:`_finish` cleans the keypoints, assigns track ids (from the file, or by running the tracker
+of :mod:`lifting.io.tracking` on untracked multi-person input) and groups the rows into a
+:class:`lifting.io.tracks.TrackSet` whose ``keypoint_format`` is a
+:func:`lifting.skeletons.get_skeleton` name.
 
-Formats (``fmt`` names; aliases in parentheses)
+Formats (:data:`FORMATS` is the one table of ``fmt`` names)
+-----------------------------------------------------------
+=====================  =====================================================  ==================
+``fmt`` (aliases)      input, as the tool writes it                           joint set
+=====================  =====================================================  ==================
+``coco`` (coco17,      COCO keypoint *results* (list of records, or           coco17 / halpe26
+coco-results)          ``{"meta", "annotations"}``), ``track_id`` optional
+``halpe26`` (halpe,    AlphaPose results (``idx`` = track id, ``box``)        halpe26
+alphapose)
+``coco-annotations``   COCO *annotation* file (images / annotations)          coco17
+``openpose`` (body25,  folder of OpenPose ``--write_json`` files (any         body25 / body25b /
+body25b, coco18,       ``*.json`` holding ``people``), or one such file       coco18 / body135
+body135)
+``mmpose``             MMPose ``--save-predictions`` (``instance_info``) and  coco17 / halpe26
+                       1.x inferencer output (``predictions``)
+``mediapipe``          MediaPipe Pose 33 landmarks, JSON / NPY / NPZ          mediapipe33
+``h36m`` (h36m17)      Human3.6M-order arrays ``(T, 17, 2|3)`` npy / npz      h36m17
+``videopose3d``        VideoPose3D ``data_2d_custom_*.npz``                   coco17 / h36m17
+=====================  =====================================================  ==================
+
+Tracking (``tracker`` option)
+-----------------------------
+``"auto"`` (default): ids from the file when it has them; a file with at most one person per
+frame and no ids is one track (id 0); otherwise the detections are tracked online with OKS
+(:func:`lifting.io.tracking.track_detections`, detections it leaves unconfirmed or filters as
+spurious are dropped).  ``"none"``: never track (untracked multi-person input is an error).
+``"oks"`` / ``"iou"``: always track with that similarity, ignoring ids in the file.
+``TrackSet.tracking`` records what was done.
+
+Cleaning and limits (one rule for every reader)
 -----------------------------------------------
-=====================  =================================================  ===============
-``fmt``                input                                              joint set
-=====================  =================================================  ===============
-``coco`` (coco17)      COCO keypoint *results* JSON with track ids        coco17
-                       (delegates to :func:`lifting.io.tracks.read_coco_tracks`)
-``coco-annotations``   COCO *annotation* file (images/annotations/...)    coco17
-``openpose``           folder of OpenPose ``*_keypoints.json`` files      body25 / coco18
-(body25, coco18)       (or one such file)
-``mmpose``             MMPose demo ``--save-predictions`` JSON            coco17 / halpe26
-``mediapipe``          MediaPipe Pose 33 landmarks, JSON / NPY / NPZ      mediapipe33
-``h36m`` (h36m17)      Human3.6M-order arrays ``(T, 17, 2|3)`` npy / npz  h36m17
-``halpe26``            AlphaPose results with 26 (Halpe) keypoints        halpe26
-(alphapose, halpe)
-=====================  =================================================  ===============
-
-Every reader applies the cleaning policy of :mod:`lifting.io.tracks`: joints with non-finite
-x/y (including values that overflow float32) become ``x = y = 0``, confidence 0; non-finite
-confidences become 0; confidences are clipped to [0, 1]; each applied count is reported in
-``TrackSet.warnings``.  Every content problem raises :class:`TrackFormatError` (a
-``ValueError``) saying what was found and what was expected; invalid *arguments* (``fmt``,
-``fps``, ``image_size``) raise ``ValueError``.
+Keypoints follow the cleaning policy of :mod:`lifting.io.tracks`: non-finite x/y, and
+``|x|`` or ``|y|`` above :data:`lifting.io.tracks.MAX_ABS_PX` (1e6 px), are masked (x = y = 0,
+confidence 0); non-finite confidences become 0; confidences are clipped to [0, 1].  Non-finite
+detection scores and boxes become NaN (unknown).  Each applied count is in ``TrackSet.warnings``.
+Inputs are bounded before anything is allocated: at most :data:`MAX_PERSON_FRAMES` detections,
+arrays of at most :data:`MAX_ARRAY_BYTES`, frame indices at most :data:`MAX_FRAME_INDEX`, JSON
+read whole only up to :data:`lifting.io.tracks.STREAM_BYTES` (larger COCO record files are
+streamed); FIFOs, devices and sockets are refused.  Every content problem raises
+:class:`TrackFormatError` (a ``ValueError``) naming the file and what was expected; invalid
+*arguments* raise ``ValueError``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import math
 import os
+import pickle
 import re
-from typing import Any
+import warnings as _warnings
+import zipfile
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import numpy as np
 
 from . import tracks as tracks_mod
+from ..skeletons import get_skeleton
 from .tracks import (
     Track,
-    clean_keypoints,
     TrackFormatError,
     TrackSet,
     _describe,
     _load_json,
-    _numbers,
     _parse_image_id,
     _parse_track_id,
     _positive_finite,
-    read_coco_tracks,
+    check_input_file,
+    _clean_in_place,
+    _note_cleaning,
 )
 
-__all__ = ["READER_FORMATS", "detect_format", "read_tracks"]
+__all__ = ["FORMATS", "READER_FORMATS", "RECORD_JOINT_SETS", "MAX_PERSON_FRAMES", "MAX_ARRAY_BYTES",
+           "MAX_FRAME_INDEX", "TRACKERS", "InputFormat", "TrackingNeeded", "detect_format", "read_tracks"]
 
-#: Reader names accepted by :func:`read_tracks` (``fmt``).
-READER_FORMATS = ("coco", "coco-annotations", "openpose", "mmpose", "mediapipe", "h36m", "halpe26")
-
-# alias -> (reader, required keypoint format or None)
-_FMT_ALIASES: dict[str, tuple[str, str | None]] = {
-    "coco": ("coco", None),
-    "coco17": ("coco", "coco17"),
-    "coco-results": ("coco", None),
-    "coco-annotations": ("coco-annotations", None),
-    "openpose": ("openpose", None),
-    "body25": ("openpose", "body25"),
-    "coco18": ("openpose", "coco18"),
-    "mmpose": ("mmpose", None),
-    "mediapipe": ("mediapipe", "mediapipe33"),
-    "mediapipe33": ("mediapipe", "mediapipe33"),
-    "h36m": ("h36m", "h36m17"),
-    "h36m17": ("h36m", "h36m17"),
-    "halpe26": ("halpe26", "halpe26"),
-    "halpe": ("halpe26", "halpe26"),
-    "alphapose": ("halpe26", "halpe26"),
-}
-
-# joints per person -> joint set, for record-style files
-_JOINTS_TO_FORMAT = {17: "coco17", 26: "halpe26"}
-_OPENPOSE_LENGTHS = {75: "body25", 54: "coco18"}
-_DIGITS = re.compile(r"\d+")
+#: Most detections (person-frames) one input may hold: ~18 h of one person at 30 fps.
+MAX_PERSON_FRAMES = 2_000_000
+#: Largest numeric array (bytes, as declared in its .npy header) read from a .npy/.npz.
+MAX_ARRAY_BYTES = 512 * 2**20
+#: Largest accepted frame index (a 40-digit frame number in a file name is a mistake).
+MAX_FRAME_INDEX = 10**12
+#: Values of the ``tracker`` option of :func:`read_tracks`.
+TRACKERS = ("auto", "none", "oks", "iou")
+#: Joint sets a COCO-style record file may hold, by joints per record.
+RECORD_JOINT_SETS = ("coco17", "halpe26")
+_OPENPOSE_JOINT_SETS = ("body25", "body25b", "coco18", "body135")
+_MMPOSE_JOINT_SETS = ("coco17", "halpe26")
 _MAX_ABS = 1e300
+_DIGITS = re.compile(r"\d+")
 
 
-def _parse_fmt(fmt: str | None) -> tuple[str | None, str | None]:
-    if fmt is None:
-        return None, None
-    if not isinstance(fmt, str):
-        raise ValueError(f"format must be a string, got {_describe(fmt)}")
-    key = fmt.strip().lower().replace("_", "-")
-    if key not in _FMT_ALIASES:
-        raise ValueError(f"unknown input format {fmt!r}; known: {', '.join(sorted(_FMT_ALIASES))}")
-    return _FMT_ALIASES[key]
+class TrackingNeeded(TrackFormatError):
+    """Untracked multi-person input read with ``tracker="none"`` (a :class:`TrackFormatError`)."""
 
 
-# --------------------------------------------------------------------------- shared builder
+# --------------------------------------------------------------------------- loaded input
 
 
-def _build(
-    entries: list[dict],
-    *,
-    source: str,
-    keypoint_format: str,
-    fps: float | None,
-    image_size: tuple[int, int] | None,
-    warnings: list[str],
-    meta: dict,
-    no_id_hint: str,
-) -> TrackSet:
-    """Group per-detection entries into tracks.
+@dataclass
+class _Input:
+    """The input, loaded once. ``kind``: ``"dir"`` (data None), ``"json"`` (parsed document),
+    ``"stream"`` (a JSON file over ``STREAM_BYTES``; data None), ``"arrays"`` (dict
+    key -> ndarray or, for pickled VideoPose3D entries, Python objects)."""
 
-    Each entry: ``frame`` int >= 0, ``tid`` int or None, ``kp`` ``(K, 3)``, ``bbox``
-    ``[x, y, w, h]`` or None, ``score`` float or None, ``where`` (for messages).
-    """
-    if not entries:
+    source: str
+    kind: str
+    data: Any = None
+
+
+@dataclass(frozen=True)
+class _Options:
+    fps: float | None
+    image_size: tuple[int, int] | None
+    tracker: str
+    tracker_config: Any
+
+
+# --------------------------------------------------------------------------- detections
+
+
+class _Detections:
+    """Per-detection rows while a file is read, in growing numpy buffers (no Python object per
+    row, so memory follows the keypoint arrays): ``frames (N,)`` int64, file track ids ``(N,)``
+    (``has_tid`` False = none), ``keypoints (N, K, 3)`` float32 (x, y px, confidence; float32
+    overflow -> inf, masked later), ``boxes (N, 4)`` ``[x, y, w, h]`` px and ``scores (N,)``
+    (NaN = none), and a location ``(N, 2)`` int64 that ``describe(a, b)`` turns into text for
+    messages.  Enforces :data:`MAX_PERSON_FRAMES` and one joint count."""
+
+    def __init__(self, source: str, describe: Callable[[int, int], str] = lambda a, b: f"record {a}") -> None:
+        self.source, self.describe, self.n = source, describe, 0
+        self.cap = 0
+        self.num_joints = 0
+
+    def _grow(self, k: int) -> None:
+        cap = max(16, 2 * self.cap)
+        new = dict(frames=np.zeros(cap, np.int64), tids=np.zeros(cap, np.int64), has_tid=np.zeros(cap, bool),
+                   keypoints=np.zeros((cap, k, 3), np.float32), boxes=np.full((cap, 4), np.nan, np.float32),
+                   scores=np.full(cap, np.nan, np.float32), has_box=np.zeros(cap, bool),
+                   has_score=np.zeros(cap, bool), loc=np.zeros((cap, 2), np.int64))
+        for name, arr in new.items():
+            if self.cap:
+                arr[: self.n] = getattr(self, name)[: self.n]
+            setattr(self, name, arr)
+        self.cap = cap
+
+    def add(self, frame: int, tid: int | None, kp: np.ndarray, box: Any, score: Any, loc: tuple[int, int]) -> None:
+        if self.n >= MAX_PERSON_FRAMES:
+            raise TrackFormatError(f"{self.source}: more than MAX_PERSON_FRAMES = {MAX_PERSON_FRAMES} detections; "
+                                   "split the input")
+        if self.n and kp.shape[0] != self.num_joints:
+            raise TrackFormatError(f"{self.source}: {self.describe(*loc)} has {kp.shape[0]} joints but "
+                                   f"{self.where(0)} has {self.num_joints}; all detections must use the same "
+                                   "joint set")
+        if self.n == 0:
+            self.num_joints = kp.shape[0]
+        if self.n == self.cap:
+            self._grow(kp.shape[0])
+        i = self.n
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.keypoints[i] = kp
+            if box is not None:
+                self.boxes[i] = box
+            if score is not None:
+                self.scores[i] = score
+        self.frames[i], self.loc[i] = frame, loc
+        self.has_box[i], self.has_score[i] = box is not None, score is not None
+        if tid is not None:
+            self.tids[i], self.has_tid[i] = tid, True
+        self.n = i + 1
+
+    def __len__(self) -> int:
+        return self.n
+
+    def where(self, i: int) -> str:
+        return self.describe(*map(int, self.loc[i]))
+
+
+def _float_column(values: np.ndarray, given: np.ndarray, warnings: list[str], what: str) -> np.ndarray | None:
+    """``values`` ``(N,)`` / ``(N, 4)`` with rows not ``given`` NaN; given rows with a non-finite
+    value become NaN (unknown) and are counted in ``warnings``.  None when no row is given."""
+    if not given.any():
+        return None
+    finite = np.isfinite(values) if values.ndim == 1 else np.isfinite(values).all(axis=1)
+    bad = given & ~finite
+    if bad.any():
+        values[bad] = np.nan
+        warnings.append(f"set {int(bad.sum())} non-finite {what}(s) to NaN (unknown)")
+    return values
+
+
+def _finish(dets: _Detections, *, joint_set: str, opts: _Options, warnings: list[str], meta: dict,
+            hint: str, fps: float | None = None, image_size: tuple[int, int] | None = None) -> TrackSet:
+    """Clean, assign track ids and group the rows into a :class:`TrackSet` (see module docstring)."""
+    source = dets.source
+    if not len(dets):
         raise TrackFormatError(f"{source}: no person detections found")
-    with_id = [e["tid"] is not None for e in entries]
-    if not any(with_id):
-        seen: dict[int, dict] = {}
-        for e in entries:
-            if e["frame"] in seen:
-                raise TrackFormatError(
-                    f"{source}: frame {e['frame']} has more than one person ({seen[e['frame']]['where']} and "
-                    f"{e['where']}) and no track ids; {no_id_hint}"
-                )
-            seen[e["frame"]] = e
-        tids = [0] * len(entries)
-    elif not all(with_id):
-        a = entries[with_id.index(False)]["where"]
-        b = entries[with_id.index(True)]["where"]
-        raise TrackFormatError(f"{source}: {a} has no track id but {b} has one; give every person an id or none")
-    else:
-        tids = [e["tid"] for e in entries]
-    owner: dict[tuple[int, int], str] = {}
-    for tid, e in zip(tids, entries):
-        key = (tid, e["frame"])
-        if key in owner:
-            raise TrackFormatError(f"{source}: track {tid} has two detections in frame {e['frame']} "
-                                   f"({owner[key]} and {e['where']})")
-        owner[key] = e["where"]
-
-    kp = clean_keypoints(np.stack([np.asarray(e["kp"], dtype=np.float64) for e in entries]), warnings)
-    frames = np.asarray([e["frame"] for e in entries], dtype=np.int64)
-    tid_arr = np.asarray(tids, dtype=np.int64)
-    order = np.lexsort((frames, tid_arr))
-    starts = np.flatnonzero(np.r_[True, np.diff(tid_arr[order]) != 0])
-    ends = np.r_[starts[1:], len(order)]
-    tracks = []
-    for s, e in zip(starts, ends):
+    n = len(dets)
+    kp = dets.keypoints[:n]
+    _note_cleaning(_clean_in_place(kp), warnings)
+    frames = dets.frames[:n]
+    boxes = _float_column(dets.boxes[:n], dets.has_box[:n], warnings, "bbox")
+    scores = _float_column(dets.scores[:n], dets.has_score[:n], warnings, "detection score")
+    ids, keep, tracking = _assign_tracks(dets, frames, kp, boxes, joint_set, opts, hint)
+    keep = np.flatnonzero(keep)
+    order = keep[np.lexsort((frames[keep], ids[keep]))]
+    dup = np.flatnonzero((np.diff(ids[order]) == 0) & (np.diff(frames[order]) == 0))
+    if dup.size:  # report the repeat that comes first in the file
+        first = dup[np.argmin(np.maximum(order[dup], order[dup + 1]))]
+        a, b = sorted((order[first], order[first + 1]))
+        raise TrackFormatError(f"{source}: track {ids[a]} has two detections in frame {frames[a]} "
+                               f"({dets.where(a)} and {dets.where(b)})")
+    starts = np.flatnonzero(np.r_[True, np.diff(ids[order]) != 0]) if order.size else np.zeros(0, int)
+    tracks, no_box, no_score = [], 0, 0
+    for s, e in zip(starts, np.r_[starts[1:], order.size]):
         rows = order[s:e]
-        bbox = score = None
-        if any(entries[r]["bbox"] is not None for r in rows):
-            bbox = np.full((len(rows), 4), np.nan, np.float32)
-            for j, r in enumerate(rows):
-                if entries[r]["bbox"] is not None:
-                    with np.errstate(over="ignore"):
-                        bbox[j] = np.asarray(entries[r]["bbox"], dtype=np.float64)
-        if any(entries[r]["score"] is not None for r in rows):
-            score = np.full(len(rows), np.nan, np.float32)
-            for j, r in enumerate(rows):
-                if entries[r]["score"] is not None:
-                    with np.errstate(over="ignore"):
-                        score[j] = float(entries[r]["score"])
-        tracks.append(Track(int(tid_arr[rows[0]]), frames[rows], kp[rows], bbox, score))
-    return TrackSet(tracks=tracks, fps=fps, keypoint_format=keypoint_format, image_size=image_size,
-                    source=source, warnings=warnings, meta=meta)
+        box = None if boxes is None or not dets.has_box[rows].any() else boxes[rows]
+        score = None if scores is None or not dets.has_score[rows].any() else scores[rows]
+        no_box += 0 if box is None else int((~dets.has_box[rows]).sum())
+        no_score += 0 if score is None else int((~dets.has_score[rows]).sum())
+        tracks.append(Track(int(ids[rows[0]]), frames[rows], kp[rows], box, score))
+    if no_box:
+        warnings.append(f"{no_box} record(s) without bbox in tracks that have boxes (rows set to NaN)")
+    if no_score:
+        warnings.append(f"{no_score} record(s) without score in tracks that have scores (set to NaN)")
+    if not tracks:
+        raise TrackFormatError(f"{source}: the tracker confirmed no track among {len(frames)} detections "
+                               f"(stats: {tracking})")
+    return TrackSet(tracks=tracks, fps=opts.fps if opts.fps is not None else fps, keypoint_format=joint_set,
+                    image_size=opts.image_size or image_size, source=source, warnings=warnings, meta=meta,
+                    tracking=tracking)
+
+
+def _assign_tracks(dets: _Detections, frames: np.ndarray, kp: np.ndarray, boxes: np.ndarray | None,
+                   joint_set: str, opts: _Options, hint: str) -> tuple[np.ndarray, np.ndarray, dict]:
+    """``(N,)`` int64 track id per detection, ``(N,)`` bool kept (False: dropped by the tracker)
+    and the ``tracking`` record."""
+    source = dets.source
+    has = dets.has_tid[: len(dets)]
+    if opts.tracker in ("oks", "iou"):
+        return _run_tracker(frames, kp, boxes, joint_set, opts, "requested with tracker=" + repr(opts.tracker))
+    if has.all():
+        return dets.tids[: len(dets)].copy(), has, {"method": "ids", "reason": "track ids in the file"}
+    if has.any():
+        a, b = dets.where(int(np.argmin(has))), dets.where(int(np.argmax(has)))
+        raise TrackFormatError(f"{source}: {a} has no track id but {b} has one; give every person an id or none "
+                               "(or pass tracker='oks' to ignore the ids and track)")
+    order = np.argsort(frames, kind="stable")
+    repeat = np.flatnonzero(np.diff(frames[order]) == 0)
+    if not repeat.size:
+        return np.zeros(len(frames), np.int64), ~has, {"method": "single",
+                                                 "reason": "no track ids, at most one person per frame"}
+    if opts.tracker == "none":
+        r = repeat[np.argmin(order[repeat + 1])]  # the repeat that comes first in the file
+        a, b = order[r], order[r + 1]
+        raise TrackingNeeded(f"{source}: frame {frames[a]} has more than one person ({dets.where(a)} and "
+                             f"{dets.where(b)}) and no track ids, and tracker='none'; {hint}, or use "
+                             "tracker='auto' / 'oks' to track them")
+    return _run_tracker(frames, kp, boxes, joint_set, opts, "no track ids and several people per frame")
+
+
+def _run_tracker(frames, kp, boxes, joint_set, opts, reason) -> tuple[np.ndarray, np.ndarray, dict]:
+    from .tracking import TrackerConfig, oks_sigmas, track_detections
+
+    method = "iou" if opts.tracker == "iou" else "oks"
+    config = opts.tracker_config
+    if config is None:
+        config = TrackerConfig(cost=method)
+    elif config.cost != method:
+        config = dataclasses.replace(config, cost=method)
+    sigmas = oks_sigmas(get_skeleton(joint_set).joint_names)
+    xywh = None
+    if boxes is not None and np.isfinite(boxes).all():
+        xywh = boxes.astype(np.float64)
+    res = track_detections(frames, kp.astype(np.float64), sigmas, xywh, config)
+    ids = np.asarray(res.track_ids, dtype=np.int64)
+    stats = dict(res.stats)
+    return ids, ids >= 0, {"method": method, "reason": reason, **stats, "n_dropped": int((ids < 0).sum())}
+
+
+# --------------------------------------------------------------------------- small checks
 
 
 def _check_numbers(value: Any, what: str, length: int | None = None) -> list:
-    """``value`` must be a list of finite-or-NaN JSON numbers (optionally of ``length``)."""
+    """``value`` must be a list of JSON numbers (NaN/inf allowed; masked later), of ``length``."""
     if not isinstance(value, list):
         raise TrackFormatError(f"{what} must be a list of numbers, got {_describe(value)}")
     for pos, v in enumerate(value):
-        if type(v) is not float and (type(v) is not int or abs(v) > _MAX_ABS):
-            raise TrackFormatError(f"{what}[{pos}] is not a usable number: {_describe(v)}")
+        if type(v) is not float:
+            if type(v) is not int:  # excludes bool, str, None, nested lists
+                raise TrackFormatError(f"{what}[{pos}] is not a number: {_describe(v)}")
+            if abs(v) > _MAX_ABS:
+                raise TrackFormatError(f"{what}[{pos}] is too large: {_describe(v)}")
     if length is not None and len(value) != length:
-        raise TrackFormatError(f"{what} has {len(value)} values, expected {length}")
+        raise TrackFormatError(f"{what} has {len(value)} values, expected {length} values")
     return value
+
+
+def _score(value: Any, what: str) -> float | None:
+    """A detection score: a JSON number (non-finite -> NaN later), ``[s]`` or None."""
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if value is None:
+        return None
+    return _check_numbers([value], what)[0]
 
 
 def _frame_index(value: Any, what: str) -> int:
@@ -187,25 +322,14 @@ def _frame_index(value: Any, what: str) -> int:
         isinstance(value, float) and math.isfinite(value) and value.is_integer()
     ):
         raise TrackFormatError(f"{what} must be a non-negative integer frame index, got {_describe(value)}")
-    value = int(value)
-    if value < 0 or value > np.iinfo(np.int64).max:
-        raise TrackFormatError(f"{what} {value} is out of range for a frame index")
+    return _bounded_frame(int(value), what)
+
+
+def _bounded_frame(value: int, what: str) -> int:
+    if value < 0 or value > MAX_FRAME_INDEX:
+        raise TrackFormatError(f"{what}: frame index {_describe(value)} is out of range "
+                               f"(0 .. MAX_FRAME_INDEX = {MAX_FRAME_INDEX})")
     return value
-
-
-def _digits_frame(name: str, what: str) -> int:
-    runs = _DIGITS.findall(name)
-    if not runs:
-        raise TrackFormatError(f"{what}: file name {name!r} has no digits; expected a frame number in it")
-    return int(runs[-1])
-
-
-def _check_fps(fps: Any) -> float | None:
-    if fps is None:
-        return None
-    if not _positive_finite(fps):
-        raise ValueError(f"fps must be a finite number > 0, got {_describe(fps)}")
-    return float(fps)
 
 
 def _file_fps(value: Any, source: str, key: str) -> float | None:
@@ -220,91 +344,124 @@ def _file_fps(value: Any, source: str, key: str) -> float | None:
     return float(value)
 
 
-def _check_size(image_size: Any) -> tuple[int, int] | None:
-    if image_size is None:
-        return None
-    try:
-        w, h = image_size
-    except (TypeError, ValueError):
-        raise ValueError(f"image_size must be (width, height) in pixels, got {_describe(image_size)}") from None
-    if not (_positive_finite(w) and _positive_finite(h)):
-        raise ValueError(f"image_size must be two numbers > 0 (pixels), got {_describe(image_size)}")
-    return int(w), int(h)
+def _pixels(value: Any, what: str) -> int:
+    if isinstance(value, np.ndarray):
+        value = value.item() if value.size == 1 and np.issubdtype(value.dtype, np.number) else None
+    if not _positive_finite(value) or value > 1e7:
+        raise TrackFormatError(f"{what} must be a positive number of pixels, got {_describe(value)}")
+    return int(value)
+
+
+def _want(joint_set: str | None, found: str, allowed: tuple[str, ...], source: str, what: str) -> str:
+    """The joint set to use: ``found`` (from the content) must be in ``allowed`` and equal a
+    requested ``joint_set``."""
+    if joint_set is not None and joint_set != found:
+        raise TrackFormatError(f"{source}: format {joint_set!r} has {get_skeleton(joint_set).num_joints} joints "
+                               f"but {what} ({found})")
+    if found not in allowed:
+        raise TrackFormatError(f"{source}: {what}; expected one of {list(allowed)}")
+    return found
+
+
+def _by_count(k: int, allowed: tuple[str, ...]) -> str | None:
+    hits = [n for n in allowed if get_skeleton(n).num_joints == k]
+    return hits[0] if len(hits) == 1 else None
 
 
 # --------------------------------------------------------------------------- COCO-style records
 
 
-def _read_records(records: list, source: str, *, flags: bool, frame_of: dict | None, want: str | None,
-                  fps: float | None, meta: dict, warnings: list[str]) -> TrackSet:
-    """COCO-style person records (results or annotations) with any supported joint count.
+def _read_coco(inp: _Input, joint_set: str | None, opts: _Options) -> TrackSet:
+    """COCO keypoint *results* and AlphaPose results: one record per detection.
 
-    ``flags``: the third keypoint value is a COCO visibility flag (0 = not labelled ->
-    confidence 0; 1, 2 -> confidence 1) instead of a confidence.  ``frame_of``: maps
-    ``image_id`` to a frame index (COCO annotation files); else image_id is the frame.
+    Layout per the COCO results format (https://cocodataset.org/#format-results) and AlphaPose
+    ``docs/output.md``: a list ``[{"image_id", "category_id", "keypoints": [x, y, c] * K,
+    "score", "bbox" | "box": [x, y, w, h], "track_id" | "idx"}]`` (ids optional: MMPose,
+    Detectron2 and AlphaPose without ``--pose_track`` write none), or the object form
+    ``{"meta": {...}, "annotations": [...]}`` of :mod:`lifting.io.tracks` (``meta.fps``,
+    ``meta.width`` / ``height``, ``meta.keypoint_format``).  K = 17 (COCO) or 26 (Halpe).
+    Files over ``STREAM_BYTES`` are streamed (``ijson``).
     """
-    entries: list[dict] = []
-    n_values = None
-    skipped = 0
+    source, warnings = inp.source, []
+    if inp.kind == "stream":
+        meta, records = tracks_mod._stream_top_level(source)
+    elif inp.kind == "json":
+        meta, records = tracks_mod._split_top_level(inp.data, source)
+    else:
+        raise TrackFormatError(f"{source}: COCO-style records must be a JSON file")
+    if joint_set is None and meta.get("keypoint_format") is not None:
+        joint_set = _meta_joint_set(meta["keypoint_format"], source)
+    dets = _Detections(source)
+    _parse_records(records, dets, warnings, flags=False, frame_of=None)
+    k = dets.num_joints
+    found = _by_count(k, RECORD_JOINT_SETS) or f"{k} joints"
+    joint_set = _want(joint_set, found, RECORD_JOINT_SETS, source, f"records have {k} joints per person")
+    size = tracks_mod._image_size(meta, source, warnings)
+    fps = _file_fps(meta.get("fps"), source, "meta.fps")
+    meta = {**meta, "input_format": "halpe26" if joint_set == "halpe26" else "coco"}
+    return _finish(dets, joint_set=joint_set, opts=opts, warnings=warnings, meta=meta, fps=fps, image_size=size,
+                   hint="add 'track_id' (AlphaPose 'idx') to the records")
+
+
+def _meta_joint_set(value: Any, source: str) -> str:
+    entry = FORMATS.get(value.strip().lower()) if isinstance(value, str) else None
+    if entry is None or entry.joint_set not in RECORD_JOINT_SETS:
+        raise TrackFormatError(f"{source}: unknown meta.keypoint_format {_describe(value)}; expected one of "
+                               f"{list(RECORD_JOINT_SETS)}")
+    return entry.joint_set
+
+
+def _parse_records(records: Any, dets: _Detections, warnings: list[str], *, flags: bool,
+                   frame_of: dict | None) -> None:
+    """Add COCO-style person records to ``dets`` (the one record parser).
+
+    ``flags``: the third keypoint value is a COCO visibility flag (0 -> confidence 0; 1, 2 ->
+    1).  ``frame_of``: ``image_id`` -> frame (annotation files); else ``image_id`` is the frame.
+    """
+    source = dets.source
+    skipped: dict[str, int] = {}
+    n = 0
     for i, rec in enumerate(records):
+        n = i + 1
         where = f"record {i}"
         if not isinstance(rec, dict):
             raise TrackFormatError(f"{source}: {where} is not a JSON object (got {type(rec).__name__})")
         cat = rec.get("category_id", 1)
         if cat is not None and (isinstance(cat, bool) or cat != 1):
-            skipped += 1
+            skipped[_describe(cat)] = skipped.get(_describe(cat), 0) + 1
             continue
         for key in ("image_id", "keypoints"):
             if key not in rec:
                 raise TrackFormatError(f"{source}: {where} has no {key!r}")
-        if frame_of is not None:
+        if frame_of is None:
+            frame = _bounded_frame(_parse_image_id(rec["image_id"], source, i), f"{source}: {where}: image_id")
+        else:
             img = rec["image_id"]
-            if isinstance(img, list) or isinstance(img, dict) or img not in frame_of:
+            if isinstance(img, (list, dict)) or img not in frame_of:
                 raise TrackFormatError(f"{source}: {where}: image_id {_describe(img)} is not in 'images'")
             frame = frame_of[img]
-        else:
-            frame = _parse_image_id(rec["image_id"], source, i)
-        tid = _parse_track_id(rec, source, i)
-        kp = _numbers(rec["keypoints"], "keypoints", source, i)
+        kp = _check_numbers(rec["keypoints"], f"{source}: {where}: keypoints")
         if len(kp) == 0 or len(kp) % 3:
             raise TrackFormatError(f"{source}: {where}: keypoints has {len(kp)} values, expected a non-zero "
                                    "multiple of 3 (x, y, confidence per joint)")
-        if n_values is None:
-            n_values = len(kp)
-        elif len(kp) != n_values:
-            raise TrackFormatError(f"{source}: {where}: keypoints has {len(kp)} values but earlier records have "
-                                   f"{n_values}; all records must use the same joint set")
         arr = np.asarray(kp, dtype=np.float64).reshape(-1, 3)
         if flags:
             arr[:, 2] = np.where(arr[:, 2] > 0, 1.0, 0.0)
         box = rec.get("bbox", rec.get("box"))
         if box is not None:
             box = _check_numbers(box, f"{source}: {where}: bbox", 4)
-        score = rec.get("score")
-        if score is not None and (type(score) not in (int, float) or abs(score) > _MAX_ABS):
-            raise TrackFormatError(f"{source}: {where}: score is not a usable number: {_describe(score)}")
-        entries.append(dict(frame=frame, tid=tid, kp=arr, bbox=box, score=score, where=where))
+        score = _score(rec.get("score"), f"{source}: {where}: score")
+        dets.add(frame, _parse_track_id(rec, source, i), arr, box, score, (i, 0))
     if skipped:
-        warnings.append(f"skipped {skipped} non-person record(s) (category_id != 1)")
-    if not entries:
-        raise TrackFormatError(f"{source}: no person records (category_id 1) among {len(records)} record(s)")
-    k = n_values // 3
-    fmt = _JOINTS_TO_FORMAT.get(k)
-    if want is not None and fmt != want:
-        raise TrackFormatError(f"{source}: records have {k} joints per person; expected {_joints(want)} ({want})")
-    if fmt is None:
-        raise TrackFormatError(f"{source}: records have {k} joints per person; expected 17 (coco17) or 26 (halpe26)")
-    return _build(entries, source=source, keypoint_format=fmt, fps=fps, image_size=None, warnings=warnings,
-                  meta=meta, no_id_hint="add 'track_id' (or AlphaPose 'idx') to the records (run a tracker)")
+        detail = ", ".join(f"{k}: {v}" for k, v in sorted(skipped.items()))
+        warnings.append(f"skipped {sum(skipped.values())} non-person record(s) (category_id != 1; {detail})")
+    if not n:
+        raise TrackFormatError(f"{source}: annotation list is empty (no detections)")
+    if not len(dets):
+        raise TrackFormatError(f"{source}: no person records (category_id 1) among {n} record(s)")
 
 
-def _joints(fmt: str) -> int:
-    from ..skeletons import get_skeleton
-
-    return get_skeleton(fmt).num_joints
-
-
-def _read_coco_annotations(data: Any, source: str, fps: float | None) -> TrackSet:
+def _read_coco_annotations(inp: _Input, joint_set: str | None, opts: _Options) -> TrackSet:
     """COCO *annotation* file: ``{"images": [...], "annotations": [...], "categories": [...]}``.
 
     Layout per https://cocodataset.org/#format-data ("Object Keypoint Detection"):
@@ -314,7 +471,8 @@ def _read_coco_annotations(data: Any, source: str, fps: float | None) -> TrackSe
     order: the digits of each image's ``file_name`` (``"000123.jpg"`` -> 123) when every
     image has a distinct number there, else the rank of the image ``id``.
     """
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
+    source, data = inp.source, inp.data
+    if inp.kind != "json" or not isinstance(data, dict) or not isinstance(data.get("images"), list) \
             or not isinstance(data.get("annotations"), list):
         raise TrackFormatError(f"{source}: expected a COCO annotation object with 'images' and 'annotations' lists")
     ids, names = [], []
@@ -326,209 +484,329 @@ def _read_coco_annotations(data: Any, source: str, fps: float | None) -> TrackSe
             raise TrackFormatError(f"{source}: images[{i}].id must be an int or string, got {_describe(iid)}")
         ids.append(iid)
         name = img.get("file_name")
-        runs = _DIGITS.findall(os.path.basename(str(name))) if isinstance(name, str) else []
-        names.append(int(runs[-1]) if runs else None)
+        runs = _DIGITS.findall(os.path.basename(name)) if isinstance(name, str) else []
+        names.append(int(runs[-1]) if runs and len(runs[-1]) <= 12 else None)
     if len(set(ids)) != len(ids):
         raise TrackFormatError(f"{source}: duplicate image ids in 'images'")
-    if ids and None not in names and len(set(names)) == len(names) and max(names) <= np.iinfo(np.int64).max:
+    if ids and None not in names and len(set(names)) == len(names) and max(names) <= MAX_FRAME_INDEX:
         frame_of = dict(zip(ids, names))
     else:
         try:
-            ranked = sorted(ids)
+            frame_of = {iid: r for r, iid in enumerate(sorted(ids))}
         except TypeError:
             raise TrackFormatError(f"{source}: image ids mix ints and strings and file names give no frame "
                                    "numbers; cannot order the frames") from None
-        frame_of = {iid: r for r, iid in enumerate(ranked)}
-    meta = {"input_format": "coco-annotations"}
-    return _read_records(data["annotations"], source, flags=True, frame_of=frame_of, want=None, fps=fps,
-                         meta=meta, warnings=[])
+    warnings: list[str] = []
+    dets = _Detections(source)
+    _parse_records(data["annotations"], dets, warnings, flags=True, frame_of=frame_of)
+    k = dets.num_joints
+    joint_set = _want(joint_set, _by_count(k, RECORD_JOINT_SETS) or f"{k} joints", RECORD_JOINT_SETS, source,
+                      f"annotations have {k} joints per person")
+    return _finish(dets, joint_set=joint_set, opts=opts, warnings=warnings,
+                   meta={"input_format": "coco-annotations"}, hint="add 'track_id' to the annotations")
 
 
 # --------------------------------------------------------------------------- OpenPose
 
 
-def _read_openpose(path: str, want: str | None, fps: float | None) -> TrackSet:
-    """OpenPose JSON output (``--write_json``): one ``<name>_<frame>_keypoints.json`` per frame.
+def _openpose_frame(name: str, what: str) -> int | None:
+    """Frame index = last digit group of the file name (``cam01.0000.json`` -> 0,
+    ``video_000000000012_keypoints.json`` -> 12); None when the name has no digits."""
+    stem = os.path.splitext(name)[0]
+    if stem.endswith("_keypoints"):
+        stem = stem[: -len("_keypoints")]
+    runs = _DIGITS.findall(stem)
+    if not runs:
+        return None
+    if len(runs[-1]) > 15:
+        raise TrackFormatError(f"{what}: frame number {runs[-1][:20]}... in the file name has {len(runs[-1])} "
+                               f"digits; frame indices go up to MAX_FRAME_INDEX = {MAX_FRAME_INDEX}")
+    return _bounded_frame(int(runs[-1]), what)
+
+
+def _openpose_documents(inp: _Input, warnings: list[str]) -> list[tuple[int, str, dict]]:
+    """``(frame, file name, document)`` per OpenPose file, sorted by frame."""
+    source = inp.source
+    if inp.kind == "json":
+        frame = _openpose_frame(os.path.basename(source), source)
+        return [(0 if frame is None else frame, os.path.basename(source), inp.data)]
+    if inp.kind != "dir":
+        raise TrackFormatError(f"{source}: OpenPose output is a folder of per-frame .json files (or one of them)")
+    names = sorted(f for f in os.listdir(source) if f.lower().endswith(".json"))
+    if len(names) > MAX_PERSON_FRAMES:
+        raise TrackFormatError(f"{source}: {len(names)} .json files, more than MAX_PERSON_FRAMES = "
+                               f"{MAX_PERSON_FRAMES}")
+    docs, owner, other, undated = [], {}, [], []
+    for name in names:
+        path = os.path.join(source, name)
+        data = _load_json(path)
+        if not isinstance(data, dict) or not isinstance(data.get("people"), list):
+            other.append(name)
+            continue
+        frame = _openpose_frame(name, path)
+        if frame is None:
+            undated.append(name)
+            continue
+        if frame in owner:
+            raise TrackFormatError(
+                f"{source}: {owner[frame]} and {name} are both frame {frame} (frame = last digit group of the "
+                "name); the folder mixes several videos or cameras - pass a folder with one camera's files")
+        owner[frame] = name
+        docs.append((frame, name, data))
+    if not docs:
+        raise TrackFormatError(f"{source}: no OpenPose per-frame .json file (an object with a 'people' list) "
+                               f"among {len(names)} .json file(s)" + (f"; {len(undated)} have no frame number in "
+                                                                      "their name" if undated else ""))
+    if other:
+        warnings.append(f"skipped {len(other)} .json file(s) without a 'people' list (e.g. {other[0]})")
+    if undated:
+        warnings.append(f"skipped {len(undated)} OpenPose file(s) without a frame number in the name "
+                        f"(e.g. {undated[0]})")
+    return sorted(docs, key=lambda d: d[0])
+
+
+def _person_id(person: dict, what: str) -> int | None:
+    """``person_id`` / ``person_idx`` (``[-1]`` = not tracked, OpenPose's default)."""
+    for key in ("person_idx", "person_id"):
+        raw = person.get(key)
+        if isinstance(raw, list) and len(raw) == 1:
+            raw = raw[0]
+        if raw is None:
+            continue
+        if isinstance(raw, bool) or not isinstance(raw, int) or abs(raw) > np.iinfo(np.int64).max:
+            raise TrackFormatError(f"{what}.{key} must be an integer id, got {_describe(raw)}")
+        if raw >= 0:
+            return raw
+    return None
+
+
+def _read_openpose(inp: _Input, joint_set: str | None, opts: _Options) -> TrackSet:
+    """OpenPose JSON output (``--write_json``): one file per frame.
 
     Layout per OpenPose ``doc/02_output.md`` ("JSON-UI Output Format"): ``{"version": ...,
-    "people": [{"person_id": [-1], "pose_keypoints_2d": [x, y, c] * K, ...}]}`` with K = 25
-    (BODY_25, 75 values) or 18 (COCO-18, 54 values).  The frame index is the last digit run
-    of the file name before ``_keypoints``.  OpenPose has no track ids: a person id is taken
-    from ``person_id`` / ``person_idx`` (OpenPose's experimental ``--tracking`` output; -1
-    means none).  Without ids every frame may hold at most one person.  ``path`` is the
-    folder, or one ``*_keypoints.json`` file.
+    "people": [{"person_id": [-1], "pose_keypoints_2d": [x, y, c] * K, ...}]}``; the demo names
+    files ``<video>_<12 digits>_keypoints.json``, other tools ``cam01.0000.json`` and the like:
+    every ``*.json`` holding ``people`` is read, its frame index is the last digit group of the
+    file name.  K = 25 (BODY_25, or BODY_25B of openpose_train's experimental_models README; told
+    apart by geometry, :func:`_body25_variant`), 18 (COCO-18) or 135 (BODY_135, body part used).
+    ``person_id`` (OpenPose ``--tracking``) is the track id when set (>= 0); OpenPose's default
+    ``[-1]`` means untracked, and multi-person untracked files are tracked (module docstring).
     """
-    if os.path.isdir(path):
-        files = sorted(f for f in os.listdir(path) if f.endswith("_keypoints.json"))
-        if not files:
-            n_json = sum(f.endswith(".json") for f in os.listdir(path))
-            raise TrackFormatError(f"{path}: folder has no OpenPose '*_keypoints.json' files "
-                                   f"({n_json} other .json file(s)); expected one file per frame")
-        paths = [os.path.join(path, f) for f in files]
-    else:
-        paths = [path]
-    entries: list[dict] = []
     warnings: list[str] = []
-    frames_seen: dict[int, str] = {}
-    n_values = None
+    docs = _openpose_documents(inp, warnings)
+    dets = _Detections(inp.source, lambda a, b: f"{docs[a][1]} people[{b}]")
     empty = 0
-    for p in paths:
-        name = os.path.basename(p)
-        stem = name[: -len("_keypoints.json")] if name.endswith("_keypoints.json") else os.path.splitext(name)[0]
-        frame = _digits_frame(stem, p)
-        if frame in frames_seen:
-            raise TrackFormatError(f"{p}: frame {frame} again (also from {frames_seen[frame]})")
-        frames_seen[frame] = name
-        data = _load_json(p)
+    for d, (frame, name, data) in enumerate(docs):
         if not isinstance(data, dict) or not isinstance(data.get("people"), list):
-            raise TrackFormatError(f"{p}: expected an OpenPose object with a 'people' list, got "
-                                   f"{type(data).__name__}{' with keys ' + str(sorted(map(str, data))[:6]) if isinstance(data, dict) else ''}")
+            raise TrackFormatError(f"{inp.source}: expected an OpenPose object with a 'people' list")
         for k, person in enumerate(data["people"]):
-            where = f"{name} people[{k}]"
+            what = f"{name} people[{k}]"
             if not isinstance(person, dict):
-                raise TrackFormatError(f"{p}: people[{k}] is not an object")
+                raise TrackFormatError(f"{inp.source}: {what} is not an object")
             kp = person.get("pose_keypoints_2d")
             if kp is None or kp == []:
                 empty += 1
                 continue
-            kp = _check_numbers(kp, f"{p}: people[{k}].pose_keypoints_2d")
-            if len(kp) not in _OPENPOSE_LENGTHS:
-                raise TrackFormatError(f"{p}: people[{k}].pose_keypoints_2d has {len(kp)} values; expected 75 "
-                                       "(BODY_25) or 54 (COCO-18)")
-            if n_values is None:
-                n_values = len(kp)
-            elif len(kp) != n_values:
-                raise TrackFormatError(f"{p}: people[{k}] has {len(kp)} values but earlier people have {n_values}; "
-                                       "mixed BODY_25 / COCO-18 output")
-            tid = None
-            for key in ("person_idx", "person_id"):
-                raw = person.get(key)
-                if isinstance(raw, list) and len(raw) == 1:
-                    raw = raw[0]
-                if raw is None:
-                    continue
-                if isinstance(raw, bool) or not isinstance(raw, int) or abs(raw) > np.iinfo(np.int64).max:
-                    raise TrackFormatError(f"{p}: people[{k}].{key} must be an integer id, got {_describe(raw)}")
-                if raw >= 0:
-                    tid = raw
-                    break
+            kp = _check_numbers(kp, f"{inp.source}: {what}.pose_keypoints_2d")
+            if len(kp) % 3:
+                raise TrackFormatError(f"{inp.source}: {what}.pose_keypoints_2d has {len(kp)} values, not x, y, c "
+                                       "triples")
             arr = np.asarray(kp, dtype=np.float64).reshape(-1, 3)
-            entries.append(dict(frame=frame, tid=tid, kp=arr, bbox=None, score=None, where=where))
+            dets.add(frame, _person_id(person, f"{inp.source}: {what}"), arr, None, None, (d, k))
     if empty:
         warnings.append(f"skipped {empty} OpenPose person entr(ies) without pose_keypoints_2d")
-    if not entries:
-        raise TrackFormatError(f"{path}: no person with pose_keypoints_2d in {len(paths)} OpenPose file(s)")
-    fmt = _OPENPOSE_LENGTHS[n_values]
-    if want is not None and want != fmt:
-        raise TrackFormatError(f"{path}: format {want!r} requested but the files hold {fmt} "
-                               f"({n_values} values per person)")
-    return _build(entries, source=path, keypoint_format=fmt, fps=fps, image_size=None, warnings=warnings,
-                  meta={"input_format": "openpose"},
-                  no_id_hint="OpenPose does not track people, so tracking is needed (run OpenPose with "
-                             "--tracking to get person_id, or track and convert to COCO results with track_id)")
+    if not len(dets):
+        raise TrackFormatError(f"{inp.source}: no person with pose_keypoints_2d in the OpenPose file(s)")
+    k = dets.num_joints
+    found = _by_count(k, _OPENPOSE_JOINT_SETS)
+    if k == 25:
+        found = joint_set if joint_set in ("body25", "body25b") else _body25_variant(dets.keypoints[: len(dets)], inp.source)
+    found = found or f"{k} joints"
+    joint_set = _want(joint_set, found, _OPENPOSE_JOINT_SETS, inp.source,
+                      f"OpenPose people have {k} joints ({3 * k} values; BODY_25 / BODY_25B have 75, COCO-18 54, "
+                      "BODY_135 405)")
+    return _finish(dets, joint_set=joint_set, opts=opts, warnings=warnings, meta={"input_format": "openpose"},
+                   hint="run OpenPose with --tracking to get person_id")
+
+
+#: median geometry residual below which a BODY_25 / BODY_25B hypothesis is accepted
+_LAYOUT_TOLERANCE = 0.3
+
+
+def _residual(kp: np.ndarray, j: int, a: int, b: int, scale: np.ndarray) -> np.ndarray:
+    """``(N,)`` distance of joint j from the midpoint of a and b over ``scale``; NaN where any
+    of the three is undetected."""
+    seen = (kp[:, [j, a, b], 2] > 0.05).all(axis=1)
+    d = np.linalg.norm(kp[:, j, :2] - 0.5 * (kp[:, a, :2] + kp[:, b, :2]), axis=1)
+    return np.where(seen, d / scale, np.nan)
+
+
+def _body25_variant(kp: np.ndarray, source: str) -> str:
+    """``"body25"`` or ``"body25b"`` for 25-joint OpenPose keypoints ``(N, 25, 3)``, by geometry.
+
+    BODY_25 has a Neck (1) at the middle of the shoulders (2, 5) and a MidHip (8) at the middle
+    of the hips (9, 12) (openpose doc/02_output.md).  BODY_25B has COCO order with an UpperNeck
+    (17) between the mid-shoulder point and the nose (0) (openpose_train experimental_models
+    README).  Each hypothesis is scored by the median residual of those relations over the
+    detections, in units of max(width of the pair, 0.2 x the person's height); the layout whose
+    residual is below 0.3 while the other's is not wins.
+
+    Raises:
+        TrackFormatError: both or neither hypothesis fits (asks for ``--format``).
+    """
+    kp = kp[:5000].astype(np.float64)
+    vis = kp[..., 2] > 0.05
+    ys = np.where(vis, kp[..., 1], np.nan)
+    with np.errstate(invalid="ignore"), _warnings.catch_warnings():
+        _warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN medians: no usable detection
+        height = np.nanmax(ys, axis=1) - np.nanmin(ys, axis=1)
+        floor = np.maximum(0.2 * np.nan_to_num(height), 1.0)
+
+        def scale(a, b):
+            return np.maximum(np.linalg.norm(kp[:, a, :2] - kp[:, b, :2], axis=1), floor)
+
+        e25 = np.nanmean(np.stack([_residual(kp, 1, 2, 5, scale(2, 5)), _residual(kp, 8, 9, 12, scale(9, 12))]), 0)
+        mid = kp.copy()
+        mid[:, 5, :2] = 0.5 * (kp[:, 5, :2] + kp[:, 6, :2])
+        mid[:, 5, 2] = np.minimum(kp[:, 5, 2], kp[:, 6, 2])
+        e25b = _residual(mid, 17, 5, 0, scale(5, 6))
+        m25, m25b = np.nanmedian(e25), np.nanmedian(e25b)
+    fits = {"body25": bool(m25 < _LAYOUT_TOLERANCE), "body25b": bool(m25b < _LAYOUT_TOLERANCE)}
+    if sum(fits.values()) == 1:
+        return next(k for k, v in fits.items() if v)
+    raise TrackFormatError(
+        f"{source}: 25 joints per person, but the geometry does not tell BODY_25 from BODY_25B (median residual "
+        f"of Neck/MidHip at mid-shoulders/mid-hips: {m25:.2f}; of UpperNeck between shoulders and nose: "
+        f"{m25b:.2f}; a layout fits below {_LAYOUT_TOLERANCE}); pass --format body25 or --format body25b")
 
 
 # --------------------------------------------------------------------------- MMPose
 
 
-def _read_mmpose(data: Any, source: str, want: str | None, fps: float | None) -> TrackSet:
-    """MMPose prediction JSON (``demo/*_demo*.py --save-predictions`` / ``MMPoseInferencer``).
+def _mmpose_frames(data: Any, source: str) -> list[tuple[int, list, str]]:
+    """``(frame, instances, location)`` of every MMPose layout (see :func:`_read_mmpose`)."""
+    def frame_list(items: list, where: str) -> list[tuple[int, list, str]]:
+        if items and all(isinstance(x, dict) and "keypoints" in x for x in items):
+            return [(0, items, where)]  # one image: the instance list itself
+        out = []
+        for i, fr in enumerate(items):
+            w = f"{where}[{i}]"
+            if not isinstance(fr, dict) or "frame_id" not in fr or not isinstance(fr.get("instances"), list):
+                raise TrackFormatError(f"{source}: {w} must be an object with 'frame_id' and an 'instances' list, "
+                                       f"got {_describe(fr)}")
+            out.append((_frame_index(fr["frame_id"], f"{source}: {w}.frame_id"), fr["instances"], w))
+        return out
 
-    Layout per the MMPose user guide "Inference with existing models"
-    (https://mmpose.readthedocs.io/en/latest/user_guides/inference.html) and the demo
-    scripts: ``{"meta_info": {...}, "instance_info": [{"frame_id": i, "instances":
-    [{"keypoints": [[x, y], ...], "keypoint_scores": [...], "bbox": [[x1, y1, x2, y2]],
-    "bbox_score": s, "track_id": id?}]}]}``.  For a single image ``instance_info`` is the
-    instance list itself (read as frame 0).  ``frame_id`` is kept as written (the video demo
-    counts from 1).  ``track_id`` is not written by MMPose itself; it is accepted when present
-    (assumption), else each frame may hold one person.  K = 17 (COCO) or 26 (Halpe).
+    def predictions(preds: Any, where: str, first: int) -> list[tuple[int, list, str]]:
+        if not isinstance(preds, list) or not all(isinstance(p, list) for p in preds):
+            raise TrackFormatError(f"{source}: {where} must be a list with one list of instances per image")
+        return [(first + i, p, f"{where}[{i}]") for i, p in enumerate(preds)]
+
+    if isinstance(data, dict) and "instance_info" in data:
+        if not isinstance(data["instance_info"], list):
+            raise TrackFormatError(f"{source}: 'instance_info' must be a list")
+        return frame_list(data["instance_info"], "instance_info")
+    if isinstance(data, dict) and "predictions" in data:
+        return predictions(data["predictions"], "predictions", 0)
+    if isinstance(data, list) and data and isinstance(data[0], dict) and "predictions" in data[0]:
+        out: list[tuple[int, list, str]] = []
+        for i, res in enumerate(data):
+            if not isinstance(res, dict) or "predictions" not in res:
+                raise TrackFormatError(f"{source}: [{i}] has no 'predictions' (one inferencer result per frame)")
+            out += predictions(res["predictions"], f"[{i}].predictions", len(out))
+        return out
+    if isinstance(data, list):
+        return frame_list(data, "")
+    raise TrackFormatError(f"{source}: expected MMPose output ('instance_info' or 'predictions')")
+
+
+def _read_mmpose(inp: _Input, joint_set: str | None, opts: _Options) -> TrackSet:
+    """MMPose predictions: demo ``--save-predictions`` and the 1.x ``MMPoseInferencer``.
+
+    Layouts per the MMPose user guide "Inference with existing models"
+    (https://mmpose.readthedocs.io/en/latest/user_guides/inference.html) and the demo scripts:
+    ``{"meta_info": {...}, "instance_info": [{"frame_id": i, "instances": [inst, ...]}]}``
+    (``--save-predictions``; for one image ``instance_info`` is the instance list), the
+    inferencer's ``pred_out_dir`` files (a list of ``{"frame_id", "instances"}`` for a video,
+    the instance list for an image) and its results ``{"predictions": [[inst, ...]]}`` (one
+    list per image; a JSON list of such results is read frame after frame).  An instance is
+    ``{"keypoints": [[x, y], ...], "keypoint_scores": [...], "bbox": [[x1, y1, x2, y2]],
+    "bbox_score": s, "track_id"?}``; MMPose writes no ``track_id``, so multi-person files are
+    tracked (module docstring).  ``frame_id`` is kept as written.  K = 17 (COCO) or 26 (Halpe).
     """
-    if not isinstance(data, dict) or not isinstance(data.get("instance_info"), list):
-        raise TrackFormatError(f"{source}: expected an MMPose object with an 'instance_info' list")
-    info = data["instance_info"]
-    if info and all(isinstance(x, dict) and "keypoints" in x for x in info):
-        info = [{"frame_id": 0, "instances": info}]
-    entries: list[dict] = []
-    k_joints = None
-    for i, fr in enumerate(info):
-        if not isinstance(fr, dict) or "frame_id" not in fr or not isinstance(fr.get("instances"), list):
-            raise TrackFormatError(f"{source}: instance_info[{i}] must be an object with 'frame_id' and an "
-                                   f"'instances' list, got {_describe(fr)}")
-        frame = _frame_index(fr["frame_id"], f"{source}: instance_info[{i}].frame_id")
-        for j, inst in enumerate(fr["instances"]):
-            where = f"instance_info[{i}].instances[{j}]"
-            if not isinstance(inst, dict) or not isinstance(inst.get("keypoints"), list):
-                raise TrackFormatError(f"{source}: {where} has no 'keypoints' list")
-            pts = inst["keypoints"]
-            k = len(pts)
-            if k_joints is None:
-                k_joints = k
-            elif k != k_joints:
-                raise TrackFormatError(f"{source}: {where} has {k} keypoints but earlier instances have {k_joints}")
-            arr = np.ones((k, 3), np.float64)
-            for n, pt in enumerate(pts):
-                pt = _check_numbers(pt, f"{source}: {where}.keypoints[{n}]")
-                if len(pt) not in (2, 3):
-                    raise TrackFormatError(f"{source}: {where}.keypoints[{n}] has {len(pt)} values, expected [x, y]")
-                arr[n, :2] = pt[:2]
-            scores = inst.get("keypoint_scores")
-            if scores is not None:
-                arr[:, 2] = _check_numbers(scores, f"{source}: {where}.keypoint_scores", k)
-            box = inst.get("bbox")
-            if isinstance(box, list) and len(box) == 1 and isinstance(box[0], list):
-                box = box[0]
-            if box is not None:
-                x1, y1, x2, y2 = _check_numbers(box, f"{source}: {where}.bbox", 4)
-                box = [x1, y1, x2 - x1, y2 - y1]
-            score = inst.get("bbox_score")
-            if isinstance(score, list) and len(score) == 1:
-                score = score[0]
-            if score is not None:
-                score = _check_numbers([score], f"{source}: {where}.bbox_score")[0]
-            tid = inst.get("track_id")
-            if tid is not None:
-                if isinstance(tid, bool) or not isinstance(tid, int) or abs(tid) > np.iinfo(np.int64).max:
-                    raise TrackFormatError(f"{source}: {where}.track_id must be an integer, got {_describe(tid)}")
-            entries.append(dict(frame=frame, tid=tid, kp=arr, bbox=box, score=score, where=where))
-    if not entries:
+    source = inp.source
+    if inp.kind != "json":
+        raise TrackFormatError(f"{source}: MMPose predictions must be a JSON file")
+    frames = _mmpose_frames(inp.data, source)
+    dets = _Detections(source, lambda a, b: f"{frames[a][2]}.instances[{b}]" if frames[a][2] else f"[{b}]")
+    for f, (frame, instances, fw) in enumerate(frames):
+        if not isinstance(instances, list):
+            raise TrackFormatError(f"{source}: {fw}.instances must be a list")
+        for j, inst in enumerate(instances):
+            _add_mmpose_instance(dets, frame, inst, (f, j))
+    if not len(dets):
         raise TrackFormatError(f"{source}: MMPose file has no instances")
-    fmt = _JOINTS_TO_FORMAT.get(k_joints)
-    if fmt is None or (want is not None and want != fmt):
-        raise TrackFormatError(f"{source}: MMPose instances have {k_joints} keypoints; expected "
-                               f"{want or '17 (COCO) or 26 (Halpe)'}")
-    return _build(entries, source=source, keypoint_format=fmt, fps=fps, image_size=None, warnings=[],
-                  meta={"input_format": "mmpose"},
-                  no_id_hint="MMPose does not track people; add 'track_id' to the instances (run a tracker)")
+    k = dets.num_joints
+    joint_set = _want(joint_set, _by_count(k, _MMPOSE_JOINT_SETS) or f"{k} joints", _MMPOSE_JOINT_SETS, source,
+                      f"MMPose instances have {k} keypoints")
+    return _finish(dets, joint_set=joint_set, opts=opts, warnings=[], meta={"input_format": "mmpose"},
+                   hint="add 'track_id' to the instances")
+
+
+def _add_mmpose_instance(dets: _Detections, frame: int, inst: Any, loc: tuple[int, int]) -> None:
+    """One MMPose instance (layout of :func:`_read_mmpose`) -> one detection row."""
+    what = f"{dets.source}: {dets.describe(*loc)}"
+    if not isinstance(inst, dict) or not isinstance(inst.get("keypoints"), list):
+        raise TrackFormatError(f"{what} has no 'keypoints' list")
+    pts = inst["keypoints"]
+    arr = np.ones((len(pts), 3), np.float64)
+    for n, pt in enumerate(pts):
+        pt = _check_numbers(pt, f"{what}.keypoints[{n}]")
+        if len(pt) not in (2, 3):
+            raise TrackFormatError(f"{what}.keypoints[{n}] has {len(pt)} values, expected [x, y]")
+        arr[n, :2] = pt[:2]
+    if inst.get("keypoint_scores") is not None:
+        arr[:, 2] = _check_numbers(inst["keypoint_scores"], f"{what}.keypoint_scores", len(pts))
+    box = inst.get("bbox")
+    if isinstance(box, list) and len(box) == 1 and isinstance(box[0], list):
+        box = box[0]
+    if box is not None:
+        x1, y1, x2, y2 = _check_numbers(box, f"{what}.bbox", 4)
+        box = [x1, y1, x2 - x1, y2 - y1]
+    tid = inst.get("track_id")
+    if tid is not None and (isinstance(tid, bool) or not isinstance(tid, int) or abs(tid) > np.iinfo(np.int64).max):
+        raise TrackFormatError(f"{what}.track_id must be an integer, got {_describe(tid)}")
+    dets.add(frame, tid, arr, box, _score(inst.get("bbox_score"), f"{what}.bbox_score"), loc)
 
 
 # --------------------------------------------------------------------------- MediaPipe
 
 
-def _mediapipe_entries(lm: np.ndarray, frames: np.ndarray, size: tuple[int, int], source: str) -> list[dict]:
+def _add_mediapipe_frames(dets: _Detections, lm: np.ndarray, frames: np.ndarray, size: tuple[int, int]) -> None:
+    """Normalised landmarks ``(T, 33, C)`` -> pixel rows; all-NaN frames (no detection) skipped."""
     w, h = size
-    out = []
     for t in range(lm.shape[0]):
         row = lm[t]
         if not np.isfinite(row[:, :2]).any():
-            continue  # no detection in this frame
+            continue
         kp = np.ones((33, 3), np.float64)
         kp[:, 0] = row[:, 0] * w
         kp[:, 1] = row[:, 1] * h
         if row.shape[1] >= 4:
             kp[:, 2] = row[:, 3]
-        out.append(dict(frame=int(frames[t]), tid=None, kp=kp, bbox=None, score=None, where=f"frame {frames[t]}"))
-    if not out:
-        raise TrackFormatError(f"{source}: no frame has MediaPipe landmarks")
-    return out
+        dets.add(int(frames[t]), None, kp, None, None, (int(frames[t]), 0))
+    if not len(dets):
+        raise TrackFormatError(f"{dets.source}: no frame has MediaPipe landmarks")
 
 
-def _read_mediapipe_json(data: Any, source: str, fps: float | None, size: tuple[int, int] | None) -> TrackSet:
-    """MediaPipe Pose landmarks saved as JSON (layout defined here; MediaPipe has no file format).
+def _read_mediapipe(inp: _Input, joint_set: str | None, opts: _Options) -> TrackSet:
+    """MediaPipe Pose landmarks, as JSON (layout defined here; MediaPipe has no file format) or
+    arrays (:func:`_read_arrays`).
 
     Landmark definition per Google AI Edge "Pose landmark detection guide"
     (https://ai.google.dev/edge/mediapipe/solutions/vision/pose_landmarker): 33 landmarks with
-    normalised ``x``, ``y`` in [0, 1] of the image width / height, ``z``, ``visibility``,
-    ``presence``.  Accepted file::
+    normalised ``x``, ``y`` in [0, 1] of the image width / height, ``z``, ``visibility``.
+    Accepted JSON::
 
         {"image_width": W, "image_height": H, "fps": 30.0,        # fps optional
          "frames": [{"frame_index": 0,                            # optional, default: list position
@@ -537,14 +815,20 @@ def _read_mediapipe_json(data: Any, source: str, fps: float | None, size: tuple[
                     }, ...]}
 
     Confidence = ``visibility`` (1 when absent).  Pixel = x * W, y * H; W and H are required
-    (or the ``image_size`` argument), as normalised coordinates cannot be lifted in pixels.
-    One person per frame (MediaPipe Pose is single-person): one track.
+    (or the ``image_size`` argument).  One person per frame (MediaPipe Pose is single-person).
     """
-    if not isinstance(data, dict) or not isinstance(data.get("frames"), list):
+    if inp.kind == "arrays":
+        return _read_arrays(inp, "mediapipe", opts)
+    source, data = inp.source, inp.data
+    if inp.kind != "json" or not isinstance(data, dict) or not isinstance(data.get("frames"), list):
         raise TrackFormatError(f"{source}: expected a MediaPipe object with a 'frames' list")
-    size = size or _json_size(data, source)
-    if fps is None:
-        fps = _file_fps(data.get("fps"), source, "fps")
+    size = opts.image_size
+    if size is None:
+        if data.get("image_width", data.get("width")) is None or data.get("image_height", data.get("height")) is None:
+            raise TrackFormatError(f"{source}: MediaPipe landmarks are normalised to [0, 1]; the file needs "
+                                   "'image_width' and 'image_height' (pixels) to convert them")
+        size = (_pixels(data.get("image_width", data.get("width")), f"{source}: image_width"),
+                _pixels(data.get("image_height", data.get("height")), f"{source}: image_height"))
     rows, frames = [], []
     for i, fr in enumerate(data["frames"]):
         if not isinstance(fr, dict):
@@ -556,6 +840,8 @@ def _read_mediapipe_json(data: Any, source: str, fps: float | None, size: tuple[
         if not isinstance(lms, list) or len(lms) != 33:
             raise TrackFormatError(f"{source}: frames[{i}].landmarks must be a list of 33 landmarks, got "
                                    f"{len(lms) if isinstance(lms, list) else _describe(lms)}")
+        if len(rows) >= MAX_PERSON_FRAMES:
+            raise TrackFormatError(f"{source}: more than MAX_PERSON_FRAMES = {MAX_PERSON_FRAMES} frames")
         row = np.full((33, 4), np.nan)
         row[:, 2:] = [0.0, 1.0]
         for j, lm in enumerate(lms):
@@ -563,8 +849,8 @@ def _read_mediapipe_json(data: Any, source: str, fps: float | None, size: tuple[
             if isinstance(lm, dict):
                 if "x" not in lm or "y" not in lm:
                     raise TrackFormatError(f"{what} has no 'x'/'y'")
-                vals = [lm["x"], lm["y"], lm.get("z", 0.0), lm.get("visibility", 1.0)]
-                vals = _check_numbers(vals, what + " (x, y, z, visibility)")
+                vals = _check_numbers([lm["x"], lm["y"], lm.get("z", 0.0), lm.get("visibility", 1.0)],
+                                      what + " (x, y, z, visibility)")
             else:
                 vals = _check_numbers(lm, what)
                 if not 2 <= len(vals) <= 4:
@@ -576,178 +862,286 @@ def _read_mediapipe_json(data: Any, source: str, fps: float | None, size: tuple[
         raise TrackFormatError(f"{source}: no frame has MediaPipe landmarks")
     if len(set(frames)) != len(frames):
         raise TrackFormatError(f"{source}: a frame_index occurs twice; MediaPipe Pose gives one person per frame")
-    entries = _mediapipe_entries(np.stack(rows), np.asarray(frames), size, source)
-    return _build(entries, source=source, keypoint_format="mediapipe33", fps=fps, image_size=size, warnings=[],
-                  meta={"input_format": "mediapipe"}, no_id_hint="")
-
-
-def _json_size(data: dict, source: str) -> tuple[int, int]:
-    w = data.get("image_width", data.get("width"))
-    h = data.get("image_height", data.get("height"))
-    if w is None or h is None:
-        raise TrackFormatError(f"{source}: MediaPipe landmarks are normalised to [0, 1]; the file needs "
-                               "'image_width' and 'image_height' (pixels) to convert them")
-    for name, v in (("image_width", w), ("image_height", h)):
-        if not _positive_finite(v) or v > 1e7:
-            raise TrackFormatError(f"{source}: {name} must be a positive number of pixels, got {_describe(v)}")
-    return int(w), int(h)
+    dets = _Detections(source, lambda a, b: f"frame {a}")
+    _add_mediapipe_frames(dets, np.stack(rows), np.asarray(frames), size)
+    return _finish(dets, joint_set="mediapipe33", opts=opts, warnings=[], meta={"input_format": "mediapipe"},
+                   hint="", fps=_file_fps(data.get("fps"), source, "fps"), image_size=size)
 
 
 # --------------------------------------------------------------------------- arrays (npy / npz)
 
 
-def _load_arrays(path: str) -> tuple[dict[str, np.ndarray], bool]:
-    """Arrays of a .npy (key '') or .npz file; raises TrackFormatError on anything unreadable."""
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickler for the object arrays of ``np.save`` (VideoPose3D's dictionaries): only numpy
+    arrays, dtypes and scalars may be constructed, so a file cannot run code."""
+
+    _ALLOWED = {(m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray")
+                for n in ("_reconstruct", "scalar")} | {("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _read_npy(f: Any, source: str, key: str) -> Any:
+    """One .npy stream, its header checked against :data:`MAX_ARRAY_BYTES` before reading."""
+    what = f"{source}: array {key or '(npy)'}"
     try:
-        with open(path, "rb") as f:
-            magic = f.read(6)
-        if magic.startswith(b"PK"):
-            with np.load(path, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}, True
-        return {"": np.load(path, allow_pickle=False)}, False
-    except ValueError as e:
-        if "Object arrays" in str(e):
-            raise TrackFormatError(
-                f"{path}: holds Python objects (e.g. the VideoPose3D per-subject dictionaries); expected plain "
-                "numeric arrays (T, 17, 2|3) - extract one sequence with numpy first") from e
-        raise TrackFormatError(f"{path}: not a readable .npy/.npz array file ({e})") from e
-    except Exception as e:  # zipfile.BadZipFile, EOFError, OSError, ...
-        raise TrackFormatError(f"{path}: not a readable .npy/.npz array file ({type(e).__name__}: {e})") from e
+        version = np.lib.format.read_magic(f)
+        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = reader(f)
+    except Exception as e:  # ValueError on a malformed header, EOFError, ...
+        raise TrackFormatError(f"{what}: not a readable .npy header ({type(e).__name__}: {e})") from None
+    if dtype.hasobject:
+        blob = f.read(MAX_ARRAY_BYTES + 1)
+        if len(blob) > MAX_ARRAY_BYTES:
+            raise TrackFormatError(f"{what}: pickled object data larger than MAX_ARRAY_BYTES = {MAX_ARRAY_BYTES}")
+        try:
+            return _ArrayUnpickler(io.BytesIO(blob), encoding="latin1").load()
+        except Exception as e:
+            raise TrackFormatError(f"{what}: holds Python objects that are not plain arrays / dictionaries "
+                                   f"({type(e).__name__}: {e})") from None
+    nbytes = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    if nbytes > MAX_ARRAY_BYTES:
+        raise TrackFormatError(f"{what}: declares shape {shape} {dtype} ({nbytes / 2**20:.0f} MB), larger than "
+                               f"MAX_ARRAY_BYTES = {MAX_ARRAY_BYTES >> 20} MB")
+    data = f.read(nbytes)
+    if len(data) != nbytes:
+        raise TrackFormatError(f"{what}: truncated ({len(data)} of {nbytes} bytes for shape {shape})")
+    return np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C")
 
 
-def _numeric(a: np.ndarray, source: str, key: str) -> np.ndarray:
-    if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
-        raise TrackFormatError(f"{source}: array {key or '(npy)'} has dtype {a.dtype}; expected numbers")
+def _load_arrays(source: str, head: bytes) -> dict[str, Any]:
+    """Arrays of a .npy (key ``""``) or .npz file, each size-checked before it is read."""
+    try:
+        if head.startswith(b"PK"):
+            out = {}
+            with zipfile.ZipFile(source) as z:
+                for info in z.infolist():
+                    key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                    with z.open(info) as f:
+                        out[key] = _read_npy(f, source, key)
+            return out
+        with open(source, "rb") as f:
+            return {"": _read_npy(f, source, "")}
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, NotImplementedError) as e:
+        raise TrackFormatError(f"{source}: not a readable .npy/.npz array file ({type(e).__name__}: {e})") from None
+
+
+def _numeric(a: Any, source: str, key: str) -> np.ndarray:
+    if not isinstance(a, np.ndarray) or not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+        raise TrackFormatError(f"{source}: array {key or '(npy)'} holds {getattr(a, 'dtype', type(a).__name__)}; "
+                               "expected numbers")
     return a.astype(np.float64)
 
 
-def _read_arrays(path: str, reader: str | None, fps: float | None, size: tuple[int, int] | None) -> TrackSet:
-    """Human3.6M-order 2D arrays or MediaPipe landmark arrays in .npy / .npz.
-
-    Human3.6M (``h36m``): ``(T, 17, 2)`` pixels or ``(T, 17, 3)`` pixels + confidence, joints
-    in the 17-joint Human3.6M order of VideoPose3D (``DATASETS.md`` of
-    facebookresearch/VideoPose3D; ``positions_2d``) -- see :data:`lifting.skeletons.H36M17`.
-    npz key ``keypoints_2d`` or ``positions_2d``, or the only array; optional scalar ``fps``.
-    Frame t of the array is frame index t.
-
-    MediaPipe (``mediapipe``): ``(T, 33, C)`` normalised landmarks, C = 2 (x, y), 3 (+ z), 4
-    (+ visibility = confidence) or 5 (+ presence), the order of the MediaPipe Pose landmark
-    model; npz key ``landmarks`` (or the only array) plus scalars ``image_width``,
-    ``image_height`` (required unless ``image_size`` is given) and optional ``fps``.
-    All-NaN frames (no detection) are dropped.
-    """
-    arrays, is_npz = _load_arrays(path)
-    if not arrays:
-        raise TrackFormatError(f"{path}: npz archive holds no arrays")
+def _main_array(arrays: dict, source: str) -> tuple[str, np.ndarray]:
     keys = [k for k in ("keypoints_2d", "positions_2d", "landmarks") if k in arrays]
+    three = [k for k, a in arrays.items() if isinstance(a, np.ndarray) and a.ndim == 3]
+    objects = [k for k, a in arrays.items() if not isinstance(a, np.ndarray) or a.dtype == object]
+    if objects and not three and not keys:
+        raise TrackFormatError(
+            f"{source}: holds Python objects (e.g. the VideoPose3D per-subject dictionaries of data_2d_h36m_*.npz) "
+            "in " + ", ".join(repr(k or '(npy)') for k in objects) + "; expected numeric arrays (T, 17, 2|3) or a "
+            "VideoPose3D data_2d_custom_*.npz (positions_2d[video]['custom'])")
     if keys:
         key = keys[0]
-    elif len([k for k, a in arrays.items() if a.ndim == 3]) == 1:
-        key = next(k for k, a in arrays.items() if a.ndim == 3)
+    elif len(three) == 1:
+        key = three[0]
     else:
-        raise TrackFormatError(f"{path}: npz keys {sorted(arrays)}; expected 'keypoints_2d', 'positions_2d', "
+        raise TrackFormatError(f"{source}: npz keys {sorted(arrays)}; expected 'keypoints_2d', 'positions_2d', "
                                "'landmarks' or a single (T, J, C) array")
-    a = arrays[key]
+    a = _numeric(arrays[key], source, key)
     if a.ndim != 3 or a.shape[0] == 0:
-        raise TrackFormatError(f"{path}: array {key or '(npy)'} has shape {a.shape}; expected (T, 17, 2|3) "
+        raise TrackFormatError(f"{source}: array {key or '(npy)'} has shape {a.shape}; expected (T, 17, 2|3) "
                                "Human3.6M or (T, 33, 2..5) MediaPipe with T >= 1")
-    a = _numeric(a, path, key)
-    if reader is None:
-        reader = "mediapipe" if a.shape[1] == 33 or key == "landmarks" else "h36m"
-    if fps is None:
-        fps = _file_fps(arrays.get("fps"), path, "fps")
-    frames = np.arange(a.shape[0])
+    if a.shape[0] > MAX_PERSON_FRAMES:
+        raise TrackFormatError(f"{source}: {a.shape[0]} frames, more than MAX_PERSON_FRAMES = {MAX_PERSON_FRAMES}")
+    return key, a
+
+
+def _read_h36m(inp: _Input, joint_set: str | None, opts: _Options) -> TrackSet:
+    """Human3.6M-order 2D arrays ``(T, 17, 2)`` pixels or ``(T, 17, 3)`` pixels + confidence.
+
+    Joints in the 17-joint Human3.6M order of VideoPose3D (``DATASETS.md`` of
+    facebookresearch/VideoPose3D) -- :data:`lifting.skeletons.H36M17`.  npz key
+    ``keypoints_2d`` or ``positions_2d``, or the only 3-D array; optional scalar ``fps``.
+    Frame t of the array is frame index t; all-NaN frames are dropped.
+    """
+    return _read_arrays(inp, "h36m", opts)
+
+
+def _read_arrays(inp: _Input, reader: str, opts: _Options) -> TrackSet:
+    source = inp.source
+    if inp.kind != "arrays":
+        raise TrackFormatError(f"{source}: format {reader!r} expects a .npy/.npz array file")
+    arrays = inp.data
+    if not arrays:
+        raise TrackFormatError(f"{source}: npz archive holds no arrays")
+    key, a = _main_array(arrays, source)
+    fps = _file_fps(arrays.get("fps"), source, "fps")
+    dets = _Detections(source, lambda a, b: f"frame {a}")
     if reader == "h36m":
         if a.shape[1] != 17 or a.shape[2] not in (2, 3):
-            raise TrackFormatError(f"{path}: array {key or '(npy)'} has shape {a.shape}; expected (T, 17, 2|3) "
+            raise TrackFormatError(f"{source}: array {key or '(npy)'} has shape {a.shape}; expected (T, 17, 2|3) "
                                    "in Human3.6M joint order")
-        kp = np.ones((a.shape[0], 17, 3))
-        kp[..., : a.shape[2]] = a
-        entries = [dict(frame=t, tid=None, kp=kp[t], bbox=None, score=None, where=f"frame {t}")
-                   for t in range(a.shape[0]) if np.isfinite(kp[t, :, :2]).any()]
-        if not entries:
-            raise TrackFormatError(f"{path}: every frame is NaN; no keypoints")
-        return _build(entries, source=path, keypoint_format="h36m17", fps=fps, image_size=None, warnings=[],
-                      meta={"input_format": "h36m"}, no_id_hint="")
+        _add_array_frames(dets, a, None)
+        return _finish(dets, joint_set="h36m17", opts=opts, warnings=[], meta={"input_format": "h36m"}, hint="",
+                       fps=fps)
     if a.shape[1] != 33 or not 2 <= a.shape[2] <= 5:
-        raise TrackFormatError(f"{path}: array {key or '(npy)'} has shape {a.shape}; expected (T, 33, 2..5) "
+        raise TrackFormatError(f"{source}: array {key or '(npy)'} has shape {a.shape}; expected (T, 33, 2..5) "
                                "MediaPipe landmarks")
+    size = opts.image_size
     if size is None:
         if "image_width" not in arrays or "image_height" not in arrays:
-            raise TrackFormatError(f"{path}: MediaPipe landmarks are normalised to [0, 1]; the npz needs "
+            raise TrackFormatError(f"{source}: MediaPipe landmarks are normalised to [0, 1]; the npz needs "
                                    "'image_width' and 'image_height' (or pass image_size=(w, h)); a .npy cannot "
                                    "carry them")
-        vals = []
-        for k in ("image_width", "image_height"):
-            v = arrays[k]
-            if v.size != 1 or not np.issubdtype(v.dtype, np.number) or not _positive_finite(v.item()) \
-                    or v.item() > 1e7:
-                raise TrackFormatError(f"{path}: {k} must be one positive number of pixels")
-            vals.append(int(v.item()))
-        size = (vals[0], vals[1])
-    entries = _mediapipe_entries(a, frames, size, path)
-    return _build(entries, source=path, keypoint_format="mediapipe33", fps=fps, image_size=size, warnings=[],
-                  meta={"input_format": "mediapipe"}, no_id_hint="")
+        size = (_pixels(arrays["image_width"], f"{source}: image_width"),
+                _pixels(arrays["image_height"], f"{source}: image_height"))
+    _add_mediapipe_frames(dets, a, np.arange(a.shape[0]), size)
+    return _finish(dets, joint_set="mediapipe33", opts=opts, warnings=[], meta={"input_format": "mediapipe"},
+                   hint="", fps=fps, image_size=size)
 
 
-# --------------------------------------------------------------------------- detection / entry point
+def _add_array_frames(dets: _Detections, a: np.ndarray, tid: int | None) -> None:
+    """``(T, J, 2|3|4)`` pixel arrays -> one row per frame with any finite joint (confidence 1
+    when the array has only x, y; a 4th channel is ignored)."""
+    kp = np.ones(a.shape[:2] + (3,))
+    c = min(a.shape[2], 3)
+    kp[..., :c] = a[..., :c]
+    for t in np.flatnonzero(np.isfinite(kp[:, :, :2]).any(axis=(1, 2))):
+        dets.add(int(t), tid, kp[t], None, None, (int(t), 0 if tid is None else tid))
+    if not len(dets):
+        raise TrackFormatError(f"{dets.source}: every frame is NaN; no keypoints")
+
+
+def _read_videopose3d(inp: _Input, joint_set: str | None, opts: _Options) -> TrackSet:
+    """VideoPose3D custom 2D archive ``data_2d_custom_<name>.npz``.
+
+    Layout per VideoPose3D ``INFERENCE.md`` and ``data/prepare_data_2d_custom.py``: pickled
+    ``positions_2d = {video: {"custom": [array (T, 17, 2|3)]}}`` and ``metadata = {"layout_name":
+    "coco", "num_joints": 17, "keypoints_symmetry": ..., "video_metadata": {video: {"w", "h"}}}``,
+    from its Detectron2 inference script (COCO-17 keypoint order, one person per video).  Read
+    with a restricted unpickler (arrays and dictionaries only).  Each video is one track (ids
+    0, 1, ... in sorted video-name order; ``meta["videos"]`` maps id -> name); ``image_size``
+    is set when all videos share one size.  ``layout_name`` ``"h36m"`` gives h36m17.
+    """
+    source, arrays = inp.source, inp.data
+    if inp.kind != "arrays":
+        raise TrackFormatError(f"{source}: format 'videopose3d' expects a data_2d_custom_*.npz archive")
+    pos, meta_arr = arrays.get("positions_2d"), arrays.get("metadata")
+    pos = pos.item() if isinstance(pos, np.ndarray) and pos.dtype == object and pos.size == 1 else pos
+    meta = meta_arr.item() if isinstance(meta_arr, np.ndarray) and meta_arr.dtype == object else meta_arr
+    if not isinstance(pos, dict) or not pos:
+        raise TrackFormatError(f"{source}: expected VideoPose3D 'positions_2d' = {{video: {{'custom': [array]}}}}")
+    meta = meta if isinstance(meta, dict) else {}
+    layout = meta.get("layout_name", "coco")
+    found = {"coco": "coco17", "h36m": "h36m17"}.get(layout)
+    if found is None:
+        raise TrackFormatError(f"{source}: metadata.layout_name {_describe(layout)}; expected 'coco' or 'h36m'")
+    if joint_set is not None and joint_set != found:
+        raise TrackFormatError(f"{source}: --format {joint_set!r} requested but layout_name is {layout!r}")
+    names = sorted(map(str, pos))
+    dets = _Detections(source, lambda a, b: f"video {names[b]!r} frame {a}")
+    for tid, name in enumerate(names):
+        entry = pos[name] if name in pos else pos[next(k for k in pos if str(k) == name)]
+        cams = entry.get("custom") if isinstance(entry, dict) else None
+        if not isinstance(cams, (list, tuple)) or not cams:
+            raise TrackFormatError(f"{source}: positions_2d[{name!r}] has no 'custom' list of arrays")
+        a = _numeric(cams[0], source, f"positions_2d[{name!r}]['custom'][0]")
+        if a.ndim != 3 or a.shape[1] != 17 or a.shape[2] not in (2, 3, 4):
+            raise TrackFormatError(f"{source}: positions_2d[{name!r}]['custom'][0] has shape {a.shape}; expected "
+                                   "(T, 17, 2|3)")
+        _add_array_frames(dets, a, tid)
+    sizes = set()
+    for name in names:
+        vm = (meta.get("video_metadata") or {}).get(name, {})
+        if isinstance(vm, dict) and "w" in vm and "h" in vm:
+            sizes.add((_pixels(vm["w"], f"{source}: video_metadata[{name!r}].w"),
+                       _pixels(vm["h"], f"{source}: video_metadata[{name!r}].h")))
+    size = sizes.pop() if len(sizes) == 1 else None
+    return _finish(dets, joint_set=found, opts=opts, warnings=[], image_size=size, hint="",
+                   meta={"input_format": "videopose3d", "videos": dict(enumerate(names))})
+
+
+# --------------------------------------------------------------------------- loading, detection, entry point
+
+
+def _load(source: str) -> _Input:
+    """Check ``source`` and load it once (see :class:`_Input`)."""
+    size = check_input_file(source, allow_dir=True)
+    if os.path.isdir(source):
+        return _Input(source, "dir")
+    with open(source, "rb") as f:
+        head = f.read(8)
+    if head.startswith(b"PK") or head.startswith(b"\x93NUMPY"):
+        return _Input(source, "arrays", _load_arrays(source, head))
+    if source.lower().endswith((".npy", ".npz")):
+        raise TrackFormatError(f"{source}: not a readable .npy/.npz array file (no npy/zip signature)")
+    if size > tracks_mod.STREAM_BYTES:
+        return _Input(source, "stream")  # parsed incrementally by the reader; sampled only to detect
+    return _Input(source, "json", _load_json(source))
+
+
+def _is_mmpose(data: Any) -> bool:
+    if isinstance(data, dict):
+        return "instance_info" in data or "predictions" in data
+    first = data[0] if isinstance(data, list) and data else None
+    return isinstance(first, dict) and ("predictions" in first or "instances" in first or "keypoint_scores" in first)
 
 
 def _record_joints(records: Any) -> int | None:
     """Joints per person of the first record with a keypoint list (COCO-style results)."""
     if isinstance(records, dict):
         records = records.get("annotations")
-    if not isinstance(records, list):
-        return None
-    for rec in records:
+    for rec in records if isinstance(records, list) else ():
         if isinstance(rec, dict) and isinstance(rec.get("keypoints"), list):
             return len(rec["keypoints"]) // 3
     return None
 
 
-def _detect_json(data: Any, source: str) -> str:
+def _detect(inp: _Input) -> str:
+    """The :data:`FORMATS` name for loaded input."""
+    data, source = inp.data, inp.source
+    if inp.kind == "stream":
+        data = _json_sample(source)
+    if inp.kind == "dir":
+        return "openpose"
+    if inp.kind == "arrays":
+        pos = data.get("positions_2d")
+        if isinstance(pos, dict) or (isinstance(pos, np.ndarray) and pos.dtype == object):
+            return "videopose3d"
+        shapes = [a.shape for a in data.values() if isinstance(a, np.ndarray) and a.ndim == 3]
+        return "mediapipe" if "landmarks" in data or any(s[1] == 33 for s in shapes) else "h36m"
+    if _is_mmpose(data):
+        return "mmpose"
     if isinstance(data, dict):
         if "people" in data:
             return "openpose"
-        if "instance_info" in data:
-            return "mmpose"
         if "images" in data and "annotations" in data:
             return "coco-annotations"
         if "frames" in data:
             return "mediapipe"
-        if "annotations" in data:
-            return "halpe26" if _record_joints(data) == 26 else "coco"
-        keys = ", ".join(sorted(map(str, data))[:8]) or "none"
-        raise TrackFormatError(
-            f"{source}: unrecognised JSON object (keys: {keys}); expected COCO results ('annotations' or a "
-            "record list), a COCO annotation file ('images' + 'annotations'), OpenPose ('people'), MMPose "
-            "('instance_info') or MediaPipe ('frames')")
-    if isinstance(data, list):
-        return "halpe26" if _record_joints(data) == 26 else "coco"
-    raise TrackFormatError(f"{source}: top-level JSON is a {type(data).__name__}; expected an object or a list")
+        if "annotations" not in data:
+            keys = ", ".join(sorted(map(str, data))[:8]) or "none"
+            raise TrackFormatError(
+                f"{source}: unrecognised JSON object (keys: {keys}); expected COCO results ('annotations' or a "
+                "record list), a COCO annotation file ('images' + 'annotations'), OpenPose ('people'), MMPose "
+                "('instance_info' / 'predictions') or MediaPipe ('frames')")
+    elif not isinstance(data, list):
+        raise TrackFormatError(f"{source}: top-level JSON is a {type(data).__name__}; expected an object or a list")
+    return "halpe26" if _record_joints(data) == 26 else "coco"
 
 
 def detect_format(path: str | os.PathLike) -> str:
-    """The reader name (one of :data:`READER_FORMATS`) :func:`read_tracks` would use for ``path``."""
-    source = os.fsdecode(os.fspath(path))
-    return _detect(source)[0]
+    """The :data:`FORMATS` name :func:`read_tracks` would use for ``path`` (e.g. ``"coco"``).
 
-
-def _detect(source: str) -> tuple[str, Any]:
-    if not os.path.exists(source):
-        raise TrackFormatError(f"{source}: file not found")
-    if os.path.isdir(source):
-        return "openpose", None
-    if source.lower().endswith((".npy", ".npz")):
-        arrays, _ = _load_arrays(source)
-        shapes = [a.shape for a in arrays.values() if a.ndim == 3]
-        if "landmarks" in arrays or any(s[1] == 33 for s in shapes):
-            return "mediapipe", None
-        return "h36m", None
-    if os.path.getsize(source) > tracks_mod.STREAM_BYTES:
-        return _detect_json(_json_sample(source), source), None  # large: read later, streamed if COCO
-    data = _load_json(source)
-    return _detect_json(data, source), data
+    Raises:
+        TrackFormatError: unreadable or unrecognised input.
+    """
+    return _detect(_load(os.fsdecode(os.fspath(path))))
 
 
 def _json_sample(source: str) -> Any:
@@ -780,81 +1174,104 @@ def _json_sample(source: str) -> Any:
         raise TrackFormatError(f"{source}: invalid JSON ({e})") from None
 
 
+
+
+@dataclass(frozen=True)
+class InputFormat:
+    """One ``fmt`` name: the reader that parses it and the joint set it forces (``None``: the
+    reader infers it from the content)."""
+
+    reader: Callable[[_Input, str | None, _Options], TrackSet]
+    joint_set: str | None = None
+
+
+#: The one table of input-format names (``--format`` values) -> reader and joint set.
+FORMATS: dict[str, InputFormat] = {
+    "coco": InputFormat(_read_coco), "coco-results": InputFormat(_read_coco),
+    "coco17": InputFormat(_read_coco, "coco17"),
+    "halpe26": InputFormat(_read_coco, "halpe26"), "halpe": InputFormat(_read_coco, "halpe26"),
+    "alphapose": InputFormat(_read_coco, "halpe26"),
+    "coco-annotations": InputFormat(_read_coco_annotations),
+    "openpose": InputFormat(_read_openpose), "body25": InputFormat(_read_openpose, "body25"),
+    "body25b": InputFormat(_read_openpose, "body25b"), "coco18": InputFormat(_read_openpose, "coco18"),
+    "body135": InputFormat(_read_openpose, "body135"),
+    "mmpose": InputFormat(_read_mmpose),
+    "mediapipe": InputFormat(_read_mediapipe, "mediapipe33"), "mediapipe33": InputFormat(_read_mediapipe, "mediapipe33"),
+    "h36m": InputFormat(_read_h36m, "h36m17"), "h36m17": InputFormat(_read_h36m, "h36m17"),
+    "videopose3d": InputFormat(_read_videopose3d), "vp3d": InputFormat(_read_videopose3d),
+}
+#: The primary format names (one per layout; the others in :data:`FORMATS` are aliases).
+READER_FORMATS = ("coco", "coco-annotations", "openpose", "mmpose", "mediapipe", "h36m", "halpe26", "videopose3d")
+
+
+def _format_entry(fmt: Any) -> InputFormat | None:
+    if fmt is None:
+        return None
+    if not isinstance(fmt, str):
+        raise ValueError(f"format must be a string, got {_describe(fmt)}")
+    key = fmt.strip().lower().replace("_", "-")
+    key = {"body-25": "body25", "body-25b": "body25b", "body-135": "body135"}.get(key, key)
+    if key not in FORMATS:
+        raise ValueError(f"unknown input format {fmt!r}; known: {', '.join(sorted(FORMATS))}")
+    return FORMATS[key]
+
+
+def _options(fps: Any, image_size: Any, tracker: Any, tracker_config: Any) -> _Options:
+    if fps is not None and not _positive_finite(fps):
+        raise ValueError(f"fps must be a finite number > 0, got {_describe(fps)}")
+    if image_size is not None:
+        try:
+            w, h = image_size
+        except (TypeError, ValueError):
+            raise ValueError(f"image_size must be (width, height) in pixels, got {_describe(image_size)}") from None
+        if not (_positive_finite(w) and _positive_finite(h)):
+            raise ValueError(f"image_size must be two numbers > 0 (pixels), got {_describe(image_size)}")
+        image_size = (int(w), int(h))
+    if tracker not in TRACKERS:
+        raise ValueError(f"tracker must be one of {list(TRACKERS)}, got {_describe(tracker)}")
+    if tracker_config is not None and not hasattr(tracker_config, "cost"):
+        raise ValueError(f"tracker_config must be a lifting.io.tracking.TrackerConfig, got {_describe(tracker_config)}")
+    return _Options(None if fps is None else float(fps), image_size, tracker, tracker_config)
+
+
 def read_tracks(
     path: str | os.PathLike,
     fmt: str | None = None,
     fps: float | None = None,
     *,
     image_size: tuple[int, int] | None = None,
+    tracker: str = "auto",
+    tracker_config: Any = None,
 ) -> TrackSet:
-    """Read 2D person tracks from any supported pose-estimator output (see module docstring).
+    """Read 2D person tracks from any supported pose-estimator output (module docstring).
 
     Args:
-        path: file, or folder of OpenPose ``*_keypoints.json`` files.
-        fmt: reader or joint-set name (``coco``, ``coco17``, ``coco-annotations``,
-            ``openpose``, ``body25``, ``coco18``, ``mmpose``, ``mediapipe``, ``h36m``,
-            ``halpe26``, ...); ``None`` = detect from the content.
+        path: file, or folder of OpenPose per-frame JSON files.
+        fmt: a :data:`FORMATS` name (``coco``, ``coco17``, ``halpe26``, ``coco-annotations``,
+            ``openpose``, ``body25``, ``body25b``, ``coco18``, ``body135``, ``mmpose``,
+            ``mediapipe``, ``h36m``, ``videopose3d``, ...); ``None`` = detect from the content.
         fps: frame rate; overrides any rate stored in the file.
-        image_size: ``(width, height)`` pixels for normalised MediaPipe landmarks whose file
-            does not carry them.
+        image_size: ``(width, height)`` pixels; needed for normalised MediaPipe landmarks whose
+            file does not carry them, and overrides a size from the file.
+        tracker: ``"auto"``, ``"none"``, ``"oks"`` or ``"iou"`` (module docstring, "Tracking").
+        tracker_config: a :class:`lifting.io.tracking.TrackerConfig` (its ``cost`` is set from
+            ``tracker``); ``None`` = its defaults.
 
     Returns:
-        :class:`TrackSet` with ``keypoint_format`` a :func:`lifting.skeletons.get_skeleton`
-        name and finite float32 keypoints ``(T, K, 3)``.
+        :class:`TrackSet`: ``keypoint_format`` a :func:`lifting.skeletons.get_skeleton` name,
+        tracks with ``frame_ids (T,)`` int64, ``keypoints (T, K, 3)`` float32 (x, y pixels,
+        confidence in [0, 1]), ``bbox (T, 4)`` ``[x, y, w, h]`` px / ``score (T,)`` or None;
+        ``tracking`` says how ids were obtained.
 
     Raises:
-        ValueError: invalid ``fmt``, ``fps`` or ``image_size`` argument.
-        TrackFormatError: missing, unreadable or inconsistent input (message says what was
-            found and what was expected).
+        ValueError: invalid ``fmt``, ``fps``, ``image_size``, ``tracker`` or ``tracker_config``.
+        TrackFormatError: missing, non-regular, oversized, unreadable or inconsistent input,
+            untracked multi-person input with ``tracker="none"``, a 25-joint OpenPose file whose
+            layout is ambiguous (the message says what was found and what was expected).
     """
-    reader, want = _parse_fmt(fmt)
-    fps = _check_fps(fps)
-    size = _check_size(image_size)
-    source = os.fsdecode(os.fspath(path))
-    data = None
-    if reader is None:
-        reader, data = _detect(source)
-    elif not os.path.exists(source):
-        raise TrackFormatError(f"{source}: file not found")
-
-    if reader == "coco":
-        return read_coco_tracks(source, fps=fps, keypoint_format=want)  # float32 overflow: masked there
-    if reader == "openpose":
-        return _read_openpose(source, want, fps)
-    if reader in ("mediapipe", "h36m") and (os.path.isdir(source) or source.lower().endswith((".npy", ".npz"))):
-        return _read_arrays(source, reader, fps, size)
-    if os.path.isdir(source):
-        raise TrackFormatError(f"{source}: is a directory; format {reader!r} expects a file")
-    if data is None:
-        data = _load_json(source)
-    if reader == "coco-annotations":
-        return _read_coco_annotations(data, source, fps)
-    if reader == "mmpose":
-        return _read_mmpose(data, source, want, fps)
-    if reader == "mediapipe":
-        return _read_mediapipe_json(data, source, fps, size)
-    if reader == "halpe26":
-        return _read_halpe(data, source, fps)
-    raise TrackFormatError(f"{source}: format {reader!r} expects a .npy/.npz array file")
-
-
-def _read_halpe(data: Any, source: str, fps: float | None) -> TrackSet:
-    """AlphaPose results with the Halpe-26 keypoints (``--format`` default JSON output).
-
-    Layout per AlphaPose ``docs/output.md``: a list of ``{"image_id": "0.jpg", "category_id":
-    1, "keypoints": [x, y, score] * 26, "score": s, "box": [x, y, w, h], "idx": track id}``
-    (also the ``{"annotations": [...]}`` object form of :mod:`lifting.io.tracks`).  Joint order
-    of the Halpe-FullBody README (https://github.com/Fang-Haoshu/Halpe-FullBody), see
-    :data:`lifting.skeletons.HALPE26`.  AlphaPose scores above 1 are clipped.
-    """
-    meta: dict = {"input_format": "halpe26"}
-    records = data
-    if isinstance(data, dict):
-        records = data.get("annotations")
-        file_meta = data.get("meta", {})
-        if isinstance(file_meta, dict) and fps is None:
-            fps = _file_fps(file_meta.get("fps"), source, "meta.fps")
-    if not isinstance(records, list):
-        raise TrackFormatError(f"{source}: expected a list of AlphaPose records (or {{'annotations': [...]}})")
-    return _read_records(records, source, flags=False, frame_of=None, want="halpe26", fps=fps, meta=meta,
-                         warnings=[])
+    entry = _format_entry(fmt)
+    opts = _options(fps, image_size, tracker, tracker_config)
+    inp = _load(os.fsdecode(os.fspath(path)))
+    if entry is None:
+        entry = FORMATS[_detect(inp)]
+    return entry.reader(inp, entry.joint_set, opts)

@@ -30,7 +30,9 @@ AlphaPose's ``docs/output.md``.
 
 Cleaning policy (each applied count is reported in :attr:`TrackSet.warnings`)
 -----------------------------------------------------------------------------
-* Masking: a joint whose x or y is NaN or +-inf gets ``x = y = 0`` and confidence 0.
+* Masking: a joint whose x or y is NaN, +-inf or beyond :data:`MAX_ABS_PX` in magnitude
+  (1e6 px: no camera image is that large; such values are numerical garbage that would
+  flatten the lifted skeleton onto the depth axis) gets ``x = y = 0`` and confidence 0.
   Downstream code must treat confidence 0 as "joint missing"; the 0 coordinates are
   placeholders, never positions.  A non-finite confidence becomes 0 (x, y kept).
 * Clipping: confidences are clipped to [0, 1].  Some detectors emit scores above 1
@@ -49,6 +51,7 @@ import json
 import math
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,7 +61,6 @@ import numpy as np
 from .fileio import atomic_write
 
 __all__ = [
-    "KEYPOINT_FORMATS",
     "Track",
     "TrackFormatError",
     "TrackSet",
@@ -66,13 +68,11 @@ __all__ = [
     "write_coco_tracks",
 ]
 
-#: Supported keypoint layouts: format name -> number of joints K.
-KEYPOINT_FORMATS: dict[str, int] = {"coco17": 17}
-
-# Other spellings of the format names above (matched after lower-casing).
-_FORMAT_ALIASES: dict[str, str] = {"coco": "coco17", "coco_17": "coco17", "coco-17": "coco17"}
-
 _PERSON_CATEGORY = 1
+
+#: Largest accepted keypoint coordinate magnitude in pixels; joints beyond it are masked as
+#: missing by every reader (cleaning policy of the module docstring).
+MAX_ABS_PX = 1e6
 _DIGIT_RUN = re.compile(r"\d+")
 
 
@@ -95,7 +95,7 @@ def clean_keypoints(kp: np.ndarray, warnings: list[str]) -> np.ndarray:
 
 
 _CLEANING_NOTES = (
-    "masked {} joint(s) with non-finite x/y (set x = y = 0, confidence 0)",
+    "masked {} joint(s) with non-finite x/y or |x|, |y| > MAX_ABS_PX (set x = y = 0, confidence 0)",
     "set {} non-finite confidence value(s) to 0",
     "clipped {} confidence value(s) outside [0, 1]",
 )
@@ -104,7 +104,8 @@ _CLEANING_NOTES = (
 def _clean_in_place(kp: np.ndarray) -> np.ndarray:
     """Clean float32 keypoints ``(..., K, 3)`` in place (policy of the module docstring);
     returns the counts ``(3,)`` int64: masked joints, non-finite confidences, clipped confidences."""
-    bad_xy = ~np.isfinite(kp[..., 0]) | ~np.isfinite(kp[..., 1])
+    with np.errstate(invalid="ignore"):
+        bad_xy = ~(np.abs(kp[..., 0]) <= MAX_ABS_PX) | ~(np.abs(kp[..., 1]) <= MAX_ABS_PX)  # NaN compares False
     kp[bad_xy] = 0.0
     conf = kp[..., 2]
     bad_conf = ~np.isfinite(conf)
@@ -192,13 +193,17 @@ class TrackSet:
     Attributes:
         tracks: list of :class:`Track`, sorted by ``track_id`` (ids are unique).
         fps: frames per second (from the ``fps`` argument or ``meta.fps``), ``None`` if unknown.
-        keypoint_format: joint layout name, e.g. ``"coco17"`` (see :data:`KEYPOINT_FORMATS`).
+        keypoint_format: joint layout name, e.g. ``"coco17"`` (a :func:`lifting.skeletons.get_skeleton` name).
         image_size: ``(width, height)`` in pixels from ``meta``, or ``None``.
         source: the path that was read (``""`` for sets built in memory).
         warnings: human-readable notes on records skipped and values masked or clipped.
         meta: the file's ``meta`` object as read (empty for bare-list files); other keys
             (e.g. ``frames``, ``video``) are kept here and written back by
             :func:`write_coco_tracks`.
+        tracking: JSON-able record of how detections became tracks (for summary.json):
+            ``{"method": "ids" | "single" | "oks" | "iou", "reason": str}`` plus, when a
+            tracker ran, the :class:`lifting.io.tracking.TrackingResult` ``stats`` and
+            ``n_dropped`` (detections left without a track). Empty for sets built in memory.
     """
 
     tracks: list[Track]
@@ -208,6 +213,7 @@ class TrackSet:
     source: str
     warnings: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    tracking: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_person_frames(self) -> int:
@@ -230,20 +236,6 @@ def _is_number(value: Any) -> bool:
 def _describe(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _normalize_format(name: Any, what: str, source: str | None) -> str:
-    """Return the canonical format name or raise (TrackFormatError if from a file, else ValueError)."""
-    exc = ValueError if source is None else TrackFormatError
-    prefix = "" if source is None else f"{source}: "
-    if not isinstance(name, str):
-        raise exc(f"{prefix}{what} must be a string such as 'coco17', got {_describe(name)}")
-    key = name.strip().lower()
-    key = _FORMAT_ALIASES.get(key, key)
-    if key not in KEYPOINT_FORMATS:
-        supported = ", ".join(f"{k!r} ({n} joints)" for k, n in KEYPOINT_FORMATS.items())
-        raise exc(f"{prefix}unknown {what} {name!r}; supported: {supported}")
-    return key
 
 
 def _positive_finite(value: Any) -> bool:
@@ -312,31 +304,48 @@ def _parse_track_id(rec: dict, source: str, index: int) -> int | None:
     return next(iter(values.values()))
 
 
-def _numbers(value: Any, name: str, source: str, index: int) -> list:
-    """Check that ``value`` is a JSON array of numbers (NaN/inf allowed) and return it."""
-    where = f"{source}: record {index}"
-    if not isinstance(value, list):
-        raise TrackFormatError(f"{where}: {name} must be a list of numbers, got {_describe(value)}")
-    for pos, v in enumerate(value):
-        if type(v) is not float:
-            if type(v) is not int:  # excludes bool, str, None, nested lists
-                raise TrackFormatError(f"{where}: {name}[{pos}] is not a number: {_describe(v)}")
-            if abs(v) > 1e300:
-                raise TrackFormatError(f"{where}: {name}[{pos}] is too large: {_describe(v)}")
-    return value
-
-
 # --------------------------------------------------------------------------- reading
 
 
+def check_input_file(source: str, *, allow_dir: bool = False) -> int:
+    """Refuse what cannot be read safely; return the file size in bytes (0 for a folder).
+
+    Raises:
+        TrackFormatError: ``source`` is missing ("file not found"), a symlink loop, a folder
+            (unless ``allow_dir``), or not a regular file (FIFO, device, socket: reading
+            those can block forever or never end, e.g. ``/dev/zero``; ``<(cmd)`` process
+            substitution is a pipe, so write the output to a file first).
+    """
+    try:
+        st = os.stat(source)
+    except OSError as e:
+        if os.path.islink(source):
+            raise TrackFormatError(f"{source}: symbolic link that cannot be followed ({e.strerror or e}; a "
+                                   "symlink loop or a dangling link)") from None
+        if isinstance(e, FileNotFoundError):
+            raise TrackFormatError(f"{source}: file not found") from None
+        raise TrackFormatError(f"{source}: cannot access ({e.strerror or e})") from None
+    if stat.S_ISDIR(st.st_mode):
+        if allow_dir:
+            return 0
+        raise TrackFormatError(f"{source}: is a directory, expected a file")
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a FIFO/pipe" if stat.S_ISFIFO(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode)
+                or stat.S_ISBLK(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+        raise TrackFormatError(f"{source}: is {kind}; keypoint input must be a regular file (write a pipe's "
+                               "output to a file first)")
+    return int(st.st_size)
+
+
 def _load_json(source: str) -> Any:
-    if not os.path.exists(source):
-        raise TrackFormatError(f"{source}: file not found")
-    if os.path.isdir(source):
-        raise TrackFormatError(f"{source}: is a directory, expected a JSON file")
+    """Parse a JSON file of at most :data:`STREAM_BYTES` bytes (checked before reading)."""
+    size = check_input_file(source)
+    if size > STREAM_BYTES:
+        raise TrackFormatError(f"{source}: {size / 2**20:.0f} MB is larger than the {STREAM_BYTES >> 20} MB read "
+                               "whole for this format (only COCO-style record files are streamed)")
     try:
         with open(source, encoding="utf-8-sig") as f:
-            text = f.read()
+            text = f.read(STREAM_BYTES + 1)  # bounded even if the file grew since the size check
     except UnicodeDecodeError as e:
         raise TrackFormatError(f"{source}: not UTF-8 text ({e.reason} at byte {e.start})") from e
     except OSError as e:
@@ -353,9 +362,8 @@ def _load_json(source: str) -> Any:
         raise TrackFormatError(f"{source}: invalid JSON: nested too deeply") from e
 
 
-#: files larger than this are parsed incrementally (``ijson``); records of any file go straight
-#: into per-track numpy buffers, so memory follows the keypoint arrays rather than Python's
-#: object tree of the whole document
+#: JSON files larger than this are not read whole: COCO-style record files are parsed
+#: incrementally (``ijson``) into the readers' numpy buffers, other formats are refused.
 STREAM_BYTES = 64 * 2**20
 
 
@@ -437,268 +445,31 @@ def _image_size(meta: dict, source: str, warnings: list[str]) -> tuple[int, int]
     return size[0], size[1]
 
 
-class _TrackBuffer:
-    """One track's records while a file is read, as numpy rows (no Python object per record).
-
-    Columns: ``frame_ids`` ``(n,)`` int64, ``records`` ``(n,)`` int64 (position of each record
-    in the file, for error messages), ``keypoints`` ``(n, 3K)`` float32 (values that overflow
-    float32 become inf, masked later), and -- from the first record that has one -- ``bbox``
-    ``(n, 4)`` / ``score`` ``(n,)`` float32 with NaN rows for records without.  The capacity
-    doubles when full, so appends cost amortised O(1) and at most half of it is unused.
-    """
-
-    def __init__(self, n_values: int, capacity: int = 16) -> None:
-        self.size = 0
-        self.frame_ids = np.empty(capacity, np.int64)
-        self.records = np.empty(capacity, np.int64)
-        self.keypoints = np.empty((capacity, n_values), np.float32)
-        self.bbox: np.ndarray | None = None
-        self.score: np.ndarray | None = None
-        self.n_bbox = self.n_score = 0  # records that had a bbox / a score
-
-    def append(self, record: int, frame: int, keypoints: list, bbox: list | None, score: float | None) -> None:
-        """Add one record (``keypoints`` 3K numbers, ``bbox`` 4 numbers or None, ``score`` or None)."""
-        n = self.size
-        if n == len(self.frame_ids):
-            self.frame_ids, self.records, self.keypoints, self.bbox, self.score = (
-                None if a is None else _doubled(a)
-                for a in (self.frame_ids, self.records, self.keypoints, self.bbox, self.score))
-        if bbox is not None and self.bbox is None:
-            self.bbox = np.empty((len(self.frame_ids), 4), np.float32)
-            self.bbox[:n] = np.nan
-        if score is not None and self.score is None:
-            self.score = np.empty(len(self.frame_ids), np.float32)
-            self.score[:n] = np.nan
-        self.frame_ids[n] = frame
-        self.records[n] = record
-        with np.errstate(over="ignore"):  # float32 overflow -> inf: keypoints masked, bbox/score kept as inf
-            self.keypoints[n] = keypoints
-            if self.bbox is not None:
-                self.bbox[n] = np.nan if bbox is None else bbox
-            if self.score is not None:
-                self.score[n] = np.nan if score is None else score
-        self.n_bbox += bbox is not None
-        self.n_score += score is not None
-        self.size = n + 1
-
-    def frame_order(self) -> np.ndarray:
-        """``(n,)`` indices sorting the rows by frame; rows of one frame stay in file order."""
-        return np.argsort(self.frame_ids[: self.size], kind="stable")
-
-    def first_repeat(self, order: np.ndarray) -> tuple[int, int, int] | None:
-        """``(first record, second record, frame)`` of the earliest record (in file order)
-        whose frame an earlier record of this buffer already has, or None."""
-        frames, records = self.frame_ids[order], self.records[order]
-        repeats = np.flatnonzero(frames[1:] == frames[:-1])  # row p + 1 repeats row p
-        if not repeats.size:
-            return None
-        p = repeats[np.argmin(records[repeats + 1])]
-        return int(records[p]), int(records[p + 1]), int(frames[p])
-
-
-def _doubled(a: np.ndarray) -> np.ndarray:
-    """A copy of ``a`` with twice as many rows; the new rows are uninitialised."""
-    out = np.empty((2 * len(a),) + a.shape[1:], a.dtype)
-    out[: len(a)] = a
-    return out
-
-
 def read_coco_tracks(
     path: str | os.PathLike,
     *,
     fps: float | None = None,
     keypoint_format: str | None = None,
+    tracker: str = "auto",
 ) -> TrackSet:
-    """Read per-person 2D keypoint tracks from a COCO-style keypoint results JSON file.
+    """Read a COCO-style keypoint results JSON file (layouts of the module docstring).
 
-    Accepts the object form ``{"meta": {...}, "annotations": [records]}`` and the bare
-    record list of the COCO results format (https://cocodataset.org/#format-results);
-    the module docstring lists the record fields.  The track id is ``track_id`` or
-    AlphaPose's ``idx`` (AlphaPose docs/output.md).  ``image_id`` is the frame index: an
-    int, or a file name whose stem's last digit run is the frame (``"000123.jpg"`` -> 123).
-    Records without any track id form one track (id 0) provided no frame has more than
-    one record.  Non-finite x/y are masked (x = y = 0, confidence 0), confidences are
-    clipped to [0, 1], records with ``category_id`` != 1 are skipped; each is counted in
-    ``TrackSet.warnings``.
-
-    Args:
-        path: JSON file to read.
-        fps: frame rate; overrides ``meta.fps``.  Must be finite and > 0.
-        keypoint_format: joint layout (a key of :data:`KEYPOINT_FORMATS`, e.g.
-            ``"coco17"``); overrides ``meta.keypoint_format``.  When neither is given it
-            is inferred from the number of joints K (17 -> ``"coco17"``).
-
-    Returns:
-        :class:`TrackSet` whose tracks hold ``frame_ids`` ``(T,)`` int64,
-        ``keypoints`` ``(T, K, 3)`` float32 (x, y in pixels; confidence in [0, 1]),
-        ``bbox`` ``(T, 4)`` float32 ``[x, y, w, h]`` pixels or None, ``score`` ``(T,)``
-        float32 or None.
-
-    Raises:
-        ValueError: ``fps`` or ``keypoint_format`` arguments are invalid.
-        TrackFormatError: (a ``ValueError``) file missing or unreadable, empty file,
-            invalid JSON (with line/column), wrong top-level layout, empty annotation
-            list, a record that is not an object or lacks ``keypoints`` / ``image_id``,
-            non-numeric values, keypoint list length not a multiple of 3 or different
-            across records, K not matching the keypoint format, invalid meta values,
-            multi-person frames without track ids, some records with and some without
-            track ids, or two records for the same (track, frame).
+    A thin wrapper around :func:`lifting.io.readers.read_tracks` with ``fmt="coco"`` (or
+    ``fmt=keypoint_format`` when given): there is one record parser, in
+    :mod:`lifting.io.readers`.  See :func:`~lifting.io.readers.read_tracks` for the returned
+    arrays (``keypoints (T, K, 3)`` float32, x, y pixels, confidence in [0, 1]), the
+    tracking of untracked multi-person files and the errors raised
+    (:class:`TrackFormatError` for content, ``ValueError`` for arguments).
     """
-    if fps is not None:
-        if not _positive_finite(fps):
-            raise ValueError(f"fps must be a finite number > 0, got {_describe(fps)}")
-        fps = float(fps)
-    if keypoint_format is not None:
-        keypoint_format = _normalize_format(keypoint_format, "keypoint_format argument", None)
+    from .readers import read_tracks
 
-    source = os.fspath(path)
-    if isinstance(source, bytes):
-        source = os.fsdecode(source)
-    if os.path.isfile(source) and os.path.getsize(source) > STREAM_BYTES:
-        meta, records = _stream_top_level(source)
-    else:
-        meta, records = _split_top_level(_load_json(source), source)
-    warnings: list[str] = []
+    from .readers import RECORD_JOINT_SETS
 
-    buffers: dict[int | None, _TrackBuffer] = {}  # track id (None: record without one) -> rows
-    n_values: int | None = None
-    first_kept = -1
-    skipped_categories: dict[str, int] = {}
-
-    n_records = 0
-    for i, rec in enumerate(records):
-        n_records = i + 1
-        if not isinstance(rec, dict):
-            raise TrackFormatError(f"{source}: record {i} is not a JSON object (got {type(rec).__name__})")
-        category = rec.get("category_id", _PERSON_CATEGORY)
-        if category is None:
-            category = _PERSON_CATEGORY
-        if isinstance(category, bool) or category != _PERSON_CATEGORY:
-            key = _describe(category)
-            skipped_categories[key] = skipped_categories.get(key, 0) + 1
-            continue
-        if "image_id" not in rec:
-            raise TrackFormatError(f"{source}: record {i} has no 'image_id' (frame index)")
-        if "keypoints" not in rec:
-            raise TrackFormatError(f"{source}: record {i} has no 'keypoints'")
-        frame = _parse_image_id(rec["image_id"], source, i)
-        tid = _parse_track_id(rec, source, i)
-        kp = _numbers(rec["keypoints"], "keypoints", source, i)
-        if len(kp) == 0 or len(kp) % 3:
-            raise TrackFormatError(
-                f"{source}: record {i}: keypoints has {len(kp)} values, expected a non-zero "
-                "multiple of 3 (x, y, confidence per joint)"
-            )
-        if n_values is None:
-            n_values, first_kept = len(kp), i
-        elif len(kp) != n_values:
-            raise TrackFormatError(
-                f"{source}: record {i}: keypoints has {len(kp)} values ({len(kp) // 3} joints) but "
-                f"record {first_kept} has {n_values} ({n_values // 3} joints); all records must use "
-                "the same keypoint format"
-            )
-        box = rec.get("bbox", rec.get("box"))
-        if box is not None:
-            box = _numbers(box, "bbox", source, i)
-            if len(box) != 4:
-                raise TrackFormatError(f"{source}: record {i}: bbox must have 4 values [x, y, w, h], got {len(box)}")
-        score = rec.get("score")
-        if score is not None and not (_is_number(score) and not (isinstance(score, int) and abs(score) > 1e300)):
-            raise TrackFormatError(f"{source}: record {i}: score is not a usable number: {_describe(score)}")
-
-        if tid not in buffers:
-            buffers[tid] = _TrackBuffer(n_values)
-        buffers[tid].append(i, frame, kp, box, score)
-
-    if skipped_categories:
-        total = sum(skipped_categories.values())
-        detail = ", ".join(f"{k}: {v}" for k, v in sorted(skipped_categories.items()))
-        warnings.append(f"skipped {total} non-person record(s) (category_id != 1; {detail})")
-    if not n_records:
-        raise TrackFormatError(f"{source}: annotation list is empty (no detections)")
-    if not buffers:
-        raise TrackFormatError(f"{source}: no person records (category_id 1) among {n_records} record(s)")
-
-    # ---- keypoint format
-    assert n_values is not None
-    n_joints = n_values // 3
-    if keypoint_format is None and meta.get("keypoint_format") is not None:
-        keypoint_format = _normalize_format(meta["keypoint_format"], "meta.keypoint_format", source)
-    if keypoint_format is None:
-        by_count = {n: name for name, n in KEYPOINT_FORMATS.items()}
-        if n_joints not in by_count:
-            supported = ", ".join(f"{n} ({name})" for n, name in sorted(by_count.items()))
-            raise TrackFormatError(
-                f"{source}: cannot infer the keypoint format from {n_joints} joints per record; "
-                f"supported joint counts: {supported}"
-            )
-        keypoint_format = by_count[n_joints]
-    elif KEYPOINT_FORMATS[keypoint_format] != n_joints:
-        raise TrackFormatError(
-            f"{source}: keypoint format {keypoint_format!r} has {KEYPOINT_FORMATS[keypoint_format]} joints "
-            f"but record {first_kept} has {n_joints} ({n_values} values)"
-        )
-
-    # ---- meta: fps, image size
-    if fps is None and meta.get("fps") is not None:
-        if not _positive_finite(meta["fps"]):
-            raise TrackFormatError(f"{source}: meta.fps must be a finite number > 0, got {_describe(meta['fps'])}")
-        fps = float(meta["fps"])
-    image_size = _image_size(meta, source, warnings)
-
-    # ---- track ids: all records have one or none has (then one track, id 0, one record per frame)
-    if None in buffers and len(buffers) > 1:
-        missing = int(buffers[None].records[0])
-        present = min(int(b.records[0]) for t, b in buffers.items() if t is not None)
-        raise TrackFormatError(
-            f"{source}: record {missing} has no track id but record {present} has one; "
-            "either every person record has a track id ('track_id' or 'idx') or none does"
-        )
-    orders = {tid: buf.frame_order() for tid, buf in buffers.items()}
-    repeats = {tid: buf.first_repeat(orders[tid]) for tid, buf in buffers.items()}
-    repeats = {tid: rep for tid, rep in repeats.items() if rep is not None}
-    if repeats:  # report the repeat that comes first in the file, as a one-pass check would
-        tid = min(repeats, key=lambda t: repeats[t][1])
-        first, second, frame = repeats[tid]
-        if tid is None:
-            raise TrackFormatError(
-                f"{source}: records {first} and {second} are both in frame {frame} and there are no "
-                "track ids; track ids ('track_id' or AlphaPose 'idx') are required for multi-person "
-                "files (this reader does not track people)"
-            )
-        raise TrackFormatError(f"{source}: track {tid} has two records for frame {frame} "
-                               f"(records {first} and {second})")
-
-    # ---- tracks in id order, each buffer freed once its track is built; cleaning counts summed
-    tracks: list[Track] = []
-    cleaned = np.zeros(3, np.int64)
-    missing_box = missing_score = 0
-    for tid in sorted(buffers, key=lambda t: 0 if t is None else t):
-        buf, rows = buffers.pop(tid), orders.pop(tid)
-        kp = buf.keypoints[rows].reshape(len(rows), n_joints, 3)
-        cleaned += _clean_in_place(kp)
-        bbox = score = None
-        if buf.n_bbox:
-            bbox, missing_box = buf.bbox[rows], missing_box + buf.size - buf.n_bbox
-        if buf.n_score:
-            score, missing_score = buf.score[rows], missing_score + buf.size - buf.n_score
-        tracks.append(Track(0 if tid is None else tid, buf.frame_ids[rows], kp, bbox, score))
-        del buf
-    _note_cleaning(cleaned, warnings)
-    if missing_box:
-        warnings.append(f"{missing_box} record(s) without bbox in tracks that have boxes (rows set to NaN)")
-    if missing_score:
-        warnings.append(f"{missing_score} record(s) without score in tracks that have scores (set to NaN)")
-
-    return TrackSet(
-        tracks=tracks,
-        fps=fps,
-        keypoint_format=keypoint_format,
-        image_size=image_size,
-        source=source,
-        warnings=warnings,
-        meta=dict(meta),
-    )
+    if keypoint_format is not None and (not isinstance(keypoint_format, str)
+                                        or keypoint_format.strip().lower() not in ("coco", *RECORD_JOINT_SETS)):
+        raise ValueError(f"keypoint_format must be one of {list(RECORD_JOINT_SETS)} for COCO-style records, "
+                         f"got {_describe(keypoint_format)}")
+    return read_tracks(path, "coco" if keypoint_format is None else keypoint_format, fps, tracker=tracker)
 
 
 # --------------------------------------------------------------------------- writing
