@@ -73,7 +73,7 @@ def test_stage_step_losses_finite(name, stage, window, tiny_cfg_overrides):
 def test_build_stage_unknown_kind(tiny_cfg_overrides):
     cfg = load_config(CONFIG_DIR / "teacher.yaml", tiny_cfg_overrides)
     with pytest.raises(ValueError, match="unknown training stage"):
-        build_stage("image", cfg)
+        build_stage("nonsense", cfg)
 
 
 def test_lr_schedule(tiny_cfg_overrides):
