@@ -364,13 +364,19 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
     raise ConfigError(f"config file not found: {name_or_path}")
 
 
+def section_type(f):
+    """The schema dataclass of a section field (``TrainConfig.train`` -> :class:`TrainSection`),
+    None for a value field."""
+    sub = f.default_factory
+    return sub if isinstance(sub, type) and is_dataclass(sub) else None
+
+
 def _schema_keys(cls, prefix: str = "") -> list[str]:
     out = []
     for f in fields(cls):
-        sub = f.default_factory if f.default_factory is not MISSING else None  # type: ignore[misc]
         out.append(prefix + f.name)
-        if sub is not None and is_dataclass(sub):
-            out += _schema_keys(sub, prefix + f.name + ".")
+        if section_type(f) is not None:
+            out += _schema_keys(section_type(f), prefix + f.name + ".")
     return out
 
 
@@ -400,8 +406,8 @@ def _explain(e: OmegaConfBaseException, source: str, fallback_key: str | None = 
 def _check_ranges(cfg: DictConfig, cls=TrainConfig, prefix: str = "") -> None:
     for f in fields(cls):
         value, key = cfg[f.name], prefix + f.name
-        if f.default_factory is not MISSING and is_dataclass(f.default_factory):  # type: ignore[misc]
-            _check_ranges(value, f.default_factory, key + ".")
+        if section_type(f) is not None:
+            _check_ranges(value, section_type(f), key + ".")
             continue
         plain = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
         floats = plain if isinstance(plain, list) else [plain]

@@ -811,7 +811,10 @@ def build_stage(kind: str, cfg: DictConfig, clips: MocapClips | None = None, val
     if kind not in (*lifters, "supervised"):
         raise ValueError(f"unknown training stage {kind!r}; choose teacher, student, finetune, supervised or image")
     clips = clips if clips is not None else load_mocap_npz(cfg.data.npz)
-    train = clips.select(split_clips(clips.seq_names, cfg.data.train_split))
+    train_ids = split_clips(clips.seq_names, cfg.data.train_split)
+    if not len(train_ids):
+        raise ValueError(f"data.train_split={cfg.data.train_split!r}: no clips of {cfg.data.npz} in that split")
+    train = clips.select(train_ids)
     window, views, seed = cfg.model.window, cfg.data.n_views, cfg.seed
     heights, balance = tuple(cfg.data.camera_height), cfg.data.balance
     if kind in lifters:
