@@ -203,8 +203,10 @@ def test_wandb_offline_writes_run_directory(tiny_cfg_overrides, tmp_path, monkey
     out = tmp_path / "run"
     rc = main(["train", "teacher", str(CONFIG_DIR / "teacher.yaml"), *tiny_cfg_overrides,
                "wandb.mode=offline", f"train.out_dir={tmp_path}", "--out", str(out)])
-    assert rc == 0, capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
     runs = list(tmp_path.rglob("offline-run-*"))
+    assert f"wandb sync {runs[0]}" in captured.out  # where the run went and how to upload it
     assert runs, "no offline run directory written"
     assert any(p.name.endswith(".wandb") for p in runs[0].rglob("*")), "offline run has no .wandb log"
     assert (out / "val_sample.png").is_file()  # the per-evaluation sample figure logged to W&B
