@@ -25,8 +25,8 @@ from typing import Any, Callable, List, Optional
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-__all__ = ["ConfigError", "load_config", "check_stage", "resolve_config_path", "CONFIG_DIR", "TrainConfig",
-           "STAGES"]
+__all__ = ["ConfigError", "load_config", "check_stage", "resolve_config_path", "section_type", "CONFIG_DIR",
+           "TrainConfig", "STAGES"]
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 

@@ -116,6 +116,11 @@ class ImageStage(_Stage):
 
     kind = "image"
     best_key, higher_is_better = "pck", True
+    validation_source = "image.val_annotations"
+
+    @property
+    def has_validation(self) -> bool:
+        return self.val_sampler is not None
 
     def __init__(self, cfg: DictConfig, sampler, val_sampler=None):
         from lifting.lift import load_lifter

@@ -93,7 +93,7 @@ def _dist_setup(cfg: DictConfig) -> bool:
     return True
 
 
-def _temp_files(out: Path, names=("last.pt", "best.pt", "train_log.jsonl", "config.yaml")) -> list[Path]:
+def _temp_files(out: Path, names=("last.pt", "best.pt", "train_log.jsonl", "config.yaml", "val_sample.png")) -> list[Path]:
     """Temporary files :func:`lifting.io.fileio.atomic_write` leaves in ``out`` when a process is
     killed (SIGKILL, power loss) while writing one of ``names`` (``.last.<random>.pt`` etc.)."""
     found = []
@@ -228,6 +228,8 @@ def _train(kind, cfg, out_dir, progress, resume) -> Path:
             for t in list(m.parameters()) + list(m.buffers()):
                 dist.broadcast(t.data, 0)
     log_path = _prepare_out(out, cfg, ck is not None, start) if main else None
+    if main and not stage.has_validation:
+        tqdm.write(f"[{kind}] no validation data ({stage.validation_source}): best.pt will not be written")
     run = _init_wandb(cfg, kind) if main else None
     steps, bs = cfg.train.steps, cfg.train.batch_size
     t0, frames, eval_s = time.perf_counter(), 0, 0.0

@@ -273,6 +273,12 @@ class _Stage:
 
     #: the validation metric that picks ``best.pt`` and whether higher values are better
     best_key, higher_is_better = "pa_mpjpe_mm", False
+    #: the config keys that select the validation data (for messages)
+    validation_source = "data.val_split, data.val_max_clips"
+
+    @property
+    def has_validation(self) -> bool:
+        return self.val_views is not None
 
     def validate(self) -> dict[str, float] | None:
         """Validation metrics of :meth:`eval_models` on ``self.val_views`` (the DESIGN.md §4 rig,
