@@ -18,12 +18,18 @@ def _cmd_train(a: argparse.Namespace) -> int:
     from trainers.loop import train
 
     cfg = load_config(a.config, a.overrides)
+    out = Path(a.out) if a.out else Path(cfg.train.out_dir) / cfg.name
     try:
-        path = train(a.stage, cfg, out_dir=a.out, resume=a.resume)
+        path = train(a.stage, cfg, out_dir=out, resume=a.resume)
     except KeyboardInterrupt:
-        out = Path(a.out) if a.out else Path(cfg.train.out_dir) / str(cfg.name)
-        print(f"\ninterrupted; the last checkpoint is {out / 'last.pt'} (written at every validation): "
-              f"continue with the same command plus --resume {out / 'last.pt'}", file=sys.stderr)
+        last = out / "last.pt"
+        if last.is_file():
+            print(f"\ninterrupted; the last checkpoint is {last} (written at every validation, every "
+                  f"train.eval_every={cfg.train.eval_every} steps): continue with the same command plus "
+                  f"--resume {last}", file=sys.stderr)
+        else:
+            print(f"\ninterrupted before the first checkpoint (step train.eval_every={cfg.train.eval_every}); "
+                  f"nothing to resume: start again", file=sys.stderr)
         return 130
     print(f"checkpoint: {path}")
     return 0

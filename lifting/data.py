@@ -187,6 +187,20 @@ class Projected2D:
     skeleton: Skeleton = CANON16
 
 
+def _check_cameras(n_views: int, height_range) -> None:
+    """Random-camera settings (config keys ``data.n_views``, ``data.camera_height``).
+
+    Raises:
+        ValueError: ``n_views < 1``, or ``height_range`` not a finite ``(low, high)`` with low <= high.
+    """
+    if int(n_views) < 1:
+        raise ValueError(f"n_views (data.n_views) must be >= 1 random cameras per clip, got {n_views}")
+    h = np.asarray(height_range, dtype=np.float64).reshape(-1)
+    if h.shape != (2,) or not np.isfinite(h).all() or h[0] > h[1]:
+        raise ValueError(f"height_range (data.camera_height) must be finite [low, high] metres with low <= high, "
+                         f"got {list(np.asarray(height_range).reshape(-1))}")
+
+
 def _render(clips: MocapClips, make_cameras, n_views: int, with_3d: bool):
     """Project every clip through ``make_cameras(clip_joints) -> Cameras``; returns pixels
     ``(V, N, J, 2)`` and, if ``with_3d``, root-relative camera-frame metres ``(V, N, J, 3)``."""
@@ -213,7 +227,13 @@ def project_clips(clips: MocapClips, n_views: int = 4, seed: int = 0, rig: bool 
 
     Returns:
         :class:`Projected2D` with ``keypoints_2d (V, N, J, 2)``.
+
+    Raises:
+        ValueError: ``n_views < 1`` or a bad ``height_range`` (naming ``data.n_views`` /
+            ``data.camera_height``).
     """
+    if not rig:
+        _check_cameras(n_views, height_range)
     rng = np.random.default_rng(seed)
     root = clips.skeleton.root_index
     V = 4 if rig else n_views
@@ -235,12 +255,16 @@ class _WindowIndex:
 
     def __init__(self, seq_offsets: np.ndarray, seq_names, window: int, balance: str, num_views: int):
         if balance not in ("none", "content"):
-            raise ValueError(f"unknown balance mode {balance!r}; use 'none' or 'content'")
+            raise ValueError(f"unknown balance mode (data.balance) {balance!r}; use 'none' or 'content'")
+        if int(window) < 1:
+            raise ValueError(f"window (model.window) must be >= 1 frames, got {window}")
         self.window, self.num_views = int(window), int(num_views)
         clips = [(k, int(a), int(b)) for k, (a, b) in enumerate(zip(seq_offsets[:-1], seq_offsets[1:]))
                  if b - a >= self.window]
         if not clips:
-            raise ValueError(f"no clip has at least {window} frames")
+            longest = int(np.max(np.diff(seq_offsets))) if len(seq_offsets) > 1 else 0
+            raise ValueError(f"no clip has at least {window} frames (model.window={window}; "
+                             f"{len(seq_offsets) - 1} clips, the longest has {longest} frames)")
         label = {k: content_label(str(seq_names[k])) if balance == "content" else "" for k, _, _ in clips}
         clips.sort(key=lambda c: label[c[0]])  # stable: clip order within a label
         counts: dict[str, int] = {}
@@ -323,6 +347,7 @@ class SupervisedWindows:
 
     def __init__(self, clips: MocapClips, window: int = 1, n_views: int = 4, seed: int = 0, balance: str = "none",
                  height_range: tuple[float, float] = (0.6, 2.6)):
+        _check_cameras(n_views, height_range)
         rng = np.random.default_rng(seed)
         root = clips.skeleton.root_index
         V = n_views

@@ -73,7 +73,7 @@ def test_stage_step_losses_finite(name, stage, window, tiny_cfg_overrides):
 def test_build_stage_unknown_kind(tiny_cfg_overrides):
     cfg = load_config(CONFIG_DIR / "teacher.yaml", tiny_cfg_overrides)
     with pytest.raises(ValueError, match="unknown training stage"):
-        build_stage("image", cfg)
+        build_stage("nonsense", cfg)
 
 
 def test_lr_schedule(tiny_cfg_overrides):
@@ -203,8 +203,10 @@ def test_wandb_offline_writes_run_directory(tiny_cfg_overrides, tmp_path, monkey
     out = tmp_path / "run"
     rc = main(["train", "teacher", str(CONFIG_DIR / "teacher.yaml"), *tiny_cfg_overrides,
                "wandb.mode=offline", f"train.out_dir={tmp_path}", "--out", str(out)])
-    assert rc == 0, capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
     runs = list(tmp_path.rglob("offline-run-*"))
+    assert f"wandb sync {runs[0]}" in captured.out  # where the run went and how to upload it
     assert runs, "no offline run directory written"
     assert any(p.name.endswith(".wandb") for p in runs[0].rglob("*")), "offline run has no .wandb log"
     assert (out / "val_sample.png").is_file()  # the per-evaluation sample figure logged to W&B

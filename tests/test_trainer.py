@@ -183,3 +183,114 @@ def test_finetune_critic_warmup_keeps_the_networks(tiny_cfg_overrides, tmp_path)
     s0, t0 = load_checkpoint(s / "last.pt")["model"], load_checkpoint(t / "last.pt")["model"]
     assert all(torch.equal(s0[k], ck["model"][k]) for k in s0)
     assert all(torch.equal(t0[k], ck["teacher_model"][k]) for k in t0)
+
+
+# --------------------------------------------------------------------------- reliability
+# A subprocess that trains and SIGKILLs itself while writing its N-th last.pt (after half the
+# bytes reached the temporary file, before the atomic rename), as a kill or power loss would.
+_DYING = """
+import os, signal, sys
+import torch
+from lifting.cli import main
+real_save, die_at, calls = torch.save, int(sys.argv[1]), [0]
+def dying_save(obj, path):
+    real_save(obj, path)
+    if os.path.basename(str(path)).startswith(".last."):
+        calls[0] += 1
+        if calls[0] == die_at:
+            with open(path, "r+b") as f:
+                f.truncate(os.path.getsize(path) // 2)
+            os.kill(os.getpid(), signal.SIGKILL)
+torch.save = dying_save
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def _run_dying(die_at: int, args: list[str], cwd: Path) -> None:
+    env = dict(os.environ, WANDB_MODE="disabled", OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    res = subprocess.run([sys.executable, "-c", _DYING, str(die_at), *args], env=env, capture_output=True, text=True,
+                         timeout=300, cwd=cwd)
+    assert res.returncode == -9, res.stdout[-2000:] + res.stderr[-2000:]
+
+
+def _hidden(out: Path) -> list[str]:
+    return sorted(p.name for p in out.iterdir() if p.name.startswith("."))
+
+
+def test_killed_during_first_save_says_so_and_a_new_run_cleans_up(tiny_cfg_overrides, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "teacher", "teacher", *tiny_cfg_overrides, "train.steps=6", "train.eval_every=3",
+            "--out", str(out)]
+    _run_dying(1, args, tmp_path)
+    assert not (out / "last.pt").exists() and [n for n in _hidden(out) if n.startswith(".last.")]
+    rc = main([*args, "--resume", str(out / "last.pt")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "killed while writing its first checkpoint" in err and "without --resume" in err
+    assert main(args) == 0  # starting again in the same folder removes the partial file
+    assert _hidden(out) == [] and load_checkpoint(out / "last.pt")["step"] == 6
+
+
+def test_kill_then_resume_with_a_torn_log_line_cleans_up(tiny_cfg_overrides, tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "teacher", "teacher", *tiny_cfg_overrides, "train.steps=6", "train.eval_every=3",
+            "train.log_every=1", "--out", str(out)]
+    _run_dying(2, args, tmp_path)  # dies saving step 6: last.pt is step 3's
+    assert load_checkpoint(out / "last.pt")["step"] == 3 and [n for n in _hidden(out) if n.startswith(".last.")]
+    log = (out / "train_log.jsonl").read_text()
+    (out / "train_log.jsonl").write_text(log[: len(log) - 25])  # the last line torn mid-record
+    with pytest.raises(json.JSONDecodeError):
+        _log(out)
+    assert main([*args, "--resume", str(out / "last.pt")]) == 0
+    assert _hidden(out) == []
+    assert [r["step"] for r in _log(out)] == [1, 2, 3, 4, 5, 6]
+    assert load_checkpoint(out / "last.pt")["step"] == 6
+
+
+def test_interrupted_before_the_first_checkpoint(tiny_cfg_overrides, tmp_path, monkeypatch, capsys):
+    import trainers.stages as stages
+
+    def interrupted(self, batch):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stages.TeacherStage, "step", interrupted)
+    assert main(["train", "teacher", "teacher", *tiny_cfg_overrides, "--out", str(tmp_path / "r")]) == 130
+    assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_resume_past_train_steps_and_into_another_folder(tiny_cfg_overrides, tmp_path, capsys):
+    args = ["train", "teacher", "teacher", *tiny_cfg_overrides]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    ck = str(tmp_path / "a" / "last.pt")
+    rc = main([*args, "train.steps=2", "--out", str(tmp_path / "b"), "--resume", ck])
+    assert rc == 2 and "train.steps=2" in capsys.readouterr().err
+    # nothing left to train: the checkpoint it prints exists
+    assert main([*args, "--out", str(tmp_path / "c"), "--resume", ck]) == 0
+    printed = capsys.readouterr().out.split("checkpoint: ")[-1].strip()
+    assert Path(printed).is_file() and load_checkpoint(printed)["step"] == 3
+
+
+def test_progress_bar_refreshes_every_few_seconds_in_logs(tiny_cfg_overrides, tmp_path, monkeypatch):
+    import trainers.loop as loop
+
+    seen = {}
+
+    class Recording(loop.tqdm):
+        def __init__(self, *a, **kw):
+            seen.update(kw)
+            super().__init__(*a, **kw)
+
+    monkeypatch.setattr(loop, "tqdm", Recording)
+    assert main(["train", "teacher", "teacher", *tiny_cfg_overrides, "--out", str(tmp_path / "r")]) == 0
+    assert seen["mininterval"] <= 5.0  # stderr is not a terminal under pytest (a log file)
+
+
+def test_optimisers_are_named_after_their_models(tiny_cfg_overrides, tmp_path):
+    t, s, f = tmp_path / "t", tmp_path / "s", tmp_path / "f"
+    assert main(["train", "teacher", "teacher", *tiny_cfg_overrides, "--out", str(t)]) == 0
+    state = load_checkpoint(t / "last.pt")["train_state"]
+    assert set(state["optimizers"]) == set(state["scalers"]) == {"lifter", "critic"}
+    assert main(["train", "student", "student", *tiny_cfg_overrides, f"student.teacher_checkpoint={t / 'last.pt'}",
+                 "--out", str(s)]) == 0
+    assert main(["train", "finetune", "finetune", *tiny_cfg_overrides, f"student.teacher_checkpoint={t / 'last.pt'}",
+                 f"model.init_checkpoint={s / 'last.pt'}", "train.steps=1", "--out", str(f)]) == 0
+    assert set(load_checkpoint(f / "last.pt")["train_state"]["optimizers"]) == {"lifter", "critic", "teacher"}

@@ -1,22 +1,339 @@
-"""OmegaConf configs: ``base`` file -> stage file -> command-line ``key=value`` overrides.
+"""Typed training configs: ``base`` file -> stage file -> command-line ``key=value`` overrides,
+merged onto an OmegaConf structured schema (the dataclasses below) and validated once.
 
-Every key must exist in the base file: an unknown or mistyped key is an error naming it.
-No global state: each call returns a fresh resolved config.
+* The schema fixes every key and its type; ``configs/base.yaml`` gives every value (the
+  schema holds no defaults of its own, so there is one place for them). An unknown key, a
+  value of the wrong type or a key without a value is a :class:`ConfigError` naming the key
+  (with a "did you mean" for near misses).
+* :func:`load_config` then checks ranges (positive counts, probabilities in [0, 1], finite
+  floats, an odd window, ``low <= high`` pairs, choices), each error naming the key.
+* :func:`check_stage` checks what depends on the stage being trained: files that must exist
+  and checkpoints of the right kind (a student given where a teacher is expected, and the
+  reverse). :func:`trainers.loop.train` calls it before any work.
+
+No global state: each call returns a fresh config.
 """
 from __future__ import annotations
 
+import difflib
+import math
+import re
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
+from typing import Any, Callable, List, Optional
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-__all__ = ["ConfigError", "load_config", "CONFIG_DIR"]
+__all__ = ["ConfigError", "load_config", "check_stage", "resolve_config_path", "section_type", "CONFIG_DIR",
+           "TrainConfig", "STAGES"]
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
+#: the stages ``posenet3d train`` knows
+STAGES = ("teacher", "student", "finetune", "supervised", "image")
+
+#: joints of the canonical lifting set (lifting.skeletons.CANON16); the root is never dropped
+_NUM_JOINTS = 16
+
 
 class ConfigError(ValueError):
-    """A config file is missing, malformed, or uses a key the base config does not define."""
+    """A config file is missing or malformed, or a key is unknown, mistyped, unset or out of range
+    (the message names the key)."""
+
+
+# --------------------------------------------------------------------------- value checks
+# Each check takes a value and returns None when it is fine, else what is wrong ("must be ...").
+
+Check = Callable[[Any], Optional[str]]
+
+
+def _at_least(lo) -> Check:
+    return lambda v: None if v is None or v >= lo else f"must be >= {lo}"
+
+
+def _between(lo, hi, hi_open: bool = False) -> Check:
+    def check(v):
+        if v is None:
+            return None
+        ok = lo <= v < hi if hi_open else lo <= v <= hi
+        return None if ok else f"must be in [{lo}, {hi}{')' if hi_open else ']'}"
+    return check
+
+
+def _positive(v) -> Optional[str]:
+    return None if v is None or v > 0 else "must be > 0"
+
+
+def _one_of(*choices) -> Check:
+    return lambda v: None if v in choices else f"must be one of {', '.join(map(str, choices))}"
+
+
+def _odd_window(v) -> Optional[str]:
+    return None if v >= 1 and v % 2 == 1 else "must be an odd number of frames >= 1 (the centre frame is lifted)"
+
+
+def _low_high(v) -> Optional[str]:
+    if len(v) != 2:
+        return f"must be [low, high], got {len(v)} values"
+    return None if v[0] <= v[1] else f"must be [low, high] with low <= high, got [{v[0]}, {v[1]}]"
+
+
+def _each(check: Check) -> Check:
+    def run(v):
+        for i, x in enumerate(v):
+            msg = check(x)
+            if msg:
+                return f"entry {i} ({x!r}) {msg}"
+        return None
+    return run
+
+
+def _device(v) -> Optional[str]:
+    return None if re.fullmatch(r"cpu|cuda|cuda:\d+|auto", v) else "must be cpu, cuda, cuda:N or auto"
+
+
+def _drop_max(v) -> Optional[str]:
+    n = _NUM_JOINTS - 2
+    return None if 0 <= v <= n else (f"must be in [0, {n}]: at least one of the {_NUM_JOINTS - 1} non-root joints "
+                                     f"must stay visible (the root is never dropped; 2D is normalised by joint distances)")
+
+
+_PROB = _between(0.0, 1.0)
+_WEIGHT = _at_least(0.0)
+
+
+def _key(check: Check | None = None):
+    """A schema field without a default (``configs/base.yaml`` sets it) and its range check."""
+    return field(default=MISSING, metadata={"check": check})
+
+
+def _section(cls):
+    return field(default_factory=cls)
+
+
+# --------------------------------------------------------------------------- schema
+
+
+@dataclass
+class DataConfig:
+    npz: str = _key()
+    train_split: str = _key(_one_of("train", "val", "test", "all"))
+    val_split: str = _key(_one_of("train", "val", "test", "all"))
+    balance: str = _key(_one_of("content", "none"))
+    camera_height: List[float] = _key(_low_high)
+    n_views: int = _key(_at_least(1))
+    val_max_clips: int = _key(_at_least(0))
+    # reserved for training on keypoint tracks (issue 14); validated, no behaviour yet
+    tracks: List[str] = _key()
+    mix: List[float] = _key(_each(_WEIGHT))
+    tracks_fps: Optional[float] = _key(_positive)
+    tracks_conf_threshold: float = _key(_PROB)
+    val_tracks: float = _key(_between(0.0, 1.0, hi_open=True))
+
+
+@dataclass
+class ModelConfig:
+    window: int = _key(_odd_window)
+    width: int = _key(_at_least(1))
+    n_blocks: int = _key(_at_least(1))
+    refine_visible: bool = _key()
+    init_checkpoint: Optional[str] = _key()
+
+
+@dataclass
+class StudentConfig:
+    teacher_checkpoint: Optional[str] = _key()
+    learn_marker_offsets: bool = _key()
+
+
+@dataclass
+class BodyModelConfig:
+    path: Optional[str] = _key()
+    gender: str = _key(_one_of("neutral", "male", "female"))
+    num_betas: int = _key(_between(1, 300))
+
+
+@dataclass
+class FinetuneConfig:
+    critic_warmup: int = _key(_at_least(0))
+
+
+@dataclass
+class Prior3DConfig:
+    enabled: bool = _key()
+    pose_bank: Optional[str] = _key()
+
+
+@dataclass
+class CriticConfig:
+    width: int = _key(_at_least(1))
+    n_blocks: int = _key(_at_least(1))
+    real_tracks: List[str] = _key()  # reserved (issue 14)
+
+
+@dataclass
+class TrainSection:
+    steps: int = _key(_at_least(1))
+    batch_size: int = _key(_at_least(1))
+    lr: float = _key(_positive)
+    critic_lr: float = _key(_positive)
+    weight_decay: float = _key(_at_least(0.0))
+    min_lr_ratio: float = _key(_PROB)
+    grad_clip: float = _key(_at_least(0.0))
+    eval_every: int = _key(_at_least(1))
+    log_every: int = _key(_at_least(1))
+    out_dir: str = _key()
+    threads: int = _key(_at_least(0))
+    device: str = _key(_device)
+    bf16: bool = _key()
+    fp16: bool = _key()
+    grad_accum: int = _key(_at_least(1))
+    compile: bool = _key()
+
+
+@dataclass
+class AugConfig:
+    noise_prob: float = _key(_PROB)
+    noise_max: float = _key(_at_least(0.0))
+    drop_prob: float = _key(_PROB)
+    drop_max: int = _key(_drop_max)
+
+
+@dataclass
+class ViewsConfig:
+    elevation_max_deg: float = _key(_between(0.0, 90.0))
+    augment_relift: bool = _key()
+
+
+@dataclass
+class TeacherLoss:
+    adv: float = _key(_WEIGHT)
+    cycle_3d: float = _key(_WEIGHT)
+    cycle_2d: float = _key(_WEIGHT)
+    reproject: float = _key(_WEIGHT)
+    symmetry: float = _key(_WEIGHT)
+    consistency: float = _key(_WEIGHT)
+    bone_constancy: float = _key(_WEIGHT)
+    smoothness: float = _key(_WEIGHT)
+
+
+@dataclass
+class StudentLoss:
+    distill: float = _key(_WEIGHT)
+    reproject: float = _key(_WEIGHT)
+    adv: float = _key(_WEIGHT)
+    smoothness: float = _key(_WEIGHT)
+    betas: float = _key(_WEIGHT)
+    pose_prior: float = _key(_WEIGHT)
+    unobserved_prior: float = _key(_WEIGHT)
+    twist: float = _key(_WEIGHT)
+    marker_offsets: float = _key(_WEIGHT)
+
+
+@dataclass
+class FinetuneLoss:
+    agree_teacher: float = _key(_WEIGHT)
+    student_cycle: float = _key(_WEIGHT)
+    velocity_agree: float = _key(_WEIGHT)
+    prior_3d_adv: float = _key(_WEIGHT)
+
+
+@dataclass
+class ImageLoss:
+    reproject: float = _key(_WEIGHT)
+    distill: float = _key(_WEIGHT)
+    adv: float = _key(_WEIGHT)
+    betas: float = _key(_WEIGHT)
+    kp_reproject: float = _key(_WEIGHT)
+    consistency: float = _key(_WEIGHT)
+
+
+@dataclass
+class LossConfig:
+    teacher: TeacherLoss = _section(TeacherLoss)
+    student: StudentLoss = _section(StudentLoss)
+    finetune: FinetuneLoss = _section(FinetuneLoss)
+    image: ImageLoss = _section(ImageLoss)
+
+
+@dataclass
+class ImageAugConfig:
+    scale: float = _key(_at_least(0.0))
+    shift: float = _key(_at_least(0.0))
+    rot_deg: float = _key(_between(0.0, 180.0))
+    rot_prob: float = _key(_PROB)
+    flip_prob: float = _key(_PROB)
+    colour: float = _key(_at_least(0.0))
+    occlusion_prob: float = _key(_PROB)
+    occluder_target_prob: float = _key(_PROB)
+
+
+@dataclass
+class TerseConfig:
+    enabled: bool = _key()
+    prob: float = _key(_PROB)
+    lr: float = _key(_positive)
+    realism: float = _key(_WEIGHT)
+    patch_size: int = _key(_at_least(1))
+
+
+@dataclass
+class ImageConfig:
+    train_images: str = _key()
+    train_annotations: str = _key()
+    val_images: Optional[str] = _key()
+    val_annotations: Optional[str] = _key()
+    keypoint_student: Optional[str] = _key()
+    crop_size: int = _key(_at_least(8))
+    heatmap_size: int = _key(_at_least(1))
+    padding: float = _key(_positive)
+    min_keypoints: int = _key(_between(1, _NUM_JOINTS))
+    depth: int = _key(_one_of(18, 34, 50))
+    base_width: int = _key(_at_least(1))
+    pretrained: Optional[str] = _key()
+    conorm_after: List[str] = _key(_each(_one_of("layer1", "layer2", "layer3", "layer4")))
+    use_centermaps: bool = _key()
+    ief_iterations: int = _key(_at_least(1))
+    head_width: int = _key(_at_least(1))
+    dropout: float = _key(_between(0.0, 1.0, hi_open=True))
+    joint_finetune: bool = _key()
+    other_crops: bool = _key()
+    aug: ImageAugConfig = _section(ImageAugConfig)
+    terse: TerseConfig = _section(TerseConfig)
+
+
+@dataclass
+class WandbConfig:
+    mode: str = _key(_one_of("online", "offline", "disabled"))
+    project: str = _key()
+    entity: Optional[str] = _key()
+    run_name: Optional[str] = _key()
+    tags: List[str] = _key()
+
+
+@dataclass
+class TrainConfig:
+    """The whole training config (every key of ``configs/base.yaml``)."""
+
+    name: str = _key()
+    seed: int = _key(_at_least(0))
+    data: DataConfig = _section(DataConfig)
+    model: ModelConfig = _section(ModelConfig)
+    student: StudentConfig = _section(StudentConfig)
+    body_model: BodyModelConfig = _section(BodyModelConfig)
+    finetune: FinetuneConfig = _section(FinetuneConfig)
+    prior_3d: Prior3DConfig = _section(Prior3DConfig)
+    critic: CriticConfig = _section(CriticConfig)
+    train: TrainSection = _section(TrainSection)
+    aug: AugConfig = _section(AugConfig)
+    views: ViewsConfig = _section(ViewsConfig)
+    loss: LossConfig = _section(LossConfig)
+    image: ImageConfig = _section(ImageConfig)
+    wandb: WandbConfig = _section(WandbConfig)
+
+
+# --------------------------------------------------------------------------- loading
 
 
 def _read(path: Path) -> DictConfig:
@@ -33,7 +350,11 @@ def _read(path: Path) -> DictConfig:
 
 def resolve_config_path(name_or_path: str | Path) -> Path:
     """A path as given, or a bare name (``teacher``) looked up in the repository's
-    ``configs/`` folder."""
+    ``configs/`` folder.
+
+    Raises:
+        ConfigError: no such file.
+    """
     p = Path(name_or_path)
     if p.is_file():
         return p
@@ -41,6 +362,72 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
     if not p.parent.parts and cand.is_file():
         return cand
     raise ConfigError(f"config file not found: {name_or_path}")
+
+
+def section_type(f):
+    """The schema dataclass of a section field (``TrainConfig.train`` -> :class:`TrainSection`),
+    None for a value field."""
+    sub = f.default_factory
+    return sub if isinstance(sub, type) and is_dataclass(sub) else None
+
+
+def _schema_keys(cls, prefix: str = "") -> list[str]:
+    out = []
+    for f in fields(cls):
+        out.append(prefix + f.name)
+        if section_type(f) is not None:
+            out += _schema_keys(section_type(f), prefix + f.name + ".")
+    return out
+
+
+def _did_you_mean(key: str) -> str:
+    keys = _schema_keys(TrainConfig)
+    last = key.rsplit(".", 1)[-1]
+    same_leaf = [k for k in keys if k.rsplit(".", 1)[-1] == last and k.split(".")[0] == key.split(".")[0]]
+    close = same_leaf or difflib.get_close_matches(key, keys, n=1, cutoff=0.75)
+    return f"; did you mean {' or '.join(repr(k) for k in close[:4])}?" if close else ""
+
+
+def _explain(e: OmegaConfBaseException, source: str, fallback_key: str | None = None) -> ConfigError:
+    """A ConfigError naming the key of an OmegaConf error (with "did you mean" for unknown keys)."""
+    key = getattr(e, "full_key", None) or getattr(e, "key", None) or fallback_key or "?"
+    key = str(key)
+    msg = str(getattr(e, "msg", None) or e).splitlines()[0]
+    if "not in" in msg or type(e).__name__ == "ConfigKeyError":
+        return ConfigError(f"unknown config key {key!r} ({source}){_did_you_mean(key)}")
+    if "Missing mandatory value" in msg:
+        return ConfigError(f"config key {key!r} has no value ({source}; configs/base.yaml sets every key)")
+    if "is not a subclass of" in msg:
+        return ConfigError(f"config key {key!r} is a section, not a value ({source}): set one of its keys, "
+                           f"e.g. {key}.<name>=value")
+    return ConfigError(f"invalid value for config key {key!r} ({source}): {msg}")
+
+
+def _check_ranges(cfg: DictConfig, cls=TrainConfig, prefix: str = "") -> None:
+    for f in fields(cls):
+        value, key = cfg[f.name], prefix + f.name
+        if section_type(f) is not None:
+            _check_ranges(value, section_type(f), key + ".")
+            continue
+        plain = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+        floats = plain if isinstance(plain, list) else [plain]
+        bad = [x for x in floats if isinstance(x, float) and not math.isfinite(x)]
+        if bad:
+            raise ConfigError(f"config key {key!r} must be a finite number, got {plain!r}")
+        check = f.metadata.get("check")
+        msg = check(plain) if check is not None else None
+        if msg:
+            raise ConfigError(f"config key {key}={plain!r}: {msg}")
+
+
+def _check_combinations(cfg: DictConfig) -> None:
+    if cfg.train.bf16 and cfg.train.fp16:
+        raise ConfigError("config keys train.bf16 and train.fp16 are both true: choose one")
+    if cfg.data.mix and len(cfg.data.mix) != 1 + len(cfg.data.tracks):
+        raise ConfigError(f"config key data.mix needs one weight for data.npz and one per data.tracks entry "
+                          f"({1 + len(cfg.data.tracks)}), got {len(cfg.data.mix)}")
+    if cfg.data.mix and sum(cfg.data.mix) <= 0:
+        raise ConfigError("config key data.mix: the weights sum to 0")
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> DictConfig:
@@ -51,30 +438,125 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> DictCon
         overrides: OmegaConf dotlist, e.g. ``["train.steps=100", "model.window=9"]``.
 
     Returns:
-        The merged, resolved config (a new object).
+        The merged config, typed by :class:`TrainConfig` (a new object, read-only keys).
 
     Raises:
-        ConfigError: missing/malformed file, an unknown key (named in the message), or a
-            value of the wrong type.
+        ConfigError: missing/malformed file, an override not of the form ``key=value``, an
+            unknown key (with a "did you mean"), a value of the wrong type, a key without a value,
+            or a value out of range; every message names the key.
     """
     path = resolve_config_path(path)
     stage = _read(path)
+    layers: list[tuple[str, DictConfig]] = []
     base_name = stage.pop("base", None)
     if base_name is not None:
-        base = _read((path.parent / str(base_name)).resolve())
+        base_path = (path.parent / str(base_name)).resolve()
+        base = _read(base_path)
         base.pop("base", None)
-    else:
-        base = OmegaConf.create({})
-    OmegaConf.set_struct(base, True)
+        layers.append((str(base_path), base))
+    layers.append((str(path), stage))
+    cfg = OmegaConf.structured(TrainConfig)
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
     try:
-        cfg = OmegaConf.merge(base, stage)
+        for source, layer in layers:
+            cfg = _merge(cfg, layer, source)
         for item in overrides or []:
-            if "=" not in item:
-                raise ConfigError(f"override {item!r} is not of the form key=value")
-            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([item]))
+            cfg = _merge(cfg, OmegaConf.from_dotlist([item]), f"override {item!r}", item.split("=", 1)[0])
         OmegaConf.resolve(cfg)
+        missing = sorted(OmegaConf.missing_keys(cfg))
     except OmegaConfBaseException as e:
-        key = getattr(e, "full_key", None) or getattr(e, "key", None)
-        raise ConfigError(f"invalid config key or value {key!r} ({path}): {e.msg if hasattr(e, 'msg') else e}") from None
-    OmegaConf.set_struct(cfg, True)
+        raise _explain(e, str(path)) from None
+    if missing:
+        raise ConfigError(f"config key {missing[0]!r} has no value ({path}; configs/base.yaml sets every key)")
+    _check_ranges(cfg)
+    _check_combinations(cfg)
     return cfg
+
+
+def _merge(cfg: DictConfig, layer: DictConfig, source: str, key: str | None = None) -> DictConfig:
+    try:
+        return OmegaConf.merge(cfg, layer)
+    except OmegaConfBaseException as e:
+        raise _explain(e, source, key) from None
+
+
+# --------------------------------------------------------------------------- per-stage checks
+
+
+def _need_file(cfg: DictConfig, key: str, what: str, folder: bool = False) -> None:
+    value = OmegaConf.select(cfg, key)
+    if value is None:
+        raise ConfigError(f"config key {key} is not set ({what} is required)")
+    p = Path(str(value))
+    if not (p.is_dir() if folder else p.exists()):
+        raise ConfigError(f"config key {key}: {what} not found: {p}")
+
+
+def _checkpoint_arch(cfg: DictConfig, key: str, want: str, default: str | None = None) -> None:
+    """``cfg[key]`` (a checkpoint path or a bundled name) must hold a ``want`` network
+    (``"teacher"``: a 16-joint :class:`lifting.teacher.Lifter`; ``"student"``: an SMPL student)."""
+    from lifting.checkpoint import load_checkpoint
+    from lifting.lift import BUNDLED, default_checkpoint
+
+    value = OmegaConf.select(cfg, key) or default
+    if value is None:
+        return
+    p = Path(str(value))
+    if str(value) in BUNDLED and not p.exists():
+        p = default_checkpoint().parent / BUNDLED[str(value)]
+    if not p.is_file():
+        raise ConfigError(f"config key {key}: checkpoint not found: {value}")
+    try:
+        ck = load_checkpoint(p)
+    except ValueError as e:
+        raise ConfigError(f"config key {key}: {e}") from None
+    arch = "student" if dict(ck["model_config"]).get("arch") == "smpl_student" else "teacher"
+    if arch != want:
+        names = {"teacher": "a teacher lifter (posenet3d train teacher / supervised)",
+                 "student": "an SMPL student (posenet3d train student / finetune)"}
+        raise ConfigError(f"config key {key}: {value} holds {names[arch]} ({ck.get('kind')!r} checkpoint), "
+                          f"but {names[want]} is expected here")
+
+
+def check_stage(cfg: DictConfig, kind: str) -> None:
+    """What ``kind`` needs beyond :func:`load_config`'s checks: input files that exist and
+    checkpoints of the right kind (``student.teacher_checkpoint`` a teacher,
+    ``model.init_checkpoint`` / ``image.keypoint_student`` a student where one is trained).
+
+    Raises:
+        ConfigError: unknown stage, a missing file, or a checkpoint of the wrong kind (naming the key).
+    """
+    if kind not in STAGES:
+        raise ConfigError(f"unknown training stage {kind!r}; choose {', '.join(STAGES)}")
+    for key in ("data.tracks", "critic.real_tracks"):
+        for i, p in enumerate(OmegaConf.select(cfg, key)):
+            if not Path(p).exists():
+                raise ConfigError(f"config key {key}[{i}]: keypoint file or folder not found: {p}")
+    if cfg.body_model.path is not None and kind in ("student", "finetune", "image"):
+        _need_file(cfg, "body_model.path", "the body model file or folder")
+    if cfg.prior_3d.enabled and kind in ("finetune", "image"):
+        if cfg.prior_3d.pose_bank is None:
+            raise ConfigError("config key prior_3d.pose_bank is not set: prior_3d.enabled needs a pose bank "
+                              "(make one with `posenet3d pose-bank`)")
+        _need_file(cfg, "prior_3d.pose_bank", "the pose bank")
+    if kind == "image":
+        _need_file(cfg, "image.train_images", "the training image folder", folder=True)
+        _need_file(cfg, "image.train_annotations", "the training annotation file")
+        if cfg.image.val_annotations is not None:
+            _need_file(cfg, "image.val_images", "the validation image folder", folder=True)
+            _need_file(cfg, "image.val_annotations", "the validation annotation file")
+        if cfg.image.pretrained is not None:
+            _need_file(cfg, "image.pretrained", "the pretrained backbone file")
+        _checkpoint_arch(cfg, "image.keypoint_student", "student", default="student")
+        return
+    _need_file(cfg, "data.npz", "the mocap npz")
+    if kind in ("student", "finetune"):
+        _checkpoint_arch(cfg, "student.teacher_checkpoint", "teacher", default="teacher")
+        _checkpoint_arch(cfg, "model.init_checkpoint", "student")
+    else:
+        _checkpoint_arch(cfg, "model.init_checkpoint", "teacher")
+    if kind == "finetune" and not cfg.model.init_checkpoint:
+        raise ConfigError("config key model.init_checkpoint is not set: fine-tuning starts from a student "
+                          "(e.g. model.init_checkpoint=student)")

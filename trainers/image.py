@@ -1,24 +1,24 @@
 """Training stage of the student's image branch (``posenet3d train image``): the OCHMR-style
 regressor (:mod:`occlusion.regressor`) on COCO-format person crops, without 3D labels.
 
-Losses (weights in ``cfg.loss``, all per micro-batch; ``w`` = visibility weights):
+Losses (weights in ``cfg.loss.image``, all per micro-batch; ``w`` = visibility weights):
 
-* ``image_reproject``: ``sum_j w_j |Pi(J_j) - x_j|_1 / sum_j w_j`` on the canonical joints
+* ``reproject``: ``sum_j w_j |Pi(J_j) - x_j|_1 / sum_j w_j`` on the canonical joints
   projected by the weak-perspective camera against the annotated 2D (crop-normalised units),
   on the final IEF iteration (HMR, Kanazawa et al. CVPR 2018, Sec. 3.1, Eq. 2).
-* ``image_distill``: pseudo-SMPL targets from the keypoint-branch student run on the same
+* ``distill``: pseudo-SMPL targets from the keypoint-branch student run on the same
   person's 2D keypoints (no 3D labels): squared Frobenius distance of all 24 rotation matrices
   + ``||betas - betas_t||^2`` + root-relative canonical joints (metres, squared), for people
   whose pelvis is annotated (the keypoint student needs its root). As SPIN's (Kolotouros et al.
   ICCV 2019, Sec. 3) use of fitted SMPL as supervision, with the keypoint student as fitter.
-* ``image_adv``: HMR's factorized adversarial prior (Sec. 3.3) with LSGAN; the critic's real
+* ``adv``: HMR's factorized adversarial prior (Sec. 3.3) with LSGAN; the critic's real
   samples are the keypoint student's SMPL parameters on the batch's 2D (3D-free; with
   ``prior_3d.enabled`` the unpaired mocap pose bank instead), fakes from every IEF iteration.
 * ``betas``: ``||betas||^2``.
-* ``image_consistency`` (``image.joint_finetune``): the keypoint student trains too, and both
+* ``consistency`` (``image.joint_finetune``): the keypoint student trains too, and both
   branches' root-relative joints are pulled together (each towards the other, as in the
   teacher-student agreement of joint fine-tuning), with the keypoint student also keeping its
-  2D reprojection term.
+  2D reprojection term (``kp_reproject``).
 
 Task-aware occlusion (``image.terse``; TERSE, Tripathi et al. CVPR 2019): an occluder placer
 proposes where to paste a real person segment (from the training set's COCO masks) over
@@ -53,19 +53,19 @@ def _crop_sampler(cfg: DictConfig, split: str, augment: bool):
     people = load_coco_people(ann, imgs)
     # crops whose target is not the box's person need the instance centermap to say who it is:
     # without centermaps (SPIN-style baseline) they are never used
-    context = bool(d.use_centermaps)
-    aug = dict(scale=float(d.aug.scale), shift=float(d.aug.shift), rot_deg=float(d.aug.rot_deg),
-               rot_prob=float(d.aug.rot_prob), flip_prob=float(d.aug.flip_prob), colour=float(d.aug.colour),
-               occlusion_prob=float(d.aug.occlusion_prob),
-               occluder_target_prob=float(d.aug.occluder_target_prob) if context else 0.0) if augment else None
+    context = d.use_centermaps
+    aug = dict(scale=d.aug.scale, shift=d.aug.shift, rot_deg=d.aug.rot_deg,
+               rot_prob=d.aug.rot_prob, flip_prob=d.aug.flip_prob, colour=d.aug.colour,
+               occlusion_prob=d.aug.occlusion_prob,
+               occluder_target_prob=d.aug.occluder_target_prob if context else 0.0) if augment else None
     targets = None
-    if augment and context and bool(d.other_crops):
+    if augment and context and d.other_crops:
         # every usable person in their own box, plus real overlapping pairs cropped by the other
         # person's box (the target given by the instance centermap only)
-        own = own_targets(people, int(d.min_keypoints))
+        own = own_targets(people, d.min_keypoints)
         seen = set(own)
-        targets = own + [t for t in overlap_targets(people, int(d.min_keypoints), other_crop=True) if t not in seen]
-    return CropSampler(people, int(d.crop_size), int(d.heatmap_size), float(d.padding), aug, int(d.min_keypoints),
+        targets = own + [t for t in overlap_targets(people, d.min_keypoints, other_crop=True) if t not in seen]
+    return CropSampler(people, d.crop_size, d.heatmap_size, d.padding, aug, d.min_keypoints,
                        targets=targets)
 
 
@@ -115,7 +115,12 @@ class ImageStage(_Stage):
     """
 
     kind = "image"
-    best_key, best_sign = "pck", -1.0
+    best_key, higher_is_better = "pck", True
+    validation_source = "image.val_annotations"
+
+    @property
+    def has_validation(self) -> bool:
+        return self.val_sampler is not None
 
     def __init__(self, cfg: DictConfig, sampler, val_sampler=None):
         from lifting.lifters import load_lifter
@@ -125,7 +130,7 @@ class ImageStage(_Stage):
         if not isinstance(self.kp_student, Student) or self.kp_student.window != 1:
             raise ValueError(f"image.keypoint_student must be a single-frame SMPL student checkpoint, "
                              f"got {type(self.kp_student).__name__}")
-        self.joint = bool(cfg.image.joint_finetune)
+        self.joint = cfg.image.joint_finetune
         self.kp_student.requires_grad_(self.joint).train(self.joint)
         if not self.joint:
             self.kp_student.eval()
@@ -133,30 +138,25 @@ class ImageStage(_Stage):
         self.kp_student.to(self.device)
         self.window = 1
         self.sampler, self.val_sampler = sampler, val_sampler
-        self.disc = SMPLDiscriminator(int(cfg.body_model.num_betas)).to(self.device)
-        self.add_optimizer(torch.optim.AdamW(self.disc.parameters(), lr=cfg.train.critic_lr,
-                                             weight_decay=cfg.train.weight_decay))
+        self.disc = SMPLDiscriminator(cfg.body_model.num_betas).to(self.device)
+        self.add_optimizer("disc", self.disc.parameters(), cfg.train.critic_lr)
         if self.joint:
-            self.add_optimizer(torch.optim.AdamW([p for p in self.kp_student.parameters() if p.requires_grad],
-                                                 lr=float(cfg.train.lr) * 0.1, weight_decay=cfg.train.weight_decay))
+            self.add_optimizer("kp_student", [p for p in self.kp_student.parameters() if p.requires_grad],
+                               cfg.train.lr * 0.1)
         self.bank = None
-        if bool(cfg.prior_3d.enabled):
+        if cfg.prior_3d.enabled:
             from lifting.pose_bank import load_pose_bank
 
             self.bank = {k: v.to(self.device) for k, v in load_pose_bank(cfg.prior_3d.pose_bank).items()}
         self.placer = None
-        if bool(cfg.image.terse.enabled):
+        if cfg.image.terse.enabled:
             from occlusion.augment import OccluderPlacer, RealismCritic
-            from trainers.config import ConfigError
-
-            if not 0.0 <= float(cfg.image.terse.prob) <= 1.0:
-                raise ConfigError(f"image.terse.prob must be in [0, 1], got {cfg.image.terse.prob}")
 
             self.placer = OccluderPlacer().to(self.device)
             self.realism = RealismCritic().to(self.device)
-            self.i_placer = self.add_optimizer(torch.optim.Adam(self.placer.parameters(), lr=float(cfg.image.terse.lr)))
-            self.i_realism = self.add_optimizer(torch.optim.Adam(self.realism.parameters(), lr=float(cfg.image.terse.lr)))
-            self.occluders = self._occluder_patches(sampler, int(cfg.image.terse.patch_size))
+            self.add_optimizer("placer", self.placer.parameters(), cfg.image.terse.lr, adam_w=False)
+            self.add_optimizer("realism", self.realism.parameters(), cfg.image.terse.lr, adam_w=False)
+            self.occluders = self._occluder_patches(sampler, cfg.image.terse.patch_size)
         self._init_mean()
 
     def build_model(self, cfg: DictConfig) -> torch.nn.Module:
@@ -164,9 +164,9 @@ class ImageStage(_Stage):
         from occlusion.regressor import ImageRegressor
 
         d = cfg.image
-        model = ImageRegressor(self.kp_student.body_model, int(d.depth), int(d.base_width), tuple(d.conorm_after),
-                               int(d.ief_iterations), int(d.head_width), float(d.dropout), int(cfg.body_model.num_betas),
-                               self.kp_student.marker_offsets, bool(d.use_centermaps))
+        model = ImageRegressor(self.kp_student.body_model, d.depth, d.base_width, tuple(d.conorm_after),
+                               d.ief_iterations, d.head_width, d.dropout, cfg.body_model.num_betas,
+                               self.kp_student.marker_offsets, d.use_centermaps)
         if d.pretrained:
             load_pretrained(model.backbone, d.pretrained)
         return model
@@ -254,7 +254,7 @@ class ImageStage(_Stage):
         n_occ = len(self.occluders) if self.occluders is not None else 1
         return {"pick": torch.randint(n_occ, (B,), generator=g, device=dev),
                 "noise": torch.randn(B, self.placer.noise_dim, generator=g, device=dev),
-                "use": torch.rand(B, generator=g, device=dev) < float(self.cfg.image.terse.prob)}
+                "use": torch.rand(B, generator=g, device=dev) < self.cfg.image.terse.prob}
 
     def _terse_place(self, b: dict[str, torch.Tensor], draws: dict[str, torch.Tensor], sums: dict,
                      n_parts: int):
@@ -281,15 +281,15 @@ class ImageStage(_Stage):
             alpha = torch.nn.functional.interpolate(b["centermaps"][perm, 1:2], size=imgs.shape[-2:],
                                                     mode="bilinear", align_corners=False)
             occ = torch.cat([imgs[perm], (alpha > 0.2).to(imgs.dtype)], 1)
-            s = int(cfg.patch_size)
+            s = cfg.patch_size
             occ = torch.nn.functional.interpolate(occ, size=(s, s), mode="bilinear", align_corners=False)
         place = self.placer(imgs, occ, noise=draws["noise"].to(imgs.dtype))
         with self.autocast():
             pred = self.net(place.composite, b["centermaps"])
         task = (pred.project()[:, 0] - b["joints_2d"]).abs().sum(-1)
         task = (task * b["joints_weight"]).sum(-1) / b["joints_weight"].sum(-1).clamp_min(1e-6)
-        l_p = placer_loss(task.float(), self.realism(place.composite).float(), float(cfg.realism))
-        self._backward(l_p, self.i_placer)
+        l_p = placer_loss(task.float(), self.realism(place.composite).float(), cfg.realism)
+        self._backward(l_p, "placer")
         _accumulate(sums, {"terse_task": task.mean().detach()}, n_parts)
         return place
 
@@ -327,24 +327,24 @@ class ImageStage(_Stage):
         """One TERSE update per global step: placer (accumulated over this rank's micro-batches,
         averaged over ranks), then the realism critic on real crops vs the composites (LSGAN),
         then :meth:`_terse_apply` on every micro-batch. The regressor's gradients that the placer
-        loss leaves are cleared by the caller's ``_zero(0)``."""
+        loss leaves are cleared by the caller's ``_zero("lifter")``."""
         from occlusion.augment import critic_loss
 
         draws = self._terse_draws(B)
         mine = [{k: v[sl] for k, v in draws.items()} for sl in parts]
-        self._zero(self.i_placer)
+        self._zero("placer")
         places = [self._terse_place(b, d, sums, len(parts)) for b, d in zip(batches, mine)]
-        self._zero(self.i_realism)  # drop what the placer loss left in the critic
+        self._zero("realism")  # drop what the placer loss left in the critic
         for b, pl in zip(batches, places):
             l_r = critic_loss(self.realism(b["images"]).float(), self.realism(pl.composite.detach()).float())
-            self._backward(l_r, self.i_realism)
+            self._backward(l_r, "realism")
             _accumulate(sums, {"terse_realism": l_r.detach()}, len(parts))
-        self._step(self.i_placer, self.placer.parameters())
-        self._step(self.i_realism, self.realism.parameters())
+        self._step("placer", self.placer.parameters())
+        self._step("realism", self.realism.parameters())
         return [self._terse_apply(b, pl, d["use"]) for b, pl, d in zip(batches, places, mine)]
 
     def step(self, plan: dict[str, torch.Tensor]) -> dict[str, float]:
-        L = self.cfg.loss
+        L = self.cfg.loss.image
         B = plan["target"].shape[0]
         parts = self.chunks(B)
         sums: dict[str, torch.Tensor] = {}
@@ -352,9 +352,9 @@ class ImageStage(_Stage):
         if self.placer is not None:
             batches = self._terse(batches, parts, B, sums)
         self.lifter.train()
-        self._zero(0)
+        self._zero("lifter")
         if self.joint:  # its gradients accumulate in the same backward passes
-            self._zero(2)
+            self._zero("kp_student")
         fakes, reals = [], []
         for b in batches:
             t = self._kp_targets(b, grad=self.joint)
@@ -375,30 +375,29 @@ class ImageStage(_Stage):
             l_dist = (ok * (rot_err / 24 + ((pred.betas - be_t) ** 2).mean(-1)
                             + ((pred.joints_3d[:, 0] - j_t) ** 2).sum(-1).mean(-1) * 100)).sum() / n_ok
             l_adv = torch.zeros((), device=self.device)
-            if float(L.image_adv) > 0:
+            if L.adv > 0:
                 for bp, be in pred.iterations:
                     l_adv = l_adv + losses.lsgan_generator(self.disc(bp, be).float()) / len(pred.iterations)
                 fakes.append([(bp.detach(), be.detach()) for bp, be in pred.iterations])
                 reals.append((bp_t.detach()[t["ok"]], be_t.detach()[t["ok"]]))
             l_betas = (pred.betas ** 2).mean()
-            total = float(L.image_reproject) * l_rep + float(L.image_distill) * l_dist + float(L.image_adv) * l_adv \
-                + float(L.betas) * l_betas
+            total = L.reproject * l_rep + L.distill * l_dist + L.adv * l_adv + L.betas * l_betas
             logs = {"reproject": l_rep.detach(), "distill": l_dist.detach(), "adv": l_adv.detach()}
             if self.joint:  # keypoint branch: its own 2D term + consistency with the image branch
                 out = t["out"]
                 m = t["mask"][:, None].float()
                 l_kp_rep = ((out.project() - t["x_norm"]).abs().sum(-1) * m).sum() / m.sum().clamp_min(1)
                 l_cons = (ok * ((pred.joints_3d[:, 0].detach() - out.joints_3d[:, 0]) ** 2).sum(-1).mean(-1)).sum() / n_ok
-                total = total + float(L.reproject) * l_kp_rep + float(L.image_consistency) * 100 * l_cons
+                total = total + L.kp_reproject * l_kp_rep + L.consistency * 100 * l_cons
                 logs |= {"kp_reproject": l_kp_rep.detach(), "consistency": l_cons.detach()}
             logs["total"] = total.detach()
-            self._backward(total, 0)
+            self._backward(total, "lifter")
             _accumulate(sums, logs, len(parts))
-        self._step(0, self.lifter.parameters())
+        self._step("lifter", self.lifter.parameters())
         if self.joint:
-            self._step(2, self.kp_student.parameters())
-        if float(L.image_adv) > 0:
-            self._zero(1)
+            self._step("kp_student", self.kp_student.parameters())
+        if L.adv > 0:
+            self._zero("disc")
             for f, (rb, rbe) in zip(fakes, reals):
                 if self.bank is not None:
                     ri = torch.randint(self.bank["body_pose"].shape[0], (max(1, len(rb)),), generator=self.generator,
@@ -408,9 +407,9 @@ class ImageStage(_Stage):
                     continue
                 l_d = sum(losses.lsgan_critic(self.disc(rb, rbe).float(), self.disc(bp, be).float())
                           for bp, be in f) / len(f)
-                self._backward(l_d, 1)
+                self._backward(l_d, "disc")
                 _accumulate(sums, {"disc": l_d.detach()}, len(parts))
-            self._step(1, self.disc.parameters())
+            self._step("disc", self.disc.parameters())
         if self.world > 1:  # BatchNorm running statistics: the mean over ranks (each saw its share)
             import torch.distributed as dist
 
@@ -421,11 +420,12 @@ class ImageStage(_Stage):
         return self._reduce(sums)
 
     @torch.no_grad()
-    def validate(self, max_people: int = 0) -> dict[str, float]:
-        """PCK@0.1, mean 2D error (fraction of the box) and wrong-person rate of the projected
-        canonical joints on the unaugmented validation crops."""
+    def validate(self, max_people: int = 0) -> dict[str, float] | None:
+        """PCK@0.1 (``pck``, %), mean 2D error (``err_pct``, % of the box) and wrong-person rate
+        (``wrong_person_pct``) of the projected canonical joints on the unaugmented validation
+        crops (:func:`image_batch_metrics`), and ``people``; None without validation data."""
         if self.val_sampler is None:
-            return {}
+            return None
         self.lifter.eval()
         plan = self.val_sampler.all_targets()
         n = len(self.val_sampler) if max_people <= 0 else min(max_people, len(self.val_sampler))
@@ -441,6 +441,10 @@ class ImageStage(_Stage):
         return {"pck": float(res["pck"].mean()) * 100, "err_pct": float(res["err"].mean()) * 100,
                 "wrong_person_pct": float(w[~w.isnan()].mean()) * 100 if (~w.isnan()).any() else math.nan,
                 "people": n}
+
+    def describe(self, val: dict[str, float]) -> str:
+        return (f"val PCK@0.1 {val['pck']:.1f}%, 2D error {val['err_pct']:.1f}% of the box, "
+                f"wrong person {val['wrong_person_pct']:.1f}% ({val['people']} people)")
 
     def sample_figure(self, path) -> str:
         """A few validation crops with the projected joints (for W&B)."""

@@ -10,17 +10,15 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from lifting.data import eval_views, load_mocap_npz, split_clips
-from lifting.evaluate import evaluate_lifter
-
 from lifting.checkpoint import load_checkpoint, save_checkpoint
 from lifting.io.fileio import atomic_write
+
+from .config import check_stage
 from .stages import build_stage
 
 __all__ = ["train", "lifter_checkpoint"]
@@ -45,11 +43,9 @@ def lifter_checkpoint(stage, cfg: DictConfig, step: int, val: dict | None) -> di
 
 
 def _init_wandb(cfg: DictConfig, kind: str):
-    mode = str(cfg.wandb.mode)
+    mode = cfg.wandb.mode  # online | offline | disabled (checked by the config schema)
     if mode == "disabled":
         return None
-    if mode not in ("online", "offline"):
-        raise ValueError(f"wandb.mode must be online, offline or disabled, got {mode!r}")
     import wandb
 
     return wandb.init(
@@ -90,24 +86,78 @@ def _dist_setup(cfg: DictConfig) -> bool:
     (one per local rank), gloo on CPUs. Returns True if this call created the group."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
         return False
-    gpu = str(cfg.train.device) in ("cuda", "auto") and torch.cuda.is_available()
+    gpu = cfg.train.device in ("cuda", "auto") and torch.cuda.is_available()
     if gpu:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group(backend="nccl" if gpu else "gloo")
     return True
 
 
-def _sample_figure(stage, val_views, path: Path) -> Path:
-    """Figure of a few validation frames (2D input beside the model's 3D), for W&B."""
-    from lifting.inference import lift_frames, metric_scale
-    from lifting.viz import plot_track_frames
+def _temp_files(out: Path, names=("last.pt", "best.pt", "train_log.jsonl", "config.yaml", "val_sample.png")) -> list[Path]:
+    """Temporary files :func:`lifting.io.fileio.atomic_write` leaves in ``out`` when a process is
+    killed (SIGKILL, power loss) while writing one of ``names`` (``.last.<random>.pt`` etc.)."""
+    found = []
+    for name in names:
+        stem, suffix = Path(name).stem, Path(name).suffix
+        found += [p for p in out.glob(f".{stem}.*{suffix}") if p.is_file()]
+    return sorted(found)
 
-    n = min(int(val_views.seq_offsets[1]), 120)
-    kp = torch.as_tensor(val_views.keypoints_2d[0, :n]).float().to(stage.device)
-    mask = torch.ones(kp.shape[:-1], dtype=torch.bool, device=stage.device)
-    pred = metric_scale(lift_frames(stage.lifter, kp, mask).cpu(), val_views.skeleton).numpy()
-    return plot_track_frames(path, val_views.skeleton, kp.cpu().numpy(), mask.cpu().numpy(), pred, np.arange(n),
-                             title="validation sample")
+
+def _clean_temp_files(out: Path) -> None:
+    for p in _temp_files(out):
+        p.unlink(missing_ok=True)
+
+
+def _load_resume(resume: Path, cfg: DictConfig, kind: str) -> dict:
+    """The checkpoint to resume from, checked against this run.
+
+    Raises:
+        ValueError: missing (saying so when the run was killed while writing its first
+            checkpoint), unreadable, of another stage, without training state, from a run with a
+            different config, or further than ``train.steps``.
+    """
+    if not resume.is_file():
+        partial = _temp_files(resume.parent, (resume.name,))
+        if partial:
+            raise ValueError(f"--resume {resume}: not found: the run was killed while writing its first checkpoint "
+                             f"(a partial {partial[0].name} is left in {resume.parent}, nothing to resume); "
+                             f"start it again without --resume")
+    ck = load_checkpoint(resume)  # CheckpointError (ValueError) if missing/unreadable
+    _check_resume(ck, cfg, kind, resume)
+    if int(ck["step"]) > cfg.train.steps:
+        raise ValueError(f"--resume {resume}: the checkpoint is at step {ck['step']}, past train.steps="
+                         f"{cfg.train.steps}; set train.steps >= {ck['step']}")
+    return ck
+
+
+def _read_log(path: Path, before: int) -> list[str]:
+    """Lines of a ``train_log.jsonl`` for steps below ``before``; lines that do not parse (the
+    torn last line of a killed run) are dropped."""
+    keep = []
+    for ln in path.read_text(errors="replace").splitlines():
+        try:
+            rec = json.loads(ln)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("step"), int) and rec["step"] < before:
+            keep.append(ln)
+    return keep
+
+
+def _prepare_out(out: Path, cfg: DictConfig, resumed: bool, start: int) -> Path:
+    """Create ``out``, remove temporary files of killed runs, write ``config.yaml``, and start
+    or truncate ``train_log.jsonl`` (a resumed run drops the lines after its checkpoint).
+    Returns the log path."""
+    out.mkdir(parents=True, exist_ok=True)
+    _clean_temp_files(out)
+    atomic_write(out / "config.yaml", lambda tmp: OmegaConf.save(cfg, tmp))
+    log_path = out / "train_log.jsonl"
+    if resumed and log_path.is_file():
+        keep = _read_log(log_path, start)
+        atomic_write(log_path, lambda tmp: Path(tmp).write_text("".join(ln + "\n" for ln in keep)))
+    elif not resumed and log_path.exists():
+        log_path.unlink()
+    return log_path
 
 
 def train(kind: str, cfg: DictConfig, out_dir: str | Path | None = None, progress: bool = True,
@@ -116,24 +166,31 @@ def train(kind: str, cfg: DictConfig, out_dir: str | Path | None = None, progres
     ``supervised`` or ``image`` (the student's image branch, :mod:`trainers.image`) model.
 
     Writes ``OUT/last.pt`` at every validation and at the end, ``OUT/best.pt`` for the best
-    validation PA-MPJPE (image branch: the best PCK@0.1, stored negated in ``best``), and ``OUT/train_log.jsonl`` (global mean losses every ``log_every``
-    steps), where ``OUT = out_dir or train.out_dir/name``. Checkpoints hold the models, their
-    optimisers, gradient scalers, RNG states, step and the resolved config, so ``resume``
-    (a ``last.pt``) continues a killed run with the same losses as an uninterrupted one.
+    value of the stage's validation metric (``stage.best_key``: PA-MPJPE for the lifters, PCK@0.1
+    for the image branch; the signed value is kept as ``best``), ``OUT/config.yaml`` and
+    ``OUT/train_log.jsonl`` (global mean losses every ``log_every`` steps), where
+    ``OUT = out_dir or train.out_dir/name``. Every file is written atomically; temporary files
+    of a killed run are removed when a run starts in ``OUT``. Checkpoints hold the models, their
+    optimisers (by name), gradient scalers, RNG states, step and the resolved config, so
+    ``resume`` (a ``last.pt``) continues a killed run with the same losses as an uninterrupted one.
 
     Launched by ``torchrun --nproc_per_node N`` it trains data-parallel on N processes
     (``train.batch_size`` is the global batch); rank 0 alone validates, logs, draws progress
     and writes files, and at the end the ranks check that their parameters are identical.
 
     Returns:
-        Path of the final checkpoint (``last.pt``).
+        Path of the final checkpoint (``last.pt``; it exists).
 
     Raises:
-        ValueError: bad config values, or a resume checkpoint that is missing, of another
-            stage, without training state, or from a run with a different config.
+        ConfigError (a ValueError): what :func:`trainers.config.check_stage` finds (missing
+            files, a checkpoint of the wrong kind).
+        ValueError: bad data, or a resume checkpoint that is missing (saying so when the run
+            was killed during its first save), of another stage, without training state, from a
+            run with a different config, or past ``train.steps``.
     """
-    if int(cfg.train.threads) > 0:
-        torch.set_num_threads(int(cfg.train.threads))
+    check_stage(cfg, kind)
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
     created = _dist_setup(cfg)
     try:
         return _train(kind, cfg, out_dir, progress, resume)
@@ -142,27 +199,26 @@ def train(kind: str, cfg: DictConfig, out_dir: str | Path | None = None, progres
             dist.destroy_process_group()
 
 
+def _validate(stage, kind: str, step: int, out: Path, run) -> dict | None:
+    """Validate, print one line, log to W&B (with a sample figure); None without validation data."""
+    val = stage.validate()
+    if val is None:
+        return None
+    tqdm.write(f"[{kind}] step {step}: {stage.describe(val)}")
+    if run is not None:
+        import wandb
+
+        fig = stage.sample_figure(out / "val_sample.png")
+        run.log({f"val/{k}": v for k, v in val.items()} | {"val/sample": wandb.Image(str(fig))}, step=step)
+    return val
+
+
 def _train(kind, cfg, out_dir, progress, resume) -> Path:
     rank = dist.get_rank() if dist.is_initialized() else 0
     main = rank == 0
-    out = Path(out_dir) if out_dir is not None else Path(cfg.train.out_dir) / str(cfg.name)
-    ck = None
-    if resume is not None:
-        resume = Path(resume)
-        ck = load_checkpoint(resume)  # CheckpointError (ValueError) if missing/unreadable
-        _check_resume(ck, cfg, kind, resume)
-    if kind == "image":  # COCO-format images; validated by its own 2D metrics
-        from .image import build_image_stage
-
-        stage, val_views = build_image_stage(cfg), None
-    else:
-        clips = load_mocap_npz(cfg.data.npz)
-        stage = build_stage(kind, cfg, clips)
-        ids = split_clips(clips.seq_names, cfg.data.val_split)
-        if int(cfg.data.val_max_clips) > 0:
-            ids = ids[:: max(1, len(ids) // int(cfg.data.val_max_clips))][: int(cfg.data.val_max_clips)]
-        val_views = eval_views(clips.select(ids)) if len(ids) and main else None  # 3D for validation only
-        del clips
+    out = Path(out_dir) if out_dir is not None else Path(cfg.train.out_dir) / cfg.name
+    ck = _load_resume(Path(resume), cfg, kind) if resume is not None else None
+    stage = build_stage(kind, cfg, validation=main)  # 3D (mocap stages) for validation only
     start, best, val = 1, float("inf"), None
     if ck is not None:
         stage.load_state_dict(ck["train_state"])
@@ -171,20 +227,14 @@ def _train(kind, cfg, out_dir, progress, resume) -> Path:
         for m in stage.models().values():
             for t in list(m.parameters()) + list(m.buffers()):
                 dist.broadcast(t.data, 0)
-    log_path = out / "train_log.jsonl"
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, out / "config.yaml")
-        if ck is not None and log_path.is_file():  # drop lines the killed run wrote after its checkpoint
-            keep = [ln for ln in log_path.read_text().splitlines() if ln and json.loads(ln)["step"] < start]
-            atomic_write(log_path, lambda tmp: Path(tmp).write_text("".join(ln + "\n" for ln in keep)))
-        elif ck is None and log_path.exists():
-            log_path.unlink()
+    log_path = _prepare_out(out, cfg, ck is not None, start) if main else None
+    if main and not stage.has_validation:
+        tqdm.write(f"[{kind}] no validation data ({stage.validation_source}): best.pt will not be written")
     run = _init_wandb(cfg, kind) if main else None
-    steps, bs = int(cfg.train.steps), int(cfg.train.batch_size)
+    steps, bs = cfg.train.steps, cfg.train.batch_size
     t0, frames, eval_s = time.perf_counter(), 0, 0.0
     bar = tqdm(range(start, steps + 1), desc=f"train {kind}", disable=not (progress and main), dynamic_ncols=True,
-               mininterval=0.5 if sys.stderr.isatty() else 30.0, initial=start - 1, total=steps)
+               mininterval=0.5 if sys.stderr.isatty() else 3.0, initial=start - 1, total=steps)
     running: dict[str, float] = {}
 
     def save(step):
@@ -199,47 +249,25 @@ def _train(kind, cfg, out_dir, progress, resume) -> Path:
         frames += bs * stage.window
         for k, v in logs.items():
             running[k] = 0.9 * running.get(k, v) + 0.1 * v
-        if main and (step % int(cfg.train.log_every) == 0 or step == steps):
+        if main and (step % cfg.train.log_every == 0 or step == steps):
             bar.set_postfix({k: f"{v:.3f}" for k, v in running.items() if k in ("total", "adv", "critic", "cycle_3d")})
             with open(log_path, "a") as fh:
                 fh.write(json.dumps({"step": step} | logs) + "\n")
             if run is not None:
                 run.log({f"train/{k}": v for k, v in logs.items()}
                         | {"train/frames_per_s": frames / max(time.perf_counter() - t0 - eval_s, 1e-9)}, step=step)
-        if main and (step % int(cfg.train.eval_every) == 0 or step == steps):
+        if main and (step % cfg.train.eval_every == 0 or step == steps):
             te = time.perf_counter()
-            if kind == "image" and main and stage.val_sampler is not None:
-                val = stage.validate()
-                tqdm.write(f"[{kind}] step {step}: val PCK@0.1 {val['pck']:.1f}%, 2D error {val['err_pct']:.1f}% of the "
-                           f"box, wrong person {val['wrong_person_pct']:.1f}% ({val['people']} people)")
-                improved = -val["pck"] < best
-                best = min(best, -val["pck"])
-                if run is not None:
-                    import wandb
-
-                    fig = stage.sample_figure(out / "val_sample.png")
-                    run.log({f"val/{k}": v for k, v in val.items()} | {"val/sample": wandb.Image(fig)}, step=step)
-            elif val_views is not None:
-                val = {}
-                for prefix, model in stage.eval_models().items():
-                    res = evaluate_lifter(model, val_views)["overall"]
-                    val |= {f"{prefix}{k}": v for k, v in res.items()}
-                    tqdm.write(f"[{kind}] step {step}: {prefix.rstrip('_') or 'val'} PA-MPJPE {res['pa_mpjpe_mm']:.1f} mm, "
-                               f"N-MPJPE {res['n_mpjpe_mm']:.1f} mm, MPJPE {res['mpjpe_mm']:.1f} mm")
-                improved = val["pa_mpjpe_mm"] < best  # the main model's (the student's when fine-tuning)
-                best = min(best, val["pa_mpjpe_mm"])
-                if run is not None:
-                    import wandb
-
-                    fig = _sample_figure(stage, val_views, out / "val_sample.png")
-                    run.log({f"val/{k}": v for k, v in val.items() if k.split("_")[-1] != "n"}
-                            | {"val/sample": wandb.Image(str(fig))}, step=step)
-            else:
-                improved = False
+            new = _validate(stage, kind, step, out, run)
+            improved = new is not None and stage.score(new) < best
+            if new is not None:
+                val, best = new, min(best, stage.score(new))
             ckpt = save(step)
             if improved:
                 save_checkpoint(ckpt, out / "best.pt")
             eval_s += time.perf_counter() - te
+    if main and start > steps:  # resumed at its last step: nothing to train, the checkpoint goes to OUT
+        save(steps)
     elapsed = time.perf_counter() - t0
     train_s = max(elapsed - eval_s, 1e-9)
     if stage.world > 1:
@@ -253,8 +281,23 @@ def _train(kind, cfg, out_dir, progress, resume) -> Path:
                    f"({frames / train_s:.0f} training frames/s on {stage.device}{ranks}{mem}); "
                    f"checkpoints in {out}")
     if run is not None:
-        run.finish()
+        _finish_wandb(run)
     return out / "last.pt"
+
+
+def _finish_wandb(run) -> None:
+    """Close the W&B run and say where it went (offline: the folder and its ``wandb sync`` command)."""
+    if getattr(run, "disabled", False):  # WANDB_MODE=disabled in the environment wins
+        run.finish()
+        return
+    offline = bool(run.offline)
+    run_dir = Path(run.dir).parent  # .../wandb/offline-run-<time>-<id>/files -> the run folder
+    url = None if offline else run.url
+    run.finish()
+    if offline:
+        tqdm.write(f"W&B run saved offline in {run_dir}; upload it with: wandb sync {run_dir}")
+    elif url:
+        tqdm.write(f"W&B run: {url}")
 
 
 def _check_in_sync(stage) -> None:

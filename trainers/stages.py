@@ -14,12 +14,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from omegaconf import DictConfig
 
 from lifting import losses
-from lifting.data import MocapClips, SupervisedWindows, WindowSampler, load_mocap_npz, project_clips, split_clips
+from lifting.data import (MocapClips, SupervisedWindows, WindowSampler, eval_views, load_mocap_npz, project_clips,
+                          split_clips)
 from lifting.discriminators import PoseCritic2D
 from lifting.geometry import normalize_2d, project_normalized, random_view_rotation, rms_scale
 from lifting.skeletons import CANON16
@@ -36,8 +38,8 @@ def build_lifter(cfg: DictConfig) -> Lifter:
     Raises:
         ValueError: the init checkpoint is unreadable or its architecture differs.
     """
-    model = Lifter(CANON16.num_joints, int(cfg.model.window), int(cfg.model.width), int(cfg.model.n_blocks),
-                   CANON16.root_index, refine_visible=bool(cfg.model.refine_visible))
+    model = Lifter(CANON16.num_joints, cfg.model.window, cfg.model.width, cfg.model.n_blocks,
+                   CANON16.root_index, refine_visible=cfg.model.refine_visible)
     init = cfg.model.get("init_checkpoint")
     if init:
         from lifting.lifters import load_lifter
@@ -72,7 +74,7 @@ def draw_augmentation(B: int, T: int, J: int, cfg: DictConfig, root: int, genera
     which = k = order = sigma = noise = None
     if cfg.aug.drop_prob > 0 and cfg.aug.drop_max > 0:
         which = torch.rand(B, generator=generator, device=device) < cfg.aug.drop_prob
-        k = torch.randint(1, int(cfg.aug.drop_max) + 1, (B,), generator=generator, device=device)
+        k = torch.randint(1, cfg.aug.drop_max + 1, (B,), generator=generator, device=device)
         order = torch.rand(B, J, generator=generator, device=device)
         order[:, root] = 2.0  # never drop the root
     if cfg.aug.noise_prob > 0 and cfg.aug.noise_max > 0:
@@ -162,51 +164,54 @@ class _Stage:
 
     def __init__(self, cfg: DictConfig):
         self.cfg = cfg
-        self.device = resolve_device(str(cfg.train.device))
+        self.device = resolve_device(cfg.train.device)
         self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
-        self.accum = int(cfg.train.grad_accum)
-        if self.accum < 1:
-            raise ValueError(f"train.grad_accum must be >= 1, got {self.accum}")
-        if bool(cfg.train.bf16) and bool(cfg.train.fp16):
-            raise ValueError("choose one of train.bf16 and train.fp16")
-        if bool(cfg.train.fp16) and self.device.type != "cuda":
+        self.accum = cfg.train.grad_accum
+        if cfg.train.fp16 and self.device.type != "cuda":
             raise ValueError("train.fp16 needs a GPU (train.device=cuda); use train.bf16 on the CPU")
         self.amp_dtype = torch.bfloat16 if cfg.train.bf16 else torch.float16 if cfg.train.fp16 else None
-        self.generator = torch.Generator(device=self.device).manual_seed(int(cfg.seed))
-        torch.manual_seed(int(cfg.seed))
+        self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
         self.lifter = self.build_model(cfg).to(self.device)
-        self.net = torch.compile(self.lifter) if bool(cfg.train.compile) else self.lifter
+        self.net = torch.compile(self.lifter) if cfg.train.compile else self.lifter
         self.root = CANON16.root_index
-        self.window = int(cfg.model.window)
-        self.opt = torch.optim.AdamW(self.lifter.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-        self.optimizers = [self.opt]
-        self.scalers: list[torch.amp.GradScaler] = []
+        self.window = cfg.model.window
+        #: optimisers by name (the name of the model they train, see :meth:`models`)
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.scalers: dict[str, torch.amp.GradScaler] = {}
+        self.add_optimizer("lifter", self.lifter.parameters(), cfg.train.lr)
+        self.val_views = None  # lifting.data.EvalViews for validation (set by trainers.loop)
 
     def build_model(self, cfg: DictConfig) -> torch.nn.Module:
         """The trained network (stored in checkpoints as ``model``)."""
         return build_lifter(cfg)
 
-    def add_optimizer(self, opt: torch.optim.Optimizer) -> int:
-        """Register another optimiser (e.g. a critic's); returns its index."""
-        self.optimizers.append(opt)
-        return len(self.optimizers) - 1
+    def add_optimizer(self, name: str, params, lr: float, adam_w: bool = True) -> torch.optim.Optimizer:
+        """Register the optimiser ``name`` (AdamW with ``train.weight_decay``, or plain Adam) of
+        ``params``, with its gradient scaler; returns it.
 
-    def _scaler(self, i: int) -> torch.amp.GradScaler:
-        while len(self.scalers) <= i:
-            self.scalers.append(torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16))
-        return self.scalers[i]
+        Raises:
+            ValueError: ``name`` is taken.
+        """
+        if name in self.optimizers:
+            raise ValueError(f"optimiser {name!r} registered twice")
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=self.cfg.train.weight_decay) if adam_w \
+            else torch.optim.Adam(params, lr=lr)
+        self.optimizers[name] = opt
+        self.scalers[name] = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        return opt
 
     def lr_factor(self, step: int) -> float:
         """Cosine decay from 1 to ``min_lr_ratio`` over ``train.steps``."""
-        t = min(1.0, step / max(1, int(self.cfg.train.steps)))
-        r = float(self.cfg.train.min_lr_ratio)
+        t = min(1.0, step / max(1, self.cfg.train.steps))
+        r = self.cfg.train.min_lr_ratio
         return r + (1 - r) * 0.5 * (1 + math.cos(math.pi * t))
 
     def set_lr(self, step: int) -> None:
         """Set every optimiser's learning rate for (0-based) ``step``; also records the step."""
         self.step_index = step
         f = self.lr_factor(step)
-        for opt in self.optimizers:
+        for opt in self.optimizers.values():
             for g in opt.param_groups:
                 g.setdefault("base_lr", g["lr"])
                 g["lr"] = g["base_lr"] * f
@@ -227,12 +232,12 @@ class _Stage:
         b = batch_size // n
         return [slice(c * b, (c + 1) * b) for c in range(self.rank * self.accum, (self.rank + 1) * self.accum)]
 
-    def _backward(self, loss: torch.Tensor, i: int) -> None:
-        """Backward of one micro-batch's loss for optimiser ``i`` (averaged over micro-batches)."""
-        self._scaler(i).scale(loss / self.accum).backward()
+    def _backward(self, loss: torch.Tensor, name: str) -> None:
+        """Backward of one micro-batch's loss for optimiser ``name`` (averaged over micro-batches)."""
+        self.scalers[name].scale(loss / self.accum).backward()
 
-    def _step(self, i: int, params) -> None:
-        """Average gradients over ranks, unscale, clip, step optimiser ``i``."""
+    def _step(self, name: str, params) -> None:
+        """Average gradients over ranks, unscale, clip, step optimiser ``name``."""
         params = [p for p in params if p.requires_grad]
         if self.world > 1:
             grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
@@ -244,15 +249,15 @@ class _Stage:
                 n = p.numel()
                 p.grad = flat[off:off + n].view_as(p).clone()
                 off += n
-        opt, scaler = self.optimizers[i], self._scaler(i)
+        opt, scaler = self.optimizers[name], self.scalers[name]
         scaler.unscale_(opt)
         if self.cfg.train.grad_clip:
-            torch.nn.utils.clip_grad_norm_(params, float(self.cfg.train.grad_clip))
+            torch.nn.utils.clip_grad_norm_(params, self.cfg.train.grad_clip)
         scaler.step(opt)
         scaler.update()
 
-    def _zero(self, i: int) -> None:
-        self.optimizers[i].zero_grad(set_to_none=True)
+    def _zero(self, name: str) -> None:
+        self.optimizers[name].zero_grad(set_to_none=True)
 
     def models(self) -> dict[str, torch.nn.Module]:
         """Trained modules by name (checkpointed, kept in sync across ranks)."""
@@ -266,11 +271,57 @@ class _Stage:
         """Models validated during training, by metric-name prefix (``""`` picks best.pt)."""
         return {"": self.lifter}
 
+    #: the validation metric that picks ``best.pt`` and whether higher values are better
+    best_key, higher_is_better = "pa_mpjpe_mm", False
+    #: the config keys that select the validation data (for messages)
+    validation_source = "data.val_split, data.val_max_clips"
+
+    @property
+    def has_validation(self) -> bool:
+        return self.val_views is not None
+
+    def validate(self) -> dict[str, float] | None:
+        """Validation metrics of :meth:`eval_models` on ``self.val_views`` (the DESIGN.md §4 rig,
+        GT 2D; :func:`lifting.evaluate.evaluate_lifter`): ``{prefix + metric: value}`` in mm
+        (``pa_mpjpe_mm``, ``n_mpjpe_mm``, ``mpjpe_mm``, ...); None without validation data."""
+        if self.val_views is None:
+            return None
+        from lifting.evaluate import evaluate_lifter
+
+        val = {}
+        for prefix, model in self.eval_models().items():
+            res = evaluate_lifter(model, self.val_views)["overall"]
+            val |= {f"{prefix}{k}": v for k, v in res.items()}
+        return val
+
+    def describe(self, val: dict[str, float]) -> str:
+        """One line per validated model of :meth:`validate`'s result."""
+        return "; ".join(f"{prefix.rstrip('_') or 'val'} PA-MPJPE {val[prefix + 'pa_mpjpe_mm']:.1f} mm, "
+                         f"N-MPJPE {val[prefix + 'n_mpjpe_mm']:.1f} mm, MPJPE {val[prefix + 'mpjpe_mm']:.1f} mm"
+                         for prefix in self.eval_models())
+
+    def score(self, val: dict[str, float]) -> float:
+        """``val[best_key]`` signed so that lower is better (the value kept as ``best``)."""
+        return -val[self.best_key] if self.higher_is_better else val[self.best_key]
+
+    def sample_figure(self, path) -> str:
+        """Figure of a few validation frames (2D input beside the model's 3D), for W&B; returns its path."""
+        from lifting.inference import lift_frames, metric_scale
+        from lifting.viz import plot_track_frames
+
+        v = self.val_views
+        n = min(int(v.seq_offsets[1]), 120)
+        kp = torch.as_tensor(v.keypoints_2d[0, :n]).float().to(self.device)
+        mask = torch.ones(kp.shape[:-1], dtype=torch.bool, device=self.device)
+        pred = metric_scale(lift_frames(self.lifter, kp, mask).cpu(), v.skeleton).numpy()
+        return str(plot_track_frames(path, v.skeleton, kp.cpu().numpy(), mask.cpu().numpy(), pred, np.arange(n),
+                                     title="validation sample"))
+
     def state_dict(self) -> dict:
         """Everything needed to resume: models, optimisers, scalers, and RNG states."""
         d = {name: m.state_dict() for name, m in self.models().items()}
-        d["optimizers"] = [o.state_dict() for o in self.optimizers]
-        d["scalers"] = [self._scaler(i).state_dict() for i in range(len(self.optimizers))]
+        d["optimizers"] = {name: o.state_dict() for name, o in self.optimizers.items()}
+        d["scalers"] = {name: s.state_dict() for name, s in self.scalers.items()}
         d["rng"] = {"generator": self.generator.get_state(), "torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             d["rng"]["cuda"] = torch.cuda.get_rng_state(self.device)
@@ -281,46 +332,48 @@ class _Stage:
         try:
             for name, m in self.models().items():
                 m.load_state_dict(d[name])
-            for o, sd in zip(self.optimizers, d["optimizers"], strict=True):
-                o.load_state_dict(sd)
-            for i, sd in enumerate(d.get("scalers", [])):
-                self._scaler(i).load_state_dict(sd)
+            if set(d["optimizers"]) != set(self.optimizers):
+                raise ValueError(f"optimisers {sorted(d['optimizers'])} in the checkpoint, this run has "
+                                 f"{sorted(self.optimizers)}")
+            for name, o in self.optimizers.items():
+                o.load_state_dict(d["optimizers"][name])
+                self.scalers[name].load_state_dict(d["scalers"][name])
             self.generator.set_state(d["rng"]["generator"].to("cpu") if self.device.type == "cpu"
                                      else d["rng"]["generator"].cpu())
             torch.set_rng_state(d["rng"]["torch"].cpu())
             if "cuda" in d["rng"] and self.device.type == "cuda":
                 torch.cuda.set_rng_state(d["rng"]["cuda"].cpu(), self.device)
-        except (KeyError, RuntimeError, ValueError) as e:
+        except (KeyError, RuntimeError, ValueError, TypeError) as e:
             raise ValueError(f"the resume checkpoint does not match this run's models/optimisers ({e})") from None
 
     def _global_draws(self, batch: dict[str, torch.Tensor], relift: bool = False):
         """Everything random for the whole global batch, drawn in the same order on every rank:
         ``(x_full, x_in, m_in, mask, R, plan_y)`` = clean normalised 2D, augmented input and
         its mask, the batch mask, random views ``(B, 3, 3)``, and the re-lift augmentation
-        (``loss.augment_relift`` and ``relift`` only, else None)."""
+        (``views.augment_relift`` and ``relift`` only, else None)."""
         cfg, T, root = self.cfg, self.window, self.root
         kp, mask = batch["keypoints_2d"], batch["mask"]
         B, _, J = mask.shape
         x_full, _ = normalize_2d(kp, mask, root, per_window=T > 1)
         x_in, m_in, _ = apply_augmentation(
             kp, mask, draw_augmentation(B, T, J, cfg, root, self.generator, self.device), root)
-        R = random_view_rotation((B,), elevation_max=math.radians(cfg.loss.elevation_max_deg),
+        R = random_view_rotation((B,), elevation_max=math.radians(cfg.views.elevation_max_deg),
                                  generator=self.generator, device=self.device)
         plan_y = draw_augmentation(B, T, J, cfg, root, self.generator, self.device) \
-            if relift and cfg.loss.augment_relift else None
+            if relift and cfg.views.augment_relift else None
         return x_full, x_in, m_in, mask, R, plan_y
 
     def _critic_pass(self, parts: list[slice], x_full: torch.Tensor, fakes: list[torch.Tensor],
-                     sums: dict[str, torch.Tensor], i: int = 1) -> None:
-        """One LSGAN update of ``self.critic`` (optimiser ``i``): real = this rank's clean 2D,
+                     sums: dict[str, torch.Tensor]) -> None:
+        """One LSGAN update of ``self.critic`` (optimiser ``"critic"``): real = this rank's clean 2D,
         fake = the micro-batches' random-view projections."""
-        self._zero(i)
+        self._zero("critic")
         for sl, y in zip(parts, fakes):
             with self.autocast():
                 l_critic = losses.lsgan_critic(self.critic(x_full[sl]).float(), self.critic(y).float())
-            self._backward(l_critic, i)
+            self._backward(l_critic, "critic")
             _accumulate(sums, {"critic": l_critic}, len(parts))
-        self._step(i, self.critic.parameters())
+        self._step("critic", self.critic.parameters())
 
     def _reduce(self, logs: dict[str, torch.Tensor]) -> dict[str, float]:
         """Per-rank micro-batch means -> global means (floats), identical on every rank."""
@@ -339,13 +392,13 @@ def teacher_terms(net, critic, x_in, m_in, x_full, mask, R, plan_y, cfg: DictCon
     Args:
         net: the lifter. critic: the 2D critic. x_in, m_in: ``(b, T, J, 2)`` augmented
         normalised input and its mask; x_full, mask: the clean input; R: ``(b, 3, 3)`` random
-        views; plan_y: augmentation of the re-lift input (``loss.augment_relift``) or None.
+        views; plan_y: augmentation of the re-lift input (``views.augment_relift``) or None.
 
     Returns:
         ``(terms {name: (weight, loss)}, y (b, T, J, 2) random-view 2D (the critic's fakes),
         X (b, T, J, 3) the lift)``.
     """
-    w = cfg.loss
+    w = cfg.loss.teacher
     per_window = x_in.shape[1] > 1
     T = x_in.shape[1]
     X = net(x_in, m_in).float()  # (b, T, J, 3)
@@ -399,10 +452,8 @@ class TeacherStage(_Stage):
             raise TypeError("the self-supervised teacher trains on a 2D-only WindowSampler")
         super().__init__(cfg)
         self.sampler = sampler.to(self.device)
-        self.critic = PoseCritic2D(CANON16, self.window, int(cfg.critic.width), int(cfg.critic.n_blocks)).to(self.device)
-        self.critic_opt = torch.optim.AdamW(self.critic.parameters(), lr=cfg.train.critic_lr,
-                                            weight_decay=cfg.train.weight_decay)
-        self.add_optimizer(self.critic_opt)
+        self.critic = PoseCritic2D(CANON16, self.window, cfg.critic.width, cfg.critic.n_blocks).to(self.device)
+        self.add_optimizer("critic", self.critic.parameters(), cfg.train.critic_lr)
 
     def models(self) -> dict[str, torch.nn.Module]:
         return {"lifter": self.lifter, "critic": self.critic}
@@ -416,16 +467,16 @@ class TeacherStage(_Stage):
         parts = self.chunks(mask.shape[0])
         sums: dict[str, torch.Tensor] = {}
         fakes = []
-        self._zero(0)
+        self._zero("lifter")
         for sl in parts:
             with self.autocast():
                 terms, y, _ = teacher_terms(self.net, self.critic, x_in_all[sl], m_in_all[sl], x_full_all[sl], mask[sl],
                                             R_all[sl], None if plan_y is None else plan_y[sl], cfg, root)
                 total = sum(weight * loss for weight, loss in terms.values())
-            self._backward(total, 0)
+            self._backward(total, "lifter")
             _accumulate(sums, {name: loss for name, (_, loss) in terms.items()} | {"total": total}, len(parts))
             fakes.append(y.detach())
-        self._step(0, self.lifter.parameters())
+        self._step("lifter", self.lifter.parameters())
         self._critic_pass(parts, x_full_all, fakes, sums)
         return self._reduce(sums)
 
@@ -452,14 +503,14 @@ class SupervisedStage(_Stage):
             kp, mask, draw_augmentation(B, T, J, self.cfg, self.root, self.generator, self.device), self.root)
         parts = self.chunks(B)
         sums: dict[str, torch.Tensor] = {}
-        self._zero(0)
+        self._zero("lifter")
         for sl in parts:
             with self.autocast():
                 X = self.net(x_in[sl], m_in[sl]).float()
                 loss = losses.scale_free_3d(X, batch["joints_3d"][sl])
-            self._backward(loss, 0)
+            self._backward(loss, "lifter")
             _accumulate(sums, {"supervised_3d": loss, "total": loss}, len(parts))
-        self._step(0, self.lifter.parameters())
+        self._step("lifter", self.lifter.parameters())
         return self._reduce(sums)
 
 
@@ -477,7 +528,7 @@ _TWIST_CHILD = {"left_hip": "left_knee", "right_hip": "right_knee", "left_knee":
 class StudentStage(_Stage):
     """SMPL student distilled from a frozen teacher (PoseNet3D stage 2; no 3D labels).
 
-    Losses (weights in ``cfg.loss``), per batch of 2D windows:
+    Losses (weights in ``cfg.loss.student``), per batch of 2D windows:
 
     * ``distill``: ``||J_s / rms(J_s) - J_t / rms(J_t)||`` per joint, student canonical joints
       vs the frozen teacher's lift of the clean 2D, both root-aligned and divided by their RMS
@@ -507,22 +558,20 @@ class StudentStage(_Stage):
         from lifting.lifters import load_lifter
 
         self.teacher, _ = load_lifter(cfg.student.teacher_checkpoint)
-        if self.teacher.window != int(cfg.model.window):
+        if self.teacher.window != cfg.model.window:
             raise ValueError(f"student.teacher_checkpoint has window {self.teacher.window}, "
-                             f"model.window is {int(cfg.model.window)}: they must match")
+                             f"model.window is {cfg.model.window}: they must match")
         self.teacher.requires_grad_(False).eval()
         super().__init__(cfg)
         self.teacher.to(self.device)
         self.sampler = sampler.to(self.device)
-        self.critic = PoseCritic2D(CANON16, self.window, int(cfg.critic.width), int(cfg.critic.n_blocks)).to(self.device)
-        self.critic_opt = torch.optim.AdamW(self.critic.parameters(), lr=cfg.train.critic_lr,
-                                            weight_decay=cfg.train.weight_decay)
-        self.add_optimizer(self.critic_opt)
+        self.critic = PoseCritic2D(CANON16, self.window, cfg.critic.width, cfg.critic.n_blocks).to(self.device)
+        self.add_optimizer("critic", self.critic.parameters(), cfg.train.critic_lr)
         from lifting.body_model import SMPL_JOINT_NAMES
 
         idx = {n: i for i, n in enumerate(SMPL_JOINT_NAMES)}
         w = torch.ones(23)
-        w[[idx[n] - 1 for n in _UNOBSERVED]] = float(cfg.loss.unobserved_prior) / max(float(cfg.loss.pose_prior), 1e-12)
+        w[[idx[n] - 1 for n in _UNOBSERVED]] = cfg.loss.student.unobserved_prior / max(cfg.loss.student.pose_prior, 1e-12)
         self.prior_weights = w.to(self.device)
         self.twist_joints = torch.tensor([idx[n] for n in _TWIST_CHILD], device=self.device)
         J = self.lifter.body_model.J_template
@@ -533,9 +582,9 @@ class StudentStage(_Stage):
         from lifting.body_model import BodyModel
         from lifting.student import Student
 
-        bm = BodyModel(cfg.body_model.path, str(cfg.body_model.gender), int(cfg.body_model.num_betas))
-        model = Student(bm, CANON16.num_joints, int(cfg.model.window), int(cfg.model.width), int(cfg.model.n_blocks),
-                        int(cfg.body_model.num_betas), CANON16.root_index, bool(cfg.student.learn_marker_offsets))
+        bm = BodyModel(cfg.body_model.path, cfg.body_model.gender, cfg.body_model.num_betas)
+        model = Student(bm, CANON16.num_joints, cfg.model.window, cfg.model.width, cfg.model.n_blocks,
+                        cfg.body_model.num_betas, CANON16.root_index, cfg.student.learn_marker_offsets)
         init = cfg.model.get("init_checkpoint")
         if init:  # e.g. continue distillation from the bundled student on new 2D data
             from lifting.lifters import load_lifter
@@ -562,7 +611,7 @@ class StudentStage(_Stage):
             ``(terms {name: (weight, loss)}, y (b, T, J, 2) random-view 2D of the student's
             joints (the critic's fakes), out :class:`lifting.student.StudentOutput`)``.
         """
-        w = self.cfg.loss
+        w = self.cfg.loss.student
         per_window = x_in.shape[1] > 1
         out = net(x_in, m_in)
         Jc = out.joints_3d
@@ -592,7 +641,7 @@ class StudentStage(_Stage):
         parts = self.chunks(mask.shape[0])
         sums: dict[str, torch.Tensor] = {}
         fakes = []
-        self._zero(0)
+        self._zero("lifter")
         for sl in parts:
             with torch.no_grad(), self.autocast():
                 X_t = self.teacher(x_full_all[sl], mask[sl]).float()
@@ -600,10 +649,10 @@ class StudentStage(_Stage):
                 terms, y, _ = self.student_terms(self.net, x_in_all[sl], m_in_all[sl], x_full_all[sl], mask[sl],
                                                  R_all[sl], X_t)
                 total = sum(weight * loss for weight, loss in terms.values())
-            self._backward(total, 0)
+            self._backward(total, "lifter")
             _accumulate(sums, {name: loss for name, (_, loss) in terms.items()} | {"total": total}, len(parts))
             fakes.append(y.detach())
-        self._step(0, self.lifter.parameters())
+        self._step("lifter", self.lifter.parameters())
         self._critic_pass(parts, x_full_all, fakes, sums)
         return self._reduce(sums)
 
@@ -612,7 +661,8 @@ class FinetuneStage(StudentStage):
     """Joint fine-tuning of teacher and student (PoseNet3D stage 3, arXiv 2003.03473 Sec. 3.3;
     no 3D labels). Both networks train; one 2D critic judges random-view projections of both.
 
-    Losses (``cfg.loss`` weights) per micro-batch:
+    Losses (``cfg.loss.finetune`` weights, and ``cfg.loss.teacher`` / ``cfg.loss.student``
+    for the networks' own terms) per micro-batch:
 
     * the teacher's self-supervised terms (:func:`teacher_terms`: adversarial, 2D/3D cycle,
       reprojection, symmetry, temporal bone constancy/smoothness), logged ``teacher_*``;
@@ -646,11 +696,9 @@ class FinetuneStage(StudentStage):
             raise ValueError("fine-tuning starts from a student: set model.init_checkpoint (e.g. 'student')")
         super().__init__(cfg, sampler)
         self.teacher.requires_grad_(True).train()
-        self.teacher_net = torch.compile(self.teacher) if bool(cfg.train.compile) else self.teacher
-        self.teacher_opt = torch.optim.AdamW(self.teacher.parameters(), lr=cfg.train.lr,
-                                             weight_decay=cfg.train.weight_decay)
-        self.add_optimizer(self.teacher_opt)
-        self.prior_3d = bool(cfg.prior_3d.enabled)
+        self.teacher_net = torch.compile(self.teacher) if cfg.train.compile else self.teacher
+        self.add_optimizer("teacher", self.teacher.parameters(), cfg.train.lr)
+        self.prior_3d = cfg.prior_3d.enabled
         if self.prior_3d:  # "unpaired 3D prior" mode: the only place 3D (fitted poses) enters
             from lifting.discriminators import SMPLDiscriminator
             from lifting.pose_bank import load_pose_bank
@@ -658,13 +706,12 @@ class FinetuneStage(StudentStage):
             if not cfg.prior_3d.pose_bank:
                 raise ValueError("prior_3d.enabled needs prior_3d.pose_bank (make one with `posenet3d pose-bank`)")
             bank = load_pose_bank(cfg.prior_3d.pose_bank)
-            if bank["betas"].shape[1] != int(cfg.body_model.num_betas):
+            if bank["betas"].shape[1] != cfg.body_model.num_betas:
                 raise ValueError(f"pose bank has {bank['betas'].shape[1]} betas, body_model.num_betas is "
-                                 f"{int(cfg.body_model.num_betas)}")
+                                 f"{cfg.body_model.num_betas}")
             self.bank = {k: v.to(self.device) for k, v in bank.items()}
-            self.smpl_disc = SMPLDiscriminator(int(cfg.body_model.num_betas)).to(self.device)
-            self.add_optimizer(torch.optim.AdamW(self.smpl_disc.parameters(), lr=cfg.train.critic_lr,
-                                                 weight_decay=cfg.train.weight_decay))
+            self.smpl_disc = SMPLDiscriminator(cfg.body_model.num_betas).to(self.device)
+            self.add_optimizer("smpl_disc", self.smpl_disc.parameters(), cfg.train.critic_lr)
 
     def models(self) -> dict[str, torch.nn.Module]:
         m = {"lifter": self.lifter, "critic": self.critic, "teacher": self.teacher}
@@ -683,15 +730,15 @@ class FinetuneStage(StudentStage):
         windows (``keypoints_2d (B, T, J, 2)`` pixels, ``mask (B, T, J)``)."""
         cfg, T, root = self.cfg, self.window, self.root
         per_window = T > 1
-        w = cfg.loss
+        w = cfg.loss.finetune
         x_full_all, x_in_all, m_in_all, mask, R_all, plan_y = self._global_draws(batch, relift=True)
         B = mask.shape[0]
         parts = self.chunks(B)
         sums: dict[str, torch.Tensor] = {}
         fakes, smpl_fakes = [], []
-        self._zero(0)
-        self._zero(2)
-        warm = getattr(self, "step_index", 0) < int(cfg.finetune.critic_warmup)
+        self._zero("lifter")
+        self._zero("teacher")
+        warm = getattr(self, "step_index", 0) < cfg.finetune.critic_warmup
         if self.prior_3d:  # real samples for the SMPL discriminator, drawn for the global batch
             real_idx = torch.randint(len(self.bank["body_pose"]), (B * T,), generator=self.generator,
                                      device=self.device).reshape(B, T)
@@ -722,49 +769,68 @@ class FinetuneStage(StudentStage):
                     terms["prior_3d_adv"] = (w.prior_3d_adv, losses.lsgan_generator(self.smpl_disc(bp, be).float()))
                     smpl_fakes.append((bp.detach(), be.detach()))
                 total = sum(weight * loss for weight, loss in terms.values())
-            self._backward(total, 0)
+            self._backward(total, "lifter")
             _accumulate(sums, {name: loss for name, (_, loss) in terms.items()} | {"total": total}, len(parts))
             fakes.append(torch.cat([y_t.detach(), y_s.detach()]))
-        # the critic's gradients from the generator pass are discarded by _zero(1) below; during
+        # the critic's gradients from the generator pass are discarded by _zero("critic"); during
         # the critic warm-up the networks keep their weights (a fresh critic's gradients would
         # only disturb them)
         if not warm:
-            self._step(0, self.lifter.parameters())
-            self._step(2, self.teacher.parameters())
+            self._step("lifter", self.lifter.parameters())
+            self._step("teacher", self.teacher.parameters())
         self._critic_pass(parts, x_full_all, fakes, sums)
         if self.prior_3d:
-            self._zero(3)
+            self._zero("smpl_disc")
             for sl, (bp, be) in zip(parts, smpl_fakes):
                 ri = real_idx[sl].reshape(-1)
                 with self.autocast():
                     l_d = losses.lsgan_critic(self.smpl_disc(self.bank["body_pose"][ri], self.bank["betas"][ri]).float(),
                                               self.smpl_disc(bp, be).float())
-                self._backward(l_d, 3)
+                self._backward(l_d, "smpl_disc")
                 _accumulate(sums, {"smpl_disc": l_d}, len(parts))
-            self._step(3, self.smpl_disc.parameters())
+            self._step("smpl_disc", self.smpl_disc.parameters())
         return self._reduce(sums)
 
 
-def build_stage(kind: str, cfg: DictConfig, clips: MocapClips | None = None):
-    """Build the stage on the training split named in ``cfg.data``.
+def build_stage(kind: str, cfg: DictConfig, clips: MocapClips | None = None, validation: bool = False):
+    """Build the stage ``kind`` on the training data named in ``cfg``.
 
     Args:
-        kind: ``teacher`` or ``supervised``.
+        kind: ``teacher``, ``student``, ``finetune``, ``supervised`` (mocap npz ``cfg.data``)
+            or ``image`` (COCO-format crops ``cfg.image``, :func:`trainers.image.build_image_stage`).
         clips: the loaded ``cfg.data.npz`` (loaded here if not given).
+        validation: also prepare the validation data (``stage.val_views``: the
+            ``data.val_split`` clips, at most ``data.val_max_clips``, through the evaluation rig).
 
-    For ``teacher`` the 3D clips are projected to 2D by :func:`lifting.data.project_clips`
-    and only that 2D reaches the stage.
+    For the self-supervised stages the 3D clips are projected to 2D by
+    :func:`lifting.data.project_clips` and only that 2D reaches the stage (3D is read only for
+    validation).
 
     Raises:
         ValueError: unknown kind, or data errors from the loader.
     """
-    if kind not in ("teacher", "student", "finetune", "supervised"):
-        raise ValueError(f"unknown training stage {kind!r}; choose teacher, student, finetune or supervised")
+    if kind == "image":
+        from .image import build_image_stage
+
+        return build_image_stage(cfg)
+    lifters = {"teacher": TeacherStage, "student": StudentStage, "finetune": FinetuneStage}
+    if kind not in (*lifters, "supervised"):
+        raise ValueError(f"unknown training stage {kind!r}; choose teacher, student, finetune, supervised or image")
     clips = clips if clips is not None else load_mocap_npz(cfg.data.npz)
-    train = clips.select(split_clips(clips.seq_names, cfg.data.train_split))
-    window, views, seed = int(cfg.model.window), int(cfg.data.n_views), int(cfg.seed)
-    heights, balance = tuple(cfg.data.camera_height), str(cfg.data.balance)
-    if kind in ("teacher", "student", "finetune"):
+    train_ids = split_clips(clips.seq_names, cfg.data.train_split)
+    if not len(train_ids):
+        raise ValueError(f"data.train_split={cfg.data.train_split!r}: no clips of {cfg.data.npz} in that split")
+    train = clips.select(train_ids)
+    window, views, seed = cfg.model.window, cfg.data.n_views, cfg.seed
+    heights, balance = tuple(cfg.data.camera_height), cfg.data.balance
+    if kind in lifters:
         sampler = WindowSampler(project_clips(train, views, seed, height_range=heights), window, balance)
-        return {"teacher": TeacherStage, "student": StudentStage, "finetune": FinetuneStage}[kind](cfg, sampler)
-    return SupervisedStage(cfg, SupervisedWindows(train, window, views, seed, balance, heights))
+        stage = lifters[kind](cfg, sampler)
+    else:
+        stage = SupervisedStage(cfg, SupervisedWindows(train, window, views, seed, balance, heights))
+    if validation:
+        ids = split_clips(clips.seq_names, cfg.data.val_split)
+        if cfg.data.val_max_clips > 0:
+            ids = ids[:: max(1, len(ids) // cfg.data.val_max_clips)][: cfg.data.val_max_clips]
+        stage.val_views = eval_views(clips.select(ids)) if len(ids) else None
+    return stage
