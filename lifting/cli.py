@@ -194,7 +194,7 @@ def _cmd_mesh_image(a: argparse.Namespace) -> int:
     from occlusion.mesh_image import mesh_image
 
     s = mesh_image(a.image, a.keypoints, a.checkpoint, a.output, image_id=a.image_id, min_keypoints=a.min_keypoints,
-                   mesh_format=a.mesh_format)
+                   mesh_format=a.mesh_format, overwrite=a.overwrite)
     skipped = f", skipped {len(s['skipped_people'])} with too few keypoints" if s["skipped_people"] else ""
     print(f"{s['people']} people{skipped}: {', '.join(s['files'][:4])}{' ...' if len(s['files']) > 4 else ''} "
           f"in {a.output}")
@@ -285,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     mi.add_argument("--image-id", type=int, default=None, help="image id in the keypoint file (default: by file name)")
     mi.add_argument("--min-keypoints", type=int, default=4)
     mi.add_argument("--mesh-format", choices=["obj", "ply"], default="obj")
-    mi.add_argument("-o", "--output", required=True, help="output folder")
+    mi.add_argument("-o", "--output", required=True, help="output folder (written as a whole)")
+    mi.add_argument("--overwrite", action="store_true", help="replace a previous mesh-image output in that folder")
     mi.set_defaults(func=_cmd_mesh_image)
 
     e = sub.add_parser("evaluate", help="evaluate a checkpoint on mocap with the 4-camera rig protocol")
@@ -308,8 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lift_options(li)
     li.set_defaults(func=_cmd_lift)
 
-    d = sub.add_parser("demo", help="lift the bundled example track with the bundled SMPL student (meshes; the "
-                                    "bundled teacher if this build has no student), offline")
+    demo_help = ("lift the bundled example track with the bundled SMPL student (meshes; the bundled teacher if "
+                 "this build has no student), offline")
+    d = sub.add_parser("demo", help=demo_help, description=demo_help)
     d.add_argument("-o", "--output", default="posenet3d_demo",
                    help="output folder (default ./posenet3d_demo; a previous demo output there is replaced)")
     d.set_defaults(func=_cmd_demo)
