@@ -235,36 +235,39 @@ def lift_file(tracks_path: str | Path, out_dir: str | Path, options: LiftOptions
         no track has a liftable frame; raised before ``out_dir`` changes.
     """
     t0 = time.perf_counter()
-    o = options
-    model, ckpt = load_lifter(o.checkpoint, o.body_model_path)
-    lifter = as_track_lifter(model, o.height_m)
-    ts = _read(tracks_path, o)
-    with staged_output_folder(out_dir, overwrite=o.overwrite) as staging:
-        outputs = LiftOutputs(staging, lifter, o, ts.fps, Path(tracks_path).name)
+    model, ckpt = load_lifter(options.checkpoint, options.body_model_path)
+    lifter = as_track_lifter(model, options.height_m)
+    ts = _read(tracks_path, options)
+    with staged_output_folder(out_dir, overwrite=options.overwrite) as staging:
+        outputs = LiftOutputs(staging, lifter, options, ts.fps, Path(tracks_path).name)
         for i, track in enumerate(ts.tracks):
             ts.tracks[i] = None  # release the input track
-            outputs.add(lift_track(lifter, track, ts.keypoint_format, ts.fps, o))
+            outputs.add(lift_track(lifter, track, ts.keypoint_format, ts.fps, options))
         if not outputs.frames_lifted:
             raise ValueError(f"{tracks_path}: no frame of any track has a visible pelvis (both hips) and "
-                             f">= {o.min_joints} joints above confidence {o.conf_threshold}")
+                             f">= {options.min_joints} joints above confidence {options.conf_threshold}")
         lift_s = time.perf_counter() - t0
         rendered = outputs.finish()
-        notes = _option_notes(lifter, o)
-        if outputs.missing_mesh_frames():
-            notes.append(f"--mesh-frames: frame(s) {outputs.missing_mesh_frames()[:10]} are not lifted frames of any "
-                         f"track; no mesh written for them")
-        summary = {
-            "input": str(tracks_path), "checkpoint": str(o.checkpoint or default_checkpoint()),
-            "model_kind": ckpt.get("kind"), "window": lifter.window, "keypoint_format": ts.keypoint_format,
-            "fps": ts.fps, "conf_threshold": o.conf_threshold, "min_joints": o.min_joints, "height_m": o.height_m,
-            "height_proxy_fraction": HEIGHT_PROXY_FRACTION, "units": "m", "tracker": o.tracker,
-            "tracking": getattr(ts, "tracking", None), "tracks": outputs.tracks,
-            "frames_lifted": int(outputs.frames_lifted), "frames_skipped": int(outputs.frames_skipped),
-            "reader_warnings": list(ts.warnings), "warnings": notes, "files": outputs.files,
-            "figures": rendered["figures"], "meshes": outputs.meshes, "videos": rendered["videos"],
-            "smoothing": {"method": o.smooth, "window": o.smooth_window} if o.smooth != "none" else None,
-            "causal": o.causal, "body_model": lifter.body_model.describe() if lifter.body_model is not None else None,
-            "seconds_lift": round(lift_s, 3), "seconds_total": round(time.perf_counter() - t0, 3),
-        }
+        summary = _summary(tracks_path, options, ckpt, lifter, ts, outputs) | rendered
+        summary |= {"seconds_lift": round(lift_s, 3), "seconds_total": round(time.perf_counter() - t0, 3)}
         atomic_write(staging / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=1)))
     return summary
+
+
+def _summary(tracks_path, o: LiftOptions, ckpt: dict, lifter, ts: TrackSet, outputs: LiftOutputs) -> dict:
+    """The fields of ``summary.json`` (without figures/videos and timings)."""
+    notes = _option_notes(lifter, o)
+    if outputs.missing_mesh_frames():
+        notes.append(f"--mesh-frames: frame(s) {outputs.missing_mesh_frames()[:10]} are not lifted frames of any "
+                     f"track; no mesh written for them")
+    return {
+        "input": str(tracks_path), "checkpoint": str(o.checkpoint or default_checkpoint()),
+        "model_kind": ckpt.get("kind"), "window": lifter.window, "keypoint_format": ts.keypoint_format,
+        "fps": ts.fps, "conf_threshold": o.conf_threshold, "min_joints": o.min_joints, "height_m": o.height_m,
+        "height_proxy_fraction": HEIGHT_PROXY_FRACTION, "units": "m", "tracker": o.tracker,
+        "tracking": getattr(ts, "tracking", None), "tracks": outputs.tracks,
+        "frames_lifted": int(outputs.frames_lifted), "frames_skipped": int(outputs.frames_skipped),
+        "reader_warnings": list(ts.warnings), "warnings": notes, "files": outputs.files, "meshes": outputs.meshes,
+        "smoothing": {"method": o.smooth, "window": o.smooth_window} if o.smooth != "none" else None,
+        "causal": o.causal, "body_model": lifter.body_model.describe() if lifter.body_model is not None else None,
+    }

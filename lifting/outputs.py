@@ -107,7 +107,9 @@ class LiftOutputs:
         for _, _, res in sorted(self._kept, key=lambda k: (-k[0], -k[1])):
             T = len(res.frame_ids)
             fig = figure_frames(T)
-            vid = np.unique(np.linspace(0, T - 1, min(T, o.video_max_frames)).round().astype(int)) if o.video else fig[:0]
+            vid = fig[:0]
+            if o.video:
+                vid = np.unique(np.linspace(0, T - 1, min(T, o.video_max_frames)).round().astype(int))
             verts = None
             if res.smpl is not None:  # one decode for the figure, the video and the default meshes
                 both = np.union1d(fig, vid)

@@ -231,7 +231,8 @@ def test_min_joints_skips_sparse_frames(ckpts, tmp_path):
             sparse[j, 2] = 0.0
     recs[0]["keypoints"] = sparse.ravel().tolist()
     frame0 = recs[0]["image_id"]
-    summary = lift_file(_write_json(tmp_path / "s.json", recs), tmp_path / "out", LiftOptions(checkpoint=ckpts["single"], max_figures=0))
+    summary = lift_file(_write_json(tmp_path / "s.json", recs), tmp_path / "out",
+                        LiftOptions(checkpoint=ckpts["single"], max_figures=0))
     with np.load(tmp_path / "out" / f"track_{recs[0]['track_id']:04d}.npz") as z:
         assert frame0 in z["skipped_frame_ids"].tolist()
         assert frame0 not in z["frame_ids"].tolist()

@@ -25,6 +25,7 @@ from lifting.track_lifter import LiftResult, StudentLifter, TeacherLifter, as_tr
 
 EXAMPLE = str(resources.files("lifting") / "assets" / "example_track.json")
 _ASSETS = Path(str(resources.files("lifting") / "assets"))
+NO_STUDENT = not (_ASSETS / "student.pt").is_file()
 
 _STAND = {"nose": (100, 40), "left_eye": (104, 36), "right_eye": (96, 36), "left_ear": (110, 40),
           "right_ear": (90, 40), "left_shoulder": (120, 70), "right_shoulder": (80, 70), "left_elbow": (126, 110),
@@ -126,7 +127,7 @@ def test_one_interface_for_teacher_and_student(ckpt):
     assert student.vertices(res, np.array([0, 5])).shape == (2, student.body_model.num_vertices, 3)
 
 
-@pytest.mark.skipif(not (_ASSETS / "student.pt").is_file(), reason="bundled student lifting/assets/student.pt not built")
+@pytest.mark.skipif(NO_STUDENT, reason="bundled student lifting/assets/student.pt not built")
 def test_student_is_decoded_once_per_track_and_once_for_its_pictures(tmp_path, monkeypatch):
     """The network's own forward, one decode with the track's pooled betas, and one for the
     vertices of the figure + default meshes (before: up to four decodes per track)."""
@@ -252,7 +253,7 @@ def test_console_lists_exports_empty_tracks_and_warnings(ckpt, tmp_path, capsys)
     assert len(s["warnings"]) == 2 and s["tracker"] == "auto" and "tracking" in s
 
 
-@pytest.mark.skipif(not (_ASSETS / "student.pt").is_file(), reason="bundled student lifting/assets/student.pt not built")
+@pytest.mark.skipif(NO_STUDENT, reason="bundled student lifting/assets/student.pt not built")
 def test_mesh_frames_not_in_any_track_warns(tmp_path, capsys):
     assert main(["lift", EXAMPLE, "-o", str(tmp_path / "o"), "--checkpoint", "student", "--max-figures", "0",
                  "--mesh-frames", "99999"]) == 0
