@@ -28,7 +28,7 @@ import numpy as np
 
 from .checkpoint import load_checkpoint
 from .inference import HEIGHT_PROXY_FRACTION
-from .io.fileio import atomic_write, staged_output_folder
+from .io.fileio import atomic_write, check_output_folder, staged_output_folder
 from .io.readers import read_tracks
 from .io.tracks import Track, TrackSet
 from .options import LiftOptions, check_fps
@@ -235,6 +235,7 @@ def lift_file(tracks_path: str | Path, out_dir: str | Path, options: LiftOptions
         no track has a liftable frame; raised before ``out_dir`` changes.
     """
     t0 = time.perf_counter()
+    check_output_folder(out_dir, options.overwrite)  # fail fast; checked again when staging
     model, ckpt = load_lifter(options.checkpoint, options.body_model_path)
     lifter = as_track_lifter(model, options.height_m)
     ts = _read(tracks_path, options)

@@ -279,3 +279,14 @@ def test_evaluate_output_next_to_user_checkpoints_only(tmp_path, monkeypatch):
     bundled = str(_ASSETS / "teacher.pt")
     assert _eval_output(bundled, "d/bandai.npz", "val", None) == Path("teacher.eval_bandai_val.json")
     assert _eval_output(bundled, "d/bandai.npz", "val", "x/e.json") == Path("x/e.json")
+
+
+def test_restored_old_output_is_not_replaced_without_overwrite(tmp_path):
+    aside = tmp_path / f".out.posenet3d_old_{_dead_pid()}"
+    aside.mkdir()
+    (aside / "summary.json").write_text("{}")
+    with pytest.raises(ValueError, match="--overwrite"):
+        with staged_output_folder(tmp_path / "out"):
+            pass
+    assert (tmp_path / "out" / "summary.json").read_text() == "{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["atomic_write", "staged_output_folder", "clean_stale_staging"]
+__all__ = ["atomic_write", "staged_output_folder", "check_output_folder", "clean_stale_staging"]
 
 
 def _umask() -> int:
@@ -96,6 +96,31 @@ def clean_stale_staging(parent: str | Path, name: str | None = None) -> list[Pat
     return done
 
 
+def check_output_folder(out: str | Path, overwrite: bool = False, marker: str = "summary.json",
+                        option: str = "-o/--output") -> Path:
+    """Check that ``out`` may receive a run's outputs (call it before any long work).
+
+    Returns:
+        ``out`` as an absolute path with symbolic links resolved.
+
+    Raises:
+        ValueError: ``out`` is an existing file, a non-empty folder without ``overwrite``, or
+            (with ``overwrite``) a non-empty folder without ``marker`` (not an output of ours:
+            never deleted). The message names ``option`` and the folder.
+    """
+    out = Path(os.path.realpath(out))
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{option} {out} is an existing file; give a folder name")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise ValueError(f"{option} {out} is not empty; pass --overwrite to replace the previous outputs "
+                             f"or choose another folder")
+        if not (out / marker).is_file():
+            raise ValueError(f"{option} {out} is not empty and has no {marker}: not a posenet3d output folder, "
+                             f"refusing to replace it")
+    return out
+
+
 @contextmanager
 def staged_output_folder(out: str | Path, overwrite: bool = False, marker: str = "summary.json",
                          option: str = "-o/--output"):
@@ -113,22 +138,12 @@ def staged_output_folder(out: str | Path, overwrite: bool = False, marker: str =
     (:func:`clean_stale_staging`). Stale folders of dead runs are cleaned before starting.
 
     Raises:
-        ValueError: ``out`` is an existing file, or a non-empty folder without ``overwrite``,
-            or (with ``overwrite``) a non-empty folder without ``marker`` (not an output of
-            ours: never deleted). The message names ``option``.
+        ValueError: see :func:`check_output_folder`.
     """
-    out = Path(os.path.abspath(out))
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{option} {out} is an existing file; give a folder name")
+    out = Path(os.path.realpath(out))
     parent = out.parent
-    clean_stale_staging(parent, out.name)
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise ValueError(f"{option} {out} is not empty; pass --overwrite to replace the previous outputs "
-                             f"or choose another folder")
-        if not (out / marker).is_file():
-            raise ValueError(f"{option} {out} is not empty and has no {marker}: not a posenet3d output folder, "
-                             f"refusing to replace it")
+    clean_stale_staging(parent, out.name)  # first: it may restore a set-aside previous output
+    check_output_folder(out, overwrite, marker, option)
     parent.mkdir(parents=True, exist_ok=True)
     staging = parent / f".{out.name}{STAGING_TAG}{os.getpid()}"
     if staging.exists():
@@ -139,7 +154,11 @@ def staged_output_folder(out: str | Path, overwrite: bool = False, marker: str =
         if out.exists():
             aside = parent / f".{out.name}{OLD_TAG}{os.getpid()}"
             os.rename(out, aside)
-            os.rename(staging, out)
+            try:
+                os.rename(staging, out)
+            except BaseException:
+                os.rename(aside, out)  # the old outputs back in place
+                raise
             shutil.rmtree(aside, ignore_errors=True)
         else:
             os.rename(staging, out)
