@@ -185,15 +185,21 @@ def _read(tracks_path, o: LiftOptions) -> TrackSet:
 
 
 def _option_notes(lifter, o: LiftOptions) -> list[str]:
-    """Warnings for options that have no effect with this model."""
-    notes = []
-    if lifter.faces is None and o.mesh_frames is not None:
-        notes.append("--mesh-frames ignored: the checkpoint is a teacher (no body model); meshes need a student")
-    if lifter.faces is None and o.body_model_path is not None:
-        notes.append("--body-model ignored: the checkpoint is a teacher (no body model)")
-    if o.causal and lifter.window == 1:
-        notes.append("--causal has no effect: the model lifts single frames (window 1)")
-    return notes
+    """Warnings for options that have no effect with this model or these other options (an
+    option counts as given when it differs from its default)."""
+    given = {k for k, v in LiftOptions.defaults().items() if getattr(o, k) != v}
+    teacher, single = lifter.faces is None, lifter.window == 1
+    unused = [
+        ("mesh_frames", teacher, "--mesh-frames ignored: the checkpoint is a teacher (no body model); meshes need a "
+                                 "student"),
+        ("mesh_format", teacher, "--mesh-format ignored: a teacher writes no meshes"),
+        ("body_model_path", teacher, "--body-model ignored: the checkpoint is a teacher (no body model)"),
+        ("height_m", not teacher, "--height ignored: the student's size comes from its body model"),
+        ("causal", single, "--causal has no effect: the model lifts single frames (window 1)"),
+        ("smooth_window", o.smooth == "none", "--smooth-window ignored without --smooth savgol"),
+        ("video_max_frames", o.video is None, "--video-max-frames ignored without --video"),
+    ]
+    return [msg for name, applies, msg in unused if name in given and applies]
 
 
 def lift_file(tracks_path: str | Path, out_dir: str | Path, options: LiftOptions = LiftOptions()) -> dict:

@@ -290,3 +290,11 @@ def test_restored_old_output_is_not_replaced_without_overwrite(tmp_path):
             pass
     assert (tmp_path / "out" / "summary.json").read_text() == "{}"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_options_without_effect_are_named(ckpt, tmp_path):
+    s = lift_file(_tracks_file(tmp_path / "t.json"), tmp_path / "o",
+                  LiftOptions(checkpoint=ckpt, max_figures=0, smooth_window=5, video_max_frames=10, mesh_format="ply"))
+    assert [w.split(" ")[0] for w in s["warnings"]] == ["--mesh-format", "--smooth-window", "--video-max-frames"]
+    s = lift_file(_tracks_file(tmp_path / "t.json"), tmp_path / "p", LiftOptions(checkpoint=ckpt, max_figures=0))
+    assert s["warnings"] == []

@@ -216,8 +216,9 @@ def _forward_kinematics(offsets: np.ndarray, Rw: torch.Tensor, root: torch.Tenso
 def _fill(joints: np.ndarray, frame_ids: np.ndarray, skeleton: Skeleton) -> np.ndarray:
     """Joints ``(last - first + 1, J, 3)`` (camera frame) of a clip with short gaps: lifted
     frames as given, missing frames from the rigid skeleton of :func:`bvh_frames` with every
-    joint's parent-relative rotation interpolated by slerp (``roma.rotmat_slerp``) and the
-    root position linearly between the two frames around the gap."""
+    joint's parent-relative rotation interpolated by slerp (Shoemake, "Animating rotation with
+    quaternion curves", SIGGRAPH 1985; ``roma.rotmat_slerp``) and the root position linearly
+    between the two frames around the gap."""
     offsets, Rw, root = bvh_frames(joints, skeleton)
     Rw, root = torch.from_numpy(Rw), torch.from_numpy(root)
     parents = skeleton.parents

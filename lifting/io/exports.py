@@ -24,8 +24,13 @@ COORDINATE_FRAME = "camera: x right, y down, z forward; root-relative (pelvis)"
 
 
 def write_track_npz(folder: Path, result, fps: float | None) -> str:
-    """``track_XXXX.npz`` of a :class:`lifting.track_lifter.LiftResult` (keys: see
-    :func:`lifting.lift.lift_file`); returns the file name."""
+    """Write ``track_XXXX.npz`` of a :class:`lifting.track_lifter.LiftResult` (``joints_3d
+    (T, 16, 3)`` metres and the other keys listed in :func:`lifting.lift.lift_file`, plus the
+    SMPL arrays of a student), atomically; ``fps`` ``None`` is stored as NaN.
+
+    Returns:
+        The file name. Raises: OSError from the file system (nothing half-written is left).
+    """
     arrays = dict(joints_3d=result.joints_3d, joint_names=np.array(CANON16.joint_names),
                   parents=np.array(CANON16.parents), frame_ids=result.frame_ids, keypoints_2d=result.keypoints_2d,
                   mask=result.mask, skipped_frame_ids=result.skipped_frame_ids, units=np.array("m"),
