@@ -177,7 +177,8 @@ def lift_track(lifter, track: Track, keypoint_format: str = "coco17", fps: float
 
 
 def _read(tracks_path, o: LiftOptions) -> TrackSet:
-    """Read (and, for files without ids, track) the input; every file is parsed here once."""
+    """Read (and, for files without ids, track) the input: the one place the pipeline reads it.
+    (``tracker`` is passed only to a reader that accepts it; drop the check once it always does.)"""
     kwargs = {"tracker": o.tracker} if "tracker" in inspect.signature(read_tracks).parameters else {}
     ts = read_tracks(tracks_path, fmt=o.keypoint_format, fps=o.fps, **kwargs)
     check_fps(ts.fps, f"{tracks_path}: frame rate (meta fps; override with --fps)")
