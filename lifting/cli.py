@@ -76,6 +76,21 @@ def _format_table(res: dict, title: str) -> str:
     return "\n".join(lines)
 
 
+def _eval_output(checkpoint: str, data: str, split: str, output: str | None) -> Path:
+    """Where ``evaluate`` writes its JSON: ``-o``; else next to a user's checkpoint
+    (``CKPT.eval_DATA_SPLIT.json``); else, for a bundled checkpoint (``teacher``/``student``
+    or a file inside the installed package), the current folder."""
+    from importlib import resources
+
+    if output:
+        return Path(output)
+    name = f"{Path(checkpoint).stem}.eval_{Path(data).stem}_{split}.json"
+    package = Path(str(resources.files("lifting"))).resolve()
+    ckpt = Path(checkpoint)
+    bundled = not ckpt.exists() or package in ckpt.resolve().parents
+    return Path(name) if bundled else ckpt.with_name(name)
+
+
 def _cmd_evaluate(a: argparse.Namespace) -> int:
     import torch
 
@@ -98,7 +113,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
         key = "gt_2d" if noise == 0 else f"noise_{noise:g}px"
         results[key] = res
         print(_format_table(res, f"\n{Path(a.data).name} [{a.split}] {key} ({ckpt.get('kind')}, {a.checkpoint})"))
-    out = Path(a.output) if a.output else Path(a.checkpoint).with_suffix(f".eval_{Path(a.data).stem}_{a.split}.json")
+    out = _eval_output(a.checkpoint, a.data, a.split, a.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     from lifting.io.fileio import atomic_write
 
@@ -107,26 +122,52 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     return 0
 
 
+def _lift_options(a: argparse.Namespace):
+    """The parsed ``lift`` arguments as :class:`lifting.options.LiftOptions` (validated there)."""
+    from lifting.options import LiftOptions
+
+    return LiftOptions(checkpoint=a.checkpoint, body_model_path=a.body_model, fps=a.fps, keypoint_format=a.format,
+                       tracker=a.tracker, conf_threshold=a.conf_threshold, min_joints=a.min_joints, height_m=a.height,
+                       smooth=a.smooth, smooth_window=a.smooth_window, causal=a.causal,
+                       export=tuple(a.export or ()), max_figures=a.max_figures, mesh_frames=a.mesh_frames,
+                       mesh_format=a.mesh_format, video=a.video, video_max_frames=a.video_max_frames,
+                       overwrite=a.overwrite)
+
+
+def _file_counts(files: list[str]) -> str:
+    """``"150 track_XXXX.npz, 152 .bvh, ..."`` for the console."""
+    from collections import Counter
+
+    kinds = Counter("track_XXXX.npz" if f.endswith(".npz") else Path(f).suffix for f in files)
+    return ", ".join(f"{n} {k}" for k, n in kinds.items())
+
+
+def _print_lift_report(s: dict, out: Path) -> None:
+    """What a lift run did and wrote, for the console (warnings to stderr)."""
+    n_tr = sum(1 for t in s["tracks"] if t["frames_lifted"])
+    print(f"lifted {s['frames_lifted']} frames of {n_tr} tracks ({s['frames_skipped']} frames skipped: "
+          f"no pelvis or < {s['min_joints']} joints) in {s['seconds_lift']:.2f} s")
+    empty = [t["track_id"] for t in s["tracks"] if not t["frames_lifted"]]
+    if empty:
+        ids = ", ".join(map(str, empty[:20])) + (" ..." if len(empty) > 20 else "")
+        print(f"{len(empty)} of {len(s['tracks'])} tracks produced no frames (ids {ids}): none of their frames had a "
+              f"visible pelvis and >= {s['min_joints']} joints above confidence {s['conf_threshold']}")
+    out = out.resolve()
+    print(f"outputs: {out} ({_file_counts(s['files'])}, summary.json)")
+    for f in s["figures"]:
+        print(f"figure: {out / f}")
+    if s["meshes"]:
+        print(f"meshes: {len(s['meshes'])} in {out / 'meshes'}")
+    for v in s["videos"]:
+        print(f"video: {out / v}")
+    for w in s["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
+
+
 def _cmd_lift(a: argparse.Namespace) -> int:
     from lifting.lift import lift_file
 
-    s = lift_file(a.tracks, a.output, a.checkpoint, fps=a.fps, keypoint_format=a.format,
-                  conf_threshold=a.conf_threshold, min_joints=a.min_joints, height_m=a.height,
-                  max_figures=a.max_figures, mesh_frames=getattr(a, "mesh_frames", None),
-                  mesh_format=getattr(a, "mesh_format", "obj"), body_model_path=getattr(a, "body_model", None),
-                  smooth=getattr(a, "smooth", "none"), smooth_window=getattr(a, "smooth_window", 9),
-                  export=tuple(getattr(a, "export", None) or ()), video=getattr(a, "video", None),
-                  video_max_frames=getattr(a, "video_max_frames", 300), causal=getattr(a, "causal", False))
-    n_tr = sum(1 for t in s["tracks"] if t["frames_lifted"])
-    print(f"lifted {s['frames_lifted']} frames of {n_tr} tracks ({s['frames_skipped']} frames skipped: "
-          f"no pelvis or < {a.min_joints} joints) in {s['seconds_lift']:.2f} s")
-    print(f"outputs: {Path(a.output).resolve()} (track_XXXX.npz, summary.json)")
-    for f in s["figures"]:
-        print(f"figure: {Path(a.output).resolve() / f}")
-    if s["meshes"]:
-        print(f"meshes: {len(s['meshes'])} in {Path(a.output).resolve() / 'meshes'}")
-    for v in s.get("videos", []):
-        print(f"video: {Path(a.output).resolve() / v}")
+    _print_lift_report(lift_file(a.tracks, a.output, _lift_options(a)), Path(a.output))
     return 0
 
 
@@ -142,28 +183,73 @@ def _frame_list(text: str) -> list[int] | str:
 def _cmd_demo(a: argparse.Namespace) -> int:
     from importlib import resources
 
+    from lifting.lift import lift_file
     from lifting.lifters import bundled_student
+    from lifting.options import LiftOptions
 
     example = Path(str(resources.files("lifting") / "assets" / "example_track.json"))
     student = bundled_student()
-    out = Path(a.output)
     which = "the bundled SMPL student and open body model" if student else "the bundled teacher"
     print(f"posenet3d demo: lifting the bundled example track {example.name} with {which}")
-    ns = argparse.Namespace(tracks=example, output=out, checkpoint=student, fps=None,
-                            format=None, conf_threshold=0.3, min_joints=8, height=1.70, max_figures=1,
-                            mesh_frames=None, mesh_format="obj", body_model=None)
-    return _cmd_lift(ns)
+    # a re-run replaces the previous demo output (never a folder without summary.json)
+    options = LiftOptions(checkpoint=student, max_figures=1, overwrite=True)
+    _print_lift_report(lift_file(example, a.output, options), Path(a.output))
+    return 0
 
 
 def _cmd_mesh_image(a: argparse.Namespace) -> int:
     from occlusion.mesh_image import mesh_image
 
     s = mesh_image(a.image, a.keypoints, a.checkpoint, a.output, image_id=a.image_id, min_keypoints=a.min_keypoints,
-                   mesh_format=a.mesh_format)
+                   mesh_format=a.mesh_format, overwrite=a.overwrite)
     skipped = f", skipped {len(s['skipped_people'])} with too few keypoints" if s["skipped_people"] else ""
     print(f"{s['people']} people{skipped}: {', '.join(s['files'][:4])}{' ...' if len(s['files']) > 4 else ''} "
           f"in {a.output}")
     return 0
+
+
+def _add_lift_options(li: argparse.ArgumentParser) -> None:
+    """The ``lift`` options; every default comes from :class:`lifting.options.LiftOptions`."""
+    from lifting.options import EXPORT_FORMATS, TRACKERS, LiftOptions
+
+    D = LiftOptions.defaults()
+    li.add_argument("--checkpoint", default=D["checkpoint"],
+                    help="teacher or SMPL-student checkpoint, or 'teacher'/'student' for the bundled ones "
+                         "(default: the bundled teacher)")
+    li.add_argument("--fps", type=float, default=D["fps"], help="frame rate (overrides the file's meta)")
+    li.add_argument("--format", default=D["keypoint_format"],
+                    help="input format: coco (coco17), coco-annotations, openpose (body25, coco18), mmpose, "
+                         "mediapipe, h36m, halpe26 (default: detected from the file / folder)")
+    li.add_argument("--tracker", choices=TRACKERS, default=D["tracker"],
+                    help="identity association for detections without track ids (default: %(default)s)")
+    li.add_argument("--conf-threshold", type=float, default=D["conf_threshold"],
+                    help="joints below this confidence are masked, in (0, 1] (default: %(default)s)")
+    li.add_argument("--min-joints", type=int, default=D["min_joints"],
+                    help="skip frames with fewer visible joints, 1-16 (default: %(default)s)")
+    li.add_argument("--height", type=float, default=D["height_m"],
+                    help="assumed subject height in metres (default: %(default)s)")
+    li.add_argument("--max-figures", type=int, default=D["max_figures"], help="figures for the N longest tracks")
+    li.add_argument("--mesh-frames", type=_frame_list, default=D["mesh_frames"],
+                    help="student only: comma-separated frame ids to export meshes for, or 'all' for a mesh "
+                         "sequence of every frame (default: the figures' frames)")
+    li.add_argument("--mesh-format", choices=["obj", "ply"], default=D["mesh_format"], help="student mesh file format")
+    li.add_argument("--video", choices=["gif", "mp4"], default=D["video"],
+                    help="animation (2D input beside the 3D, mesh for a student) for the figured tracks")
+    li.add_argument("--video-max-frames", type=int, default=D["video_max_frames"],
+                    help="longer tracks are subsampled to this (default: %(default)s)")
+    li.add_argument("--causal", action="store_true", default=D["causal"],
+                    help="online mode for temporal models: each frame uses only itself and past frames")
+    li.add_argument("--smooth", choices=["none", "savgol"], default=D["smooth"],
+                    help="Savitzky-Golay smoothing of the 2D keypoints per gap-free run before lifting")
+    li.add_argument("--smooth-window", type=int, default=D["smooth_window"],
+                    help="smoothing window in frames (odd, default: %(default)s)")
+    li.add_argument("--export", type=lambda t: [x.strip() for x in t.split(",") if x.strip()], default=D["export"],
+                    help=f"extra per-track files, comma-separated: {', '.join(EXPORT_FORMATS)} (short gaps "
+                         f"interpolated and marked, long gaps as separate BVH clips)")
+    li.add_argument("--body-model", default=D["body_model_path"],
+                    help="student only: SMPL .pkl/.npz file or folder replacing the checkpoint's body model")
+    li.add_argument("--overwrite", action="store_true", default=D["overwrite"],
+                    help="replace the outputs of a previous run in a non-empty output folder")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -206,7 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     mi.add_argument("--image-id", type=int, default=None, help="image id in the keypoint file (default: by file name)")
     mi.add_argument("--min-keypoints", type=int, default=4)
     mi.add_argument("--mesh-format", choices=["obj", "ply"], default="obj")
-    mi.add_argument("-o", "--output", required=True, help="output folder")
+    mi.add_argument("-o", "--output", required=True, help="output folder (written as a whole)")
+    mi.add_argument("--overwrite", action="store_true", help="replace a previous mesh-image output in that folder")
     mi.set_defaults(func=_cmd_mesh_image)
 
     e = sub.add_parser("evaluate", help="evaluate a checkpoint on mocap with the 4-camera rig protocol")
@@ -217,42 +304,23 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--height", type=float, default=1.70, help="assumed height (m) for MPJPE/PCK scale")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
-    e.add_argument("-o", "--output", default=None, help="JSON output (default next to the checkpoint)")
+    e.add_argument("-o", "--output", default=None,
+                   help="JSON output (default: next to your checkpoint; the current folder for a bundled one)")
     e.set_defaults(func=_cmd_evaluate)
 
-    li = sub.add_parser("lift", help="lift 2D keypoint tracks (COCO results, OpenPose, MMPose, AlphaPose, MediaPipe, H36M arrays) to 3D")
+    li = sub.add_parser("lift", help="lift 2D keypoint tracks (COCO results, OpenPose, MMPose, AlphaPose, MediaPipe, "
+                                     "H36M arrays) to 3D")
     li.add_argument("tracks")
-    li.add_argument("-o", "--output", required=True, help="output folder")
-    li.add_argument("--checkpoint", default=None,
-                    help="teacher or SMPL-student checkpoint, or 'teacher'/'student' for the bundled ones "
-                         "(default: the bundled teacher)")
-    li.add_argument("--fps", type=float, default=None, help="frame rate (overrides the file's meta)")
-    li.add_argument("--format", default=None, help="input format: coco (coco17), coco-annotations, openpose (body25, coco18), mmpose, "
-                    "mediapipe, h36m, halpe26 (default: detected from the file / folder)")
-    li.add_argument("--conf-threshold", type=float, default=0.3, help="joints below this confidence are masked")
-    li.add_argument("--min-joints", type=int, default=8, help="skip frames with fewer visible joints")
-    li.add_argument("--height", type=float, default=1.70, help="assumed subject height in metres")
-    li.add_argument("--max-figures", type=int, default=4, help="figures for the N longest tracks")
-    li.add_argument("--mesh-frames", type=_frame_list, default=None,
-                    help="student only: comma-separated frame ids to export meshes for, or 'all' for a mesh "
-                         "sequence of every frame (default: the figures' frames)")
-    li.add_argument("--mesh-format", choices=["obj", "ply"], default="obj", help="student mesh file format")
-    li.add_argument("--video", choices=["gif", "mp4"], default=None,
-                    help="animation (2D input beside the 3D, mesh for a student) for the figured tracks")
-    li.add_argument("--video-max-frames", type=int, default=300, help="longer tracks are subsampled to this")
-    li.add_argument("--causal", action="store_true",
-                    help="online mode for temporal models: each frame uses only itself and past frames")
-    li.add_argument("--smooth", choices=["none", "savgol"], default="none",
-                    help="Savitzky-Golay smoothing of the 2D keypoints per gap-free run before lifting")
-    li.add_argument("--smooth-window", type=int, default=9, help="smoothing window in frames (odd)")
-    li.add_argument("--export", type=lambda t: [x.strip() for x in t.split(",") if x.strip()], default=None,
-                    help="extra per-track files, comma-separated: bvh, csv, json")
-    li.add_argument("--body-model", default=None,
-                    help="student only: SMPL .pkl/.npz file or folder replacing the checkpoint's body model")
+    li.add_argument("-o", "--output", required=True, help="output folder (written as a whole: replaced only with "
+                                                          "--overwrite, never left half-written)")
+    _add_lift_options(li)
     li.set_defaults(func=_cmd_lift)
 
-    d = sub.add_parser("demo", help="lift the bundled example track with the bundled teacher (offline)")
-    d.add_argument("-o", "--output", default="posenet3d_demo", help="output folder (default ./posenet3d_demo)")
+    demo_help = ("lift the bundled example track with the bundled SMPL student (meshes; the bundled teacher if "
+                 "this build has no student), offline")
+    d = sub.add_parser("demo", help=demo_help, description=demo_help)
+    d.add_argument("-o", "--output", default="posenet3d_demo",
+                   help="output folder (default ./posenet3d_demo; a previous demo output there is replaced)")
     d.set_defaults(func=_cmd_demo)
     return p
 

@@ -1,4 +1,5 @@
-"""``posenet3d lift``: 2D detector tracks -> root-relative 3D skeletons per track.
+"""``posenet3d lift``: 2D detector tracks -> root-relative 3D skeletons per track, as one
+straight line (:func:`lift_file`): read (and track) -> lift each track -> write -> commit.
 
 Missing and low-confidence joints are handled by **masking**: a keypoint whose confidence
 is below ``conf_threshold`` (default 0.3) is treated as missing; the lifter (trained with
@@ -10,56 +11,33 @@ in its ``frame_ids``; temporal models (and smoothing) treat each gap-free run as
 sequence, and split a run where the 2D root jumps by more than :data:`JUMP_FACTOR` x the
 person's 2D size between consecutive frames (a tracker identity switch; counted per track in
 ``summary.json`` as ``identity_switches``).
+
+The model is used only through :mod:`lifting.track_lifter` (one interface for teacher and
+student), the options only through :class:`lifting.options.LiftOptions`.
 """
 from __future__ import annotations
 
-import heapq
 import json
-import os
-import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import roma
-import torch
 
-from .io.fileio import atomic_write
-from .geometry import normalize_2d
-from .smoothing import smooth_tracks
-from .inference import DEFAULT_HEIGHT_M, HEIGHT_PROXY_FRACTION, lift_frames, lift_smpl_frames, metric_scale
-from .skeletons import CANON16, get_skeleton, remap
+from .inference import HEIGHT_PROXY_FRACTION
+from .io.fileio import atomic_write, check_output_folder, staged_output_folder
 from .lifters import default_checkpoint, load_lifter
-from .teacher import Lifter
 from .io.readers import read_tracks
 from .io.tracks import Track, TrackSet
+from .options import LiftOptions, check_fps
+from .outputs import LiftOutputs
+from .skeletons import CANON16, get_skeleton, remap
+from .smoothing import smooth_tracks
+from .teacher import Lifter
+from .track_lifter import MODEL_FPS, LiftResult, as_track_lifter
 
-__all__ = ["lift_track", "lift_file", "LiftedTrack", "MODEL_FPS"]
+__all__ = ["lift_track", "lift_file", "LiftOptions", "LiftResult", "MODEL_FPS"]
 
-MODEL_FPS = 30.0
-"""Frame rate of the training mocap; temporal models resample other rates to this."""
-
-
-@dataclass
-class LiftedTrack:
-    """Lifting result of one track.
-
-    Attributes:
-        track_id: int. frame_ids: ``(T,)`` lifted frames. joints_3d: ``(T, J, 3)`` float32
-        root-relative metres in the camera frame (x right, y down, z forward).
-        keypoints_2d: ``(T, J, 2)`` canonical input pixels. mask: ``(T, J)`` observed joints.
-        skipped_frame_ids: frames of the track that could not be lifted.
-    """
-
-    track_id: int
-    frame_ids: np.ndarray
-    joints_3d: np.ndarray
-    keypoints_2d: np.ndarray
-    mask: np.ndarray
-    skipped_frame_ids: np.ndarray
-    smpl: dict | None = None
-    identity_switches: int = 0
 
 
 #: a jump of the 2D root between consecutive frames larger than this many times the person's
@@ -90,411 +68,150 @@ def _segments(starts: np.ndarray) -> np.ndarray:
     return np.concatenate([np.flatnonzero(starts), [len(starts)]]).astype(np.int64)
 
 
-def _resample(kp: np.ndarray, m: np.ndarray, seg: np.ndarray, ratio: float):
-    """Linearly resample each gap-free segment by ``ratio`` (target fps / source fps).
-    Returns resampled ``(kp, mask, offsets)`` and, per original frame, its position in the
-    resampled sequence (float index)."""
-    kps, ms, offs, pos = [], [], [0], np.empty(len(kp))
-    for a, b in zip(seg[:-1], seg[1:]):
-        n = b - a
-        n_new = max(1, int(round((n - 1) * ratio)) + 1)
-        t = np.linspace(0, n - 1, n_new) if n > 1 else np.zeros(1)
-        i0 = np.floor(t).astype(int)
-        i1 = np.minimum(i0 + 1, n - 1)
-        w = (t - i0)[:, None, None]
-        kps.append((1 - w) * kp[a:b][i0] + w * kp[a:b][i1])
-        ms.append(m[a:b][i0] & m[a:b][i1])
-        pos[a:b] = offs[-1] + np.arange(n) * ((n_new - 1) / max(n - 1, 1))
-        offs.append(offs[-1] + n_new)
-    return np.concatenate(kps), np.concatenate(ms), np.asarray(offs, np.int64), pos
+def _liftable(track: Track, keypoint_format: str, o: LiftOptions):
+    """Canonical ``(kp (T', J, 2), mask (T', J), frame_ids (T',))`` of the liftable frames of
+    a track, and the ``skipped`` frame ids (module docstring: masking and skipping)."""
+    kp_src = np.asarray(track.keypoints, dtype=np.float32)
+    valid = (kp_src[..., 2] >= o.conf_threshold) & np.isfinite(kp_src[..., :2]).all(-1)
+    kp, mask = remap(kp_src[..., :2], get_skeleton(keypoint_format), CANON16, valid=valid)
+    ok = mask[:, CANON16.root_index] & (mask.sum(-1) >= o.min_joints)
+    frame_ids = np.asarray(track.frame_ids)
+    return kp[ok], mask[ok], frame_ids[ok], frame_ids[~ok]
 
 
-def lift_track(
-    model: Lifter,
-    track: Track,
-    keypoint_format: str = "coco17",
-    fps: float | None = None,
-    conf_threshold: float = 0.3,
-    min_joints: int = 8,
-    height_m: float = DEFAULT_HEIGHT_M,
-    smooth: str = "none",
-    smooth_window: int = 9,
-    causal: bool = False,
-) -> LiftedTrack:
+def lift_track(lifter, track: Track, keypoint_format: str = "coco17", fps: float | None = None,
+               options: LiftOptions = LiftOptions()) -> LiftResult:
     """Lift one track (see the module docstring for masking rules).
 
     Args:
-        model: lifter. track: :class:`lifting.io.tracks.Track` with ``keypoints (T, K, 3)``.
-        keypoint_format: source joint set of the track. fps: its frame rate (used only by
-            temporal models, which resample to :data:`MODEL_FPS`; unknown = assumed 30).
-        conf_threshold: joints below it are masked. min_joints: minimum visible canonical
-            joints per frame. height_m: subject height for the metric scale (one scale per
-            track: the median of the per-frame anthropometric scales).
-        smooth: ``"none"`` or ``"savgol"``: Savitzky-Golay smoothing of the observed 2D
-            keypoints (per joint, per gap-free run; :func:`lifting.smoothing.smooth_tracks`)
-            before lifting, with a window of ``smooth_window`` frames.
-        causal: online mode for temporal models: each frame is lifted from itself and past
-            frames only (:func:`lifting.inference.lift_frames`).
+        lifter: from :func:`lifting.track_lifter.as_track_lifter`.
+        track: :class:`lifting.io.tracks.Track` with ``keypoints (T, K, 3)`` pixels + confidence.
+        keypoint_format: its joint set. fps: its frame rate (temporal models resample to
+            :data:`MODEL_FPS`; ``None`` = assumed 30).
+        options: ``conf_threshold``, ``min_joints``, ``smooth``/``smooth_window``
+            (Savitzky-Golay smoothing of the observed 2D per joint and gap-free run,
+            :func:`lifting.smoothing.smooth_tracks`, before lifting) and ``causal`` are used.
 
     Returns:
-        :class:`LiftedTrack` (may have zero frames if nothing was liftable).
+        :class:`LiftResult` (zero frames if nothing was liftable).
+
+    Raises:
+        ValueError: the lift produced non-finite values (message names the track).
     """
-    src = get_skeleton(keypoint_format)
-    kp_src = np.asarray(track.keypoints, dtype=np.float32)
-    valid = (kp_src[..., 2] >= conf_threshold) & np.isfinite(kp_src[..., :2]).all(-1)
-    kp, mask = remap(kp_src[..., :2], src, CANON16, valid=valid)
-    ok = mask[:, CANON16.root_index] & (mask.sum(-1) >= min_joints)
-    frame_ids = np.asarray(track.frame_ids)
-    skipped = frame_ids[~ok]
-    kp, mask, frame_ids = kp[ok], mask[ok], frame_ids[ok]
+    kp, mask, frame_ids, skipped = _liftable(track, keypoint_format, options)
+    if not len(frame_ids):
+        return LiftResult.empty(track.track_id, skipped)
     starts = _run_starts(frame_ids, kp, mask)
-    if smooth != "none" and len(frame_ids):
-        # smooth the observed 2D per joint and run (lifting.smoothing); applies to every model
-        # kind, before lifting; run_ids make every run boundary a "gap" for the smoother
+    if options.smooth != "none":  # run_ids make every run boundary a "gap" for the smoother
         run_ids = np.arange(len(frame_ids)) + np.cumsum(starts)
-        kp = smooth_tracks(kp, mask, run_ids, method=smooth, window=smooth_window).astype(np.float32)
-    J = CANON16.num_joints
-    if len(frame_ids) == 0:
-        empty = np.zeros((0, J, 3), np.float32)
-        return LiftedTrack(int(track.track_id), frame_ids, empty, np.zeros((0, J, 2), np.float32),
-                           np.zeros((0, J), bool), skipped)
-    seg = _segments(starts)
+        kp = smooth_tracks(kp, mask, run_ids, method=options.smooth, window=options.smooth_window).astype(np.float32)
+    try:
+        res = lifter.lift(kp, mask, _segments(starts), fps, options.causal)
+    except ValueError as e:
+        raise ValueError(f"track {track.track_id}: {e}") from None
     switches = int(starts[1:].sum() - (np.diff(frame_ids) != 1).sum())
-    if _is_student(model):
-        lt = _lift_track_smpl(model, track, kp, mask, frame_ids, skipped, seg, fps, causal)
-        lt.identity_switches = switches
-        return lt
-    if model.window > 1 and fps is not None and abs(fps - MODEL_FPS) > 1e-3:
-        kp_r, m_r, seg_r, pos = _resample(kp, mask, seg, MODEL_FPS / fps)
-        pred_r = lift_frames(model, torch.from_numpy(kp_r).float(), torch.from_numpy(m_r), seg_r, causal=causal).numpy()
-        i0 = np.floor(pos).astype(int)
-        i1 = np.minimum(i0 + 1, len(pred_r) - 1)
-        # causal: never interpolate towards a later resampled frame
-        w = np.zeros_like(pos)[:, None, None] if causal else (pos - i0)[:, None, None]
-        pred = torch.from_numpy(((1 - w) * pred_r[i0] + w * pred_r[i1]).astype(np.float32))
-    else:
-        pred = lift_frames(model, torch.from_numpy(kp).float(), torch.from_numpy(mask), seg, causal=causal)
-    per_frame = metric_scale(pred, CANON16, height_m)
-    # one scale per track: ratio of metric to normalised size, median over frames
-    ratio = (per_frame.norm(dim=-1).sum(-1) / pred.norm(dim=-1).sum(-1).clamp_min(1e-9)).median()
-    joints = (pred * ratio).numpy().astype(np.float32)
-    if not np.isfinite(joints).all():
-        raise ValueError(f"track {track.track_id}: lifting produced non-finite values")
-    return LiftedTrack(int(track.track_id), frame_ids, joints, kp.astype(np.float32), mask, skipped,
-                       identity_switches=switches)
+    return replace(res, track_id=int(track.track_id), frame_ids=frame_ids, skipped_frame_ids=skipped,
+                   identity_switches=switches)
 
 
-def _is_student(model) -> bool:
-    return getattr(model, "config", {}).get("arch") == "smpl_student"
+def _read(tracks_path, o: LiftOptions) -> TrackSet:
+    """Read (and, for files without ids, track) the input: the one place the pipeline reads it."""
+    ts = read_tracks(tracks_path, fmt=o.keypoint_format, fps=o.fps, tracker=o.tracker)
+    check_fps(ts.fps, f"{tracks_path}: frame rate (meta fps; override with --fps)")
+    return ts
 
 
-def _lift_track_smpl(model, track, kp, mask, frame_ids, skipped, seg, fps, causal=False) -> LiftedTrack:
-    """Student path of :func:`lift_track`: per-frame SMPL parameters, one ``betas`` per
-    track (mean of the per-frame estimates weighted by the number of observed joints), the
-    metric size from the body model (no height prior)."""
-    kp_t, m_t = torch.from_numpy(kp).float(), torch.from_numpy(mask)
-    if model.window > 1 and fps is not None and abs(fps - MODEL_FPS) > 1e-3:
-        kp_r, m_r, seg_r, pos = _resample(kp, mask, seg, MODEL_FPS / fps)
-        res = lift_smpl_frames(model, torch.from_numpy(kp_r).float(), torch.from_numpy(m_r), seg_r, causal=causal)
-        near = torch.from_numpy(np.clip(np.round(pos).astype(np.int64), 0, len(kp_r) - 1))
-        res = {k: v[near] for k, v in res.items() if k not in ("norm_scale", "root_px")}
-        _, norm = normalize_2d(kp_t, m_t, model.root_index)
-        res["norm_scale"], res["root_px"] = norm[..., 0], kp_t[:, model.root_index]
-    else:
-        res = lift_smpl_frames(model, kp_t, m_t, seg, causal=causal)
-    w = m_t.sum(-1).float()
-    betas = (res["betas"] * w[:, None]).sum(0) / w.sum()
-    with torch.no_grad():
-        out = model.decode(res["global_orient"][None], res["body_pose"][None], betas[None], res["scale"][None])
-    joints = out.joints_3d[0].numpy().astype(np.float32)
-    if not np.isfinite(joints).all() or not torch.isfinite(betas).all():
-        raise ValueError(f"track {track.track_id}: lifting produced non-finite values")
-    s_px = res["scale"] * res["norm_scale"]
-    smpl = {
-        "global_orient": roma.rotmat_to_rotvec(res["global_orient"]).numpy().astype(np.float32),
-        "body_pose": roma.rotmat_to_rotvec(res["body_pose"]).reshape(-1, 69).numpy().astype(np.float32),
-        "betas": betas.numpy().astype(np.float32),
-        "cam": torch.cat([s_px[:, None], res["root_px"]], dim=-1).numpy().astype(np.float32),
-        "joints_smpl": out.joints_smpl[0].numpy().astype(np.float32),
-        "global_orient_rotmat": res["global_orient"], "body_pose_rotmat": res["body_pose"],
-    }
-    return LiftedTrack(int(track.track_id), frame_ids, joints, kp.astype(np.float32), mask, skipped, smpl)
+def _option_notes(lifter, o: LiftOptions) -> list[str]:
+    """Warnings for options that have no effect with this model or these other options (an
+    option counts as given when it differs from its default)."""
+    given = {k for k, v in LiftOptions.defaults().items() if getattr(o, k) != v}
+    teacher, single = lifter.faces is None, lifter.window == 1
+    unused = [
+        ("mesh_frames", teacher, "--mesh-frames ignored: the checkpoint is a teacher (no body model); meshes need a "
+                                 "student"),
+        ("mesh_format", teacher, "--mesh-format ignored: a teacher writes no meshes"),
+        ("body_model_path", teacher, "--body-model ignored: the checkpoint is a teacher (no body model)"),
+        ("height_m", not teacher, "--height ignored: the student's size comes from its body model"),
+        ("causal", single, "--causal has no effect: the model lifts single frames (window 1)"),
+        ("smooth_window", o.smooth == "none", "--smooth-window ignored without --smooth savgol"),
+        ("video_max_frames", o.video is None, "--video-max-frames ignored without --video"),
+    ]
+    return [msg for name, applies, msg in unused if name in given and applies]
 
 
-def _smpl_arrays(lt: LiftedTrack, model) -> dict:
-    if lt.smpl is None:
-        return {}
-    keep = {k: v for k, v in lt.smpl.items() if not k.endswith("_rotmat")}
-    from .body_model import SMPL_JOINT_NAMES
-
-    bm = model.body_model.describe()
-    return keep | {"smpl_joint_names": np.array(SMPL_JOINT_NAMES),
-                   "body_model": np.array(json.dumps(bm)),
-                   "cam_convention": np.array("weak perspective, pixels: pixel ~ s * P_xy + (tx, ty), P root-relative "
-                                              "metres in the camera frame")}
-
-
-def _vertices(model, lt: LiftedTrack, picks: np.ndarray) -> np.ndarray:
-    """Root-relative camera-frame vertices ``(len(picks), V, 3)`` metres for frames ``picks``."""
-    go, bp = lt.smpl["global_orient_rotmat"][picks], lt.smpl["body_pose_rotmat"][picks]
-    betas = torch.from_numpy(lt.smpl["betas"])
-    with torch.no_grad():
-        out = model.decode(go[None], bp[None], betas[None], torch.ones(1, len(picks)), return_vertices=True)
-    return out.vertices[0].numpy()
-
-
-def _write_meshes(folder: Path, model, lt: LiftedTrack, picks: np.ndarray, fmt: str, chunk: int = 64) -> list[str]:
-    """Mesh files for frames ``picks`` of a track, skinned ``chunk`` frames at a time (a mesh
-    sequence of a long track never holds all its vertices at once)."""
-    import trimesh
-
-    folder.mkdir(parents=True, exist_ok=True)
-    names = []
-    for s in range(0, len(picks), chunk):
-        sel = picks[s:s + chunk]
-        verts = _vertices(model, lt, sel) * np.array([1.0, -1.0, -1.0], dtype=np.float32)  # y up, z to the viewer
-        for v, fid in zip(verts, lt.frame_ids[sel]):
-            mesh = trimesh.Trimesh(vertices=v, faces=model.body_model.faces, process=False)
-            p = folder / f"track_{lt.track_id:04d}_frame_{int(fid):06d}.{fmt}"
-            atomic_write(p, lambda tmp, m=mesh: m.export(tmp, file_type=fmt))
-            names.append(f"meshes/{p.name}")
-    return names
-
-
-def _write_exports(out: Path, lt: LiftedTrack, export, fps: float | None) -> list[str]:
-    """BVH / CSV / JSON files of one track (see :func:`lift_file`)."""
-    names = []
-    stem = f"track_{lt.track_id:04d}"
-    if "bvh" in export:
-        from .io.bvh import write_bvh
-
-        names.append(write_bvh(out / f"{stem}.bvh", lt.joints_3d, fps or MODEL_FPS).name)
-    if "csv" in export:
-        rows = ["frame_id,joint,x,y,z,observed"]
-        for t, fid in enumerate(lt.frame_ids):
-            for j, name in enumerate(CANON16.joint_names):
-                x, y, z = lt.joints_3d[t, j]
-                rows.append(f"{int(fid)},{name},{x:.6f},{y:.6f},{z:.6f},{int(lt.mask[t, j])}")
-        text = "\n".join(rows) + "\n"
-        names.append(atomic_write(out / f"{stem}.csv", lambda tmp: Path(tmp).write_text(text)).name)
-    if "json" in export:
-        doc = {"track_id": lt.track_id, "units": "m",
-               "coordinate_frame": "camera: x right, y down, z forward; root-relative (pelvis)",
-               "joint_names": list(CANON16.joint_names), "parents": list(CANON16.parents),
-               "frame_ids": [int(f) for f in lt.frame_ids],
-               "joints_3d": np.round(lt.joints_3d.astype(np.float64), 6).tolist(),
-               "observed": lt.mask.astype(bool).tolist()}
-        names.append(atomic_write(out / f"{stem}.json", lambda tmp: Path(tmp).write_text(json.dumps(doc))).name)
-    return names
-
-
-def _atomic_npz(path: Path, **arrays) -> None:
-    atomic_write(path, lambda tmp: np.savez_compressed(tmp, **arrays))
-
-
-def lift_file(
-    tracks_path: str | Path,
-    out_dir: str | Path,
-    checkpoint: str | Path | None = None,
-    *,
-    fps: float | None = None,
-    keypoint_format: str | None = None,
-    conf_threshold: float = 0.3,
-    min_joints: int = 8,
-    height_m: float = DEFAULT_HEIGHT_M,
-    max_figures: int = 4,
-    min_figure_frames: int = 10,
-    mesh_frames: list[int] | str | None = None,
-    mesh_format: str = "obj",
-    body_model_path: str | Path | None = None,
-    smooth: str = "none",
-    smooth_window: int = 9,
-    export: tuple[str, ...] = (),
-    video: str | None = None,
-    video_max_frames: int = 300,
-    progress: bool = True,
-    causal: bool = False,
-) -> dict:
+def lift_file(tracks_path: str | Path, out_dir: str | Path, options: LiftOptions = LiftOptions()) -> dict:
     """Lift every track of a keypoint file (any format :func:`lifting.io.readers.read_tracks`
-    reads) and write the outputs.
+    reads) and write the outputs to ``out_dir`` as one atomic unit.
 
-    Writes to ``out_dir``: ``track_XXXX.npz`` per track with at least one liftable frame
-    (``joints_3d (T, 16, 3)`` float32 metres root-relative camera frame, ``joint_names``,
-    ``parents``, ``frame_ids (T,)``, ``keypoints_2d (T, 16, 2)`` px, ``mask (T, 16)``
-    observed joints, ``skipped_frame_ids``, ``units``, ``coordinate_frame``, ``fps``),
+    Steps: load the model -> read (and track) -> lift each track -> write it -> figures,
+    videos, summary -> move the staging folder into place
+    (:func:`lifting.io.fileio.staged_output_folder`: a failure or kill leaves the previous
+    ``out_dir`` as it was; a non-empty ``out_dir`` needs ``options.overwrite``).
+
+    Writes: ``track_XXXX.npz`` per track with at least one liftable frame (``joints_3d
+    (T, 16, 3)`` float32 metres root-relative camera frame, ``joint_names``, ``parents``,
+    ``frame_ids (T,)``, ``keypoints_2d (T, 16, 2)`` px, ``mask (T, 16)`` observed joints,
+    ``skipped_frame_ids``, ``units``, ``coordinate_frame``, ``fps``, ``track_id``),
     ``track_XXXX.png`` figures for the ``max_figures`` longest tracks (with at least
-    ``min_figure_frames`` frames), and ``summary.json``. Every file is written atomically;
-    input is fully read and validated before anything is written.
+    ``min_figure_frames`` frames), and ``summary.json`` (options, per-track statistics,
+    ``tracking`` from the reader, ``warnings``, file lists, timings).
 
     With a student checkpoint each npz also holds the SMPL parameters in smplx naming:
     ``global_orient (T, 3)`` and ``body_pose (T, 69)`` axis-angle (body frame -> camera
     frame), ``betas (10,)`` one per track, ``cam (T, 3)`` weak-perspective pixel camera
     ``(s, tx, ty)`` (``pixel ~ s * P_xy + (tx, ty)`` for root-relative points ``P`` in
     metres), ``joints_smpl (T, 24, 3)``; meshes go to ``meshes/track_XXXX_frame_YYYYYY.obj``
-    (or ``.ply``) for ``mesh_frames`` (frame ids, or ``"all"`` for a mesh sequence of every
-    lifted frame of every track; default the frames shown in the figures),
-    in metres, root-relative, y up (the camera frame rotated 180 deg about x, as viewers
-    expect), and the figures show the mesh. ``body_model_path`` replaces the checkpoint's
-    body model (same topology).
+    (or ``.ply``) for ``mesh_frames`` (frame ids, or ``"all"``; default the frames shown in
+    the figures), in metres, root-relative, y up, and the figures show the mesh.
 
-    ``export`` adds per-track files: ``"bvh"`` (:func:`lifting.bvh.write_bvh`, Y up, metres,
-    needs a frame rate: the file's or ``fps``, else 30), ``"csv"`` (one row per frame and
-    joint: ``frame_id, joint, x, y, z, observed``, metres, camera frame) and ``"json"``
-    (``{"joint_names", "parents", "frame_ids", "joints_3d"}``). ``smooth`` see
-    :func:`lift_track`. ``video`` (``"gif"`` or ``"mp4"``) renders ``track_XXXX.gif|mp4`` for
-    the same tracks as the figures (:func:`lifting.viz.animate_track`: 2D input, with the
-    mesh for a student, beside the 3D skeleton; at most ``video_max_frames`` frames, evenly
-    subsampled), with a progress bar when ``progress``. ``causal``: online mode for temporal
-    models (see :func:`lift_track`).
+    ``export``: ``bvh`` / ``csv`` / ``json`` per track (:mod:`lifting.io.exports`: short
+    gaps filled and marked ``interpolated``, long gaps as ``track_XXXX_clip1.bvh``, ...; the
+    file's frame rate or 30). ``video``: ``track_XXXX.gif|mp4`` for the figured tracks
+    (:func:`lifting.viz.animate_track`).
 
     Returns:
-        The summary dict.
+        The summary dict (as written to ``summary.json``).
 
     Raises:
-        lifting.io.tracks.TrackFormatError / ValueError: unreadable input or checkpoint, or no
-        track has a liftable frame.
+        ValueError (incl. lifting.io.tracks.TrackFormatError, CheckpointError): unreadable
+        input or checkpoint, a bad frame rate, an output folder that may not be replaced, or
+        no track has a liftable frame; raised before ``out_dir`` changes.
     """
     t0 = time.perf_counter()
-    if mesh_format not in ("obj", "ply"):
-        raise ValueError(f"mesh format must be obj or ply, got {mesh_format!r}")
-    if video not in (None, "gif", "mp4"):
-        raise ValueError(f"video format must be gif or mp4, got {video!r}")
-    if video == "mp4":
-        if shutil.which("ffmpeg") is None:
-            raise ValueError("--video mp4 needs ffmpeg on PATH; use --video gif (no extra tools needed)")
-    bad = sorted(set(export) - {"bvh", "csv", "json"})
-    if bad:
-        raise ValueError(f"unknown export format(s) {bad}; choose from bvh, csv, json")
-    model, ckpt = load_lifter(checkpoint, body_model_path)
-    ts: TrackSet = read_tracks(tracks_path, fmt=keypoint_format, fps=fps)
-    out = Path(out_dir)
-    out_existed = out.exists()
-    # Tracks are lifted and written one at a time (memory: one track plus the few kept for
-    # figures), into a staging folder that is moved into place only when every track has
-    # succeeded: a failure leaves no partial output behind.
-    staging = out / f".posenet3d_staging_{os.getpid()}"
-    files, per_track, kept = [], [], []  # kept: heap of the longest tracks (for figures/videos)
-    meshes = []
-    frames_lifted = frames_skipped = 0
-    try:
-        for order, tr in enumerate(ts.tracks):
-            lt = lift_track(model, tr, ts.keypoint_format, ts.fps, conf_threshold, min_joints, height_m, smooth,
-                            smooth_window, causal)
-            ts.tracks[order] = None  # release the input track
-            per_track.append({"track_id": lt.track_id, "frames_lifted": int(len(lt.frame_ids)),
-                              "frames_skipped": int(len(lt.skipped_frame_ids)),
-                              "identity_switches": lt.identity_switches,
-                              "observed_joint_fraction": float(lt.mask.mean()) if len(lt.mask) else 0.0})
-            frames_lifted += len(lt.frame_ids)
-            frames_skipped += len(lt.skipped_frame_ids)
-            if not len(lt.frame_ids):
-                continue
-            staging.mkdir(parents=True, exist_ok=True)
-            p = staging / f"track_{lt.track_id:04d}.npz"
-            _atomic_npz(
-                p, joints_3d=lt.joints_3d, joint_names=np.array(CANON16.joint_names),
-                parents=np.array(CANON16.parents), frame_ids=lt.frame_ids, keypoints_2d=lt.keypoints_2d, mask=lt.mask,
-                skipped_frame_ids=lt.skipped_frame_ids, units=np.array("m"),
-                coordinate_frame=np.array("camera: x right, y down, z forward; root-relative (pelvis)"),
-                fps=np.array(ts.fps if ts.fps is not None else np.nan), track_id=np.array(lt.track_id),
-                **_smpl_arrays(lt, model),
-            )
-            files.append(p.name)
-            files += _write_exports(staging, lt, export, ts.fps)
-            if _is_student(model) and mesh_frames is not None:
-                if isinstance(mesh_frames, str) and mesh_frames == "all":
-                    picks = np.arange(len(lt.frame_ids))
-                else:
-                    picks = np.flatnonzero(np.isin(lt.frame_ids, np.asarray(mesh_frames)))
-                if len(picks):
-                    meshes += _write_meshes(staging / "meshes", model, lt, picks, mesh_format)
-            if len(lt.frame_ids) >= min_figure_frames and max_figures > 0:
-                item = (len(lt.frame_ids), -order, lt)
-                if len(kept) < max_figures:
-                    heapq.heappush(kept, item)
-                elif item[:2] > kept[0][:2]:
-                    heapq.heapreplace(kept, item)
-        if not frames_lifted:
+    check_output_folder(out_dir, options.overwrite)  # fail fast; checked again when staging
+    model, ckpt = load_lifter(options.checkpoint, options.body_model_path)
+    lifter = as_track_lifter(model, options.height_m)
+    ts = _read(tracks_path, options)
+    with staged_output_folder(out_dir, overwrite=options.overwrite) as staging:
+        outputs = LiftOutputs(staging, lifter, options, ts.fps, Path(tracks_path).name)
+        for i, track in enumerate(ts.tracks):
+            ts.tracks[i] = None  # release the input track
+            outputs.add(lift_track(lifter, track, ts.keypoint_format, ts.fps, options))
+        if not outputs.frames_lifted:
             raise ValueError(f"{tracks_path}: no frame of any track has a visible pelvis (both hips) and "
-                             f">= {min_joints} joints above confidence {conf_threshold}")
-        out.mkdir(parents=True, exist_ok=True)
-        for f in sorted(staging.rglob("*")):
-            if f.is_file():
-                dest = out / f.relative_to(staging)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(f, dest)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-        if not out_existed:
-            try:
-                out.rmdir()  # only if nothing was written (a failed run leaves no empty folder behind)
-            except OSError:
-                pass
-    longest = [lt for _, _, lt in sorted(kept, key=lambda k: (-k[0], -k[1]))]
-    lift_s = time.perf_counter() - t0
-    figures = []
-    if longest:
-        from .viz import figure_frames, plot_mesh_frames, plot_track_frames
-
-        for lt in longest:
-            title = f"{Path(tracks_path).name}: track {lt.track_id}"
-            if lt.smpl is None:
-                p = plot_track_frames(out / f"track_{lt.track_id:04d}.png", CANON16, lt.keypoints_2d, lt.mask,
-                                      lt.joints_3d, lt.frame_ids, title=title)
-            else:
-                picks = figure_frames(len(lt.frame_ids))
-                verts = _vertices(model, lt, picks)
-                p = plot_mesh_frames(out / f"track_{lt.track_id:04d}.png", CANON16, lt.keypoints_2d[picks],
-                                     lt.mask[picks], verts, model.body_model.faces, lt.smpl["cam"][picks],
-                                     lt.frame_ids[picks], title=title)
-            figures.append(p.name)
-    videos = []
-    if video:
-        from .viz import animate_track
-
-        for lt in longest:
-            T = len(lt.frame_ids)
-            picks = np.unique(np.linspace(0, T - 1, min(T, video_max_frames)).round().astype(int))
-            rate = (ts.fps or MODEL_FPS) * len(picks) / T
-            verts = cam = faces = None
-            if lt.smpl is not None:
-                verts, cam, faces = _vertices(model, lt, picks), lt.smpl["cam"][picks], model.body_model.faces
-            p = animate_track(out / f"track_{lt.track_id:04d}.{video}", CANON16, lt.keypoints_2d[picks],
-                              lt.mask[picks], lt.joints_3d[picks], lt.frame_ids[picks], fps=rate, vertices=verts,
-                              faces=faces, cam=cam, max_frames=len(picks), progress=progress,
-                              title=f"{Path(tracks_path).name}: track {lt.track_id}")
-            videos.append(p.name)
-    if _is_student(model) and mesh_frames is None:  # default: the figured frames of the figured tracks
-        from .viz import figure_frames
-
-        for lt in longest:
-            meshes += _write_meshes(out / "meshes", model, lt, figure_frames(len(lt.frame_ids)), mesh_format)
-    summary = {
-        "input": str(tracks_path),
-        "checkpoint": str(checkpoint or default_checkpoint()),
-        "model_kind": ckpt.get("kind"),
-        "window": model.window,
-        "keypoint_format": ts.keypoint_format,
-        "fps": ts.fps,
-        "conf_threshold": conf_threshold,
-        "min_joints": min_joints,
-        "height_m": height_m,
-        "height_proxy_fraction": HEIGHT_PROXY_FRACTION,
-        "units": "m",
-        "tracks": per_track,
-        "frames_lifted": int(frames_lifted),
-        "frames_skipped": int(frames_skipped),
-        "reader_warnings": list(ts.warnings),
-        "files": files,
-        "figures": figures,
-        "meshes": meshes,
-        "videos": videos,
-        "smoothing": {"method": smooth, "window": smooth_window} if smooth != "none" else None,
-        "causal": causal,
-        "body_model": model.body_model.describe() if _is_student(model) else None,
-        "seconds_lift": round(lift_s, 3),
-        "seconds_total": round(time.perf_counter() - t0, 3),
-    }
-    atomic_write(out / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=1)))
+                             f">= {options.min_joints} joints above confidence {options.conf_threshold}")
+        lift_s = time.perf_counter() - t0
+        rendered = outputs.finish()
+        summary = _summary(tracks_path, options, ckpt, lifter, ts, outputs) | rendered
+        summary |= {"seconds_lift": round(lift_s, 3), "seconds_total": round(time.perf_counter() - t0, 3)}
+        atomic_write(staging / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=1)))
     return summary
+
+
+def _summary(tracks_path, o: LiftOptions, ckpt: dict, lifter, ts: TrackSet, outputs: LiftOutputs) -> dict:
+    """The fields of ``summary.json`` (without figures/videos and timings)."""
+    notes = _option_notes(lifter, o)
+    if outputs.missing_mesh_frames():
+        notes.append(f"--mesh-frames: frame(s) {outputs.missing_mesh_frames()[:10]} are not lifted frames of any "
+                     f"track; no mesh written for them")
+    return {
+        "input": str(tracks_path), "checkpoint": str(o.checkpoint or default_checkpoint()),
+        "model_kind": ckpt.get("kind"), "window": lifter.window, "keypoint_format": ts.keypoint_format,
+        "fps": ts.fps, "conf_threshold": o.conf_threshold, "min_joints": o.min_joints, "height_m": o.height_m,
+        "height_proxy_fraction": HEIGHT_PROXY_FRACTION, "units": "m", "tracker": o.tracker,
+        "tracking": getattr(ts, "tracking", None), "tracks": outputs.tracks,
+        "frames_lifted": int(outputs.frames_lifted), "frames_skipped": int(outputs.frames_skipped),
+        "reader_warnings": list(ts.warnings), "warnings": notes, "files": outputs.files, "meshes": outputs.meshes,
+        "smoothing": {"method": o.smooth, "window": o.smooth_window} if o.smooth != "none" else None,
+        "causal": o.causal, "body_model": lifter.body_model.describe() if lifter.body_model is not None else None,
+    }

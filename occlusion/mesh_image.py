@@ -1,7 +1,7 @@
 """``posenet3d mesh-image``: one SMPL mesh per person of a photo with the image branch, from
 the photo and its people's 2D keypoints (COCO annotations or a 2D detector's COCO results).
 
-Outputs (written atomically into the output folder): ``people.npz`` (smplx-compatible
+Outputs (written into a staging folder moved into place as a whole): ``people.npz`` (smplx-compatible
 parameters per person: ``global_orient (N, 3)`` and ``body_pose (N, 69)`` axis-angle,
 ``betas (N, B)``, plus rotation matrices, weak-perspective ``cam (N, 3)``, canonical
 ``joints_3d (N, 16, 3)`` root-relative metres and ``joints_2d (N, 16, 2)`` pixels), one mesh
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lifting.io.fileio import atomic_write
+from lifting.io.fileio import atomic_write, staged_output_folder
 
 __all__ = ["read_image_keypoints", "mesh_image"]
 
@@ -66,7 +66,7 @@ def read_image_keypoints(path: str | Path, image_name: str, image_id: int | None
 
 def mesh_image(image: str | Path, keypoints: str | Path, checkpoint: str | Path, output: str | Path,
                image_id: int | None = None, min_keypoints: int = 4, mesh_format: str = "obj",
-               crop_size: int | None = None) -> dict:
+               crop_size: int | None = None, overwrite: bool = False) -> dict:
     """Meshes for every person of ``image`` (see the module docstring for the outputs).
 
     Args:
@@ -74,12 +74,15 @@ def mesh_image(image: str | Path, keypoints: str | Path, checkpoint: str | Path,
         checkpoint: an image-branch checkpoint (``posenet3d train image``).
         min_keypoints: people with fewer visible keypoints are skipped (listed in the summary).
         crop_size: crop side (default: the checkpoint's training value).
+        overwrite: replace a previous output in ``output`` (the folder is written as one unit,
+            :func:`lifting.io.fileio.staged_output_folder`).
 
     Returns:
         A summary dict (people, skipped, files).
 
     Raises:
-        ValueError: unreadable image/keypoints/checkpoint, or no person with enough keypoints.
+        ValueError: unreadable image/keypoints/checkpoint, no person with enough keypoints, or
+            ``output`` a file / a non-empty folder without ``overwrite``.
     """
     import roma
     import torch
@@ -102,27 +105,26 @@ def mesh_image(image: str | Path, keypoints: str | Path, checkpoint: str | Path,
     crop = int(crop_size or icfg.get("crop_size", 128))
     preds = predict_people(model, rgb, kp[keep], keypoint_format=fmt, crop_size=crop,
                            heatmap_size=int(icfg.get("heatmap_size", 32)), return_vertices=True)
-    out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
-    idx = np.nonzero(keep)[0]
-    go = np.stack([p.global_orient for p in preds])
-    bp = np.stack([p.body_pose for p in preds])
-    arrays = {
-        "person": idx[[p.person for p in preds]],
-        "global_orient": roma.rotmat_to_rotvec(torch.from_numpy(go)).numpy(),
-        "body_pose": roma.rotmat_to_rotvec(torch.from_numpy(bp)).numpy().reshape(len(preds), -1),
-        "global_orient_rotmat": go, "body_pose_rotmat": bp,
-        "betas": np.stack([p.betas for p in preds]), "cam": np.stack([p.cam for p in preds]),
-        "joints_3d": np.stack([p.joints_3d for p in preds]), "joints_2d": np.stack([p.joints_2d for p in preds]),
-    }
-    files = [atomic_write(out / "people.npz", lambda tmp: np.savez(open(tmp, "wb"), **arrays)).name]
-    faces = model.body_model.faces
-    for p in preds:
-        mesh = trimesh.Trimesh(vertices=p.vertices * np.array([1.0, -1.0, -1.0]), faces=faces, process=False)
-        name = f"person_{int(idx[p.person]):03d}.{mesh_format}"
-        atomic_write(out / name, lambda tmp, m=mesh: m.export(tmp, file_type=mesh_format))
-        files.append(name)
-    files.append(_figure(out / "people.png", rgb, preds, faces).name)
+    with staged_output_folder(output, overwrite=overwrite, marker="people.npz") as out:  # one atomic unit
+        idx = np.nonzero(keep)[0]
+        go = np.stack([p.global_orient for p in preds])
+        bp = np.stack([p.body_pose for p in preds])
+        arrays = {
+            "person": idx[[p.person for p in preds]],
+            "global_orient": roma.rotmat_to_rotvec(torch.from_numpy(go)).numpy(),
+            "body_pose": roma.rotmat_to_rotvec(torch.from_numpy(bp)).numpy().reshape(len(preds), -1),
+            "global_orient_rotmat": go, "body_pose_rotmat": bp,
+            "betas": np.stack([p.betas for p in preds]), "cam": np.stack([p.cam for p in preds]),
+            "joints_3d": np.stack([p.joints_3d for p in preds]), "joints_2d": np.stack([p.joints_2d for p in preds]),
+        }
+        files = [atomic_write(out / "people.npz", lambda tmp: np.savez(open(tmp, "wb"), **arrays)).name]
+        faces = model.body_model.faces
+        for p in preds:
+            mesh = trimesh.Trimesh(vertices=p.vertices * np.array([1.0, -1.0, -1.0]), faces=faces, process=False)
+            name = f"person_{int(idx[p.person]):03d}.{mesh_format}"
+            atomic_write(out / name, lambda tmp, m=mesh: m.export(tmp, file_type=mesh_format))
+            files.append(name)
+        files.append(_figure(out / "people.png", rgb, preds, faces).name)
     skipped = [int(i) for i in np.nonzero(~keep)[0]]
     return {"image": str(image), "people": len(preds), "skipped_people": skipped, "files": files}
 

@@ -24,6 +24,7 @@ import torch
 from lifting.body_model import BodyModel, load_smpl_data, resolve_model_path
 from lifting.lift import lift_file
 from lifting.lifters import load_lifter
+from lifting.options import LiftOptions
 from lifting.skeletons import CANON16
 from lifting.student import Student
 
@@ -110,9 +111,9 @@ def main() -> None:
                   f"{r:12,.0f} frames/s" + (f" ({1000 / r:.2f} ms/frame)" if bsv == 1 else ""))
     if Path(a.tracks).is_file() and Path(a.student).is_file() and dev == "cpu":
         with tempfile.TemporaryDirectory() as d:
-            s = lift_file(a.tracks, d, a.student, max_figures=0, mesh_frames=[])
+            s = lift_file(a.tracks, d, LiftOptions(checkpoint=a.student, max_figures=0, mesh_frames=(), overwrite=True))
             t0 = time.perf_counter()
-            s = lift_file(a.tracks, d, a.student, max_figures=0, mesh_frames=[])
+            s = lift_file(a.tracks, d, LiftOptions(checkpoint=a.student, max_figures=0, mesh_frames=(), overwrite=True))
             wall = time.perf_counter() - t0
         print(f"lift {Path(a.tracks).name} with the student: {s['frames_lifted']} frames, lifting "
               f"{s['seconds_lift']:.2f} s ({s['frames_lifted'] / s['seconds_lift']:,.0f} frames/s incl. reading "

@@ -17,6 +17,7 @@ import torch
 
 from lifting.lift import lift_file
 from lifting.lifters import default_checkpoint, load_lifter
+from lifting.options import LiftOptions
 from lifting.skeletons import CANON16
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -57,9 +58,9 @@ def main() -> None:
             print(f"lifter forward {tag} batch {bs}: {r:,.0f} windows/s{extra}")
     if Path(a.tracks).is_file():
         with tempfile.TemporaryDirectory() as d:
-            s = lift_file(a.tracks, d, a.checkpoint, max_figures=0)
+            s = lift_file(a.tracks, d, LiftOptions(checkpoint=a.checkpoint, max_figures=0, overwrite=True))
             t0 = time.perf_counter()
-            s = lift_file(a.tracks, d, a.checkpoint, max_figures=0)
+            s = lift_file(a.tracks, d, LiftOptions(checkpoint=a.checkpoint, max_figures=0, overwrite=True))
             dt = time.perf_counter() - t0
             print(f"posenet3d lift on {Path(a.tracks).name}: {s['frames_lifted']} frames in {dt:.2f} s "
                   f"(read + lift + write, no figures) = {s['frames_lifted'] / dt:,.0f} frames/s")

@@ -72,3 +72,88 @@ def test_bad_input(tmp_path):
     with pytest.raises(ValueError, match="frame rate"):
         write_bvh(tmp_path / "a.bvh", np.zeros((5, 16, 3)), fps=0)
     assert not (tmp_path / "a.bvh").exists()
+
+
+# --------------------------------------------------------------------------- timing: gaps and clips
+
+
+def _frame_time(path) -> float:
+    return float(bvhio.readAsBvh(str(path)).FrameTime)
+
+
+def test_short_gaps_are_filled_and_keep_the_timing(tmp_path):
+    """A track with frame ids 168-368 and short gaps plays for 201 frames at the video's rate."""
+    from lifting.io.bvh import motion_clips
+
+    x = _rigid_motion(T=201, seed=2)
+    full = np.arange(168, 369)
+    keep = ~np.isin(full, [170, 171, 172, 250, 300, 301])  # gaps of 3, 1 and 2 frames at 10 fps (limit 5)
+    clips = motion_clips(x[keep], full[keep], np.ones((keep.sum(), 16), bool), fps=10.0)
+    assert len(clips) == 1
+    c = clips[0]
+    assert c.frame_ids.tolist() == full.tolist() and c.interpolated.tolist() == (~keep).tolist()
+    assert not c.observed[~keep].any() and c.observed[keep].all()
+    np.testing.assert_allclose(c.joints_3d[keep], x[keep], atol=1e-6)  # lifted frames untouched
+    path = write_bvh(tmp_path / "gaps.bvh", c.joints_3d, fps=10.0)
+    root = bvhio.readAsHierarchy(str(path))
+    assert len(root.Keyframes) * _frame_time(path) == pytest.approx((368 - 168 + 1) / 10.0)
+    # the filled frames are rigid poses between their neighbours (slerp of the joint rotations)
+    got = _read_positions(path, len(full)) * np.array([1.0, -1.0, -1.0])
+    np.testing.assert_allclose(got[~keep], c.joints_3d[~keep], atol=1e-4)
+    bones = lambda p: np.linalg.norm(p[:, 1:] - p[:, CANON16.parents[1:]], axis=-1)  # noqa: E731
+    np.testing.assert_allclose(bones(c.joints_3d[~keep]), np.broadcast_to(bones(x[:1]), (6, 15)), atol=1e-4)
+
+
+def test_slerp_fill_of_a_constant_rotation_speed_motion_is_close():
+    """Every joint turning at a constant rate about a fixed axis: slerp nearly recovers the
+    missing frame (not exactly: the BVH solve uses twist-free rotations for one-child joints)."""
+    from lifting.io.bvh import motion_clips
+
+    parents = CANON16.parents
+    rest = torch.randn(16, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 0.2
+    T = 9
+    angle = torch.linspace(0, 0.8, T, dtype=torch.float64)
+    axis = torch.nn.functional.normalize(torch.randn(16, 3, generator=torch.Generator().manual_seed(4),
+                                                     dtype=torch.float64), dim=-1)
+    rot = roma.rotvec_to_rotmat(angle[:, None, None] * axis[None])
+    pos, Rw = torch.zeros(T, 16, 3, dtype=torch.float64), [None] * 16
+    for j in range(16):
+        p = parents[j]
+        Rw[j] = rot[:, j] if p < 0 else Rw[p] @ rot[:, j]
+        if p >= 0:
+            pos[:, j] = pos[:, p] + Rw[p] @ rest[j]
+    x = pos.numpy()
+    keep = np.ones(T, bool)
+    keep[4] = False
+    c = motion_clips(x[keep], np.arange(T)[keep], np.ones((T - 1, 16), bool), fps=30.0)[0]
+    assert c.interpolated.tolist() == (~keep).tolist()
+    err = np.linalg.norm(c.joints_3d[4] - x[4], axis=-1)
+    assert err.max() < 0.015  # measured 7.5 mm
+
+
+def test_long_gaps_start_new_clips_with_their_own_timing(tmp_path):
+    from lifting.io.bvh import MAX_FILL_GAP_S, motion_clips
+
+    fps = 10.0
+    limit = int(MAX_FILL_GAP_S * fps)  # 5 missing frames are filled, 6 split
+    frames = np.r_[np.arange(0, 20), np.arange(20 + limit, 40), np.arange(40 + limit + 1, 60)]
+    x = _rigid_motion(T=len(frames), seed=5)
+    clips = motion_clips(x, frames, np.ones((len(frames), 16), bool), fps)
+    assert [(int(c.frame_ids[0]), int(c.frame_ids[-1])) for c in clips] == [(0, 39), (46, 59)]
+    assert clips[0].interpolated.sum() == limit and not clips[1].interpolated.any()
+    for k, c in enumerate(clips):
+        path = write_bvh(tmp_path / f"c{k}.bvh", c.joints_3d, fps)
+        span = (c.frame_ids[-1] - c.frame_ids[0] + 1) / fps
+        assert len(bvhio.readAsHierarchy(str(path)).Keyframes) * _frame_time(path) == pytest.approx(span)
+
+
+def test_motion_clips_bad_input():
+    from lifting.io.bvh import motion_clips
+
+    x = np.zeros((3, 16, 3))
+    with pytest.raises(ValueError, match="strictly increasing"):
+        motion_clips(x, np.array([0, 2, 1]), np.ones((3, 16), bool), 10.0)
+    with pytest.raises(ValueError, match="fps"):
+        motion_clips(x, np.arange(3), np.ones((3, 16), bool), 0.0)
+    with pytest.raises(ValueError, match="T >= 1"):
+        motion_clips(x[:0], np.arange(0), np.ones((0, 16), bool), 10.0)

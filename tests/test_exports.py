@@ -18,19 +18,30 @@ def test_lift_exports_and_smoothing(tmp_path, capsys):
                  "--max-figures", "0", "--checkpoint", "teacher"]) == 0
     z = np.load(out / "track_0105.npz")
     T = len(z["frame_ids"])
+    fids = z["frame_ids"]
+    span = int(fids[-1] - fids[0] + 1)  # the example (10 fps) has gaps of 1-2 frames: all filled
+    assert span > T
     rows = (out / "track_0105.csv").read_text().splitlines()
-    assert rows[0] == "frame_id,joint,x,y,z,observed" and len(rows) == 1 + T * 16
+    assert rows[0] == "frame_id,joint,x,y,z,observed,interpolated" and len(rows) == 1 + span * 16
     first = rows[2].split(",")
-    assert int(first[0]) == int(z["frame_ids"][0]) and first[1] == "r_hip"
+    assert int(first[0]) == int(fids[0]) and first[1] == "r_hip"
     assert float(first[2]) == pytest.approx(float(z["joints_3d"][0, 1, 0]), abs=1e-5)
+    interp = {int(r.split(",")[0]) for r in rows[1:] if r.endswith(",1")}
+    assert interp == set(range(int(fids[0]), int(fids[-1]) + 1)) - set(fids.tolist())
+    assert all(r.split(",")[5] == "0" for r in rows[1:] if r.endswith(",1"))  # filled joints are not observed
     doc = json.loads((out / "track_0105.json").read_text())
-    assert np.asarray(doc["joints_3d"]).shape == (T, 16, 3) and doc["units"] == "m"
+    assert np.asarray(doc["joints_3d"]).shape == (span, 16, 3) and doc["units"] == "m"
+    assert doc["frame_ids"] == list(range(int(fids[0]), int(fids[-1]) + 1))
+    assert sum(doc["interpolated"]) == span - T and doc["clips"][0]["bvh"] == "track_0105.bvh"
+    lifted = np.isin(doc["frame_ids"], fids)
+    np.testing.assert_allclose(np.asarray(doc["joints_3d"])[lifted], z["joints_3d"], atol=1e-5)
     summary = json.loads((out / "summary.json").read_text())
     assert {"track_0105.bvh", "track_0105.csv", "track_0105.json"} <= set(summary["files"])
     assert summary["smoothing"] == {"method": "savgol", "window": 9}
     bvhio = pytest.importorskip("bvhio")
     root = bvhio.readAsHierarchy(str(out / "track_0105.bvh"))
-    assert len(root.Keyframes) == T
+    assert len(root.Keyframes) == span  # the BVH keeps the video's timing: one frame per frame id
+    assert bvhio.readAsBvh(str(out / "track_0105.bvh")).FrameTime == pytest.approx(0.1)
     # smoothing the 2D changes the lift a little, not wildly
     raw = tmp_path / "raw"
     assert main(["lift", EXAMPLE, "-o", str(raw), "--max-figures", "0"]) == 0

@@ -13,6 +13,8 @@ import torch
 from lifting.cli import main
 from lifting.lift import MODEL_FPS, lift_file, lift_track
 from lifting.lifters import load_lifter
+from lifting.options import LiftOptions
+from lifting.track_lifter import as_track_lifter
 from lifting.skeletons import CANON16, COCO17
 from lifting.teacher import Lifter
 from lifting.io.tracks import Track, read_coco_tracks, write_coco_tracks
@@ -140,7 +142,7 @@ def _check_outputs(out: Path, summary: dict, window: int, figure: bool = True):
 
 def test_lift_file_bare_list(ckpts, tracks_bare, tmp_path):
     out = tmp_path / "out"
-    summary = lift_file(tracks_bare, out, ckpts["single"])
+    summary = lift_file(tracks_bare, out, LiftOptions(checkpoint=ckpts["single"]))
     assert summary["fps"] is None
     _check_outputs(out, summary, window=1)
     with np.load(out / "track_0001.npz") as z:
@@ -161,8 +163,8 @@ def test_cli_lift_object_form(ckpts, tracks_object, tmp_path, capsys):
 
 
 def test_single_frame_model_ignores_fps(ckpts, tracks_bare, tmp_path):
-    a = lift_file(tracks_bare, tmp_path / "a", ckpts["single"], max_figures=0)
-    b = lift_file(tracks_bare, tmp_path / "b", ckpts["single"], fps=10.0, max_figures=0)
+    a = lift_file(tracks_bare, tmp_path / "a", LiftOptions(checkpoint=ckpts["single"], max_figures=0))
+    b = lift_file(tracks_bare, tmp_path / "b", LiftOptions(checkpoint=ckpts["single"], fps=10.0, max_figures=0))
     assert a["frames_lifted"] == b["frames_lifted"]
     with np.load(tmp_path / "a" / "track_0001.npz") as za, np.load(tmp_path / "b" / "track_0001.npz") as zb:
         np.testing.assert_allclose(za["joints_3d"], zb["joints_3d"])
@@ -170,18 +172,18 @@ def test_single_frame_model_ignores_fps(ckpts, tracks_bare, tmp_path):
 
 def test_temporal_model_with_resampling(ckpts, tracks_object, tmp_path):
     out = tmp_path / "temporal"
-    summary = lift_file(tracks_object, out, ckpts["temporal"])  # meta fps 10 -> resampled to 30
+    summary = lift_file(tracks_object, out, LiftOptions(checkpoint=ckpts["temporal"]))  # meta fps 10 -> resampled to 30
     assert summary["fps"] == 10.0 and MODEL_FPS == 30.0
     _check_outputs(out, summary, window=5)
     # at the model's own frame rate there is no resampling; both outputs are finite and complete
     out30 = tmp_path / "t30"
-    s30 = lift_file(tracks_object, out30, ckpts["temporal"], fps=30.0, max_figures=0)
+    s30 = lift_file(tracks_object, out30, LiftOptions(checkpoint=ckpts["temporal"], fps=30.0, max_figures=0))
     assert s30["fps"] == 30.0
     _check_outputs(out30, s30, window=5, figure=False)
 
 
 def test_lift_track_resampling_length_and_consistency(ckpts):
-    model, _ = load_lifter(ckpts["temporal"])
+    model = as_track_lifter(load_lifter(ckpts["temporal"])[0])
     frames = np.arange(0, 13)
     kp = np.stack([_keypoints(int(f), 0) for f in frames]).astype(np.float32)
     tr = Track(7, frames, kp)
@@ -203,7 +205,7 @@ def test_lift_track_resampling_length_and_consistency(ckpts):
 def test_one_frame_track(ckpts, tmp_path, which, fps):
     p = _write_json(tmp_path / "one.json", [{"image_id": 42, "keypoints": _keypoints(0, 0).ravel().tolist()}])
     out = tmp_path / "out"
-    summary = lift_file(p, out, ckpts[which], fps=fps)
+    summary = lift_file(p, out, LiftOptions(checkpoint=ckpts[which], fps=fps))
     assert summary["frames_lifted"] == 1 and summary["figures"] == []
     with np.load(out / "track_0000.npz") as z:
         assert z["joints_3d"].shape == (1, 16, 3) and np.isfinite(z["joints_3d"]).all()
@@ -231,7 +233,8 @@ def test_min_joints_skips_sparse_frames(ckpts, tmp_path):
             sparse[j, 2] = 0.0
     recs[0]["keypoints"] = sparse.ravel().tolist()
     frame0 = recs[0]["image_id"]
-    summary = lift_file(_write_json(tmp_path / "s.json", recs), tmp_path / "out", ckpts["single"], max_figures=0)
+    summary = lift_file(_write_json(tmp_path / "s.json", recs), tmp_path / "out",
+                        LiftOptions(checkpoint=ckpts["single"], max_figures=0))
     with np.load(tmp_path / "out" / f"track_{recs[0]['track_id']:04d}.npz") as z:
         assert frame0 in z["skipped_frame_ids"].tolist()
         assert frame0 not in z["frame_ids"].tolist()
@@ -319,7 +322,7 @@ def test_write_then_lift_roundtrip(ckpts, tmp_path):
     ts = read_coco_tracks(_write_json(tmp_path / "in.json", _records()), fps=10.0)
     p = tmp_path / "written.json"
     write_coco_tracks(ts, p)
-    s = lift_file(p, tmp_path / "out", ckpts["single"], max_figures=0)
+    s = lift_file(p, tmp_path / "out", LiftOptions(checkpoint=ckpts["single"], max_figures=0))
     assert s["fps"] == 10.0 and s["frames_lifted"] == 27 and s["frames_skipped"] == 1
 
 
@@ -376,7 +379,7 @@ def test_track_without_liftable_frames_gets_no_file(ckpts, tmp_path):
             kp[COCO17.index("right_hip"), 2] = 0.0  # pelvis needs both hips
             r["keypoints"] = kp.ravel().tolist()
     out = tmp_path / "out"
-    s = lift_file(_write_json(tmp_path / "t.json", recs), out, ckpts["single"], max_figures=0)
+    s = lift_file(_write_json(tmp_path / "t.json", recs), out, LiftOptions(checkpoint=ckpts["single"], max_figures=0))
     assert s["files"] == ["track_0001.npz"]
     assert sorted(p.name for p in out.iterdir()) == ["summary.json", "track_0001.npz"]
     per = {t["track_id"]: t for t in s["tracks"]}
@@ -395,7 +398,7 @@ def test_cli_lift_output_is_a_file(ckpts, tracks_bare, tmp_path, capsys):
 
 
 def test_lifted_input_spine_lies_between_pelvis_and_thorax(ckpts, tracks_bare, tmp_path):
-    lift_file(tracks_bare, tmp_path / "out", ckpts["single"], max_figures=0)
+    lift_file(tracks_bare, tmp_path / "out", LiftOptions(checkpoint=ckpts["single"], max_figures=0))
     with np.load(tmp_path / "out" / "track_0002.npz") as z:
         kp = z["keypoints_2d"]
     pelvis, spine, thorax = (kp[:, CANON16.index(n)] for n in ("pelvis", "spine", "thorax"))
@@ -442,7 +445,7 @@ def test_identity_switch_splits_the_run(ckpts):
     frames = np.arange(20)
     kp = np.stack([_keypoints(int(f), 0 if f < 10 else 1) for f in frames])  # person 1 is 200 px right
     tr = Track(7, frames, kp)
-    model, _ = load_lifter(ckpts["temporal"])
+    model = as_track_lifter(load_lifter(ckpts["temporal"])[0])
     lt = lift_track(model, tr, "coco17")
     assert lt.identity_switches == 1
     # each side lifted alone gives the same result as the joint track: no leakage across the switch
@@ -460,6 +463,6 @@ def test_identity_switch_splits_the_run(ckpts):
 
 @pytest.mark.parametrize("which", ["single", "temporal"])
 def test_one_frame_tracks_lift(ckpts, which):
-    model, _ = load_lifter(ckpts[which])
+    model = as_track_lifter(load_lifter(ckpts[which])[0])
     lt = lift_track(model, Track(3, np.array([42]), _keypoints(42, 0)[None]), "coco17")
     assert lt.joints_3d.shape == (1, 16, 3) and np.isfinite(lt.joints_3d).all() and lt.identity_switches == 0

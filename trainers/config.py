@@ -498,7 +498,7 @@ def _checkpoint_arch(cfg: DictConfig, key: str, want: str, default: str | None =
     """``cfg[key]`` (a checkpoint path or a bundled name) must hold a ``want`` network
     (``"teacher"``: a 16-joint :class:`lifting.teacher.Lifter`; ``"student"``: an SMPL student)."""
     from lifting.checkpoint import load_checkpoint
-    from lifting.lift import BUNDLED, default_checkpoint
+    from lifting.lifters import BUNDLED, default_checkpoint
 
     value = OmegaConf.select(cfg, key) or default
     if value is None:

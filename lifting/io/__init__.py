@@ -2,5 +2,6 @@
 tracks, write outputs atomically (npz/BVH/CSV/JSON).
 
 The pipeline reads: ``readers`` (one parser per format) -> ``tracks`` (per-person keypoint
-buffers) -> the lifter (``lifting.lift``) -> writers (``fileio``, ``bvh``).
+buffers) -> the lifter (``lifting.lift``) -> writers (``exports`` per track, ``bvh``), all into
+one staged output folder (``fileio``).
 """

@@ -18,9 +18,14 @@ which have several children; the minimal rotation for single-child joints). A ri
 (constant bone lengths, e.g. the SMPL student's joints) is reproduced exactly up to float
 precision; a non-rigid one (the teacher's per-frame bone lengths vary) gets the
 best-fitting rigid skeleton.
+
+Timing: a BVH file has one frame every ``Frame Time`` seconds, so a track with missing
+frames is first cut into :func:`motion_clips`: short gaps (<= :data:`MAX_FILL_GAP_S`) are
+filled with slerp-interpolated rotations, long gaps start a new clip.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +35,7 @@ import torch
 from .fileio import atomic_write
 from ..skeletons import CANON16, Skeleton
 
-__all__ = ["write_bvh", "bvh_frames"]
+__all__ = ["write_bvh", "bvh_frames", "motion_clips", "MotionClip", "MAX_FILL_GAP_S"]
 
 _CAMERA_TO_YUP = np.diag([1.0, -1.0, -1.0])
 
@@ -168,3 +173,114 @@ def write_bvh(path: str | Path, joints_3d: np.ndarray, fps: float, skeleton: Ske
         lines.append(" ".join(f"{v:.6f}" for v in vals))
     text = "\n".join(lines) + "\n"
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+# --------------------------------------------------------------------------- timing: gaps and clips
+
+MAX_FILL_GAP_S = 0.5
+"""Gaps of at most this many seconds (``floor(MAX_FILL_GAP_S * fps)`` missing frames) are
+filled by interpolation; longer gaps split the motion into separate clips."""
+
+
+@dataclass
+class MotionClip:
+    """A run of consecutive frames ready for a BVH file (no frame missing).
+
+    Attributes:
+        frame_ids: ``(F,)`` consecutive frame ids. joints_3d: ``(F, J, 3)`` metres, camera
+        frame. observed: ``(F, J)`` bool (all False on interpolated frames).
+        interpolated: ``(F,)`` bool, True for frames filled in a short gap.
+    """
+
+    frame_ids: np.ndarray
+    joints_3d: np.ndarray
+    observed: np.ndarray
+    interpolated: np.ndarray
+
+
+def _forward_kinematics(offsets: np.ndarray, Rw: torch.Tensor, root: torch.Tensor, skeleton: Skeleton) -> torch.Tensor:
+    """Joint positions ``(T, J, 3)`` (Y up) of world rotations ``Rw (T, J, 3, 3)`` (a joint's
+    rotation moves its children's rest ``offsets (J, 3)``) and root positions ``(T, 3)``."""
+    T, J = Rw.shape[:2]
+    pos = torch.zeros(T, J, 3, dtype=Rw.dtype)
+    off = torch.from_numpy(offsets).to(Rw.dtype)
+    order = [skeleton.root_index]
+    for j in order:
+        order.extend(_children(skeleton)[j])
+    for j in order:
+        p = skeleton.parents[j]
+        pos[:, j] = root if p < 0 else pos[:, p] + Rw[:, p] @ off[j]
+    return pos
+
+
+def _fill(joints: np.ndarray, frame_ids: np.ndarray, skeleton: Skeleton) -> np.ndarray:
+    """Joints ``(last - first + 1, J, 3)`` (camera frame) of a clip with short gaps: lifted
+    frames as given, missing frames from the rigid skeleton of :func:`bvh_frames` with every
+    joint's parent-relative rotation interpolated by slerp (Shoemake, "Animating rotation with
+    quaternion curves", SIGGRAPH 1985; ``roma.rotmat_slerp``) and the root position linearly
+    between the two frames around the gap."""
+    offsets, Rw, root = bvh_frames(joints, skeleton)
+    Rw, root = torch.from_numpy(Rw), torch.from_numpy(root)
+    parents = skeleton.parents
+    local = torch.stack([Rw[:, j] if p < 0 else Rw[:, p].transpose(-1, -2) @ Rw[:, j]
+                         for j, p in enumerate(parents)], 1)
+    full = np.arange(frame_ids[0], frame_ids[-1] + 1)
+    out = np.empty((len(full), skeleton.num_joints, 3))
+    out[frame_ids - frame_ids[0]] = joints
+    for k in np.flatnonzero(np.diff(frame_ids) > 1):
+        a, b = frame_ids[k], frame_ids[k + 1]
+        steps = torch.from_numpy((np.arange(a + 1, b) - a) / (b - a))
+        loc = roma.rotmat_slerp(local[k], local[k + 1], steps)  # (G, J, 3, 3)
+        world = [None] * len(parents)
+        order = [skeleton.root_index]
+        for j in order:
+            order.extend(_children(skeleton)[j])
+        for j in order:
+            world[j] = loc[:, j] if parents[j] < 0 else world[parents[j]] @ loc[:, j]
+        rt = root[k] + steps[:, None] * (root[k + 1] - root[k])
+        pos = _forward_kinematics(offsets, torch.stack(world, 1), rt, skeleton).numpy()
+        out[np.arange(a + 1, b) - frame_ids[0]] = pos @ _CAMERA_TO_YUP  # back to the camera frame (self-inverse)
+    return out
+
+
+def motion_clips(joints_3d: np.ndarray, frame_ids: np.ndarray, observed: np.ndarray, fps: float,
+                 max_gap_s: float = MAX_FILL_GAP_S, skeleton: Skeleton = CANON16) -> list[MotionClip]:
+    """Split a track with frame gaps into BVH-ready clips that keep the video's timing.
+
+    A gap of ``g`` missing frames with ``g <= floor(max_gap_s * fps)`` is filled
+    (:func:`_fill`: slerp of the joint rotations, marked ``interpolated``); a longer gap
+    starts a new clip. Every clip then has one row per frame id from its first to its last,
+    so ``frames * (1 / fps)`` equals its duration in the video.
+
+    Args:
+        joints_3d: ``(T, J, 3)`` metres, camera frame. frame_ids: ``(T,)`` strictly
+        increasing ints. observed: ``(T, J)`` bool. fps: frames per second (> 0).
+
+    Returns:
+        Clips in time order (at least one).
+
+    Raises:
+        ValueError: shapes that disagree, no frames, frame ids not increasing, or a
+            non-positive ``fps`` / negative ``max_gap_s``.
+    """
+    joints_3d, frame_ids, observed = np.asarray(joints_3d, np.float64), np.asarray(frame_ids), np.asarray(observed)
+    T = len(frame_ids)
+    if T == 0 or joints_3d.shape[:1] != (T,) or observed.shape != joints_3d.shape[:2]:
+        raise ValueError(f"motion_clips: need T >= 1 frames with joints (T, J, 3), frame_ids (T,) and observed (T, J); "
+                         f"got {joints_3d.shape}, {frame_ids.shape}, {observed.shape}")
+    if np.any(np.diff(frame_ids) <= 0):
+        raise ValueError("motion_clips: frame_ids must be strictly increasing")
+    if not (fps and fps > 0) or max_gap_s < 0:
+        raise ValueError(f"motion_clips: need fps > 0 and max_gap_s >= 0, got {fps}, {max_gap_s}")
+    max_fill = int(np.floor(max_gap_s * fps + 1e-9))
+    cuts = np.flatnonzero(np.diff(frame_ids) - 1 > max_fill) + 1
+    clips = []
+    for a, b in zip(np.r_[0, cuts], np.r_[cuts, T]):
+        f = frame_ids[a:b]
+        full = np.arange(f[0], f[-1] + 1)
+        real = np.isin(full, f)
+        obs = np.zeros((len(full), observed.shape[1]), bool)
+        obs[real] = observed[a:b]
+        joints = joints_3d[a:b] if real.all() else _fill(joints_3d[a:b], f, skeleton)
+        clips.append(MotionClip(full, joints.astype(np.float32), obs, ~real))
+    return clips

@@ -1,0 +1,95 @@
+"""Per-track output files of ``posenet3d lift``: the npz (always) and the optional BVH / CSV /
+JSON exports, each written atomically (:func:`lifting.io.fileio.atomic_write`).
+
+The exports keep the video's timing: the track is cut into :func:`lifting.io.bvh.motion_clips`
+(short gaps filled with interpolated rotations, long gaps split into clips). The BVH gets one
+file per clip (``track_XXXX.bvh``, ``track_XXXX_clip1.bvh``, ...); CSV and JSON hold every
+frame of every clip, interpolated ones marked (``interpolated`` column / list, all joints
+``observed = 0``).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..skeletons import CANON16
+from .bvh import MAX_FILL_GAP_S, MotionClip, motion_clips, write_bvh
+from .fileio import atomic_write
+
+__all__ = ["write_track_npz", "write_track_exports", "COORDINATE_FRAME"]
+
+COORDINATE_FRAME = "camera: x right, y down, z forward; root-relative (pelvis)"
+
+
+def write_track_npz(folder: Path, result, fps: float | None) -> str:
+    """Write ``track_XXXX.npz`` of a :class:`lifting.track_lifter.LiftResult` (``joints_3d
+    (T, 16, 3)`` metres and the other keys listed in :func:`lifting.lift.lift_file`, plus the
+    SMPL arrays of a student), atomically; ``fps`` ``None`` is stored as NaN.
+
+    Returns:
+        The file name. Raises: OSError from the file system (nothing half-written is left).
+    """
+    arrays = dict(joints_3d=result.joints_3d, joint_names=np.array(CANON16.joint_names),
+                  parents=np.array(CANON16.parents), frame_ids=result.frame_ids, keypoints_2d=result.keypoints_2d,
+                  mask=result.mask, skipped_frame_ids=result.skipped_frame_ids, units=np.array("m"),
+                  coordinate_frame=np.array(COORDINATE_FRAME), fps=np.array(fps if fps is not None else np.nan),
+                  track_id=np.array(result.track_id))
+    if result.smpl is not None:
+        arrays |= result.smpl.npz_arrays()
+    path = folder / f"track_{result.track_id:04d}.npz"
+    return atomic_write(path, lambda tmp: np.savez_compressed(tmp, **arrays)).name
+
+
+def _csv_text(clips: list[MotionClip]) -> str:
+    rows = ["frame_id,joint,x,y,z,observed,interpolated"]
+    for c in clips:
+        for t, fid in enumerate(c.frame_ids):
+            interp = int(c.interpolated[t])
+            for j, name in enumerate(CANON16.joint_names):
+                x, y, z = c.joints_3d[t, j]
+                rows.append(f"{int(fid)},{name},{x:.6f},{y:.6f},{z:.6f},{int(c.observed[t, j])},{interp}")
+    return "\n".join(rows) + "\n"
+
+
+def _json_text(track_id: int, clips: list[MotionClip], bvh_names: list[str | None], fps: float) -> str:
+    doc = {"track_id": track_id, "units": "m", "coordinate_frame": COORDINATE_FRAME,
+           "joint_names": list(CANON16.joint_names), "parents": list(CANON16.parents),
+           "frame_ids": [int(f) for c in clips for f in c.frame_ids],
+           "joints_3d": np.round(np.concatenate([c.joints_3d for c in clips]).astype(np.float64), 6).tolist(),
+           "observed": np.concatenate([c.observed for c in clips]).astype(bool).tolist(),
+           "interpolated": np.concatenate([c.interpolated for c in clips]).astype(bool).tolist(),
+           "fps": fps, "max_fill_gap_s": MAX_FILL_GAP_S,
+           "clips": [{"first_frame_id": int(c.frame_ids[0]), "last_frame_id": int(c.frame_ids[-1]),
+                      "frames": int(len(c.frame_ids)), "interpolated_frames": int(c.interpolated.sum()), "bvh": b}
+                     for c, b in zip(clips, bvh_names)]}
+    return json.dumps(doc)
+
+
+def write_track_exports(folder: Path, result, export: tuple[str, ...], fps: float) -> list[str]:
+    """BVH / CSV / JSON files (``export`` a subset of ``("bvh", "csv", "json")``) of a
+    :class:`lifting.track_lifter.LiftResult` with at least one frame, at ``fps`` frames per
+    second (gap handling: module docstring). Returns the file names written, in order.
+
+    Raises:
+        ValueError: from :func:`lifting.io.bvh.motion_clips` / :func:`write_bvh`.
+    """
+    if not export:
+        return []
+    clips = motion_clips(result.joints_3d, result.frame_ids, result.mask, fps)
+    stem = f"track_{result.track_id:04d}"
+    names: list[str] = []
+    bvh_names: list[str | None] = [None] * len(clips)
+    if "bvh" in export:
+        for k, c in enumerate(clips):
+            bvh_names[k] = write_bvh(folder / (f"{stem}.bvh" if k == 0 else f"{stem}_clip{k}.bvh"), c.joints_3d,
+                                     fps).name
+        names += bvh_names
+    if "csv" in export:
+        text = _csv_text(clips)
+        names.append(atomic_write(folder / f"{stem}.csv", lambda tmp: Path(tmp).write_text(text)).name)
+    if "json" in export:
+        text = _json_text(result.track_id, clips, bvh_names, fps)
+        names.append(atomic_write(folder / f"{stem}.json", lambda tmp: Path(tmp).write_text(text)).name)
+    return names
