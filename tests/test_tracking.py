@@ -1,0 +1,234 @@
+"""Tracking of untracked detections (lifting.io.tracking): identities through crossings and
+missed frames, filtering of spurious detections, order independence, input validation."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from lifting.io.tracking import (
+    COCO_SIGMAS,
+    OKS_SIGMAS,
+    DEFAULT_SIGMA,
+    TrackerConfig,
+    box_iou,
+    oks_sigmas,
+    oks_similarity,
+    track_detections,
+)
+from lifting.skeletons import COCO17, get_skeleton
+
+SIGMAS = oks_sigmas(COCO17.joint_names)
+
+# COCO-17 joints of a standing person, (x, y) as fractions of the height, origin at the
+# pelvis, image y down.
+_LAYOUT = np.array([
+    (0.0, -0.42), (0.02, -0.44), (-0.02, -0.44), (0.05, -0.43), (-0.05, -0.43),  # face
+    (0.11, -0.32), (-0.11, -0.32), (0.14, -0.16), (-0.14, -0.16), (0.15, -0.02), (-0.15, -0.02),
+    (0.07, 0.0), (-0.07, 0.0), (0.07, 0.25), (-0.07, 0.25), (0.07, 0.5), (-0.07, 0.5),
+])
+
+
+def person(x: float, y: float, height: float = 100.0, conf: float = 0.9) -> np.ndarray:
+    """``(17, 3)`` keypoints of a standing person with the pelvis at (x, y) px."""
+    kp = np.empty((17, 3))
+    kp[:, :2] = np.array([x, y]) + height * _LAYOUT
+    kp[:, 2] = conf
+    return kp
+
+
+def stack(dets: list[tuple[int, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    return np.array([f for f, _ in dets], np.int64), np.stack([k for _, k in dets])
+
+
+def crossing(n_frames: int = 30, skip: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two people walking towards each other on slightly different rows (they overlap in the
+    middle frames).  ``skip`` maps a person (0/1) to frames where it is not detected.
+    Returns frame ids, keypoints and the true person of each detection."""
+    skip = skip or {}
+    dets, truth = [], []
+    for t in range(n_frames):
+        for p, (x0, vx, y) in enumerate([(100.0, 6.0, 300.0), (274.0, -6.0, 310.0)]):
+            if t in skip.get(p, ()):
+                continue
+            dets.append((t, person(x0 + vx * t, y)))
+            truth.append(p)
+    f, kp = stack(dets)
+    return f, kp, np.array(truth)
+
+
+def assert_same_partition(ids: np.ndarray, truth: np.ndarray) -> None:
+    """Every true person maps to exactly one track id and vice versa (no -1)."""
+    assert (ids >= 0).all(), ids
+    pairs = set(zip(ids.tolist(), truth.tolist()))
+    assert len(pairs) == len(set(truth.tolist())) == len(set(ids.tolist())), pairs
+
+
+def test_two_people_crossing_keep_identities():
+    f, kp, truth = crossing()
+    res = track_detections(f, kp, SIGMAS)
+    assert_same_partition(res.track_ids, truth)
+    assert res.stats["n_tracks"] == 2 and res.stats["n_unassigned"] == 0
+    json.dumps(res.stats)  # JSON-able for summary.json
+
+
+def test_iou_cost_also_tracks_crossing():
+    f, kp, truth = crossing()
+    boxes = np.stack([[k[:, 0].min(), k[:, 1].min(), np.ptp(k[:, 0]), np.ptp(k[:, 1])] for k in kp])
+    res = track_detections(f, kp, SIGMAS, boxes=boxes, config=TrackerConfig(cost="iou"))
+    assert_same_partition(res.track_ids, truth)
+    assert res.stats["method"] == "iou"
+
+
+def test_missed_frames_within_max_missed_keep_id():
+    # person 0 is missed for 3 frames right where the two cross
+    f, kp, truth = crossing(skip={0: {14, 15, 16}})
+    res = track_detections(f, kp, SIGMAS, config=TrackerConfig(max_missed=3))
+    assert_same_partition(res.track_ids, truth)
+
+
+def test_gap_longer_than_max_missed_starts_new_track():
+    dets = [(t, person(100 + 5 * t, 300)) for t in range(10)] + [(t, person(100 + 5 * t, 300)) for t in range(15, 25)]
+    f, kp = stack(dets)
+    res = track_detections(f, kp, SIGMAS, config=TrackerConfig(max_missed=4))
+    assert res.stats["n_tracks"] == 2
+    assert set(res.track_ids[:10]) == {0} and set(res.track_ids[10:]) == {1}
+
+
+def test_one_frame_spurious_detection_gets_minus_one():
+    f, kp, truth = crossing()
+    fake = person(700, 100)  # far from everyone, one frame only
+    f = np.r_[f, 12]
+    kp = np.concatenate([kp, fake[None]])
+    res = track_detections(f, kp, SIGMAS)
+    assert res.track_ids[-1] == -1
+    assert_same_partition(res.track_ids[:-1], truth)
+    assert res.stats["n_unconfirmed"] == 1
+
+
+def test_tiny_low_score_and_few_joint_detections_are_filtered():
+    base = [(t, person(100 + 5 * t, 300)) for t in range(10)]
+    low = person(400, 300, conf=0.35)  # every joint visible, mean 0.35 < 0.4
+    few = person(600, 300)
+    few[4:, 2] = 0.0  # 4 visible joints < min_visible 5
+    tiny = person(800, 300, height=10.0)
+    junk = [(t, k) for t in range(10) for k in (low, few, tiny)]
+    f, kp = stack(base + junk)
+    cfg = TrackerConfig(min_visible=5, min_mean_score=0.4)
+    res = track_detections(f, kp, SIGMAS, config=cfg)
+    assert (res.track_ids[:10] == 0).all() and (res.track_ids[10:] == -1).all()
+    assert res.stats["n_filtered"] == {"few_visible": 10, "low_score": 10, "tiny_box": 10, "duplicate": 0}
+    assert res.stats["n_tracks"] == 1
+
+
+def test_result_independent_of_input_order():
+    f, kp, truth = crossing(skip={1: {5, 20}})
+    f = np.r_[f, 3, 17]
+    kp = np.concatenate([kp, person(600, 50)[None], person(50, 500)[None]])
+    ref = track_detections(f, kp, SIGMAS).track_ids
+    perm = np.random.default_rng(0).permutation(len(f))
+    out = track_detections(f[perm], kp[perm], SIGMAS).track_ids
+    np.testing.assert_array_equal(out, ref[perm])
+
+
+def test_empty_input():
+    res = track_detections(np.zeros(0, np.int64), np.zeros((0, 17, 3)), SIGMAS)
+    assert res.track_ids.shape == (0,) and res.track_ids.dtype == np.int64
+    assert res.stats["n_tracks"] == 0 and res.stats["n_detections"] == 0
+
+
+def test_all_filtered_input():
+    f, kp = stack([(t, person(100, 100, conf=0.05)) for t in range(5)])
+    res = track_detections(f, kp, SIGMAS)
+    assert (res.track_ids == -1).all() and res.stats["n_filtered"]["few_visible"] == 5
+
+
+@pytest.mark.parametrize("field, value", [
+    ("cost", "euclid"), ("min_similarity", 1.0), ("min_similarity", -0.1), ("min_hits", 0),
+    ("min_hits", 2.5), ("max_missed", -1), ("min_mean_score", float("nan")), ("min_visible", 0),
+    ("min_box_px", -1.0), ("conf_threshold", 1.5), ("max_missed", True), ("nms_similarity", 1.01),
+])
+def test_bad_config_values_name_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        TrackerConfig(**{field: value})
+
+
+def test_bad_inputs_name_the_argument():
+    f, kp, _ = crossing(5)
+    with pytest.raises(ValueError, match="keypoints"):
+        track_detections(f, kp[..., :2], SIGMAS)
+    with pytest.raises(ValueError, match="frame_ids"):
+        track_detections(f[:-1], kp, SIGMAS)
+    with pytest.raises(ValueError, match="frame_ids"):
+        track_detections(f + 0.5, kp, SIGMAS)
+    with pytest.raises(ValueError, match="sigmas"):
+        track_detections(f, kp, SIGMAS[:5])
+    with pytest.raises(ValueError, match="boxes"):
+        track_detections(f, kp, SIGMAS, boxes=np.zeros((len(f), 3)))
+    with pytest.raises(ValueError, match="boxes: negative"):
+        track_detections(f, kp, SIGMAS, boxes=np.tile([0.0, 0.0, -5.0, 10.0], (len(f), 1)))
+    with pytest.raises(ValueError, match="config"):
+        track_detections(f, kp, SIGMAS, config={"cost": "oks"})
+
+
+def test_nan_keypoints_are_missing_joints():
+    f, kp, truth = crossing()
+    kp[::2, :8, :2] = np.nan  # upper body lost in every other detection
+    kp[1::2, 10:, 2] = np.nan  # NaN confidence (lower body) in the others
+    res = track_detections(f, kp, SIGMAS)
+    assert_same_partition(res.track_ids, truth)
+    # a detection whose joints are all NaN is filtered, not a crash
+    kp[0, :, :] = np.nan
+    res = track_detections(f, kp, SIGMAS)
+    assert res.track_ids[0] == -1 and res.stats["n_filtered"]["few_visible"] == 1
+
+
+def test_nan_box_rows_fall_back_to_keypoint_boxes():
+    f, kp, truth = crossing()
+    boxes = np.full((len(f), 4), np.nan)
+    res = track_detections(f, kp, SIGMAS, boxes=boxes, config=TrackerConfig(cost="iou"))
+    assert_same_partition(res.track_ids, truth)
+
+
+def test_oks_similarity_matches_coco_definition():
+    a = person(100, 100)
+    b = a.copy()
+    b[:, 0] += 3.0
+    area = np.array([50.0 * 100.0])
+    got = oks_similarity(a[None, :, :2], np.ones((1, 17), bool), area, b[None, :, :2], np.ones((1, 17), bool), area,
+                         SIGMAS)
+    expected = np.mean(np.exp(-9.0 / (2 * area[0] * (2 * SIGMAS) ** 2)))
+    np.testing.assert_allclose(got, [[expected]])
+    none = oks_similarity(a[None, :, :2], np.zeros((1, 17), bool), area, b[None, :, :2], np.ones((1, 17), bool),
+                          area, SIGMAS)
+    assert none[0, 0] == 0.0
+
+
+def test_box_iou():
+    iou = box_iou(np.array([[0.0, 0, 10, 10]]), np.array([[5.0, 0, 10, 10], [20.0, 0, 1, 1], [0, 0, 0, 0]]))
+    np.testing.assert_allclose(iou, [[50 / 150, 0.0, 0.0]])
+
+
+def test_oks_sigmas_for_known_joint_sets():
+    np.testing.assert_allclose(oks_sigmas(COCO17.joint_names), [COCO_SIGMAS[n] for n in COCO17.joint_names])
+    for name in ("body25", "coco18", "halpe26", "mediapipe33"):
+        s = oks_sigmas(get_skeleton(name).joint_names)
+        assert s.shape == (len(get_skeleton(name).joint_names),) and (s > 0).all()
+        assert set(get_skeleton(name).joint_names) <= set(OKS_SIGMAS), name  # no joint falls to the default
+    assert oks_sigmas(["tail"])[0] == DEFAULT_SIGMA
+    with pytest.raises(ValueError, match="joint_names"):
+        oks_sigmas("nose")
+
+
+def test_same_frame_duplicate_pose_is_suppressed():
+    f, kp, truth = crossing()
+    dup = kp[truth == 0][:10].copy()
+    dup[..., :2] += 1.0  # the same person detected twice (two boxes, one pose)
+    dup[..., 2] = 0.5  # less confident than the original
+    f2 = np.r_[f, f[truth == 0][:10]]
+    res = track_detections(f2, np.concatenate([kp, dup]), SIGMAS)
+    assert_same_partition(res.track_ids[: len(f)], truth)
+    assert (res.track_ids[len(f):] == -1).all() and res.stats["n_filtered"]["duplicate"] == 10
+    off = track_detections(f2, np.concatenate([kp, dup]), SIGMAS, config=TrackerConfig(nms_similarity=1.0))
+    assert off.stats["n_filtered"]["duplicate"] == 0
