@@ -253,6 +253,7 @@ def test_lift_outputs_record_identity_not_path(tmp_path):
     import json
 
     from lifting.lift import lift_file
+    from lifting.options import LiftOptions
     from lifting.student import Student
 
     user = tmp_path / "private_folder"
@@ -265,8 +266,8 @@ def test_lift_outputs_record_identity_not_path(tmp_path):
     example = Path(__file__).resolve().parents[1] / "lifting" / "assets" / "example_track.json"
     if not example.is_file():
         pytest.skip("bundled example track lifting/assets/example_track.json not present")
-    s = lift_file(example, tmp_path / "out", ck, body_model_path=user, max_figures=0, mesh_frames=[],
-                  progress=False)
+    s = lift_file(example, tmp_path / "out", LiftOptions(checkpoint=ck, body_model_path=user, max_figures=0,
+                                                         mesh_frames=(), progress=False))
     assert s["body_model"]["sha256"] == bm.sha256 and "path" not in s["body_model"]
     z = np.load(sorted((tmp_path / "out").glob("track_*.npz"))[0])
     rec = json.loads(str(z["body_model"]))
