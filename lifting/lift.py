@@ -36,7 +36,7 @@ from .teacher import Lifter
 from .io.readers import read_tracks
 from .io.tracks import Track, TrackSet
 
-__all__ = ["load_lifter", "lift_track", "lift_file", "LiftedTrack", "default_checkpoint", "MODEL_FPS"]
+__all__ = ["load_lifter", "canonical_track", "lift_track", "lift_file", "LiftedTrack", "default_checkpoint", "MODEL_FPS"]
 
 MODEL_FPS = 30.0
 """Frame rate of the training mocap; temporal models resample other rates to this."""
@@ -170,6 +170,31 @@ def _resample(kp: np.ndarray, m: np.ndarray, seg: np.ndarray, ratio: float):
     return np.concatenate(kps), np.concatenate(ms), np.asarray(offs, np.int64), pos
 
 
+def canonical_track(track: Track, keypoint_format: str, conf_threshold: float = 0.3, min_joints: int = 8):
+    """The lift-time preparation of one track, shared by lifting and training on tracks
+    (:mod:`lifting.track_data`): map to :data:`CANON16` by joint names (joints below
+    ``conf_threshold`` or non-finite are masked), drop frames without a visible root or with
+    fewer than ``min_joints`` canonical joints, and mark where gap-free runs start
+    (:func:`_run_starts`: frame gaps and identity switches).
+
+    Returns:
+        ``(kp (T', 16, 2) float32 px (0 at masked joints), mask (T', 16) bool,
+        frame_ids (T',), skipped_frame_ids, starts (T',) bool)``.
+
+    Raises:
+        ValueError: unknown ``keypoint_format`` or keypoints of the wrong joint count.
+    """
+    src = get_skeleton(keypoint_format)
+    kp_src = np.asarray(track.keypoints, dtype=np.float32)
+    valid = (kp_src[..., 2] >= conf_threshold) & np.isfinite(kp_src[..., :2]).all(-1)
+    kp, mask = remap(kp_src[..., :2], src, CANON16, valid=valid)
+    ok = mask[:, CANON16.root_index] & (mask.sum(-1) >= min_joints)
+    frame_ids = np.asarray(track.frame_ids)
+    skipped = frame_ids[~ok]
+    kp, mask, frame_ids = kp[ok], mask[ok], frame_ids[ok]
+    return kp, mask, frame_ids, skipped, _run_starts(frame_ids, kp, mask)
+
+
 def lift_track(
     model: Lifter,
     track: Track,
@@ -200,15 +225,7 @@ def lift_track(
     Returns:
         :class:`LiftedTrack` (may have zero frames if nothing was liftable).
     """
-    src = get_skeleton(keypoint_format)
-    kp_src = np.asarray(track.keypoints, dtype=np.float32)
-    valid = (kp_src[..., 2] >= conf_threshold) & np.isfinite(kp_src[..., :2]).all(-1)
-    kp, mask = remap(kp_src[..., :2], src, CANON16, valid=valid)
-    ok = mask[:, CANON16.root_index] & (mask.sum(-1) >= min_joints)
-    frame_ids = np.asarray(track.frame_ids)
-    skipped = frame_ids[~ok]
-    kp, mask, frame_ids = kp[ok], mask[ok], frame_ids[ok]
-    starts = _run_starts(frame_ids, kp, mask)
+    kp, mask, frame_ids, skipped, starts = canonical_track(track, keypoint_format, conf_threshold, min_joints)
     if smooth != "none" and len(frame_ids):
         # smooth the observed 2D per joint and run (lifting.smoothing); applies to every model
         # kind, before lifting; run_ids make every run boundary a "gap" for the smoother

@@ -24,9 +24,14 @@ from lifting.discriminators import PoseCritic2D
 from lifting.geometry import normalize_2d, project_normalized, random_view_rotation, rms_scale
 from lifting.skeletons import CANON16
 from lifting.teacher import Lifter
+from lifting.track_data import MixedSampler, RealPosePool, load_track_2d, read_pose_pool
+
+#: the 2D-only samplers the self-supervised stages accept (nothing else reaches them)
+TWO_D_SAMPLERS = (WindowSampler, MixedSampler)
 
 __all__ = ["resolve_device", "AugPlan", "draw_augmentation", "apply_augmentation", "teacher_terms", "TeacherStage",
-           "StudentStage", "FinetuneStage", "SupervisedStage", "build_stage", "augment_2d", "build_lifter"]
+           "StudentStage", "FinetuneStage", "SupervisedStage", "build_stage", "augment_2d", "build_lifter",
+           "track_sources", "TWO_D_SAMPLERS"]
 
 
 def build_lifter(cfg: DictConfig) -> Lifter:
@@ -116,8 +121,8 @@ def augment_2d(kp: torch.Tensor, mask: torch.Tensor, cfg: DictConfig, root: int,
     return apply_augmentation(kp, mask, draw_augmentation(B, T, J, cfg, root, generator, kp.device), root)
 
 
-def _unit(x: torch.Tensor, per_window: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    s = rms_scale(x, dims=(-2, -1) if per_window else (-1,))
+def _unit(x: torch.Tensor, per_window: bool, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    s = rms_scale(x, mask, dims=(-2, -1) if per_window else (-1,))
     return x / s[..., None], s
 
 
@@ -313,14 +318,26 @@ class _Stage:
     def _critic_pass(self, parts: list[slice], x_full: torch.Tensor, fakes: list[torch.Tensor],
                      sums: dict[str, torch.Tensor], i: int = 1) -> None:
         """One LSGAN update of ``self.critic`` (optimiser ``i``): real = this rank's clean 2D,
-        fake = the micro-batches' random-view projections."""
+        fake = the micro-batches' random-view projections; with a real-pose pool
+        (``critic.real_tracks``) the reals come from it and the fakes get its masks."""
         self._zero(i)
+        pool = getattr(self, "real_pool", None)
         for sl, y in zip(parts, fakes):
+            real = x_full[sl]
+            if pool is not None:
+                real, y = pool.real(real.shape[0], self.generator), pool.mask_like(y, self.generator)
             with self.autocast():
-                l_critic = losses.lsgan_critic(self.critic(x_full[sl]).float(), self.critic(y).float())
+                l_critic = losses.lsgan_critic(self.critic(real).float(), self.critic(y).float())
             self._backward(l_critic, i)
             _accumulate(sums, {"critic": l_critic}, len(parts))
         self._step(i, self.critic.parameters())
+
+    def _adv_critic(self, y: torch.Tensor) -> torch.Tensor:
+        """The 2D critic as the generators' adversarial terms see it: with a real-pose pool
+        (:class:`lifting.track_data.RealPosePool`) the fakes ``y (b, T, J, 2)`` first get the
+        masks of random real poses, as in the critic's own update."""
+        pool = getattr(self, "real_pool", None)
+        return self.critic(y if pool is None else pool.mask_like(y, self.generator))
 
     def _reduce(self, logs: dict[str, torch.Tensor]) -> dict[str, float]:
         """Per-rank micro-batch means -> global means (floats), identical on every rank."""
@@ -348,6 +365,9 @@ def teacher_terms(net, critic, x_in, m_in, x_full, mask, R, plan_y, cfg: DictCon
     w = cfg.loss
     per_window = x_in.shape[1] > 1
     T = x_in.shape[1]
+    # detector tracks mask joints (x_full is 0 there): compare 2D on observed joints only,
+    # normalised over them as x_full is; None (mocap, every joint observed) = the plain path
+    obs = None if bool(mask.all()) else mask
     X = net(x_in, m_in).float()  # (b, T, J, 3)
     Xr = torch.einsum("bij,btkj->btki", R, X)
     y, s_y = _unit(project_normalized(Xr), per_window)
@@ -363,10 +383,10 @@ def teacher_terms(net, critic, x_in, m_in, x_full, mask, R, plan_y, cfg: DictCon
     l_cyc3 = losses.joint_distance(Y, Xr / s_y[..., None])
     # 2D cycle: rotating the re-lift back and projecting gives the original 2D (Eq. 4)
     back = torch.einsum("bji,btkj->btki", R, Y * s_y[..., None])
-    l_cyc2 = losses.joint_distance(_unit(project_normalized(back), per_window)[0], x_full)
+    l_cyc2 = losses.joint_distance(_unit(project_normalized(back), per_window, obs)[0], x_full, obs)
     # reprojection of the first lift onto the clean, complete 2D (trains inpainting of masked
     # joints and denoising)
-    l_rep = losses.joint_distance(_unit(project_normalized(X), per_window)[0], x_full)
+    l_rep = losses.joint_distance(_unit(project_normalized(X), per_window, obs)[0], x_full, obs)
     terms = {  # name: (weight, loss)
         "adv": (w.adv, losses.lsgan_generator(critic(y).float())),
         "cycle_3d": (w.cycle_3d, l_cyc3),
@@ -390,15 +410,17 @@ def teacher_terms(net, critic, x_in, m_in, x_full, mask, R, plan_y, cfg: DictCon
 
 class TeacherStage(_Stage):
     """Self-supervised teacher (no 3D). ``sampler`` must be a 2D-only
-    :class:`lifting.data.WindowSampler`."""
+    :class:`lifting.data.WindowSampler` (or a :class:`lifting.track_data.MixedSampler` of
+    them); ``real_pool`` optional real 2D poses for the critic (``critic.real_tracks``)."""
 
     kind = "teacher"
 
-    def __init__(self, cfg: DictConfig, sampler: WindowSampler):
-        if not isinstance(sampler, WindowSampler):
+    def __init__(self, cfg: DictConfig, sampler: WindowSampler, real_pool: RealPosePool | None = None):
+        if not isinstance(sampler, TWO_D_SAMPLERS):
             raise TypeError("the self-supervised teacher trains on a 2D-only WindowSampler")
         super().__init__(cfg)
         self.sampler = sampler.to(self.device)
+        self.real_pool = None if real_pool is None else real_pool.to(self.device)
         self.critic = PoseCritic2D(CANON16, self.window, int(cfg.critic.width), int(cfg.critic.n_blocks)).to(self.device)
         self.critic_opt = torch.optim.AdamW(self.critic.parameters(), lr=cfg.train.critic_lr,
                                             weight_decay=cfg.train.weight_decay)
@@ -419,7 +441,7 @@ class TeacherStage(_Stage):
         self._zero(0)
         for sl in parts:
             with self.autocast():
-                terms, y, _ = teacher_terms(self.net, self.critic, x_in_all[sl], m_in_all[sl], x_full_all[sl], mask[sl],
+                terms, y, _ = teacher_terms(self.net, self._adv_critic, x_in_all[sl], m_in_all[sl], x_full_all[sl], mask[sl],
                                             R_all[sl], None if plan_y is None else plan_y[sl], cfg, root)
                 total = sum(weight * loss for weight, loss in terms.values())
             self._backward(total, 0)
@@ -501,8 +523,8 @@ class StudentStage(_Stage):
 
     kind = "student"
 
-    def __init__(self, cfg: DictConfig, sampler: WindowSampler):
-        if not isinstance(sampler, WindowSampler):
+    def __init__(self, cfg: DictConfig, sampler: WindowSampler, real_pool: RealPosePool | None = None):
+        if not isinstance(sampler, TWO_D_SAMPLERS):
             raise TypeError("the student trains on a 2D-only WindowSampler")
         from lifting.lift import load_lifter
 
@@ -514,6 +536,7 @@ class StudentStage(_Stage):
         super().__init__(cfg)
         self.teacher.to(self.device)
         self.sampler = sampler.to(self.device)
+        self.real_pool = None if real_pool is None else real_pool.to(self.device)
         self.critic = PoseCritic2D(CANON16, self.window, int(cfg.critic.width), int(cfg.critic.n_blocks)).to(self.device)
         self.critic_opt = torch.optim.AdamW(self.critic.parameters(), lr=cfg.train.critic_lr,
                                             weight_decay=cfg.train.weight_decay)
@@ -575,7 +598,7 @@ class StudentStage(_Stage):
         terms = {
             "distill": (w.distill, l_distill),
             "reproject": (w.reproject, l_rep),
-            "adv": (w.adv, losses.lsgan_generator(self.critic(y).float())),
+            "adv": (w.adv, losses.lsgan_generator(self._adv_critic(y).float())),
             "betas": (w.betas, out.betas.square().sum(-1).mean()),
             "pose_prior": (w.pose_prior, losses.rotation_prior(out.body_pose, self.prior_weights)),
             "twist": (w.twist, twist.square().mean()),
@@ -641,10 +664,10 @@ class FinetuneStage(StudentStage):
 
     kind = "finetune"
 
-    def __init__(self, cfg: DictConfig, sampler: WindowSampler):
+    def __init__(self, cfg: DictConfig, sampler: WindowSampler, real_pool: RealPosePool | None = None):
         if not cfg.model.get("init_checkpoint"):
             raise ValueError("fine-tuning starts from a student: set model.init_checkpoint (e.g. 'student')")
-        super().__init__(cfg, sampler)
+        super().__init__(cfg, sampler, real_pool)
         self.teacher.requires_grad_(True).train()
         self.teacher_net = torch.compile(self.teacher) if bool(cfg.train.compile) else self.teacher
         self.teacher_opt = torch.optim.AdamW(self.teacher.parameters(), lr=cfg.train.lr,
@@ -698,7 +721,7 @@ class FinetuneStage(StudentStage):
         for sl in parts:
             x_full, mask_c, R = x_full_all[sl], mask[sl], R_all[sl]
             with self.autocast():
-                t_terms, y_t, X = teacher_terms(self.teacher_net, self.critic, x_in_all[sl], m_in_all[sl], x_full,
+                t_terms, y_t, X = teacher_terms(self.teacher_net, self._adv_critic, x_in_all[sl], m_in_all[sl], x_full,
                                                 mask_c, R, None if plan_y is None else plan_y[sl], cfg, root)
                 with torch.no_grad():
                     X_clean = self.teacher_net(x_full, mask_c).float()
@@ -760,6 +783,8 @@ def build_stage(kind: str, cfg: DictConfig, clips: MocapClips | None = None):
     """
     if kind not in ("teacher", "student", "finetune", "supervised"):
         raise ValueError(f"unknown training stage {kind!r}; choose teacher, student, finetune or supervised")
+    if kind != "supervised" and (cfg.data.get("tracks") or cfg.critic.get("real_tracks")):
+        return _build_track_stage(kind, cfg, clips)
     clips = clips if clips is not None else load_mocap_npz(cfg.data.npz)
     train = clips.select(split_clips(clips.seq_names, cfg.data.train_split))
     window, views, seed = int(cfg.model.window), int(cfg.data.n_views), int(cfg.seed)
@@ -768,3 +793,49 @@ def build_stage(kind: str, cfg: DictConfig, clips: MocapClips | None = None):
         sampler = WindowSampler(project_clips(train, views, seed, height_range=heights), window, balance)
         return {"teacher": TeacherStage, "student": StudentStage, "finetune": FinetuneStage}[kind](cfg, sampler)
     return SupervisedStage(cfg, SupervisedWindows(train, window, views, seed, balance, heights))
+
+
+# --- training on the user's own keypoint files (data.tracks / critic.real_tracks) ------------
+
+def track_sources(cfg: DictConfig, clips: MocapClips | None = None):
+    """The 2D sources of a self-supervised stage when ``data.tracks`` or
+    ``critic.real_tracks`` is set: ``(sampler, real_pool, track_split)``.
+
+    ``data.tracks`` (files/folders, :func:`lifting.track_data.load_track_2d` with
+    ``data.tracks_fps``, ``data.tracks_conf_threshold``, ``data.val_tracks``) alone, or mixed
+    with the ``data.npz`` projections by ``data.mix`` (``[w_tracks, w_npz]``; ``data.npz``
+    null = tracks alone). ``critic.real_tracks`` gives the critic's real poses; with tracks
+    and no ``critic.real_tracks`` the training tracks' own poses are the reals (masked like
+    every fake, :class:`lifting.track_data.RealPosePool`), never zero-filled joints.
+
+    Raises:
+        ValueError: bad ``data.mix``, too little usable 2D, unreadable files.
+    """
+    window, seed, thr = int(cfg.model.window), int(cfg.seed), float(cfg.data.tracks_conf_threshold)
+    sources, split = [], None
+    if cfg.data.tracks:
+        split = load_track_2d(list(cfg.data.tracks), fps=cfg.data.tracks_fps, conf_threshold=thr, window=window,
+                              val_fraction=float(cfg.data.val_tracks), seed=seed)
+        sources.append(WindowSampler(split.train, window, "none"))
+    if cfg.data.npz and (not sources or cfg.data.mix):
+        clips = clips if clips is not None else load_mocap_npz(cfg.data.npz)
+        train = clips.select(split_clips(clips.seq_names, cfg.data.train_split))
+        sources.append(WindowSampler(project_clips(train, int(cfg.data.n_views), seed,
+                                                   height_range=tuple(cfg.data.camera_height)),
+                                     window, str(cfg.data.balance)))
+    if len(sources) > 1:
+        sampler = MixedSampler(sources, list(cfg.data.mix))
+    elif cfg.data.mix and len(cfg.data.mix) != len(sources):
+        raise ValueError(f"data.mix={list(cfg.data.mix)} needs data.tracks and data.npz (one weight each)")
+    else:
+        sampler = sources[0]
+    if cfg.critic.real_tracks:
+        pool = RealPosePool(read_pose_pool(list(cfg.critic.real_tracks), conf_threshold=thr, window=window), window)
+    else:
+        pool = RealPosePool(split.train, window) if split is not None else None
+    return sampler, pool, split
+
+
+def _build_track_stage(kind: str, cfg: DictConfig, clips: MocapClips | None):
+    sampler, pool, _ = track_sources(cfg, clips)
+    return {"teacher": TeacherStage, "student": StudentStage, "finetune": FinetuneStage}[kind](cfg, sampler, pool)
