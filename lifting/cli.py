@@ -1,4 +1,4 @@
-"""The ``posenet3d`` command: ``train``, ``evaluate``, ``lift``, ``demo``.
+"""The ``posenet3d`` command: ``train``, ``evaluate``, ``lift``, ``adapt``, ``demo``.
 
 Known input problems end with ``error: ...`` and exit status 2, not a traceback.
 """
@@ -160,6 +160,27 @@ def _cmd_mesh_image(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_adapt(a: argparse.Namespace) -> int:
+    from trainers.adapt import adapt
+
+    lift = {"height_m": a.height, "max_figures": a.max_figures, "smooth": a.smooth, "smooth_window": a.smooth_window,
+            "export": tuple(a.export or ()), "video": a.video}
+    s = adapt(a.inputs, a.output, a.checkpoint, steps=a.steps, minutes=a.minutes, fmt=a.format, fps=a.fps,
+              conf_threshold=a.conf_threshold, min_joints=a.min_joints, critic_real=a.critic_real,
+              batch_size=a.batch_size, seed=a.seed, lift_options=lift)
+    v = s["validation"]
+    for name in ("teacher", "student"):
+        if f"{name}_after" in v:
+            print(f"{name}: held-out joint 2D error {100 * v[f'{name}_before']['heldout_joint_2d']:.1f}% -> "
+                  f"{100 * v[f'{name}_after']['heldout_joint_2d']:.1f}% of the person's 2D size "
+                  f"({s['steps'][name]} steps)")
+    print(f"adapted checkpoint: {s['final_checkpoint']} (posenet3d lift --checkpoint {s['final_checkpoint']})")
+    for item in s["lifted"]:
+        print(f"lifted {item['frames_lifted']} frames of {item['input']} -> {item['output']}")
+    print(f"{s['seconds_total']:.0f} s in all; details in {Path(a.output) / 'adapt.json'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="posenet3d", description="Self-supervised 2D-to-3D human pose lifting.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -244,6 +265,33 @@ def build_parser() -> argparse.ArgumentParser:
     li.add_argument("--body-model", default=None,
                     help="student only: SMPL .pkl/.npz file or folder replacing the checkpoint's body model")
     li.set_defaults(func=_cmd_lift)
+
+    ad = sub.add_parser("adapt", help="self-supervised fine-tuning of the bundled (or given) models on your own 2D "
+                                      "tracks (no 3D), then lift them with the adapted models")
+    ad.add_argument("inputs", nargs="+", help="keypoint files or folders (any format lift reads)")
+    ad.add_argument("-o", "--output", required=True, help="output folder: teacher.pt, student.pt, adapt.json, lift outputs")
+    ad.add_argument("--checkpoint", default=None,
+                    help="'student' (default: adapt the bundled teacher, then distil the bundled student), "
+                         "'teacher' (teacher only), or a checkpoint path")
+    ad.add_argument("--steps", type=int, default=None, help="training steps per stage")
+    ad.add_argument("--minutes", type=float, default=None,
+                    help="training budget for both stages (default 3 when --steps is not given)")
+    ad.add_argument("--critic-real", nargs="+", default=None, metavar="FILE",
+                    help="real 2D poses for the critic (e.g. a COCO keypoint annotation file); default the inputs")
+    ad.add_argument("--batch-size", type=int, default=256)
+    ad.add_argument("--seed", type=int, default=0)
+    ad.add_argument("--fps", type=float, default=None, help="frame rate of the inputs (overrides the files' meta)")
+    ad.add_argument("--format", default=None, help="input format (as lift --format; default detected)")
+    ad.add_argument("--conf-threshold", type=float, default=0.3, help="joints below this confidence are masked")
+    ad.add_argument("--min-joints", type=int, default=8, help="frames with fewer visible joints are not used")
+    ad.add_argument("--height", type=float, default=1.70, help="lift: assumed subject height in metres")
+    ad.add_argument("--max-figures", type=int, default=4, help="lift: figures for the N longest tracks")
+    ad.add_argument("--smooth", choices=["none", "savgol"], default="none", help="lift: 2D smoothing before lifting")
+    ad.add_argument("--smooth-window", type=int, default=9, help="lift: smoothing window in frames (odd)")
+    ad.add_argument("--export", type=lambda t: [x.strip() for x in t.split(",") if x.strip()], default=None,
+                    help="lift: extra per-track files, comma-separated: bvh, csv, json")
+    ad.add_argument("--video", choices=["gif", "mp4"], default=None, help="lift: animation of the figured tracks")
+    ad.set_defaults(func=_cmd_adapt)
 
     d = sub.add_parser("demo", help="lift the bundled example track with the bundled teacher (offline)")
     d.add_argument("-o", "--output", default="posenet3d_demo", help="output folder (default ./posenet3d_demo)")
