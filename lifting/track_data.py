@@ -35,7 +35,7 @@ from .lift import MODEL_FPS, _resample, _segments, canonical_track
 from .skeletons import CANON16, COCO17, MOCAP21
 
 __all__ = ["TrackSplit", "expand_inputs", "load_track_2d", "read_pose_pool", "RealPosePool", "MixedSampler",
-           "MIN_FRAMES", "mocap_as_coco17", "EAR_OFFSET_M"]
+           "MIN_FRAMES", "mocap_as_coco17", "EAR_FRACTION"]
 
 MIN_FRAMES = 200
 """Fewest usable person-frames :func:`load_track_2d` accepts by default (fewer cannot adapt
@@ -329,9 +329,9 @@ class MixedSampler:
         return {k: torch.cat([p[k] for p in parts]) for k in ("keypoints_2d", "mask")}
 
 
-EAR_OFFSET_M = 0.07
-"""Half the distance between the synthetic ears of :func:`mocap_as_coco17` (metres; about half
-an adult head breadth)."""
+EAR_FRACTION = 0.2
+"""Each synthetic ear of :func:`mocap_as_coco17` sits this fraction of the shoulder-to-shoulder
+vector from the ears' midpoint (0.2 x ~36 cm = ~7 cm: about half an adult head breadth)."""
 
 
 def mocap_as_coco17(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -342,38 +342,40 @@ def mocap_as_coco17(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     nose and eyes are *missing* (``present`` False: confidence 0 in a file). The ears are
     placed so that the COCO-17 -> canon16 recipe (``head = thorax + 0.5 (mid_ears - thorax)``,
     ``thorax`` = mid-shoulders, :data:`lifting.skeletons.SYNTHESIS`) gives back the mocap
-    ``Head`` exactly in 3D: ``mid_ears = thorax + 2 (Head - thorax)``, the two ears
-    :data:`EAR_OFFSET_M` either side along the shoulder line (after a perspective projection
-    the recovered head is off by the projection's non-linearity only, well under a pixel).
+    ``Head`` exactly: ``mid_ears = thorax + 2 (Head - thorax)``, the two ears
+    :data:`EAR_FRACTION` of the shoulder vector either side. The construction is affine, so
+    apply it to *projected* pixels for exact 2D heads (in 3D, a perspective projection
+    afterwards moves the recovered head by a second-order amount, up to ~0.5% of the person's
+    height for a close, tilted camera). The canonical pelvis/thorax/spine then carry the
+    COCO-17 biases documented in :mod:`lifting.skeletons` (hip and shoulder midpoints).
 
     Args:
-        joints: ``(..., 21, 3)`` :data:`lifting.skeletons.MOCAP21` joints, metres.
+        joints: ``(..., 21, C)`` :data:`lifting.skeletons.MOCAP21` joints (metres or pixels).
 
     Returns:
-        ``(points (..., 17, 3) metres, present (17,) bool)`` in :data:`COCO17` order; missing
-        points are 0.
+        ``(points (..., 17, C), present (17,) bool)`` in :data:`COCO17` order; missing points
+        are 0.
 
     Raises:
-        ValueError: not ``(..., 21, 3)``.
+        ValueError: not ``(..., 21, C)``.
     """
     joints = np.asarray(joints, dtype=np.float64)
-    if joints.ndim < 2 or joints.shape[-2:] != (MOCAP21.num_joints, 3):
-        raise ValueError(f"expected mocap21 joints (..., 21, 3), got {joints.shape}")
+    if joints.ndim < 2 or joints.shape[-2] != MOCAP21.num_joints:
+        raise ValueError(f"expected mocap21 joints (..., 21, C), got {joints.shape}")
     m = {n: joints[..., MOCAP21.index(n), :] for n in MOCAP21.joint_names}
     same = {"left_shoulder": "UpperArm_L", "right_shoulder": "UpperArm_R", "left_elbow": "LowerArm_L",
             "right_elbow": "LowerArm_R", "left_wrist": "Hand_L", "right_wrist": "Hand_R", "left_hip": "UpperLeg_L",
             "right_hip": "UpperLeg_R", "left_knee": "LowerLeg_L", "right_knee": "LowerLeg_R",
             "left_ankle": "Foot_L", "right_ankle": "Foot_R"}
-    out = np.zeros(joints.shape[:-2] + (COCO17.num_joints, 3))
+    out = np.zeros(joints.shape[:-2] + (COCO17.num_joints, joints.shape[-1]))
     present = np.zeros(COCO17.num_joints, bool)
     for coco, mocap in same.items():
         out[..., COCO17.index(coco), :] = m[mocap]
         present[COCO17.index(coco)] = True
     thorax = 0.5 * (m["UpperArm_L"] + m["UpperArm_R"])
     mid_ears = thorax + 2.0 * (m["Head"] - thorax)
-    side = m["UpperArm_L"] - m["UpperArm_R"]
-    side = side / np.maximum(np.linalg.norm(side, axis=-1, keepdims=True), 1e-9)
-    out[..., COCO17.index("left_ear"), :] = mid_ears + EAR_OFFSET_M * side
-    out[..., COCO17.index("right_ear"), :] = mid_ears - EAR_OFFSET_M * side
+    side = EAR_FRACTION * (m["UpperArm_L"] - m["UpperArm_R"])
+    out[..., COCO17.index("left_ear"), :] = mid_ears + side
+    out[..., COCO17.index("right_ear"), :] = mid_ears - side
     present[[COCO17.index("left_ear"), COCO17.index("right_ear")]] = True
     return out, present

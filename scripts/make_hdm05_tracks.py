@@ -5,8 +5,9 @@ azimuth U[0, 360) deg, elevation U[-5, 30] deg (camera looking at the clip's mea
 from above or slightly below), horizontal distance max(U[4, 9], R + 2) m (R = the clip's
 largest horizontal pelvis excursion), focal U[700, 1600] px, principal point (500, 500),
 1000 x 1000 px image. The mocap joints become the COCO-17 keypoints a detector reports
-(:func:`lifting.track_data.mocap_as_coco17`: limbs one to one, ears placed so the COCO-17 ->
-canon16 head recipe returns the mocap head, nose and eyes missing with confidence 0), then
+(:func:`lifting.track_data.mocap_as_coco17` on the projected joints: limbs one to one, ears
+placed so the COCO-17 -> canon16 head recipe returns the projected mocap head exactly, nose
+and eyes missing with confidence 0), then
 Gaussian pixel noise (``--noise-px``, default 5) is added to every present keypoint, whose
 confidence is 0.9.
 
@@ -66,8 +67,7 @@ def make_tracks(joints: np.ndarray, seq_offsets: np.ndarray, noise_px: float, se
             continue
         clip = joints[a:b].astype(np.float64)
         cam, draws = clip_camera(clip, rng)
-        pts, present = mocap_as_coco17(clip)
-        px = cam.project(pts)[0]  # (T, 17, 2)
+        px, present = mocap_as_coco17(cam.project(clip)[0])  # (T, 17, 2): ears built in the image
         px = px + rng.normal(0.0, noise_px, px.shape) * present[None, :, None]
         px[:, ~present] = 0.0
         conf = np.broadcast_to(np.where(present, CONFIDENCE, 0.0), px.shape[:-1])

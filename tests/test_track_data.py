@@ -32,9 +32,8 @@ def coco_clip(k: int = 0, n_frames: int = 40, seed: int = 0) -> np.ndarray:
     m = make_mocap(n_frames=n_frames, seed=seed)
     a, b = m["seq_offsets"][k], m["seq_offsets"][k + 1]
     clip = m["joints"][a:b].astype(np.float64)
-    pts, present = mocap_as_coco17(clip)
     cam = eval_rig(clip, MOCAP21.root_index)
-    px = cam.project(pts)[0]
+    px, present = mocap_as_coco17(cam.project(clip)[0])
     return np.concatenate([px, np.broadcast_to(np.where(present, 0.9, 0.0), px.shape[:-1])[..., None]], -1)
 
 
@@ -70,6 +69,9 @@ def test_mocap_as_coco17_gives_back_the_mocap_head():
     assert not present[COCO17.index("nose")] and not present[COCO17.index("left_eye")]
     with pytest.raises(ValueError, match="mocap21"):
         mocap_as_coco17(np.zeros((3, 17, 3)))
+    px, _ = mocap_as_coco17(m["joints"][..., :2])  # affine: works on pixels too
+    np.testing.assert_allclose(remap(px, COCO17, CANON16, valid=np.broadcast_to(present, px.shape[:-1]))[0][:, CANON16.index("head")],
+                               m["joints"][:, MOCAP21.index("Head"), :2], atol=1e-9)
 
 
 # --------------------------------------------------------------------------- windows
