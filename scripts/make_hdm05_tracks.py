@@ -21,10 +21,16 @@ Writes:
     ``distance_m``, plus ``noise_px``, ``seed``, ``data``: for 3D scoring only (a model never
     sees them).
 
+Scoring (3D only here, after the fact): ``--score LIFT_DIR`` reads the ``track_XXXX.npz`` a
+``posenet3d lift``/``adapt`` wrote for ``OUTPUT`` and reports PA-MPJPE and N-MPJPE (mm,
+root-relative, canon16, camera frame of each clip's camera, every lifted frame) against the
+mocap (:func:`score`).
+
 Usage::
 
     python scripts/make_hdm05_tracks.py -o hdm05_tracks.json \
         [--data ../shared/data/hdm05/hdm05_joints.npz] [--noise-px 5] [--seed 0]
+    python scripts/make_hdm05_tracks.py -o hdm05_tracks.json --score LIFT_DIR
 """
 from __future__ import annotations
 
@@ -83,6 +89,37 @@ def make_tracks(joints: np.ndarray, seq_offsets: np.ndarray, noise_px: float, se
     return tracks, {k: np.asarray(v) for k, v in cams.items()}
 
 
+def score(lift_dir: str | Path, cameras: str | Path) -> dict:
+    """PA-MPJPE / N-MPJPE (mm) of lifted tracks against the mocap seen by the saved cameras.
+
+    Raises:
+        FileNotFoundError: no camera file or no lifted track in ``lift_dir``.
+    """
+    import torch
+
+    from lifting.data import load_mocap_npz
+    from lifting.metrics import n_mpjpe, pa_mpjpe
+
+    c = np.load(cameras, allow_pickle=False)
+    clips = load_mocap_npz(str(c["data"]))
+    pa, nm = [], []
+    for k, tid in enumerate(c["track_ids"]):
+        f = Path(lift_dir) / f"track_{int(tid):04d}.npz"
+        if not f.is_file():
+            continue
+        d = np.load(f)
+        pc = (clips.joints[d["frame_ids"]].astype(np.float64) - c["position"][k]) @ c["R"][k].T
+        gt = torch.from_numpy(pc - pc[:, :1])
+        pred = torch.from_numpy(d["joints_3d"]).double()
+        pa.append(pa_mpjpe(pred, gt))
+        nm.append(n_mpjpe(pred, gt))
+    if not pa:
+        raise FileNotFoundError(f"{lift_dir}: no track_XXXX.npz of the tracks in {cameras}")
+    pa, nm = torch.cat(pa), torch.cat(nm)
+    return {"frames": int(len(pa)), "pa_mpjpe_mm": round(1000 * float(pa.mean()), 1),
+            "n_mpjpe_mm": round(1000 * float(nm.mean()), 1)}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=str(Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "hdm05"
@@ -91,7 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cameras", default=None, help="camera side file (default OUTPUT.cameras.npz)")
     p.add_argument("--noise-px", type=float, default=5.0, help="Gaussian 2D noise sigma in pixels")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--score", default=None, metavar="LIFT_DIR", help="score lifted tracks of OUTPUT instead of writing")
     a = p.parse_args(argv)
+    if a.score:
+        side = Path(a.cameras) if a.cameras else Path(a.output).with_suffix(".cameras.npz")
+        print(score(a.score, side))
+        return 0
     if not a.noise_px >= 0:
         print(f"error: --noise-px must be >= 0, got {a.noise_px}", file=sys.stderr)
         return 2

@@ -113,6 +113,10 @@ def test_make_hdm05_tracks_matches_the_saved_cameras(tmp_path):
         # hip/shoulder midpoints, not the mocap nodes (the documented COCO-17 bias)
         same = [CANON16.index(n) for n in CANON16.joint_names if n not in ("pelvis", "spine", "thorax")]
         assert np.abs(px[:, same] - kp[:, same]).max() < 1e-2
+    # scoring: a lift scores finite PA-MPJPE against the saved cameras
+    lift_file(out, tmp_path / "lifted", "teacher", max_figures=0)
+    res = make_hdm05_tracks.score(tmp_path / "lifted", tmp_path / "tracks.cameras.npz")
+    assert res["frames"] == 240 and 0 < res["pa_mpjpe_mm"] < 300
     noisy = tmp_path / "noisy.json"
     make_hdm05_tracks.main(["--data", str(npz), "-o", str(noisy), "--noise-px", "5", "--seed", "1"])
     d = read_tracks(noisy).tracks[0].keypoints[..., :2] - ts.tracks[0].keypoints[..., :2]

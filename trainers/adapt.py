@@ -272,8 +272,9 @@ def adapt(inputs, out_dir: str | Path, checkpoint: str | Path | None = None, *, 
     summary["seconds_train"] = round(time.perf_counter() - t_start, 1)
     summary["lifted"] = []
     files = summary["inputs"]
-    for p in files:
-        dest = out if len(files) == 1 else out / Path(p).stem
+    stems = [Path(p).stem for p in files]
+    for i, p in enumerate(files):
+        dest = out if len(files) == 1 else out / (stems[i] if stems.count(stems[i]) == 1 else f"{stems[i]}_{i}")
         s = lift_file(p, dest, final, fps=fps, keypoint_format=fmt, conf_threshold=conf_threshold,
                       min_joints=min_joints, progress=progress, **(lift_options or {}))
         summary["lifted"].append({"input": p, "output": str(dest), "frames_lifted": s["frames_lifted"]})

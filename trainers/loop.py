@@ -116,7 +116,8 @@ def train(kind: str, cfg: DictConfig, out_dir: str | Path | None = None, progres
     ``supervised`` or ``image`` (the student's image branch, :mod:`trainers.image`) model.
 
     Writes ``OUT/last.pt`` at every validation and at the end, ``OUT/best.pt`` for the best
-    validation PA-MPJPE (image branch: the best PCK@0.1, stored negated in ``best``), and ``OUT/train_log.jsonl`` (global mean losses every ``log_every``
+    validation PA-MPJPE (image branch: the best PCK@0.1, stored negated in ``best``; keypoint files
+    alone, ``data.npz=null``: the lowest held-out-track hidden-joint 2D error, no 3D), and ``OUT/train_log.jsonl`` (global mean losses every ``log_every``
     steps), where ``OUT = out_dir or train.out_dir/name``. Checkpoints hold the models, their
     optimisers, gradient scalers, RNG states, step and the resolved config, so ``resume``
     (a ``last.pt``) continues a killed run with the same losses as an uninterrupted one.
@@ -156,9 +157,10 @@ def _train(kind, cfg, out_dir, progress, resume) -> Path:
 
         stage, val_views = build_image_stage(cfg), None
     else:
-        clips = load_mocap_npz(cfg.data.npz)
+        # data.npz=null: training on keypoint files alone (data.tracks), validated without 3D
+        clips = load_mocap_npz(cfg.data.npz) if cfg.data.npz else None
         stage = build_stage(kind, cfg, clips)
-        ids = split_clips(clips.seq_names, cfg.data.val_split)
+        ids = split_clips(clips.seq_names, cfg.data.val_split) if clips is not None else []
         if int(cfg.data.val_max_clips) > 0:
             ids = ids[:: max(1, len(ids) // int(cfg.data.val_max_clips))][: int(cfg.data.val_max_clips)]
         val_views = eval_views(clips.select(ids)) if len(ids) and main else None  # 3D for validation only
@@ -234,6 +236,14 @@ def _train(kind, cfg, out_dir, progress, resume) -> Path:
                     fig = _sample_figure(stage, val_views, out / "val_sample.png")
                     run.log({f"val/{k}": v for k, v in val.items() if k.split("_")[-1] != "n"}
                             | {"val/sample": wandb.Image(str(fig))}, step=step)
+            elif getattr(stage, "val_tracks", None) is not None and main:  # held-out tracks, no 3D
+                from .adapt import validate_2d
+
+                val = validate_2d(stage, stage.val_tracks)
+                tqdm.write(f"[{kind}] step {step}: held-out tracks: hidden-joint 2D error "
+                           f"{100 * val['heldout_joint_2d']:.1f}% of the person's size")
+                improved = val["heldout_joint_2d"] < best
+                best = min(best, val["heldout_joint_2d"])
             else:
                 improved = False
             ckpt = save(step)

@@ -837,5 +837,8 @@ def track_sources(cfg: DictConfig, clips: MocapClips | None = None):
 
 
 def _build_track_stage(kind: str, cfg: DictConfig, clips: MocapClips | None):
-    sampler, pool, _ = track_sources(cfg, clips)
-    return {"teacher": TeacherStage, "student": StudentStage, "finetune": FinetuneStage}[kind](cfg, sampler, pool)
+    """The stage on :func:`track_sources`; its held-out tracks (2D only) are ``stage.val_tracks``."""
+    sampler, pool, split = track_sources(cfg, clips)
+    stage = {"teacher": TeacherStage, "student": StudentStage, "finetune": FinetuneStage}[kind](cfg, sampler, pool)
+    stage.val_tracks = split.val if split is not None else None
+    return stage
