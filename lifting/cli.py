@@ -167,7 +167,7 @@ def _cmd_adapt(a: argparse.Namespace) -> int:
             "export": tuple(a.export or ()), "video": a.video}
     s = adapt(a.inputs, a.output, a.checkpoint, steps=a.steps, minutes=a.minutes, fmt=a.format, fps=a.fps,
               conf_threshold=a.conf_threshold, min_joints=a.min_joints, critic_real=a.critic_real,
-              batch_size=a.batch_size, seed=a.seed, lift_options=lift)
+              batch_size=a.batch_size, seed=a.seed, student_mode=a.student_mode, lift_options=lift)
     v = s["validation"]
     for name in ("teacher", "student"):
         if f"{name}_after" in v:
@@ -278,6 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="training budget for both stages (default 3 when --steps is not given)")
     ad.add_argument("--critic-real", nargs="+", default=None, metavar="FILE",
                     help="real 2D poses for the critic (e.g. a COCO keypoint annotation file); default the inputs")
+    ad.add_argument("--student-mode", choices=["distill", "finetune"], default="distill",
+                    help="student: distilled from the adapted teacher, or fine-tuned jointly with it")
     ad.add_argument("--batch-size", type=int, default=256)
     ad.add_argument("--seed", type=int, default=0)
     ad.add_argument("--fps", type=float, default=None, help="frame rate of the inputs (overrides the files' meta)")

@@ -53,6 +53,19 @@ def test_adapt_teacher_and_student_end_to_end(tracks_file, tmp_path):
     assert json.loads((out / "adapt.json").read_text())["final_checkpoint"] == str(out / "student.pt")
 
 
+def test_adapt_joint_finetune_mode(tracks_file, tmp_path):
+    out = tmp_path / "ft"
+    s = adapt(tracks_file, out, "student", steps=2, batch_size=16, critic_warmup=0, student_mode="finetune",
+              lift_options={"max_figures": 0})
+    assert s["student_mode"] == "finetune" and np.isfinite(s["validation"]["teacher_finetuned"]["heldout_joint_2d"])
+    _, ck = load_lifter(out / "student.pt")
+    assert ck["kind"] == "finetune"
+    teacher, ck = load_lifter(out / "teacher.pt")
+    assert ck["kind"] == "teacher" and ck["val"] == s["validation"]["teacher_finetuned"]
+    with pytest.raises(ValueError, match="student mode"):
+        adapt(tracks_file, out, "student", steps=1, student_mode="joint")
+
+
 def test_adapt_cli_teacher_only(tracks_file, tmp_path, capsys):
     out = tmp_path / "cli"
     rc = main(["adapt", str(tracks_file), "-o", str(out), "--checkpoint", "teacher", "--steps", "2",

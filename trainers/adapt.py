@@ -9,8 +9,11 @@ user's own 2D tracks, then lifting those tracks with the adapted models. No 3D a
    (:class:`lifting.track_data.RealPosePool`). The critic trains alone for the first
    ``critic_warmup`` steps (the teacher's learning rate is 0 then), so an untrained critic
    cannot pull the teacher off its prior.
-3. **Student** (stage 2, Sec. 3.2; only when starting from a student): distilled from the
-   adapted teacher by :class:`trainers.stages.StudentStage`, starting from the given student.
+3. **Student** (only when starting from a student), from the given student: distilled from the
+   adapted, frozen teacher (stage 2, Sec. 3.2, :class:`trainers.stages.StudentStage`;
+   ``student_mode="distill"``, the default) or trained jointly with it (stage 3, Sec. 3.3,
+   :class:`trainers.stages.FinetuneStage`; ``"finetune"``). Which measures better is not
+   settled yet (BENCHMARKS.md).
 4. Checkpoints ``OUT/teacher.pt`` (and ``OUT/student.pt``) in the inference format
    (``posenet3d lift --checkpoint`` loads them), ``OUT/adapt.json`` with the budget, data
    counts and the 3D-free validation before/after each stage (:func:`validate_2d`), then
@@ -39,7 +42,7 @@ from lifting.io.fileio import atomic_write
 from lifting.lift import BUNDLED, bundled_student, default_checkpoint, lift_file
 from lifting.track_data import MIN_FRAMES, RealPosePool, expand_inputs, load_track_2d, read_pose_pool
 from trainers.config import load_config
-from trainers.stages import StudentStage, TeacherStage, teacher_terms
+from trainers.stages import FinetuneStage, StudentStage, TeacherStage, teacher_terms
 
 __all__ = ["adapt", "validate_2d", "DEFAULT_MINUTES", "adapt_config"]
 
@@ -78,10 +81,11 @@ def adapt_config(stage: str, model_config: dict, overrides: list[str] | None = N
 
 
 @torch.no_grad()
-def validate_2d(stage, val: Projected2D, n: int = 1024, seed: int = 0) -> dict[str, float]:
-    """3D-free validation of a stage's model on held-out 2D (the same draws every call).
+def validate_2d(stage, val: Projected2D, n: int = 1024, seed: int = 0, model=None) -> dict[str, float]:
+    """3D-free validation of a stage's model (or ``model``: e.g. the co-trained teacher of a
+    fine-tuning stage) on held-out 2D windows ``val`` (the same draws every call).
 
-    Returns (floats; lower is better for all but ``critic_real``):
+    Returns (floats, lower is better):
         ``heldout_joint_2d``: two random observed non-root joints per window are hidden; the
         mean 2D distance between where the model puts them (its lift projected back) and where
         the detector saw them, in units of the person's 2D RMS size (x 100 = % of the size).
@@ -92,7 +96,7 @@ def validate_2d(stage, val: Projected2D, n: int = 1024, seed: int = 0) -> dict[s
     Raises:
         ValueError: ``val`` has no window of the model's length.
     """
-    model = stage.lifter
+    model = stage.lifter if model is None else model
     window, root = stage.window, stage.root
     gen = torch.Generator(device=stage.device).manual_seed(seed)
     b = WindowSampler(val, window).to(stage.device).sample(n, gen)
@@ -125,12 +129,12 @@ def validate_2d(stage, val: Projected2D, n: int = 1024, seed: int = 0) -> dict[s
     return res
 
 
-def _slim(stage, cfg: DictConfig, step: int, val: dict) -> dict:
-    """An inference checkpoint (what ``posenet3d export`` writes) of the stage's model."""
-    ck = {"model": stage.lifter.state_dict(), "model_config": dict(stage.lifter.config), "kind": stage.kind,
+def _slim(model, kind: str, cfg: DictConfig, step: int, val: dict) -> dict:
+    """An inference checkpoint (what ``posenet3d export`` writes) of ``model``."""
+    ck = {"model": model.state_dict(), "model_config": dict(model.config), "kind": kind,
           "step": step, "config": OmegaConf.to_container(cfg, resolve=True), "val": val, "format_version": 1}
-    if hasattr(stage.lifter, "body_model"):
-        ck["body_model"] = stage.lifter.body_model.describe()
+    if hasattr(model, "body_model"):
+        ck["body_model"] = model.body_model.describe()
     return ck
 
 
@@ -145,11 +149,14 @@ def _timed_steps(stage, batch_size: int, n: int) -> float:
 
 
 def _set_lr(stage, step: int, warm: bool) -> None:
-    """Scheduled learning rates; during the critic warm-up the networks' optimiser is at 0."""
+    """Scheduled learning rates; during the critic warm-up every optimiser but the 2D
+    critic's is at 0 (the networks keep their weights)."""
     stage.set_lr(step)
     if warm:
-        for g in stage.optimizers[0].param_groups:
-            g["lr"] = 0.0
+        for opt in stage.optimizers:
+            if opt is not stage.critic_opt:
+                for g in opt.param_groups:
+                    g["lr"] = 0.0
 
 
 def _run(stage, steps: int, warmup: int, batch_size: int, desc: str, progress: bool) -> list[dict]:
@@ -168,6 +175,7 @@ def adapt(inputs, out_dir: str | Path, checkpoint: str | Path | None = None, *, 
           minutes: float | None = None, fmt: str | None = None, fps: float | None = None,
           conf_threshold: float = 0.3, min_joints: int = 8, critic_real=None, batch_size: int = 256,
           critic_warmup: int = 50, val_fraction: float = 0.1, seed: int = 0, min_frames: int = MIN_FRAMES,
+          student_mode: str = "distill",
           overrides: list[str] | None = None, progress: bool = True, lift_options: dict | None = None) -> dict:
     """Adapt the models to ``inputs`` and lift them (see the module docstring).
 
@@ -183,6 +191,10 @@ def adapt(inputs, out_dir: str | Path, checkpoint: str | Path | None = None, *, 
         critic_real: files of real 2D poses for the critic (e.g. a COCO annotation file);
             default the training tracks' own poses.
         batch_size, critic_warmup, val_fraction, seed, min_frames: training knobs.
+        student_mode: ``"distill"`` (stage 2: the student distilled from the adapted, frozen
+            teacher) or ``"finetune"`` (stage 3, :class:`trainers.stages.FinetuneStage`: student
+            and adapted teacher trained jointly; ``OUT/teacher.pt`` is then the co-trained
+            teacher).
         overrides: extra config ``key=value`` for both stages (e.g. ``loss.adv=0.5``).
         lift_options: keyword arguments of :func:`lifting.lift.lift_file` (``height_m``,
             ``smooth``, ``export``, ...).
@@ -200,6 +212,8 @@ def adapt(inputs, out_dir: str | Path, checkpoint: str | Path | None = None, *, 
         raise ValueError(f"--minutes must be a positive number, got {minutes}")
     if int(batch_size) < 1 or int(critic_warmup) < 0:
         raise ValueError(f"batch_size must be >= 1 and critic_warmup >= 0, got {batch_size}, {critic_warmup}")
+    if student_mode not in ("distill", "finetune"):
+        raise ValueError(f"student mode must be 'distill' or 'finetune', got {student_mode!r}")
     if steps is None and minutes is None:
         minutes = DEFAULT_MINUTES
     t_start = time.perf_counter()
@@ -228,12 +242,14 @@ def adapt(inputs, out_dir: str | Path, checkpoint: str | Path | None = None, *, 
     budget_s = None if minutes is None else 60.0 * float(minutes)
     t_step = _timed_steps(teacher, batch_size, _TIMING_STEPS)
     s_step = 0.0
+    student_stage = StudentStage if student_mode == "distill" else FinetuneStage
+    s_config = "student" if student_mode == "distill" else "finetune"
     if is_student:
         # the student's step cost is timed against the unadapted teacher; the stage itself
         # is rebuilt on the adapted one below
-        s_cfg = adapt_config("student", ck["model_config"], ov + [f"model.init_checkpoint={ckpt_path}",
+        s_cfg = adapt_config(s_config, ck["model_config"], ov + [f"model.init_checkpoint={ckpt_path}",
                                                                  f"student.teacher_checkpoint={teacher_path}"])
-        probe = StudentStage(s_cfg, WindowSampler(split.train, window), RealPosePool(pool_data, window))
+        probe = student_stage(s_cfg, WindowSampler(split.train, window), RealPosePool(pool_data, window))
         s_step = _timed_steps(probe, batch_size, 1)
         del probe
     if budget_s is not None:
@@ -249,26 +265,30 @@ def adapt(inputs, out_dir: str | Path, checkpoint: str | Path | None = None, *, 
     warm = min(int(critic_warmup), plan["teacher"] // 2)
     summary: dict = {"inputs": [str(p) for p in expand_inputs(inputs)],
                      "checkpoint": str(ckpt_path), "teacher_start": str(teacher_path), "data": split.summary,
-                     "steps": plan, "critic_warmup": warm, "batch_size": batch_size,
+                     "steps": plan, "critic_warmup": warm, "batch_size": batch_size, "student_mode": student_mode,
                      "seconds_per_step": {"teacher": round(t_step, 4), "student": round(s_step, 4)},
                      "validation": {"held_out": "tracks" if split.val is not None else "training tracks (one track: "
                                     "nothing to hold out)"}}
     summary["validation"]["teacher_before"] = validate_2d(teacher, val)
     logs = {"teacher": _run(teacher, plan["teacher"], warm, batch_size, "adapt teacher", progress)}
     summary["validation"]["teacher_after"] = validate_2d(teacher, val)
-    t_out = save_checkpoint(_slim(teacher, t_cfg, plan["teacher"], summary["validation"]["teacher_after"]),
-                            out / "teacher.pt")
+    t_out = save_checkpoint(_slim(teacher.lifter, "teacher", t_cfg, plan["teacher"],
+                                  summary["validation"]["teacher_after"]), out / "teacher.pt")
     final = t_out
     if is_student:
-        s_cfg = adapt_config("student", ck["model_config"], ov + [f"model.init_checkpoint={ckpt_path}",
+        s_cfg = adapt_config(s_config, ck["model_config"], ov + [f"model.init_checkpoint={ckpt_path}",
                                                                  f"student.teacher_checkpoint={t_out}"])
-        s_stage = StudentStage(s_cfg, WindowSampler(split.train, window), RealPosePool(pool_data, window))
+        s_stage = student_stage(s_cfg, WindowSampler(split.train, window), RealPosePool(pool_data, window))
         summary["validation"]["student_before"] = validate_2d(s_stage, val)
         logs["student"] = _run(s_stage, plan["student"], min(int(critic_warmup), plan["student"] // 2), batch_size,
-                               "adapt student", progress)
+                               f"adapt student ({student_mode})", progress)
         summary["validation"]["student_after"] = validate_2d(s_stage, val)
-        final = save_checkpoint(_slim(s_stage, s_cfg, plan["student"], summary["validation"]["student_after"]),
-                                out / "student.pt")
+        final = save_checkpoint(_slim(s_stage.lifter, s_stage.kind, s_cfg, plan["student"],
+                                      summary["validation"]["student_after"]), out / "student.pt")
+        if student_mode == "finetune":  # the co-trained teacher replaces the stage-1 one
+            summary["validation"]["teacher_finetuned"] = validate_2d(s_stage, val, model=s_stage.teacher)
+            save_checkpoint(_slim(s_stage.teacher, "teacher", s_cfg, plan["student"],
+                                  summary["validation"]["teacher_finetuned"]), out / "teacher.pt")
     summary["seconds_train"] = round(time.perf_counter() - t_start, 1)
     summary["lifted"] = []
     files = summary["inputs"]
