@@ -278,8 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="training budget for both stages (default 3 when --steps is not given)")
     ad.add_argument("--critic-real", nargs="+", default=None, metavar="FILE",
                     help="real 2D poses for the critic (e.g. a COCO keypoint annotation file); default the inputs")
-    ad.add_argument("--student-mode", choices=["distill", "finetune"], default="distill",
-                    help="student: distilled from the adapted teacher, or fine-tuned jointly with it")
+    ad.add_argument("--student-mode", choices=["distill", "finetune"], default="finetune",
+                    help="student: fine-tuned jointly with the adapted teacher (default: measured better), "
+                         "or distilled from it")
     ad.add_argument("--batch-size", type=int, default=256)
     ad.add_argument("--seed", type=int, default=0)
     ad.add_argument("--fps", type=float, default=None, help="frame rate of the inputs (overrides the files' meta)")

@@ -29,7 +29,8 @@ def tracks_file(tmp_path_factory):
 
 def test_adapt_teacher_and_student_end_to_end(tracks_file, tmp_path):
     out = tmp_path / "out"
-    s = adapt(tracks_file, out, "student", steps=3, batch_size=16, critic_warmup=1, lift_options={"max_figures": 0})
+    s = adapt(tracks_file, out, "student", steps=3, batch_size=16, critic_warmup=1, student_mode="distill",
+              lift_options={"max_figures": 0})
     assert s["steps"] == {"teacher": 3, "student": 3}
     v = s["validation"]
     for key in ("teacher_before", "teacher_after", "student_before", "student_after"):

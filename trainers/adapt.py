@@ -9,11 +9,11 @@ user's own 2D tracks, then lifting those tracks with the adapted models. No 3D a
    (:class:`lifting.track_data.RealPosePool`). The critic trains alone for the first
    ``critic_warmup`` steps (the teacher's learning rate is 0 then), so an untrained critic
    cannot pull the teacher off its prior.
-3. **Student** (only when starting from a student), from the given student: distilled from the
-   adapted, frozen teacher (stage 2, Sec. 3.2, :class:`trainers.stages.StudentStage`;
-   ``student_mode="distill"``, the default) or trained jointly with it (stage 3, Sec. 3.3,
-   :class:`trainers.stages.FinetuneStage`; ``"finetune"``). Which measures better is not
-   settled yet (BENCHMARKS.md).
+3. **Student** (only when starting from a student), from the given student: trained jointly
+   with the adapted teacher (stage 3, Sec. 3.3, :class:`trainers.stages.FinetuneStage`;
+   ``student_mode="finetune"``, the default: it measured better, BENCHMARKS.md) or distilled
+   from the adapted, frozen teacher (stage 2, Sec. 3.2, :class:`trainers.stages.StudentStage`;
+   ``"distill"``).
 4. Checkpoints ``OUT/teacher.pt`` (and ``OUT/student.pt``) in the inference format
    (``posenet3d lift --checkpoint`` loads them), ``OUT/adapt.json`` with the budget, data
    counts and the 3D-free validation before/after each stage (:func:`validate_2d`), then
@@ -175,7 +175,7 @@ def adapt(inputs, out_dir: str | Path, checkpoint: str | Path | None = None, *, 
           minutes: float | None = None, fmt: str | None = None, fps: float | None = None,
           conf_threshold: float = 0.3, min_joints: int = 8, critic_real=None, batch_size: int = 256,
           critic_warmup: int = 50, val_fraction: float = 0.1, seed: int = 0, min_frames: int = MIN_FRAMES,
-          student_mode: str = "distill",
+          student_mode: str = "finetune",
           overrides: list[str] | None = None, progress: bool = True, lift_options: dict | None = None) -> dict:
     """Adapt the models to ``inputs`` and lift them (see the module docstring).
 
@@ -191,10 +191,10 @@ def adapt(inputs, out_dir: str | Path, checkpoint: str | Path | None = None, *, 
         critic_real: files of real 2D poses for the critic (e.g. a COCO annotation file);
             default the training tracks' own poses.
         batch_size, critic_warmup, val_fraction, seed, min_frames: training knobs.
-        student_mode: ``"distill"`` (stage 2: the student distilled from the adapted, frozen
-            teacher) or ``"finetune"`` (stage 3, :class:`trainers.stages.FinetuneStage`: student
-            and adapted teacher trained jointly; ``OUT/teacher.pt`` is then the co-trained
-            teacher).
+        student_mode: ``"finetune"`` (default; stage 3, :class:`trainers.stages.FinetuneStage`:
+            student and adapted teacher trained jointly; ``OUT/teacher.pt`` is then the
+            co-trained teacher) or ``"distill"`` (stage 2: the student distilled from the
+            adapted, frozen teacher). Joint fine-tuning measured better (BENCHMARKS.md).
         overrides: extra config ``key=value`` for both stages (e.g. ``loss.adv=0.5``).
         lift_options: keyword arguments of :func:`lifting.lift.lift_file` (``height_m``,
             ``smooth``, ``export``, ...).

@@ -776,7 +776,8 @@ def build_stage(kind: str, cfg: DictConfig, clips: MocapClips | None = None):
         clips: the loaded ``cfg.data.npz`` (loaded here if not given).
 
     For ``teacher`` the 3D clips are projected to 2D by :func:`lifting.data.project_clips`
-    and only that 2D reaches the stage.
+    and only that 2D reaches the stage. With ``data.tracks`` or ``critic.real_tracks`` the
+    self-supervised stages get their 2D from keypoint files instead (:func:`track_sources`).
 
     Raises:
         ValueError: unknown kind, or data errors from the loader.
