@@ -1,4 +1,4 @@
-"""The ``posenet3d`` command: ``train``, ``evaluate``, ``lift``, ``demo``.
+"""The ``posenet3d`` command: ``train``, ``evaluate``, ``lift``, ``adapt``, ``demo``.
 
 Known input problems end with ``error: ...`` and exit status 2, not a traceback.
 """
@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 __all__ = ["main"]
@@ -208,18 +209,18 @@ def _cmd_mesh_image(a: argparse.Namespace) -> int:
     return 0
 
 
-def _add_lift_options(li: argparse.ArgumentParser) -> None:
-    """The ``lift`` options; every default comes from :class:`lifting.options.LiftOptions`."""
+def _add_lift_options(li: argparse.ArgumentParser, checkpoint_help: str | None = None) -> None:
+    """The ``lift`` options (also ``adapt``'s); every default comes from :class:`lifting.options.LiftOptions`."""
     from lifting.options import EXPORT_FORMATS, TRACKERS, LiftOptions
 
     D = LiftOptions.defaults()
     li.add_argument("--checkpoint", default=D["checkpoint"],
-                    help="teacher or SMPL-student checkpoint, or 'teacher'/'student' for the bundled ones "
-                         "(default: the bundled teacher)")
+                    help=checkpoint_help or "teacher or SMPL-student checkpoint, or 'teacher'/'student' for the "
+                                            "bundled ones (default: the bundled teacher)")
     li.add_argument("--fps", type=float, default=D["fps"], help="frame rate (overrides the file's meta)")
     li.add_argument("--format", default=D["keypoint_format"],
-                    help="input format: coco (coco17), coco-annotations, openpose (body25, coco18), mmpose, "
-                         "mediapipe, h36m, halpe26 (default: detected from the file / folder)")
+                    help="input format: coco (coco17), coco-annotations, openpose (body25, body25b, body135, coco18), "
+                         "mmpose, mediapipe, h36m, halpe26, videopose3d (default: detected from the file / folder)")
     li.add_argument("--tracker", choices=TRACKERS, default=D["tracker"],
                     help="identity association for detections without track ids (default: %(default)s)")
     li.add_argument("--conf-threshold", type=float, default=D["conf_threshold"],
@@ -250,6 +251,26 @@ def _add_lift_options(li: argparse.ArgumentParser) -> None:
                     help="student only: SMPL .pkl/.npz file or folder replacing the checkpoint's body model")
     li.add_argument("--overwrite", action="store_true", default=D["overwrite"],
                     help="replace the outputs of a previous run in a non-empty output folder")
+
+def _cmd_adapt(a: argparse.Namespace) -> int:
+    from trainers.adapt import adapt
+
+    options = _lift_options(a)
+    s = adapt(a.inputs, a.output, options.checkpoint, steps=a.steps, minutes=a.minutes,
+              options=replace(options, checkpoint=None), critic_real=a.critic_real, batch_size=a.batch_size,
+              seed=a.seed, student_mode=a.student_mode)
+    v = s["validation"]
+    for name in ("teacher", "student"):
+        if f"{name}_after" in v:
+            print(f"{name}: held-out joint 2D error {100 * v[f'{name}_before']['heldout_joint_2d']:.1f}% -> "
+                  f"{100 * v[f'{name}_after']['heldout_joint_2d']:.1f}% of the person's 2D size "
+                  f"({s['steps'][name]} steps)")
+    print(f"adapted checkpoint: {s['final_checkpoint']} (posenet3d lift --checkpoint {s['final_checkpoint']})")
+    for item in s["lifted"]:
+        print(f"lifted {item['frames_lifted']} frames of {item['input']} -> {item['output']}")
+    print(f"{s['seconds_total']:.0f} s in all; details in {Path(a.output) / 'adapt.json'}")
+    return 0
+
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -315,6 +336,25 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "--overwrite, never left half-written)")
     _add_lift_options(li)
     li.set_defaults(func=_cmd_lift)
+
+    ad = sub.add_parser("adapt", help="self-supervised fine-tuning of the bundled (or given) models on your own 2D "
+                                      "tracks (no 3D), then lift them with the adapted models")
+    ad.add_argument("inputs", nargs="+", help="keypoint files or folders (any format lift reads)")
+    ad.add_argument("-o", "--output", required=True,
+                    help="output folder: teacher.pt, student.pt, adapt.json and the lift outputs in OUTPUT/lift")
+    ad.add_argument("--steps", type=int, default=None, help="training steps per stage")
+    ad.add_argument("--minutes", type=float, default=None,
+                    help="training budget for both stages (default 3 when --steps is not given)")
+    ad.add_argument("--critic-real", nargs="+", default=None, metavar="FILE",
+                    help="real 2D poses for the critic (e.g. a COCO keypoint annotation file); default the inputs")
+    ad.add_argument("--student-mode", choices=["distill", "finetune"], default="finetune",
+                    help="student: fine-tuned jointly with the adapted teacher (default: measured better), "
+                         "or distilled from it")
+    ad.add_argument("--batch-size", type=int, default=256)
+    ad.add_argument("--seed", type=int, default=0)
+    _add_lift_options(ad, checkpoint_help="model to adapt: 'student' (default when bundled: adapt the bundled "
+                                          "teacher, then the student), 'teacher' (teacher only), or a checkpoint path")
+    ad.set_defaults(func=_cmd_adapt)
 
     demo_help = ("lift the bundled example track with the bundled SMPL student (meshes; the bundled teacher if "
                  "this build has no student), offline")

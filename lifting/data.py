@@ -178,6 +178,9 @@ class Projected2D:
     Attributes:
         keypoints_2d: ``(V, N, J, 2)`` float32 pixels; view v of clip k is camera v of that clip.
         seq_offsets: ``(C+1,)``; seq_names, fps: ``(C,)``; skeleton: the joint set.
+        mask: ``(V, N, J)`` bool observed joints, or ``None`` = every joint observed (mocap
+            projections). Detector tracks (:mod:`lifting.track_data`) mask missing and
+            low-confidence joints; their coordinates are 0 placeholders, never positions.
     """
 
     keypoints_2d: np.ndarray
@@ -185,6 +188,7 @@ class Projected2D:
     seq_names: np.ndarray
     fps: np.ndarray
     skeleton: Skeleton = CANON16
+    mask: np.ndarray | None = None
 
 
 def _check_cameras(n_views: int, height_range) -> None:
@@ -311,6 +315,9 @@ class WindowSampler:
         if not isinstance(data, Projected2D):
             raise TypeError("WindowSampler takes a Projected2D (2D only)")
         self.keypoints_2d = torch.from_numpy(data.keypoints_2d)  # (V, N, J, 2)
+        if data.mask is not None and data.mask.shape != data.keypoints_2d.shape[:-1]:
+            raise ValueError(f"Projected2D mask has shape {data.mask.shape}, expected {data.keypoints_2d.shape[:-1]}")
+        self.mask = None if data.mask is None else torch.from_numpy(np.asarray(data.mask, dtype=bool))  # (V, N, J)
         self.window = int(window)
         self.index = _WindowIndex(data.seq_offsets, data.seq_names, self.window, balance, data.keypoints_2d.shape[0])
         self.skeleton = data.skeleton
@@ -322,6 +329,8 @@ class WindowSampler:
         """Keep the 2D and the index on ``device`` (e.g. the GPU: batches are then drawn there
         with no host-device copies); returns ``self``."""
         self.keypoints_2d = self.keypoints_2d.to(device)
+        if self.mask is not None:
+            self.mask = self.mask.to(device)
         self.index.to(device)
         return self
 
@@ -329,10 +338,13 @@ class WindowSampler:
         """Draw ``batch_size`` windows uniformly (with replacement), on the sampler's device.
 
         Returns:
-            ``{"keypoints_2d": (B, T, J, 2) float32 pixels, "mask": (B, T, J) bool}``.
+            ``{"keypoints_2d": (B, T, J, 2) float32 pixels, "mask": (B, T, J) bool}`` (all
+            True unless the data carries a mask).
         """
         v, frames = self.index.draw(batch_size, generator)
         kp = self.keypoints_2d[v[:, None], frames]
+        if self.mask is not None:
+            return {"keypoints_2d": kp, "mask": self.mask[v[:, None], frames]}
         return {"keypoints_2d": kp, "mask": torch.ones(kp.shape[:-1], dtype=torch.bool, device=kp.device)}
 
 

@@ -8,7 +8,8 @@ which joints were observed. A frame is *skipped* (listed in ``skipped_frame_ids`
 filled with NaN) when its root (pelvis = mean of the COCO hips) is missing or fewer than
 ``min_joints`` canonical joints are visible. Frames where a track is absent are simply not
 in its ``frame_ids``; temporal models (and smoothing) treat each gap-free run as its own
-sequence, and split a run where the 2D root jumps by more than :data:`JUMP_FACTOR` x the
+sequence, and split a run where the 2D root jumps by more than
+:data:`lifting.prepare.JUMP_FACTOR` x the
 person's 2D size between consecutive frames (a tracker identity switch; counted per track in
 ``summary.json`` as ``identity_switches``).
 
@@ -31,52 +32,12 @@ from .io.readers import read_tracks
 from .io.tracks import Track, TrackSet
 from .options import LiftOptions, check_fps
 from .outputs import LiftOutputs
-from .skeletons import CANON16, get_skeleton, remap
 from .smoothing import smooth_tracks
-from .teacher import Lifter
+from .prepare import canonical_track, run_offsets
 from .track_lifter import MODEL_FPS, LiftResult, as_track_lifter
 
 __all__ = ["lift_track", "lift_file", "LiftOptions", "LiftResult", "MODEL_FPS"]
 
-
-
-#: a jump of the 2D root between consecutive frames larger than this many times the person's
-#: 2D size (RMS distance of the observed joints from the root) is taken as an identity switch
-JUMP_FACTOR = 1.0
-
-
-def _run_starts(frame_ids: np.ndarray, kp: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``(T,)`` bool: True where a new run starts — a frame gap, or a 2D root jump larger than
-    :data:`JUMP_FACTOR` x the person's 2D size (an identity switch of the tracker: the two
-    sides are different people, so temporal models and smoothing must not connect them)."""
-    T = len(frame_ids)
-    starts = np.zeros(T, bool)
-    if T == 0:
-        return starts
-    starts[0] = True
-    starts[1:] = np.diff(frame_ids) != 1
-    root = kp[:, CANON16.root_index]
-    rel = np.where(mask[..., None], kp - root[:, None], 0.0)
-    size = np.sqrt((rel ** 2).sum(-1).sum(-1) / np.maximum(mask.sum(-1), 1))
-    jump = np.linalg.norm(np.diff(root, axis=0), axis=-1)
-    starts[1:] |= jump > JUMP_FACTOR * np.maximum(size[1:], size[:-1])
-    return starts
-
-
-def _segments(starts: np.ndarray) -> np.ndarray:
-    """Offsets ``(S+1,)`` of runs from :func:`_run_starts`."""
-    return np.concatenate([np.flatnonzero(starts), [len(starts)]]).astype(np.int64)
-
-
-def _liftable(track: Track, keypoint_format: str, o: LiftOptions):
-    """Canonical ``(kp (T', J, 2), mask (T', J), frame_ids (T',))`` of the liftable frames of
-    a track, and the ``skipped`` frame ids (module docstring: masking and skipping)."""
-    kp_src = np.asarray(track.keypoints, dtype=np.float32)
-    valid = (kp_src[..., 2] >= o.conf_threshold) & np.isfinite(kp_src[..., :2]).all(-1)
-    kp, mask = remap(kp_src[..., :2], get_skeleton(keypoint_format), CANON16, valid=valid)
-    ok = mask[:, CANON16.root_index] & (mask.sum(-1) >= o.min_joints)
-    frame_ids = np.asarray(track.frame_ids)
-    return kp[ok], mask[ok], frame_ids[ok], frame_ids[~ok]
 
 
 def lift_track(lifter, track: Track, keypoint_format: str = "coco17", fps: float | None = None,
@@ -98,15 +59,15 @@ def lift_track(lifter, track: Track, keypoint_format: str = "coco17", fps: float
     Raises:
         ValueError: the lift produced non-finite values (message names the track).
     """
-    kp, mask, frame_ids, skipped = _liftable(track, keypoint_format, options)
+    kp, mask, frame_ids, skipped, starts = canonical_track(track, keypoint_format, options.conf_threshold,
+                                                           options.min_joints)
     if not len(frame_ids):
         return LiftResult.empty(track.track_id, skipped)
-    starts = _run_starts(frame_ids, kp, mask)
     if options.smooth != "none":  # run_ids make every run boundary a "gap" for the smoother
         run_ids = np.arange(len(frame_ids)) + np.cumsum(starts)
         kp = smooth_tracks(kp, mask, run_ids, method=options.smooth, window=options.smooth_window).astype(np.float32)
     try:
-        res = lifter.lift(kp, mask, _segments(starts), fps, options.causal)
+        res = lifter.lift(kp, mask, run_offsets(starts), fps, options.causal)
     except ValueError as e:
         raise ValueError(f"track {track.track_id}: {e}") from None
     switches = int(starts[1:].sum() - (np.diff(frame_ids) != 1).sum())

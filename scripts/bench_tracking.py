@@ -25,7 +25,6 @@ import os
 import sys
 import time
 import tracemalloc
-from dataclasses import replace
 
 import numpy as np
 

@@ -86,7 +86,7 @@ BAD = [
     ("data.tracks_conf_threshold=1.5", "data.tracks_conf_threshold", "[0.0, 1.0]"),
     ("data.val_tracks=1.0", "data.val_tracks", "1.0)"),
     ("data.tracks_fps=0", "data.tracks_fps", "> 0"),
-    ("data.mix=[1,1]", "data.mix", "one weight"),
+    ("data.mix=[1,1]", "data.mix", "two weights"),
     ("train.fp16=true", "train.fp16", "choose one"),  # with train.bf16=true below
     ("model.window=null", "model.window", "model.window"),
 ]

@@ -440,7 +440,7 @@ def test_causal_flag_through_the_cli(ckpts, tracks_object, tmp_path):
 def test_identity_switch_splits_the_run(ckpts):
     """A tracker id switch (the same id jumps to a person 200 px away) starts a new run: the
     temporal model's windows never mix the two people, and the summary counts the switch."""
-    from lifting.lift import _run_starts
+    from lifting.prepare import run_starts
 
     frames = np.arange(20)
     kp = np.stack([_keypoints(int(f), 0 if f < 10 else 1) for f in frames])  # person 1 is 200 px right
@@ -458,7 +458,7 @@ def test_identity_switch_splits_the_run(ckpts):
     from lifting.skeletons import remap
 
     kp_c, m_c = remap(kp[:10, :, :2].astype(np.float32), COCO17, CANON16)
-    assert _run_starts(frames[:10], kp_c, m_c).sum() == 1
+    assert run_starts(frames[:10], kp_c, m_c).sum() == 1
 
 
 @pytest.mark.parametrize("which", ["single", "temporal"])

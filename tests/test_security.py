@@ -6,7 +6,6 @@ the refused global."""
 from __future__ import annotations
 
 import functools
-import io
 import os
 import pickle
 import subprocess

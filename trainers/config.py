@@ -117,7 +117,7 @@ def _section(cls):
 
 @dataclass
 class DataConfig:
-    npz: str = _key()
+    npz: Optional[str] = _key()  # null: train on data.tracks alone (no mocap)
     train_split: str = _key(_one_of("train", "val", "test", "all"))
     val_split: str = _key(_one_of("train", "val", "test", "all"))
     balance: str = _key(_one_of("content", "none"))
@@ -423,9 +423,9 @@ def _check_ranges(cfg: DictConfig, cls=TrainConfig, prefix: str = "") -> None:
 def _check_combinations(cfg: DictConfig) -> None:
     if cfg.train.bf16 and cfg.train.fp16:
         raise ConfigError("config keys train.bf16 and train.fp16 are both true: choose one")
-    if cfg.data.mix and len(cfg.data.mix) != 1 + len(cfg.data.tracks):
-        raise ConfigError(f"config key data.mix needs one weight for data.npz and one per data.tracks entry "
-                          f"({1 + len(cfg.data.tracks)}), got {len(cfg.data.mix)}")
+    if cfg.data.mix and (len(cfg.data.mix) != 2 or not cfg.data.tracks or not cfg.data.npz):
+        raise ConfigError(f"config key data.mix mixes data.tracks with data.npz: it needs both set and two "
+                          f"weights [w_tracks, w_npz], got {list(cfg.data.mix)}")
     if cfg.data.mix and sum(cfg.data.mix) <= 0:
         raise ConfigError("config key data.mix: the weights sum to 0")
 
@@ -551,7 +551,8 @@ def check_stage(cfg: DictConfig, kind: str) -> None:
             _need_file(cfg, "image.pretrained", "the pretrained backbone file")
         _checkpoint_arch(cfg, "image.keypoint_student", "student", default="student")
         return
-    _need_file(cfg, "data.npz", "the mocap npz")
+    if cfg.data.npz is not None or kind == "supervised" or not cfg.data.tracks:
+        _need_file(cfg, "data.npz", "the mocap npz (null only with data.tracks, for self-supervised stages)")
     if kind in ("student", "finetune"):
         _checkpoint_arch(cfg, "student.teacher_checkpoint", "teacher", default="teacher")
         _checkpoint_arch(cfg, "model.init_checkpoint", "student")

@@ -26,9 +26,14 @@ from lifting.discriminators import PoseCritic2D
 from lifting.geometry import normalize_2d, project_normalized, random_view_rotation, rms_scale
 from lifting.skeletons import CANON16
 from lifting.teacher import Lifter
+from lifting.track_data import MixedSampler, RealPosePool, load_track_2d, read_pose_pool
+
+#: the 2D-only samplers the self-supervised stages accept (nothing else reaches them)
+TWO_D_SAMPLERS = (WindowSampler, MixedSampler)
 
 __all__ = ["resolve_device", "AugPlan", "draw_augmentation", "apply_augmentation", "teacher_terms", "TeacherStage",
-           "StudentStage", "FinetuneStage", "SupervisedStage", "build_stage", "augment_2d", "build_lifter"]
+           "StudentStage", "FinetuneStage", "SupervisedStage", "build_stage", "augment_2d", "build_lifter",
+           "track_sources", "TWO_D_SAMPLERS"]
 
 
 def build_lifter(cfg: DictConfig) -> Lifter:
@@ -118,8 +123,8 @@ def augment_2d(kp: torch.Tensor, mask: torch.Tensor, cfg: DictConfig, root: int,
     return apply_augmentation(kp, mask, draw_augmentation(B, T, J, cfg, root, generator, kp.device), root)
 
 
-def _unit(x: torch.Tensor, per_window: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    s = rms_scale(x, dims=(-2, -1) if per_window else (-1,))
+def _unit(x: torch.Tensor, per_window: bool, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    s = rms_scale(x, mask, dims=(-2, -1) if per_window else (-1,))
     return x / s[..., None], s
 
 
@@ -271,21 +276,35 @@ class _Stage:
         """Models validated during training, by metric-name prefix (``""`` picks best.pt)."""
         return {"": self.lifter}
 
-    #: the validation metric that picks ``best.pt`` and whether higher values are better
-    best_key, higher_is_better = "pa_mpjpe_mm", False
+    #: whether higher values of the validation metric (:attr:`best_key`) are better
+    higher_is_better = False
     #: the config keys that select the validation data (for messages)
-    validation_source = "data.val_split, data.val_max_clips"
+    validation_source = "data.val_split, data.val_max_clips (or data.val_tracks with data.npz=null)"
+    #: held-out keypoint tracks (a 2D-only :class:`lifting.data.Projected2D`), validated without 3D
+    #: when there are no mocap ``val_views`` (set by :func:`build_stage` for ``data.tracks``)
+    val_tracks = None
+
+    @property
+    def best_key(self) -> str:
+        """The validation metric that picks ``best.pt``: PA-MPJPE on mocap views, else the
+        held-out tracks' hidden-joint 2D error (:func:`trainers.adapt.validate_2d`)."""
+        return "pa_mpjpe_mm" if self.val_views is not None or self.val_tracks is None else "heldout_joint_2d"
 
     @property
     def has_validation(self) -> bool:
-        return self.val_views is not None
+        return self.val_views is not None or self.val_tracks is not None
 
     def validate(self) -> dict[str, float] | None:
         """Validation metrics of :meth:`eval_models` on ``self.val_views`` (the DESIGN.md §4 rig,
         GT 2D; :func:`lifting.evaluate.evaluate_lifter`): ``{prefix + metric: value}`` in mm
-        (``pa_mpjpe_mm``, ``n_mpjpe_mm``, ``mpjpe_mm``, ...); None without validation data."""
+        (``pa_mpjpe_mm``, ``n_mpjpe_mm``, ``mpjpe_mm``, ...); without mocap views, the 3D-free
+        metrics of :func:`trainers.adapt.validate_2d` on ``self.val_tracks``; None without either."""
         if self.val_views is None:
-            return None
+            if self.val_tracks is None:
+                return None
+            from .adapt import validate_2d
+
+            return validate_2d(self, self.val_tracks)
         from lifting.evaluate import evaluate_lifter
 
         val = {}
@@ -296,6 +315,8 @@ class _Stage:
 
     def describe(self, val: dict[str, float]) -> str:
         """One line per validated model of :meth:`validate`'s result."""
+        if self.val_views is None:
+            return f"held-out tracks: hidden-joint 2D error {100 * val['heldout_joint_2d']:.1f}% of the person's size"
         return "; ".join(f"{prefix.rstrip('_') or 'val'} PA-MPJPE {val[prefix + 'pa_mpjpe_mm']:.1f} mm, "
                          f"N-MPJPE {val[prefix + 'n_mpjpe_mm']:.1f} mm, MPJPE {val[prefix + 'mpjpe_mm']:.1f} mm"
                          for prefix in self.eval_models())
@@ -304,12 +325,15 @@ class _Stage:
         """``val[best_key]`` signed so that lower is better (the value kept as ``best``)."""
         return -val[self.best_key] if self.higher_is_better else val[self.best_key]
 
-    def sample_figure(self, path) -> str:
-        """Figure of a few validation frames (2D input beside the model's 3D), for W&B; returns its path."""
+    def sample_figure(self, path) -> str | None:
+        """Figure of a few validation frames (2D input beside the model's 3D), for W&B; returns its
+        path (None without mocap validation views)."""
         from lifting.inference import lift_frames, metric_scale
         from lifting.viz import plot_track_frames
 
         v = self.val_views
+        if v is None:
+            return None
         n = min(int(v.seq_offsets[1]), 120)
         kp = torch.as_tensor(v.keypoints_2d[0, :n]).float().to(self.device)
         mask = torch.ones(kp.shape[:-1], dtype=torch.bool, device=self.device)
@@ -366,14 +390,26 @@ class _Stage:
     def _critic_pass(self, parts: list[slice], x_full: torch.Tensor, fakes: list[torch.Tensor],
                      sums: dict[str, torch.Tensor]) -> None:
         """One LSGAN update of ``self.critic`` (optimiser ``"critic"``): real = this rank's clean 2D,
-        fake = the micro-batches' random-view projections."""
+        fake = the micro-batches' random-view projections; with a real-pose pool
+        (``critic.real_tracks``) the reals come from it and the fakes get its masks."""
         self._zero("critic")
+        pool = getattr(self, "real_pool", None)
         for sl, y in zip(parts, fakes):
+            real = x_full[sl]
+            if pool is not None:
+                real, y = pool.real(real.shape[0], self.generator), pool.mask_like(y, self.generator)
             with self.autocast():
-                l_critic = losses.lsgan_critic(self.critic(x_full[sl]).float(), self.critic(y).float())
+                l_critic = losses.lsgan_critic(self.critic(real).float(), self.critic(y).float())
             self._backward(l_critic, "critic")
             _accumulate(sums, {"critic": l_critic}, len(parts))
         self._step("critic", self.critic.parameters())
+
+    def _adv_critic(self, y: torch.Tensor) -> torch.Tensor:
+        """The 2D critic as the generators' adversarial terms see it: with a real-pose pool
+        (:class:`lifting.track_data.RealPosePool`) the fakes ``y (b, T, J, 2)`` first get the
+        masks of random real poses, as in the critic's own update."""
+        pool = getattr(self, "real_pool", None)
+        return self.critic(y if pool is None else pool.mask_like(y, self.generator))
 
     def _reduce(self, logs: dict[str, torch.Tensor]) -> dict[str, float]:
         """Per-rank micro-batch means -> global means (floats), identical on every rank."""
@@ -401,6 +437,9 @@ def teacher_terms(net, critic, x_in, m_in, x_full, mask, R, plan_y, cfg: DictCon
     w = cfg.loss.teacher
     per_window = x_in.shape[1] > 1
     T = x_in.shape[1]
+    # detector tracks mask joints (x_full is 0 there): compare 2D on observed joints only,
+    # normalised over them as x_full is; None (mocap, every joint observed) = the plain path
+    obs = None if bool(mask.all()) else mask
     X = net(x_in, m_in).float()  # (b, T, J, 3)
     Xr = torch.einsum("bij,btkj->btki", R, X)
     y, s_y = _unit(project_normalized(Xr), per_window)
@@ -416,10 +455,10 @@ def teacher_terms(net, critic, x_in, m_in, x_full, mask, R, plan_y, cfg: DictCon
     l_cyc3 = losses.joint_distance(Y, Xr / s_y[..., None])
     # 2D cycle: rotating the re-lift back and projecting gives the original 2D (Eq. 4)
     back = torch.einsum("bji,btkj->btki", R, Y * s_y[..., None])
-    l_cyc2 = losses.joint_distance(_unit(project_normalized(back), per_window)[0], x_full)
+    l_cyc2 = losses.joint_distance(_unit(project_normalized(back), per_window, obs)[0], x_full, obs)
     # reprojection of the first lift onto the clean, complete 2D (trains inpainting of masked
     # joints and denoising)
-    l_rep = losses.joint_distance(_unit(project_normalized(X), per_window)[0], x_full)
+    l_rep = losses.joint_distance(_unit(project_normalized(X), per_window, obs)[0], x_full, obs)
     terms = {  # name: (weight, loss)
         "adv": (w.adv, losses.lsgan_generator(critic(y).float())),
         "cycle_3d": (w.cycle_3d, l_cyc3),
@@ -443,15 +482,17 @@ def teacher_terms(net, critic, x_in, m_in, x_full, mask, R, plan_y, cfg: DictCon
 
 class TeacherStage(_Stage):
     """Self-supervised teacher (no 3D). ``sampler`` must be a 2D-only
-    :class:`lifting.data.WindowSampler`."""
+    :class:`lifting.data.WindowSampler` (or a :class:`lifting.track_data.MixedSampler` of
+    them); ``real_pool`` optional real 2D poses for the critic (``critic.real_tracks``)."""
 
     kind = "teacher"
 
-    def __init__(self, cfg: DictConfig, sampler: WindowSampler):
-        if not isinstance(sampler, WindowSampler):
+    def __init__(self, cfg: DictConfig, sampler: WindowSampler, real_pool: RealPosePool | None = None):
+        if not isinstance(sampler, TWO_D_SAMPLERS):
             raise TypeError("the self-supervised teacher trains on a 2D-only WindowSampler")
         super().__init__(cfg)
         self.sampler = sampler.to(self.device)
+        self.real_pool = None if real_pool is None else real_pool.to(self.device)
         self.critic = PoseCritic2D(CANON16, self.window, cfg.critic.width, cfg.critic.n_blocks).to(self.device)
         self.add_optimizer("critic", self.critic.parameters(), cfg.train.critic_lr)
 
@@ -470,7 +511,7 @@ class TeacherStage(_Stage):
         self._zero("lifter")
         for sl in parts:
             with self.autocast():
-                terms, y, _ = teacher_terms(self.net, self.critic, x_in_all[sl], m_in_all[sl], x_full_all[sl], mask[sl],
+                terms, y, _ = teacher_terms(self.net, self._adv_critic, x_in_all[sl], m_in_all[sl], x_full_all[sl], mask[sl],
                                             R_all[sl], None if plan_y is None else plan_y[sl], cfg, root)
                 total = sum(weight * loss for weight, loss in terms.values())
             self._backward(total, "lifter")
@@ -552,8 +593,8 @@ class StudentStage(_Stage):
 
     kind = "student"
 
-    def __init__(self, cfg: DictConfig, sampler: WindowSampler):
-        if not isinstance(sampler, WindowSampler):
+    def __init__(self, cfg: DictConfig, sampler: WindowSampler, real_pool: RealPosePool | None = None):
+        if not isinstance(sampler, TWO_D_SAMPLERS):
             raise TypeError("the student trains on a 2D-only WindowSampler")
         from lifting.lifters import load_lifter
 
@@ -565,6 +606,7 @@ class StudentStage(_Stage):
         super().__init__(cfg)
         self.teacher.to(self.device)
         self.sampler = sampler.to(self.device)
+        self.real_pool = None if real_pool is None else real_pool.to(self.device)
         self.critic = PoseCritic2D(CANON16, self.window, cfg.critic.width, cfg.critic.n_blocks).to(self.device)
         self.add_optimizer("critic", self.critic.parameters(), cfg.train.critic_lr)
         from lifting.body_model import SMPL_JOINT_NAMES
@@ -624,7 +666,7 @@ class StudentStage(_Stage):
         terms = {
             "distill": (w.distill, l_distill),
             "reproject": (w.reproject, l_rep),
-            "adv": (w.adv, losses.lsgan_generator(self.critic(y).float())),
+            "adv": (w.adv, losses.lsgan_generator(self._adv_critic(y).float())),
             "betas": (w.betas, out.betas.square().sum(-1).mean()),
             "pose_prior": (w.pose_prior, losses.rotation_prior(out.body_pose, self.prior_weights)),
             "twist": (w.twist, twist.square().mean()),
@@ -691,10 +733,10 @@ class FinetuneStage(StudentStage):
 
     kind = "finetune"
 
-    def __init__(self, cfg: DictConfig, sampler: WindowSampler):
+    def __init__(self, cfg: DictConfig, sampler: WindowSampler, real_pool: RealPosePool | None = None):
         if not cfg.model.get("init_checkpoint"):
             raise ValueError("fine-tuning starts from a student: set model.init_checkpoint (e.g. 'student')")
-        super().__init__(cfg, sampler)
+        super().__init__(cfg, sampler, real_pool)
         self.teacher.requires_grad_(True).train()
         self.teacher_net = torch.compile(self.teacher) if cfg.train.compile else self.teacher
         self.add_optimizer("teacher", self.teacher.parameters(), cfg.train.lr)
@@ -745,7 +787,7 @@ class FinetuneStage(StudentStage):
         for sl in parts:
             x_full, mask_c, R = x_full_all[sl], mask[sl], R_all[sl]
             with self.autocast():
-                t_terms, y_t, X = teacher_terms(self.teacher_net, self.critic, x_in_all[sl], m_in_all[sl], x_full,
+                t_terms, y_t, X = teacher_terms(self.teacher_net, self._adv_critic, x_in_all[sl], m_in_all[sl], x_full,
                                                 mask_c, R, None if plan_y is None else plan_y[sl], cfg, root)
                 with torch.no_grad():
                     X_clean = self.teacher_net(x_full, mask_c).float()
@@ -804,7 +846,8 @@ def build_stage(kind: str, cfg: DictConfig, clips: MocapClips | None = None, val
 
     For the self-supervised stages the 3D clips are projected to 2D by
     :func:`lifting.data.project_clips` and only that 2D reaches the stage (3D is read only for
-    validation).
+    validation). With ``data.tracks`` or ``critic.real_tracks`` they get their 2D from keypoint
+    files instead (:func:`track_sources`).
 
     Raises:
         ValueError: unknown kind, or data errors from the loader.
@@ -816,6 +859,13 @@ def build_stage(kind: str, cfg: DictConfig, clips: MocapClips | None = None, val
     lifters = {"teacher": TeacherStage, "student": StudentStage, "finetune": FinetuneStage}
     if kind not in (*lifters, "supervised"):
         raise ValueError(f"unknown training stage {kind!r}; choose teacher, student, finetune, supervised or image")
+    if kind in lifters and (cfg.data.tracks or cfg.critic.real_tracks):
+        sampler, pool, split = track_sources(cfg, clips)
+        stage = lifters[kind](cfg, sampler, pool)
+        stage.val_tracks = split.val if split is not None else None  # held-out tracks, 2D only
+        if validation and cfg.data.npz:
+            _attach_val_views(stage, cfg, clips if clips is not None else load_mocap_npz(cfg.data.npz))
+        return stage
     clips = clips if clips is not None else load_mocap_npz(cfg.data.npz)
     train_ids = split_clips(clips.seq_names, cfg.data.train_split)
     if not len(train_ids):
@@ -829,8 +879,55 @@ def build_stage(kind: str, cfg: DictConfig, clips: MocapClips | None = None, val
     else:
         stage = SupervisedStage(cfg, SupervisedWindows(train, window, views, seed, balance, heights))
     if validation:
-        ids = split_clips(clips.seq_names, cfg.data.val_split)
-        if cfg.data.val_max_clips > 0:
-            ids = ids[:: max(1, len(ids) // cfg.data.val_max_clips)][: cfg.data.val_max_clips]
-        stage.val_views = eval_views(clips.select(ids)) if len(ids) else None
+        _attach_val_views(stage, cfg, clips)
     return stage
+
+
+def _attach_val_views(stage, cfg: DictConfig, clips: MocapClips) -> None:
+    """``stage.val_views``: the ``data.val_split`` clips (at most ``data.val_max_clips``) through
+    the evaluation rig, or ``None`` when the split is empty."""
+    ids = split_clips(clips.seq_names, cfg.data.val_split)
+    if cfg.data.val_max_clips > 0:
+        ids = ids[:: max(1, len(ids) // cfg.data.val_max_clips)][: cfg.data.val_max_clips]
+    stage.val_views = eval_views(clips.select(ids)) if len(ids) else None
+
+
+# --- training on the user's own keypoint files (data.tracks / critic.real_tracks) ------------
+
+def track_sources(cfg: DictConfig, clips: MocapClips | None = None):
+    """The 2D sources of a self-supervised stage when ``data.tracks`` or
+    ``critic.real_tracks`` is set: ``(sampler, real_pool, track_split)``.
+
+    ``data.tracks`` (files/folders, :func:`lifting.track_data.load_track_2d` with
+    ``data.tracks_fps``, ``data.tracks_conf_threshold``, ``data.val_tracks``) alone, or mixed
+    with the ``data.npz`` projections by ``data.mix`` (``[w_tracks, w_npz]``; ``data.npz``
+    null = tracks alone). ``critic.real_tracks`` gives the critic's real poses; with tracks
+    and no ``critic.real_tracks`` the training tracks' own poses are the reals (masked like
+    every fake, :class:`lifting.track_data.RealPosePool`), never zero-filled joints.
+
+    Raises:
+        ValueError: bad ``data.mix``, too little usable 2D, unreadable files.
+    """
+    window, seed, thr = cfg.model.window, cfg.seed, cfg.data.tracks_conf_threshold
+    sources, split = [], None
+    if cfg.data.tracks:
+        split = load_track_2d(list(cfg.data.tracks), fps=cfg.data.tracks_fps, conf_threshold=thr, window=window,
+                              val_fraction=cfg.data.val_tracks, seed=seed)
+        sources.append(WindowSampler(split.train, window, "none"))
+    if cfg.data.npz and (not sources or cfg.data.mix):
+        clips = clips if clips is not None else load_mocap_npz(cfg.data.npz)
+        train = clips.select(split_clips(clips.seq_names, cfg.data.train_split))
+        sources.append(WindowSampler(project_clips(train, cfg.data.n_views, seed,
+                                                   height_range=tuple(cfg.data.camera_height)),
+                                     window, cfg.data.balance))
+    if len(sources) > 1:
+        sampler = MixedSampler(sources, list(cfg.data.mix))
+    elif cfg.data.mix and len(cfg.data.mix) != len(sources):
+        raise ValueError(f"data.mix={list(cfg.data.mix)} needs data.tracks and data.npz (one weight each)")
+    else:
+        sampler = sources[0]
+    if cfg.critic.real_tracks:
+        pool = RealPosePool(read_pose_pool(list(cfg.critic.real_tracks), conf_threshold=thr, window=window), window)
+    else:
+        pool = RealPosePool(split.train, window) if split is not None else None
+    return sampler, pool, split

@@ -62,7 +62,7 @@ import pickle
 import re
 import warnings as _warnings
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np

@@ -1,0 +1,141 @@
+"""Tests for ``posenet3d adapt`` (trainers.adapt) and scripts/make_hdm05_tracks.py, on small
+generated track files with a few training steps (CPU, seconds)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_mocap
+from test_track_data import many_tracks, write_tracks
+from lifting.cli import main
+from lifting.io.readers import read_tracks
+from lifting.lift import lift_file
+from lifting.prepare import canonical_track
+from lifting.lifters import load_lifter
+from lifting.options import LiftOptions
+from lifting.skeletons import CANON16, remap, MOCAP21
+from trainers.adapt import adapt
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import make_hdm05_tracks  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tracks_file(tmp_path_factory):
+    return write_tracks(tmp_path_factory.mktemp("adapt") / "tracks.json", many_tracks(8, 40))
+
+
+def test_adapt_teacher_and_student_end_to_end(tracks_file, tmp_path):
+    out = tmp_path / "out"
+    s = adapt(tracks_file, out, "student", steps=3, batch_size=16, critic_warmup=1, student_mode="distill",
+              options=LiftOptions(max_figures=0))
+    assert s["steps"] == {"teacher": 3, "student": 3}
+    v = s["validation"]
+    for key in ("teacher_before", "teacher_after", "student_before", "student_after"):
+        assert np.isfinite(v[key]["heldout_joint_2d"])
+    assert v["teacher_before"] != v["teacher_after"]  # the teacher trained
+    # checkpoints are lift-loadable and differ from the bundled ones
+    teacher, ck = load_lifter(out / "teacher.pt")
+    bundled, _ = load_lifter("teacher")
+    assert ck["kind"] == "teacher" and "train_state" not in ck
+    assert any(not torch.equal(a, b) for a, b in zip(teacher.state_dict().values(), bundled.state_dict().values()))
+    student, ck = load_lifter(out / "student.pt")
+    assert ck["kind"] == "student" and ck["config"]["student"]["teacher_checkpoint"] == str(out / "teacher.pt")
+    # the lift outputs are exactly lift's, with the adapted student
+    summary = json.loads((out / "lift" / "summary.json").read_text())
+    assert summary["checkpoint"] == str(out / "student.pt") and summary["frames_lifted"] == 320
+    ref = lift_file(tracks_file, tmp_path / "ref", LiftOptions(checkpoint=out / "student.pt", max_figures=0))
+    assert sorted(ref["files"]) == sorted(summary["files"])
+    for f in ref["files"]:
+        a, b = np.load(out / "lift" / f), np.load(tmp_path / "ref" / f)
+        np.testing.assert_array_equal(a["joints_3d"], b["joints_3d"])
+    assert json.loads((out / "adapt.json").read_text())["final_checkpoint"] == str(out / "student.pt")
+
+
+def test_adapt_joint_finetune_mode(tracks_file, tmp_path):
+    out = tmp_path / "ft"
+    s = adapt(tracks_file, out, "student", steps=2, batch_size=16, critic_warmup=0, student_mode="finetune",
+              options=LiftOptions(max_figures=0))
+    assert s["student_mode"] == "finetune" and np.isfinite(s["validation"]["teacher_finetuned"]["heldout_joint_2d"])
+    _, ck = load_lifter(out / "student.pt")
+    assert ck["kind"] == "finetune"
+    teacher, ck = load_lifter(out / "teacher.pt")
+    assert ck["kind"] == "teacher" and ck["val"] == s["validation"]["teacher_finetuned"]
+    with pytest.raises(ValueError, match="student mode"):
+        adapt(tracks_file, out, "student", steps=1, student_mode="joint")
+
+
+def test_adapt_cli_teacher_only(tracks_file, tmp_path, capsys):
+    out = tmp_path / "cli"
+    rc = main(["adapt", str(tracks_file), "-o", str(out), "--checkpoint", "teacher", "--steps", "2",
+               "--batch-size", "16", "--max-figures", "0"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "teacher: held-out joint 2D error" in text and "student" not in text.split("adapted checkpoint")[0]
+    assert (out / "teacher.pt").is_file() and not (out / "student.pt").exists()
+    assert main(["lift", str(tracks_file), "-o", str(tmp_path / "l"), "--checkpoint", str(out / "teacher.pt"),
+                 "--max-figures", "0"]) == 0
+
+
+def test_adapt_bad_input_is_a_clear_error(tmp_path, capsys):
+    few = write_tracks(tmp_path / "few.json", many_tracks(2, 50))
+    out = tmp_path / "never"
+    assert main(["adapt", str(few), "-o", str(out), "--steps", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "only 100 usable person-frames" in err and "at least 200" in err
+    assert not out.exists()  # nothing written
+    ok = write_tracks(tmp_path / "ok.json", many_tracks(8, 40))
+    with pytest.raises(ValueError, match="--steps"):
+        adapt(ok, out, "teacher", steps=0)
+    with pytest.raises(ValueError, match="--minutes"):
+        adapt(ok, out, "teacher", minutes=-1)
+    assert main(["adapt", str(tmp_path / "missing.json"), "-o", str(out)]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_adapt_minutes_budget_plans_steps(tracks_file, tmp_path):
+    s = adapt(tracks_file, tmp_path / "m", "teacher", minutes=0.05, batch_size=16, options=LiftOptions(max_figures=0))
+    assert s["steps"]["teacher"] >= 1 and s["seconds_train"] < 60
+
+
+# --------------------------------------------------------------------------- HDM05-style tracks script
+
+
+def test_make_hdm05_tracks_matches_the_saved_cameras(tmp_path):
+    arrays = make_mocap(n_frames=20)
+    npz = tmp_path / "mocap.npz"
+    np.savez(npz, **arrays)
+    out = tmp_path / "tracks.json"
+    assert make_hdm05_tracks.main(["--data", str(npz), "-o", str(out), "--noise-px", "0", "--seed", "1"]) == 0
+    ts = read_tracks(out)
+    cams = np.load(tmp_path / "tracks.cameras.npz")
+    assert len(ts.tracks) == 12 and ts.fps == 30.0 and ts.keypoint_format == "coco17"
+    assert list(cams["track_ids"]) == [t.track_id for t in ts.tracks]
+    assert 700 <= cams["focal"].min() and cams["focal"].max() <= 1600
+    assert -5 <= cams["elevation_deg"].min() and cams["elevation_deg"].max() <= 30
+    canon3d, _ = remap(arrays["joints"].astype(np.float64), MOCAP21, CANON16)
+    for t in ts.tracks:
+        kp, mask, frame_ids, skipped, _ = canonical_track(t, "coco17")
+        assert mask.all() and not len(skipped)
+        np.testing.assert_array_equal(frame_ids, np.arange(20) + 20 * t.track_id)  # rows of the mocap npz
+        R, pos = cams["R"][t.track_id], cams["position"][t.track_id]
+        pc = (canon3d[frame_ids] - pos) @ R.T
+        px = cams["focal"][t.track_id] * pc[..., :2] / pc[..., 2:] + cams["principal"][t.track_id]
+        # limbs and the synthesised head exact (float32 file); pelvis/spine/thorax are COCO's
+        # hip/shoulder midpoints, not the mocap nodes (the documented COCO-17 bias)
+        same = [CANON16.index(n) for n in CANON16.joint_names if n not in ("pelvis", "spine", "thorax")]
+        assert np.abs(px[:, same] - kp[:, same]).max() < 1e-2
+    # scoring: a lift scores finite PA-MPJPE against the saved cameras
+    lift_file(out, tmp_path / "lifted", LiftOptions(checkpoint="teacher", max_figures=0))
+    res = make_hdm05_tracks.score(tmp_path / "lifted", tmp_path / "tracks.cameras.npz")
+    assert res["frames"] == 240 and 0 < res["pa_mpjpe_mm"] < 300
+    noisy = tmp_path / "noisy.json"
+    make_hdm05_tracks.main(["--data", str(npz), "-o", str(noisy), "--noise-px", "5", "--seed", "1"])
+    d = read_tracks(noisy).tracks[0].keypoints[..., :2] - ts.tracks[0].keypoints[..., :2]
+    present = ts.tracks[0].keypoints[0, :, 2] > 0
+    assert 3.5 < d[:, present].std() < 6.5 and not d[:, ~present].any()

@@ -1,0 +1,308 @@
+"""``posenet3d adapt``: self-supervised fine-tuning of the bundled (or given) models on the
+user's own 2D tracks, then lifting those tracks with the adapted models. No 3D anywhere.
+
+1. The inputs are read into 2D-only windows the lift-time way
+   (:func:`lifting.track_data.load_track_2d`); whole tracks are held out for validation.
+2. **Teacher** (PoseNet3D stage 1, arXiv 2003.03473 Sec. 3.1): :class:`trainers.stages.TeacherStage`
+   from the given teacher's weights with a fresh 2D critic whose real samples are the
+   tracks' own poses (or ``critic_real`` files), masked like the fakes
+   (:class:`lifting.track_data.RealPosePool`). The critic trains alone for the first
+   ``critic_warmup`` steps (the teacher's learning rate is 0 then), so an untrained critic
+   cannot pull the teacher off its prior.
+3. **Student** (only when starting from a student), from the given student: trained jointly
+   with the adapted teacher (stage 3, Sec. 3.3, :class:`trainers.stages.FinetuneStage`;
+   ``student_mode="finetune"``, the default: it measured better, BENCHMARKS.md) or distilled
+   from the adapted, frozen teacher (stage 2, Sec. 3.2, :class:`trainers.stages.StudentStage`;
+   ``"distill"``).
+4. Checkpoints ``OUT/teacher.pt`` (and ``OUT/student.pt``) in the inference format
+   (``posenet3d lift --checkpoint`` loads them), ``OUT/adapt.json`` with the budget, data
+   counts and the 3D-free validation before/after each stage (:func:`validate_2d`), then
+   :func:`lifting.lift.lift_file` of every input with the final model into ``OUT/lift`` (one
+   input) or ``OUT/lift/<input name>/`` (several): exactly what ``posenet3d lift`` writes.
+
+Budget: ``steps`` per stage, or ``minutes`` for the whole training (split between the
+stages in proportion to their measured step cost; the step count is fixed after a short
+timing run, so the learning-rate schedule and the ETA of the progress bar are exact).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+import math
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from lifting.checkpoint import load_checkpoint, save_checkpoint
+from lifting.data import Projected2D, WindowSampler
+from lifting.geometry import normalize_2d, project_normalized, random_view_rotation
+from lifting.io.fileio import atomic_write
+from lifting.lift import lift_file
+from lifting.options import LiftOptions
+from lifting.lifters import bundled_student, default_checkpoint, resolve_checkpoint
+from lifting.track_data import MIN_FRAMES, RealPosePool, expand_inputs, load_track_2d, read_pose_pool
+from trainers.config import load_config
+from trainers.stages import FinetuneStage, StudentStage, TeacherStage, teacher_terms
+
+__all__ = ["adapt", "validate_2d", "DEFAULT_MINUTES", "adapt_config"]
+
+DEFAULT_MINUTES = 3.0
+"""Default training budget (both stages): with the lift afterwards, ~30,000 person-frames
+finish within 5 minutes on 2 CPU cores."""
+
+_TIMING_STEPS = 3
+
+
+def _resolve(checkpoint: str | Path | None) -> Path:
+    if checkpoint is None:
+        return bundled_student() or default_checkpoint()
+    return resolve_checkpoint(checkpoint)
+
+
+def adapt_config(stage: str, model_config: dict, overrides: list[str] | None = None) -> DictConfig:
+    """The stage config of an adaptation run: ``configs/<stage>.yaml`` with the model's
+    architecture (``model_config`` of its checkpoint), no mocap (``data.npz=null``), the
+    fine-tuning learning rates of ``configs/finetune.yaml`` (5e-5) and ``overrides``.
+
+    Raises:
+        trainers.config.ConfigError: an unknown key or bad value in ``overrides``.
+    """
+    base = [f"model.window={int(model_config['window'])}", f"model.width={int(model_config['width'])}",
+            f"model.n_blocks={int(model_config['n_blocks'])}", "data.npz=null", "train.lr=5.0e-5",
+            "train.critic_lr=2.0e-4", "train.min_lr_ratio=0.1"]
+    if "refine_visible" in model_config:
+        base.append(f"model.refine_visible={bool(model_config['refine_visible'])}")
+    if "learn_marker_offsets" in model_config:
+        base.append(f"student.learn_marker_offsets={bool(model_config['learn_marker_offsets'])}")
+    return load_config(stage, base + list(overrides or []))
+
+
+@torch.no_grad()
+def validate_2d(stage, val: Projected2D, n: int = 1024, seed: int = 0, model=None) -> dict[str, float]:
+    """3D-free validation of a stage's model (or ``model``: e.g. the co-trained teacher of a
+    fine-tuning stage) on held-out 2D windows ``val`` (the same draws every call).
+
+    Returns (floats, lower is better):
+        ``heldout_joint_2d``: two random observed non-root joints per window are hidden; the
+        mean 2D distance between where the model puts them (its lift projected back) and where
+        the detector saw them, in units of the person's 2D RMS size (x 100 = % of the size).
+        ``cycle_2d`` / ``cycle_3d`` / ``adv`` (teacher stages only): the stage-1 terms (Chen et
+        al. CVPR 2019 Eq. 4-5, and the LSGAN generator loss against the stage's critic) on the
+        clean held-out input.
+
+    Raises:
+        ValueError: ``val`` has no window of the model's length.
+    """
+    model = stage.lifter if model is None else model
+    window, root = stage.window, stage.root
+    gen = torch.Generator(device=stage.device).manual_seed(seed)
+    b = WindowSampler(val, window).to(stage.device).sample(n, gen)
+    kp, mask = b["keypoints_2d"], b["mask"]
+    order = torch.rand(mask.shape[0], mask.shape[2], generator=gen, device=stage.device)
+    order = torch.where(mask.all(1), order, torch.full_like(order, 2.0))  # only joints observed all window
+    order[:, root] = 2.0
+    hide = order.argsort(1).argsort(1) < 2
+    hide &= mask.all(1)
+    m_in = mask & ~hide[:, None]
+    x_in, scale = normalize_2d(kp, m_in, root, per_window=window > 1)
+    x_true = (kp - kp[..., root:root + 1, :]) / scale[..., None]
+    was, rng = model.training, stage.generator.get_state()  # the critic's masks draw from it: restored below
+    model.eval()
+    try:
+        out = model(x_in, m_in)
+        proj = project_normalized(out) if torch.is_tensor(out) else out.project()
+        err = (proj - x_true).norm(dim=-1)
+        h = hide[:, None].expand_as(err)
+        res = {"heldout_joint_2d": float(err[h].mean()) if bool(h.any()) else float("nan")}
+        if torch.is_tensor(out):
+            x_full, _ = normalize_2d(kp, mask, root, per_window=window > 1)
+            R = random_view_rotation((mask.shape[0],), elevation_max=math.radians(stage.cfg.views.elevation_max_deg),
+                                     generator=gen, device=stage.device)
+            terms, _, _ = teacher_terms(model, stage._adv_critic, x_full, mask, x_full, mask, R, None, stage.cfg, root)
+            res |= {k: float(terms[k][1]) for k in ("cycle_2d", "cycle_3d", "adv")}
+    finally:
+        model.train(was)
+        stage.generator.set_state(rng)
+    return res
+
+
+def _slim(model, kind: str, cfg: DictConfig, step: int, val: dict) -> dict:
+    """An inference checkpoint (what ``posenet3d export`` writes) of ``model``."""
+    ck = {"model": model.state_dict(), "model_config": dict(model.config), "kind": kind,
+          "step": step, "config": OmegaConf.to_container(cfg, resolve=True), "val": val, "format_version": 1}
+    if hasattr(model, "body_model"):
+        ck["body_model"] = model.body_model.describe()
+    return ck
+
+
+def _timed_steps(stage, batch_size: int, n: int) -> float:
+    """Seconds per step of ``stage`` (``n`` real steps at the initial learning rate, lr 0 for
+    the networks: they count as critic warm-up)."""
+    t0 = time.perf_counter()
+    for _ in range(n):
+        _set_lr(stage, 0, warm=True)
+        stage.step(stage.sampler.sample(batch_size, stage.generator))
+    return (time.perf_counter() - t0) / max(n, 1)
+
+
+def _set_lr(stage, step: int, warm: bool) -> None:
+    """Scheduled learning rates; during the critic warm-up every optimiser but the 2D
+    critic's is at 0 (the networks keep their weights)."""
+    stage.set_lr(step)
+    if warm:
+        for name, opt in stage.optimizers.items():
+            if name != "critic":
+                for g in opt.param_groups:
+                    g["lr"] = 0.0
+
+
+def _run(stage, steps: int, warmup: int, batch_size: int, desc: str, progress: bool) -> list[dict]:
+    logs = []
+    bar = tqdm(range(steps), desc=desc, disable=not progress, dynamic_ncols=True, mininterval=0.5)
+    for i in bar:
+        _set_lr(stage, i, warm=i < warmup)
+        out = stage.step(stage.sampler.sample(batch_size, stage.generator))
+        if i % 20 == 0 or i == steps - 1:
+            bar.set_postfix({k: f"{v:.3f}" for k, v in out.items() if k in ("total", "adv", "critic")})
+            logs.append({"step": i + 1} | out)
+    return logs
+
+
+def adapt(inputs, out_dir: str | Path, checkpoint: str | Path | None = None, *, steps: int | None = None,
+          minutes: float | None = None, options: LiftOptions = LiftOptions(), critic_real=None,
+          batch_size: int = 256, critic_warmup: int = 50, val_fraction: float = 0.1, seed: int = 0,
+          min_frames: int = MIN_FRAMES, student_mode: str = "finetune", overrides: list[str] | None = None,
+          progress: bool = True) -> dict:
+    """Adapt the models to ``inputs`` and lift them (see the module docstring).
+
+    Args:
+        inputs: keypoint files/folders (any format ``lift`` reads).
+        out_dir: output folder (created): ``teacher.pt``, ``student.pt``, ``adapt.json`` and the
+            lift outputs in ``OUT/lift`` (one input) or ``OUT/lift/<input stem>``.
+        checkpoint: ``"student"`` (default when bundled: adapt the bundled teacher, then the
+            student), ``"teacher"`` (teacher only), or a checkpoint path (a student: its run's
+            ``student.teacher_checkpoint`` or the bundled teacher is adapted first).
+        steps: steps per stage. minutes: total training budget (default
+            :data:`DEFAULT_MINUTES` when ``steps`` is not given); with both, the smaller.
+        options: the lift options (:class:`lifting.options.LiftOptions`): ``keypoint_format``,
+            ``fps``, ``tracker``, ``conf_threshold`` and ``min_joints`` also govern reading the
+            training input; ``checkpoint`` is replaced by the adapted model for the final lift.
+        critic_real: files of real 2D poses for the critic (e.g. a COCO annotation file);
+            default the training tracks' own poses.
+        batch_size, critic_warmup, val_fraction, seed, min_frames: training knobs.
+        student_mode: ``"finetune"`` (default; stage 3, :class:`trainers.stages.FinetuneStage`:
+            student and adapted teacher trained jointly; ``OUT/teacher.pt`` is then the
+            co-trained teacher) or ``"distill"`` (stage 2: the student distilled from the
+            adapted, frozen teacher). Joint fine-tuning measured better (BENCHMARKS.md).
+        overrides: extra config ``key=value`` for both stages (e.g. ``loss.teacher.adv=0.5``).
+
+    Returns:
+        The summary written to ``OUT/adapt.json``.
+
+    Raises:
+        ValueError: bad budget values, too little usable input (< ``min_frames``), unreadable
+            inputs or checkpoint, a checkpoint whose window cannot be trained on the inputs.
+    """
+    if steps is not None and int(steps) < 1:
+        raise ValueError(f"--steps must be >= 1, got {steps}")
+    if minutes is not None and not (float(minutes) > 0 and math.isfinite(float(minutes))):
+        raise ValueError(f"--minutes must be a positive number, got {minutes}")
+    if int(batch_size) < 1 or int(critic_warmup) < 0:
+        raise ValueError(f"batch_size must be >= 1 and critic_warmup >= 0, got {batch_size}, {critic_warmup}")
+    if student_mode not in ("distill", "finetune"):
+        raise ValueError(f"student mode must be 'distill' or 'finetune', got {student_mode!r}")
+    if steps is None and minutes is None:
+        minutes = DEFAULT_MINUTES
+    t_start = time.perf_counter()
+    ckpt_path = _resolve(checkpoint)
+    ck = load_checkpoint(ckpt_path)
+    is_student = ck["model_config"].get("arch") == "smpl_student"
+    teacher_path = default_checkpoint()
+    if is_student and (ck.get("config") or {}).get("student", {}).get("teacher_checkpoint"):
+        teacher_path = Path(ck["config"]["student"]["teacher_checkpoint"])
+    elif not is_student:
+        teacher_path = ckpt_path
+    t_ck = load_checkpoint(teacher_path)
+    window = int(t_ck["model_config"]["window"])
+    o = options
+    split = load_track_2d(inputs, fmt=o.keypoint_format, fps=o.fps, conf_threshold=o.conf_threshold,
+                          min_joints=o.min_joints, window=window, val_fraction=val_fraction, seed=seed,
+                          min_frames=min_frames, tracker=o.tracker)
+    pool_data = read_pose_pool(critic_real, conf_threshold=o.conf_threshold, window=window) if critic_real \
+        else split.train
+    val = split.val if split.val is not None else split.train
+    out = Path(out_dir)  # created by the first checkpoint written (nothing is written before training ends)
+    ov = [f"seed={seed}", f"train.batch_size={batch_size}"] + list(overrides or [])
+
+    t_cfg = adapt_config("teacher", t_ck["model_config"], ov + [f"model.init_checkpoint={teacher_path}"])
+    teacher = TeacherStage(t_cfg, WindowSampler(split.train, window), RealPosePool(pool_data, window))
+    s_cfg = s_stage = None
+    plan = {}
+    budget_s = None if minutes is None else 60.0 * float(minutes)
+    t_step = _timed_steps(teacher, batch_size, _TIMING_STEPS)
+    s_step = 0.0
+    student_stage = StudentStage if student_mode == "distill" else FinetuneStage
+    s_config = "student" if student_mode == "distill" else "finetune"
+    if is_student:
+        # the student's step cost is timed against the unadapted teacher; the stage itself
+        # is rebuilt on the adapted one below
+        s_cfg = adapt_config(s_config, ck["model_config"], ov + [f"model.init_checkpoint={ckpt_path}",
+                                                                 f"student.teacher_checkpoint={teacher_path}"])
+        probe = student_stage(s_cfg, WindowSampler(split.train, window), RealPosePool(pool_data, window))
+        s_step = _timed_steps(probe, batch_size, 1)
+        del probe
+    if budget_s is not None:
+        left = budget_s - (time.perf_counter() - t_start)
+        n = max(1, int(left / (t_step + s_step)))
+        plan = {"teacher": min(n, int(steps)) if steps else n}
+        if is_student:
+            plan["student"] = plan["teacher"]
+    else:
+        plan = {"teacher": int(steps)}
+        if is_student:
+            plan["student"] = int(steps)
+    warm = min(int(critic_warmup), plan["teacher"] // 2)
+    summary: dict = {"inputs": [str(p) for p in expand_inputs(inputs)],
+                     "checkpoint": str(ckpt_path), "teacher_start": str(teacher_path), "data": split.summary,
+                     "steps": plan, "critic_warmup": warm, "batch_size": batch_size, "student_mode": student_mode,
+                     "seconds_per_step": {"teacher": round(t_step, 4), "student": round(s_step, 4)},
+                     "validation": {"held_out": "tracks" if split.val is not None else "training tracks (one track: "
+                                    "nothing to hold out)"}}
+    summary["validation"]["teacher_before"] = validate_2d(teacher, val)
+    logs = {"teacher": _run(teacher, plan["teacher"], warm, batch_size, "adapt teacher", progress)}
+    summary["validation"]["teacher_after"] = validate_2d(teacher, val)
+    t_out = save_checkpoint(_slim(teacher.lifter, "teacher", t_cfg, plan["teacher"],
+                                  summary["validation"]["teacher_after"]), out / "teacher.pt")
+    final = t_out
+    if is_student:
+        s_cfg = adapt_config(s_config, ck["model_config"], ov + [f"model.init_checkpoint={ckpt_path}",
+                                                                 f"student.teacher_checkpoint={t_out}"])
+        s_stage = student_stage(s_cfg, WindowSampler(split.train, window), RealPosePool(pool_data, window))
+        summary["validation"]["student_before"] = validate_2d(s_stage, val)
+        logs["student"] = _run(s_stage, plan["student"], min(int(critic_warmup), plan["student"] // 2), batch_size,
+                               f"adapt student ({student_mode})", progress)
+        summary["validation"]["student_after"] = validate_2d(s_stage, val)
+        final = save_checkpoint(_slim(s_stage.lifter, s_stage.kind, s_cfg, plan["student"],
+                                      summary["validation"]["student_after"]), out / "student.pt")
+        if student_mode == "finetune":  # the co-trained teacher replaces the stage-1 one
+            summary["validation"]["teacher_finetuned"] = validate_2d(s_stage, val, model=s_stage.teacher)
+            save_checkpoint(_slim(s_stage.teacher, "teacher", s_cfg, plan["student"],
+                                  summary["validation"]["teacher_finetuned"]), out / "teacher.pt")
+    summary["seconds_train"] = round(time.perf_counter() - t_start, 1)
+    summary["lifted"] = []
+    files = summary["inputs"]
+    stems = [Path(p).stem for p in files]
+    for i, p in enumerate(files):
+        dest = out / "lift"
+        if len(files) > 1:
+            dest = dest / (stems[i] if stems.count(stems[i]) == 1 else f"{stems[i]}_{i}")
+        s = lift_file(p, dest, replace(o, checkpoint=final, overwrite=True, progress=progress))
+        summary["lifted"].append({"input": p, "output": str(dest), "frames_lifted": s["frames_lifted"]})
+    summary["final_checkpoint"] = str(final)
+    summary["train_log"] = logs
+    summary["seconds_total"] = round(time.perf_counter() - t_start, 1)
+    atomic_write(out / "adapt.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=1)))
+    return summary
