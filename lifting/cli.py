@@ -161,6 +161,8 @@ def _print_lift_report(s: dict, out: Path) -> None:
         print(f"meshes: {len(s['meshes'])} in {out / 'meshes'}")
     for v in s["videos"]:
         print(f"video: {out / v}")
+    for w in s["reader_warnings"]:
+        print(f"warning: {s['input']}: {w}", file=sys.stderr)
     for w in s["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
 

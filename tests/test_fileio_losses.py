@@ -28,6 +28,20 @@ def test_atomic_write_failure_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_atomic_write_names_the_file_of_an_anonymous_os_error(tmp_path):
+    """A full disk inside a writer (np.savez / zipfile raise OSError without a file name)
+    is reported with the file being written, and nothing is left behind."""
+    import errno
+
+    def full(tmp):
+        open(tmp, "w").write("part")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError, match=r"No space left on device \(writing .*track_0001\.npz\)") as e:
+        atomic_write(tmp_path / "track_0001.npz", full)
+    assert e.value.errno == errno.ENOSPC and list(tmp_path.iterdir()) == []
+
+
 def test_atomic_write_replaces_and_keeps_suffix(tmp_path):
     target = tmp_path / "a.txt"
     target.write_text("old")

@@ -107,6 +107,23 @@ def test_file_frame_rate_out_of_range_is_refused(ckpt, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_reader_warnings_reach_the_console(ckpt, tmp_path, capsys):
+    """Non-finite detection scores and absurd coordinates are cleaned by the reader (NaN
+    scores, masked joints); the console says so, naming the input, as summary.json does."""
+    p = _tracks_file(tmp_path / "t.json", n_tracks=1)
+    doc = json.loads(p.read_text())
+    for i, r in enumerate(doc["annotations"]):
+        r["score"] = float("nan") if i % 2 else 0.9
+    doc["annotations"][0]["keypoints"][0] = 3e38
+    p.write_text(json.dumps(doc))
+    assert main(["lift", str(p), "-o", str(tmp_path / "out"), "--checkpoint", str(ckpt)]) == 0
+    err = capsys.readouterr().err
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["reader_warnings"] and any("non-finite detection score" in w for w in summary["reader_warnings"])
+    for w in summary["reader_warnings"]:
+        assert f"warning: {p}: {w}" in err
+
+
 # --------------------------------------------------------------------------- one lifter interface
 
 

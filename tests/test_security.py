@@ -273,3 +273,20 @@ def test_lift_outputs_record_identity_not_path(tmp_path):
     assert rec["sha256"] == bm.sha256 and rec["name"] == "SMPL_NEUTRAL.npz"
     assert "private_folder" not in (tmp_path / "out" / "summary.json").read_text()
     assert "private_folder" not in str(z["body_model"])
+
+
+@pytest.mark.skipif(bundled_student() is None, reason="bundled student lifting/assets/student.pt not built")
+def test_export_keeps_only_the_file_name_of_the_run_configs_body_model_path(tmp_path):
+    """A training checkpoint's run config holds ``body_model.path`` as the user typed it;
+    ``posenet3d export`` writes only its file name, and the export still loads."""
+    ck = torch.load(bundled_student(), weights_only=True)
+    secret = tmp_path / "home" / "alice" / "smpl" / "SMPL_NEUTRAL.pkl"
+    ck["config"] = {"body_model": {"path": str(secret), "gender": "neutral"}, "train": {"steps": 3}}
+    p = save_checkpoint(ck, tmp_path / "train_best.pt")
+    assert main(["export", str(p), str(tmp_path / "exported.pt")]) == 0
+    exported = torch.load(tmp_path / "exported.pt", weights_only=True)
+    assert exported["config"]["body_model"] == {"path": "SMPL_NEUTRAL.pkl", "gender": "neutral"}
+    assert exported["config"]["train"] == {"steps": 3}
+    assert "alice" not in repr(exported)
+    assert torch.load(p, weights_only=True)["config"]["body_model"]["path"] == str(secret)  # source untouched
+    load_lifter(tmp_path / "exported.pt")

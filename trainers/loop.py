@@ -317,12 +317,23 @@ def _check_in_sync(stage) -> None:
         raise RuntimeError(f"data-parallel ranks diverged: max parameter difference {float(bad):.3g}")
 
 
+def _scrub_body_model_path(config: dict) -> dict:
+    """The run config with ``body_model.path`` cut to its file name (an exported checkpoint
+    names its body model by identity, ``ck["body_model"]``, never by the sender's path; see
+    RELIABILITY.md section 1.3). Returns a copy; other keys are unchanged."""
+    bm = config.get("body_model")
+    if not isinstance(bm, dict) or not bm.get("path"):
+        return config
+    return {**config, "body_model": {**bm, "path": Path(str(bm["path"])).name}}
+
+
 def export_lifter(ckpt_path: str | Path, dest: str | Path, half: bool = False, which: str = "model") -> Path:
     """Strip a training checkpoint to the inference part (weights, model config, run config,
     validation), e.g. for shipping in the package; written atomically. ``half`` stores the
     weights as float16 (half the size; :func:`lifting.lifters.load_lifter` loads them into a
     float32 model). ``which="teacher"`` extracts the co-trained teacher of a fine-tuning
-    checkpoint.
+    checkpoint. The stored run config's ``body_model.path`` keeps only its file name (the
+    body model is recorded by identity in ``body_model``; an export is not resumable).
 
     Raises:
         lifting.checkpoint.CheckpointError / ValueError: unreadable checkpoint, or no teacher in it.
@@ -338,6 +349,8 @@ def export_lifter(ckpt_path: str | Path, dest: str | Path, half: bool = False, w
         raise ValueError(f"export: which must be 'model' or 'teacher', got {which!r}")
     slim = {k: ck[k] for k in ("model", "model_config", "kind", "step", "config", "val", "format_version",
                                "body_model") if k in ck}
+    if isinstance(slim.get("config"), dict):
+        slim["config"] = _scrub_body_model_path(slim["config"])
     if half:
         slim["model"] = {k: v.half() if v.is_floating_point() else v for k, v in slim["model"].items()}
     return save_checkpoint(slim, dest)

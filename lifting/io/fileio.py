@@ -26,7 +26,8 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
 
     The temporary file keeps ``path``'s suffix (some writers, e.g. ``np.savez``, add one
     otherwise) and gets the usual permissions (0666 minus the umask). Parent folders are
-    created. On any error the temporary file is removed and the error re-raised.
+    created. On any error the temporary file is removed and the error re-raised; an
+    ``OSError`` that names no file (a full disk inside a writer) is re-raised naming ``path``.
 
     Returns:
         ``path`` as a :class:`Path`.
@@ -42,9 +43,11 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename is None and e.errno is not None:  # e.g. a full disk inside np.savez
+            raise OSError(e.errno, f"{e.strerror} (writing {path})") from e
         raise
     return path
 
