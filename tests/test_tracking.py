@@ -205,6 +205,35 @@ def test_oks_similarity_matches_coco_definition():
     assert none[0, 0] == 0.0
 
 
+def test_fast_oks_equals_the_per_joint_formula_with_masks():
+    """The float32 x/y-separate OKS equals the plain float64 per-joint formula, missing joints included."""
+    rng = np.random.default_rng(3)
+    kp_a, kp_b = rng.uniform(0, 400, (7, 17, 2)), rng.uniform(0, 400, (5, 17, 2))
+    kp_b[:3] = kp_a[:3] + rng.normal(0, 4, (3, 17, 2))  # some close pairs, so OKS is not ~0
+    vis_a, vis_b = rng.random((7, 17)) > 0.3, rng.random((5, 17)) > 0.3
+    vis_b[4] = False  # no joint at all: similarity 0
+    area_a, area_b = rng.uniform(500, 20000, 7), rng.uniform(500, 20000, 5)
+    d2 = ((kp_a[:, None] - kp_b[None]) ** 2).sum(-1)
+    s2 = 0.5 * (area_a[:, None] + area_b[None])
+    both = vis_a[:, None] & vis_b[None]
+    terms = np.exp(-d2 / (2 * s2[..., None] * (2 * SIGMAS) ** 2)) * both
+    expected = np.where(both.any(-1), terms.sum(-1) / np.maximum(both.sum(-1), 1), 0.0)
+    got = oks_similarity(kp_a, vis_a, area_a, kp_b, vis_b, area_b, SIGMAS)
+    assert got.shape == (7, 5) and np.isfinite(got).all()
+    assert expected[:3, :3].diagonal().min() > 0.3
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert (got[:, 4] == 0).all()
+
+
+def test_box_iou_is_symmetric_and_matches_hand_values():
+    a = np.array([[0.0, 0, 10, 10], [2.0, 3, 4, 5]])
+    b = np.array([[5.0, 5, 10, 10], [2.0, 3, 4, 5], [100.0, 0, 1, 1]])
+    iou = box_iou(a, b)
+    np.testing.assert_allclose(iou[0], [25 / 175, 20 / 100, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(iou[1, 1], 1.0)
+    np.testing.assert_allclose(box_iou(b, a), iou.T)
+
+
 def test_box_iou():
     iou = box_iou(np.array([[0.0, 0, 10, 10]]), np.array([[5.0, 0, 10, 10], [20.0, 0, 1, 1], [0, 0, 0, 0]]))
     np.testing.assert_allclose(iou, [[50 / 150, 0.0, 0.0]])
