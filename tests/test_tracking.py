@@ -73,12 +73,29 @@ def test_two_people_crossing_keep_identities():
     json.dumps(res.stats)  # JSON-able for summary.json
 
 
-def test_iou_cost_also_tracks_crossing():
+@pytest.mark.parametrize("cost", ["oks+iou", "oks", "iou"])
+@pytest.mark.parametrize("with_boxes", [True, False])
+def test_every_cost_tracks_crossing_with_and_without_boxes(cost, with_boxes):
     f, kp, truth = crossing()
-    boxes = np.stack([[k[:, 0].min(), k[:, 1].min(), np.ptp(k[:, 0]), np.ptp(k[:, 1])] for k in kp])
-    res = track_detections(f, kp, SIGMAS, boxes=boxes, config=TrackerConfig(cost="iou"))
+    pad = lambda k: [k[:, 0].min() - 5, k[:, 1].min() - 5, np.ptp(k[:, 0]) + 10, np.ptp(k[:, 1]) + 10]  # noqa: E731
+    boxes = np.stack([pad(k) for k in kp]) if with_boxes else None
+    res = track_detections(f, kp.astype(np.float32), SIGMAS, boxes=boxes, config=TrackerConfig(cost=cost))
     assert_same_partition(res.track_ids, truth)
-    assert res.stats["method"] == "iou"
+    assert res.stats["method"] == cost == res.stats["config"]["cost"]
+
+
+def test_default_cost_is_the_mean_of_oks_and_iou():
+    """The measured default (BENCHMARKS.md, Tracking): the mean similarity gates and assigns."""
+    assert TrackerConfig().cost == "oks+iou"
+    f, kp, _ = crossing()
+    assert track_detections(f, kp, SIGMAS).stats["method"] == "oks+iou"
+    with pytest.raises(ValueError, match="TrackerConfig.cost"):
+        TrackerConfig(cost="oks+oks")
+
+
+def test_non_numeric_keypoints_are_rejected():
+    with pytest.raises(ValueError, match="keypoints must be numeric"):
+        track_detections(np.zeros(2, int), np.full((2, 17, 3), "a"), SIGMAS)
 
 
 def test_missed_frames_within_max_missed_keep_id():
