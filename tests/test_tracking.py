@@ -267,6 +267,25 @@ def test_oks_sigmas_for_known_joint_sets():
         oks_sigmas("nose")
 
 
+@pytest.mark.parametrize("cost", ["oks+iou", "iou"])
+def test_duplicate_pose_in_a_bigger_box_is_suppressed_whatever_the_cost(cost):
+    """Two detector boxes of different size on one person, one pose: OKS NMS drops the copy
+    although the boxes' IoU (0.44) is below nms_similarity."""
+    f, kp, truth = crossing()
+    tight = np.stack([[k[:, 0].min(), k[:, 1].min(), np.ptp(k[:, 0]), np.ptp(k[:, 1])] for k in kp])
+    sel = np.flatnonzero(truth == 0)[:10]
+    big = tight[sel].copy()
+    big[:, :2] -= 0.25 * big[:, 2:]
+    big[:, 2:] *= 1.5
+    dup = kp[sel].copy()
+    dup[..., 2] = 0.5
+    res = track_detections(np.r_[f, f[sel]], np.concatenate([kp, dup]), SIGMAS, boxes=np.concatenate([tight, big]),
+                           config=TrackerConfig(cost=cost))
+    assert box_iou(tight[sel[:1]], big[:1])[0, 0] < 0.5
+    assert res.stats["n_filtered"]["duplicate"] == 10 and (res.track_ids[len(f):] == -1).all()
+    assert_same_partition(res.track_ids[: len(f)], truth)
+
+
 def test_same_frame_duplicate_pose_is_suppressed():
     f, kp, truth = crossing()
     dup = kp[truth == 0][:10].copy()

@@ -5,8 +5,8 @@ tracks before lifting.  The method is the classic tracking-by-detection loop of 
 (Bewley et al., ICIP 2016) with a pose similarity in place of (or next to) box IoU:
 
 1. **Filter** spurious detections (documented thresholds in :class:`TrackerConfig`): too few
-   visible joints, low mean keypoint confidence, tiny box, duplicate of a more confident
-   detection of the same frame (non-maximum suppression).  They get track id ``-1``.
+   visible joints, low mean keypoint confidence, tiny box, duplicate pose of a more confident
+   detection of the same frame (OKS non-maximum suppression).  They get track id ``-1``.
 2. **Predict** every live track at the current frame with a constant-velocity model: the
    track's last keypoints and box move by ``velocity * gap`` (``gap`` = frames since the
    track's last detection).  The velocity (px/frame) is the mean displacement of the joints
@@ -144,9 +144,11 @@ class TrackerConfig:
             >= 0.
         conf_threshold: a joint counts as visible (for ``min_visible`` and for the similarity)
             when its confidence is >= this.  In [0, 1].
-        nms_similarity: duplicate filter (non-maximum suppression within a frame): of two
-            detections whose OKS / IoU exceeds this, the one with the lower mean keypoint
-            confidence is dropped.  In [0, 1]; 1 disables it.  Top-down pipelines (e.g. HOG
+        nms_similarity: duplicate filter (pose non-maximum suppression within a frame, OKS
+            whatever the ``cost``, as the OKS-NMS of top-down pose pipelines): of two
+            detections whose OKS exceeds this, the one with the lower mean keypoint
+            confidence is dropped.  (Box IoU would miss them: two HOG boxes of different size
+            around one person share a pose but not a box.)  In [0, 1]; 1 disables it.  Top-down pipelines (e.g. HOG
             boxes + a single-person pose model, as in the shared real tracks) often put two
             boxes on one person and get the same pose twice; 0.8 removes those (the real
             tracks hold 861 same-frame pose pairs with OKS > 0.5) and leaves people who merely
@@ -367,7 +369,7 @@ def _filter_reasons(det: _Detections, sigmas: np.ndarray, config: TrackerConfig)
 
 def _duplicates(det: _Detections, keep: np.ndarray, sigmas: np.ndarray, config: TrackerConfig) -> np.ndarray:
     """``(N,)`` bool: kept detections suppressed by a more confident one of the same frame
-    whose similarity exceeds ``config.nms_similarity`` (greedy non-maximum suppression)."""
+    whose OKS exceeds ``config.nms_similarity`` (greedy pose non-maximum suppression)."""
     dup = np.zeros(len(det.frames), dtype=bool)
     if config.nms_similarity >= 1.0:
         return dup
@@ -378,7 +380,7 @@ def _duplicates(det: _Detections, keep: np.ndarray, sigmas: np.ndarray, config: 
         if b - a < 2:
             continue
         cols = idx[a:b][np.argsort(-det.conf[idx[a:b]].mean(1), kind="stable")]
-        sim = _pair_similarity(det, cols, det.xy[cols], det.visible[cols], det.boxes[cols], sigmas, config.cost)
+        sim = _pair_similarity(det, cols, det.xy[cols], det.visible[cols], det.boxes[cols], sigmas, "oks")
         close = np.triu(sim > config.nms_similarity, 1)  # (P, P): i more confident than j, too similar
         for i in np.flatnonzero(close.any(1)):  # greedy only over the (rare) rows with a duplicate
             if not dup[cols[i]]:
