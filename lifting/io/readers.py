@@ -36,7 +36,8 @@ frame and no ids is one track (id 0); otherwise the detections are tracked onlin
 (:func:`lifting.io.tracking.track_detections`, detections it leaves unconfirmed or filters as
 spurious are dropped) with the mean of OKS and box IoU (the detector's boxes when every
 detection has one, else the tight keypoint boxes): on synthetic sequences with exact ids it
-beat OKS and IoU alone, with and without detector boxes (BENCHMARKS.md, "Tracking").
+is the one cost close to the best both with and without detector boxes (BENCHMARKS.md,
+"Tracking").
 ``"none"``: never track (untracked multi-person input is an error).  ``"oks+iou"`` / ``"oks"``
 / ``"iou"``: always track with that similarity, ignoring ids in the file.
 ``TrackSet.tracking`` records what was done.
