@@ -12,13 +12,13 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from .inference import DEFAULT_HEIGHT_M
+from .io.readers import TRACKERS  # one definition, next to the tracker call site
 from .skeletons import CANON16
 from .smoothing import SMOOTHING_METHODS
 
 __all__ = ["LiftOptions", "EXPORT_FORMATS", "TRACKERS", "MIN_FPS", "MAX_FPS", "check_fps"]
 
 EXPORT_FORMATS = ("bvh", "csv", "json")
-TRACKERS = ("auto", "none", "oks", "iou")
 MESH_FORMATS = ("obj", "ply")
 VIDEO_FORMATS = ("gif", "mp4")
 MIN_FPS, MAX_FPS = 1.0, 1000.0
@@ -60,7 +60,7 @@ class LiftOptions:
         body_model_path: student only: SMPL file/folder replacing the checkpoint's.
         fps: frame rate in frames/s overriding the file's (``None``: the file's, else unknown).
         keypoint_format: reader/joint-set name, ``None`` = detect (``lifting.io.readers``).
-        tracker: identity association for files without track ids: ``auto|none|oks|iou``
+        tracker: identity association for files without track ids: ``auto|none|oks+iou|oks|iou``
             (passed to :func:`lifting.io.readers.read_tracks` when it supports it).
         conf_threshold: joints with confidence below it are masked, in ``(0, 1]`` (0 would
             count the ``(0, 0)`` placeholders of missing joints as observed).

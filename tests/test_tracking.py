@@ -73,12 +73,29 @@ def test_two_people_crossing_keep_identities():
     json.dumps(res.stats)  # JSON-able for summary.json
 
 
-def test_iou_cost_also_tracks_crossing():
+@pytest.mark.parametrize("cost", ["oks+iou", "oks", "iou"])
+@pytest.mark.parametrize("with_boxes", [True, False])
+def test_every_cost_tracks_crossing_with_and_without_boxes(cost, with_boxes):
     f, kp, truth = crossing()
-    boxes = np.stack([[k[:, 0].min(), k[:, 1].min(), np.ptp(k[:, 0]), np.ptp(k[:, 1])] for k in kp])
-    res = track_detections(f, kp, SIGMAS, boxes=boxes, config=TrackerConfig(cost="iou"))
+    pad = lambda k: [k[:, 0].min() - 5, k[:, 1].min() - 5, np.ptp(k[:, 0]) + 10, np.ptp(k[:, 1]) + 10]  # noqa: E731
+    boxes = np.stack([pad(k) for k in kp]) if with_boxes else None
+    res = track_detections(f, kp.astype(np.float32), SIGMAS, boxes=boxes, config=TrackerConfig(cost=cost))
     assert_same_partition(res.track_ids, truth)
-    assert res.stats["method"] == "iou"
+    assert res.stats["method"] == cost == res.stats["config"]["cost"]
+
+
+def test_default_cost_is_the_mean_of_oks_and_iou():
+    """The measured default (BENCHMARKS.md, Tracking): the mean similarity gates and assigns."""
+    assert TrackerConfig().cost == "oks+iou"
+    f, kp, _ = crossing()
+    assert track_detections(f, kp, SIGMAS).stats["method"] == "oks+iou"
+    with pytest.raises(ValueError, match="TrackerConfig.cost"):
+        TrackerConfig(cost="oks+oks")
+
+
+def test_non_numeric_keypoints_are_rejected():
+    with pytest.raises(ValueError, match="keypoints must be numeric"):
+        track_detections(np.zeros(2, int), np.full((2, 17, 3), "a"), SIGMAS)
 
 
 def test_missed_frames_within_max_missed_keep_id():
@@ -205,6 +222,35 @@ def test_oks_similarity_matches_coco_definition():
     assert none[0, 0] == 0.0
 
 
+def test_fast_oks_equals_the_per_joint_formula_with_masks():
+    """The float32 x/y-separate OKS equals the plain float64 per-joint formula, missing joints included."""
+    rng = np.random.default_rng(3)
+    kp_a, kp_b = rng.uniform(0, 400, (7, 17, 2)), rng.uniform(0, 400, (5, 17, 2))
+    kp_b[:3] = kp_a[:3] + rng.normal(0, 4, (3, 17, 2))  # some close pairs, so OKS is not ~0
+    vis_a, vis_b = rng.random((7, 17)) > 0.3, rng.random((5, 17)) > 0.3
+    vis_b[4] = False  # no joint at all: similarity 0
+    area_a, area_b = rng.uniform(500, 20000, 7), rng.uniform(500, 20000, 5)
+    d2 = ((kp_a[:, None] - kp_b[None]) ** 2).sum(-1)
+    s2 = 0.5 * (area_a[:, None] + area_b[None])
+    both = vis_a[:, None] & vis_b[None]
+    terms = np.exp(-d2 / (2 * s2[..., None] * (2 * SIGMAS) ** 2)) * both
+    expected = np.where(both.any(-1), terms.sum(-1) / np.maximum(both.sum(-1), 1), 0.0)
+    got = oks_similarity(kp_a, vis_a, area_a, kp_b, vis_b, area_b, SIGMAS)
+    assert got.shape == (7, 5) and np.isfinite(got).all()
+    assert expected[:3, :3].diagonal().min() > 0.3
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert (got[:, 4] == 0).all()
+
+
+def test_box_iou_is_symmetric_and_matches_hand_values():
+    a = np.array([[0.0, 0, 10, 10], [2.0, 3, 4, 5]])
+    b = np.array([[5.0, 5, 10, 10], [2.0, 3, 4, 5], [100.0, 0, 1, 1]])
+    iou = box_iou(a, b)
+    np.testing.assert_allclose(iou[0], [25 / 175, 20 / 100, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(iou[1, 1], 1.0)
+    np.testing.assert_allclose(box_iou(b, a), iou.T)
+
+
 def test_box_iou():
     iou = box_iou(np.array([[0.0, 0, 10, 10]]), np.array([[5.0, 0, 10, 10], [20.0, 0, 1, 1], [0, 0, 0, 0]]))
     np.testing.assert_allclose(iou, [[50 / 150, 0.0, 0.0]])
@@ -219,6 +265,25 @@ def test_oks_sigmas_for_known_joint_sets():
     assert oks_sigmas(["tail"])[0] == DEFAULT_SIGMA
     with pytest.raises(ValueError, match="joint_names"):
         oks_sigmas("nose")
+
+
+@pytest.mark.parametrize("cost", ["oks+iou", "iou"])
+def test_duplicate_pose_in_a_bigger_box_is_suppressed_whatever_the_cost(cost):
+    """Two detector boxes of different size on one person, one pose: OKS NMS drops the copy
+    although the boxes' IoU (0.44) is below nms_similarity."""
+    f, kp, truth = crossing()
+    tight = np.stack([[k[:, 0].min(), k[:, 1].min(), np.ptp(k[:, 0]), np.ptp(k[:, 1])] for k in kp])
+    sel = np.flatnonzero(truth == 0)[:10]
+    big = tight[sel].copy()
+    big[:, :2] -= 0.25 * big[:, 2:]
+    big[:, 2:] *= 1.5
+    dup = kp[sel].copy()
+    dup[..., 2] = 0.5
+    res = track_detections(np.r_[f, f[sel]], np.concatenate([kp, dup]), SIGMAS, boxes=np.concatenate([tight, big]),
+                           config=TrackerConfig(cost=cost))
+    assert box_iou(tight[sel[:1]], big[:1])[0, 0] < 0.5
+    assert res.stats["n_filtered"]["duplicate"] == 10 and (res.track_ids[len(f):] == -1).all()
+    assert_same_partition(res.track_ids[: len(f)], truth)
 
 
 def test_same_frame_duplicate_pose_is_suppressed():

@@ -32,10 +32,14 @@ body135)
 Tracking (``tracker`` option)
 -----------------------------
 ``"auto"`` (default): ids from the file when it has them; a file with at most one person per
-frame and no ids is one track (id 0); otherwise the detections are tracked online with OKS
+frame and no ids is one track (id 0); otherwise the detections are tracked online
 (:func:`lifting.io.tracking.track_detections`, detections it leaves unconfirmed or filters as
-spurious are dropped).  ``"none"``: never track (untracked multi-person input is an error).
-``"oks"`` / ``"iou"``: always track with that similarity, ignoring ids in the file.
+spurious are dropped) with the mean of OKS and box IoU (the detector's boxes when every
+detection has one, else the tight keypoint boxes): on synthetic sequences with exact ids it
+is the one cost close to the best both with and without detector boxes (BENCHMARKS.md,
+"Tracking").
+``"none"``: never track (untracked multi-person input is an error).  ``"oks+iou"`` / ``"oks"``
+/ ``"iou"``: always track with that similarity, ignoring ids in the file.
 ``TrackSet.tracking`` records what was done.
 
 Cleaning and limits (one rule for every reader)
@@ -93,7 +97,7 @@ MAX_ARRAY_BYTES = 512 * 2**20
 #: Largest accepted frame index (a 40-digit frame number in a file name is a mistake).
 MAX_FRAME_INDEX = 10**12
 #: Values of the ``tracker`` option of :func:`read_tracks`.
-TRACKERS = ("auto", "none", "oks", "iou")
+TRACKERS = ("auto", "none", "oks+iou", "oks", "iou")
 #: Joint sets a COCO-style record file may hold, by joints per record.
 RECORD_JOINT_SETS = ("coco17", "halpe26")
 _OPENPOSE_JOINT_SETS = ("body25", "body25b", "coco18", "body135")
@@ -249,7 +253,7 @@ def _assign_tracks(dets: _Detections, frames: np.ndarray, kp: np.ndarray, boxes:
     and the ``tracking`` record."""
     source = dets.source
     has = dets.has_tid[: len(dets)]
-    if opts.tracker in ("oks", "iou"):
+    if opts.tracker not in ("auto", "none"):
         return _run_tracker(frames, kp, boxes, joint_set, opts, "requested with tracker=" + repr(opts.tracker))
     if has.all():
         return dets.tids[: len(dets)].copy(), has, {"method": "ids", "reason": "track ids in the file"}
@@ -274,7 +278,7 @@ def _assign_tracks(dets: _Detections, frames: np.ndarray, kp: np.ndarray, boxes:
 def _run_tracker(frames, kp, boxes, joint_set, opts, reason) -> tuple[np.ndarray, np.ndarray, dict]:
     from .tracking import TrackerConfig, oks_sigmas, track_detections
 
-    method = "iou" if opts.tracker == "iou" else "oks"
+    method = "oks+iou" if opts.tracker == "auto" else opts.tracker
     config = opts.tracker_config
     if config is None:
         config = TrackerConfig(cost=method)
@@ -284,7 +288,7 @@ def _run_tracker(frames, kp, boxes, joint_set, opts, reason) -> tuple[np.ndarray
     xywh = None
     if boxes is not None and np.isfinite(boxes).all():
         xywh = boxes.astype(np.float64)
-    res = track_detections(frames, kp.astype(np.float64), sigmas, xywh, config)
+    res = track_detections(frames, kp, sigmas, xywh, config)
     ids = np.asarray(res.track_ids, dtype=np.int64)
     stats = dict(res.stats)
     return ids, ids >= 0, {"method": method, "reason": reason, **stats, "n_dropped": int((ids < 0).sum())}
@@ -1253,7 +1257,8 @@ def read_tracks(
         fps: frame rate; overrides any rate stored in the file.
         image_size: ``(width, height)`` pixels; needed for normalised MediaPipe landmarks whose
             file does not carry them, and overrides a size from the file.
-        tracker: ``"auto"``, ``"none"``, ``"oks"`` or ``"iou"`` (module docstring, "Tracking").
+        tracker: ``"auto"``, ``"none"``, ``"oks+iou"``, ``"oks"`` or ``"iou"`` (module
+            docstring, "Tracking").
         tracker_config: a :class:`lifting.io.tracking.TrackerConfig` (its ``cost`` is set from
             ``tracker``); ``None`` = its defaults.
 

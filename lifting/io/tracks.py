@@ -201,7 +201,7 @@ class TrackSet:
             (e.g. ``frames``, ``video``) are kept here and written back by
             :func:`write_coco_tracks`.
         tracking: JSON-able record of how detections became tracks (for summary.json):
-            ``{"method": "ids" | "single" | "oks" | "iou", "reason": str}`` plus, when a
+            ``{"method": "ids" | "single" | "oks+iou" | "oks" | "iou", "reason": str}`` plus, when a
             tracker ran, the :class:`lifting.io.tracking.TrackingResult` ``stats`` and
             ``n_dropped`` (detections left without a track). Empty for sets built in memory.
     """
