@@ -47,6 +47,15 @@ VARIANTS = ("none", "distill", "finetune")
 KNEES = (("r_hip", "r_knee", "r_ankle"), ("l_hip", "l_knee", "l_ankle"))
 
 
+def _peak_rss_mib() -> float:
+    """This process's peak resident memory (``VmHWM``, MiB). Not ``getrusage``: its maxrss
+    carries the forking parent's RSS across exec, so a spawned child would report the bench's."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # not Linux
+
+
 def _adapt_child(kwargs: dict, queue) -> None:
     """Runs in a fresh process: ``trainers.adapt.adapt(**kwargs)``, then its wall time and peak RSS."""
     import torch
@@ -61,7 +70,7 @@ def _adapt_child(kwargs: dict, queue) -> None:
                   progress=False, **kwargs)
         queue.put({"wall_s": round(time.perf_counter() - t0, 1), "steps": s["steps"],
                    "seconds_train": s["seconds_train"], "validation": s["validation"],
-                   "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
+                   "peak_rss_mib": _peak_rss_mib()})
     except Exception as e:  # reported by the parent, which names the variant
         queue.put({"error": f"{type(e).__name__}: {e}"})
 

@@ -139,12 +139,14 @@ def _slim(model, kind: str, cfg: DictConfig, step: int, val: dict) -> dict:
 
 
 def _timed_steps(stage, batch_size: int, n: int) -> float:
-    """Seconds per step of ``stage`` (``n`` real steps at the initial learning rate, lr 0 for
-    the networks: they count as critic warm-up)."""
-    t0 = time.perf_counter()
-    for _ in range(n):
+    """Seconds per step of ``stage``: one untimed step (the first one pays for lazy
+    initialisation: timing it made the plan up to 2x short, BENCHMARKS.md), then ``n`` timed
+    ones; all at lr 0 for the networks (they count as critic warm-up)."""
+    t0 = None
+    for i in range(n + 1):
         _set_lr(stage, 0, warm=True)
         stage.step(stage.sampler.sample(batch_size, stage.generator))
+        t0 = time.perf_counter() if i == 0 else t0
     return (time.perf_counter() - t0) / max(n, 1)
 
 
@@ -252,7 +254,7 @@ def adapt(inputs, out_dir: str | Path, checkpoint: str | Path | None = None, *, 
         s_cfg = adapt_config(s_config, ck["model_config"], ov + [f"model.init_checkpoint={ckpt_path}",
                                                                  f"student.teacher_checkpoint={teacher_path}"])
         probe = student_stage(s_cfg, WindowSampler(split.train, window), RealPosePool(pool_data, window))
-        s_step = _timed_steps(probe, batch_size, 1)
+        s_step = _timed_steps(probe, batch_size, 2)
         del probe
     if budget_s is not None:
         left = budget_s - (time.perf_counter() - t_start)
