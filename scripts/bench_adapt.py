@@ -201,21 +201,29 @@ def bench_real(real: Path, work: Path, knobs: dict) -> dict:
     return {"file": str(real), "before": before, "after": after, "adapt": run}
 
 
+def _heldout(run: dict, model: str) -> str:
+    """The 3D-free held-out joint 2D error (% of the person's 2D size) of ``model`` after
+    adapting, or "-" (no adaptation)."""
+    v = run.get("validation", {})
+    key = "teacher_finetuned" if model == "teacher" and "teacher_finetuned" in v else f"{model}_after"
+    return f"{100 * v[key]['heldout_joint_2d']:.1f}" if key in v else "-"
+
+
 def tables(res: dict) -> str:
     lines = []
     h = res.get("hdm05")
     if h:
         stems = [Path(t).stem for t in h["tracks"]]
         lines += ["| variant | model | steps/stage | HDM05 3D protocol PA-MPJPE | "
-                  + " | ".join(f"{s} PA / N-MPJPE" for s in stems) + " | adapt wall s | peak RSS MiB |",
-                  "|---|---|---|---|" + "---|" * len(stems) + "---|---|"]
+                  + " | ".join(f"{s} PA / N-MPJPE" for s in stems) + " | held-out 2D % | adapt wall s | peak RSS MiB |",
+                  "|---|---|---|---|" + "---|" * len(stems) + "---|---|---|"]
         for v, r in h["variants"].items():
             for m, sc in r["scores"].items():
                 cells = [f"{sc[s]['pa_mpjpe_mm']} / {sc[s]['n_mpjpe_mm']}" for s in stems]
                 steps = r.get("steps", {}).get("student" if m == "student" and "student" in r.get("steps", {})
                                                else "teacher", "-")
                 lines.append(f"| {v} | {m} | {steps} | {sc['protocol_3d']} | " + " | ".join(cells)
-                             + f" | {r.get('wall_s', '-')} | {r.get('peak_rss_mib', '-')} |")
+                             + f" | {_heldout(r, m)} | {r.get('wall_s', '-')} | {r.get('peak_rss_mib', '-')} |")
     r = res.get("real")
     if r:
         lines += ["", f"Real tracks `{Path(r['file']).name}`: adapt {r['adapt']['wall_s']} s wall, peak RSS "
