@@ -168,3 +168,14 @@ def test_bench_adapt_plausibility_measures_known_poses(tmp_path):
     assert bench_adapt.plausibility(tmp_path)["bone_cv_median_pct"] == pytest.approx(100 * (1 / 3) / 15, abs=0.01)
     with pytest.raises(FileNotFoundError, match="no track"):
         bench_adapt.plausibility(tmp_path / "empty")
+
+
+def test_adapt_config_learning_rate_default_and_override():
+    """The measured adaptation learning rate is the default; an override replaces it."""
+    from lifting.checkpoint import load_checkpoint
+    from lifting.lifters import default_checkpoint
+    from trainers.adapt import ADAPT_LR, adapt_config
+
+    mc = load_checkpoint(default_checkpoint())["model_config"]
+    assert adapt_config("teacher", mc).train.lr == pytest.approx(ADAPT_LR)
+    assert adapt_config("finetune", mc, ["train.lr=1e-5"]).train.lr == pytest.approx(1e-5)
