@@ -139,3 +139,43 @@ def test_make_hdm05_tracks_matches_the_saved_cameras(tmp_path):
     d = read_tracks(noisy).tracks[0].keypoints[..., :2] - ts.tracks[0].keypoints[..., :2]
     present = ts.tracks[0].keypoints[0, :, 2] > 0
     assert 3.5 < d[:, present].std() < 6.5 and not d[:, ~present].any()
+
+
+def test_bench_adapt_plausibility_measures_known_poses(tmp_path):
+    """Straight legs give 180 deg knees and constant bones a 0 CV; a 90 deg knee in half the
+    frames and a bone that grows 2x show up in the % below 120 deg and a positive CV."""
+    import bench_adapt
+
+    T = 20
+    rest = np.zeros((16, 3))
+    names = CANON16.joint_names
+    for j, p in enumerate(CANON16.parents):  # a chain hanging down: every bone 0.1 m, straight
+        if p >= 0:
+            rest[j] = rest[p] + [0.0, -0.1, 0.0] if "hip" not in names[j] else rest[p] + [0.1, 0.0, 0.0]
+    x = np.repeat(rest[None], T, 0)
+    np.savez(tmp_path / "track_0000.npz", joints_3d=x.astype(np.float32))
+    p = bench_adapt.plausibility(tmp_path)
+    assert p["knee_median_deg"] == pytest.approx(180.0, abs=0.1)
+    assert p["knee_below_120_pct"] == 0.0 and p["bone_cv_median_pct"] == pytest.approx(0.0, abs=1e-3)
+    r_knee, r_ankle = names.index("r_knee"), names.index("r_ankle")
+    y = x.copy()
+    y[: T // 2, r_ankle] = y[: T // 2, r_knee] + [0.0, 0.0, 0.1]  # bent 90 deg, same shin length
+    np.savez(tmp_path / "track_0000.npz", joints_3d=y.astype(np.float32))
+    assert bench_adapt.plausibility(tmp_path)["knee_below_120_pct"] == 50.0
+    z = x.copy()
+    z[T // 2:, r_ankle] = z[T // 2:, r_knee] + [0.0, -0.2, 0.0]  # shin 0.1 -> 0.2 m
+    np.savez(tmp_path / "track_0000.npz", joints_3d=z.astype(np.float32))
+    assert bench_adapt.plausibility(tmp_path)["bone_cv_median_pct"] == pytest.approx(100 * (1 / 3) / 15, abs=0.01)
+    with pytest.raises(FileNotFoundError, match="no track"):
+        bench_adapt.plausibility(tmp_path / "empty")
+
+
+def test_adapt_config_learning_rate_default_and_override():
+    """The measured adaptation learning rate is the default; an override replaces it."""
+    from lifting.checkpoint import load_checkpoint
+    from lifting.lifters import default_checkpoint
+    from trainers.adapt import ADAPT_LR, adapt_config
+
+    mc = load_checkpoint(default_checkpoint())["model_config"]
+    assert adapt_config("teacher", mc).train.lr == pytest.approx(ADAPT_LR)
+    assert adapt_config("finetune", mc, ["train.lr=1e-5"]).train.lr == pytest.approx(1e-5)
