@@ -18,7 +18,6 @@ track windows with mocap projections by weight (``data.mix``).
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -29,8 +28,7 @@ import torch
 
 from .data import Projected2D, WindowSampler
 from .geometry import normalize_2d
-from .io.readers import read_tracks
-from .io.tracks import Track, TrackFormatError, clean_keypoints
+from .io.readers import detect_format, read_tracks
 from .prepare import canonical_track, run_offsets
 from .track_lifter import MODEL_FPS, _resample
 from .skeletons import CANON16, COCO17, MOCAP21
@@ -198,35 +196,6 @@ def load_track_2d(paths, *, fmt: str | None = None, fps: float | None = None, co
     return TrackSplit(_projected(train), _projected(val) if val else None, summary)
 
 
-def _coco_stills(path: Path) -> Track | None:
-    """A COCO person-keypoints *annotation* file of still photos (https://cocodataset.org/#format-data)
-    as one pseudo-track whose frames are independent poses (visibility v > 0 -> confidence 1);
-    ``None`` if the file is not one."""
-    if path.suffix.lower() != ".json" or not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise TrackFormatError(f"{path}: not readable JSON ({e})") from None
-    if not (isinstance(data, dict) and isinstance(data.get("images"), list) and isinstance(data.get("annotations"), list)):
-        return None
-    rows = []
-    for i, a in enumerate(data["annotations"]):
-        if not isinstance(a, dict):
-            raise TrackFormatError(f"{path}: annotations[{i}] is not an object")
-        if a.get("category_id", 1) != 1 or a.get("iscrowd", 0) or not a.get("num_keypoints", 1):
-            continue
-        kp = a.get("keypoints")
-        if not isinstance(kp, list) or len(kp) != 51 or not all(isinstance(v, (int, float)) for v in kp):
-            raise TrackFormatError(f"{path}: annotations[{i}].keypoints must be 51 numbers (17 x [x, y, v])")
-        rows.append(kp)
-    if not rows:
-        raise TrackFormatError(f"{path}: no person annotations with keypoints")
-    kp = np.asarray(rows, np.float64).reshape(-1, 17, 3)
-    kp[..., 2] = (kp[..., 2] > 0).astype(np.float64)
-    return Track(0, np.arange(len(kp)), clean_keypoints(kp, []))
-
-
 def read_pose_pool(paths, *, conf_threshold: float = 0.3, min_joints: int = 8, window: int = 1) -> Projected2D:
     """Real 2D poses for the 2D critic, from keypoint files: COCO annotation files of
     still photos (each annotated person one pose; ``window`` must be 1) or any track file
@@ -242,16 +211,18 @@ def read_pose_pool(paths, *, conf_threshold: float = 0.3, min_joints: int = 8, w
     runs, counts = [], dict.fromkeys(("files", "tracks", "frames_read", "frames_skipped", "frames_in_short_runs",
                                       "identity_switches", "resampled_files"), 0)
     for p in expand_inputs(paths):
-        stills = _coco_stills(p)
-        if stills is None:
+        if p.is_dir() or detect_format(p) != "coco-annotations":
             runs += _runs(p, None, None, conf_threshold, min_joints, int(window), counts)
             continue
         if int(window) > 1:
             raise ValueError(f"{p}: still photos give single poses; critic.real_tracks for a temporal model "
                              f"(model.window={window}) needs track files")
-        kp, mask, frame_ids, _, _ = canonical_track(stills, "coco17", conf_threshold, min_joints)
-        runs += [{"name": f"{p.name}:pose{f}", "track": (str(p), int(f)), "kp": kp[i:i + 1], "mask": mask[i:i + 1],
-                  "fps": MODEL_FPS} for i, f in enumerate(frame_ids)]
+        ts = read_tracks(p, fmt="coco-annotations", tracker="stills")  # every annotated person one pose
+        for t in ts.tracks:
+            kp, mask, frame_ids, _, _ = canonical_track(t, ts.keypoint_format, conf_threshold, min_joints)
+            if len(frame_ids):
+                runs.append({"name": f"{p.name}:pose{t.track_id}", "track": (str(p), int(t.track_id)), "kp": kp,
+                             "mask": mask, "fps": MODEL_FPS})
     if not runs:
         raise ValueError(f"{paths}: no usable real 2D pose (visible pelvis and >= {min_joints} joints with "
                          f"confidence >= {conf_threshold})")

@@ -565,3 +565,21 @@ def test_streamed_reader_memory_follows_the_tracks(tmp_path, monkeypatch):
     result = sum(t.keypoints.nbytes + t.frame_ids.nbytes for t in ts.tracks)
     assert ts.num_person_frames == 12000 and result == 12000 * (17 * 3 * 4 + 8)
     assert peak < 3.5 * result, f"traced peak {peak / 1e6:.1f} MB for {result / 1e6:.1f} MB of tracks"
+
+
+def test_coco_annotation_stills_every_person_one_track_and_repeated_image_entries(tmp_path):
+    """tracker='stills': unrelated photos, every annotated person its own one-frame track; an
+    image listed twice with the same entry is one image, two different entries with one id an error."""
+    kp = np.tile(np.array([100.0, 200.0, 2.0]), (17, 1))
+    kp[:, 0] += np.arange(17) * 3
+    anns = [{"id": i, "image_id": i // 2, "category_id": 1, "keypoints": (kp + [10 * i, 0, 0]).ravel().tolist()}
+            for i in range(6)]
+    images = [{"id": j, "file_name": f"photo_{j}.jpg"} for j in range(3)]
+    path = tmp_path / "stills.json"
+    path.write_text(json.dumps({"images": images + images[:1], "annotations": anns, "categories": [{"id": 1}]}))
+    ts = read_tracks(path, tracker="stills")
+    assert len(ts.tracks) == 6 and all(len(t) == 1 for t in ts.tracks)
+    assert ts.tracking["method"] == "stills"
+    path.write_text(json.dumps({"images": images + [{"id": 0, "file_name": "other.jpg"}], "annotations": anns}))
+    with pytest.raises(ValueError, match="duplicate image id 0"):
+        read_tracks(path, tracker="stills")

@@ -860,11 +860,13 @@ def build_stage(kind: str, cfg: DictConfig, clips: MocapClips | None = None, val
     if kind not in (*lifters, "supervised"):
         raise ValueError(f"unknown training stage {kind!r}; choose teacher, student, finetune, supervised or image")
     if kind in lifters and (cfg.data.tracks or cfg.critic.real_tracks):
+        if validation and cfg.data.npz and clips is None:  # read once: validation and data.mix share it
+            clips = load_mocap_npz(cfg.data.npz)
         sampler, pool, split = track_sources(cfg, clips)
         stage = lifters[kind](cfg, sampler, pool)
         stage.val_tracks = split.val if split is not None else None  # held-out tracks, 2D only
-        if validation and cfg.data.npz:
-            _attach_val_views(stage, cfg, clips if clips is not None else load_mocap_npz(cfg.data.npz))
+        if validation and clips is not None:
+            _attach_val_views(stage, cfg, clips)
         return stage
     clips = clips if clips is not None else load_mocap_npz(cfg.data.npz)
     train_ids = split_clips(clips.seq_names, cfg.data.train_split)
@@ -906,7 +908,7 @@ def track_sources(cfg: DictConfig, clips: MocapClips | None = None):
     every fake, :class:`lifting.track_data.RealPosePool`), never zero-filled joints.
 
     Raises:
-        ValueError: bad ``data.mix``, too little usable 2D, unreadable files.
+        ValueError: too little usable 2D, unreadable files.
     """
     window, seed, thr = cfg.model.window, cfg.seed, cfg.data.tracks_conf_threshold
     sources, split = [], None
@@ -920,12 +922,8 @@ def track_sources(cfg: DictConfig, clips: MocapClips | None = None):
         sources.append(WindowSampler(project_clips(train, cfg.data.n_views, seed,
                                                    height_range=tuple(cfg.data.camera_height)),
                                      window, cfg.data.balance))
-    if len(sources) > 1:
-        sampler = MixedSampler(sources, list(cfg.data.mix))
-    elif cfg.data.mix and len(cfg.data.mix) != len(sources):
-        raise ValueError(f"data.mix={list(cfg.data.mix)} needs data.tracks and data.npz (one weight each)")
-    else:
-        sampler = sources[0]
+    # data.mix ([w_tracks, w_npz], with both sources) is checked by trainers.config on load
+    sampler = MixedSampler(sources, list(cfg.data.mix)) if len(sources) > 1 else sources[0]
     if cfg.critic.real_tracks:
         pool = RealPosePool(read_pose_pool(list(cfg.critic.real_tracks), conf_threshold=thr, window=window), window)
     else:

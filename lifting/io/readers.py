@@ -97,7 +97,7 @@ MAX_ARRAY_BYTES = 512 * 2**20
 #: Largest accepted frame index (a 40-digit frame number in a file name is a mistake).
 MAX_FRAME_INDEX = 10**12
 #: Values of the ``tracker`` option of :func:`read_tracks`.
-TRACKERS = ("auto", "none", "oks+iou", "oks", "iou")
+TRACKERS = ("auto", "none", "oks+iou", "oks", "iou", "stills")
 #: Joint sets a COCO-style record file may hold, by joints per record.
 RECORD_JOINT_SETS = ("coco17", "halpe26")
 _OPENPOSE_JOINT_SETS = ("body25", "body25b", "coco18", "body135")
@@ -253,6 +253,9 @@ def _assign_tracks(dets: _Detections, frames: np.ndarray, kp: np.ndarray, boxes:
     and the ``tracking`` record."""
     source = dets.source
     has = dets.has_tid[: len(dets)]
+    if opts.tracker == "stills":  # independent photos (e.g. a COCO annotation file): no identity to follow
+        return (np.arange(len(frames), dtype=np.int64), np.ones(len(frames), bool),
+                {"method": "stills", "reason": "requested with tracker='stills': every person its own one-frame track"})
     if opts.tracker not in ("auto", "none"):
         return _run_tracker(frames, kp, boxes, joint_set, opts, "requested with tracker=" + repr(opts.tracker))
     if has.all():
@@ -479,19 +482,22 @@ def _read_coco_annotations(inp: _Input, joint_set: str | None, opts: _Options) -
     if inp.kind != "json" or not isinstance(data, dict) or not isinstance(data.get("images"), list) \
             or not isinstance(data.get("annotations"), list):
         raise TrackFormatError(f"{source}: expected a COCO annotation object with 'images' and 'annotations' lists")
-    ids, names = [], []
+    ids, names, seen = [], [], {}
     for i, img in enumerate(data["images"]):
         if not isinstance(img, dict) or "id" not in img:
             raise TrackFormatError(f"{source}: images[{i}] is not an object with an 'id'")
         iid = img["id"]
         if not (isinstance(iid, (int, str)) and not isinstance(iid, bool)):
             raise TrackFormatError(f"{source}: images[{i}].id must be an int or string, got {_describe(iid)}")
+        if iid in seen:  # the same image listed twice is one image; two images with one id are an error
+            if seen[iid] != img:
+                raise TrackFormatError(f"{source}: duplicate image id {iid!r} in 'images' with different entries")
+            continue
+        seen[iid] = img
         ids.append(iid)
         name = img.get("file_name")
         runs = _DIGITS.findall(os.path.basename(name)) if isinstance(name, str) else []
         names.append(int(runs[-1]) if runs and len(runs[-1]) <= 12 else None)
-    if len(set(ids)) != len(ids):
-        raise TrackFormatError(f"{source}: duplicate image ids in 'images'")
     if ids and None not in names and len(set(names)) == len(names) and max(names) <= MAX_FRAME_INDEX:
         frame_of = dict(zip(ids, names))
     else:
@@ -1258,7 +1264,8 @@ def read_tracks(
         image_size: ``(width, height)`` pixels; needed for normalised MediaPipe landmarks whose
             file does not carry them, and overrides a size from the file.
         tracker: ``"auto"``, ``"none"``, ``"oks+iou"``, ``"oks"`` or ``"iou"`` (module
-            docstring, "Tracking").
+            docstring, "Tracking"); ``"stills"``: the frames are unrelated photos, every
+            person becomes its own one-frame track (e.g. a COCO annotation file as real poses).
         tracker_config: a :class:`lifting.io.tracking.TrackerConfig` (its ``cost`` is set from
             ``tracker``); ``None`` = its defaults.
 
