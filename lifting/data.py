@@ -22,6 +22,7 @@ import torch
 
 from .camera import Cameras, eval_rig, random_cameras
 from .skeletons import CANON16, Skeleton, remap, skeleton_for_names
+from .synth2d import SynthSettings, project_detector_like
 
 __all__ = [
     "MocapClips",
@@ -225,17 +226,25 @@ def _render(clips: MocapClips, make_cameras, n_views: int, with_3d: bool):
 
 
 def project_clips(clips: MocapClips, n_views: int = 4, seed: int = 0, rig: bool = False,
-                  height_range: tuple[float, float] = (0.6, 2.6)) -> Projected2D:
+                  height_range: tuple[float, float] = (0.6, 2.6), synth: SynthSettings | None = None) -> Projected2D:
     """Project every clip through ``n_views`` random cameras (:func:`camera.random_cameras`)
     or, with ``rig=True``, the 4-camera evaluation rig; return pixels only.
 
+    With ``synth`` (:class:`lifting.synth2d.SynthSettings`) every view instead has its own
+    body proportions, keypoint definitions and video camera
+    (:func:`lifting.synth2d.project_detector_like`; ``height_range`` is then unused) and the
+    result carries the truncation mask.
+
     Returns:
-        :class:`Projected2D` with ``keypoints_2d (V, N, J, 2)``.
+        :class:`Projected2D` with ``keypoints_2d (V, N, J, 2)`` (and ``mask (V, N, J)`` with
+        ``synth``).
 
     Raises:
         ValueError: ``n_views < 1`` or a bad ``height_range`` (naming ``data.n_views`` /
-            ``data.camera_height``).
+            ``data.camera_height``) or bad ``synth`` ranges.
     """
+    if synth is not None:
+        return _project_synth(clips, n_views, seed, synth.check())
     if not rig:
         _check_cameras(n_views, height_range)
     rng = np.random.default_rng(seed)
@@ -244,6 +253,19 @@ def project_clips(clips: MocapClips, n_views: int = 4, seed: int = 0, rig: bool 
     make = (lambda cj: eval_rig(cj, root)) if rig else (lambda cj: random_cameras(cj, root, V, rng, height_range))
     out, _ = _render(clips, make, V, with_3d=False)
     return Projected2D(out, clips.seq_offsets.copy(), clips.seq_names.copy(), clips.fps.copy(), clips.skeleton)
+
+
+def _project_synth(clips: MocapClips, n_views: int, seed: int, synth: SynthSettings) -> Projected2D:
+    _check_cameras(n_views, (0.0, 0.0))
+    rng = np.random.default_rng(seed)
+    kp = np.empty((n_views,) + clips.joints.shape[:2] + (2,), np.float32)
+    mask = np.ones((n_views,) + clips.joints.shape[:2], bool)
+    for k in range(clips.num_clips):
+        a, b = clips.seq_offsets[k], clips.seq_offsets[k + 1]
+        if b > a:
+            kp[:, a:b], mask[:, a:b] = project_detector_like(clips.joints[a:b].astype(np.float64), n_views, rng,
+                                                             synth, clips.skeleton)
+    return Projected2D(kp, clips.seq_offsets.copy(), clips.seq_names.copy(), clips.fps.copy(), clips.skeleton, mask)
 
 
 class _WindowIndex:

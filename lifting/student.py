@@ -22,7 +22,7 @@ from torch import nn
 
 from .body_model import BodyModel
 from .geometry import ROOT_DEPTH, project_normalized
-from .teacher import MAX_BLOCKS, MAX_WIDTH, MAX_WINDOW, ConfigField, ResidualMLP
+from .teacher import MAX_BLOCKS, MAX_WIDTH, MAX_WINDOW, ConfigField, ResidualMLP, inflate_input_weights, input_features
 
 __all__ = ["Student", "StudentOutput", "rot6d_to_rotmat", "weak_perspective_scale0"]
 
@@ -84,7 +84,8 @@ class Student(nn.Module):
             :data:`lifting.body_model.CANON16_MARKERS`).
 
     Forward:
-        ``x (B, T, J, 2)`` normalised 2D, ``mask (B, T, J)`` bool -> :class:`StudentOutput`.
+        ``x (B, T, J, 2)`` normalised 2D, ``mask (B, T, J)`` bool, optional ``conf (B, T, J)``
+        detector scores (read only with ``use_confidence``) -> :class:`StudentOutput`.
 
     Raises:
         ValueError: input of the wrong shape.
@@ -96,6 +97,7 @@ class Student(nn.Module):
         "window": ConfigField(int, 1, MAX_WINDOW, odd=True), "width": ConfigField(int, 1, MAX_WIDTH),
         "n_blocks": ConfigField(int, 0, MAX_BLOCKS), "num_betas": ConfigField(int, 1, 300),
         "root_index": ConfigField(int, 0, 255), "learn_marker_offsets": ConfigField(bool),
+        "use_confidence": ConfigField(bool),
     }
 
     def __init__(
@@ -108,15 +110,19 @@ class Student(nn.Module):
         num_betas: int = 10,
         root_index: int = 0,
         learn_marker_offsets: bool = True,
+        use_confidence: bool = False,
     ):
         super().__init__()
         self.body_model = body_model
         self.num_joints, self.window, self.num_betas, self.root_index = num_joints, window, num_betas, root_index
         self.config = dict(arch="smpl_student", num_joints=num_joints, window=window, width=width,
                            n_blocks=n_blocks, num_betas=num_betas, root_index=root_index,
-                           learn_marker_offsets=learn_marker_offsets)
+                           learn_marker_offsets=learn_marker_offsets, use_confidence=use_confidence)
+        self.use_confidence = use_confidence
+        self.in_channels = 4 if use_confidence else 3
         self.per_frame = 24 * 6 + 1 + num_betas
-        self.mlp = ResidualMLP(window * num_joints * 3, window * self.per_frame, width, n_blocks, out_scale=0.01)
+        self.mlp = ResidualMLP(window * num_joints * self.in_channels, window * self.per_frame, width, n_blocks,
+                               out_scale=0.01)
         with torch.no_grad():  # start at the rest pose, upright, facing the camera, mean shape
             bias = torch.zeros(window, self.per_frame)
             rot = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]).reshape(6)
@@ -125,16 +131,34 @@ class Student(nn.Module):
             self.mlp.out.bias.copy_(bias.reshape(-1))
         self.marker_offsets = nn.Parameter(torch.zeros(16, 3), requires_grad=learn_marker_offsets)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, return_vertices: bool = False):
+    def init_from(self, src: "Student") -> None:
+        """Start from another student's weights (``model.init_checkpoint``): the same
+        architecture is copied; a source without confidence input initialises a model with
+        it (confidence weights zero, :func:`lifting.teacher.inflate_input_weights`).
+
+        Raises:
+            ValueError: any other difference.
+        """
+        other = {k: v for k, v in src.config.items() if k != "use_confidence"}
+        mine = {k: v for k, v in self.config.items() if k != "use_confidence"}
+        if other != mine or (src.use_confidence and not self.use_confidence):
+            raise ValueError(f"cannot start a student {self.config} from {src.config}")
+        if src.config == self.config:
+            self.load_state_dict(src.state_dict())
+            return
+        state = {k: v for k, v in src.state_dict().items() if not k.startswith("mlp.inp.")}
+        self.load_state_dict(state, strict=False)
+        inflate_input_weights(self.mlp.inp, src.mlp.inp, self.window, src.window, self.in_channels, src.in_channels,
+                              self.num_joints)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, conf: torch.Tensor | None = None,
+                return_vertices: bool = False):
         B = x.shape[0]
         if x.shape[1:] != (self.window, self.num_joints, 2):
             raise ValueError(
                 f"student expects keypoints of shape (B, {self.window}, {self.num_joints}, 2), got {tuple(x.shape)}"
             )
-        if mask is None:
-            mask = torch.ones(x.shape[:-1], dtype=torch.bool, device=x.device)
-        m = mask.to(x.dtype)[..., None]
-        feats = torch.cat([x * m, m], dim=-1).reshape(B, -1)
+        feats = input_features(x, mask, conf, self.use_confidence)
         out = self.mlp(feats).reshape(B, self.window, self.per_frame).float()
         rot = rot6d_to_rotmat(out[..., : 24 * 6].reshape(B, self.window, 24, 6))
         s = weak_perspective_scale0 * torch.exp(out[..., 24 * 6].clamp(-5, 5))

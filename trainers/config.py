@@ -138,6 +138,7 @@ class ModelConfig:
     width: int = _key(_at_least(1))
     n_blocks: int = _key(_at_least(1))
     refine_visible: bool = _key()
+    use_confidence: bool = _key()
     init_checkpoint: Optional[str] = _key()
 
 
@@ -198,6 +199,25 @@ class AugConfig:
     noise_max: float = _key(_at_least(0.0))
     drop_prob: float = _key(_PROB)
     drop_max: int = _key(_drop_max)
+    noise_oks_max: float = _key(_between(0.0, 10.0))
+    burst_prob: float = _key(_PROB)
+    swap_prob: float = _key(_PROB)
+    cut_prob: float = _key(_PROB)
+    scored_prob: float = _key(_PROB)
+    conf_threshold: float = _key(_between(0.0, 1.0, hi_open=True))
+
+
+@dataclass
+class SynthConfig:
+    enabled: bool = _key()
+    elevation_deg: List[float] = _key(_low_high)
+    distance_m: List[float] = _key(_low_high)
+    fov_deg: List[float] = _key(_low_high)
+    roll_deg: float = _key(_between(0.0, 45.0))
+    bone_scale_std: float = _key(_between(0.0, 0.5))
+    definition_scale: float = _key(_between(0.0, 5.0))
+    coco_joints_prob: float = _key(_PROB)
+    truncate: bool = _key()
 
 
 @dataclass
@@ -327,6 +347,7 @@ class TrainConfig:
     critic: CriticConfig = _section(CriticConfig)
     train: TrainSection = _section(TrainSection)
     aug: AugConfig = _section(AugConfig)
+    synth: SynthConfig = _section(SynthConfig)
     views: ViewsConfig = _section(ViewsConfig)
     loss: LossConfig = _section(LossConfig)
     image: ImageConfig = _section(ImageConfig)

@@ -25,6 +25,7 @@ from lifting.data import (MocapClips, SupervisedWindows, WindowSampler, eval_vie
 from lifting.discriminators import PoseCritic2D
 from lifting.geometry import normalize_2d, project_normalized, random_view_rotation, rms_scale
 from lifting.skeletons import CANON16
+from lifting.synth2d import DetectorErrors, SynthSettings, apply_detector_errors, draw_detector_errors, edge_pad
 from lifting.teacher import Lifter
 from lifting.track_data import MixedSampler, RealPosePool, load_track_2d, read_pose_pool
 
@@ -44,16 +45,28 @@ def build_lifter(cfg: DictConfig) -> Lifter:
         ValueError: the init checkpoint is unreadable or its architecture differs.
     """
     model = Lifter(CANON16.num_joints, cfg.model.window, cfg.model.width, cfg.model.n_blocks,
-                   CANON16.root_index, refine_visible=cfg.model.refine_visible)
+                   CANON16.root_index, refine_visible=cfg.model.refine_visible,
+                   use_confidence=cfg.model.use_confidence)
     init = cfg.model.get("init_checkpoint")
     if init:
         from lifting.lifters import load_lifter
 
         src, _ = load_lifter(init)
-        if src.config != model.config:
-            raise ValueError(f"model.init_checkpoint {init}: architecture {src.config} != configured {model.config}")
-        model.load_state_dict(src.state_dict())
+        try:
+            model.init_from(src.float())
+        except ValueError as e:
+            raise ValueError(f"model.init_checkpoint {init}: {e}") from None
     return model
+
+
+def synth_settings(cfg: DictConfig) -> SynthSettings | None:
+    """The ``synth`` config group as :class:`lifting.synth2d.SynthSettings` (None when off)."""
+    if not cfg.synth.enabled:
+        return None
+    s = cfg.synth
+    return SynthSettings(tuple(s.elevation_deg), tuple(s.distance_m), tuple(s.fov_deg), float(s.roll_deg),
+                         float(s.bone_scale_std), float(s.definition_scale), float(s.coco_joints_prob),
+                         bool(s.truncate)).check()
 
 
 @dataclass
@@ -67,26 +80,31 @@ class AugPlan:
     order: torch.Tensor | None  # (B, J) random order (the root never dropped)
     sigma: torch.Tensor | None  # (B,) noise sigma (0 for clean windows)
     noise: torch.Tensor | None  # (B, T, J, 2) standard normal
+    detector: DetectorErrors | None = None  # detector-like errors (aug.noise_oks_max, burst/swap/cut_prob)
+    conf_threshold: float = 0.3
 
     def __getitem__(self, sl) -> "AugPlan":
-        return AugPlan(*(None if t is None else t[sl] for t in (self.which, self.k, self.order, self.sigma, self.noise)))
+        parts = (self.which, self.k, self.order, self.sigma, self.noise, self.detector)
+        return AugPlan(*(None if t is None else t[sl] for t in parts), conf_threshold=self.conf_threshold)
 
 
 def draw_augmentation(B: int, T: int, J: int, cfg: DictConfig, root: int, generator: torch.Generator,
                       device: torch.device) -> AugPlan:
     """Draw the randomness of :func:`augment_2d` for ``B`` windows of ``T`` frames, ``J``
     joints (``generator`` on ``device``)."""
-    which = k = order = sigma = noise = None
-    if cfg.aug.drop_prob > 0 and cfg.aug.drop_max > 0:
+    which = k = order = sigma = noise = detector = None
+    a = cfg.aug
+    if a.noise_oks_max > 0 or a.burst_prob > 0 or a.swap_prob > 0 or a.cut_prob > 0:
+        detector = draw_detector_errors(B, T, J, a, root, generator, device)
         which = torch.rand(B, generator=generator, device=device) < cfg.aug.drop_prob
         k = torch.randint(1, cfg.aug.drop_max + 1, (B,), generator=generator, device=device)
         order = torch.rand(B, J, generator=generator, device=device)
         order[:, root] = 2.0  # never drop the root
-    if cfg.aug.noise_prob > 0 and cfg.aug.noise_max > 0:
+    if cfg.aug.noise_prob > 0 and cfg.aug.noise_max > 0 and a.noise_oks_max == 0:
         sigma = torch.rand(B, generator=generator, device=device) * cfg.aug.noise_max
         sigma = sigma * (torch.rand(B, generator=generator, device=device) < cfg.aug.noise_prob)
         noise = torch.randn(B, T, J, 2, generator=generator, device=device)
-    return AugPlan(which, k, order, sigma, noise)
+    return AugPlan(which, k, order, sigma, noise, detector, float(a.conf_threshold))
 
 
 def apply_augmentation(kp: torch.Tensor, mask: torch.Tensor, plan: AugPlan, root: int):
@@ -102,7 +120,10 @@ def apply_augmentation(kp: torch.Tensor, mask: torch.Tensor, plan: AugPlan, root
         noise = plan.noise * plan.sigma[:, None, None, None]
         noise[..., root, :] = 0.0
         x_in = x_in + noise * m_in[..., None]
-    return x_in, m_in, scale
+    conf = None
+    if plan.detector is not None:
+        x_in, m_in, conf = apply_detector_errors(x_in, m_in, plan.detector, plan.conf_threshold, root)
+    return x_in, m_in, scale, conf
 
 
 def augment_2d(kp: torch.Tensor, mask: torch.Tensor, cfg: DictConfig, root: int, generator: torch.Generator):
@@ -113,11 +134,14 @@ def augment_2d(kp: torch.Tensor, mask: torch.Tensor, cfg: DictConfig, root: int,
         generator: on ``kp``'s device.
 
     Returns:
-        ``(x_in (B, T, J, 2) normalised noisy input, m_in (B, T, J) bool, scale)`` where
+        ``(x_in (B, T, J, 2) normalised noisy input, m_in (B, T, J) bool, scale, conf)`` where
         ``scale`` (``(B, T, 1)`` or ``(B, 1, 1)`` per window) is the normalisation divisor in
-        ``kp`` units. Dropout masks the same joints in every frame of a window, never the
+        ``kp`` units and ``conf (B, T, J)`` simulated detector scores (None without
+        detector-like errors). Dropout masks the same joints in every frame of a window, never the
         root; noise sigma is ``U[0, noise_max]`` normalised units for a ``noise_prob``
-        fraction of windows.
+        fraction of windows, or with ``aug.noise_oks_max > 0`` detector-like errors
+        (:func:`lifting.synth2d.apply_detector_errors`: per-joint OKS-scaled noise, bursts,
+        swaps, scores; window cuts are applied to the batch by the stages).
     """
     B, T, J = mask.shape
     return apply_augmentation(kp, mask, draw_augmentation(B, T, J, cfg, root, generator, kp.device), root)
@@ -372,20 +396,23 @@ class _Stage:
 
     def _global_draws(self, batch: dict[str, torch.Tensor], relift: bool = False):
         """Everything random for the whole global batch, drawn in the same order on every rank:
-        ``(x_full, x_in, m_in, mask, R, plan_y)`` = clean normalised 2D, augmented input and
-        its mask, the batch mask, random views ``(B, 3, 3)``, and the re-lift augmentation
-        (``views.augment_relift`` and ``relift`` only, else None)."""
+        ``(x_full, x_in, m_in, mask, R, plan_y, c_in)`` = clean normalised 2D, augmented input and
+        its mask, the batch mask, random views ``(B, 3, 3)``, the re-lift augmentation
+        (``views.augment_relift`` and ``relift`` only, else None) and the input's simulated
+        detector scores ``(B, T, J)`` (None without detector-like errors)."""
         cfg, T, root = self.cfg, self.window, self.root
         kp, mask = batch["keypoints_2d"], batch["mask"]
         B, _, J = mask.shape
+        plan = draw_augmentation(B, T, J, cfg, root, self.generator, self.device)
+        if plan.detector is not None and T > 1:  # cut windows: the edge padding of track ends and gaps
+            kp, mask = edge_pad(kp, mask, plan.detector)
         x_full, _ = normalize_2d(kp, mask, root, per_window=T > 1)
-        x_in, m_in, _ = apply_augmentation(
-            kp, mask, draw_augmentation(B, T, J, cfg, root, self.generator, self.device), root)
+        x_in, m_in, _, c_in = apply_augmentation(kp, mask, plan, root)
         R = random_view_rotation((B,), elevation_max=math.radians(cfg.views.elevation_max_deg),
                                  generator=self.generator, device=self.device)
         plan_y = draw_augmentation(B, T, J, cfg, root, self.generator, self.device) \
             if relift and cfg.views.augment_relift else None
-        return x_full, x_in, m_in, mask, R, plan_y
+        return x_full, x_in, m_in, mask, R, plan_y, c_in
 
     def _critic_pass(self, parts: list[slice], x_full: torch.Tensor, fakes: list[torch.Tensor],
                      sums: dict[str, torch.Tensor]) -> None:
@@ -421,14 +448,15 @@ class _Stage:
         return dict(zip(keys, v.tolist()))
 
 
-def teacher_terms(net, critic, x_in, m_in, x_full, mask, R, plan_y, cfg: DictConfig, root: int):
+def teacher_terms(net, critic, x_in, m_in, x_full, mask, R, plan_y, cfg: DictConfig, root: int, c_in=None):
     """Generator losses of the self-supervised teacher on one micro-batch (PoseNet3D stage 1,
     arXiv 2003.03473 Sec. 3.1; Chen et al. CVPR 2019 Sec. 3).
 
     Args:
         net: the lifter. critic: the 2D critic. x_in, m_in: ``(b, T, J, 2)`` augmented
         normalised input and its mask; x_full, mask: the clean input; R: ``(b, 3, 3)`` random
-        views; plan_y: augmentation of the re-lift input (``views.augment_relift``) or None.
+        views; plan_y: augmentation of the re-lift input (``views.augment_relift``) or None;
+        c_in: ``(b, T, J)`` detector scores of the input (None: 1 for visible joints).
 
     Returns:
         ``(terms {name: (weight, loss)}, y (b, T, J, 2) random-view 2D (the critic's fakes),
@@ -440,17 +468,17 @@ def teacher_terms(net, critic, x_in, m_in, x_full, mask, R, plan_y, cfg: DictCon
     # detector tracks mask joints (x_full is 0 there): compare 2D on observed joints only,
     # normalised over them as x_full is; None (mocap, every joint observed) = the plain path
     obs = None if bool(mask.all()) else mask
-    X = net(x_in, m_in).float()  # (b, T, J, 3)
+    X = net(x_in, m_in, c_in).float()  # (b, T, J, 3)
     Xr = torch.einsum("bij,btkj->btki", R, X)
     y, s_y = _unit(project_normalized(Xr), per_window)
     # the re-lift sees the new view with the same dropout/noise as real input: the rotated
     # pose is a known 3D target for it, so this teaches robustness with a 3D-free pseudo label
     if plan_y is not None:
-        y_in, m_y, s_aug = apply_augmentation(y, torch.ones_like(mask), plan_y, root)
+        y_in, m_y, s_aug, c_y = apply_augmentation(y, torch.ones_like(mask), plan_y, root)
     else:
-        y_in, m_y, s_aug = y, torch.ones_like(mask), torch.ones_like(s_y)
+        y_in, m_y, s_aug, c_y = y, torch.ones_like(mask), torch.ones_like(s_y), None
     s_y = s_y * s_aug
-    Y = net(y_in, m_y).float()
+    Y = net(y_in, m_y, c_y).float()
     # 3D cycle: re-lifting the new view returns the rotated pose (Chen et al. Eq. 5)
     l_cyc3 = losses.joint_distance(Y, Xr / s_y[..., None])
     # 2D cycle: rotating the re-lift back and projecting gives the original 2D (Eq. 4)
@@ -504,7 +532,7 @@ class TeacherStage(_Stage):
         (``keypoints_2d (B, T, J, 2)`` pixels, ``mask (B, T, J)``); returns global mean losses."""
         cfg, root = self.cfg, self.root
         # all randomness for the global batch first (same on every rank), then this rank's share
-        x_full_all, x_in_all, m_in_all, mask, R_all, plan_y = self._global_draws(batch, relift=True)
+        x_full_all, x_in_all, m_in_all, mask, R_all, plan_y, c_all = self._global_draws(batch, relift=True)
         parts = self.chunks(mask.shape[0])
         sums: dict[str, torch.Tensor] = {}
         fakes = []
@@ -512,7 +540,8 @@ class TeacherStage(_Stage):
         for sl in parts:
             with self.autocast():
                 terms, y, _ = teacher_terms(self.net, self._adv_critic, x_in_all[sl], m_in_all[sl], x_full_all[sl], mask[sl],
-                                            R_all[sl], None if plan_y is None else plan_y[sl], cfg, root)
+                                            R_all[sl], None if plan_y is None else plan_y[sl], cfg, root,
+                                            None if c_all is None else c_all[sl])
                 total = sum(weight * loss for weight, loss in terms.values())
             self._backward(total, "lifter")
             _accumulate(sums, {name: loss for name, (_, loss) in terms.items()} | {"total": total}, len(parts))
@@ -540,14 +569,17 @@ class SupervisedStage(_Stage):
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         kp, mask = batch["keypoints_2d"], batch["mask"]
         B, T, J = mask.shape
-        x_in, m_in, _ = apply_augmentation(
-            kp, mask, draw_augmentation(B, T, J, self.cfg, self.root, self.generator, self.device), self.root)
+        plan = draw_augmentation(B, T, J, self.cfg, self.root, self.generator, self.device)
+        if plan.detector is not None and T > 1:
+            (kp, mask), (X3, _) = edge_pad(kp, mask, plan.detector), edge_pad(batch["joints_3d"], mask, plan.detector)
+            batch = batch | {"joints_3d": X3}
+        x_in, m_in, _, c_in = apply_augmentation(kp, mask, plan, self.root)
         parts = self.chunks(B)
         sums: dict[str, torch.Tensor] = {}
         self._zero("lifter")
         for sl in parts:
             with self.autocast():
-                X = self.net(x_in[sl], m_in[sl]).float()
+                X = self.net(x_in[sl], m_in[sl], None if c_in is None else c_in[sl]).float()
                 loss = losses.scale_free_3d(X, batch["joints_3d"][sl])
             self._backward(loss, "lifter")
             _accumulate(sums, {"supervised_3d": loss, "total": loss}, len(parts))
@@ -626,28 +658,32 @@ class StudentStage(_Stage):
 
         bm = BodyModel(cfg.body_model.path, cfg.body_model.gender, cfg.body_model.num_betas)
         model = Student(bm, CANON16.num_joints, cfg.model.window, cfg.model.width, cfg.model.n_blocks,
-                        cfg.body_model.num_betas, CANON16.root_index, cfg.student.learn_marker_offsets)
+                        cfg.body_model.num_betas, CANON16.root_index, cfg.student.learn_marker_offsets,
+                        cfg.model.use_confidence)
         init = cfg.model.get("init_checkpoint")
         if init:  # e.g. continue distillation from the bundled student on new 2D data
             from lifting.lifters import load_lifter
 
             src, _ = load_lifter(init, cfg.body_model.path)
-            if getattr(src, "config", None) != model.config:
-                raise ValueError(f"model.init_checkpoint {init}: architecture {getattr(src, 'config', None)} "
-                                 f"!= configured {model.config}")
-            model.load_state_dict(src.state_dict())
+            if not isinstance(src, Student):
+                raise ValueError(f"model.init_checkpoint {init}: not an SMPL student ({getattr(src, 'config', None)})")
+            try:
+                model.init_from(src.float())
+            except ValueError as e:
+                raise ValueError(f"model.init_checkpoint {init}: {e}") from None
         return model
 
     def models(self) -> dict[str, torch.nn.Module]:
         return {"lifter": self.lifter, "critic": self.critic}
 
-    def student_terms(self, net, x_in, m_in, x_full, mask, R, X_t):
+    def student_terms(self, net, x_in, m_in, x_full, mask, R, X_t, c_in=None):
         """Student losses on one micro-batch (see the class docstring).
 
         Args:
             net: the student. x_in, m_in: augmented normalised input ``(b, T, J, 2)`` and
             mask; x_full, mask: the clean input; R: ``(b, 3, 3)`` random views; X_t:
-            ``(b, T, J, 3)`` the distillation target (the teacher's lift, no gradient).
+            ``(b, T, J, 3)`` the distillation target (the teacher's lift, no gradient);
+            c_in: ``(b, T, J)`` detector scores of the input (None: 1 for visible joints).
 
         Returns:
             ``(terms {name: (weight, loss)}, y (b, T, J, 2) random-view 2D of the student's
@@ -655,7 +691,7 @@ class StudentStage(_Stage):
         """
         w = self.cfg.loss.student
         per_window = x_in.shape[1] > 1
-        out = net(x_in, m_in)
+        out = net(x_in, m_in, c_in)
         Jc = out.joints_3d
         l_distill = losses.joint_distance(_unit(Jc, per_window)[0], _unit(X_t, per_window)[0])
         # not scale-normalised: this is what trains the camera scale (x_full has unit RMS)
@@ -679,7 +715,7 @@ class StudentStage(_Stage):
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """One student + one critic update on a global batch of 2D windows
         (``keypoints_2d (B, T, J, 2)`` pixels, ``mask (B, T, J)``); returns global mean losses."""
-        x_full_all, x_in_all, m_in_all, mask, R_all, _ = self._global_draws(batch)
+        x_full_all, x_in_all, m_in_all, mask, R_all, _, c_all = self._global_draws(batch)
         parts = self.chunks(mask.shape[0])
         sums: dict[str, torch.Tensor] = {}
         fakes = []
@@ -689,7 +725,7 @@ class StudentStage(_Stage):
                 X_t = self.teacher(x_full_all[sl], mask[sl]).float()
             with self.autocast():
                 terms, y, _ = self.student_terms(self.net, x_in_all[sl], m_in_all[sl], x_full_all[sl], mask[sl],
-                                                 R_all[sl], X_t)
+                                                 R_all[sl], X_t, None if c_all is None else c_all[sl])
                 total = sum(weight * loss for weight, loss in terms.values())
             self._backward(total, "lifter")
             _accumulate(sums, {name: loss for name, (_, loss) in terms.items()} | {"total": total}, len(parts))
@@ -773,7 +809,7 @@ class FinetuneStage(StudentStage):
         cfg, T, root = self.cfg, self.window, self.root
         per_window = T > 1
         w = cfg.loss.finetune
-        x_full_all, x_in_all, m_in_all, mask, R_all, plan_y = self._global_draws(batch, relift=True)
+        x_full_all, x_in_all, m_in_all, mask, R_all, plan_y, c_all = self._global_draws(batch, relift=True)
         B = mask.shape[0]
         parts = self.chunks(B)
         sums: dict[str, torch.Tensor] = {}
@@ -786,12 +822,14 @@ class FinetuneStage(StudentStage):
                                      device=self.device).reshape(B, T)
         for sl in parts:
             x_full, mask_c, R = x_full_all[sl], mask[sl], R_all[sl]
+            c_in = None if c_all is None else c_all[sl]
             with self.autocast():
                 t_terms, y_t, X = teacher_terms(self.teacher_net, self._adv_critic, x_in_all[sl], m_in_all[sl], x_full,
-                                                mask_c, R, None if plan_y is None else plan_y[sl], cfg, root)
+                                                mask_c, R, None if plan_y is None else plan_y[sl], cfg, root, c_in)
                 with torch.no_grad():
                     X_clean = self.teacher_net(x_full, mask_c).float()
-                s_terms, y_s, out = self.student_terms(self.net, x_in_all[sl], m_in_all[sl], x_full, mask_c, R, X_clean)
+                s_terms, y_s, out = self.student_terms(self.net, x_in_all[sl], m_in_all[sl], x_full, mask_c, R, X_clean,
+                                                       c_in)
                 Js = _unit(out.joints_3d, per_window)[0]
                 terms = {f"teacher_{k}": v for k, v in t_terms.items()} | {f"student_{k}": v for k, v in s_terms.items()}
                 terms["agree_teacher"] = (w.agree_teacher, losses.joint_distance(_unit(X, per_window)[0], Js.detach()))
@@ -876,7 +914,8 @@ def build_stage(kind: str, cfg: DictConfig, clips: MocapClips | None = None, val
     window, views, seed = cfg.model.window, cfg.data.n_views, cfg.seed
     heights, balance = tuple(cfg.data.camera_height), cfg.data.balance
     if kind in lifters:
-        sampler = WindowSampler(project_clips(train, views, seed, height_range=heights), window, balance)
+        sampler = WindowSampler(project_clips(train, views, seed, height_range=heights, synth=synth_settings(cfg)),
+                                window, balance)
         stage = lifters[kind](cfg, sampler)
     else:
         stage = SupervisedStage(cfg, SupervisedWindows(train, window, views, seed, balance, heights))
@@ -920,7 +959,8 @@ def track_sources(cfg: DictConfig, clips: MocapClips | None = None):
         clips = clips if clips is not None else load_mocap_npz(cfg.data.npz)
         train = clips.select(split_clips(clips.seq_names, cfg.data.train_split))
         sources.append(WindowSampler(project_clips(train, cfg.data.n_views, seed,
-                                                   height_range=tuple(cfg.data.camera_height)),
+                                                   height_range=tuple(cfg.data.camera_height),
+                                                   synth=synth_settings(cfg)),
                                      window, cfg.data.balance))
     # data.mix ([w_tracks, w_npz], with both sources) is checked by trainers.config on load
     sampler = MixedSampler(sources, list(cfg.data.mix)) if len(sources) > 1 else sources[0]
