@@ -372,20 +372,34 @@ class WindowSampler:
 
 class SupervisedWindows:
     """Paired 2D/3D windows for the *supervised baseline only* (never used by
-    self-supervised training): random cameras as :func:`project_clips`, plus the camera-frame
-    3D.
+    self-supervised training): random cameras as :func:`project_clips` (with ``synth``: the
+    detector-like views of :func:`lifting.synth2d.project_detector_like`), plus the
+    camera-frame 3D.
 
     ``sample`` returns ``keypoints_2d (B, T, J, 2)`` pixels, ``mask (B, T, J)`` and
     ``joints_3d (B, T, J, 3)`` root-relative camera-frame metres.
     """
 
     def __init__(self, clips: MocapClips, window: int = 1, n_views: int = 4, seed: int = 0, balance: str = "none",
-                 height_range: tuple[float, float] = (0.6, 2.6)):
+                 height_range: tuple[float, float] = (0.6, 2.6), synth: SynthSettings | None = None):
         _check_cameras(n_views, height_range)
         rng = np.random.default_rng(seed)
         root = clips.skeleton.root_index
         V = n_views
-        kp, j3 = _render(clips, lambda cj: random_cameras(cj, root, V, rng, height_range), V, with_3d=True)
+        self.mask = None
+        if synth is None:
+            kp, j3 = _render(clips, lambda cj: random_cameras(cj, root, V, rng, height_range), V, with_3d=True)
+        else:  # the same detector-like views as the self-supervised models, with their 3D
+            synth.check()
+            kp = np.empty((V,) + clips.joints.shape[:2] + (2,), np.float32)
+            j3 = np.empty((V,) + clips.joints.shape[:2] + (3,), np.float32)
+            mask = np.ones((V,) + clips.joints.shape[:2], bool)
+            for k in range(clips.num_clips):
+                a, b = clips.seq_offsets[k], clips.seq_offsets[k + 1]
+                if b > a:
+                    kp[:, a:b], mask[:, a:b], j3[:, a:b] = project_detector_like(
+                        clips.joints[a:b].astype(np.float64), V, rng, synth, clips.skeleton, with_3d=True)
+            self.mask = torch.from_numpy(mask)
         self.keypoints_2d = torch.from_numpy(kp)
         self.joints_3d = torch.from_numpy(j3)
         self.window = int(window)
@@ -395,6 +409,8 @@ class SupervisedWindows:
     def to(self, device) -> "SupervisedWindows":
         """Keep the data and the index on ``device``; returns ``self``."""
         self.keypoints_2d, self.joints_3d = self.keypoints_2d.to(device), self.joints_3d.to(device)
+        if self.mask is not None:
+            self.mask = self.mask.to(device)
         self.index.to(device)
         return self
 
@@ -403,9 +419,11 @@ class SupervisedWindows:
         ``keypoints_2d (B, T, J, 2)`` px, ``mask (B, T, J)``, ``joints_3d (B, T, J, 3)`` m."""
         v, frames = self.index.draw(batch_size, generator)
         kp = self.keypoints_2d[v[:, None], frames]
+        mask = torch.ones(kp.shape[:-1], dtype=torch.bool, device=kp.device) if self.mask is None \
+            else self.mask[v[:, None], frames]
         return {
             "keypoints_2d": kp,
-            "mask": torch.ones(kp.shape[:-1], dtype=torch.bool, device=kp.device),
+            "mask": mask,
             "joints_3d": self.joints_3d[v[:, None], frames],
         }
 

@@ -207,17 +207,20 @@ def detector_cameras(centre: np.ndarray, radius: float, n: int, rng: np.random.G
 
 
 def project_detector_like(clip: np.ndarray, n: int, rng: np.random.Generator, settings: SynthSettings,
-                          skeleton: Skeleton = CANON16) -> tuple[np.ndarray, np.ndarray]:
+                          skeleton: Skeleton = CANON16, with_3d: bool = False):
     """One clip through ``n`` detector-like views (own proportions, keypoint definitions and
     camera per view).
 
     Args:
         clip: ``(T, J, 3)`` world metres (Y up).
+        with_3d: also return the viewed body's root-relative camera-frame 3D (for the
+            supervised baseline only; self-supervised training never asks for it).
 
     Returns:
-        ``(keypoints_2d (n, T, J, 2) px, mask (n, T, J) bool)``: the mask is False for joints
-        outside the image (``settings.truncate``), never for the root; frames whose root
-        falls outside the image keep every joint.
+        ``(keypoints_2d (n, T, J, 2) px, mask (n, T, J) bool)`` and, with ``with_3d``,
+        ``joints_3d (n, T, J, 3)`` metres: the mask is False for joints outside the image
+        (``settings.truncate``), never for the root; frames whose root falls outside the
+        image keep every joint.
     """
     s, root = settings, skeleton.root_index
     pelvis = clip[:, root]
@@ -225,6 +228,7 @@ def project_detector_like(clip: np.ndarray, n: int, rng: np.random.Generator, se
     radius = float(np.sqrt(((pelvis[:, [0, 2]] - centre[[0, 2]]) ** 2).sum(-1)).max()) if len(clip) else 0.0
     cams, size = detector_cameras(centre, radius, n, rng, s)
     kp = np.empty((n,) + clip.shape[:2] + (2,))
+    j3 = np.empty((n,) + clip.shape[:2] + (3,), np.float32) if with_3d else None
     std = np.array([_DEFINITION_STD[name] for name in skeleton.joint_names])[:, None]
     for v in range(n):
         body = scale_bones(clip, {g: float(np.exp(rng.normal(0, s.bone_scale_std))) for g in _BONE_GROUPS}, skeleton)
@@ -232,12 +236,15 @@ def project_detector_like(clip: np.ndarray, n: int, rng: np.random.Generator, se
         body = shift_definitions(body, offsets, bool(rng.random() < s.coco_joints_prob), skeleton)
         one = Cameras(cams.R[v : v + 1], cams.position[v : v + 1], cams.focal[v : v + 1], cams.principal[v : v + 1])
         kp[v] = one.project(body)[0]
+        if with_3d:
+            pc = one.to_camera(body)[0]
+            j3[v] = pc - pc[:, root : root + 1]
     inside = (kp >= 0).all(-1) & (kp[..., 0] < size[:, None, None, 0]) & (kp[..., 1] < size[:, None, None, 1])
     if not s.truncate:
         inside[:] = True
     inside |= ~inside[..., root : root + 1]  # root outside: keep the frame whole
     inside[..., root] = True
-    return kp.astype(np.float32), inside
+    return (kp.astype(np.float32), inside) + ((j3,) if with_3d else ())
 
 
 def canon_oks_sigmas(skeleton: Skeleton = CANON16) -> torch.Tensor:

@@ -19,6 +19,9 @@ CONFIGS = [
     ("teacher_temporal", "teacher", 9),
     ("supervised", "supervised", 1),
     ("supervised_temporal", "supervised", 9),
+    ("teacher_detector", "teacher", 1),
+    ("teacher_detector_temporal", "teacher", 27),
+    ("supervised_detector", "supervised", 1),
 ]
 
 

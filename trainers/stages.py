@@ -918,7 +918,8 @@ def build_stage(kind: str, cfg: DictConfig, clips: MocapClips | None = None, val
                                 window, balance)
         stage = lifters[kind](cfg, sampler)
     else:
-        stage = SupervisedStage(cfg, SupervisedWindows(train, window, views, seed, balance, heights))
+        stage = SupervisedStage(cfg, SupervisedWindows(train, window, views, seed, balance, heights,
+                                                       synth_settings(cfg)))
     if validation:
         _attach_val_views(stage, cfg, clips)
     return stage
