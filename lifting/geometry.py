@@ -138,3 +138,36 @@ def random_view_rotation(
     elev = (2 * u[..., 1] - 1) * elevation_max
     # extrinsic y then x: R = R_x(elev) @ R_y(azim)
     return roma.euler_to_rotmat("yx", torch.stack([azim, elev], dim=-1))
+
+
+def about_body_axis(R: torch.Tensor, joints_3d: torch.Tensor, skeleton, max_tilt: float = math.radians(65)) -> torch.Tensor:
+    """Turn camera-frame view rotations into the same rotations about the lifted body's own
+    up axis: ``A^T R A``, with ``A`` the smallest rotation taking the body's up direction (the
+    window-mean pelvis -> thorax direction) to the camera's up (-y), its tilt limited to
+    ``max_tilt``.
+
+    For a level camera ``A`` is about the identity and nothing changes; for a raised camera the
+    random view keeps the camera's elevation relative to the body, so the 2D critic compares
+    the random views with real views of the same kind (the random-rotation cycle of Chen et al.
+    CVPR 2019 assumes the camera's y axis is the body's vertical; ElePose CVPR 2022 Sec. 3.3
+    handles raised cameras by predicting the elevation instead).
+
+    Args:
+        R: ``(B, 3, 3)`` view rotations (:func:`random_view_rotation`).
+        joints_3d: ``(B, T, J, 3)`` lifted root-relative joints, camera frame (y down);
+            used without gradient.
+        skeleton: the joint set (needs ``pelvis`` and ``thorax``).
+
+    Returns:
+        ``(B, 3, 3)`` rotations.
+    """
+    with torch.no_grad():
+        X = joints_3d.detach().float()
+        up = (X[..., skeleton.index("thorax"), :] - X[..., skeleton.index("pelvis"), :]).mean(1)  # (B, 3)
+        up = up / up.norm(dim=-1, keepdim=True).clamp_min(1e-9)
+        target = torch.tensor([0.0, -1.0, 0.0], device=up.device, dtype=up.dtype).expand_as(up)
+        axis = torch.cross(up, target, dim=-1)
+        sin = axis.norm(dim=-1, keepdim=True)
+        angle = torch.atan2(sin, (up * target).sum(-1, keepdim=True)).clamp_max(max_tilt)
+        A = roma.rotvec_to_rotmat(axis / sin.clamp_min(1e-9) * angle).to(R.dtype)
+    return A.transpose(-1, -2) @ R @ A

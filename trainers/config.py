@@ -223,6 +223,7 @@ class SynthConfig:
 @dataclass
 class ViewsConfig:
     elevation_max_deg: float = _key(_between(0.0, 90.0))
+    rotate_about: str = _key(_one_of("camera", "body"))
     augment_relift: bool = _key()
 
 

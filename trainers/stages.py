@@ -23,7 +23,7 @@ from lifting import losses
 from lifting.data import (MocapClips, SupervisedWindows, WindowSampler, eval_views, load_mocap_npz, project_clips,
                           split_clips)
 from lifting.discriminators import PoseCritic2D
-from lifting.geometry import normalize_2d, project_normalized, random_view_rotation, rms_scale
+from lifting.geometry import about_body_axis, normalize_2d, project_normalized, random_view_rotation, rms_scale
 from lifting.skeletons import CANON16
 from lifting.synth2d import DetectorErrors, SynthSettings, apply_detector_errors, draw_detector_errors, edge_pad
 from lifting.teacher import Lifter
@@ -123,6 +123,9 @@ def apply_augmentation(kp: torch.Tensor, mask: torch.Tensor, plan: AugPlan, root
     conf = None
     if plan.detector is not None:
         x_in, m_in, conf = apply_detector_errors(x_in, m_in, plan.detector, plan.conf_threshold, root)
+        # normalised again, as the lift normalises the detector's 2D it is given
+        s = rms_scale(x_in, m_in, dims=(-2, -1) if T > 1 else (-1,))
+        x_in, scale = x_in / s[..., None], scale * s
     return x_in, m_in, scale, conf
 
 
@@ -469,6 +472,8 @@ def teacher_terms(net, critic, x_in, m_in, x_full, mask, R, plan_y, cfg: DictCon
     # normalised over them as x_full is; None (mocap, every joint observed) = the plain path
     obs = None if bool(mask.all()) else mask
     X = net(x_in, m_in, c_in).float()  # (b, T, J, 3)
+    if cfg.views.rotate_about == "body":
+        R = about_body_axis(R, X, CANON16)
     Xr = torch.einsum("bij,btkj->btki", R, X)
     y, s_y = _unit(project_normalized(Xr), per_window)
     # the re-lift sees the new view with the same dropout/noise as real input: the rotated
@@ -693,6 +698,8 @@ class StudentStage(_Stage):
         per_window = x_in.shape[1] > 1
         out = net(x_in, m_in, c_in)
         Jc = out.joints_3d
+        if self.cfg.views.rotate_about == "body":
+            R = about_body_axis(R, X_t, CANON16)
         l_distill = losses.joint_distance(_unit(Jc, per_window)[0], _unit(X_t, per_window)[0])
         # not scale-normalised: this is what trains the camera scale (x_full has unit RMS)
         l_rep = losses.joint_distance(out.project(), x_full, mask)
