@@ -44,7 +44,6 @@ SHARED = ROOT / ".." / "shared" / "data"
 HDM05 = SHARED / "hdm05" / "hdm05_joints.npz"
 REAL = SHARED / "real_tracks" / "vtest_hog_blazepose_coco17.json"
 VARIANTS = ("none", "distill", "finetune")
-KNEES = (("r_hip", "r_knee", "r_ankle"), ("l_hip", "l_knee", "l_ankle"))
 
 
 def _peak_rss_mib() -> float:
@@ -119,44 +118,30 @@ def score_models(models: dict[str, str], tracks: list[str], clips, work: Path) -
     return out
 
 
-def _angle(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    u, v = a - b, c - b
-    cos = (u * v).sum(-1) / np.maximum(np.linalg.norm(u, axis=-1) * np.linalg.norm(v, axis=-1), 1e-9)
-    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
-
-
 def plausibility(lift_dir: Path, min_frames: int = 10) -> dict:
-    """Knee angles and bone-length stability of the lifted tracks ``lift_dir/track_*.npz``
-    (``joints_3d (T, 16, 3)`` canon16, metres).
-
-    Returns ``knee_median_deg`` (both knees, all frames), ``knee_below_120_pct`` (% frames
-    with either knee < 120 deg), ``bone_cv_median_pct`` (median over tracks with >= ``min_frames``
-    frames of the mean over the 15 bones of std/mean of the bone length over time, %), counts.
+    """:func:`lifting.metrics.track_plausibility` of the lifted tracks ``lift_dir/track_*.npz``
+    (``joints_3d (T, 16, 3)`` canon16, metres): knee median, % frames with a knee < 120 deg,
+    median over tracks with >= ``min_frames`` frames of the mean per-bone length CV (%).
 
     Raises:
         FileNotFoundError: no lifted track in ``lift_dir``.
+        ValueError: a track file without a valid ``joints_3d`` (the message names it).
     """
-    from lifting.skeletons import CANON16
+    from lifting.metrics import track_plausibility
 
-    idx = {n: i for i, n in enumerate(CANON16.joint_names)}
-    child = [j for j, p in enumerate(CANON16.parents) if p >= 0]
-    knees, below, cvs = [], [], []
     files = sorted(Path(lift_dir).glob("track_*.npz"))
     if not files:
         raise FileNotFoundError(f"{lift_dir}: no track_*.npz")
+    tracks = []
     for f in files:
-        x = np.load(f)["joints_3d"].astype(np.float64)
-        k = np.stack([_angle(x[:, idx[a]], x[:, idx[b]], x[:, idx[c]]) for a, b, c in KNEES], -1)  # (T, 2)
-        knees.append(k.ravel())
-        below.append((k < 120.0).any(-1))
-        if len(x) >= min_frames:
-            bones = np.linalg.norm(x[:, child] - x[:, [CANON16.parents[j] for j in child]], axis=-1)  # (T, 15)
-            cvs.append(float((bones.std(0) / np.maximum(bones.mean(0), 1e-9)).mean()))
-    return {"tracks": len(files), "frames": int(sum(len(b) for b in below)),
-            "knee_median_deg": round(float(np.median(np.concatenate(knees))), 1),
-            "knee_below_120_pct": round(100 * float(np.concatenate(below).mean()), 1),
-            "bone_cv_median_pct": round(100 * float(np.median(cvs)), 2) if cvs else float("nan"),
-            "tracks_for_cv": len(cvs)}
+        with np.load(f) as d:
+            if "joints_3d" not in d.files:
+                raise ValueError(f"{f}: no joints_3d array")
+            tracks.append(d["joints_3d"].astype(np.float64))
+    try:
+        return track_plausibility(tracks, min_frames=min_frames)
+    except ValueError as e:
+        raise ValueError(f"{lift_dir}: {e}") from None
 
 
 def make_tracks(work: Path) -> list[str]:
