@@ -36,10 +36,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
+from bench_real import lift_to, plausibility  # real-track lifting and plausibility
 SHARED = ROOT / ".." / "shared" / "data"
 HDM05 = SHARED / "hdm05" / "hdm05_joints.npz"
 REAL = SHARED / "real_tracks" / "vtest_hog_blazepose_coco17.json"
@@ -87,15 +87,6 @@ def run_adapt(inputs: list[str], out_dir: Path, **kwargs) -> dict:
     return res
 
 
-def lift_to(ckpt: str, track_file: str, dest: Path) -> Path:
-    """Lift ``track_file`` with ``ckpt`` into ``dest`` (no figures); returns ``dest``."""
-    from lifting.lift import lift_file
-    from lifting.options import LiftOptions
-
-    lift_file(track_file, dest, LiftOptions(checkpoint=ckpt, max_figures=0, progress=False, overwrite=True))
-    return dest
-
-
 def protocol_3d(ckpt: str, clips) -> float:
     """PA-MPJPE (mm) of ``ckpt`` with the DESIGN.md §4 rig protocol on ``clips`` (GT 2D)."""
     from lifting.evaluate import evaluate_lifter
@@ -116,32 +107,6 @@ def score_models(models: dict[str, str], tracks: list[str], clips, work: Path) -
             d = lift_to(ck, t, work / f"lift_{name}_{Path(t).stem}")
             out[name][Path(t).stem] = score(d, Path(t).with_suffix(".cameras.npz"))
     return out
-
-
-def plausibility(lift_dir: Path, min_frames: int = 10) -> dict:
-    """:func:`lifting.metrics.track_plausibility` of the lifted tracks ``lift_dir/track_*.npz``
-    (``joints_3d (T, 16, 3)`` canon16, metres): knee median, % frames with a knee < 120 deg,
-    median over tracks with >= ``min_frames`` frames of the mean per-bone length CV (%).
-
-    Raises:
-        FileNotFoundError: no lifted track in ``lift_dir``.
-        ValueError: a track file without a valid ``joints_3d`` (the message names it).
-    """
-    from lifting.metrics import track_plausibility
-
-    files = sorted(Path(lift_dir).glob("track_*.npz"))
-    if not files:
-        raise FileNotFoundError(f"{lift_dir}: no track_*.npz")
-    tracks = []
-    for f in files:
-        with np.load(f) as d:
-            if "joints_3d" not in d.files:
-                raise ValueError(f"{f}: no joints_3d array")
-            tracks.append(d["joints_3d"].astype(np.float64))
-    try:
-        return track_plausibility(tracks, min_frames=min_frames)
-    except ValueError as e:
-        raise ValueError(f"{lift_dir}: {e}") from None
 
 
 def make_tracks(work: Path) -> list[str]:
