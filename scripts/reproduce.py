@@ -25,9 +25,10 @@ the config's ``train.steps``) is skipped and an unfinished one (``last.pt``) is 
 
 Every command is printed before it runs; its output is shown prefixed with the stage name and
 kept in ``runs/bundled/logs/STAGE.log``. Results (per command: status, reason, wall time, exit
-code) go to ``runs/bundled/reproduce.json`` after every command, the benchmark tables to
-``runs/bundled/tables.md``; both are written atomically. The first failing command stops the
-run (exit code 1) with the record written. ``--dry-run`` prints the plan with each stage's
+code; the total wall time at the end) go to ``runs/bundled/reproduce.json`` after every
+command, the benchmark tables to ``runs/bundled/tables.md``; both are written atomically.
+The first failing command stops the run (exit code 1; a stage running beside it finishes)
+with the record written. ``--dry-run`` prints the plan with each stage's
 status and writes nothing.
 
 Usage::
@@ -288,7 +289,8 @@ def _groups(stages: list[Stage], parallel: bool) -> list[list[Stage]]:
 
 def tables_md(stages: list[Stage], root: Path) -> str:
     """``tables.md``: per benchmark stage its command, then the markdown table lines of its
-    output, or the whole output as a code block when it prints no table."""
+    output, or the whole output as a code block when it prints no table; an output older
+    than the models it measured is marked ``> stale: ...``."""
     parts = ["# Benchmark tables of the bundled models (scripts/reproduce.py)", ""]
     for st in stages:
         f = root / st.outputs[0]
@@ -297,7 +299,8 @@ def tables_md(stages: list[Stage], root: Path) -> str:
         cmd, _, text = f.read_text().partition("\n\n")
         rows = [ln for ln in text.splitlines() if ln.startswith("|")]
         body = "\n".join(rows) if rows else f"```\n{text.rstrip()}\n```"
-        parts += [f"## {st.name[2:]}", "", cmd, "", body, ""]
+        done, why = stage_status(st, root)
+        parts += [f"## {st.name[2:]}", "", cmd, ""] + ([] if done else [f"> stale: {why}", ""]) + [body, ""]
     return "\n".join(parts)
 
 
@@ -328,7 +331,7 @@ def reproduce(stage: str, root: Path = ROOT, runs: str = RUNS, force: bool = Fal
     rdir = root / runs
     record = Record(rdir / "reproduce.json", {"stage": stage, "force": force, "parallel": parallel,
                                               "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
-    ok = True
+    ok, t0 = True, time.perf_counter()
     for group in _groups(stages, parallel):
         todo = []
         for st in group:
@@ -345,7 +348,8 @@ def reproduce(stage: str, root: Path = ROOT, runs: str = RUNS, force: bool = Fal
     from lifting.io.fileio import atomic_write
 
     atomic_write(rdir / "tables.md", lambda tmp: Path(tmp).write_text(tables_md(stages, root)))
-    record.data |= {"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "ok": ok, "tables": f"{runs}/tables.md"}
+    record.data |= {"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "wall_s": round(time.perf_counter() - t0, 1),
+                    "ok": ok, "tables": f"{runs}/tables.md"}
     record.add({"stage": "-", "status": "tables", "reason": f"{runs}/tables.md"})
     print(f"{'done' if ok else 'stopped'}: {runs}/reproduce.json, {runs}/tables.md", flush=True)
     return 0 if ok else 1

@@ -163,9 +163,23 @@ def test_runner_records_runs_skips_and_tables(tmp_path, monkeypatch, capsys):
     assert R.reproduce("bench", root=tmp_path, force=True) == 0
     rec = json.loads((tmp_path / "runs/bundled/reproduce.json").read_text())
     assert [c["status"] for c in rec["commands"] if c["stage"] in ("g_one", "g_two")] == ["ran", "ran"]
-    # a new model makes the benchmarks out of date
+    assert rec["ok"] is True and rec["wall_s"] >= 0
+    # a new model makes the benchmarks out of date, and tables.md says so
     _touch(tmp_path / "lifting/assets/teacher.pt")
     assert "out of date" in R.stage_status(R.plan("bench")[0], tmp_path)[1]
+    stale = R.tables_md(R.plan("bench"), tmp_path)
+    assert "> stale: out of date: lifting/assets/teacher.pt newer than the outputs" in stale
+
+
+def test_parallel_stages_both_run(tmp_path, monkeypatch):
+    _touch(tmp_path / "scripts/slow.py", "import sys, time\ntime.sleep(0.5)\nprint('| t |', sys.argv[1])\n")
+    stages = [R.Stage(f"g_{n}", (R.Command(("scripts/slow.py", n)),), (f"runs/bundled/bench/{n}.md",),
+                      parallel="p", bench=True) for n in ("x", "y")]
+    monkeypatch.setattr(R, "plan", lambda stage, runs=R.RUNS: stages)
+    assert R.reproduce("bench", root=tmp_path, parallel=True) == 0
+    rec = json.loads((tmp_path / "runs/bundled/reproduce.json").read_text())
+    assert sorted(c["stage"] for c in rec["commands"] if c["status"] == "ran") == ["g_x", "g_y"]
+    assert (tmp_path / "runs/bundled/bench/y.md").read_text().endswith("| t | y\n")
 
 
 def test_runner_stops_at_a_failing_command(tmp_path, monkeypatch, capsys):
