@@ -61,10 +61,11 @@ the prediction itself, on the canonical 16-joint set
 (:data:`lifting.skeletons.CANON16`, metres):
 
 knee angle (:func:`knee_angles`)
-    The hip-knee-ankle angle of each leg, 180 deg = straight leg.  Walking and
-    standing people keep their knees mostly above ~150 deg (mocap reference
-    in BENCHMARKS.md); a lifter that bends both knees on upright people
-    gives medians near 100 deg.
+    The hip-knee-ankle angle of each leg, 180 deg = straight leg.  Mocap
+    ground truth gives medians of 145 deg (Bandai-Namco walking clips, 30 %
+    of frames with a knee below 120 deg: the swing phase) and 152 deg (all
+    Bandai-Namco clips); ``scripts/bench_real.py`` prints these reference rows.
+    A lifter that crouches upright people gives medians near 100 deg.
 bone-length CV (:func:`bone_length_cv`)
     Per bone, the coefficient of variation std / mean of its length over the
     frames of one track (population std).  A person's bones are rigid, so a
