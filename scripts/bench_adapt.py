@@ -36,15 +36,14 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
+from bench_real import lift_to, plausibility  # real-track lifting and plausibility
 SHARED = ROOT / ".." / "shared" / "data"
 HDM05 = SHARED / "hdm05" / "hdm05_joints.npz"
 REAL = SHARED / "real_tracks" / "vtest_hog_blazepose_coco17.json"
 VARIANTS = ("none", "distill", "finetune")
-KNEES = (("r_hip", "r_knee", "r_ankle"), ("l_hip", "l_knee", "l_ankle"))
 
 
 def _peak_rss_mib() -> float:
@@ -88,15 +87,6 @@ def run_adapt(inputs: list[str], out_dir: Path, **kwargs) -> dict:
     return res
 
 
-def lift_to(ckpt: str, track_file: str, dest: Path) -> Path:
-    """Lift ``track_file`` with ``ckpt`` into ``dest`` (no figures); returns ``dest``."""
-    from lifting.lift import lift_file
-    from lifting.options import LiftOptions
-
-    lift_file(track_file, dest, LiftOptions(checkpoint=ckpt, max_figures=0, progress=False, overwrite=True))
-    return dest
-
-
 def protocol_3d(ckpt: str, clips) -> float:
     """PA-MPJPE (mm) of ``ckpt`` with the DESIGN.md §4 rig protocol on ``clips`` (GT 2D)."""
     from lifting.evaluate import evaluate_lifter
@@ -117,46 +107,6 @@ def score_models(models: dict[str, str], tracks: list[str], clips, work: Path) -
             d = lift_to(ck, t, work / f"lift_{name}_{Path(t).stem}")
             out[name][Path(t).stem] = score(d, Path(t).with_suffix(".cameras.npz"))
     return out
-
-
-def _angle(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    u, v = a - b, c - b
-    cos = (u * v).sum(-1) / np.maximum(np.linalg.norm(u, axis=-1) * np.linalg.norm(v, axis=-1), 1e-9)
-    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
-
-
-def plausibility(lift_dir: Path, min_frames: int = 10) -> dict:
-    """Knee angles and bone-length stability of the lifted tracks ``lift_dir/track_*.npz``
-    (``joints_3d (T, 16, 3)`` canon16, metres).
-
-    Returns ``knee_median_deg`` (both knees, all frames), ``knee_below_120_pct`` (% frames
-    with either knee < 120 deg), ``bone_cv_median_pct`` (median over tracks with >= ``min_frames``
-    frames of the mean over the 15 bones of std/mean of the bone length over time, %), counts.
-
-    Raises:
-        FileNotFoundError: no lifted track in ``lift_dir``.
-    """
-    from lifting.skeletons import CANON16
-
-    idx = {n: i for i, n in enumerate(CANON16.joint_names)}
-    child = [j for j, p in enumerate(CANON16.parents) if p >= 0]
-    knees, below, cvs = [], [], []
-    files = sorted(Path(lift_dir).glob("track_*.npz"))
-    if not files:
-        raise FileNotFoundError(f"{lift_dir}: no track_*.npz")
-    for f in files:
-        x = np.load(f)["joints_3d"].astype(np.float64)
-        k = np.stack([_angle(x[:, idx[a]], x[:, idx[b]], x[:, idx[c]]) for a, b, c in KNEES], -1)  # (T, 2)
-        knees.append(k.ravel())
-        below.append((k < 120.0).any(-1))
-        if len(x) >= min_frames:
-            bones = np.linalg.norm(x[:, child] - x[:, [CANON16.parents[j] for j in child]], axis=-1)  # (T, 15)
-            cvs.append(float((bones.std(0) / np.maximum(bones.mean(0), 1e-9)).mean()))
-    return {"tracks": len(files), "frames": int(sum(len(b) for b in below)),
-            "knee_median_deg": round(float(np.median(np.concatenate(knees))), 1),
-            "knee_below_120_pct": round(100 * float(np.concatenate(below).mean()), 1),
-            "bone_cv_median_pct": round(100 * float(np.median(cvs)), 2) if cvs else float("nan"),
-            "tracks_for_cv": len(cvs)}
 
 
 def make_tracks(work: Path) -> list[str]:

@@ -443,3 +443,89 @@ def test_mpjpe_and_pa_mpjpe_are_differentiable():
     loss = M.mpjpe(p, t) + M.pa_mpjpe(p, t) + M.n_mpjpe(p, t)
     loss.backward()
     assert p.grad is not None and bool(torch.isfinite(p.grad).all())
+
+
+# --------------------------------------------------------------------------- #
+# plausibility of lifted tracks: knee angles, bone-length CV
+# --------------------------------------------------------------------------- #
+def _standing(knee_deg=180.0):
+    """Canon16 pose (16, 3), metres, Y up: straight legs, or both knees bent to ``knee_deg``
+    (the shank rotated about the x axis at the knee)."""
+    from lifting.skeletons import CANON16
+
+    p = {"pelvis": (0, 0, 0), "r_hip": (-0.1, 0, 0), "l_hip": (0.1, 0, 0), "spine": (0, 0.25, 0),
+         "thorax": (0, 0.5, 0), "head": (0, 0.7, 0), "l_shoulder": (0.18, 0.48, 0), "r_shoulder": (-0.18, 0.48, 0),
+         "l_elbow": (0.2, 0.2, 0), "r_elbow": (-0.2, 0.2, 0), "l_wrist": (0.2, -0.05, 0), "r_wrist": (-0.2, -0.05, 0)}
+    bend = math.radians(180.0 - knee_deg)
+    for side, x in (("r", -0.1), ("l", 0.1)):
+        p[f"{side}_knee"] = (x, -0.45, 0)
+        p[f"{side}_ankle"] = (x, -0.45 - 0.42 * math.cos(bend), -0.42 * math.sin(bend))
+    return torch.tensor([p[n] for n in CANON16.joint_names], dtype=torch.float64)
+
+
+@pytest.mark.parametrize("deg", [180.0, 150.0, 90.0, 30.0])
+def test_knee_angles_of_constructed_bends(deg):
+    k = M.knee_angles(_standing(deg))
+    assert k.shape == (2,)
+    assert torch.allclose(k, torch.full((2,), deg, dtype=torch.float64), atol=1e-6)
+
+
+def test_knee_angles_rigid_invariant_batched_numpy_and_degenerate():
+    pose = torch.stack([_standing(170.0), _standing(100.0)])  # (T=2, 16, 3)
+    moved = pose @ _rot("y", 0.7).T @ _rot("x", -0.3).T + torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    k = M.knee_angles(moved.numpy())  # arrays are accepted
+    assert k.shape == (2, 2)
+    assert torch.allclose(k, torch.tensor([[170.0, 170.0], [100.0, 100.0]], dtype=torch.float64), atol=1e-6)
+    bad = _standing()
+    bad[2] = bad[1]  # r_knee on r_hip: no thigh, no angle
+    k = M.knee_angles(bad)
+    assert torch.isnan(k[0]) and torch.isclose(k[1], torch.tensor(180.0, dtype=torch.float64))
+
+
+def test_bone_length_cv_rigid_is_zero_and_scaled_is_known():
+    frames = torch.stack([_standing(180.0 - 10 * t) @ _rot("y", 0.3 * t).T for t in range(8)])  # (8, 16, 3)
+    cv = M.bone_length_cv(frames)
+    assert cv.shape == (15,)
+    assert float(cv.abs().max()) < 1e-9  # a rigid skeleton in any pose and orientation
+    s = torch.tensor([0.9, 1.1] * 4, dtype=torch.float64)  # bones +-10% frame to frame
+    cv = M.bone_length_cv(frames * s[:, None, None])
+    assert torch.allclose(cv, torch.full((15,), 0.1, dtype=torch.float64), atol=1e-9)
+    batch = M.bone_length_cv(torch.stack([frames, frames * s[:, None, None]]))
+    assert batch.shape == (2, 15) and torch.allclose(batch[1], cv)
+
+
+def test_track_plausibility_summary():
+    straight = torch.stack([_standing(175.0)] * 12)  # 12 frames, rigid
+    bent = torch.stack([_standing(100.0)] * 4)       # 4 frames: too short for the CV
+    s = torch.tensor([0.8, 1.2] * 6, dtype=torch.float64)
+    wobbly = torch.stack([_standing(160.0)] * 12) * s[:, None, None]
+    r = M.track_plausibility([straight, bent, wobbly.numpy()], min_frames=10)
+    assert r["tracks"] == 3 and r["frames"] == 28 and r["tracks_for_cv"] == 2
+    assert r["knee_median_deg"] == 160.0  # 56 knee values: 24 x 175, 8 x 100, 24 x 160
+    assert r["knee_below_120_pct"] == round(100 * 4 / 28, 1)
+    assert r["bone_cv_median_pct"] == 10.0  # median of the track CVs 0 and 20 %
+
+
+@pytest.mark.parametrize("bad, msg", [
+    (torch.zeros(5, 17, 3), "shape"),
+    (torch.zeros(5, 16, 2), "shape"),
+    (torch.full((5, 16, 3), float("nan")), "NaN"),
+])
+def test_plausibility_bad_input(bad, msg):
+    with pytest.raises(ValueError, match=msg):
+        M.knee_angles(bad)
+    with pytest.raises(ValueError, match=msg):
+        M.bone_length_cv(bad)
+
+
+def test_plausibility_bad_input_names_problem():
+    with pytest.raises(ValueError, match="at least 2"):
+        M.bone_length_cv(torch.zeros(1, 16, 3))
+    with pytest.raises(ValueError, match="no tracks"):
+        M.track_plausibility([])
+    with pytest.raises(ValueError, match="min_frames"):
+        M.track_plausibility([_standing()[None]], min_frames=1)
+    with pytest.raises(ValueError, match="track 1: .*NaN"):
+        M.track_plausibility([_standing()[None], torch.full((3, 16, 3), float("nan"))])
+    with pytest.raises(ValueError, match="track 0: expected one track"):
+        M.track_plausibility([_standing()])
