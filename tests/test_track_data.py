@@ -297,7 +297,7 @@ def test_teacher_2d_terms_ignore_masked_joints(tiny_cfg_overrides):
     x_obs = x_full.clone()
     x_obs[..., j, :] = 0
     x_obs = x_obs / rms_scale(x_obs, mask)[..., None]
-    net = lambda x, m: X  # noqa: E731  (a lift that reprojects exactly onto the observed joints)
+    net = lambda x, m, c=None: X  # noqa: E731  (a lift that reprojects exactly onto the observed joints)
     R = torch.eye(3).expand(4, 3, 3)
     terms, _, _ = teacher_terms(net, lambda y: torch.zeros(y.shape[0]), x_obs, mask, x_obs, mask, R, None, cfg, 0)
     assert float(terms["reproject"][1]) < 1e-5
