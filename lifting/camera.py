@@ -84,7 +84,7 @@ def _clip_centre(clip_joints: np.ndarray, root_index: int) -> tuple[np.ndarray, 
     return centre, radius
 
 
-def eval_rig(clip_joints: np.ndarray, root_index: int) -> Cameras:
+def eval_rig(clip_joints: np.ndarray, root_index: int, elevation_deg: float | None = None) -> Cameras:
     """The fixed evaluation rig of DESIGN.md §4 for one clip.
 
     Camera k (k = 0..3) stands ``d = max(5, R + 3)`` m horizontally from the clip's mean
@@ -96,6 +96,9 @@ def eval_rig(clip_joints: np.ndarray, root_index: int) -> Cameras:
     Args:
         clip_joints: ``(T, J, 3)`` world joints in metres (Y up).
         root_index: pelvis index in ``J``.
+        elevation_deg: ``None`` = the DESIGN.md rig above; a number raises the four cameras
+            (same horizontal distance) to that elevation above the mean pelvis (the raised
+            "surveillance" variant of issue 15, e.g. 45).
 
     Returns:
         :class:`Cameras` with ``N = 4``.
@@ -103,7 +106,8 @@ def eval_rig(clip_joints: np.ndarray, root_index: int) -> Cameras:
     centre, radius = _clip_centre(clip_joints, root_index)
     d = max(5.0, radius + 3.0)
     az = np.deg2rad(45.0 + 90.0 * np.arange(4))
-    pos = np.stack([centre[0] + d * np.sin(az), np.full(4, RIG_HEIGHT), centre[2] + d * np.cos(az)], -1)
+    height = RIG_HEIGHT if elevation_deg is None else centre[1] + d * np.tan(np.deg2rad(elevation_deg))
+    pos = np.stack([centre[0] + d * np.sin(az), np.full(4, height), centre[2] + d * np.cos(az)], -1)
     R = look_at(pos, np.repeat(centre[None], 4, 0))
     return Cameras(R, pos, np.full(4, RIG_FOCAL), np.tile(np.asarray(RIG_PRINCIPAL), (4, 1)))
 

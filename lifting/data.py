@@ -446,10 +446,11 @@ class EvalViews:
     clip_of_frame: np.ndarray = field(default=None)
 
 
-def eval_views(clips: MocapClips) -> EvalViews:
-    """Project ``clips`` through the fixed evaluation rig (DESIGN.md §4) and return 2D with
+def eval_views(clips: MocapClips, elevation_deg: float | None = None) -> EvalViews:
+    """Project ``clips`` through the fixed evaluation rig (DESIGN.md §4; with
+    ``elevation_deg`` its raised variant, :func:`lifting.camera.eval_rig`) and return 2D with
     the matching root-relative camera-frame 3D (:class:`EvalViews`)."""
     root = clips.skeleton.root_index
-    kp, j3 = _render(clips, lambda cj: eval_rig(cj, root), 4, with_3d=True)
+    kp, j3 = _render(clips, lambda cj: eval_rig(cj, root, elevation_deg), 4, with_3d=True)
     clip_of_frame = np.repeat(np.arange(clips.num_clips), np.diff(clips.seq_offsets))
     return EvalViews(kp, j3, clips.seq_offsets.copy(), clips.seq_names.copy(), clips.skeleton, clip_of_frame)

@@ -12,9 +12,11 @@ Stages of ``--stage bundled`` (``--stage bench``: only g), in order:
      (c and d run side by side, one thread each, with ``--parallel``);
   e. student: ``configs/student_detector.yaml`` from b, distilled from c;
   f. export: c, d, e -> ``lifting/assets/{teacher_single,teacher,student}.pt`` (``--half``);
-  g. benchmarks: ``bench_accuracy.py`` (bandai_test and hdm05_all, GT 2D and 5 px noise),
+  g. benchmarks: ``bench_accuracy.py`` (bandai_test, bandai_test_raised45 and hdm05_all, GT 2D
+     and 5 px noise),
      ``bench_real.py``, ``bench_speed.py``, ``bench_uncertainty.py`` (when present) on the
-     three bundled models; each one's output goes to ``runs/bundled/bench/NAME.md``.
+     three bundled models and the previous ones (a, b); each one's output goes to
+     ``runs/bundled/bench/NAME.md``.
 
 Skipping (make-like): a stage is skipped when all its outputs exist, none is older than an
 existing input (an output of an earlier stage it reads), and no training folder of it holds
@@ -121,11 +123,15 @@ def bundled_stages(runs: str = RUNS) -> list[Stage]:
 
 def bench_stages(runs: str = RUNS, root: Path = ROOT) -> list[Stage]:
     """Stage g: one stage per benchmark script on the three bundled models."""
-    named = tuple(f"{m}={p}" for m, p in MODELS.items())
+    # the previous bundled models (the base stages a and b) are measured beside them: before/after
+    named = tuple(f"{m}={p}" for m, p in MODELS.items()) + (
+        f"previous_teacher={runs}/base_teacher.pt", f"previous_student={runs}/base_student.pt")
     inputs = tuple(MODELS.values())
     b = f"{runs}/bench"
+    sets = "bandai_test,bandai_test_raised45,hdm05_all"
     return [
-        Stage("g_accuracy", (Command(("scripts/bench_accuracy.py", *named, "--out", f"{b}/accuracy.json")),),
+        Stage("g_accuracy", (Command(("scripts/bench_accuracy.py", *named, "--sets", sets,
+                                      "--out", f"{b}/accuracy.json")),),
               (f"{b}/accuracy.md",), inputs, bench=True),
         Stage("g_real", (Command(("scripts/bench_real.py", *named, "--out", f"{b}/real.json")),),
               (f"{b}/real.md",), inputs, bench=True),
