@@ -35,7 +35,7 @@ from .outputs import LiftOutputs
 from .smoothing import smooth_tracks
 from .prepare import canonical_track, run_offsets
 from .track_lifter import MODEL_FPS, LiftResult, as_track_lifter
-from .uncertainty import lift_uncertainty
+from .uncertainty import CALIBRATION, DEFAULT_LEVEL_OKS, lift_uncertainty
 
 __all__ = ["lift_track", "lift_file", "LiftOptions", "LiftResult", "MODEL_FPS"]
 
@@ -182,4 +182,6 @@ def _summary(tracks_path, o: LiftOptions, ckpt: dict, lifter, ts: TrackSet, outp
         "reader_warnings": list(ts.warnings), "warnings": notes, "files": outputs.files, "meshes": outputs.meshes,
         "smoothing": {"method": o.smooth, "window": o.smooth_window} if o.smooth != "none" else None,
         "causal": o.causal, "body_model": lifter.body_model.describe() if lifter.body_model is not None else None,
+        "uncertainty": {"samples": o.uncertainty_samples, "level_oks": DEFAULT_LEVEL_OKS, "calibration": CALIBRATION}
+        if o.uncertainty_samples else None,
     }

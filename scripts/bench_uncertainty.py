@@ -1,19 +1,22 @@
 """Per-joint uncertainty benchmark (lifting.uncertainty) for BENCHMARKS.md.
 
-Bandai-Namco through the evaluation rig (DESIGN.md §4, as scripts/bench_accuracy.py), with GT
-2D and with Gaussian pixel noise: every frame is lifted (clean + K perturbed copies per view,
-one batched pass), every ``--stride``-th frame is scored. Per non-root joint (the root is at 0
+Bandai-Namco through the evaluation rig (DESIGN.md §4, as scripts/bench_accuracy.py): every
+frame is lifted (clean + K perturbed copies per view, one batched pass; single-frame models
+only the scored frames), every ``--stride``-th frame is scored. Per non-root joint (the root is at 0
 by definition): predicted ``joints_3d_std`` (times the frame's Procrustes scale, so it is in the
 ground truth's metres) against the actual error after Procrustes alignment of the frame
 (:func:`lifting.metrics.procrustes_align`). Reported: Spearman rank correlation, the RMS ratio
 actual / predicted, the fraction of joints with error <= 1 and <= 2 predicted stds, and a
 decile table (predicted std -> mean / RMS actual error, mm).
 
-``--fit``: fit the calibration factor (RMS actual / RMS raw spread, pooled over both inputs)
-on the *val* split for each ``--levels`` value and report it; then check on *test* with the
-fitted factor of the level with the highest val Spearman.
+Inputs: GT 2D, ``--noise-px`` Gaussian pixel noise, and ``--input-oks`` OKS-scaled noise
+(the noise model of lifting.uncertainty itself, at a typical detector's level).
 
-    python scripts/bench_uncertainty.py CKPT [--fit] [--levels 0.5,1,2] [--stride 10]
+``--fit``: fit the calibration factor (RMS actual / RMS raw spread, pooled over the three
+inputs) on the *val* split for each ``--levels`` value; then check on *test* with the fitted
+factor of the level with the highest val Spearman.
+
+    python scripts/bench_uncertainty.py CKPT [--fit] [--levels 1,2,3] [--stride 10] [--clip-stride 1]
 """
 from __future__ import annotations
 
@@ -31,19 +34,32 @@ from lifting.inference import lift_frames, metric_scale
 from lifting.lifters import load_lifter
 from lifting.metrics import procrustes_align, procrustes_fit
 from lifting.skeletons import CANON16
-from lifting.uncertainty import CALIBRATION, DEFAULT_LEVEL_OKS, DEFAULT_SAMPLES, joint_spread
+from lifting.uncertainty import CALIBRATION, DEFAULT_LEVEL_OKS, DEFAULT_SAMPLES, joint_spread, perturb_keypoints
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 BANDAI = SHARED / "bandai_namco" / "bandai_namco_joints.npz"
 CHI3 = {1: 0.608, 2: 0.993}  # P(|e| <= k * RMS) for an isotropic 3D Gaussian error (chi^2_3 CDF at 3 k^2)
 
 
-def spread_and_error(model, views, noise_px: float, level: float, samples: int, stride: int, seed: int = 0):
+def noisy_input(views, noise: tuple[str, float], seed: int = 0) -> torch.Tensor:
+    """``(4, N, J, 2)`` rig 2D with ``("px", sigma)`` Gaussian pixel noise (as
+    lifting.evaluate) or ``("oks", u)`` the OKS-scaled noise of lifting.uncertainty."""
+    kind, amount = noise
+    kp = torch.from_numpy(views.keypoints_2d)
+    if kind == "px" and amount > 0:
+        kp = kp + amount * torch.randn(kp.shape, generator=torch.Generator().manual_seed(seed))
+    elif kind == "oks":
+        ones = np.ones(kp.shape[1:3], bool)
+        kp = torch.stack([torch.from_numpy(perturb_keypoints(kp[v].numpy(), ones, 1, amount, seed + 100 + v)[0])
+                          for v in range(kp.shape[0])])
+    return kp
+
+
+def spread_and_error(model, views, noise: tuple[str, float], level: float, samples: int, stride: int, seed: int = 0):
     """Raw spread (calibration 1, in the GT frame via the Procrustes scale) and PA error,
-    both ``(M,)`` metres over the scored non-root joints of all views."""
-    kp_all = torch.from_numpy(views.keypoints_2d)
-    if noise_px > 0:
-        kp_all = kp_all + noise_px * torch.randn(kp_all.shape, generator=torch.Generator().manual_seed(seed))
+    both ``(M,)`` metres over the scored non-root joints of all views, for input ``noise``
+    (:func:`noisy_input`)."""
+    kp_all = noisy_input(views, noise, seed)
     lift = lambda k, m, o: metric_scale(lift_frames(model, torch.from_numpy(k), torch.from_numpy(m), o),  # noqa: E731
                                         CANON16).numpy()
     keep, offsets, gt_all = np.arange(0, kp_all.shape[1], stride), views.seq_offsets, views.joints_3d
@@ -77,9 +93,10 @@ def report(std: np.ndarray, err: np.ndarray) -> dict:
             "n": int(len(std))}
 
 
-def views_of(split: str):
+def views_of(split: str, clip_stride: int = 1):
+    """Rig views of every ``clip_stride``-th clip of a Bandai-Namco split."""
     clips = load_mocap_npz(BANDAI)
-    return eval_views(clips.select(split_clips(clips.seq_names, split)))
+    return eval_views(clips.select(split_clips(clips.seq_names, split)[::clip_stride]))
 
 
 def main() -> None:
@@ -91,21 +108,26 @@ def main() -> None:
     ap.add_argument("--fit", action="store_true", help="fit level and factor on val first")
     ap.add_argument("--levels", default="0.5,1,2", help="levels tried by --fit")
     ap.add_argument("--noise-px", type=float, default=5.0)
+    ap.add_argument("--input-oks", type=float, default=1.5,
+                    help="third test input: OKS-scaled noise of this level (1.5: a typical matched detection)")
     ap.add_argument("--stride", type=int, default=10, help="score every N-th frame")
+    ap.add_argument("--clip-stride", type=int, default=1,
+                    help="use every N-th clip (temporal models lift every frame of the clips used)")
     a = ap.parse_args()
     if not BANDAI.exists():
         sys.exit(f"{BANDAI} not found (shared data)")
     model, _ = load_lifter(a.checkpoint)
-    print(f"`python scripts/bench_uncertainty.py {' '.join(sys.argv[1:])}` (K = {a.samples}, every {a.stride}th frame, "
-          f"window {model.window})\n")
+    print(f"`python scripts/bench_uncertainty.py {' '.join(sys.argv[1:])}` (K = {a.samples}, every {a.stride}th frame of every "
+          f"{a.clip_stride}th clip, window {model.window})\n")
     level, factor = a.level, a.calibration
+    inputs = [("px", 0.0), ("px", a.noise_px), ("oks", a.input_oks)]
     if a.fit:
-        val = views_of("val")
+        val = views_of("val", a.clip_stride)
         print("| level u (OKS) | val Spearman | val factor (RMS err / RMS spread) | s |\n|---|---|---|---|")
         best = None
         for u in (float(x) for x in a.levels.split(",")):
             t0 = time.perf_counter()
-            parts = [spread_and_error(model, val, n, u, a.samples, a.stride) for n in (0.0, a.noise_px)]
+            parts = [spread_and_error(model, val, n, u, a.samples, a.stride) for n in inputs]
             std, err = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
             r = report(std, err)
             print(f"| {u:g} | {r['spearman']:.3f} | {r['rms_ratio']:.2f} | {time.perf_counter() - t0:.0f} |", flush=True)
@@ -113,15 +135,15 @@ def main() -> None:
                 best = (r["spearman"], u, r["rms_ratio"])
         _, level, factor = best
         print(f"\nchosen: level {level:g}, factor {factor:.3f}\n")
-    test = views_of("test")
+    test = views_of("test", a.clip_stride)
     print(f"Bandai test, level {level:g} OKS, calibration {factor:.3f}:\n")
     print("| input | Spearman | RMS err / RMS std | err <= 1 std | err <= 2 std | mean std mm | mean err mm | n |\n"
           "|---|---|---|---|---|---|---|---|")
     tables = {}
-    for noise in (0.0, a.noise_px):
+    for noise in inputs:
         std, err = spread_and_error(model, test, noise, level, a.samples, a.stride)
         r = report(factor * std, err)
-        name = "GT 2D" if noise == 0 else f"{noise:g} px noise"
+        name = {"px": "GT 2D" if noise[1] == 0 else f"{noise[1]:g} px noise", "oks": f"OKS noise u={noise[1]:g}"}[noise[0]]
         tables[name] = r["deciles"]
         print(f"| {name} | {r['spearman']:.3f} | {r['rms_ratio']:.2f} | {100 * r['within1']:.1f}% "
               f"| {100 * r['within2']:.1f}% | {r['mean_std_mm']:.1f} | {r['mean_err_mm']:.1f} | {r['n']} |", flush=True)

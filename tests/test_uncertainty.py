@@ -152,3 +152,43 @@ def test_lift_track_option_and_outputs(teacher, tmp_path):
                 np.testing.assert_allclose(np.asarray(doc["joints_3d_std"]), z["joints_3d_std"], atol=1e-6)
         header = (out / "track_0007.csv").read_text().splitlines()[0]
         assert header.endswith(",std") == has
+
+
+def test_student_lifter_spread():
+    """The SMPL student through its lifter: per-track betas are shared by all copies, so the
+    spread is the pose's (finite, non-negative, 0 at the root, seeded)."""
+    from lifting.body_model import BodyModel
+    from lifting.student import Student
+
+    torch.manual_seed(0)
+    student = as_track_lifter(Student(BodyModel(), width=32, n_blocks=1))
+    kp, mask = _pose_2d(5), np.ones((5, J), bool)
+    std = lift_uncertainty(student, kp, mask, samples=4, seed=5)
+    assert std.shape == (5, J) and np.isfinite(std).all() and (std >= 0).all() and (std[:, ROOT] == 0).all()
+    assert std.max() > 0
+    np.testing.assert_array_equal(std, lift_uncertainty(student, kp, mask, samples=4, seed=5))
+
+
+def test_cli_option_and_summary(teacher, tmp_path, capsys):
+    from lifting.cli import main
+
+    tr = _track(6)
+    ckpt = save_checkpoint({"model": teacher.model.state_dict(), "model_config": teacher.model.config,
+                            "kind": "teacher"}, tmp_path / "t.pt")
+    recs = [{"image_id": int(f), "track_id": 7, "category_id": 1,
+             "keypoints": tr.keypoints[i].ravel().tolist(), "score": 0.9} for i, f in enumerate(tr.frame_ids)]
+    src = tmp_path / "tracks.json"
+    src.write_text(json.dumps(recs))
+    for k in ("0", "2"):
+        out = tmp_path / f"o{k}"
+        assert main(["lift", str(src), "-o", str(out), "--checkpoint", str(ckpt), "--max-figures", "0",
+                     "--uncertainty-samples", k]) == 0
+        summary = json.loads((out / "summary.json").read_text())
+        with np.load(out / "track_0007.npz") as z:
+            assert ("joints_3d_std" in z.files) == (k != "0")
+        assert (summary["uncertainty"] is None) == (k == "0")
+        if k != "0":
+            assert summary["uncertainty"]["samples"] == 2
+    assert main(["lift", str(src), "-o", str(tmp_path / "bad"), "--checkpoint", str(ckpt),
+                 "--uncertainty-samples", "-3"]) == 2
+    assert "--uncertainty-samples" in capsys.readouterr().err
