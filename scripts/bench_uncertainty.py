@@ -16,7 +16,7 @@ Inputs: GT 2D, ``--noise-px`` Gaussian pixel noise, and ``--input-oks`` OKS-scal
 inputs) on the *val* split for each ``--levels`` value; then check on *test* with the fitted
 factor of the level with the highest val Spearman.
 
-    python scripts/bench_uncertainty.py CKPT [--fit] [--levels 1,2,3] [--stride 10] [--clip-stride 1]
+    python scripts/bench_uncertainty.py CKPT [--fit] [--levels 1,2,3] [--stride 10] [--val-clip-stride 1]
 """
 from __future__ import annotations
 
@@ -114,18 +114,18 @@ def main() -> None:
     ap.add_argument("--input-oks", type=float, default=1.5,
                     help="third test input: OKS-scaled noise of this level (1.5: a typical matched detection)")
     ap.add_argument("--stride", type=int, default=10, help="score every N-th frame")
-    ap.add_argument("--clip-stride", type=int, default=1,
-                    help="use every N-th clip (temporal models lift every frame of the clips used)")
+    ap.add_argument("--val-clip-stride", type=int, default=1,
+                    help="--fit uses every N-th val clip (temporal models lift every frame of the clips used)")
     a = ap.parse_args()
     if not BANDAI.exists():
         sys.exit(f"{BANDAI} not found (shared data)")
     model, _ = load_lifter(a.checkpoint)
-    print(f"`python scripts/bench_uncertainty.py {' '.join(sys.argv[1:])}` (K = {a.samples}, every {a.stride}th frame of every "
-          f"{a.clip_stride}th clip, window {model.window})\n")
+    print(f"`python scripts/bench_uncertainty.py {' '.join(sys.argv[1:])}` (K = {a.samples}, every {a.stride}th frame, "
+          f"window {model.window})\n")
     level, factor = a.level, a.calibration
     inputs = [("px", 0.0), ("px", a.noise_px), ("oks", a.input_oks)]
     if a.fit:
-        val = views_of("val", a.clip_stride)
+        val = views_of("val", a.val_clip_stride)
         print("| level u (OKS) | val Spearman | val factor (RMS err / RMS spread) | s |\n|---|---|---|---|")
         best = None
         for u in (float(x) for x in a.levels.split(",")):
@@ -138,7 +138,7 @@ def main() -> None:
                 best = (r["spearman"], u, r["rms_ratio"])
         _, level, factor = best
         print(f"\nchosen: level {level:g}, factor {factor:.3f}\n")
-    test = views_of("test", a.clip_stride)
+    test = views_of("test")
     print(f"Bandai test, level {level:g} OKS, calibration {factor:.3f}:\n")
     print("| input | Spearman | per-joint-type Spearman | RMS err / RMS std | err <= 1 std | err <= 2 std | mean std mm | mean err mm | n |\n"
           "|---|---|---|---|---|---|---|---|---|")
