@@ -132,7 +132,7 @@ def _lift_options(a: argparse.Namespace):
                        smooth=a.smooth, smooth_window=a.smooth_window, causal=a.causal,
                        export=tuple(a.export or ()), max_figures=a.max_figures, mesh_frames=a.mesh_frames,
                        mesh_format=a.mesh_format, video=a.video, video_max_frames=a.video_max_frames,
-                       overwrite=a.overwrite)
+                       overwrite=a.overwrite, uncertainty_samples=a.uncertainty_samples)
 
 
 def _file_counts(files: list[str]) -> str:
@@ -251,6 +251,8 @@ def _add_lift_options(li: argparse.ArgumentParser, checkpoint_help: str | None =
                          f"interpolated and marked, long gaps as separate BVH clips)")
     li.add_argument("--body-model", default=D["body_model_path"],
                     help="student only: SMPL .pkl/.npz file or folder replacing the checkpoint's body model")
+    li.add_argument("--uncertainty-samples", type=int, default=D["uncertainty_samples"],
+                    help="perturbed 2D copies per track for the per-joint 3D uncertainty joints_3d_std (0 = off)")
     li.add_argument("--overwrite", action="store_true", default=D["overwrite"],
                     help="replace the outputs of a previous run in a non-empty output folder")
 

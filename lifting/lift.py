@@ -35,6 +35,7 @@ from .outputs import LiftOutputs
 from .smoothing import smooth_tracks
 from .prepare import canonical_track, run_offsets
 from .track_lifter import MODEL_FPS, LiftResult, as_track_lifter
+from .uncertainty import CALIBRATION, DEFAULT_LEVEL_OKS, lift_uncertainty
 
 __all__ = ["lift_track", "lift_file", "LiftOptions", "LiftResult", "MODEL_FPS"]
 
@@ -51,7 +52,9 @@ def lift_track(lifter, track: Track, keypoint_format: str = "coco17", fps: float
             :data:`MODEL_FPS`; ``None`` = assumed 30).
         options: ``conf_threshold``, ``min_joints``, ``smooth``/``smooth_window``
             (Savitzky-Golay smoothing of the observed 2D per joint and gap-free run,
-            :func:`lifting.smoothing.smooth_tracks`, before lifting) and ``causal`` are used.
+            :func:`lifting.smoothing.smooth_tracks`, before lifting), ``causal`` and
+            ``uncertainty_samples`` (``joints_3d_std``, :func:`lifting.uncertainty.lift_uncertainty`,
+            seeded by the track id) are used.
 
     Returns:
         :class:`LiftResult` (zero frames if nothing was liftable).
@@ -68,6 +71,9 @@ def lift_track(lifter, track: Track, keypoint_format: str = "coco17", fps: float
         kp = smooth_tracks(kp, mask, run_ids, method=options.smooth, window=options.smooth_window).astype(np.float32)
     try:
         res = lifter.lift(kp, mask, run_offsets(starts), fps, options.causal)
+        if options.uncertainty_samples:
+            res = replace(res, joints_3d_std=lift_uncertainty(lifter, kp, mask, run_offsets(starts), fps, options.causal,
+                                                              options.uncertainty_samples, seed=int(track.track_id)))
     except ValueError as e:
         raise ValueError(f"track {track.track_id}: {e}") from None
     switches = int(starts[1:].sum() - (np.diff(frame_ids) != 1).sum())
@@ -112,7 +118,8 @@ def lift_file(tracks_path: str | Path, out_dir: str | Path, options: LiftOptions
     Writes: ``track_XXXX.npz`` per track with at least one liftable frame (``joints_3d
     (T, 16, 3)`` float32 metres root-relative camera frame, ``joint_names``, ``parents``,
     ``frame_ids (T,)``, ``keypoints_2d (T, 16, 2)`` px, ``mask (T, 16)`` observed joints,
-    ``skipped_frame_ids``, ``units``, ``coordinate_frame``, ``fps``, ``track_id``),
+    ``skipped_frame_ids``, ``units``, ``coordinate_frame``, ``fps``, ``track_id``, and
+    ``joints_3d_std (T, 16)`` metres per-joint uncertainty unless ``uncertainty_samples`` is 0),
     ``track_XXXX.png`` figures for the ``max_figures`` longest tracks (with at least
     ``min_figure_frames`` frames), and ``summary.json`` (options, per-track statistics,
     ``tracking`` from the reader, ``warnings``, file lists, timings).
@@ -175,4 +182,6 @@ def _summary(tracks_path, o: LiftOptions, ckpt: dict, lifter, ts: TrackSet, outp
         "reader_warnings": list(ts.warnings), "warnings": notes, "files": outputs.files, "meshes": outputs.meshes,
         "smoothing": {"method": o.smooth, "window": o.smooth_window} if o.smooth != "none" else None,
         "causal": o.causal, "body_model": lifter.body_model.describe() if lifter.body_model is not None else None,
+        "uncertainty": {"samples": o.uncertainty_samples, "level_oks": DEFAULT_LEVEL_OKS, "calibration": CALIBRATION}
+        if o.uncertainty_samples else None,
     }

@@ -15,6 +15,7 @@ from .inference import DEFAULT_HEIGHT_M
 from .io.readers import TRACKERS  # one definition, next to the tracker call site
 from .skeletons import CANON16
 from .smoothing import SMOOTHING_METHODS
+from .uncertainty import DEFAULT_SAMPLES
 
 __all__ = ["LiftOptions", "EXPORT_FORMATS", "TRACKERS", "MIN_FPS", "MAX_FPS", "check_fps"]
 
@@ -79,6 +80,9 @@ class LiftOptions:
         video: ``None``, ``"gif"`` or ``"mp4"`` (needs ffmpeg); video_max_frames >= 1.
         progress: progress bars while rendering videos.
         overwrite: replace an existing non-empty output folder of a previous run.
+        uncertainty_samples: perturbed copies ``K >= 0`` of each track's 2D for the per-joint
+            uncertainty ``joints_3d_std`` (:mod:`lifting.uncertainty`; cost ``K + 1`` lifts);
+            0 = not computed.
 
     Raises:
         ValueError: any value out of range or of the wrong kind, naming the option.
@@ -104,6 +108,7 @@ class LiftOptions:
     video_max_frames: int = 300
     progress: bool = True
     overwrite: bool = False
+    uncertainty_samples: int = DEFAULT_SAMPLES
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass normalisation)
@@ -114,6 +119,7 @@ class LiftOptions:
         _check_range("--max-figures", self.max_figures, 0, None, kind=int)
         _check_range("min_figure_frames", self.min_figure_frames, 1, None, kind=int)
         _check_range("--video-max-frames", self.video_max_frames, 1, None, kind=int)
+        _check_range("--uncertainty-samples", self.uncertainty_samples, 0, None, kind=int)
         if self.tracker not in TRACKERS:
             raise ValueError(f"--tracker must be one of {', '.join(TRACKERS)}, got {self.tracker!r}")
         if self.smooth not in SMOOTHING_METHODS:

@@ -81,6 +81,8 @@ class LiftResult:
             observed joints. skipped_frame_ids: frames of the track that could not be lifted.
         identity_switches: runs split by a 2D root jump (see :mod:`lifting.lift`).
         smpl: :class:`SmplFit` for a student, ``None`` for a teacher.
+        joints_3d_std: ``(T, J)`` float32 metres, per-joint 3D uncertainty
+            (:mod:`lifting.uncertainty`), ``None`` when not computed.
     """
 
     track_id: int
@@ -91,6 +93,7 @@ class LiftResult:
     skipped_frame_ids: np.ndarray
     identity_switches: int = 0
     smpl: SmplFit | None = None
+    joints_3d_std: np.ndarray | None = None
 
     @classmethod
     def empty(cls, track_id: int, skipped_frame_ids: np.ndarray, num_joints: int = CANON16.num_joints):

@@ -22,13 +22,14 @@ def test_lift_exports_and_smoothing(tmp_path, capsys):
     span = int(fids[-1] - fids[0] + 1)  # the example (10 fps) has gaps of 1-2 frames: all filled
     assert span > T
     rows = (out / "track_0105.csv").read_text().splitlines()
-    assert rows[0] == "frame_id,joint,x,y,z,observed,interpolated" and len(rows) == 1 + span * 16
+    assert rows[0] == "frame_id,joint,x,y,z,observed,interpolated,std" and len(rows) == 1 + span * 16
     first = rows[2].split(",")
     assert int(first[0]) == int(fids[0]) and first[1] == "r_hip"
     assert float(first[2]) == pytest.approx(float(z["joints_3d"][0, 1, 0]), abs=1e-5)
-    interp = {int(r.split(",")[0]) for r in rows[1:] if r.endswith(",1")}
+    interp = {int(r.split(",")[0]) for r in rows[1:] if r.split(",")[6] == "1"}
+    assert all(r.endswith(",") == (int(r.split(",")[0]) in interp) for r in rows[1:])  # no std on filled frames
     assert interp == set(range(int(fids[0]), int(fids[-1]) + 1)) - set(fids.tolist())
-    assert all(r.split(",")[5] == "0" for r in rows[1:] if r.endswith(",1"))  # filled joints are not observed
+    assert all(r.split(",")[5] == "0" for r in rows[1:] if r.split(",")[6] == "1")  # filled joints are not observed
     doc = json.loads((out / "track_0105.json").read_text())
     assert np.asarray(doc["joints_3d"]).shape == (span, 16, 3) and doc["units"] == "m"
     assert doc["frame_ids"] == list(range(int(fids[0]), int(fids[-1]) + 1))

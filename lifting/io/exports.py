@@ -5,7 +5,9 @@ The exports keep the video's timing: the track is cut into :func:`lifting.io.bvh
 (short gaps filled with interpolated rotations, long gaps split into clips). The BVH gets one
 file per clip (``track_XXXX.bvh``, ``track_XXXX_clip1.bvh``, ...); CSV and JSON hold every
 frame of every clip, interpolated ones marked (``interpolated`` column / list, all joints
-``observed = 0``).
+``observed = 0``). With a per-joint uncertainty (``joints_3d_std``, :mod:`lifting.uncertainty`)
+the CSV has a ``std`` column and the JSON a ``joints_3d_std`` list (metres; empty / ``null`` on
+interpolated frames).
 """
 from __future__ import annotations
 
@@ -25,8 +27,9 @@ COORDINATE_FRAME = "camera: x right, y down, z forward; root-relative (pelvis)"
 
 def write_track_npz(folder: Path, result, fps: float | None) -> str:
     """Write ``track_XXXX.npz`` of a :class:`lifting.track_lifter.LiftResult` (``joints_3d
-    (T, 16, 3)`` metres and the other keys listed in :func:`lifting.lift.lift_file`, plus the
-    SMPL arrays of a student), atomically; ``fps`` ``None`` is stored as NaN.
+    (T, 16, 3)`` metres and the other keys listed in :func:`lifting.lift.lift_file`, plus
+    ``joints_3d_std (T, 16)`` metres when computed and the SMPL arrays of a student),
+    atomically; ``fps`` ``None`` is stored as NaN.
 
     Returns:
         The file name. Raises: OSError from the file system (nothing half-written is left).
@@ -36,24 +39,45 @@ def write_track_npz(folder: Path, result, fps: float | None) -> str:
                   mask=result.mask, skipped_frame_ids=result.skipped_frame_ids, units=np.array("m"),
                   coordinate_frame=np.array(COORDINATE_FRAME), fps=np.array(fps if fps is not None else np.nan),
                   track_id=np.array(result.track_id))
+    if result.joints_3d_std is not None:
+        arrays["joints_3d_std"] = result.joints_3d_std.astype(np.float32)
     if result.smpl is not None:
         arrays |= result.smpl.npz_arrays()
     path = folder / f"track_{result.track_id:04d}.npz"
     return atomic_write(path, lambda tmp: np.savez_compressed(tmp, **arrays)).name
 
 
-def _csv_text(clips: list[MotionClip]) -> str:
-    rows = ["frame_id,joint,x,y,z,observed,interpolated"]
+def _clip_std(clips: list[MotionClip], result) -> list[np.ndarray | None] | None:
+    """Per clip ``(F, J)`` std of its frames (NaN on interpolated ones), or ``None`` without
+    ``result.joints_3d_std``."""
+    if result.joints_3d_std is None:
+        return None
+    out = []
     for c in clips:
+        std = np.full((len(c.frame_ids), CANON16.num_joints), np.nan)
+        pos = np.searchsorted(result.frame_ids, c.frame_ids).clip(0, len(result.frame_ids) - 1)
+        hit = result.frame_ids[pos] == c.frame_ids
+        std[hit] = result.joints_3d_std[pos[hit]]
+        out.append(std)
+    return out
+
+
+def _csv_text(clips: list[MotionClip], stds: list[np.ndarray] | None) -> str:
+    rows = ["frame_id,joint,x,y,z,observed,interpolated" + (",std" if stds is not None else "")]
+    for k, c in enumerate(clips):
         for t, fid in enumerate(c.frame_ids):
             interp = int(c.interpolated[t])
             for j, name in enumerate(CANON16.joint_names):
                 x, y, z = c.joints_3d[t, j]
-                rows.append(f"{int(fid)},{name},{x:.6f},{y:.6f},{z:.6f},{int(c.observed[t, j])},{interp}")
+                row = f"{int(fid)},{name},{x:.6f},{y:.6f},{z:.6f},{int(c.observed[t, j])},{interp}"
+                if stds is not None:
+                    row += "," if np.isnan(stds[k][t, j]) else f",{stds[k][t, j]:.6f}"
+                rows.append(row)
     return "\n".join(rows) + "\n"
 
 
-def _json_text(track_id: int, clips: list[MotionClip], bvh_names: list[str | None], fps: float) -> str:
+def _json_text(track_id: int, clips: list[MotionClip], bvh_names: list[str | None], fps: float,
+               stds: list[np.ndarray] | None) -> str:
     doc = {"track_id": track_id, "units": "m", "coordinate_frame": COORDINATE_FRAME,
            "joint_names": list(CANON16.joint_names), "parents": list(CANON16.parents),
            "frame_ids": [int(f) for c in clips for f in c.frame_ids],
@@ -64,6 +88,9 @@ def _json_text(track_id: int, clips: list[MotionClip], bvh_names: list[str | Non
            "clips": [{"first_frame_id": int(c.frame_ids[0]), "last_frame_id": int(c.frame_ids[-1]),
                       "frames": int(len(c.frame_ids)), "interpolated_frames": int(c.interpolated.sum()), "bvh": b}
                      for c, b in zip(clips, bvh_names)]}
+    if stds is not None:  # null on interpolated frames
+        doc["joints_3d_std"] = [None if np.isnan(row).any() else np.round(row.astype(np.float64), 6).tolist()
+                                for row in np.concatenate(stds)]
     return json.dumps(doc)
 
 
@@ -78,6 +105,7 @@ def write_track_exports(folder: Path, result, export: tuple[str, ...], fps: floa
     if not export:
         return []
     clips = motion_clips(result.joints_3d, result.frame_ids, result.mask, fps)
+    stds = _clip_std(clips, result)
     stem = f"track_{result.track_id:04d}"
     names: list[str] = []
     bvh_names: list[str | None] = [None] * len(clips)
@@ -87,9 +115,9 @@ def write_track_exports(folder: Path, result, export: tuple[str, ...], fps: floa
                                      fps).name
         names += bvh_names
     if "csv" in export:
-        text = _csv_text(clips)
+        text = _csv_text(clips, stds)
         names.append(atomic_write(folder / f"{stem}.csv", lambda tmp: Path(tmp).write_text(text)).name)
     if "json" in export:
-        text = _json_text(result.track_id, clips, bvh_names, fps)
+        text = _json_text(result.track_id, clips, bvh_names, fps, stds)
         names.append(atomic_write(folder / f"{stem}.json", lambda tmp: Path(tmp).write_text(text)).name)
     return names
