@@ -84,7 +84,10 @@ def test_track_sampler_is_2d_only(track_file, tiny_cfg_overrides):
     assert isinstance(stage, TeacherStage)
     assert type(stage.sampler) is WindowSampler and stage.sampler.mask is not None
     batch = stage.sampler.sample(8, torch.Generator().manual_seed(0))
-    assert set(batch) == {"keypoints_2d", "mask"} and batch["keypoints_2d"].shape == (8, 1, 16, 2)
+    assert set(batch) == {"keypoints_2d", "mask", "conf"} and batch["keypoints_2d"].shape == (8, 1, 16, 2)
+    # the tracks' detector scores: in [0, 1], 0 exactly at the masked joints
+    assert batch["conf"].shape == batch["mask"].shape and not batch["conf"][~batch["mask"]].any()
+    assert ((batch["conf"] > 0) == batch["mask"]).all() and batch["conf"].max() <= 1
     _assert_2d_only(stage, "stage")
     stage.step(batch)  # trains on it
 
@@ -297,7 +300,7 @@ def test_teacher_2d_terms_ignore_masked_joints(tiny_cfg_overrides):
     x_obs = x_full.clone()
     x_obs[..., j, :] = 0
     x_obs = x_obs / rms_scale(x_obs, mask)[..., None]
-    net = lambda x, m: X  # noqa: E731  (a lift that reprojects exactly onto the observed joints)
+    net = lambda x, m, c=None: X  # noqa: E731  (a lift that reprojects exactly onto the observed joints)
     R = torch.eye(3).expand(4, 3, 3)
     terms, _, _ = teacher_terms(net, lambda y: torch.zeros(y.shape[0]), x_obs, mask, x_obs, mask, R, None, cfg, 0)
     assert float(terms["reproject"][1]) < 1e-5
