@@ -112,21 +112,21 @@ def _check_inputs(keypoints_2d: torch.Tensor, mask: torch.Tensor, conf: torch.Te
         check_finite("conf (detector scores)", conf)
 
 
-def _windows(model, keypoints_2d, mask, conf, seq_offsets, causal, stride, batch_size):
-    """Yield ``(x, m, c)`` normalised batches of windows and return the frame -> (window,
-    position) map (see :func:`strided_windows`)."""
-    n, T = keypoints_2d.shape[0], model.window
+def _batches(model, keypoints_2d, mask, conf, seq_offsets, causal, stride, batch_size):
+    """The frame -> (window, position) map (:func:`strided_windows`) and a generator of
+    normalised batches ``(x, m, c)`` of at most ``batch_size`` windows (built one at a time)."""
+    n, T, dev = keypoints_2d.shape[0], model.window, keypoints_2d.device
     idx, win, pos = strided_windows(np.array([0, n]) if seq_offsets is None else seq_offsets, T, stride, causal)
-    idx = torch.from_numpy(idx).to(keypoints_2d.device)
-    batches = []
-    for s in range(0, len(idx), batch_size):
-        w = idx[s: s + batch_size]
-        kp, m = keypoints_2d[w].float(), mask[w].bool()
-        x, _ = normalize_2d(kp, m, model.root_index, per_window=T > 1)
-        c = None if conf is None else torch.where(m, conf[w].float(), 0.0)
-        batches.append((x, m, c))
-    dev = keypoints_2d.device
-    return batches, torch.from_numpy(win).to(dev), torch.from_numpy(pos).to(dev)
+    idx = torch.from_numpy(idx).to(dev)
+
+    def gen():
+        for s in range(0, len(idx), batch_size):
+            w = idx[s: s + batch_size]
+            kp, m = keypoints_2d[w].float(), mask[w].bool()
+            x, _ = normalize_2d(kp, m, model.root_index, per_window=T > 1)
+            yield x, m, None if conf is None else torch.where(m, conf[w].float(), 0.0)
+
+    return torch.from_numpy(win).to(dev), torch.from_numpy(pos).to(dev), gen()
 
 
 @torch.no_grad()
@@ -171,7 +171,7 @@ def lift_frames(
             root, or a bad ``stride``.
     """
     _check_inputs(keypoints_2d, mask, conf)
-    batches, win, pos = _windows(model, keypoints_2d, mask, conf, seq_offsets, causal, stride, batch_size)
+    win, pos, batches = _batches(model, keypoints_2d, mask, conf, seq_offsets, causal, stride, batch_size)
     was_training = model.training
     model.eval()
     try:
@@ -217,7 +217,7 @@ def lift_smpl_frames(
         ValueError: as :func:`lift_frames`.
     """
     _check_inputs(keypoints_2d, mask, conf)
-    batches, win, pos = _windows(student, keypoints_2d, mask, conf, seq_offsets, causal, stride, batch_size)
+    win, pos, batches = _batches(student, keypoints_2d, mask, conf, seq_offsets, causal, stride, batch_size)
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("global_orient", "body_pose", "betas", "scale")}
     was_training = student.training
     student.eval()

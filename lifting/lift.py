@@ -123,6 +123,8 @@ def _option_notes(lifter, o: LiftOptions) -> list[str]:
         ("body_model_path", teacher, "--body-model ignored: the checkpoint is a teacher (no body model)"),
         ("height_m", not teacher, "--height ignored: the student's size comes from its body model"),
         ("causal", single, "--causal has no effect: the model lifts single frames (window 1)"),
+        ("stride", single, "--stride has no effect: the model lifts single frames (window 1)"),
+        ("stride", o.causal and not single, "--stride ignored with --causal (one window ending at each frame)"),
         ("smooth_window", o.smooth == "none", "--smooth-window ignored without --smooth savgol"),
         ("video_max_frames", o.video is None, "--video-max-frames ignored without --video"),
     ]
