@@ -129,7 +129,7 @@ def _lift_options(a: argparse.Namespace):
 
     return LiftOptions(checkpoint=a.checkpoint, body_model_path=a.body_model, fps=a.fps, keypoint_format=a.format,
                        tracker=a.tracker, conf_threshold=a.conf_threshold, min_joints=a.min_joints, height_m=a.height,
-                       smooth=a.smooth, smooth_window=a.smooth_window, causal=a.causal,
+                       smooth=a.smooth, smooth_window=a.smooth_window, causal=a.causal, stride=a.stride,
                        export=tuple(a.export or ()), max_figures=a.max_figures, mesh_frames=a.mesh_frames,
                        mesh_format=a.mesh_format, video=a.video, video_max_frames=a.video_max_frames,
                        overwrite=a.overwrite, uncertainty_samples=a.uncertainty_samples)
@@ -167,8 +167,22 @@ def _print_lift_report(s: dict, out: Path) -> None:
         print(f"warning: {w}", file=sys.stderr)
 
 
+def _set_threads(requested: int) -> None:
+    """``torch.set_num_threads`` once per command (:func:`lifting.inference.choose_threads`:
+    0 = auto) and say what was chosen."""
+    import torch
+
+    from lifting.inference import choose_threads
+
+    n, why = choose_threads(requested)
+    torch.set_num_threads(n)
+    print(f"torch CPU threads: {why}")
+
+
 def _cmd_lift(a: argparse.Namespace) -> int:
     from lifting.lift import lift_file
+
+    _set_threads(a.threads)
 
     _print_lift_report(lift_file(a.tracks, a.output, _lift_options(a)), Path(a.output))
     return 0
@@ -242,6 +256,9 @@ def _add_lift_options(li: argparse.ArgumentParser, checkpoint_help: str | None =
                     help="longer tracks are subsampled to this (default: %(default)s)")
     li.add_argument("--causal", action="store_true", default=D["causal"],
                     help="online mode for temporal models: each frame uses only itself and past frames")
+    li.add_argument("--stride", type=int, default=D["stride"],
+                    help="temporal models: one window per N frames, each giving its central N frames "
+                         "(1 = a window per frame; causal mode uses 1; default: %(default)s)")
     li.add_argument("--smooth", choices=["none", "savgol"], default=D["smooth"],
                     help="Savitzky-Golay smoothing of the 2D keypoints per gap-free run before lifting")
     li.add_argument("--smooth-window", type=int, default=D["smooth_window"],
@@ -339,6 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     li.add_argument("-o", "--output", required=True, help="output folder (written as a whole: replaced only with "
                                                           "--overwrite, never left half-written)")
     _add_lift_options(li)
+    li.add_argument("--threads", type=int, default=0,
+                    help="torch CPU threads (0 = auto: 1 when the 1-minute load average shows other work on the "
+                         "cores, else all cores; default: %(default)s)")
     li.set_defaults(func=_cmd_lift)
 
     ad = sub.add_parser("adapt", help="self-supervised fine-tuning of the bundled (or given) models on your own 2D "

@@ -182,6 +182,8 @@ class Projected2D:
         mask: ``(V, N, J)`` bool observed joints, or ``None`` = every joint observed (mocap
             projections). Detector tracks (:mod:`lifting.track_data`) mask missing and
             low-confidence joints; their coordinates are 0 placeholders, never positions.
+        conf: ``(V, N, J)`` float32 detector scores in [0, 1] of the observed joints (0 at
+            masked ones; detector tracks), or ``None`` = no scores (mocap projections).
     """
 
     keypoints_2d: np.ndarray
@@ -190,6 +192,7 @@ class Projected2D:
     fps: np.ndarray
     skeleton: Skeleton = CANON16
     mask: np.ndarray | None = None
+    conf: np.ndarray | None = None
 
 
 def _check_cameras(n_views: int, height_range) -> None:
@@ -340,6 +343,13 @@ class WindowSampler:
         if data.mask is not None and data.mask.shape != data.keypoints_2d.shape[:-1]:
             raise ValueError(f"Projected2D mask has shape {data.mask.shape}, expected {data.keypoints_2d.shape[:-1]}")
         self.mask = None if data.mask is None else torch.from_numpy(np.asarray(data.mask, dtype=bool))  # (V, N, J)
+        self.conf = None
+        if data.conf is not None:
+            conf = np.asarray(data.conf, dtype=np.float32)
+            if conf.shape != data.keypoints_2d.shape[:-1] or not np.isfinite(conf).all():
+                raise ValueError(f"Projected2D conf must be finite scores of shape {data.keypoints_2d.shape[:-1]}, "
+                                 f"got shape {conf.shape}")
+            self.conf = torch.from_numpy(conf.clip(0, 1))  # (V, N, J)
         self.window = int(window)
         self.index = _WindowIndex(data.seq_offsets, data.seq_names, self.window, balance, data.keypoints_2d.shape[0])
         self.skeleton = data.skeleton
@@ -353,6 +363,8 @@ class WindowSampler:
         self.keypoints_2d = self.keypoints_2d.to(device)
         if self.mask is not None:
             self.mask = self.mask.to(device)
+        if self.conf is not None:
+            self.conf = self.conf.to(device)
         self.index.to(device)
         return self
 
@@ -361,13 +373,17 @@ class WindowSampler:
 
         Returns:
             ``{"keypoints_2d": (B, T, J, 2) float32 pixels, "mask": (B, T, J) bool}`` (all
-            True unless the data carries a mask).
+            True unless the data carries a mask), plus ``"conf": (B, T, J)`` float32 detector
+            scores when the data carries them.
         """
         v, frames = self.index.draw(batch_size, generator)
         kp = self.keypoints_2d[v[:, None], frames]
-        if self.mask is not None:
-            return {"keypoints_2d": kp, "mask": self.mask[v[:, None], frames]}
-        return {"keypoints_2d": kp, "mask": torch.ones(kp.shape[:-1], dtype=torch.bool, device=kp.device)}
+        mask = self.mask[v[:, None], frames] if self.mask is not None else \
+            torch.ones(kp.shape[:-1], dtype=torch.bool, device=kp.device)
+        batch = {"keypoints_2d": kp, "mask": mask}
+        if self.conf is not None:
+            batch["conf"] = self.conf[v[:, None], frames]
+        return batch
 
 
 class SupervisedWindows:

@@ -1,7 +1,12 @@
-"""Running a lifter over sequences: windows with edge padding, normalisation, batching, and
-conversion from normalised units to metres.
+"""Running a lifter over sequences: windows with edge padding (optionally strided),
+normalisation, batching, conversion from normalised units to metres, and the CPU choices of
+inference and training (native bf16 or not, how many threads).
 """
 from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -10,7 +15,9 @@ from .geometry import check_finite, normalize_2d
 from .skeletons import Skeleton
 from .teacher import Lifter
 
-__all__ = ["lift_smpl_frames", "window_indices", "output_index", "lift_frames", "metric_scale", "HEIGHT_PROXY_FRACTION", "DEFAULT_HEIGHT_M"]
+__all__ = ["lift_smpl_frames", "window_indices", "strided_windows", "output_index", "lift_frames", "metric_scale",
+           "HEIGHT_PROXY_FRACTION", "DEFAULT_HEIGHT_M", "DEFAULT_STRIDE", "native_bf16", "bf16_or_warn",
+           "auto_threads", "choose_threads"]
 
 DEFAULT_HEIGHT_M = 1.70
 """Assumed standing height when converting scale-free lifts to metres."""
@@ -48,6 +55,80 @@ def output_index(window: int, causal: bool = False) -> int:
     return window - 1 if causal else window // 2
 
 
+DEFAULT_STRIDE = 9
+"""Default stride of temporal inference (:func:`strided_windows`): one window per 9 frames,
+each reporting its central 9 frames (a third of a 27-frame window, so every reported frame
+has at least 9 real frames on either side inside a long run); ~1/9 of the cost of a window
+per frame. Its accuracy cost is in BENCHMARKS.md."""
+
+
+def strided_windows(seq_offsets: np.ndarray, window: int, stride: int = 1, causal: bool = False):
+    """Windows every ``stride`` frames, each reporting its central ``stride`` frames.
+
+    The frames of each clip are cut into blocks of ``stride`` frames; the window of a block is
+    centred on the block's middle frame and clamped inside the clip (:func:`window_indices`:
+    edge frames repeat), and frame ``f`` is read from its block's window at position
+    ``T // 2 + f - centre``, which is ``f`` itself even in a clamped window. ``stride=1`` is
+    one centred window per frame; causal mode always uses ``stride=1`` (a window ending at
+    each frame), and ``stride`` is capped at ``window`` (single-frame models: 1).
+
+    Args:
+        seq_offsets: ``(C+1,)`` clip boundaries of ``N`` frames. window: T (odd).
+        stride: frames reported per window, >= 1. causal: see :func:`window_indices`.
+
+    Returns:
+        ``(idx (W, T) int64 frame indices of every window, win (N,) int64 window of every
+        frame, pos (N,) int64 position of the frame in that window)``.
+
+    Raises:
+        ValueError: ``stride`` not a whole number >= 1.
+    """
+    if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1:
+        raise ValueError(f"stride must be a whole number of frames >= 1, got {stride!r}")
+    seq_offsets = np.asarray(seq_offsets, dtype=np.int64)
+    n = int(seq_offsets[-1])
+    k = 1 if causal else int(min(stride, window))
+    if k == 1:
+        return window_indices(seq_offsets, window, causal), np.arange(n), np.full(n, output_index(window, causal))
+    clip = np.repeat(np.arange(len(seq_offsets) - 1), np.diff(seq_offsets))
+    lo, hi = seq_offsets[:-1][clip], seq_offsets[1:][clip] - 1
+    block = (np.arange(n) - lo) // k  # block of each frame within its clip
+    first = np.r_[True, (block[1:] != block[:-1]) | (clip[1:] != clip[:-1])] if n else np.zeros(0, bool)
+    win = np.cumsum(first) - 1
+    centre = np.minimum(lo + block * k + k // 2, hi)[first]  # (W,)
+    c = window // 2
+    idx = np.clip(centre[:, None] + np.arange(window)[None] - c, lo[first][:, None], hi[first][:, None])
+    return idx, win, c + np.arange(n) - centre[win]
+
+
+def _check_inputs(keypoints_2d: torch.Tensor, mask: torch.Tensor, conf: torch.Tensor | None) -> None:
+    check_finite("keypoints_2d", keypoints_2d)
+    if keypoints_2d.ndim != 3 or keypoints_2d.shape[-1] != 2 or mask.shape != keypoints_2d.shape[:-1]:
+        raise ValueError(f"expected keypoints (N, J, 2) and mask (N, J), got {tuple(keypoints_2d.shape)} and {tuple(mask.shape)}")
+    if conf is not None:
+        if conf.shape != mask.shape:
+            raise ValueError(f"expected detector scores conf (N, J) like the mask {tuple(mask.shape)}, "
+                             f"got {tuple(conf.shape)}")
+        check_finite("conf (detector scores)", conf)
+
+
+def _batches(model, keypoints_2d, mask, conf, seq_offsets, causal, stride, batch_size):
+    """The frame -> (window, position) map (:func:`strided_windows`) and a generator of
+    normalised batches ``(x, m, c)`` of at most ``batch_size`` windows (built one at a time)."""
+    n, T, dev = keypoints_2d.shape[0], model.window, keypoints_2d.device
+    idx, win, pos = strided_windows(np.array([0, n]) if seq_offsets is None else seq_offsets, T, stride, causal)
+    idx = torch.from_numpy(idx).to(dev)
+
+    def gen():
+        for s in range(0, len(idx), batch_size):
+            w = idx[s: s + batch_size]
+            kp, m = keypoints_2d[w].float(), mask[w].bool()
+            x, _ = normalize_2d(kp, m, model.root_index, per_window=T > 1)
+            yield x, m, None if conf is None else torch.where(m, conf[w].float(), 0.0)
+
+    return torch.from_numpy(win).to(dev), torch.from_numpy(pos).to(dev), gen()
+
+
 @torch.no_grad()
 def lift_frames(
     model: Lifter,
@@ -57,6 +138,8 @@ def lift_frames(
     batch_size: int = 4096,
     dtype: torch.dtype | None = None,
     causal: bool = False,
+    conf: torch.Tensor | None = None,
+    stride: int = 1,
 ) -> torch.Tensor:
     """Lift every frame of one or more sequences.
 
@@ -66,44 +149,44 @@ def lift_frames(
         mask: ``(N, J)`` bool visible joints (the root must be visible in every frame).
         seq_offsets: ``(C+1,)`` sequence boundaries; default one sequence.
         batch_size: windows per forward pass.
-        dtype: optional autocast dtype (e.g. ``torch.bfloat16`` on CPU).
+        dtype: optional autocast dtype (e.g. ``torch.bfloat16`` on a CPU with native bf16,
+            :func:`native_bf16`; elsewhere it is emulated and several times slower).
         causal: temporal models see only the current and past frames (online mode: the
             window ends at the frame, :func:`window_indices`); the model is used as trained,
             reporting the last frame of each window, so expect somewhat larger errors than
             with centred windows.
+        conf: optional ``(N, J)`` detector scores in [0, 1] of the visible joints (masked
+            joints get 0); read by models with ``use_confidence`` (default 1 for visible
+            joints), ignored by others.
+        stride: temporal models: one window per ``stride`` frames, each reporting its
+            central ``stride`` frames (:func:`strided_windows`; 1 = a window per frame;
+            :data:`DEFAULT_STRIDE` is what :mod:`lifting.track_lifter` uses).
 
     Returns:
         ``(N, J, 3)`` float32 root-relative 3D in normalised units for a lifter (see
         :func:`metric_scale` for metres), in metres for the student.
 
     Raises:
-        ValueError: NaN/inf keypoints, shape mismatch, or frames without a visible root.
+        ValueError: NaN/inf keypoints or scores, shape mismatch, frames without a visible
+            root, or a bad ``stride``.
     """
-    check_finite("keypoints_2d", keypoints_2d)
-    if keypoints_2d.ndim != 3 or keypoints_2d.shape[-1] != 2 or mask.shape != keypoints_2d.shape[:-1]:
-        raise ValueError(f"expected keypoints (N, J, 2) and mask (N, J), got {tuple(keypoints_2d.shape)} and {tuple(mask.shape)}")
-    n = keypoints_2d.shape[0]
-    if seq_offsets is None:
-        seq_offsets = np.array([0, n])
-    T = model.window
-    idx = torch.from_numpy(window_indices(seq_offsets, T, causal)).to(keypoints_2d.device)
-    c = output_index(T, causal)
-    out = torch.empty(n, keypoints_2d.shape[1], 3, dtype=torch.float32, device=keypoints_2d.device)
+    _check_inputs(keypoints_2d, mask, conf)
+    win, pos, batches = _batches(model, keypoints_2d, mask, conf, seq_offsets, causal, stride, batch_size)
     was_training = model.training
     model.eval()
     try:
-        for s in range(0, n, batch_size):
-            w = idx[s : s + batch_size]
-            kp, m = keypoints_2d[w].float(), mask[w].bool()
-            x, _ = normalize_2d(kp, m, model.root_index, per_window=T > 1)
+        preds = []
+        for x, m, c in batches:
             with torch.autocast(keypoints_2d.device.type, dtype=dtype, enabled=dtype is not None):
-                pred = model(x, m)
+                pred = model(x, m, c)
             if not torch.is_tensor(pred):  # the SMPL student: its canonical joints
                 pred = pred.joints_3d
-            out[s : s + batch_size] = pred[:, c].float()
+            preds.append(pred.float())
     finally:
         model.train(was_training)
-    return out
+    if not preds:
+        return torch.zeros(0, keypoints_2d.shape[1], 3, device=keypoints_2d.device)
+    return torch.cat(preds)[win, pos]
 
 
 def lift_smpl_frames(
@@ -113,14 +196,16 @@ def lift_smpl_frames(
     seq_offsets: np.ndarray | None = None,
     batch_size: int = 4096,
     causal: bool = False,
+    conf: torch.Tensor | None = None,
+    stride: int = 1,
 ) -> dict[str, torch.Tensor]:
-    """Run the SMPL student over every frame of one or more sequences (the window centred
-    on each frame, as :func:`lift_frames`).
+    """Run the SMPL student over every frame of one or more sequences (windows as
+    :func:`lift_frames`).
 
     Args:
         student: :class:`lifting.student.Student`. keypoints_2d: ``(N, J, 2)`` pixels.
-        mask: ``(N, J)`` bool. seq_offsets: ``(C+1,)`` sequence boundaries. causal: see
-        :func:`lift_frames`.
+        mask: ``(N, J)`` bool. seq_offsets: ``(C+1,)`` sequence boundaries. causal, conf,
+        stride: see :func:`lift_frames`.
 
     Returns:
         Per frame: ``global_orient (N, 3, 3)``, ``body_pose (N, 23, 3, 3)``,
@@ -131,31 +216,22 @@ def lift_smpl_frames(
     Raises:
         ValueError: as :func:`lift_frames`.
     """
-    check_finite("keypoints_2d", keypoints_2d)
-    if keypoints_2d.ndim != 3 or keypoints_2d.shape[-1] != 2 or mask.shape != keypoints_2d.shape[:-1]:
-        raise ValueError(f"expected keypoints (N, J, 2) and mask (N, J), got {tuple(keypoints_2d.shape)} and {tuple(mask.shape)}")
-    n = keypoints_2d.shape[0]
-    if seq_offsets is None:
-        seq_offsets = np.array([0, n])
-    T, c = student.window, output_index(student.window, causal)
-    idx = torch.from_numpy(window_indices(seq_offsets, T, causal)).to(keypoints_2d.device)
+    _check_inputs(keypoints_2d, mask, conf)
+    win, pos, batches = _batches(student, keypoints_2d, mask, conf, seq_offsets, causal, stride, batch_size)
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("global_orient", "body_pose", "betas", "scale")}
     was_training = student.training
     student.eval()
     try:
         with torch.no_grad():
-            for s in range(0, n, batch_size):
-                w = idx[s: s + batch_size]
-                kp, m = keypoints_2d[w].float(), mask[w].bool()
-                x, _ = normalize_2d(kp, m, student.root_index, per_window=T > 1)
-                o = student(x, m)
-                parts["global_orient"].append(o.global_orient[:, c])
-                parts["body_pose"].append(o.body_pose[:, c])
-                parts["betas"].append(o.betas_frames[:, c])
-                parts["scale"].append(o.cam[:, c, 0])
+            for x, m, c in batches:
+                o = student(x, m, c)
+                parts["global_orient"].append(o.global_orient)
+                parts["body_pose"].append(o.body_pose)
+                parts["betas"].append(o.betas_frames)
+                parts["scale"].append(o.cam[..., 0])
     finally:
         student.train(was_training)
-    res = {k: torch.cat(v) for k, v in parts.items()}
+    res = {k: torch.cat(v)[win, pos] for k, v in parts.items()}
     kp, m = keypoints_2d.float(), mask.bool()
     _, norm = normalize_2d(kp, m, student.root_index)
     res["norm_scale"] = norm[..., 0]
@@ -186,3 +262,87 @@ def metric_scale(joints_3d: torch.Tensor, skeleton: Skeleton, height_m: float = 
     trunk = seg("pelvis", "spine") + seg("spine", "thorax") + seg("thorax", "head")
     chain = (legs + trunk).clamp_min(1e-6)
     return joints_3d * (HEIGHT_PROXY_FRACTION * height_m / chain)[..., None, None]
+
+
+
+def _cpu_flags(path: str | Path = "/proc/cpuinfo") -> set[str]:
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def native_bf16(device: torch.device | str) -> bool:
+    """Whether bfloat16 matmuls run natively on ``device``: CUDA devices of compute
+    capability >= 8.0 (Ampere), CPUs with AVX512-BF16 or AMX-BF16 (torch's own check
+    ``torch.cpu._is_avx512_bf16_supported`` / ``_is_amx_tile_supported`` when this torch has
+    them, else the ``avx512_bf16`` / ``amx_bf16`` flags of /proc/cpuinfo). Elsewhere (e.g.
+    an AVX2 CPU) bf16 is emulated: on this project's AVX2 machine ~7x slower than fp32."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    checks = [getattr(torch.cpu, n, None) for n in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    checks = [c for c in checks if c is not None]
+    if checks:
+        try:
+            return any(bool(c()) for c in checks)
+        except RuntimeError:
+            pass
+    return bool({"avx512_bf16", "amx_bf16"} & _cpu_flags())
+
+
+def bf16_or_warn(device: torch.device | str, what: str = "train.bf16") -> bool:
+    """True if bf16 autocast is worth using on ``device`` (:func:`native_bf16`); otherwise one
+    ``UserWarning`` saying that ``what`` is ignored and fp32 is used, and False."""
+    if native_bf16(device):
+        return True
+    warnings.warn(f"{what}=true ignored: {torch.device(device)} has no native bfloat16 (no AVX512-BF16/AMX; "
+                  f"capability {torch.backends.cpu.get_cpu_capability()}), where bf16 is emulated and several "
+                  f"times slower; using fp32", stacklevel=2)
+    return False
+
+
+#: a 1-minute load average of at least this fraction of the cores counts as "other work"
+BUSY_LOAD_FRACTION = 0.5
+
+
+def auto_threads(loadavg_1min: float, cores: int) -> int:
+    """Thread count for ``threads: 0`` ("auto"): 1 when the 1-minute load average shows other
+    work on the cores (``loadavg >= BUSY_LOAD_FRACTION * cores``), else all ``cores``.
+
+    Measured on this project's 2-core machine next to another process: 8.5 training it/s with
+    one thread vs 0.8 it/s with two (threads fighting for a busy core stall each other).
+
+    Raises:
+        ValueError: ``cores < 1`` or a negative/non-finite load average.
+    """
+    if not np.isfinite(loadavg_1min) or loadavg_1min < 0 or int(cores) < 1:
+        raise ValueError(f"need a load average >= 0 and >= 1 core, got {loadavg_1min!r} and {cores!r}")
+    return 1 if loadavg_1min >= BUSY_LOAD_FRACTION * cores else int(cores)
+
+
+def choose_threads(requested: int = 0) -> tuple[int, str]:
+    """Threads for this process: ``requested`` if > 0, else :func:`auto_threads` of the
+    current 1-minute load average and the cores this process may use.
+
+    Returns:
+        ``(threads, reason)``, the reason a one-line text to print.
+
+    Raises:
+        ValueError: ``requested < 0``.
+    """
+    if requested < 0:
+        raise ValueError(f"threads must be >= 0 (0 = auto), got {requested}")
+    if requested > 0:
+        return int(requested), f"{requested} thread(s) as configured"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    n = auto_threads(load, cores)
+    return n, (f"{n} thread(s) (auto: load average {load:.2f} on {cores} core(s): "
+               f"{'busy, one thread' if n == 1 and load >= BUSY_LOAD_FRACTION * cores else 'all cores'})")

@@ -13,6 +13,13 @@ sequence, and split a run where the 2D root jumps by more than
 person's 2D size between consecutive frames (a tracker identity switch; counted per track in
 ``summary.json`` as ``identity_switches``).
 
+Detector scores of the visible joints are model input too (models trained with
+``use_confidence``; formats without scores give 1). Without ``--checkpoint`` the bundled
+temporal teacher lifts runs of at least :data:`lifting.track_lifter.MIN_TEMPORAL_RUN`
+frames and the bundled single-frame teacher the shorter ones (isolated frames; every track
+of ``--tracker stills``); ``summary.json`` records which model lifted which frames
+(``models``, and ``lifted_by`` per track).
+
 The model is used only through :mod:`lifting.track_lifter` (one interface for teacher and
 student), the options only through :class:`lifting.options.LiftOptions`.
 """
@@ -27,7 +34,7 @@ import numpy as np
 
 from .inference import HEIGHT_PROXY_FRACTION
 from .io.fileio import atomic_write, check_output_folder, staged_output_folder
-from .lifters import default_checkpoint, load_lifter
+from .lifters import bundled_single_frame, default_checkpoint, load_lifter
 from .io.readers import read_tracks
 from .io.tracks import Track, TrackSet
 from .options import LiftOptions, check_fps
@@ -37,7 +44,7 @@ from .prepare import canonical_track, run_offsets
 from .track_lifter import MODEL_FPS, LiftResult, as_track_lifter
 from .uncertainty import CALIBRATION, DEFAULT_LEVEL_OKS, lift_uncertainty
 
-__all__ = ["lift_track", "lift_file", "LiftOptions", "LiftResult", "MODEL_FPS"]
+__all__ = ["lift_track", "lift_file", "load_track_lifter", "LiftOptions", "LiftResult", "MODEL_FPS"]
 
 
 
@@ -57,28 +64,51 @@ def lift_track(lifter, track: Track, keypoint_format: str = "coco17", fps: float
             seeded by the track id) are used.
 
     Returns:
-        :class:`LiftResult` (zero frames if nothing was liftable).
+        :class:`LiftResult` (zero frames if nothing was liftable); its ``lifted_by`` holds
+        ``(first frame id, last frame id, model name)`` per lifted range.
 
     Raises:
         ValueError: the lift produced non-finite values (message names the track).
     """
-    kp, mask, frame_ids, skipped, starts = canonical_track(track, keypoint_format, options.conf_threshold,
-                                                           options.min_joints)
+    kp, mask, frame_ids, skipped, starts, conf = canonical_track(track, keypoint_format, options.conf_threshold,
+                                                                 options.min_joints)
     if not len(frame_ids):
         return LiftResult.empty(track.track_id, skipped)
     if options.smooth != "none":  # run_ids make every run boundary a "gap" for the smoother
         run_ids = np.arange(len(frame_ids)) + np.cumsum(starts)
         kp = smooth_tracks(kp, mask, run_ids, method=options.smooth, window=options.smooth_window).astype(np.float32)
     try:
-        res = lifter.lift(kp, mask, run_offsets(starts), fps, options.causal)
+        res = lifter.lift(kp, mask, run_offsets(starts), fps, options.causal, conf)
         if options.uncertainty_samples:
             res = replace(res, joints_3d_std=lift_uncertainty(lifter, kp, mask, run_offsets(starts), fps, options.causal,
-                                                              options.uncertainty_samples, seed=int(track.track_id)))
+                                                              options.uncertainty_samples, seed=int(track.track_id),
+                                                              conf=conf))
     except ValueError as e:
         raise ValueError(f"track {track.track_id}: {e}") from None
     switches = int(starts[1:].sum() - (np.diff(frame_ids) != 1).sum())
+    by = tuple((int(frame_ids[a]), int(frame_ids[b - 1]), name) for a, b, name in res.lifted_by)
     return replace(res, track_id=int(track.track_id), frame_ids=frame_ids, skipped_frame_ids=skipped,
-                   identity_switches=switches)
+                   identity_switches=switches, lifted_by=by)
+
+
+def load_track_lifter(o: LiftOptions):
+    """The lifter of a run: ``options.checkpoint`` alone when given; else the bundled temporal
+    teacher paired with the bundled single-frame teacher when this build has both
+    (:class:`lifting.track_lifter.LifterPair`), else the bundled teacher alone.
+
+    Returns:
+        ``(lifter, checkpoint dict of the main model, {model name: checkpoint path})``.
+
+    Raises:
+        CheckpointError/ModelConfigError (ValueError): as :func:`lifting.lifters.load_lifter`.
+    """
+    model, ckpt = load_lifter(o.checkpoint, o.body_model_path)
+    single = bundled_single_frame() if o.checkpoint is None and model.window > 1 else None
+    if single is None:
+        return (as_track_lifter(model, o.height_m, stride=o.stride), ckpt,
+                {"checkpoint": str(o.checkpoint or default_checkpoint())})
+    lifter = as_track_lifter(model, o.height_m, load_lifter(single)[0], stride=o.stride)
+    return lifter, ckpt, {lifter.temporal.name: str(default_checkpoint()), lifter.single.name: str(single)}
 
 
 def _read(tracks_path, o: LiftOptions) -> TrackSet:
@@ -100,6 +130,8 @@ def _option_notes(lifter, o: LiftOptions) -> list[str]:
         ("body_model_path", teacher, "--body-model ignored: the checkpoint is a teacher (no body model)"),
         ("height_m", not teacher, "--height ignored: the student's size comes from its body model"),
         ("causal", single, "--causal has no effect: the model lifts single frames (window 1)"),
+        ("stride", single, "--stride has no effect: the model lifts single frames (window 1)"),
+        ("stride", o.causal and not single, "--stride ignored with --causal (one window ending at each frame)"),
         ("smooth_window", o.smooth == "none", "--smooth-window ignored without --smooth savgol"),
         ("video_max_frames", o.video is None, "--video-max-frames ignored without --video"),
     ]
@@ -122,7 +154,9 @@ def lift_file(tracks_path: str | Path, out_dir: str | Path, options: LiftOptions
     ``joints_3d_std (T, 16)`` metres per-joint uncertainty unless ``uncertainty_samples`` is 0),
     ``track_XXXX.png`` figures for the ``max_figures`` longest tracks (with at least
     ``min_figure_frames`` frames), and ``summary.json`` (options, per-track statistics,
-    ``tracking`` from the reader, ``warnings``, file lists, timings).
+    ``tracking`` from the reader, ``warnings``, file lists, timings, ``models`` {name:
+    checkpoint} and ``lifted_by`` {track id: [[first frame id, last frame id, model name],
+    ...]}).
 
     With a student checkpoint each npz also holds the SMPL parameters in smplx naming:
     ``global_orient (T, 3)`` and ``body_pose (T, 69)`` axis-angle (body frame -> camera
@@ -147,20 +181,23 @@ def lift_file(tracks_path: str | Path, out_dir: str | Path, options: LiftOptions
     """
     t0 = time.perf_counter()
     check_output_folder(out_dir, options.overwrite)  # fail fast; checked again when staging
-    model, ckpt = load_lifter(options.checkpoint, options.body_model_path)
-    lifter = as_track_lifter(model, options.height_m)
+    lifter, ckpt, models = load_track_lifter(options)
     ts = _read(tracks_path, options)
+    lifted_by: dict[str, list] = {}
     with staged_output_folder(out_dir, overwrite=options.overwrite) as staging:
         outputs = LiftOutputs(staging, lifter, options, ts.fps, Path(tracks_path).name)
         for i, track in enumerate(ts.tracks):
             ts.tracks[i] = None  # release the input track
-            outputs.add(lift_track(lifter, track, ts.keypoint_format, ts.fps, options))
+            res = lift_track(lifter, track, ts.keypoint_format, ts.fps, options)
+            lifted_by[str(res.track_id)] = [list(r) for r in res.lifted_by]
+            outputs.add(res)
         if not outputs.frames_lifted:
             raise ValueError(f"{tracks_path}: no frame of any track has a visible pelvis (both hips) and "
                              f">= {options.min_joints} joints above confidence {options.conf_threshold}")
         lift_s = time.perf_counter() - t0
         rendered = outputs.finish()
         summary = _summary(tracks_path, options, ckpt, lifter, ts, outputs) | rendered
+        summary |= {"models": models, "lifted_by": lifted_by}
         summary |= {"seconds_lift": round(lift_s, 3), "seconds_total": round(time.perf_counter() - t0, 3)}
         atomic_write(staging / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=1)))
     return summary
@@ -181,7 +218,8 @@ def _summary(tracks_path, o: LiftOptions, ckpt: dict, lifter, ts: TrackSet, outp
         "frames_lifted": int(outputs.frames_lifted), "frames_skipped": int(outputs.frames_skipped),
         "reader_warnings": list(ts.warnings), "warnings": notes, "files": outputs.files, "meshes": outputs.meshes,
         "smoothing": {"method": o.smooth, "window": o.smooth_window} if o.smooth != "none" else None,
-        "causal": o.causal, "body_model": lifter.body_model.describe() if lifter.body_model is not None else None,
+        "causal": o.causal, "stride": 1 if o.causal else min(o.stride, lifter.window),
+        "body_model": lifter.body_model.describe() if lifter.body_model is not None else None,
         "uncertainty": {"samples": o.uncertainty_samples, "level_oks": DEFAULT_LEVEL_OKS, "calibration": CALIBRATION}
         if o.uncertainty_samples else None,
     }

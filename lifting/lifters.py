@@ -32,11 +32,14 @@ from .teacher import ConfigField, Lifter
 
 __all__ = [
     "BUNDLED", "ARCHS", "ModelConfigError", "bundled_checkpoint", "default_checkpoint", "bundled_student",
-    "resolve_checkpoint", "check_model_config", "load_lifter",
+    "bundled_single_frame", "resolve_checkpoint", "check_model_config", "load_lifter",
 ]
 
-#: short names accepted wherever a checkpoint path is: the bundled models
-BUNDLED = {"teacher": "teacher.pt", "student": "student.pt"}
+#: short names accepted wherever a checkpoint path is: the bundled models. ``teacher`` (the
+#: default) is temporal; ``teacher_single`` is the single-frame teacher that the default lift
+#: uses for isolated frames and still photos (optional: a build without it lifts everything
+#: with ``teacher``); ``student`` is the SMPL student.
+BUNDLED = {"teacher": "teacher.pt", "teacher_single": "teacher_single.pt", "student": "student.pt"}
 
 #: ``model_config["arch"]`` -> model class; a config without ``arch`` is a teacher :class:`Lifter`
 ARCHS: dict[str, type[nn.Module]] = {"smpl_student": Student}
@@ -76,6 +79,13 @@ def default_checkpoint() -> Path:
 def bundled_student() -> Path | None:
     """Path of the SMPL student shipped in the package, or ``None`` if this build has none."""
     p = _assets() / BUNDLED["student"]
+    return p if p.is_file() else None
+
+
+def bundled_single_frame() -> Path | None:
+    """Path of the bundled single-frame teacher (``teacher_single``), or ``None`` if this build
+    has none."""
+    p = _assets() / BUNDLED["teacher_single"]
     return p if p.is_file() else None
 
 
@@ -190,7 +200,7 @@ def load_lifter(path: str | Path | None = None, body_model_path: str | Path | No
 
     Args:
         path: checkpoint file, or a bundled name (:data:`BUNDLED`: ``"teacher"``,
-            ``"student"``).
+            ``"teacher_single"``, ``"student"``).
         body_model_path: students only: the SMPL file/folder the student was trained with,
             when it is not the bundled open model. It must be the recorded model (same
             :func:`lifting.body_model.model_sha256`; old checkpoints: same vertex count).

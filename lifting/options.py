@@ -11,7 +11,7 @@ import shutil
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from .inference import DEFAULT_HEIGHT_M
+from .inference import DEFAULT_HEIGHT_M, DEFAULT_STRIDE
 from .io.readers import TRACKERS  # one definition, next to the tracker call site
 from .skeletons import CANON16
 from .smoothing import SMOOTHING_METHODS
@@ -56,8 +56,10 @@ class LiftOptions:
     --help``).
 
     Attributes:
-        checkpoint: teacher or SMPL-student checkpoint, or ``"teacher"``/``"student"``
-            (bundled); ``None`` = the bundled teacher.
+        checkpoint: teacher or SMPL-student checkpoint, or ``"teacher"``/``"teacher_single"``/
+            ``"student"`` (bundled; that model lifts everything); ``None`` = the bundled
+            temporal teacher, with the bundled single-frame teacher (when this build has it)
+            for runs shorter than :data:`lifting.track_lifter.MIN_TEMPORAL_RUN` frames.
         body_model_path: student only: SMPL file/folder replacing the checkpoint's.
         fps: frame rate in frames/s overriding the file's (``None``: the file's, else unknown).
         keypoint_format: reader/joint-set name, ``None`` = detect (``lifting.io.readers``).
@@ -71,6 +73,9 @@ class LiftOptions:
         smooth, smooth_window: 2D smoothing before lifting (:mod:`lifting.smoothing`);
             the window is odd and >= 3.
         causal: online mode for temporal models (each frame from itself and past frames).
+        stride: temporal models: one window per ``stride`` frames, each reporting its central
+            ``stride`` frames (:func:`lifting.inference.strided_windows`), >= 1; 1 = a window
+            per frame. Causal mode always uses 1.
         export: extra per-track files, a subset of ``("bvh", "csv", "json")``.
         max_figures: figures for the N longest tracks (>= 0) with at least
             ``min_figure_frames`` (>= 1) frames.
@@ -99,6 +104,7 @@ class LiftOptions:
     smooth: str = "none"
     smooth_window: int = 9
     causal: bool = False
+    stride: int = DEFAULT_STRIDE
     export: tuple[str, ...] = ()
     max_figures: int = 4
     min_figure_frames: int = 10
@@ -116,6 +122,7 @@ class LiftOptions:
         _check_range("--conf-threshold", self.conf_threshold, 0, 1, lo_open=True)
         _check_range("--min-joints", self.min_joints, 1, CANON16.num_joints, kind=int)
         _check_range("--height (metres)", self.height_m, MIN_HEIGHT_M, MAX_HEIGHT_M)
+        _check_range("--stride", self.stride, 1, None, kind=int)
         _check_range("--max-figures", self.max_figures, 0, None, kind=int)
         _check_range("min_figure_frames", self.min_figure_frames, 1, None, kind=int)
         _check_range("--video-max-frames", self.video_max_frames, 1, None, kind=int)

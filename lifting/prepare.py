@@ -1,17 +1,19 @@
 """Lift-time preparation of one keypoint track, shared by lifting (:mod:`lifting.lift`) and
 training on tracks (:mod:`lifting.track_data`), so both see exactly the same input: detector
-joints mapped to :data:`lifting.skeletons.CANON16` by name with low-confidence joints masked,
-unliftable frames dropped, and the track cut into gap-free runs at frame gaps and tracker
-identity switches.
+joints mapped to :data:`lifting.skeletons.CANON16` by name with low-confidence joints masked
+(the scores of the others kept as model input), unliftable frames dropped, and the track cut
+into gap-free runs at frame gaps and tracker identity switches.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
 from .io.tracks import Track
-from .skeletons import CANON16, get_skeleton, remap
+from .skeletons import CANON16, _compile, get_skeleton, remap
 
-__all__ = ["JUMP_FACTOR", "canonical_track", "run_starts", "run_offsets"]
+__all__ = ["JUMP_FACTOR", "CanonicalTrack", "canonical_track", "canonical_scores", "run_starts", "run_offsets"]
 
 
 #: a jump of the 2D root between consecutive frames larger than this many times the person's
@@ -42,24 +44,63 @@ def run_offsets(starts: np.ndarray) -> np.ndarray:
     return np.concatenate([np.flatnonzero(starts), [len(starts)]]).astype(np.int64)
 
 
-def canonical_track(track: Track, keypoint_format: str, conf_threshold: float = 0.3, min_joints: int = 8):
-    """The lift-time preparation of one track, shared by lifting and training on tracks
-    (:mod:`lifting.track_data`): map to :data:`CANON16` by joint names (joints below
-    ``conf_threshold`` or non-finite are masked), drop frames without a visible root or with
-    fewer than ``min_joints`` canonical joints, and mark where gap-free runs start
-    (:func:`run_starts`: frame gaps and identity switches).
+def canonical_scores(scores: np.ndarray, src, valid: np.ndarray) -> np.ndarray:
+    """Per-joint detector scores of the canonical joints: a joint taken from one source joint
+    keeps its score, a synthesised one (e.g. the pelvis = mean of the hips) gets the minimum
+    of its sources' scores (it is only as reliable as its weakest source).
+
+    Args:
+        scores: ``(T, K)`` scores in [0, 1] of the ``src`` joints. src: source skeleton (or
+            name). valid: ``(T, K)`` bool used source joints.
 
     Returns:
-        ``(kp (T', 16, 2) float32 px (0 at masked joints), mask (T', 16) bool,
-        frame_ids (T',), skipped_frame_ids, starts (T',) bool)``.
+        ``(T, 16)`` float32, 0 at canonical joints with an unused source.
+
+    Raises:
+        ValueError: no mapping from ``src`` to canon16 (:func:`lifting.skeletons.remap`).
+    """
+    src = get_skeleton(src) if isinstance(src, str) else src
+    _, dep = _compile(src, CANON16)  # (16, K) which source joints each canonical joint uses
+    s = np.where(valid, np.nan_to_num(scores, nan=0.0), 0.0).astype(np.float32)
+    lowest = np.where(dep[None], s[:, None, :], np.inf).min(-1, initial=np.inf)  # (T, 16)
+    return np.where(np.isfinite(lowest), lowest, 0.0).clip(0, 1).astype(np.float32)
+
+
+class CanonicalTrack(NamedTuple):
+    """One track prepared for lifting (:func:`canonical_track`): ``kp (T', 16, 2)`` float32
+    px (0 at masked joints), ``mask (T', 16)`` bool, ``frame_ids (T',)``,
+    ``skipped_frame_ids``, ``starts (T',)`` bool run starts, ``conf (T', 16)`` float32
+    detector scores of the visible joints (0 at masked ones; 1 for formats without scores)."""
+
+    kp: np.ndarray
+    mask: np.ndarray
+    frame_ids: np.ndarray
+    skipped_frame_ids: np.ndarray
+    starts: np.ndarray
+    conf: np.ndarray
+
+
+def canonical_track(track: Track, keypoint_format: str, conf_threshold: float = 0.3,
+                    min_joints: int = 8) -> CanonicalTrack:
+    """The lift-time preparation of one track, shared by lifting and training on tracks
+    (:mod:`lifting.track_data`): map to :data:`CANON16` by joint names (joints below
+    ``conf_threshold`` or non-finite are masked; the scores of the others, synthesised joints
+    the minimum of their sources', :func:`canonical_scores`), drop frames without a visible
+    root or with fewer than ``min_joints`` canonical joints, and mark where gap-free runs
+    start (:func:`run_starts`: frame gaps and identity switches).
+
+    Returns:
+        :class:`CanonicalTrack` ``(kp, mask, frame_ids, skipped_frame_ids, starts, conf)``.
 
     Raises:
         ValueError: unknown ``keypoint_format`` or keypoints of the wrong joint count.
     """
     kp_src = np.asarray(track.keypoints, dtype=np.float32)
     valid = (kp_src[..., 2] >= conf_threshold) & np.isfinite(kp_src[..., :2]).all(-1)
-    kp, mask = remap(kp_src[..., :2], get_skeleton(keypoint_format), CANON16, valid=valid)
+    skeleton = get_skeleton(keypoint_format)
+    kp, mask = remap(kp_src[..., :2], skeleton, CANON16, valid=valid)
+    conf = np.where(mask, canonical_scores(kp_src[..., 2], skeleton, valid), 0.0).astype(np.float32)
     ok = mask[:, CANON16.root_index] & (mask.sum(-1) >= min_joints)
     frame_ids = np.asarray(track.frame_ids)
-    kp, mask, skipped, frame_ids = kp[ok], mask[ok], frame_ids[~ok], frame_ids[ok]
-    return kp, mask, frame_ids, skipped, run_starts(frame_ids, kp, mask)
+    kp, mask, conf, skipped, frame_ids = kp[ok], mask[ok], conf[ok], frame_ids[~ok], frame_ids[ok]
+    return CanonicalTrack(kp, mask, frame_ids, skipped, run_starts(frame_ids, kp, mask), conf)

@@ -94,7 +94,7 @@ def expand_inputs(paths) -> list[Path]:
 def _runs(path: Path, fmt, fps, conf_threshold: float, min_joints: int, window: int, counts: dict,
           tracker: str = "auto") -> list[dict]:
     """Gap-free runs of every track of one file, canonical and (temporal models) resampled.
-    Each run: ``{"name", "track", "kp" (n, 16, 2), "mask" (n, 16), "fps"}``."""
+    Each run: ``{"name", "track", "kp" (n, 16, 2), "mask" (n, 16), "conf" (n, 16), "fps"}``."""
     ts = read_tracks(path, fmt=fmt, fps=fps, tracker=tracker)
     src_fps = ts.fps
     ratio = MODEL_FPS / src_fps if (window > 1 and src_fps is not None and abs(src_fps - MODEL_FPS) > 1e-3) else 1.0
@@ -104,20 +104,22 @@ def _runs(path: Path, fmt, fps, conf_threshold: float, min_joints: int, window: 
     for tr in ts.tracks:
         counts["tracks"] += 1
         counts["frames_read"] += len(tr)
-        kp, mask, frame_ids, skipped, starts = canonical_track(tr, ts.keypoint_format, conf_threshold, min_joints)
+        kp, mask, frame_ids, skipped, starts, conf = canonical_track(tr, ts.keypoint_format, conf_threshold,
+                                                                     min_joints)
         counts["frames_skipped"] += len(skipped)
         if not len(frame_ids):
             continue
         counts["identity_switches"] += int(starts[1:].sum() - (np.diff(frame_ids) != 1).sum())
         seg = run_offsets(starts)
         if ratio != 1.0:
-            kp, mask, seg, _ = _resample(kp, mask, seg, ratio)
+            kp, mask, seg, _, conf = _resample(kp, mask, seg, ratio, conf)
         for k, (a, b) in enumerate(zip(seg[:-1], seg[1:])):
             if b - a < window:
                 counts["frames_in_short_runs"] += int(b - a)
                 continue
             runs.append({"name": f"{path.name}:track{tr.track_id}:run{k}", "track": (str(path), tr.track_id),
                          "kp": kp[a:b].astype(np.float32), "mask": mask[a:b].astype(bool),
+                         "conf": conf[a:b].astype(np.float32),
                          "fps": float(src_fps * ratio) if src_fps is not None else MODEL_FPS})
     return runs
 
@@ -127,7 +129,7 @@ def _projected(runs: list[dict]) -> Projected2D:
     return Projected2D(
         np.concatenate([r["kp"] for r in runs])[None], np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
         np.array([r["name"] for r in runs]), np.array([r["fps"] for r in runs], np.float32), CANON16,
-        mask=np.concatenate([r["mask"] for r in runs])[None])
+        mask=np.concatenate([r["mask"] for r in runs])[None], conf=np.concatenate([r["conf"] for r in runs])[None])
 
 
 def load_track_2d(paths, *, fmt: str | None = None, fps: float | None = None, conf_threshold: float = 0.3,
@@ -219,10 +221,10 @@ def read_pose_pool(paths, *, conf_threshold: float = 0.3, min_joints: int = 8, w
                              f"(model.window={window}) needs track files")
         ts = read_tracks(p, fmt="coco-annotations", tracker="stills")  # every annotated person one pose
         for t in ts.tracks:
-            kp, mask, frame_ids, _, _ = canonical_track(t, ts.keypoint_format, conf_threshold, min_joints)
-            if len(frame_ids):
-                runs.append({"name": f"{p.name}:pose{t.track_id}", "track": (str(p), int(t.track_id)), "kp": kp,
-                             "mask": mask, "fps": MODEL_FPS})
+            c = canonical_track(t, ts.keypoint_format, conf_threshold, min_joints)
+            if len(c.frame_ids):
+                runs.append({"name": f"{p.name}:pose{t.track_id}", "track": (str(p), int(t.track_id)), "kp": c.kp,
+                             "mask": c.mask, "conf": c.conf, "fps": MODEL_FPS})
     if not runs:
         raise ValueError(f"{paths}: no usable real 2D pose (visible pelvis and >= {min_joints} joints with "
                          f"confidence >= {conf_threshold})")
@@ -297,11 +299,16 @@ class MixedSampler:
         return self
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """``{"keypoints_2d": (B, T, J, 2) px, "mask": (B, T, J) bool}``, sources in blocks."""
+        """``{"keypoints_2d": (B, T, J, 2) px, "mask": (B, T, J) bool}``, sources in blocks,
+        plus ``"conf" (B, T, J)`` when a source has detector scores (1 at the observed joints
+        of a source without)."""
         src = torch.multinomial(self.weights, batch_size, replacement=True, generator=generator)
         counts = torch.bincount(src, minlength=len(self.samplers)).tolist()
         parts = [s.sample(n, generator) for s, n in zip(self.samplers, counts) if n]
-        return {k: torch.cat([p[k] for p in parts]) for k in ("keypoints_2d", "mask")}
+        batch = {k: torch.cat([p[k] for p in parts]) for k in ("keypoints_2d", "mask")}
+        if any("conf" in p for p in parts):
+            batch["conf"] = torch.cat([p.get("conf", p["mask"].float()) for p in parts])
+        return batch
 
 
 EAR_FRACTION = 0.2

@@ -2,8 +2,13 @@
 
 ``as_track_lifter(model, height_m)`` wraps a loaded model (:func:`lifting.lifters.load_lifter`)
 once; the pipeline then only calls ``lifter.lift(keypoints_2d, mask, seq_offsets, fps,
-causal) -> LiftResult`` and, for meshes, ``lifter.vertices(result, picks)``. It never asks
+causal, conf) -> LiftResult`` and, for meshes, ``lifter.vertices(result, picks)``. It never asks
 which kind of model it holds: a result with ``smpl`` set has a body, one without has not.
+Given a single-frame teacher next to a temporal one, ``as_track_lifter`` returns a
+:class:`LifterPair`, which lifts runs shorter than :data:`MIN_TEMPORAL_RUN` frames (isolated
+frames, still photos) with the single-frame model and the others with the temporal one.
+Temporal models run strided (:func:`lifting.inference.strided_windows`, default
+:data:`lifting.inference.DEFAULT_STRIDE`).
 
 Both lifters run temporal models at :data:`MODEL_FPS` (the training mocap's rate): each
 gap-free run is linearly resampled there and the outputs are mapped back to the input frames
@@ -19,14 +24,21 @@ import roma
 import torch
 
 from .geometry import normalize_2d
-from .inference import DEFAULT_HEIGHT_M, lift_frames, lift_smpl_frames, metric_scale
+from .inference import DEFAULT_HEIGHT_M, DEFAULT_STRIDE, lift_frames, lift_smpl_frames, metric_scale
 from .skeletons import CANON16
 from .student import Student
 
-__all__ = ["LiftResult", "SmplFit", "TeacherLifter", "StudentLifter", "as_track_lifter", "MODEL_FPS"]
+__all__ = ["LiftResult", "SmplFit", "TeacherLifter", "StudentLifter", "LifterPair", "as_track_lifter", "MODEL_FPS",
+           "MIN_TEMPORAL_RUN"]
 
 MODEL_FPS = 30.0
 """Frame rate of the training mocap; temporal models resample other rates to this."""
+
+MIN_TEMPORAL_RUN = 9
+"""Shortest gap-free run (frames) a :class:`LifterPair` gives its temporal model: the
+temporal teachers are trained on windows cut to keep at least a third of their 27 frames
+real (``lifting.synth2d`` window cuts), so shorter runs are outside what they saw and go to
+the single-frame model."""
 
 #: how a student's ``cam`` relates metres to pixels (written into every npz)
 CAM_CONVENTION = ("weak perspective, pixels: pixel ~ s * P_xy + (tx, ty), P root-relative metres in the camera "
@@ -83,6 +95,8 @@ class LiftResult:
         smpl: :class:`SmplFit` for a student, ``None`` for a teacher.
         joints_3d_std: ``(T, J)`` float32 metres, per-joint 3D uncertainty
             (:mod:`lifting.uncertainty`), ``None`` when not computed.
+        lifted_by: ``((start, stop, model name), ...)`` which model lifted which frames
+            (indices into this result; a :class:`LifterPair` uses two models).
     """
 
     track_id: int
@@ -94,6 +108,7 @@ class LiftResult:
     identity_switches: int = 0
     smpl: SmplFit | None = None
     joints_3d_std: np.ndarray | None = None
+    lifted_by: tuple = ()
 
     @classmethod
     def empty(cls, track_id: int, skipped_frame_ids: np.ndarray, num_joints: int = CANON16.num_joints):
@@ -103,11 +118,13 @@ class LiftResult:
                    np.asarray(skipped_frame_ids))
 
 
-def _resample(kp: np.ndarray, m: np.ndarray, seg: np.ndarray, ratio: float):
-    """Linearly resample each gap-free segment of ``kp (N, J, 2)``, ``m (N, J)`` by ``ratio``
-    (target fps / source fps). Returns resampled ``(kp, mask, offsets)`` and, per original
-    frame, its position in the resampled sequence ``(N,)`` (float index)."""
-    kps, ms, offs, pos = [], [], [0], np.empty(len(kp))
+def _resample(kp: np.ndarray, m: np.ndarray, seg: np.ndarray, ratio: float, conf: np.ndarray | None = None):
+    """Linearly resample each gap-free segment of ``kp (N, J, 2)``, ``m (N, J)`` and the
+    optional scores ``conf (N, J)`` by ``ratio`` (target fps / source fps); a resampled joint
+    is visible only if both neighbours are, and its score is 0 otherwise. Returns resampled
+    ``(kp, mask, offsets, pos, conf)``: ``pos (N,)`` is, per original frame, its position in
+    the resampled sequence (float index); ``conf`` is ``None`` without input scores."""
+    kps, ms, cs, offs, pos = [], [], [], [0], np.empty(len(kp))
     for a, b in zip(seg[:-1], seg[1:]):
         n = b - a
         n_new = max(1, int(round((n - 1) * ratio)) + 1)
@@ -117,9 +134,12 @@ def _resample(kp: np.ndarray, m: np.ndarray, seg: np.ndarray, ratio: float):
         w = (t - i0)[:, None, None]
         kps.append((1 - w) * kp[a:b][i0] + w * kp[a:b][i1])
         ms.append(m[a:b][i0] & m[a:b][i1])
+        if conf is not None:
+            cs.append(np.where(ms[-1], (1 - w[..., 0]) * conf[a:b][i0] + w[..., 0] * conf[a:b][i1], 0.0))
         pos[a:b] = offs[-1] + np.arange(n) * ((n_new - 1) / max(n - 1, 1))
         offs.append(offs[-1] + n_new)
-    return np.concatenate(kps), np.concatenate(ms), np.asarray(offs, np.int64), pos
+    conf_r = np.concatenate(cs).astype(np.float32) if conf is not None else None
+    return np.concatenate(kps), np.concatenate(ms), np.asarray(offs, np.int64), pos, conf_r
 
 
 def _resampling(window: int, fps: float | None) -> bool:
@@ -130,21 +150,73 @@ def _device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+def _inputs(keypoints_2d, mask, seq_offsets, conf):
+    """Arrays of a ``lift`` call: ``kp (N, J, 2) float32, mask (N, J) bool, seg (S+1,),
+    conf (N, J) float32 or None`` (0 at masked joints)."""
+    kp, mask = np.asarray(keypoints_2d, np.float32), np.asarray(mask, bool)
+    seg = np.array([0, len(kp)]) if seq_offsets is None else np.asarray(seq_offsets)
+    if conf is not None:
+        conf = np.asarray(conf, np.float32)
+        if conf.shape != mask.shape:
+            raise ValueError(f"detector scores conf of shape {conf.shape} do not match the mask {mask.shape}")
+        conf = np.where(mask, conf, 0.0).astype(np.float32)
+    return kp, mask, seg, conf
+
+
+def _tensor(a: np.ndarray | None, dev: torch.device):
+    return None if a is None else torch.from_numpy(a).to(dev)
+
+
 class TeacherLifter:
     """2D-only lifter (:class:`lifting.teacher.Lifter`) with the anthropometric metric scale
     (:func:`lifting.inference.metric_scale`: one scale per track, the median over frames of
-    the ratio of metric to normalised size, for a subject of ``height_m`` metres)."""
+    the ratio of metric to normalised size, for a subject of ``height_m`` metres). ``name``
+    is what :attr:`LiftResult.lifted_by` records; ``stride``: see
+    :func:`lifting.inference.strided_windows`."""
 
     faces = None
     body_model = None
 
-    def __init__(self, model, height_m: float = DEFAULT_HEIGHT_M):
+    def __init__(self, model, height_m: float = DEFAULT_HEIGHT_M, stride: int = DEFAULT_STRIDE,
+                 name: str = "checkpoint"):
         self.model, self.height_m, self.window = model, float(height_m), int(model.window)
+        self.stride, self.name = int(stride), str(name)
+
+    def normalised(self, kp: np.ndarray, mask: np.ndarray, seg: np.ndarray, fps, causal: bool,
+                   conf: np.ndarray | None) -> torch.Tensor:
+        """Root-relative 3D ``(N, J, 3)`` in normalised units (CPU) of :func:`_inputs` arrays."""
+        dev = _device(self.model)
+        run = lambda k, m, s, c: lift_frames(self.model, torch.from_numpy(k).float().to(dev),  # noqa: E731
+                                             torch.from_numpy(m).to(dev), s, causal=causal, conf=_tensor(c, dev),
+                                             stride=self.stride).cpu()
+        if not _resampling(self.window, fps):
+            return run(kp, mask, seg, conf)
+        kp_r, m_r, seg_r, pos, conf_r = _resample(kp, mask, seg, MODEL_FPS / fps, conf)
+        pred_r = run(kp_r.astype(np.float32), m_r, seg_r, conf_r).numpy()
+        i0 = np.floor(pos).astype(int)
+        i1 = np.minimum(i0 + 1, len(pred_r) - 1)
+        # causal: never interpolate towards a later resampled frame
+        w = np.zeros_like(pos)[:, None, None] if causal else (pos - i0)[:, None, None]
+        return torch.from_numpy(((1 - w) * pred_r[i0] + w * pred_r[i1]).astype(np.float32))
+
+    def to_metres(self, pred: torch.Tensor) -> np.ndarray:
+        """Normalised ``(N, J, 3)`` -> metres with one scale per call (the track).
+
+        Raises:
+            ValueError: non-finite output."""
+        per_frame = metric_scale(pred, CANON16, self.height_m)
+        ratio = (per_frame.norm(dim=-1).sum(-1) / pred.norm(dim=-1).sum(-1).clamp_min(1e-9)).median()
+        joints = (pred * ratio).numpy().astype(np.float32)
+        if not np.isfinite(joints).all():
+            raise ValueError("lifting produced non-finite values")
+        return joints
 
     def lift(self, keypoints_2d: np.ndarray, mask: np.ndarray, seq_offsets: np.ndarray | None = None,
-             fps: float | None = None, causal: bool = False) -> LiftResult:
+             fps: float | None = None, causal: bool = False, conf: np.ndarray | None = None) -> LiftResult:
         """Lift ``keypoints_2d (N, J, 2)`` pixels with ``mask (N, J)`` (root visible in every
-        frame), runs ``seq_offsets (S+1,)`` (default one run), source rate ``fps``.
+        frame), runs ``seq_offsets (S+1,)`` (default one run), source rate ``fps``, optional
+        detector scores ``conf (N, J)`` in [0, 1] (read by ``use_confidence`` models; None =
+        1 for visible joints).
 
         Returns:
             :class:`LiftResult` (``track_id -1``, ``frame_ids = arange(N)``).
@@ -153,31 +225,55 @@ class TeacherLifter:
             ValueError: bad shapes/NaN input (:func:`lifting.inference.lift_frames`) or
                 non-finite output.
         """
-        kp, mask = np.asarray(keypoints_2d, np.float32), np.asarray(mask, bool)
-        seg = np.array([0, len(kp)]) if seq_offsets is None else np.asarray(seq_offsets)
-        dev = _device(self.model)
-        run = lambda k, m, s: lift_frames(self.model, torch.from_numpy(k).float().to(dev),  # noqa: E731
-                                          torch.from_numpy(m).to(dev), s, causal=causal).cpu()
-        if _resampling(self.window, fps):
-            kp_r, m_r, seg_r, pos = _resample(kp, mask, seg, MODEL_FPS / fps)
-            pred_r = run(kp_r.astype(np.float32), m_r, seg_r).numpy()
-            i0 = np.floor(pos).astype(int)
-            i1 = np.minimum(i0 + 1, len(pred_r) - 1)
-            # causal: never interpolate towards a later resampled frame
-            w = np.zeros_like(pos)[:, None, None] if causal else (pos - i0)[:, None, None]
-            pred = torch.from_numpy(((1 - w) * pred_r[i0] + w * pred_r[i1]).astype(np.float32))
-        else:
-            pred = run(kp, mask, seg)
-        per_frame = metric_scale(pred, CANON16, self.height_m)
-        ratio = (per_frame.norm(dim=-1).sum(-1) / pred.norm(dim=-1).sum(-1).clamp_min(1e-9)).median()
-        joints = (pred * ratio).numpy().astype(np.float32)
-        if not np.isfinite(joints).all():
-            raise ValueError("lifting produced non-finite values")
-        return LiftResult(-1, np.arange(len(kp)), joints, kp, mask, np.zeros(0, np.int64))
+        kp, mask, seg, conf = _inputs(keypoints_2d, mask, seq_offsets, conf)
+        joints = self.to_metres(self.normalised(kp, mask, seg, fps, causal, conf))
+        return LiftResult(-1, np.arange(len(kp)), joints, kp, mask, np.zeros(0, np.int64),
+                          lifted_by=((0, len(kp), self.name),))
 
     def vertices(self, result: LiftResult, picks: np.ndarray) -> np.ndarray:
         """A teacher has no mesh. Raises: ValueError."""
         raise ValueError("a teacher checkpoint has no body model: meshes need an SMPL student checkpoint")
+
+
+class LifterPair(TeacherLifter):
+    """A temporal teacher with a single-frame teacher for what the temporal one was not
+    trained on: gap-free runs shorter than ``min_run`` frames (:data:`MIN_TEMPORAL_RUN`;
+    isolated frames, every track of ``--tracker stills``) are lifted by ``single``, the other
+    runs by ``temporal``; one metric scale per track over both (:meth:`TeacherLifter.to_metres`).
+
+    Args:
+        temporal, single: :class:`TeacherLifter` of a model with window > 1 and of one with
+            window 1.
+
+    Raises:
+        ValueError: the windows are not (> 1, 1).
+    """
+
+    def __init__(self, temporal: TeacherLifter, single: TeacherLifter, min_run: int = MIN_TEMPORAL_RUN):
+        if temporal.window <= 1 or single.window != 1:
+            raise ValueError(f"a lifter pair needs a temporal (window > 1) and a single-frame (window 1) teacher, "
+                             f"got windows {temporal.window} and {single.window}")
+        self.temporal, self.single, self.min_run = temporal, single, int(min_run)
+        self.model, self.height_m, self.window = temporal.model, temporal.height_m, temporal.window
+        self.stride, self.name = temporal.stride, temporal.name
+
+    def lift(self, keypoints_2d: np.ndarray, mask: np.ndarray, seq_offsets: np.ndarray | None = None,
+             fps: float | None = None, causal: bool = False, conf: np.ndarray | None = None) -> LiftResult:
+        """As :meth:`TeacherLifter.lift`; ``lifted_by`` names the model of every run."""
+        kp, mask, seg, conf = _inputs(keypoints_2d, mask, seq_offsets, conf)
+        long_run = np.diff(seg) >= self.min_run
+        pred = torch.empty(len(kp), kp.shape[1], 3)
+        for lifter, runs in ((self.temporal, long_run), (self.single, ~long_run)):
+            if not runs.any():
+                continue
+            frames = np.concatenate([np.arange(a, b) for a, b in zip(seg[:-1][runs], seg[1:][runs])])
+            sub_seg = np.concatenate([[0], np.cumsum(np.diff(seg)[runs])])
+            pred[frames] = lifter.normalised(kp[frames], mask[frames], sub_seg, fps, causal,
+                                             None if conf is None else conf[frames])
+        by = tuple((int(a), int(b), (self.temporal if r else self.single).name)
+                   for a, b, r in zip(seg[:-1], seg[1:], long_run))
+        return LiftResult(-1, np.arange(len(kp)), self.to_metres(pred), kp, mask, np.zeros(0, np.int64),
+                          lifted_by=by)
 
 
 class StudentLifter:
@@ -185,19 +281,20 @@ class StudentLifter:
     ``betas`` per track (mean of the per-frame estimates weighted by the number of observed
     joints), metric size from the body model (no height prior)."""
 
-    def __init__(self, model: Student):
-        self.model, self.window = model, int(model.window)
+    def __init__(self, model: Student, stride: int = DEFAULT_STRIDE, name: str = "checkpoint"):
+        self.model, self.window, self.stride, self.name = model, int(model.window), int(stride), str(name)
         self.body_model = model.body_model
         self.faces = model.body_model.faces
 
-    def _frames(self, kp: np.ndarray, mask: np.ndarray, seg: np.ndarray, fps, causal) -> dict:
+    def _frames(self, kp: np.ndarray, mask: np.ndarray, seg: np.ndarray, fps, causal, conf) -> dict:
         dev = _device(self.model)
         kp_t, m_t = torch.from_numpy(kp).float().to(dev), torch.from_numpy(mask).to(dev)
         if not _resampling(self.window, fps):
-            return {k: v.cpu() for k, v in lift_smpl_frames(self.model, kp_t, m_t, seg, causal=causal).items()}
-        kp_r, m_r, seg_r, pos = _resample(kp, mask, seg, MODEL_FPS / fps)
+            return {k: v.cpu() for k, v in lift_smpl_frames(self.model, kp_t, m_t, seg, causal=causal,
+                                                            conf=_tensor(conf, dev), stride=self.stride).items()}
+        kp_r, m_r, seg_r, pos, conf_r = _resample(kp, mask, seg, MODEL_FPS / fps, conf)
         res = lift_smpl_frames(self.model, torch.from_numpy(kp_r).float().to(dev), torch.from_numpy(m_r).to(dev),
-                               seg_r, causal=causal)
+                               seg_r, causal=causal, conf=_tensor(conf_r, dev), stride=self.stride)
         near = torch.from_numpy(np.clip(np.round(pos).astype(np.int64), 0, len(kp_r) - 1)).to(dev)
         res = {k: v[near].cpu() for k, v in res.items() if k not in ("norm_scale", "root_px")}
         _, norm = normalize_2d(kp_t, m_t, self.model.root_index)
@@ -205,11 +302,10 @@ class StudentLifter:
         return res
 
     def lift(self, keypoints_2d: np.ndarray, mask: np.ndarray, seq_offsets: np.ndarray | None = None,
-             fps: float | None = None, causal: bool = False) -> LiftResult:
+             fps: float | None = None, causal: bool = False, conf: np.ndarray | None = None) -> LiftResult:
         """As :meth:`TeacherLifter.lift`; the result carries :class:`SmplFit`."""
-        kp, mask = np.asarray(keypoints_2d, np.float32), np.asarray(mask, bool)
-        seg = np.array([0, len(kp)]) if seq_offsets is None else np.asarray(seq_offsets)
-        res = self._frames(kp, mask, seg, fps, causal)
+        kp, mask, seg, conf = _inputs(keypoints_2d, mask, seq_offsets, conf)
+        res = self._frames(kp, mask, seg, fps, causal, conf)
         w = torch.from_numpy(mask).sum(-1).float()
         betas = (res["betas"] * w[:, None]).sum(0) / w.sum()
         dev = _device(self.model)
@@ -223,7 +319,8 @@ class StudentLifter:
         smpl = SmplFit(res["global_orient"], res["body_pose"], betas,
                        torch.cat([s_px[:, None], res["root_px"]], dim=-1).numpy().astype(np.float32),
                        out.joints_smpl[0].cpu().numpy().astype(np.float32), self.body_model.describe())
-        return LiftResult(-1, np.arange(len(kp)), joints, kp, mask, np.zeros(0, np.int64), smpl=smpl)
+        return LiftResult(-1, np.arange(len(kp)), joints, kp, mask, np.zeros(0, np.int64), smpl=smpl,
+                          lifted_by=((0, len(kp), self.name),))
 
     def vertices(self, result: LiftResult, picks: np.ndarray) -> np.ndarray:
         """Root-relative camera-frame vertices ``(len(picks), V, 3)`` metres of frames
@@ -237,8 +334,23 @@ class StudentLifter:
         return out.vertices[0].cpu().numpy()
 
 
-def as_track_lifter(model, height_m: float = DEFAULT_HEIGHT_M) -> TeacherLifter | StudentLifter:
+def as_track_lifter(model, height_m: float = DEFAULT_HEIGHT_M, single_frame_model=None,
+                    stride: int = DEFAULT_STRIDE, names: tuple[str, str] = ("temporal", "single_frame")):
     """Wrap a model from :func:`lifting.lifters.load_lifter`: a :class:`Student` becomes a
     :class:`StudentLifter`, any other lifter a :class:`TeacherLifter` (``height_m`` metres
-    sets its metric scale)."""
-    return StudentLifter(model) if isinstance(model, Student) else TeacherLifter(model, height_m)
+    sets its metric scale), and a temporal teacher given with a ``single_frame_model``
+    (window 1) a :class:`LifterPair` (``names``: what ``lifted_by`` records for each).
+    ``stride``: temporal inference stride (:func:`lifting.inference.strided_windows`).
+
+    Raises:
+        ValueError: ``single_frame_model`` given with a student, a single-frame ``model`` or
+            a ``single_frame_model`` whose window is not 1.
+    """
+    if isinstance(model, Student):
+        if single_frame_model is not None:
+            raise ValueError("a single-frame companion model applies to temporal teachers only, not to a student")
+        return StudentLifter(model, stride)
+    if single_frame_model is None:
+        return TeacherLifter(model, height_m, stride)
+    return LifterPair(TeacherLifter(model, height_m, stride, names[0]),
+                      TeacherLifter(single_frame_model, height_m, stride, names[1]))

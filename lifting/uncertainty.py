@@ -155,10 +155,12 @@ def joint_spread(lift: LiftFn, keypoints_2d: np.ndarray, mask: np.ndarray, seq_o
 
 def lift_uncertainty(lifter, keypoints_2d: np.ndarray, mask: np.ndarray, seq_offsets: np.ndarray | None = None,
                      fps: float | None = None, causal: bool = False, samples: int = DEFAULT_SAMPLES,
-                     level: float = DEFAULT_LEVEL_OKS, seed: int = 0, calibration: float = CALIBRATION) -> np.ndarray:
+                     level: float = DEFAULT_LEVEL_OKS, seed: int = 0, calibration: float = CALIBRATION,
+                     conf: np.ndarray | None = None) -> np.ndarray:
     """:func:`joint_spread` through a :mod:`lifting.track_lifter` lifter (``TeacherLifter`` /
-    ``StudentLifter``): the same ``keypoints_2d (N, J, 2)`` px, ``mask (N, J)``, runs, ``fps``
-    and ``causal`` as its ``lift``.
+    ``StudentLifter`` / ``LifterPair``): the same ``keypoints_2d (N, J, 2)`` px, ``mask (N, J)``,
+    runs, ``fps``, ``causal`` and detector scores ``conf (N, J)`` (None: 1) as its ``lift``
+    (every perturbed copy keeps the scores).
 
     Returns:
         ``joints_3d_std (N, J)`` float32 metres.
@@ -166,5 +168,6 @@ def lift_uncertainty(lifter, keypoints_2d: np.ndarray, mask: np.ndarray, seq_off
     Raises:
         ValueError: as :func:`joint_spread` and the lifter's ``lift``.
     """
-    return joint_spread(lambda k, m, o: lifter.lift(k, m, o, fps, causal).joints_3d, keypoints_2d, mask,
-                        seq_offsets, samples, level, seed, calibration, lifter.model.root_index)
+    copies = None if conf is None else np.tile(np.asarray(conf, np.float32), (samples + 1, 1))
+    return joint_spread(lambda k, m, o: lifter.lift(k, m, o, fps, causal, copies).joints_3d, keypoints_2d, mask,
+                        seq_offsets, samples, level, seed, calibration, CANON16.root_index)

@@ -120,7 +120,7 @@ def test_make_hdm05_tracks_matches_the_saved_cameras(tmp_path):
     assert -5 <= cams["elevation_deg"].min() and cams["elevation_deg"].max() <= 30
     canon3d, _ = remap(arrays["joints"].astype(np.float64), MOCAP21, CANON16)
     for t in ts.tracks:
-        kp, mask, frame_ids, skipped, _ = canonical_track(t, "coco17")
+        kp, mask, frame_ids, skipped, *_ = canonical_track(t, "coco17")
         assert mask.all() and not len(skipped)
         np.testing.assert_array_equal(frame_ids, np.arange(20) + 20 * t.track_id)  # rows of the mocap npz
         R, pos = cams["R"][t.track_id], cams["position"][t.track_id]

@@ -136,7 +136,7 @@ def test_unknown_bundled_name_lists_the_bundled_ones(tmp_path, capsys):
     assert "checkpoint not found: studnet" in msg and all(repr(n) in msg for n in BUNDLED)
     rc = main(["lift", "whatever.json", "-o", str(tmp_path / "o"), "--checkpoint", "studnet"])
     err = capsys.readouterr().err
-    assert rc == 2 and "'teacher', 'student'" in err
+    assert rc == 2 and "'teacher', 'teacher_single', 'student'" in err
 
 
 def test_teacher_with_a_body_model_is_an_error(tmp_path, small_model):

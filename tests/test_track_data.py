@@ -84,7 +84,10 @@ def test_track_sampler_is_2d_only(track_file, tiny_cfg_overrides):
     assert isinstance(stage, TeacherStage)
     assert type(stage.sampler) is WindowSampler and stage.sampler.mask is not None
     batch = stage.sampler.sample(8, torch.Generator().manual_seed(0))
-    assert set(batch) == {"keypoints_2d", "mask"} and batch["keypoints_2d"].shape == (8, 1, 16, 2)
+    assert set(batch) == {"keypoints_2d", "mask", "conf"} and batch["keypoints_2d"].shape == (8, 1, 16, 2)
+    # the tracks' detector scores: in [0, 1], 0 exactly at the masked joints
+    assert batch["conf"].shape == batch["mask"].shape and not batch["conf"][~batch["mask"]].any()
+    assert ((batch["conf"] > 0) == batch["mask"]).all() and batch["conf"].max() <= 1
     _assert_2d_only(stage, "stage")
     stage.step(batch)  # trains on it
 

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from lifting.checkpoint import load_checkpoint, save_checkpoint
+from lifting.inference import choose_threads
 from lifting.io.fileio import atomic_write
 
 from .config import check_stage
@@ -175,6 +176,11 @@ def train(kind: str, cfg: DictConfig, out_dir: str | Path | None = None, progres
     optimisers (by name), gradient scalers, RNG states, step and the resolved config, so
     ``resume`` (a ``last.pt``) continues a killed run with the same losses as an uninterrupted one.
 
+    CPU threads: ``train.threads``, 0 = auto (:func:`lifting.inference.choose_threads`: one
+    thread when the 1-minute load average shows other work on the cores, else all cores;
+    printed). ``train.bf16`` on a device without native bf16 trains in fp32 with one warning
+    (:func:`lifting.inference.bf16_or_warn`).
+
     Launched by ``torchrun --nproc_per_node N`` it trains data-parallel on N processes
     (``train.batch_size`` is the global batch); rank 0 alone validates, logs, draws progress
     and writes files, and at the end the ranks check that their parameters are identical.
@@ -190,8 +196,9 @@ def train(kind: str, cfg: DictConfig, out_dir: str | Path | None = None, progres
             run with a different config, or past ``train.steps``.
     """
     check_stage(cfg, kind)
-    if cfg.train.threads > 0:
-        torch.set_num_threads(cfg.train.threads)
+    threads, why = choose_threads(int(cfg.train.threads))  # 0 = auto (busy cores: one thread)
+    torch.set_num_threads(threads)
+    tqdm.write(f"[{kind}] torch CPU threads: {why}")
     created = _dist_setup(cfg)
     try:
         return _train(kind, cfg, out_dir, progress, resume)

@@ -24,6 +24,7 @@ from lifting.data import (MocapClips, SupervisedWindows, WindowSampler, eval_vie
                           split_clips)
 from lifting.discriminators import PoseCritic2D
 from lifting.geometry import about_body_axis, normalize_2d, project_normalized, random_view_rotation, rms_scale
+from lifting.inference import bf16_or_warn
 from lifting.skeletons import CANON16
 from lifting.synth2d import DetectorErrors, SynthSettings, apply_detector_errors, draw_detector_errors, edge_pad
 from lifting.teacher import Lifter
@@ -201,7 +202,8 @@ class _Stage:
         self.accum = cfg.train.grad_accum
         if cfg.train.fp16 and self.device.type != "cuda":
             raise ValueError("train.fp16 needs a GPU (train.device=cuda); use train.bf16 on the CPU")
-        self.amp_dtype = torch.bfloat16 if cfg.train.bf16 else torch.float16 if cfg.train.fp16 else None
+        bf16 = cfg.train.bf16 and bf16_or_warn(self.device)  # emulated bf16 (no AVX512-BF16/AMX): fp32
+        self.amp_dtype = torch.bfloat16 if bf16 else torch.float16 if cfg.train.fp16 else None
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
         torch.manual_seed(cfg.seed)
         self.lifter = self.build_model(cfg).to(self.device)
@@ -401,16 +403,20 @@ class _Stage:
         """Everything random for the whole global batch, drawn in the same order on every rank:
         ``(x_full, x_in, m_in, mask, R, plan_y, c_in)`` = clean normalised 2D, augmented input and
         its mask, the batch mask, random views ``(B, 3, 3)``, the re-lift augmentation
-        (``views.augment_relift`` and ``relift`` only, else None) and the input's simulated
-        detector scores ``(B, T, J)`` (None without detector-like errors)."""
+        (``views.augment_relift`` and ``relift`` only, else None) and the input's detector
+        scores ``(B, T, J)``: the batch's own ``conf`` (tracks) times the simulated ones, either
+        alone when the other is absent, 0 where ``m_in`` is False (None with neither)."""
         cfg, T, root = self.cfg, self.window, self.root
-        kp, mask = batch["keypoints_2d"], batch["mask"]
+        kp, mask, conf = batch["keypoints_2d"], batch["mask"], batch.get("conf")  # conf: the tracks' own scores
         B, _, J = mask.shape
         plan = draw_augmentation(B, T, J, cfg, root, self.generator, self.device)
         if plan.detector is not None and T > 1:  # cut windows: the edge padding of track ends and gaps
+            conf = None if conf is None else edge_pad(conf[..., None], mask, plan.detector)[0][..., 0]
             kp, mask = edge_pad(kp, mask, plan.detector)
         x_full, _ = normalize_2d(kp, mask, root, per_window=T > 1)
         x_in, m_in, _, c_in = apply_augmentation(kp, mask, plan, root)
+        if conf is not None:  # real scores, times the simulated ones when both exist
+            c_in = torch.where(m_in, conf if c_in is None else conf * c_in, 0.0)
         R = random_view_rotation((B,), elevation_max=math.radians(cfg.views.elevation_max_deg),
                                  generator=self.generator, device=self.device)
         plan_y = draw_augmentation(B, T, J, cfg, root, self.generator, self.device) \
