@@ -135,9 +135,11 @@ def bench_stages(runs: str = RUNS, root: Path = ROOT) -> list[Stage]:
               (f"{b}/accuracy.md",), inputs, bench=True),
         Stage("g_real", (Command(("scripts/bench_real.py", *named, "--out", f"{b}/real.json")),),
               (f"{b}/real.md",), inputs, bench=True),
-        Stage("g_speed", (Command(("scripts/bench_speed.py", "--checkpoint", MODELS["teacher"])),),
+        Stage("g_speed", (Command(("scripts/bench_speed.py", "--temporal", MODELS["teacher"], "--single",
+                                         MODELS["teacher_single"], "--accuracy", MODELS["teacher"])),),
               (f"{b}/speed.md",), inputs, bench=True),
-        Stage("g_uncertainty", (Command(("scripts/bench_uncertainty.py", *named)),),
+        Stage("g_uncertainty", (Command(("scripts/bench_uncertainty.py", MODELS["teacher"], "--fit", "--levels", "4",
+                                         "--stride", "10", "--val-clip-stride", "4")),),
               (f"{b}/uncertainty.md",), inputs, bench=True, optional=True),
     ]
 

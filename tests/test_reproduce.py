@@ -62,7 +62,7 @@ def test_dry_run_prints_the_issue_plan_and_writes_nothing(tmp_path, capsys):
         "posenet3d export runs/bundled/student/best.pt lifting/assets/student.pt --half",
         "python scripts/bench_accuracy.py teacher=lifting/assets/teacher.pt",
         "python scripts/bench_real.py teacher=lifting/assets/teacher.pt",
-        "python scripts/bench_speed.py --checkpoint lifting/assets/teacher.pt",
+        "python scripts/bench_speed.py --temporal lifting/assets/teacher.pt",
         "-- in parallel: c_teacher_single, d_teacher",
         "g_uncertainty: skip (scripts/bench_uncertainty.py not found)",
     ):
