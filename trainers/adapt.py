@@ -42,7 +42,7 @@ from lifting.geometry import normalize_2d, project_normalized, random_view_rotat
 from lifting.io.fileio import atomic_write
 from lifting.lift import lift_file
 from lifting.options import LiftOptions
-from lifting.lifters import bundled_student, default_checkpoint, resolve_checkpoint
+from lifting.lifters import bundled_single_frame, bundled_student, default_checkpoint, resolve_checkpoint
 from lifting.track_data import MIN_FRAMES, RealPosePool, expand_inputs, load_track_2d, read_pose_pool
 from trainers.config import load_config
 from trainers.stages import FinetuneStage, StudentStage, TeacherStage, teacher_terms
@@ -61,6 +61,19 @@ criterion); HDM05 student PA-MPJPE 87.6 vs 92.8 mm (BENCHMARKS.md issue 14)."""
 _TIMING_STEPS = 3
 
 
+def _student_teacher(ck: dict) -> Path:
+    """The teacher a student checkpoint was distilled from (its run's
+    ``student.teacher_checkpoint``) when that file exists here, else the bundled teacher of the
+    student's window (``teacher_single`` for a single-frame student, when bundled)."""
+    stored = ((ck.get("config") or {}).get("student") or {}).get("teacher_checkpoint")
+    if stored and Path(stored).is_file():
+        return Path(stored)
+    single = bundled_single_frame()
+    if int(ck["model_config"].get("window", 1)) == 1 and single is not None:
+        return single
+    return default_checkpoint()
+
+
 def _resolve(checkpoint: str | Path | None) -> Path:
     if checkpoint is None:
         return bundled_student() or default_checkpoint()
@@ -69,7 +82,8 @@ def _resolve(checkpoint: str | Path | None) -> Path:
 
 def adapt_config(stage: str, model_config: dict, overrides: list[str] | None = None) -> DictConfig:
     """The stage config of an adaptation run: ``configs/<stage>.yaml`` with the model's
-    architecture (``model_config`` of its checkpoint), no mocap (``data.npz=null``), network
+    architecture (``model_config`` of its checkpoint), random views about the body's axis
+    (``views.rotate_about=body``), no mocap (``data.npz=null``), network
     learning rate :data:`ADAPT_LR` (critic 2e-4) and ``overrides``.
 
     Raises:
@@ -77,9 +91,14 @@ def adapt_config(stage: str, model_config: dict, overrides: list[str] | None = N
     """
     base = [f"model.window={int(model_config['window'])}", f"model.width={int(model_config['width'])}",
             f"model.n_blocks={int(model_config['n_blocks'])}", "data.npz=null", f"train.lr={ADAPT_LR}",
-            "train.critic_lr=2.0e-4", "train.min_lr_ratio=0.1"]
+            "train.critic_lr=2.0e-4", "train.min_lr_ratio=0.1",
+            # the user's cameras are unknown and often raised: random views about the body's
+            # own up axis (the same as the camera's for level cameras; BENCHMARKS.md issue 15)
+            "views.rotate_about=body"]
     if "refine_visible" in model_config:
         base.append(f"model.refine_visible={bool(model_config['refine_visible'])}")
+    if "use_confidence" in model_config:
+        base.append(f"model.use_confidence={bool(model_config['use_confidence'])}")
     if "learn_marker_offsets" in model_config:
         base.append(f"student.learn_marker_offsets={bool(model_config['learn_marker_offsets'])}")
     return load_config(stage, base + list(overrides or []))
@@ -227,11 +246,7 @@ def adapt(inputs, out_dir: str | Path, checkpoint: str | Path | None = None, *, 
     ckpt_path = _resolve(checkpoint)
     ck = load_checkpoint(ckpt_path)
     is_student = ck["model_config"].get("arch") == "smpl_student"
-    teacher_path = default_checkpoint()
-    if is_student and (ck.get("config") or {}).get("student", {}).get("teacher_checkpoint"):
-        teacher_path = Path(ck["config"]["student"]["teacher_checkpoint"])
-    elif not is_student:
-        teacher_path = ckpt_path
+    teacher_path = _student_teacher(ck) if is_student else ckpt_path
     t_ck = load_checkpoint(teacher_path)
     window = int(t_ck["model_config"]["window"])
     o = options
