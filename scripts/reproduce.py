@@ -244,6 +244,9 @@ def execute(c: Command, root: Path, tag: str, log: Path) -> tuple[int, str, floa
     env = os.environ | {"PYTHONPATH": os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])]),
                         "PYTHONUNBUFFERED": "1"}
     log.parent.mkdir(parents=True, exist_ok=True)
+    for o in ("--out",):  # the folder of a benchmark's JSON output
+        if o in c.argv:
+            (root / c.argv[c.argv.index(o) + 1]).parent.mkdir(parents=True, exist_ok=True)
     out: list[str] = []
     t0 = time.perf_counter()
     with open(log, "a") as fh:
