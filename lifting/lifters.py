@@ -32,7 +32,7 @@ from .teacher import ConfigField, Lifter
 
 __all__ = [
     "BUNDLED", "ARCHS", "ModelConfigError", "bundled_checkpoint", "default_checkpoint", "bundled_student",
-    "bundled_single_frame", "resolve_checkpoint", "check_model_config", "load_lifter",
+    "bundled_single_frame", "bundled_teacher_for_window", "resolve_checkpoint", "check_model_config", "load_lifter",
 ]
 
 #: short names accepted wherever a checkpoint path is: the bundled models. ``teacher`` (the
@@ -80,6 +80,14 @@ def bundled_student() -> Path | None:
     """Path of the SMPL student shipped in the package, or ``None`` if this build has none."""
     p = _assets() / BUNDLED["student"]
     return p if p.is_file() else None
+
+
+def bundled_teacher_for_window(window: int) -> Path:
+    """The bundled teacher a model of ``window`` frames pairs with (e.g. the default teacher of
+    a student's distillation): the single-frame ``teacher_single`` for ``window == 1`` when this
+    build has it, else the default bundled ``teacher``."""
+    single = bundled_single_frame()
+    return single if int(window) == 1 and single is not None else default_checkpoint()
 
 
 def bundled_single_frame() -> Path | None:

@@ -42,7 +42,7 @@ from lifting.geometry import normalize_2d, project_normalized, random_view_rotat
 from lifting.io.fileio import atomic_write
 from lifting.lift import lift_file
 from lifting.options import LiftOptions
-from lifting.lifters import bundled_single_frame, bundled_student, default_checkpoint, resolve_checkpoint
+from lifting.lifters import bundled_student, bundled_teacher_for_window, default_checkpoint, resolve_checkpoint
 from lifting.track_data import MIN_FRAMES, RealPosePool, expand_inputs, load_track_2d, read_pose_pool
 from trainers.config import load_config
 from trainers.stages import FinetuneStage, StudentStage, TeacherStage, teacher_terms
@@ -68,10 +68,7 @@ def _student_teacher(ck: dict) -> Path:
     stored = ((ck.get("config") or {}).get("student") or {}).get("teacher_checkpoint")
     if stored and Path(stored).is_file():
         return Path(stored)
-    single = bundled_single_frame()
-    if int(ck["model_config"].get("window", 1)) == 1 and single is not None:
-        return single
-    return default_checkpoint()
+    return bundled_teacher_for_window(int(ck["model_config"].get("window", 1)))
 
 
 def _resolve(checkpoint: str | Path | None) -> Path:

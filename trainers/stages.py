@@ -641,7 +641,9 @@ class StudentStage(_Stage):
             raise TypeError("the student trains on a 2D-only WindowSampler")
         from lifting.lifters import load_lifter
 
-        self.teacher, _ = load_lifter(cfg.student.teacher_checkpoint)
+        from lifting.lifters import bundled_teacher_for_window
+
+        self.teacher, _ = load_lifter(cfg.student.teacher_checkpoint or bundled_teacher_for_window(cfg.model.window))
         if self.teacher.window != cfg.model.window:
             raise ValueError(f"student.teacher_checkpoint has window {self.teacher.window}, "
                              f"model.window is {cfg.model.window}: they must match")
