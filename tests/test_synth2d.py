@@ -170,3 +170,30 @@ def test_confidence_input_and_initialisation_from_a_single_frame_lifter():
         Lifter(16, 9, 64, 1, 0).init_from(src)
     with pytest.raises(ValueError, match="does not match"):
         dst(x, m, torch.rand(4, 9, 15))
+
+
+def test_views_about_the_body_axis_keep_the_body_up_and_the_camera_case():
+    import math
+
+    import roma
+
+    from lifting.camera import eval_rig
+    from lifting.geometry import about_body_axis, random_view_rotation
+
+    g = torch.Generator().manual_seed(0)
+    R = random_view_rotation((6,), elevation_max=0.0, generator=g)  # azimuth only
+    upright = torch.zeros(6, 1, 16, 3)
+    upright[..., ix("thorax"), 1] = -0.5  # camera frame: y down, so up is -y
+    torch.testing.assert_close(about_body_axis(R, upright, CANON16), R)  # level camera: unchanged
+    tilt = roma.rotvec_to_rotmat(torch.tensor([math.radians(40), 0.0, 0.0]))  # a raised camera's view
+    tilted = upright @ tilt.T
+    Rb = about_body_axis(R, tilted, CANON16)
+    up = tilted[:, 0, ix("thorax")] / 0.5
+    torch.testing.assert_close(torch.einsum("bij,bj->bi", Rb, up), up, atol=1e-5, rtol=1e-5)  # turns about it
+    assert torch.allclose(torch.det(Rb), torch.ones(6))
+    # the raised evaluation rig: same distance, cameras at the asked elevation above the pelvis
+    c = np.zeros((5, 16, 3))
+    c[:, :, 1] = 1.0
+    rig = eval_rig(c, 0, 45.0)
+    d = rig.position - c[0, 0]
+    np.testing.assert_allclose(np.degrees(np.arctan2(d[:, 1], np.linalg.norm(d[:, [0, 2]], axis=-1))), 45.0)
