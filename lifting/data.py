@@ -247,7 +247,9 @@ def project_clips(clips: MocapClips, n_views: int = 4, seed: int = 0, rig: bool 
             ``data.camera_height``) or bad ``synth`` ranges.
     """
     if synth is not None:
-        return _project_synth(clips, n_views, seed, synth.check())
+        kp, mask, _ = _render_synth(clips, n_views, seed, synth, with_3d=False)
+        return Projected2D(kp, clips.seq_offsets.copy(), clips.seq_names.copy(), clips.fps.copy(), clips.skeleton,
+                           mask)
     if not rig:
         _check_cameras(n_views, height_range)
     rng = np.random.default_rng(seed)
@@ -258,17 +260,26 @@ def project_clips(clips: MocapClips, n_views: int = 4, seed: int = 0, rig: bool 
     return Projected2D(out, clips.seq_offsets.copy(), clips.seq_names.copy(), clips.fps.copy(), clips.skeleton)
 
 
-def _project_synth(clips: MocapClips, n_views: int, seed: int, synth: SynthSettings) -> Projected2D:
-    _check_cameras(n_views, (0.0, 0.0))
+def _render_synth(clips: MocapClips, n_views: int, seed: int, synth: SynthSettings, with_3d: bool):
+    """Every clip through ``n_views`` detector-like views
+    (:func:`lifting.synth2d.project_detector_like`): pixels ``(V, N, J, 2)``, truncation mask
+    ``(V, N, J)`` and, if ``with_3d``, the viewed bodies' root-relative camera-frame metres
+    ``(V, N, J, 3)`` (else None)."""
+    _check_cameras(n_views, (0.0, 0.0))  # n_views only: synth cameras have no height range
+    synth.check()
     rng = np.random.default_rng(seed)
     kp = np.empty((n_views,) + clips.joints.shape[:2] + (2,), np.float32)
     mask = np.ones((n_views,) + clips.joints.shape[:2], bool)
+    j3 = np.empty((n_views,) + clips.joints.shape[:2] + (3,), np.float32) if with_3d else None
     for k in range(clips.num_clips):
         a, b = clips.seq_offsets[k], clips.seq_offsets[k + 1]
         if b > a:
-            kp[:, a:b], mask[:, a:b] = project_detector_like(clips.joints[a:b].astype(np.float64), n_views, rng,
-                                                             synth, clips.skeleton)
-    return Projected2D(kp, clips.seq_offsets.copy(), clips.seq_names.copy(), clips.fps.copy(), clips.skeleton, mask)
+            out = project_detector_like(clips.joints[a:b].astype(np.float64), n_views, rng, synth,
+                                        clips.skeleton, with_3d=with_3d)
+            kp[:, a:b], mask[:, a:b] = out[:2]
+            if with_3d:
+                j3[:, a:b] = out[2]
+    return kp, mask, j3
 
 
 class _WindowIndex:
@@ -406,15 +417,7 @@ class SupervisedWindows:
         if synth is None:
             kp, j3 = _render(clips, lambda cj: random_cameras(cj, root, V, rng, height_range), V, with_3d=True)
         else:  # the same detector-like views as the self-supervised models, with their 3D
-            synth.check()
-            kp = np.empty((V,) + clips.joints.shape[:2] + (2,), np.float32)
-            j3 = np.empty((V,) + clips.joints.shape[:2] + (3,), np.float32)
-            mask = np.ones((V,) + clips.joints.shape[:2], bool)
-            for k in range(clips.num_clips):
-                a, b = clips.seq_offsets[k], clips.seq_offsets[k + 1]
-                if b > a:
-                    kp[:, a:b], mask[:, a:b], j3[:, a:b] = project_detector_like(
-                        clips.joints[a:b].astype(np.float64), V, rng, synth, clips.skeleton, with_3d=True)
+            kp, mask, j3 = _render_synth(clips, V, seed, synth, with_3d=True)
             self.mask = torch.from_numpy(mask)
         self.keypoints_2d = torch.from_numpy(kp)
         self.joints_3d = torch.from_numpy(j3)

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .camera import Cameras, look_at
+from .camera import Cameras, _clip_centre, look_at
 from .skeletons import CANON16, Skeleton
 
 __all__ = ["SynthSettings", "scale_bones", "shift_definitions", "detector_cameras", "project_detector_like",
@@ -223,9 +223,7 @@ def project_detector_like(clip: np.ndarray, n: int, rng: np.random.Generator, se
         image keep every joint.
     """
     s, root = settings, skeleton.root_index
-    pelvis = clip[:, root]
-    centre = pelvis.mean(0)
-    radius = float(np.sqrt(((pelvis[:, [0, 2]] - centre[[0, 2]]) ** 2).sum(-1)).max()) if len(clip) else 0.0
+    centre, radius = _clip_centre(clip, root)
     cams, size = detector_cameras(centre, radius, n, rng, s)
     kp = np.empty((n,) + clip.shape[:2] + (2,))
     j3 = np.empty((n,) + clip.shape[:2] + (3,), np.float32) if with_3d else None

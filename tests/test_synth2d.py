@@ -134,7 +134,7 @@ def test_bursts_swaps_and_scores():
                                         ("r_elbow", "l_elbow"))][int(e.swap_pair[b])]
     if bool(m_in[b, t, pair[0]]):
         torch.testing.assert_close(x_in[b, t, pair[0]], x[b, t, pair[1]])
-    # swapped joints score lower than the rest on average
+    # windows without scores (as files without them): every visible joint scores 1
     unscored = draw_detector_errors(256, 9, 16, _aug(burst_prob=1.0, scored_prob=0.0), 0, g, torch.device("cpu"))
     _, m_u, conf_u = apply_detector_errors(x, m, unscored, 0.3, 0)
     assert (conf_u[m_u] == 1).all()
