@@ -79,9 +79,11 @@ from __future__ import annotations
 
 from typing import Dict, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 
 __all__ = [
+    "reprojection_residual",
     "PCK_THRESHOLD",
     "AUC_THRESHOLDS",
     "mpjpe",
@@ -709,3 +711,43 @@ def track_plausibility(tracks: Sequence, min_frames: int = 10) -> Dict[str, floa
             "knee_below_120_pct": round(100 * float(b_all.double().mean()), 1),
             "bone_cv_median_pct": round(100 * _median(torch.tensor(cvs, dtype=torch.float64)), 2),
             "tracks_for_cv": len(cvs)}
+
+
+def reprojection_residual(joints_3d, keypoints_2d, mask) -> np.ndarray:
+    """How well a lift follows its own 2D: per frame, the RMS pixel residual of the
+    least-squares 2D scale + shift that maps the lift's ``x, y`` onto the observed keypoints
+    (a weak-perspective reprojection, as in HMR's ``cam``, Kanazawa et al. CVPR 2018 Eq. 1),
+    divided by the person's 2D height (extent of the observed keypoints, the larger of width
+    and height). 0 = the lift's silhouette matches its input exactly; it costs no 3D truth.
+
+    Args:
+        joints_3d: ``(T, J, 3)`` lifted joints (any units, camera frame x right, y down).
+        keypoints_2d: ``(T, J, 2)`` input pixels. mask: ``(T, J)`` bool observed joints.
+
+    Returns:
+        ``(T,)`` float64 fraction of the person's 2D height; NaN for frames with fewer than 2
+        observed joints or a zero-size person.
+
+    Raises:
+        ValueError: shapes that do not match.
+    """
+    x = np.asarray(joints_3d, np.float64)[..., :2]
+    kp, m = np.asarray(keypoints_2d, np.float64), np.asarray(mask, bool)
+    if x.shape != kp.shape or m.shape != kp.shape[:-1]:
+        raise ValueError(f"reprojection_residual: joints_3d {np.shape(joints_3d)}, keypoints_2d {kp.shape} and "
+                         f"mask {m.shape} must be (T, J, 3), (T, J, 2), (T, J)")
+    w = m.astype(np.float64)[..., None]
+    n = w.sum(-2)  # (T, 1)
+    safe = np.maximum(n, 1)
+    xm, km = (w * x).sum(-2) / safe, (w * kp).sum(-2) / safe
+    xc, kc = x - xm[:, None], kp - km[:, None]
+    s = (w * xc * kc).sum((-2, -1)) / np.maximum((w * xc * xc).sum((-2, -1)), 1e-12)
+    r = np.where(m, np.linalg.norm(s[:, None, None] * xc - kc, axis=-1) ** 2, 0.0)
+    rms = np.sqrt(r.sum(-1) / safe[:, 0])
+    big = np.where(m[..., None], kp, np.nan)
+    with np.errstate(all="ignore"):
+        ext = np.nanmax(big, axis=-2) - np.nanmin(big, axis=-2)
+        size = np.nanmax(ext, axis=-1)
+        out = rms / size
+    out[(n[:, 0] < 2) | ~(size > 0)] = np.nan
+    return out
