@@ -13,6 +13,9 @@ import torch
 
 from lifting.checkpoint import load_checkpoint
 from lifting.cli import main
+from lifting.skeletons import CANON16
+from trainers.config import CONFIG_DIR, load_config
+from trainers.stages import FinetuneStage, augment_2d, build_stage, draw_augmentation
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -183,6 +186,75 @@ def test_finetune_critic_warmup_keeps_the_networks(tiny_cfg_overrides, tmp_path)
     s0, t0 = load_checkpoint(s / "last.pt")["model"], load_checkpoint(t / "last.pt")["model"]
     assert all(torch.equal(s0[k], ck["model"][k]) for k in s0)
     assert all(torch.equal(t0[k], ck["teacher_model"][k]) for k in t0)
+
+
+_NO_DETECTOR_ERRORS = ("aug.noise_oks_max=0", "aug.burst_prob=0", "aug.swap_prob=0", "aug.cut_prob=0")
+
+
+@pytest.mark.parametrize("drop_prob", [1.0, 0.0])
+def test_joint_dropout_without_detector_errors(tiny_cfg_overrides, drop_prob):
+    """``aug.drop_prob`` masks joints with detector-like errors off too (issue 20: the dropout was
+    drawn only with them): at 1 every window loses 1..``drop_max`` non-root joints, the same ones
+    in every frame; at 0 none."""
+    cfg = load_config(CONFIG_DIR / "teacher.yaml", [*tiny_cfg_overrides, *_NO_DETECTOR_ERRORS,
+                                                    f"aug.drop_prob={drop_prob}", "aug.drop_max=3"])
+    B, T, J, root = 64, 3, CANON16.num_joints, CANON16.root_index
+    plan = draw_augmentation(B, T, J, cfg, root, torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert plan.detector is None  # the case of the bug: no detector-like errors
+    mask = torch.ones(B, T, J, dtype=torch.bool)
+    _, m_in, _, _ = augment_2d(torch.randn(B, T, J, 2), mask, cfg, root, torch.Generator().manual_seed(0))
+    dropped = (~m_in).sum(-1)  # (B, T)
+    if drop_prob == 0:
+        assert torch.equal(m_in, mask)
+    else:
+        assert bool(((dropped >= 1) & (dropped <= 3)).all()), dropped
+        assert torch.equal(m_in, m_in[:, :1].expand_as(m_in)) and bool(m_in[..., root].all())
+
+
+def _record_step_grads(stage) -> dict[str, list[torch.Tensor]]:
+    """Wrap every optimiser's ``step`` of ``stage`` to record copies of the gradients it steps with
+    (unscaled, as the optimiser sees them), by optimiser name."""
+    seen: dict[str, list[torch.Tensor]] = {}
+    for name, opt in stage.optimizers.items():
+        def step(*a, _name=name, _opt=opt, _step=opt.step, **kw):
+            seen[_name] = [p.grad.clone() for g in _opt.param_groups for p in g["params"] if p.grad is not None]
+            return _step(*a, **kw)
+
+        opt.step = step
+    return seen
+
+
+def test_finetune_loss_scaling_leaves_every_optimisers_gradients_unchanged(tiny_cfg_overrides, tmp_path):
+    """fp16 loss scaling (a GradScaler per optimiser; here enabled on the CPU, each with its own
+    power-of-two scale, exact in fp32) must not change the gradients any optimiser steps with.
+    FinetuneStage scales its joint student + teacher loss with the "lifter" scaler, so the
+    teacher's optimiser must be unscaled and stepped by that scaler too (issue 20: it was stepped
+    with the "teacher" scaler, which never scaled a loss: an error, or a wrong unscale factor)."""
+    t, s = tmp_path / "t", tmp_path / "s"
+    assert main(["train", "teacher", "teacher", *tiny_cfg_overrides, "train.steps=1", "--out", str(t)]) == 0
+    assert main(["train", "student", "student", *tiny_cfg_overrides, "train.steps=1",
+                 f"student.teacher_checkpoint={t / 'last.pt'}", "--out", str(s)]) == 0
+    cfg = load_config(CONFIG_DIR / "finetune.yaml", [
+        *tiny_cfg_overrides, f"student.teacher_checkpoint={t / 'last.pt'}", f"model.init_checkpoint={s / 'last.pt'}",
+        "finetune.critic_warmup=0", "train.grad_clip=0"])  # no clipping: it would hide a wrong gradient scale
+    grads, params = {}, {}
+    for scaled in (False, True):
+        stage = build_stage("finetune", cfg)
+        assert isinstance(stage, FinetuneStage)
+        if scaled:
+            stage.scalers = {name: torch.amp.GradScaler("cpu", init_scale=2.0 ** (3 + 4 * i))
+                             for i, name in enumerate(stage.scalers)}
+        grads[scaled] = _record_step_grads(stage)
+        stage.step(stage.sampler.sample(cfg.train.batch_size, torch.Generator().manual_seed(0)))
+        params[scaled] = {k: v.detach().clone() for k, v in stage.teacher.state_dict().items()}
+    assert set(grads[True]) == set(grads[False]) == {"lifter", "teacher", "critic"}
+    assert any(bool(g.abs().sum() > 0) for g in grads[False]["teacher"])  # the teacher does train
+    for name, plain in grads[False].items():
+        assert len(plain) == len(grads[True][name])
+        for a, b in zip(plain, grads[True][name]):
+            torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-12, msg=lambda m, n=name: f"{n}: {m}")
+    for k, v in params[False].items():
+        torch.testing.assert_close(params[True][k], v, rtol=1e-5, atol=1e-7)
 
 
 # --------------------------------------------------------------------------- reliability

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,11 +93,20 @@ class AugPlan:
 def draw_augmentation(B: int, T: int, J: int, cfg: DictConfig, root: int, generator: torch.Generator,
                       device: torch.device) -> AugPlan:
     """Draw the randomness of :func:`augment_2d` for ``B`` windows of ``T`` frames, ``J``
-    joints (``generator`` on ``device``)."""
+    joints (``generator`` on ``device``), in this order: detector-like errors (any of
+    ``aug.noise_oks_max``, ``burst_prob``, ``swap_prob``, ``cut_prob`` > 0), joint dropout
+    (``aug.drop_prob`` and ``aug.drop_max`` > 0, with or without detector errors), Gaussian
+    noise (``aug.noise_prob`` and ``noise_max`` > 0, without ``noise_oks_max``); each part
+    off is None in the plan and draws nothing.
+
+    Returns:
+        :class:`AugPlan` with ``which, k, sigma (B,)``, ``order (B, J)``, ``noise (B, T, J, 2)``.
+    """
     which = k = order = sigma = noise = detector = None
     a = cfg.aug
     if a.noise_oks_max > 0 or a.burst_prob > 0 or a.swap_prob > 0 or a.cut_prob > 0:
         detector = draw_detector_errors(B, T, J, a, root, generator, device)
+    if a.drop_prob > 0 and a.drop_max > 0:
         which = torch.rand(B, generator=generator, device=device) < cfg.aug.drop_prob
         k = torch.randint(1, cfg.aug.drop_max + 1, (B,), generator=generator, device=device)
         order = torch.rand(B, J, generator=generator, device=device)
@@ -189,7 +199,8 @@ class _Stage:
     backward buys nothing.)
 
     **Precision**: ``train.bf16`` (CPU or GPU autocast) or ``train.fp16`` (GPU autocast with
-    one gradient scaler per optimiser); fp32 otherwise. ``train.compile`` wraps the trained
+    one gradient scaler per optimiser; optimisers trained by one scaled loss are all stepped by the
+    scaler that scaled it, :meth:`_step_scaled_by`); fp32 otherwise. ``train.compile`` wraps the trained
     network in ``torch.compile``.
     """
 
@@ -271,7 +282,33 @@ class _Stage:
         self.scalers[name].scale(loss / self.accum).backward()
 
     def _step(self, name: str, params) -> None:
-        """Average gradients over ranks, unscale, clip, step optimiser ``name``."""
+        """Average gradients over ranks, unscale, clip, step optimiser ``name`` whose loss was
+        scaled by its own gradient scaler (:meth:`_backward` with ``name``)."""
+        self._step_scaled_by({name: params}, name)
+
+    def _step_scaled_by(self, params: dict[str, Iterable[torch.nn.Parameter]], scaler: str) -> None:
+        """Step the optimisers named by ``params`` (``{name: their parameters}``), whose gradients
+        come from losses scaled by the one gradient scaler ``scaler`` (:meth:`_backward` with
+        ``scaler``): each averages its gradients over ranks, is unscaled by that scaler, clipped
+        and stepped (skipped on inf/NaN gradients); then that scaler is updated once, as torch.amp
+        steps several optimisers of one scaled backward.
+
+        Raises:
+            KeyError: an unknown optimiser or scaler name.
+        """
+        s = self.scalers[scaler]
+        for name, ps in params.items():
+            ps = self._average_grads(ps)
+            opt = self.optimizers[name]
+            s.unscale_(opt)
+            if self.cfg.train.grad_clip:
+                torch.nn.utils.clip_grad_norm_(ps, self.cfg.train.grad_clip)
+            s.step(opt)
+        s.update()
+
+    def _average_grads(self, params: Iterable[torch.nn.Parameter]) -> list[torch.nn.Parameter]:
+        """The trainable ``params`` (a list), their gradients averaged over ranks (one
+        all-reduce; a missing gradient counts as zeros)."""
         params = [p for p in params if p.requires_grad]
         if self.world > 1:
             grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
@@ -283,12 +320,7 @@ class _Stage:
                 n = p.numel()
                 p.grad = flat[off:off + n].view_as(p).clone()
                 off += n
-        opt, scaler = self.optimizers[name], self.scalers[name]
-        scaler.unscale_(opt)
-        if self.cfg.train.grad_clip:
-            torch.nn.utils.clip_grad_norm_(params, self.cfg.train.grad_clip)
-        scaler.step(opt)
-        scaler.update()
+        return params
 
     def _zero(self, name: str) -> None:
         self.optimizers[name].zero_grad(set_to_none=True)
@@ -790,6 +822,8 @@ class FinetuneStage(StudentStage):
         super().__init__(cfg, sampler, real_pool)
         self.teacher.requires_grad_(True).train()
         self.teacher_net = torch.compile(self.teacher) if cfg.train.compile else self.teacher
+        # the teacher's gradients come from the joint loss scaled by the "lifter" gradient scaler,
+        # which also unscales and steps it (train.fp16); its own scaler is kept for checkpoints only
         self.add_optimizer("teacher", self.teacher.parameters(), cfg.train.lr)
         self.prior_3d = cfg.prior_3d.enabled
         if self.prior_3d:  # "unpaired 3D prior" mode: the only place 3D (fitted poses) enters
@@ -870,9 +904,9 @@ class FinetuneStage(StudentStage):
         # the critic's gradients from the generator pass are discarded by _zero("critic"); during
         # the critic warm-up the networks keep their weights (a fresh critic's gradients would
         # only disturb them)
-        if not warm:
-            self._step("lifter", self.lifter.parameters())
-            self._step("teacher", self.teacher.parameters())
+        if not warm:  # one backward of the joint loss, scaled by the "lifter" scaler, trains both
+            self._step_scaled_by({"lifter": self.lifter.parameters(), "teacher": self.teacher.parameters()},
+                                 "lifter")
         self._critic_pass(parts, x_full_all, fakes, sums)
         if self.prior_3d:
             self._zero("smpl_disc")
