@@ -12,6 +12,7 @@ from . import metrics
 from .data import EvalViews, MocapClips, content_label, eval_views
 from .geometry import normalize_2d
 from .inference import DEFAULT_HEIGHT_M, lift_frames, metric_scale
+from .refine import FitWeights, fit_track
 from .teacher import Lifter
 
 __all__ = ["evaluate_lifter", "evaluate_predictions", "flat_baseline"]
@@ -57,6 +58,7 @@ def evaluate_lifter(
     height_m: float = DEFAULT_HEIGHT_M,
     batch_size: int = 4096,
     dtype: torch.dtype | None = None,
+    fit: FitWeights | None = None,
 ) -> dict:
     """Evaluate a lifter on clips (DESIGN.md §4 protocol; see :func:`evaluate_predictions`).
 
@@ -64,6 +66,8 @@ def evaluate_lifter(
         model: lifter. clips: mocap clips (or precomputed rig views).
         noise_px: sigma of Gaussian noise added to the 2D pixels (0 = GT 2D).
         height_m: assumed subject height for MPJPE/PCK (see :func:`metric_scale`).
+        fit: when given, every clip's lift is fitted to its (noisy) 2D first, as ``posenet3d
+            lift --fit track`` does (:func:`lifting.refine.fit_track`).
     """
     views = clips if isinstance(clips, EvalViews) else eval_views(clips)
     dev = next(model.parameters()).device  # lift where the model lives; metrics on the CPU
@@ -73,7 +77,25 @@ def evaluate_lifter(
         lift_frames(model, kp[v], mask, views.seq_offsets, batch_size=batch_size, dtype=dtype).cpu()
         for v in range(kp.shape[0])
     ])
+    if fit is not None:
+        preds = _fit_clips(preds, kp.cpu(), views, fit)
     return evaluate_predictions(metric_scale(preds, views.skeleton, height_m), views)
+
+
+def _fit_clips(preds: torch.Tensor, kp: torch.Tensor, views: EvalViews, fit: FitWeights) -> torch.Tensor:
+    """:func:`lifting.refine.fit_track` of every clip of every view: ``preds (V, N, J, 3)``
+    normalised lifts of ``kp (V, N, J, 2)`` px (all joints observed)."""
+    out = preds.clone()
+    mask = np.ones(kp.shape[2], bool)
+    offs = views.seq_offsets
+    for v in range(preds.shape[0]):
+        for a, b in zip(offs[:-1], offs[1:]):
+            if b > a:
+                out[v, a:b] = torch.from_numpy(fit_track(preds[v, a:b].numpy(), kp[v, a:b].numpy(),
+                                                         np.broadcast_to(mask, (b - a, len(mask))),
+                                                         views.skeleton.parents, weights=fit,
+                                                         root_index=views.skeleton.root_index))
+    return out
 
 
 def flat_baseline(clips: MocapClips | EvalViews, noise_px: float = 0.0, seed: int = 0,

@@ -41,6 +41,8 @@ from .options import LiftOptions, check_fps
 from .outputs import LiftOutputs
 from .smoothing import smooth_tracks
 from .prepare import canonical_track, run_offsets
+from .refine import fit_track
+from .skeletons import CANON16
 from .track_lifter import MODEL_FPS, LiftResult, as_track_lifter
 from .uncertainty import CALIBRATION, DEFAULT_LEVEL_OKS, lift_uncertainty
 
@@ -61,7 +63,8 @@ def lift_track(lifter, track: Track, keypoint_format: str = "coco17", fps: float
             (Savitzky-Golay smoothing of the observed 2D per joint and gap-free run,
             :func:`lifting.smoothing.smooth_tracks`, before lifting), ``causal`` and
             ``uncertainty_samples`` (``joints_3d_std``, :func:`lifting.uncertainty.lift_uncertainty`,
-            seeded by the track id) are used.
+            seeded by the track id; computed on the unfitted lift) and ``fit`` (a teacher's lift
+            fitted to its 2D, :func:`lifting.refine.fit_track`) are used.
 
     Returns:
         :class:`LiftResult` (zero frames if nothing was liftable); its ``lifted_by`` holds
@@ -85,6 +88,9 @@ def lift_track(lifter, track: Track, keypoint_format: str = "coco17", fps: float
                                                               conf=conf))
     except ValueError as e:
         raise ValueError(f"track {track.track_id}: {e}") from None
+    if options.fit == "track" and res.smpl is None and not options.causal:
+        res = replace(res, joints_3d=fit_track(res.joints_3d, kp, mask, CANON16.parents, conf, run_offsets(starts),
+                                               root_index=CANON16.root_index))
     switches = int(starts[1:].sum() - (np.diff(frame_ids) != 1).sum())
     by = tuple((int(frame_ids[a]), int(frame_ids[b - 1]), name) for a, b, name in res.lifted_by)
     return replace(res, track_id=int(track.track_id), frame_ids=frame_ids, skipped_frame_ids=skipped,
@@ -134,6 +140,8 @@ def _option_notes(lifter, o: LiftOptions) -> list[str]:
         ("stride", o.causal and not single, "--stride ignored with --causal (one window ending at each frame)"),
         ("smooth_window", o.smooth == "none", "--smooth-window ignored without --smooth savgol"),
         ("video_max_frames", o.video is None, "--video-max-frames ignored without --video"),
+        ("fit", not teacher, "--fit ignored: a student's joints come from its body model"),
+        ("fit", o.causal, "--fit ignored with --causal (the fit uses the whole track)"),
     ]
     return [msg for name, applies, msg in unused if name in given and applies]
 
@@ -206,13 +214,16 @@ def lift_file(tracks_path: str | Path, out_dir: str | Path, options: LiftOptions
 def _summary(tracks_path, o: LiftOptions, ckpt: dict, lifter, ts: TrackSet, outputs: LiftOutputs) -> dict:
     """The fields of ``summary.json`` (without figures/videos and timings)."""
     notes = _option_notes(lifter, o)
+    if ts.fps is None:
+        notes.append(f"the input carries no frame rate (OpenPose JSON and keypoint arrays do not): assumed "
+                     f"{MODEL_FPS:g} fps for the temporal model and the exports; give --fps with the video's rate")
     if outputs.missing_mesh_frames():
         notes.append(f"--mesh-frames: frame(s) {outputs.missing_mesh_frames()[:10]} are not lifted frames of any "
                      f"track; no mesh written for them")
     return {
         "input": str(tracks_path), "checkpoint": str(o.checkpoint or default_checkpoint()),
         "model_kind": ckpt.get("kind"), "window": lifter.window, "keypoint_format": ts.keypoint_format,
-        "fps": ts.fps, "conf_threshold": o.conf_threshold, "min_joints": o.min_joints, "height_m": o.height_m,
+        "fps": ts.fps, "fps_assumed": MODEL_FPS if ts.fps is None else None, "fit": o.fit, "conf_threshold": o.conf_threshold, "min_joints": o.min_joints, "height_m": o.height_m,
         "height_proxy_fraction": HEIGHT_PROXY_FRACTION, "units": "m", "tracker": o.tracker,
         "tracking": getattr(ts, "tracking", None), "tracks": outputs.tracks,
         "frames_lifted": int(outputs.frames_lifted), "frames_skipped": int(outputs.frames_skipped),

@@ -22,6 +22,8 @@ __all__ = ["LiftOptions", "EXPORT_FORMATS", "TRACKERS", "MIN_FPS", "MAX_FPS", "c
 EXPORT_FORMATS = ("bvh", "csv", "json")
 MESH_FORMATS = ("obj", "ply")
 VIDEO_FORMATS = ("gif", "mp4")
+FIT_METHODS = ("none", "track")
+"""``--fit``: ``track`` fits each teacher lift to its own 2D (:func:`lifting.refine.fit_track`)."""
 MIN_FPS, MAX_FPS = 1.0, 1000.0
 """Accepted frame rates: temporal models resample to 30 fps, so a rate of ``1e-6`` would
 mean a 3e7-fold upsampling (and BVH frame times of days)."""
@@ -85,6 +87,11 @@ class LiftOptions:
         video: ``None``, ``"gif"`` or ``"mp4"`` (needs ffmpeg); video_max_frames >= 1.
         progress: progress bars while rendering videos.
         overwrite: replace an existing non-empty output folder of a previous run.
+        fit: ``"track"``: fit each track's teacher lift to its own 2D (one skeleton per run,
+            reprojection of the visible joints, smoothness, the lift as prior:
+            :func:`lifting.refine.fit_track`); ``"none"``: the lifter's output as it is. Not
+            applied to a student (its joints come from its body model) nor with ``causal``
+            (the fit uses the whole track).
         uncertainty_samples: perturbed copies ``K >= 0`` of each track's 2D for the per-joint
             uncertainty ``joints_3d_std`` (:mod:`lifting.uncertainty`; cost ``K + 1`` lifts);
             0 = not computed.
@@ -115,6 +122,7 @@ class LiftOptions:
     progress: bool = True
     overwrite: bool = False
     uncertainty_samples: int = DEFAULT_SAMPLES
+    fit: str = "none"
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass normalisation)
@@ -129,6 +137,8 @@ class LiftOptions:
         _check_range("--uncertainty-samples", self.uncertainty_samples, 0, None, kind=int)
         if self.tracker not in TRACKERS:
             raise ValueError(f"--tracker must be one of {', '.join(TRACKERS)}, got {self.tracker!r}")
+        if self.fit not in FIT_METHODS:
+            raise ValueError(f"--fit must be one of {', '.join(FIT_METHODS)}, got {self.fit!r}")
         if self.smooth not in SMOOTHING_METHODS:
             raise ValueError(f"--smooth must be one of {', '.join(SMOOTHING_METHODS)}, got {self.smooth!r}")
         if not (isinstance(self.smooth_window, int) and self.smooth_window >= 3 and self.smooth_window % 2 == 1):

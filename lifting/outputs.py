@@ -47,6 +47,16 @@ def write_meshes(folder: Path, lifter, result: LiftResult, picks: np.ndarray, fm
     return names
 
 
+def _residual_pct(res: LiftResult) -> float | None:
+    """Median over the track's frames of :func:`lifting.metrics.reprojection_residual` in % of
+    the person's 2D height: how far the lift's own projection is from its input (0 = exact)."""
+    from .metrics import reprojection_residual
+
+    r = reprojection_residual(res.joints_3d, res.keypoints_2d, res.mask) if len(res.frame_ids) else np.zeros(0)
+    r = r[np.isfinite(r)]
+    return round(100 * float(np.median(r)), 2) if len(r) else None
+
+
 class LiftOutputs:
     """Collects one run's per-track outputs and statistics (see the module docstring).
 
@@ -72,7 +82,8 @@ class LiftOutputs:
         self.tracks.append({"track_id": res.track_id, "frames_lifted": int(T),
                             "frames_skipped": int(len(res.skipped_frame_ids)),
                             "identity_switches": res.identity_switches,
-                            "observed_joint_fraction": float(res.mask.mean()) if T else 0.0})
+                            "observed_joint_fraction": float(res.mask.mean()) if T else 0.0,
+                            "reprojection_residual_pct": _residual_pct(res)})
         self.frames_lifted += T
         self.frames_skipped += len(res.skipped_frame_ids)
         if not T:

@@ -393,9 +393,11 @@ class ImageStage(_Stage):
             logs["total"] = total.detach()
             self._backward(total, "lifter")
             _accumulate(sums, logs, len(parts))
-        self._step("lifter", self.lifter.parameters())
-        if self.joint:
-            self._step("kp_student", self.kp_student.parameters())
+        if self.joint:  # one backward through both branches with the "lifter" scaler: step both with it
+            self._step_scaled_by({"lifter": self.lifter.parameters(), "kp_student": self.kp_student.parameters()},
+                                 "lifter")
+        else:
+            self._step("lifter", self.lifter.parameters())
         if L.adv > 0:
             self._zero("disc")
             for f, (rb, rbe) in zip(fakes, reals):

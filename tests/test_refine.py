@@ -1,0 +1,130 @@
+"""Tests for lifting.refine.fit_track (``posenet3d lift --fit track``) and
+lifting.metrics.reprojection_residual (the per-track 2D agreement in ``summary.json``)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lifting.lift import lift_file
+from lifting.metrics import reprojection_residual
+from lifting.options import LiftOptions
+from lifting.refine import FitWeights, fit_track
+from lifting.skeletons import CANON16
+from lifting.teacher import Lifter
+from lifting.checkpoint import save_checkpoint
+
+PARENTS = CANON16.parents
+
+
+def _walker(T: int = 40, seed: int = 0) -> np.ndarray:
+    """A moving root-relative canon16 skeleton ``(T, 16, 3)`` metres with rigid bones (a rest
+    pose turned about the vertical axis and swinging its limbs)."""
+    rng = np.random.default_rng(seed)
+    rest = np.zeros((16, 3))
+    offsets = rng.normal(0, 0.05, (16, 3)) + np.array([0, 0.25, 0])  # bones point down by default
+    offsets[[7, 8, 9]] = [[0, -0.25, 0.02], [0, -0.25, 0], [0, -0.2, 0.02]]  # spine, thorax, head up
+    for j in range(1, 16):
+        rest[j] = rest[PARENTS[j]] + offsets[j]
+    out = []
+    for t in range(T):
+        a = 0.6 * np.sin(t / 6)
+        R = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+        out.append(rest @ R.T)
+    return np.stack(out)
+
+
+def _project(y: np.ndarray, s: float = 400.0, c=(320.0, 240.0)) -> np.ndarray:
+    return s * y[..., :2] + np.asarray(c)
+
+
+def test_fit_pulls_a_wrong_lift_onto_its_2d_and_keeps_depth_prior():
+    truth = _walker()
+    kp = _project(truth)
+    rng = np.random.default_rng(1)
+    lift = truth + rng.normal(0, 0.04, truth.shape)  # a lift that does not follow its 2D
+    lift[:, 0] = 0
+    mask = np.ones(kp.shape[:2], bool)
+    before = np.nanmedian(reprojection_residual(lift, kp, mask))
+    fitted = fit_track(lift, kp, mask, PARENTS)
+    after = np.nanmedian(reprojection_residual(fitted, kp, mask))
+    assert fitted.shape == lift.shape and fitted.dtype == np.float32
+    np.testing.assert_allclose(fitted[:, 0], 0.0, atol=1e-6)  # root stays at 0
+    assert after < 0.25 * before
+    err = lambda y: np.linalg.norm(y - truth, axis=-1).mean()  # noqa: E731
+    assert err(fitted) < err(lift)  # closer to the truth in 3D too (x, y fixed by the 2D; bones shared)
+
+
+def test_fit_of_an_exact_lift_stays_within_a_centimetre():
+    truth = _walker()
+    fitted = fit_track(truth, _project(truth), np.ones(truth.shape[:2], bool), PARENTS)
+    # only the smoothness term (the walker accelerates) moves it, by a few millimetres
+    assert np.abs(fitted - truth).max() < 0.01
+
+
+def test_masked_joints_have_no_2d_term_and_runs_are_independent():
+    truth = _walker(30)
+    kp = _project(truth)
+    mask = np.ones(kp.shape[:2], bool)
+    mask[:, CANON16.index("l_wrist")] = False
+    kp[:, CANON16.index("l_wrist")] = 1e4  # garbage where the joint is masked
+    lift = truth.copy()
+    fitted = fit_track(lift, kp, mask, PARENTS, seq_offsets=np.array([0, 10, 30]))
+    assert np.abs(fitted - truth).max() < 0.01  # the garbage 2D of the masked wrist is ignored
+
+
+def test_fit_rejects_bad_input():
+    y = _walker(5)
+    kp, mask = _project(y), np.ones((5, 16), bool)
+    with pytest.raises(ValueError, match="must be"):
+        fit_track(y[:, :10], kp, mask, PARENTS)
+    with pytest.raises(ValueError, match="seq_offsets"):
+        fit_track(y, kp, mask, PARENTS, seq_offsets=np.array([0, 3]))
+    bad = kp.copy()
+    bad[2, 3] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        fit_track(y, bad, mask, PARENTS)
+    assert fit_track(y, kp, mask, PARENTS, weights=FitWeights(iterations=0)).tolist() == y.astype(np.float32).tolist()
+
+
+def test_reprojection_residual_is_scale_and_shift_free():
+    y = _walker(4)
+    mask = np.ones((4, 16), bool)
+    np.testing.assert_allclose(reprojection_residual(y, _project(y, 123.0, (5, 7)), mask), 0.0, atol=1e-9)
+    kp = _project(y)
+    kp[:, 5] += [30.0, 0.0]
+    r = reprojection_residual(y, kp, mask)
+    assert (r > 0.01).all() and (r < 0.2).all()
+    one = mask.copy()
+    one[0, 1:] = False
+    assert np.isnan(reprojection_residual(y, kp, one)[0])
+    with pytest.raises(ValueError, match="must be"):
+        reprojection_residual(y, kp[:, :3], mask)
+
+
+def test_lift_fit_option_and_summary_fields(tmp_path):
+    torch.manual_seed(0)
+    m = Lifter(16, window=1, width=32, n_blocks=1, root_index=CANON16.root_index)
+    ck = save_checkpoint({"model": m.state_dict(), "model_config": m.config, "kind": "teacher"}, tmp_path / "t.pt")
+    truth = _walker(20)
+    coco = {"left_hip": 4, "right_hip": 1, "left_knee": 5, "right_knee": 2, "left_ankle": 6, "right_ankle": 3,
+            "left_shoulder": 10, "right_shoulder": 13, "left_elbow": 11, "right_elbow": 14, "left_wrist": 12,
+            "right_wrist": 15, "nose": 9, "left_eye": 9, "right_eye": 9, "left_ear": 9, "right_ear": 9}
+    from lifting.skeletons import COCO17
+    recs = []
+    for t, pose in enumerate(_project(truth)):
+        kp = np.array([[*pose[coco[n]], 0.9] for n in COCO17.joint_names])
+        recs.append({"image_id": t, "track_id": 1, "keypoints": kp.ravel().round(2).tolist()})
+    src = tmp_path / "tracks.json"
+    src.write_text(json.dumps(recs))
+    res = {}
+    for fit in ("none", "track"):
+        s = lift_file(src, tmp_path / fit, LiftOptions(checkpoint=ck, fit=fit, max_figures=0, uncertainty_samples=0))
+        assert s["fit"] == fit and s["fps"] is None and s["fps_assumed"] == 30.0
+        assert any("no frame rate" in w for w in s["warnings"])
+        res[fit] = s["tracks"][0]["reprojection_residual_pct"]
+    assert res["track"] < res["none"]  # the fitted lift follows its 2D (a random network does not)
+    with pytest.raises(ValueError, match="--fit"):
+        LiftOptions(fit="bundle")
