@@ -132,7 +132,7 @@ def _lift_options(a: argparse.Namespace):
                        smooth=a.smooth, smooth_window=a.smooth_window, causal=a.causal, stride=a.stride,
                        export=tuple(a.export or ()), max_figures=a.max_figures, mesh_frames=a.mesh_frames,
                        mesh_format=a.mesh_format, video=a.video, video_max_frames=a.video_max_frames,
-                       overwrite=a.overwrite, uncertainty_samples=a.uncertainty_samples, fit=a.fit)
+                       overwrite=a.overwrite, uncertainty_samples=a.uncertainty_samples, fit=a.fit, flip=a.flip)
 
 
 def _file_counts(files: list[str]) -> str:
@@ -262,6 +262,9 @@ def _add_lift_options(li: argparse.ArgumentParser, checkpoint_help: str | None =
     li.add_argument("--fit", choices=["none", "track"], default=D["fit"],
                     help="track: fit each teacher lift to its own 2D (one skeleton per run, visible-joint "
                          "reprojection, smoothness, the lift as prior; BENCHMARKS 'Real input'; default: %(default)s)")
+    li.add_argument("--flip", action=argparse.BooleanOptionalAction, default=D["flip"],
+                    help="teachers: also lift the mirrored 2D and average (test-time flip augmentation; "
+                         "default: %(default)s)")
     li.add_argument("--smooth", choices=["none", "savgol"], default=D["smooth"],
                     help="Savitzky-Golay smoothing of the 2D keypoints per gap-free run before lifting")
     li.add_argument("--smooth-window", type=int, default=D["smooth_window"],

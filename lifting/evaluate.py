@@ -59,6 +59,7 @@ def evaluate_lifter(
     batch_size: int = 4096,
     dtype: torch.dtype | None = None,
     fit: FitWeights | None = None,
+    flip: bool = False,
 ) -> dict:
     """Evaluate a lifter on clips (DESIGN.md §4 protocol; see :func:`evaluate_predictions`).
 
@@ -68,13 +69,14 @@ def evaluate_lifter(
         height_m: assumed subject height for MPJPE/PCK (see :func:`metric_scale`).
         fit: when given, every clip's lift is fitted to its (noisy) 2D first, as ``posenet3d
             lift --fit track`` does (:func:`lifting.refine.fit_track`).
+        flip: test-time flip augmentation (:func:`lifting.inference.lift_frames`).
     """
     views = clips if isinstance(clips, EvalViews) else eval_views(clips)
     dev = next(model.parameters()).device  # lift where the model lives; metrics on the CPU
     kp = _noisy(views, noise_px, seed).to(dev)
     mask = torch.ones(kp.shape[1:3], dtype=torch.bool, device=dev)
     preds = torch.stack([
-        lift_frames(model, kp[v], mask, views.seq_offsets, batch_size=batch_size, dtype=dtype).cpu()
+        lift_frames(model, kp[v], mask, views.seq_offsets, batch_size=batch_size, dtype=dtype, flip=flip).cpu()
         for v in range(kp.shape[0])
     ])
     if fit is not None:

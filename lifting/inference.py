@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .geometry import check_finite, normalize_2d
-from .skeletons import Skeleton
+from .skeletons import CANON16, Skeleton
 from .teacher import Lifter
 
 __all__ = ["lift_smpl_frames", "window_indices", "strided_windows", "output_index", "lift_frames", "metric_scale",
@@ -129,6 +129,20 @@ def _batches(model, keypoints_2d, mask, conf, seq_offsets, causal, stride, batch
     return torch.from_numpy(win).to(dev), torch.from_numpy(pos).to(dev), gen()
 
 
+def mirror_permutation(num_joints: int) -> list[int]:
+    """``(J,)`` joint order of the mirrored skeleton (left and right swapped) for the
+    :data:`lifting.skeletons.CANON16` joints.
+
+    Raises:
+        ValueError: ``num_joints`` is not canon16's."""
+    if num_joints != CANON16.num_joints:
+        raise ValueError(f"flip needs the {CANON16.num_joints} canon16 joints, got {num_joints}")
+    perm = list(range(num_joints))
+    for a, b in CANON16.mirror_pairs():
+        perm[a], perm[b] = b, a
+    return perm
+
+
 @torch.no_grad()
 def lift_frames(
     model: Lifter,
@@ -140,6 +154,7 @@ def lift_frames(
     causal: bool = False,
     conf: torch.Tensor | None = None,
     stride: int = 1,
+    flip: bool = False,
 ) -> torch.Tensor:
     """Lift every frame of one or more sequences.
 
@@ -161,6 +176,10 @@ def lift_frames(
         stride: temporal models: one window per ``stride`` frames, each reporting its
             central ``stride`` frames (:func:`strided_windows`; 1 = a window per frame;
             :data:`DEFAULT_STRIDE` is what :mod:`lifting.track_lifter` uses).
+        flip: test-time flip augmentation (as in VideoPose3D, Pavllo et al. CVPR 2019 Sec. 5):
+            the 2D is also lifted mirrored (x negated, left and right joints swapped, by the
+            names of :data:`lifting.skeletons.CANON16`), the result mirrored back, and the two
+            averaged (2 lifts).
 
     Returns:
         ``(N, J, 3)`` float32 root-relative 3D in normalised units for a lifter (see
@@ -171,6 +190,13 @@ def lift_frames(
             root, or a bad ``stride``.
     """
     _check_inputs(keypoints_2d, mask, conf)
+    if flip:
+        perm = mirror_permutation(keypoints_2d.shape[1])
+        kp_m = keypoints_2d[:, perm] * torch.tensor([-1.0, 1.0], device=keypoints_2d.device)
+        args = dict(seq_offsets=seq_offsets, batch_size=batch_size, dtype=dtype, causal=causal, stride=stride)
+        a = lift_frames(model, keypoints_2d, mask, conf=conf, **args)
+        b = lift_frames(model, kp_m, mask[:, perm], conf=None if conf is None else conf[:, perm], **args)
+        return (a + b[:, perm] * torch.tensor([-1.0, 1.0, 1.0], device=b.device)) / 2
     win, pos, batches = _batches(model, keypoints_2d, mask, conf, seq_offsets, causal, stride, batch_size)
     was_training = model.training
     model.eval()

@@ -111,9 +111,9 @@ def load_track_lifter(o: LiftOptions):
     model, ckpt = load_lifter(o.checkpoint, o.body_model_path)
     single = bundled_single_frame() if o.checkpoint is None and model.window > 1 else None
     if single is None:
-        return (as_track_lifter(model, o.height_m, stride=o.stride), ckpt,
+        return (as_track_lifter(model, o.height_m, stride=o.stride, flip=o.flip), ckpt,
                 {"checkpoint": str(o.checkpoint or default_checkpoint())})
-    lifter = as_track_lifter(model, o.height_m, load_lifter(single)[0], stride=o.stride)
+    lifter = as_track_lifter(model, o.height_m, load_lifter(single)[0], stride=o.stride, flip=o.flip)
     return lifter, ckpt, {lifter.temporal.name: str(default_checkpoint()), lifter.single.name: str(single)}
 
 
@@ -141,6 +141,7 @@ def _option_notes(lifter, o: LiftOptions) -> list[str]:
         ("smooth_window", o.smooth == "none", "--smooth-window ignored without --smooth savgol"),
         ("video_max_frames", o.video is None, "--video-max-frames ignored without --video"),
         ("fit", not teacher, "--fit ignored: a student's joints come from its body model"),
+        ("flip", not teacher, "--flip ignored: test-time flipping applies to teachers"),
         ("fit", o.causal, "--fit ignored with --causal (the fit uses the whole track)"),
     ]
     return [msg for name, applies, msg in unused if name in given and applies]
@@ -223,7 +224,7 @@ def _summary(tracks_path, o: LiftOptions, ckpt: dict, lifter, ts: TrackSet, outp
     return {
         "input": str(tracks_path), "checkpoint": str(o.checkpoint or default_checkpoint()),
         "model_kind": ckpt.get("kind"), "window": lifter.window, "keypoint_format": ts.keypoint_format,
-        "fps": ts.fps, "fps_assumed": MODEL_FPS if ts.fps is None else None, "fit": o.fit, "conf_threshold": o.conf_threshold, "min_joints": o.min_joints, "height_m": o.height_m,
+        "fps": ts.fps, "fps_assumed": MODEL_FPS if ts.fps is None else None, "fit": o.fit, "flip": o.flip, "conf_threshold": o.conf_threshold, "min_joints": o.min_joints, "height_m": o.height_m,
         "height_proxy_fraction": HEIGHT_PROXY_FRACTION, "units": "m", "tracker": o.tracker,
         "tracking": getattr(ts, "tracking", None), "tracks": outputs.tracks,
         "frames_lifted": int(outputs.frames_lifted), "frames_skipped": int(outputs.frames_skipped),

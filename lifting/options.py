@@ -92,6 +92,8 @@ class LiftOptions:
             :func:`lifting.refine.fit_track`); ``"none"``: the lifter's output as it is. Not
             applied to a student (its joints come from its body model) nor with ``causal``
             (the fit uses the whole track).
+        flip: teachers lift each frame also mirrored (left/right swapped) and average the two
+            (test-time flip augmentation, :func:`lifting.inference.lift_frames`; 2 lifts).
         uncertainty_samples: perturbed copies ``K >= 0`` of each track's 2D for the per-joint
             uncertainty ``joints_3d_std`` (:mod:`lifting.uncertainty`; cost ``K + 1`` lifts);
             0 = not computed.
@@ -123,6 +125,7 @@ class LiftOptions:
     overwrite: bool = False
     uncertainty_samples: int = DEFAULT_SAMPLES
     fit: str = "none"
+    flip: bool = False
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass normalisation)

@@ -172,15 +172,16 @@ class TeacherLifter:
     (:func:`lifting.inference.metric_scale`: one scale per track, the median over frames of
     the ratio of metric to normalised size, for a subject of ``height_m`` metres). ``name``
     is what :attr:`LiftResult.lifted_by` records; ``stride``: see
-    :func:`lifting.inference.strided_windows`."""
+    :func:`lifting.inference.strided_windows`; ``flip``: test-time flip augmentation
+    (:func:`lifting.inference.lift_frames`)."""
 
     faces = None
     body_model = None
 
     def __init__(self, model, height_m: float = DEFAULT_HEIGHT_M, stride: int = DEFAULT_STRIDE,
-                 name: str = "checkpoint"):
+                 name: str = "checkpoint", flip: bool = False):
         self.model, self.height_m, self.window = model, float(height_m), int(model.window)
-        self.stride, self.name = int(stride), str(name)
+        self.stride, self.name, self.flip = int(stride), str(name), bool(flip)
 
     def normalised(self, kp: np.ndarray, mask: np.ndarray, seg: np.ndarray, fps, causal: bool,
                    conf: np.ndarray | None) -> torch.Tensor:
@@ -188,7 +189,7 @@ class TeacherLifter:
         dev = _device(self.model)
         run = lambda k, m, s, c: lift_frames(self.model, torch.from_numpy(k).float().to(dev),  # noqa: E731
                                              torch.from_numpy(m).to(dev), s, causal=causal, conf=_tensor(c, dev),
-                                             stride=self.stride).cpu()
+                                             stride=self.stride, flip=self.flip).cpu()
         if not _resampling(self.window, fps):
             return run(kp, mask, seg, conf)
         kp_r, m_r, seg_r, pos, conf_r = _resample(kp, mask, seg, MODEL_FPS / fps, conf)
@@ -335,12 +336,15 @@ class StudentLifter:
 
 
 def as_track_lifter(model, height_m: float = DEFAULT_HEIGHT_M, single_frame_model=None,
-                    stride: int = DEFAULT_STRIDE, names: tuple[str, str] = ("temporal", "single_frame")):
+                    stride: int = DEFAULT_STRIDE, names: tuple[str, str] = ("temporal", "single_frame"),
+                    flip: bool = False):
     """Wrap a model from :func:`lifting.lifters.load_lifter`: a :class:`Student` becomes a
     :class:`StudentLifter`, any other lifter a :class:`TeacherLifter` (``height_m`` metres
     sets its metric scale), and a temporal teacher given with a ``single_frame_model``
     (window 1) a :class:`LifterPair` (``names``: what ``lifted_by`` records for each).
     ``stride``: temporal inference stride (:func:`lifting.inference.strided_windows`).
+    ``flip``: teachers lift with test-time flip augmentation (:func:`lifting.inference.lift_frames`);
+    a student ignores it.
 
     Raises:
         ValueError: ``single_frame_model`` given with a student, a single-frame ``model`` or
@@ -351,6 +355,6 @@ def as_track_lifter(model, height_m: float = DEFAULT_HEIGHT_M, single_frame_mode
             raise ValueError("a single-frame companion model applies to temporal teachers only, not to a student")
         return StudentLifter(model, stride)
     if single_frame_model is None:
-        return TeacherLifter(model, height_m, stride)
-    return LifterPair(TeacherLifter(model, height_m, stride, names[0]),
-                      TeacherLifter(single_frame_model, height_m, stride, names[1]))
+        return TeacherLifter(model, height_m, stride, flip=flip)
+    return LifterPair(TeacherLifter(model, height_m, stride, names[0], flip),
+                      TeacherLifter(single_frame_model, height_m, stride, names[1], flip))

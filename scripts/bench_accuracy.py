@@ -5,9 +5,10 @@ also ``bandai_test_raised45``: the rig raised to 45 degrees, and ``bandai_val``)
 with 5 px Gaussian noise, plus the all-joints-at-root-depth reference, and prints a Markdown
 table (PA-MPJPE / N-MPJPE / MPJPE in mm, PCK3D@150 mm and AUC in %).
 
-    python scripts/bench_accuracy.py NAME=CKPT[+fit] [NAME=CKPT ...] [--out results.json]
+    python scripts/bench_accuracy.py NAME=CKPT[+flip][+fit] [NAME=CKPT ...] [--out results.json]
 
-``CKPT+fit``: every clip's lift fitted to its 2D as ``posenet3d lift --fit track`` does.
+``CKPT+fit``: every clip's lift fitted to its 2D as ``posenet3d lift --fit track`` does;
+``CKPT+flip``: test-time flip augmentation (``lift --flip``); both: ``CKPT+flip+fit``.
 """
 from __future__ import annotations
 
@@ -52,12 +53,13 @@ def main() -> None:
             key = f"{set_name}/{'gt2d' if noise == 0 else f'noise{noise:g}px'}"
             results[f"root-depth reference|{key}"] = flat_baseline(views, noise_px=noise)["overall"]
             for name, ckpt in models.items():
-                fit = FitWeights() if ckpt.endswith("+fit") else None  # NAME=CKPT+fit: with --fit track
-                model, _ = load_lifter(ckpt.removesuffix("+fit"))
+                path, *extras = ckpt.split("+")  # NAME=CKPT+flip+fit: as lift --flip / --fit track
+                fit, flip = (FitWeights() if "fit" in extras else None), "flip" in extras
+                model, _ = load_lifter(path)
                 for dtype in (None, torch.bfloat16) if a.bf16 else (None,):
                     label = name if dtype is None else f"{name} (bf16)"
                     t0 = time.perf_counter()
-                    results[f"{label}|{key}"] = evaluate_lifter(model, views, noise_px=noise, dtype=dtype, fit=fit)["overall"]
+                    results[f"{label}|{key}"] = evaluate_lifter(model, views, noise_px=noise, dtype=dtype, fit=fit, flip=flip)["overall"]
                     print(f"{label} {key}: {results[f'{label}|{key}']['pa_mpjpe_mm']:.1f} mm PA "
                           f"({time.perf_counter() - t0:.1f} s)", flush=True)
     print("\n| model | set / input | PA-MPJPE | N-MPJPE | MPJPE | PCK3D | AUC |\n|---|---|---|---|---|---|---|")

@@ -26,10 +26,11 @@ Usage::
 
     python scripts/bench_real3d.py [NAME=CKPT ...] [--fps 60] [--work DIR] [--out res.json]
 
-``NAME=CKPT``: a checkpoint file or a bundled name (``teacher``, ``teacher_single``,
-``student``); ``NAME=CKPT@fps60`` lifts that row with ``--fps 60``; ``NAME=CKPT+fit`` with
-``--fit track`` (the per-track test-time fit). Without any: the bundled models and the default
-command.
+``NAME=CKPT``: a checkpoint file, a bundled name (``teacher``, ``teacher_single``,
+``student``) or ``default`` (no ``--checkpoint``); ``NAME=CKPT@fps60`` lifts that row with
+``--fps 60``; suffixes ``+fit`` / ``+nofit`` add ``--fit track`` / ``--fit none`` (the per-track
+test-time fit), ``+flip`` / ``+noflip`` ``--flip`` / ``--no-flip``; other options are the
+defaults. Without any: the default command, it at ``--fps 60``, and the bundled models.
 """
 from __future__ import annotations
 
@@ -117,14 +118,14 @@ def no_depth(kp: np.ndarray, depth: np.ndarray, K: np.ndarray) -> np.ndarray:
     return pts - pts[:, :1]
 
 
-def lift_folder(ckpt: str, folder: Path, dest: Path, fps: float | None, fit: str | None) -> list[dict]:
-    """``posenet3d lift folder -o dest`` with ``--checkpoint ckpt`` (and ``--fps``, ``--fit``
-    when given); returns every track's arrays (``frame_ids``, ``joints_3d``, ``keypoints_2d``,
-    ``mask``)."""
+def lift_folder(ckpt: str | None, folder: Path, dest: Path, fps: float | None, opts: dict | None = None) -> list[dict]:
+    """``posenet3d lift folder -o dest`` with ``--checkpoint ckpt`` (and ``--fps``, and the
+    :class:`lifting.options.LiftOptions` fields ``opts`` such as ``fit``/``flip`` when given);
+    returns every track's arrays (``frame_ids``, ``joints_3d``, ``keypoints_2d``, ``mask``)."""
     from lifting.lift import lift_file
     from lifting.options import LiftOptions
 
-    extra = {"fit": fit} if fit else {}
+    extra = dict(opts or {})
     lift_file(folder, dest, LiftOptions(checkpoint=ckpt, fps=fps, max_figures=0, progress=False, overwrite=True,
                                         uncertainty_samples=0, **extra))
     tracks = []
@@ -169,7 +170,7 @@ def score_camera(tracks: list[dict], people: dict[str, np.ndarray], cam: dict) -
     return out
 
 
-def run_model(ckpt: str, work: Path, fps: float | None = None, fit: str | None = None) -> dict:
+def run_model(ckpt: str | None, work: Path, fps: float | None = None, opts: dict | None = None) -> dict:
     """Lift every camera folder with ``ckpt`` and score it; per person mean mm (``pa_mpjpe``,
     ``n_mpjpe``, ``mpjpe``, ``floor_pa_mpjpe``), ``resid_pct`` (median), ``frames`` matched of
     ``frames_gt`` (100 per camera)."""
@@ -180,7 +181,7 @@ def run_model(ckpt: str, work: Path, fps: float | None = None, fit: str | None =
         acc = {p: {"pa": [], "n": [], "mpjpe": [], "floor": [], "resid": []} for p in people}
         n_gt = 0
         for cam in CAMS:
-            tracks = lift_folder(ckpt, POSE2SIM / trial / cam, work / trial / cam, fps, fit)
+            tracks = lift_folder(ckpt, POSE2SIM / trial / cam, work / trial / cam, fps, opts)
             n_gt += len(next(iter(people.values()))["RHip"])
             for p, v in score_camera(tracks, people, cal[cam]).items():
                 for k in v:
@@ -199,18 +200,23 @@ def run_model(ckpt: str, work: Path, fps: float | None = None, fit: str | None =
     return res
 
 
-def _parse(specs: list[str]) -> dict[str, tuple[str, float | None, str | None]]:
+def _parse(specs: list[str]) -> dict[str, tuple[str | None, float | None, dict]]:
     models = {}
     for s in specs:
         name, sep, ckpt = s.partition("=")
         if not sep or not name or not ckpt:
-            raise ValueError(f"model {s!r}: expected NAME=CHECKPOINT[@fpsN][+fit]")
-        fit = "track" if ckpt.endswith("+fit") else None
-        ckpt = ckpt.removesuffix("+fit")
+            raise ValueError(f"model {s!r}: expected NAME=CHECKPOINT[@fpsN][+fit][+flip]")
+        ckpt, *extras = ckpt.split("+")
+        bad = set(extras) - {"fit", "flip", "noflip", "nofit"}
+        if bad:
+            raise ValueError(f"model {s!r}: unknown suffix {sorted(bad)} (+fit, +flip, +nofit, +noflip)")
         ckpt, _, fps = ckpt.partition("@fps")
-        models[name] = (ckpt if ckpt != "default" else None, float(fps) if fps else None, fit)
-    return models or {"default command": (None, None, None), "default --fps 60": (None, 60.0, None),
-                      "teacher_single": ("teacher_single", None, None), "student": ("student", None, None)}
+        opts = {k: v for k, v in (("fit", "track" if "fit" in extras else "none" if "nofit" in extras else None),
+                                  ("flip", True if "flip" in extras else False if "noflip" in extras else None))
+                if v is not None}
+        models[name] = (ckpt if ckpt != "default" else None, float(fps) if fps else None, opts)
+    return models or {"default command": (None, None, {}), "default --fps 60": (None, 60.0, {}),
+                      "teacher_single": ("teacher_single", None, {}), "student": ("student", None, {})}
 
 
 def table(rows: dict[str, dict]) -> str:
@@ -231,7 +237,7 @@ def table(rows: dict[str, dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("models", nargs="*", help="NAME=CHECKPOINT[@fpsN][+fit] ('default' = the default command)")
+    p.add_argument("models", nargs="*", help="NAME=CHECKPOINT[@fpsN][+fit][+flip] ('default' = the default command)")
     p.add_argument("--work", default=None, help="keep the lifts in this folder (default: a temporary one)")
     p.add_argument("--out", default=None, help="write the numbers to this JSON file")
     a = p.parse_args(argv)
@@ -245,9 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     rows = {}
     with tempfile.TemporaryDirectory(prefix="bench_real3d_") as tmp:
-        for name, (ckpt, fps, fit) in models.items():
+        for name, (ckpt, fps, opts) in models.items():
             t0 = time.perf_counter()
-            rows[name] = run_model(ckpt, Path(a.work or tmp) / name.replace(" ", "_"), fps, fit)
+            rows[name] = run_model(ckpt, Path(a.work or tmp) / name.replace(" ", "_"), fps, opts)
             print(f"[{name}] {json.dumps(rows[name]['mean'])} ({time.perf_counter() - t0:.0f} s)", flush=True)
     cmd = "python scripts/bench_real3d.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     print(f"\nPose2Sim real OpenPose BODY_25B, 4 cameras, PA-MPJPE mm ({TARGETS}):\n")
