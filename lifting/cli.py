@@ -287,11 +287,12 @@ def _cmd_adapt(a: argparse.Namespace) -> int:
               options=replace(options, checkpoint=None), critic_real=a.critic_real, batch_size=a.batch_size,
               seed=a.seed, student_mode=a.student_mode)
     v = s["validation"]
-    for name in ("teacher", "student"):
-        if f"{name}_after" in v:
-            print(f"{name}: held-out joint 2D error {100 * v[f'{name}_before']['heldout_joint_2d']:.1f}% -> "
-                  f"{100 * v[f'{name}_after']['heldout_joint_2d']:.1f}% of the person's 2D size "
-                  f"({s['steps'][name]} steps)")
+    for name, sel in s["selection"].items():
+        what = (f"shipping the snapshot of step {sel['chosen_step']}" if sel["shipped"] == "adapted" else
+                "no snapshot improved it: shipping the starting model")
+        print(f"{name}: held-out joint 2D error {100 * v[f'{name}_before']['heldout_joint_2d']:.1f}% -> "
+              f"{100 * v[f'{name}_after']['heldout_joint_2d']:.1f}% of the person's 2D size "
+              f"({s['steps'][name]} steps; {what})")
     print(f"adapted checkpoint: {s['final_checkpoint']} (posenet3d lift --checkpoint {s['final_checkpoint']})")
     for item in s["lifted"]:
         print(f"lifted {item['frames_lifted']} frames of {item['input']} -> {item['output']}")
@@ -372,9 +373,11 @@ def build_parser() -> argparse.ArgumentParser:
     ad.add_argument("inputs", nargs="+", help="keypoint files or folders (any format lift reads)")
     ad.add_argument("-o", "--output", required=True,
                     help="output folder: teacher.pt, student.pt, adapt.json and the lift outputs in OUTPUT/lift")
-    ad.add_argument("--steps", type=int, default=None, help="training steps per stage")
+    ad.add_argument("--steps", type=int, default=None,
+                    help="training steps per stage (default 300: the same command gives the same model)")
     ad.add_argument("--minutes", type=float, default=None,
-                    help="training budget for both stages (default 3 when --steps is not given)")
+                    help="a training time budget for both stages instead (machine-dependent; with --steps, the "
+                         "smaller)")
     ad.add_argument("--critic-real", nargs="+", default=None, metavar="FILE",
                     help="real 2D poses for the critic (e.g. a COCO keypoint annotation file); default the inputs")
     ad.add_argument("--student-mode", choices=["distill", "finetune"], default="finetune",

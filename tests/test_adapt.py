@@ -179,3 +179,38 @@ def test_adapt_config_learning_rate_default_and_override():
     mc = load_checkpoint(default_checkpoint())["model_config"]
     assert adapt_config("teacher", mc).train.lr == pytest.approx(ADAPT_LR)
     assert adapt_config("finetune", mc, ["train.lr=1e-5"]).train.lr == pytest.approx(1e-5)
+
+
+def test_adapt_plan_default_is_a_step_count():
+    from trainers.adapt import DEFAULT_STEPS, _plan
+
+    assert _plan(0.1, 0.2, None, None, 5.0, True) == {"teacher": DEFAULT_STEPS, "student": DEFAULT_STEPS}
+    assert _plan(0.1, 0.0, 50, None, 5.0, False) == {"teacher": 50}
+    assert _plan(0.5, 0.5, None, 1.0, 0.0, False) == {"teacher": 60}  # 60 s at 1 s per step pair
+    assert _plan(0.5, 0.5, 10, 1.0, 0.0, False) == {"teacher": 10}  # both given: the smaller
+
+
+def test_adapt_is_repeatable_and_ships_the_start_when_nothing_improves(tracks_file, tmp_path, monkeypatch):
+    from trainers.adapt import SELECTION_KEY
+
+    runs = [adapt(tracks_file, tmp_path / f"r{i}", "teacher", steps=4, batch_size=16, critic_warmup=0,
+                  options=LiftOptions(max_figures=0), progress=False, snapshots=True) for i in range(2)]
+    a, b = (load_lifter(tmp_path / f"r{i}" / "teacher.pt")[0].state_dict() for i in range(2))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # same command, same model
+    sel = runs[0]["selection"]["teacher"]
+    assert sel["criterion"] == SELECTION_KEY and set(sel["by_step"]) == {0, 1, 2, 3, 4}
+    best = min(sel["by_step"], key=lambda k: (sel["by_step"][k][SELECTION_KEY], k))
+    assert sel["chosen_step"] == best and sel["shipped"] == ("start" if best == 0 else "adapted")
+    assert sorted(p.name for p in (tmp_path / "r0" / "snapshots").iterdir()) == [
+        f"teacher_step{i:05d}.pt" for i in (1, 2, 3, 4)]
+    # a criterion that only gets worse: the starting weights ship, and adapt.json says so
+    import trainers.adapt as ad
+
+    calls = iter(range(100))
+    monkeypatch.setattr(ad, "validate_2d", lambda *a, **k: {SELECTION_KEY: float(next(calls))})
+    worse = adapt(tracks_file, tmp_path / "worse", "teacher", steps=2, batch_size=16, critic_warmup=0,
+                  options=LiftOptions(max_figures=0), progress=False)
+    assert worse["selection"]["teacher"]["shipped"] == "start" and worse["selection"]["teacher"]["chosen_step"] == 0
+    start = load_lifter("teacher")[0].state_dict()
+    shipped = load_lifter(tmp_path / "worse" / "teacher.pt")[0].state_dict()
+    assert all(torch.allclose(start[k].float(), shipped[k].float()) for k in start)

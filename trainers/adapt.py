@@ -20,9 +20,16 @@ user's own 2D tracks, then lifting those tracks with the adapted models. No 3D a
    :func:`lifting.lift.lift_file` of every input with the final model into ``OUT/lift`` (one
    input) or ``OUT/lift/<input name>/`` (several): exactly what ``posenet3d lift`` writes.
 
-Budget: ``steps`` per stage, or ``minutes`` for the whole training (split between the
-stages in proportion to their measured step cost; the step count is fixed after a short
-timing run, so the learning-rate schedule and the ETA of the progress bar are exact).
+Budget: ``steps`` per stage (default :data:`DEFAULT_STEPS`, seeded: the same command gives the
+same model), or ``minutes`` for the whole training (split between the stages in proportion to
+their measured step cost after a short timing run; depends on the machine's speed). The plan
+(steps, data, expected time) is printed before training.
+
+Selection (never worse by the criterion): each stage's model is validated on the held-out
+tracks before training and :data:`CHECKS` times during it (:func:`validate_2d`,
+:data:`SELECTION_KEY`); the stage ships the best of these snapshots, the starting model when
+no snapshot beats it (``adapt.json`` ``selection`` says which and why). How well the criterion
+predicts 3D error is measured in BENCHMARKS.md "Adapting" (``scripts/bench_adapt_criterion.py``).
 """
 from __future__ import annotations
 
@@ -47,11 +54,20 @@ from lifting.track_data import MIN_FRAMES, RealPosePool, expand_inputs, load_tra
 from trainers.config import load_config
 from trainers.stages import FinetuneStage, StudentStage, TeacherStage, teacher_terms
 
-__all__ = ["adapt", "validate_2d", "DEFAULT_MINUTES", "ADAPT_LR", "adapt_config"]
+__all__ = ["adapt", "validate_2d", "DEFAULT_MINUTES", "DEFAULT_STEPS", "SELECTION_KEY", "ADAPT_LR", "adapt_config"]
 
 DEFAULT_MINUTES = 3.0
-"""Default training budget (both stages): with the lift afterwards, ~30,000 person-frames
-finish within 5 minutes on 2 CPU cores."""
+"""Budget of ``--minutes`` when given without a value in older scripts (kept for them); the
+default budget is :data:`DEFAULT_STEPS`."""
+
+DEFAULT_STEPS = 300
+"""Default steps per stage (a step count, not a time: the same command gives the same model)."""
+
+CHECKS = 4
+"""Validations during a stage (every ``steps // CHECKS`` steps), besides the one before it."""
+
+SELECTION_KEY = "heldout_joint_2d"
+"""The :func:`validate_2d` value (lower is better) by which snapshots are chosen."""
 
 ADAPT_LR = 2.0e-4
 """Peak learning rate of the adapted networks. 2e-4 measured better than the fine-tuning
@@ -182,23 +198,102 @@ def _set_lr(stage, step: int, warm: bool) -> None:
                     g["lr"] = 0.0
 
 
-def _run(stage, steps: int, warmup: int, batch_size: int, desc: str, progress: bool) -> list[dict]:
-    logs = []
-    bar = tqdm(range(steps), desc=desc, disable=not progress, dynamic_ncols=True, mininterval=0.5)
+def _models(stage) -> dict[str, torch.nn.Module]:
+    """The networks a stage ships: its lifter, and the co-trained teacher of a fine-tuning stage."""
+    return {"lifter": stage.lifter} | ({"teacher": stage.teacher} if isinstance(stage, FinetuneStage) else {})
+
+
+def _snapshot(stage) -> dict[str, dict]:
+    return {k: {n: t.detach().clone() for n, t in m.state_dict().items()} for k, m in _models(stage).items()}
+
+
+def _run(stage, steps: int, warmup: int, batch_size: int, name: str, progress: bool, val,
+         snapshots: Path | None = None) -> tuple[list[dict], dict]:
+    """Train ``stage`` for ``steps`` steps (critic alone for the first ``warmup``), validating on
+    ``val`` before and every ``steps // CHECKS`` steps; the stage's networks end as the snapshot
+    with the lowest :data:`SELECTION_KEY` (the starting weights when none is lower). With
+    ``snapshots`` (a folder), every validated snapshot is also saved there as
+    ``NAME_stepNNNNN.pt`` (inference format; for ``scripts/bench_adapt_criterion.py``).
+
+    Returns:
+        ``(logs, selection)``: ``selection`` has ``by_step {step: validate_2d dict}``,
+        ``chosen_step`` (0 = the starting model) and ``shipped`` (``"adapted"``/``"start"``).
+    """
+    logs, every = [], max(1, steps // CHECKS)
+    by_step = {0: validate_2d(stage, val)}
+    best = (by_step[0][SELECTION_KEY], 0, _snapshot(stage))
+    bar = tqdm(range(steps), desc=f"adapt {name}", disable=not progress, dynamic_ncols=True, mininterval=0.5)
     for i in bar:
         _set_lr(stage, i, warm=i < warmup)
         out = stage.step(stage.sampler.sample(batch_size, stage.generator))
         if i % 20 == 0 or i == steps - 1:
             bar.set_postfix({k: f"{v:.3f}" for k, v in out.items() if k in ("total", "adv", "critic")})
             logs.append({"step": i + 1} | out)
-    return logs
+        if (i + 1) % every == 0 or i == steps - 1:
+            by_step[i + 1] = validate_2d(stage, val)
+            if snapshots is not None:
+                save_checkpoint(_slim(stage.lifter, stage.kind, stage.cfg, i + 1, by_step[i + 1]),
+                                snapshots / f"{name}_step{i + 1:05d}.pt")
+            if by_step[i + 1][SELECTION_KEY] < best[0]:
+                best = (by_step[i + 1][SELECTION_KEY], i + 1, _snapshot(stage))
+    for k, m in _models(stage).items():
+        m.load_state_dict(best[2][k])
+    return logs, {"criterion": SELECTION_KEY, "by_step": by_step, "chosen_step": best[1],
+                  "shipped": "adapted" if best[1] else "start"}
+
+
+def _check_knobs(steps, minutes, batch_size, critic_warmup, student_mode) -> None:
+    if steps is not None and int(steps) < 1:
+        raise ValueError(f"--steps must be >= 1, got {steps}")
+    if minutes is not None and not (float(minutes) > 0 and math.isfinite(float(minutes))):
+        raise ValueError(f"--minutes must be a positive number, got {minutes}")
+    if int(batch_size) < 1 or int(critic_warmup) < 0:
+        raise ValueError(f"batch_size must be >= 1 and critic_warmup >= 0, got {batch_size}, {critic_warmup}")
+    if student_mode not in ("distill", "finetune"):
+        raise ValueError(f"student mode must be 'distill' or 'finetune', got {student_mode!r}")
+
+
+def _plan(t_step: float, s_step: float, steps: int | None, minutes: float | None, spent_s: float,
+          with_student: bool) -> dict[str, int]:
+    """Steps per stage: ``steps`` (default :data:`DEFAULT_STEPS`), or what fits in ``minutes``
+    of training after ``spent_s`` seconds at the timed seconds per step (the smaller of the two
+    when both are given)."""
+    n = int(steps) if steps is not None else (DEFAULT_STEPS if minutes is None else None)
+    if minutes is not None:
+        fit = max(1, int((60.0 * float(minutes) - spent_s) / (t_step + s_step)))
+        n = fit if n is None else min(n, fit)
+    return {"teacher": n} | ({"student": n} if with_student else {})
+
+
+def _say_plan(plan: dict, split, t_step: float, s_step: float, batch_size: int) -> str:
+    """One line: steps, data and expected time of the training."""
+    d = split.summary
+    eta = plan["teacher"] * t_step + plan.get("student", 0) * s_step
+    stages = " + ".join(f"{k} {v} steps" for k, v in plan.items())
+    return (f"adapt plan: {stages} (batch {batch_size}) on {d.get('train_frames', '?')} training frames "
+            f"({d.get('tracks_usable', '?')} usable tracks, {d.get('val_tracks', 0)} held out for validation); "
+            f"expected ~{eta:.0f} s of training (timed: {t_step:.3f} s per teacher step"
+            + (f", {s_step:.3f} s per student step)" if "student" in plan else ")"))
+
+
+def _lift_inputs(files: list[str], out: Path, o: LiftOptions, final: Path, progress: bool) -> list[dict]:
+    """Lift every input with the final model into ``out/lift`` (one input) or
+    ``out/lift/<stem>`` (several), exactly as ``posenet3d lift`` does."""
+    lifted, stems = [], [Path(p).stem for p in files]
+    for i, p in enumerate(files):
+        dest = out / "lift"
+        if len(files) > 1:
+            dest = dest / (stems[i] if stems.count(stems[i]) == 1 else f"{stems[i]}_{i}")
+        s = lift_file(p, dest, replace(o, checkpoint=final, overwrite=True, progress=progress))
+        lifted.append({"input": p, "output": str(dest), "frames_lifted": s["frames_lifted"]})
+    return lifted
 
 
 def adapt(inputs, out_dir: str | Path, checkpoint: str | Path | None = None, *, steps: int | None = None,
           minutes: float | None = None, options: LiftOptions = LiftOptions(), critic_real=None,
           batch_size: int = 256, critic_warmup: int = 50, val_fraction: float = 0.1, seed: int = 0,
           min_frames: int = MIN_FRAMES, student_mode: str = "finetune", overrides: list[str] | None = None,
-          progress: bool = True) -> dict:
+          progress: bool = True, snapshots: bool = False) -> dict:
     """Adapt the models to ``inputs`` and lift them (see the module docstring).
 
     Args:
@@ -208,8 +303,8 @@ def adapt(inputs, out_dir: str | Path, checkpoint: str | Path | None = None, *, 
         checkpoint: ``"student"`` (default when bundled: adapt the bundled teacher, then the
             student), ``"teacher"`` (teacher only), or a checkpoint path (a student: its run's
             ``student.teacher_checkpoint`` or the bundled teacher is adapted first).
-        steps: steps per stage. minutes: total training budget (default
-            :data:`DEFAULT_MINUTES` when ``steps`` is not given); with both, the smaller.
+        steps: steps per stage (default :data:`DEFAULT_STEPS`). minutes: a training time
+            budget instead (with both, the smaller).
         options: the lift options (:class:`lifting.options.LiftOptions`): ``keypoint_format``,
             ``fps``, ``tracker``, ``conf_threshold`` and ``min_joints`` also govern reading the
             training input; ``checkpoint`` is replaced by the adapted model for the final lift.
@@ -221,24 +316,18 @@ def adapt(inputs, out_dir: str | Path, checkpoint: str | Path | None = None, *, 
             co-trained teacher) or ``"distill"`` (stage 2: the student distilled from the
             adapted, frozen teacher). Joint fine-tuning measured better (BENCHMARKS.md).
         overrides: extra config ``key=value`` for both stages (e.g. ``loss.teacher.adv=0.5``).
+        progress: progress bars and the printed plan. snapshots: also save every validated
+            snapshot in ``OUT/snapshots`` (benchmarks of the selection criterion).
 
     Returns:
-        The summary written to ``OUT/adapt.json``.
+        The summary written to ``OUT/adapt.json`` (``selection`` per stage: which snapshot
+        shipped and the criterion at each).
 
     Raises:
         ValueError: bad budget values, too little usable input (< ``min_frames``), unreadable
             inputs or checkpoint, a checkpoint whose window cannot be trained on the inputs.
     """
-    if steps is not None and int(steps) < 1:
-        raise ValueError(f"--steps must be >= 1, got {steps}")
-    if minutes is not None and not (float(minutes) > 0 and math.isfinite(float(minutes))):
-        raise ValueError(f"--minutes must be a positive number, got {minutes}")
-    if int(batch_size) < 1 or int(critic_warmup) < 0:
-        raise ValueError(f"batch_size must be >= 1 and critic_warmup >= 0, got {batch_size}, {critic_warmup}")
-    if student_mode not in ("distill", "finetune"):
-        raise ValueError(f"student mode must be 'distill' or 'finetune', got {student_mode!r}")
-    if steps is None and minutes is None:
-        minutes = DEFAULT_MINUTES
+    _check_knobs(steps, minutes, batch_size, critic_warmup, student_mode)
     t_start = time.perf_counter()
     ckpt_path = _resolve(checkpoint)
     ck = load_checkpoint(ckpt_path)
@@ -254,74 +343,56 @@ def adapt(inputs, out_dir: str | Path, checkpoint: str | Path | None = None, *, 
         else split.train
     val = split.val if split.val is not None else split.train
     out = Path(out_dir)  # created by the first checkpoint written (nothing is written before training ends)
+    snap = out / "snapshots" if snapshots else None
     ov = [f"seed={seed}", f"train.batch_size={batch_size}"] + list(overrides or [])
+    new_stage = lambda cls, cfg: cls(cfg, WindowSampler(split.train, window), RealPosePool(pool_data, window))  # noqa: E731
 
     t_cfg = adapt_config("teacher", t_ck["model_config"], ov + [f"model.init_checkpoint={teacher_path}"])
-    teacher = TeacherStage(t_cfg, WindowSampler(split.train, window), RealPosePool(pool_data, window))
-    s_cfg = s_stage = None
-    plan = {}
-    budget_s = None if minutes is None else 60.0 * float(minutes)
-    t_step = _timed_steps(teacher, batch_size, _TIMING_STEPS)
-    s_step = 0.0
+    teacher = new_stage(TeacherStage, t_cfg)
+    t_step, s_step = _timed_steps(teacher, batch_size, _TIMING_STEPS), 0.0
     student_stage = StudentStage if student_mode == "distill" else FinetuneStage
     s_config = "student" if student_mode == "distill" else "finetune"
-    if is_student:
-        # the student's step cost is timed against the unadapted teacher; the stage itself
-        # is rebuilt on the adapted one below
-        s_cfg = adapt_config(s_config, ck["model_config"], ov + [f"model.init_checkpoint={ckpt_path}",
-                                                                 f"student.teacher_checkpoint={teacher_path}"])
-        probe = student_stage(s_cfg, WindowSampler(split.train, window), RealPosePool(pool_data, window))
+    s_over = ov + [f"model.init_checkpoint={ckpt_path}"]
+    if is_student:  # timed against the unadapted teacher; the stage is rebuilt on the adapted one below
+        probe = new_stage(student_stage, adapt_config(s_config, ck["model_config"],
+                                                      s_over + [f"student.teacher_checkpoint={teacher_path}"]))
         s_step = _timed_steps(probe, batch_size, 2)
         del probe
-    if budget_s is not None:
-        left = budget_s - (time.perf_counter() - t_start)
-        n = max(1, int(left / (t_step + s_step)))
-        plan = {"teacher": min(n, int(steps)) if steps else n}
-        if is_student:
-            plan["student"] = plan["teacher"]
-    else:
-        plan = {"teacher": int(steps)}
-        if is_student:
-            plan["student"] = int(steps)
+    plan = _plan(t_step, s_step, steps, minutes, time.perf_counter() - t_start, is_student)
+    if progress:
+        print(_say_plan(plan, split, t_step, s_step, batch_size), flush=True)
     warm = min(int(critic_warmup), plan["teacher"] // 2)
     summary: dict = {"inputs": [str(p) for p in expand_inputs(inputs)],
                      "checkpoint": str(ckpt_path), "teacher_start": str(teacher_path), "data": split.summary,
                      "steps": plan, "critic_warmup": warm, "batch_size": batch_size, "student_mode": student_mode,
-                     "seconds_per_step": {"teacher": round(t_step, 4), "student": round(s_step, 4)},
+                     "seed": seed, "seconds_per_step": {"teacher": round(t_step, 4), "student": round(s_step, 4)},
                      "validation": {"held_out": "tracks" if split.val is not None else "training tracks (one track: "
-                                    "nothing to hold out)"}}
-    summary["validation"]["teacher_before"] = validate_2d(teacher, val)
-    logs = {"teacher": _run(teacher, plan["teacher"], warm, batch_size, "adapt teacher", progress)}
-    summary["validation"]["teacher_after"] = validate_2d(teacher, val)
-    t_out = save_checkpoint(_slim(teacher.lifter, "teacher", t_cfg, plan["teacher"],
+                                    "nothing to hold out)"}, "selection": {}}
+    logs, summary["selection"]["teacher"] = _run(teacher, plan["teacher"], warm, batch_size, "teacher", progress,
+                                                  val, snap)
+    sel = summary["selection"]["teacher"]
+    summary["validation"] |= {"teacher_before": sel["by_step"][0], "teacher_after": validate_2d(teacher, val)}
+    logs = {"teacher": logs}
+    t_out = save_checkpoint(_slim(teacher.lifter, "teacher", t_cfg, sel["chosen_step"],
                                   summary["validation"]["teacher_after"]), out / "teacher.pt")
     final = t_out
     if is_student:
-        s_cfg = adapt_config(s_config, ck["model_config"], ov + [f"model.init_checkpoint={ckpt_path}",
-                                                                 f"student.teacher_checkpoint={t_out}"])
-        s_stage = student_stage(s_cfg, WindowSampler(split.train, window), RealPosePool(pool_data, window))
-        summary["validation"]["student_before"] = validate_2d(s_stage, val)
-        logs["student"] = _run(s_stage, plan["student"], min(int(critic_warmup), plan["student"] // 2), batch_size,
-                               f"adapt student ({student_mode})", progress)
-        summary["validation"]["student_after"] = validate_2d(s_stage, val)
-        final = save_checkpoint(_slim(s_stage.lifter, s_stage.kind, s_cfg, plan["student"],
+        s_cfg = adapt_config(s_config, ck["model_config"], s_over + [f"student.teacher_checkpoint={t_out}"])
+        s_stage = new_stage(student_stage, s_cfg)
+        logs["student"], summary["selection"]["student"] = _run(
+            s_stage, plan["student"], min(int(critic_warmup), plan["student"] // 2), batch_size,
+            f"student ({student_mode})", progress, val, snap)
+        sel = summary["selection"]["student"]
+        summary["validation"] |= {"student_before": sel["by_step"][0], "student_after": validate_2d(s_stage, val)}
+        final = save_checkpoint(_slim(s_stage.lifter, s_stage.kind, s_cfg, sel["chosen_step"],
                                       summary["validation"]["student_after"]), out / "student.pt")
         if student_mode == "finetune":  # the co-trained teacher replaces the stage-1 one
             summary["validation"]["teacher_finetuned"] = validate_2d(s_stage, val, model=s_stage.teacher)
-            save_checkpoint(_slim(s_stage.teacher, "teacher", s_cfg, plan["student"],
+            save_checkpoint(_slim(s_stage.teacher, "teacher", s_cfg, sel["chosen_step"],
                                   summary["validation"]["teacher_finetuned"]), out / "teacher.pt")
     summary["seconds_train"] = round(time.perf_counter() - t_start, 1)
-    summary["lifted"] = []
-    files = summary["inputs"]
-    stems = [Path(p).stem for p in files]
-    for i, p in enumerate(files):
-        dest = out / "lift"
-        if len(files) > 1:
-            dest = dest / (stems[i] if stems.count(stems[i]) == 1 else f"{stems[i]}_{i}")
-        s = lift_file(p, dest, replace(o, checkpoint=final, overwrite=True, progress=progress))
-        summary["lifted"].append({"input": p, "output": str(dest), "frames_lifted": s["frames_lifted"]})
-    summary["final_checkpoint"] = str(final)
-    summary["train_log"] = logs
-    summary["seconds_total"] = round(time.perf_counter() - t_start, 1)
+    summary["lifted"] = _lift_inputs(summary["inputs"], out, o, final, progress)
+    summary |= {"final_checkpoint": str(final), "train_log": logs,
+                "seconds_total": round(time.perf_counter() - t_start, 1)}
     atomic_write(out / "adapt.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=1)))
     return summary
