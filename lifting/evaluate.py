@@ -94,8 +94,7 @@ def _fit_clips(preds: torch.Tensor, kp: torch.Tensor, views: EvalViews, fit: Fit
         for a, b in zip(offs[:-1], offs[1:]):
             if b > a:
                 out[v, a:b] = torch.from_numpy(fit_track(preds[v, a:b].numpy(), kp[v, a:b].numpy(),
-                                                         np.broadcast_to(mask, (b - a, len(mask))),
-                                                         views.skeleton.parents, weights=fit,
+                                                         np.broadcast_to(mask, (b - a, len(mask))), weights=fit,
                                                          root_index=views.skeleton.root_index))
     return out
 

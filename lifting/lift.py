@@ -89,7 +89,7 @@ def lift_track(lifter, track: Track, keypoint_format: str = "coco17", fps: float
     except ValueError as e:
         raise ValueError(f"track {track.track_id}: {e}") from None
     if options.fit == "track" and res.smpl is None and not options.causal:
-        res = replace(res, joints_3d=fit_track(res.joints_3d, kp, mask, CANON16.parents, conf, run_offsets(starts),
+        res = replace(res, joints_3d=fit_track(res.joints_3d, kp, mask, conf, run_offsets(starts),
                                                root_index=CANON16.root_index))
     switches = int(starts[1:].sum() - (np.diff(frame_ids) != 1).sum())
     by = tuple((int(frame_ids[a]), int(frame_ids[b - 1]), name) for a, b, name in res.lifted_by)

@@ -29,6 +29,7 @@ import torch
 from .data import Projected2D, WindowSampler
 from .geometry import normalize_2d
 from .io.readers import detect_format, read_tracks
+from .io.tracks import TrackFormatError
 from .prepare import canonical_track, run_offsets
 from .track_lifter import MODEL_FPS, _resample
 from .skeletons import CANON16, COCO17, MOCAP21
@@ -60,9 +61,21 @@ class TrackSplit:
     summary: dict = field(default_factory=dict)
 
 
+def _is_openpose_folder(p: Path) -> bool:
+    """A folder of OpenPose ``--write_json`` frames (read as one video, as ``lift`` reads a
+    folder): ``*_keypoints.json`` files, or a first ``*.json`` that is OpenPose (``people``)."""
+    if any(p.glob("*_keypoints.json")):
+        return True
+    first = next(iter(sorted(p.glob("*.json"))), None)
+    try:
+        return first is not None and detect_format(first) == "openpose"
+    except (TrackFormatError, OSError):
+        return False
+
+
 def expand_inputs(paths) -> list[Path]:
-    """Files and folders -> the inputs to read. A folder holding OpenPose
-    ``*_keypoints.json`` files is one input (one video); any other folder contributes its
+    """Files and folders -> the inputs to read. A folder of OpenPose frames
+    (:func:`_is_openpose_folder`) is one input (one video); any other folder contributes its
     ``.json``/``.npz``/``.npy`` files (sorted, not recursive).
 
     Raises:
@@ -79,7 +92,7 @@ def expand_inputs(paths) -> list[Path]:
         if not p.exists():
             raise FileNotFoundError(f"keypoint input not found: {p}")
         if p.is_dir():
-            if any(p.glob("*_keypoints.json")):
+            if _is_openpose_folder(p):
                 out.append(p)
                 continue
             files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in _SUFFIXES)

@@ -182,7 +182,10 @@ def test_adapt_config_learning_rate_default_and_override():
 
 
 def test_adapt_plan_default_is_a_step_count():
-    from trainers.adapt import DEFAULT_STEPS, _plan
+    from trainers.adapt import DEFAULT_STEPS, _check_steps, _plan
+
+    assert _check_steps(300, 50) == {112, 175, 238, 300}  # after the warm-up, the last step included
+    assert _check_steps(2, 1) == {2}
 
     assert _plan(0.1, 0.2, None, None, 5.0, True) == {"teacher": DEFAULT_STEPS, "student": DEFAULT_STEPS}
     assert _plan(0.1, 0.0, 50, None, 5.0, False) == {"teacher": 50}
@@ -198,7 +201,7 @@ def test_adapt_is_repeatable_and_ships_the_start_when_nothing_improves(tracks_fi
     a, b = (load_lifter(tmp_path / f"r{i}" / "teacher.pt")[0].state_dict() for i in range(2))
     assert all(torch.equal(a[k], b[k]) for k in a)  # same command, same model
     sel = runs[0]["selection"]["teacher"]
-    assert sel["criterion"] == SELECTION_KEY and set(sel["by_step"]) == {0, 1, 2, 3, 4}
+    assert sel["criterion"] == SELECTION_KEY and set(sel["by_step"]) == {0, 1, 2, 3, 4}  # no warm-up: every step
     best = min(sel["by_step"], key=lambda k: (sel["by_step"][k][SELECTION_KEY], k))
     assert sel["chosen_step"] == best and sel["shipped"] == ("start" if best == 0 else "adapted")
     assert sorted(p.name for p in (tmp_path / "r0" / "snapshots").iterdir()) == [

@@ -48,7 +48,7 @@ def test_fit_pulls_a_wrong_lift_onto_its_2d_and_keeps_depth_prior():
     lift[:, 0] = 0
     mask = np.ones(kp.shape[:2], bool)
     before = np.nanmedian(reprojection_residual(lift, kp, mask))
-    fitted = fit_track(lift, kp, mask, PARENTS)
+    fitted = fit_track(lift, kp, mask)
     after = np.nanmedian(reprojection_residual(fitted, kp, mask))
     assert fitted.shape == lift.shape and fitted.dtype == np.float32
     np.testing.assert_allclose(fitted[:, 0], 0.0, atol=1e-6)  # root stays at 0
@@ -59,7 +59,7 @@ def test_fit_pulls_a_wrong_lift_onto_its_2d_and_keeps_depth_prior():
 
 def test_fit_of_an_exact_lift_stays_within_a_centimetre():
     truth = _walker()
-    fitted = fit_track(truth, _project(truth), np.ones(truth.shape[:2], bool), PARENTS)
+    fitted = fit_track(truth, _project(truth), np.ones(truth.shape[:2], bool))
     # only the smoothness term (the walker accelerates) moves it, by a few millimetres
     assert np.abs(fitted - truth).max() < 0.01
 
@@ -71,7 +71,7 @@ def test_masked_joints_have_no_2d_term_and_runs_are_independent():
     mask[:, CANON16.index("l_wrist")] = False
     kp[:, CANON16.index("l_wrist")] = 1e4  # garbage where the joint is masked
     lift = truth.copy()
-    fitted = fit_track(lift, kp, mask, PARENTS, seq_offsets=np.array([0, 10, 30]))
+    fitted = fit_track(lift, kp, mask, seq_offsets=np.array([0, 10, 30]))
     assert np.abs(fitted - truth).max() < 0.01  # the garbage 2D of the masked wrist is ignored
 
 
@@ -79,14 +79,14 @@ def test_fit_rejects_bad_input():
     y = _walker(5)
     kp, mask = _project(y), np.ones((5, 16), bool)
     with pytest.raises(ValueError, match="must be"):
-        fit_track(y[:, :10], kp, mask, PARENTS)
+        fit_track(y[:, :10], kp, mask)
     with pytest.raises(ValueError, match="seq_offsets"):
-        fit_track(y, kp, mask, PARENTS, seq_offsets=np.array([0, 3]))
+        fit_track(y, kp, mask, seq_offsets=np.array([0, 3]))
     bad = kp.copy()
     bad[2, 3] = np.nan
     with pytest.raises(ValueError, match="non-finite"):
-        fit_track(y, bad, mask, PARENTS)
-    assert fit_track(y, kp, mask, PARENTS, weights=FitWeights(iterations=0)).tolist() == y.astype(np.float32).tolist()
+        fit_track(y, bad, mask)
+    assert fit_track(y, kp, mask, weights=FitWeights(iterations=0)).tolist() == y.astype(np.float32).tolist()
 
 
 def test_reprojection_residual_is_scale_and_shift_free():
@@ -128,3 +128,23 @@ def test_lift_fit_option_and_summary_fields(tmp_path):
     assert res["track"] < res["none"]  # the fitted lift follows its 2D (a random network does not)
     with pytest.raises(ValueError, match="--fit"):
         LiftOptions(fit="bundle")
+
+
+def test_second_difference_operator_matches_its_dense_form():
+    from lifting.refine import _second_differences
+
+    seg = np.array([0, 5, 6, 12])
+    T = 12
+    D = np.zeros((0, T))
+    for a, b in zip(seg[:-1], seg[1:]):
+        for k in range(a + 1, b - 1):
+            row = np.zeros(T)
+            row[k - 1:k + 2] = [1, -2, 1]
+            D = np.vstack([D, row])
+    dense = D.T @ D
+    ab = _second_differences(seg, T)
+    rebuilt = np.zeros((T, T))
+    for i in range(T):
+        for j in range(max(0, i - 2), min(T, i + 3)):
+            rebuilt[i, j] = ab[2 + i - j, j]
+    np.testing.assert_allclose(rebuilt, dense)

@@ -207,6 +207,21 @@ def test_folder_input_reads_every_file(tmp_path):
     assert split.summary["files"] == 3 and split.summary["frames_usable"] == 360
 
 
+def test_openpose_folder_without_keypoints_suffix_is_one_video(tmp_path):
+    """Pose2Sim names its OpenPose frames ``cam01.0000.json``: the folder is one input, as lift reads it."""
+    from lifting.track_data import expand_inputs
+
+    d = tmp_path / "cam01"
+    d.mkdir()
+    for f in range(3):
+        (d / f"cam01.{f:04d}.json").write_text(json.dumps({"version": 1.3, "people": []}))
+    assert expand_inputs([d]) == [d]
+    other = tmp_path / "videos"
+    other.mkdir()
+    write_tracks(other / "v0.json", many_tracks(1, 5))
+    assert expand_inputs([other]) == [other / "v0.json"]
+
+
 # --------------------------------------------------------------------------- critic pool, mixing
 
 

@@ -26,7 +26,7 @@ their measured step cost after a short timing run; depends on the machine's spee
 (steps, data, expected time) is printed before training.
 
 Selection (never worse by the criterion): each stage's model is validated on the held-out
-tracks before training and :data:`CHECKS` times during it (:func:`validate_2d`,
+tracks before training and :data:`CHECKS` times after the critic warm-up (:func:`validate_2d`,
 :data:`SELECTION_KEY`); the stage ships the best of these snapshots, the starting model when
 no snapshot beats it (``adapt.json`` ``selection`` says which and why). How well the criterion
 predicts 3D error is measured in BENCHMARKS.md "Adapting" (``scripts/bench_adapt_criterion.py``).
@@ -126,6 +126,10 @@ def validate_2d(stage, val: Projected2D, n: int = 1024, seed: int = 0, model=Non
         ``heldout_joint_2d``: two random observed non-root joints per window are hidden; the
         mean 2D distance between where the model puts them (its lift projected back) and where
         the detector saw them, in units of the person's 2D RMS size (x 100 = % of the size).
+        ``visible_joint_2d``: the same for the joints it was given (how well it follows its input).
+        ``flip_3d`` (teachers): mean 3D distance (normalised units) between the lift and the
+        mirrored-back lift of the mirrored input (left/right swapped): 0 for a lifter that
+        treats both sides alike.
         ``cycle_2d`` / ``cycle_3d`` / ``adv`` (teacher stages only): the stage-1 terms (Chen et
         al. CVPR 2019 Eq. 4-5, and the LSGAN generator loss against the stage's critic) on the
         clean held-out input.
@@ -153,8 +157,11 @@ def validate_2d(stage, val: Projected2D, n: int = 1024, seed: int = 0, model=Non
         proj = project_normalized(out) if torch.is_tensor(out) else out.project()
         err = (proj - x_true).norm(dim=-1)
         h = hide[:, None].expand_as(err)
-        res = {"heldout_joint_2d": float(err[h].mean()) if bool(h.any()) else float("nan")}
+        vis = m_in.expand_as(err)
+        res = {"heldout_joint_2d": float(err[h].mean()) if bool(h.any()) else float("nan"),
+               "visible_joint_2d": float(err[vis].mean()) if bool(vis.any()) else float("nan")}
         if torch.is_tensor(out):
+            res["flip_3d"] = _flip_disagreement(model, x_in, m_in, out)
             x_full, _ = normalize_2d(kp, mask, root, per_window=window > 1)
             R = random_view_rotation((mask.shape[0],), elevation_max=math.radians(stage.cfg.views.elevation_max_deg),
                                      generator=gen, device=stage.device)
@@ -164,6 +171,17 @@ def validate_2d(stage, val: Projected2D, n: int = 1024, seed: int = 0, model=Non
         model.train(was)
         stage.generator.set_state(rng)
     return res
+
+
+def _flip_disagreement(model, x_in: torch.Tensor, m_in: torch.Tensor, out: torch.Tensor) -> float:
+    """Mean 3D distance between ``out`` (the lift of ``x_in (B, T, J, 2)``) and the lift of the
+    mirrored input, mirrored back (:func:`lifting.inference.mirror_permutation`)."""
+    from lifting.inference import mirror_permutation
+
+    perm = mirror_permutation(x_in.shape[-2])
+    sign2, sign3 = torch.tensor([-1.0, 1.0], device=x_in.device), torch.tensor([-1.0, 1.0, 1.0], device=x_in.device)
+    back = model(x_in[..., perm, :] * sign2, m_in[..., perm])[..., perm, :] * sign3
+    return float((back - out).norm(dim=-1).mean())
 
 
 def _slim(model, kind: str, cfg: DictConfig, step: int, val: dict) -> dict:
@@ -207,10 +225,16 @@ def _snapshot(stage) -> dict[str, dict]:
     return {k: {n: t.detach().clone() for n, t in m.state_dict().items()} for k, m in _models(stage).items()}
 
 
+def _check_steps(steps: int, warmup: int) -> set[int]:
+    """The steps after which a stage is validated: :data:`CHECKS` evenly spaced after the critic
+    warm-up (during it the networks do not change), the last step included."""
+    return {warmup + round(k * (steps - warmup) / CHECKS) for k in range(1, CHECKS + 1)} - {warmup} | {steps}
+
+
 def _run(stage, steps: int, warmup: int, batch_size: int, name: str, progress: bool, val,
          snapshots: Path | None = None) -> tuple[list[dict], dict]:
     """Train ``stage`` for ``steps`` steps (critic alone for the first ``warmup``), validating on
-    ``val`` before and every ``steps // CHECKS`` steps; the stage's networks end as the snapshot
+    ``val`` before and at :func:`_check_steps`; the stage's networks end as the snapshot
     with the lowest :data:`SELECTION_KEY` (the starting weights when none is lower). With
     ``snapshots`` (a folder), every validated snapshot is also saved there as
     ``NAME_stepNNNNN.pt`` (inference format; for ``scripts/bench_adapt_criterion.py``).
@@ -219,7 +243,7 @@ def _run(stage, steps: int, warmup: int, batch_size: int, name: str, progress: b
         ``(logs, selection)``: ``selection`` has ``by_step {step: validate_2d dict}``,
         ``chosen_step`` (0 = the starting model) and ``shipped`` (``"adapted"``/``"start"``).
     """
-    logs, every = [], max(1, steps // CHECKS)
+    logs, checks = [], _check_steps(steps, warmup)
     by_step = {0: validate_2d(stage, val)}
     best = (by_step[0][SELECTION_KEY], 0, _snapshot(stage))
     bar = tqdm(range(steps), desc=f"adapt {name}", disable=not progress, dynamic_ncols=True, mininterval=0.5)
@@ -229,7 +253,7 @@ def _run(stage, steps: int, warmup: int, batch_size: int, name: str, progress: b
         if i % 20 == 0 or i == steps - 1:
             bar.set_postfix({k: f"{v:.3f}" for k, v in out.items() if k in ("total", "adv", "critic")})
             logs.append({"step": i + 1} | out)
-        if (i + 1) % every == 0 or i == steps - 1:
+        if i + 1 in checks:
             by_step[i + 1] = validate_2d(stage, val)
             if snapshots is not None:
                 save_checkpoint(_slim(stage.lifter, stage.kind, stage.cfg, i + 1, by_step[i + 1]),
