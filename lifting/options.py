@@ -124,8 +124,8 @@ class LiftOptions:
     progress: bool = True
     overwrite: bool = False
     uncertainty_samples: int = DEFAULT_SAMPLES
-    fit: str = "none"
-    flip: bool = False
+    fit: str = "track"
+    flip: bool = True
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass normalisation)

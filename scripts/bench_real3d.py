@@ -228,10 +228,10 @@ def table(rows: dict[str, dict]) -> str:
     for label, r in rows.items():
         cells = [f"{r[p]['pa_mpjpe']} ({r[p]['floor_pa_mpjpe']})" for p in persons]
         resid = "/".join(str(r[p]["resid_pct"]) for p in persons)
-        frames = "/".join(f"{r[p]['frames']}" for p in persons)
+        frames = "/".join(f"{r[p]['frames']}" for p in persons) + f" of {r[persons[0]]['frames_gt']}"
         m = r["mean"]
         lines.append(f"| {label} | " + " | ".join(cells) +
-                     f" | **{m['pa_mpjpe']}** | {m['n_mpjpe']} | {m['mpjpe']} | {resid} | {frames} of 400 |")
+                     f" | **{m['pa_mpjpe']}** | {m['n_mpjpe']} | {m['mpjpe']} | {resid} | {frames} |")
     return "\n".join(lines)
 
 

@@ -14,7 +14,7 @@ Stages of ``--stage bundled`` (``--stage bench``: only g), in order:
   f. export: c, d, e -> ``lifting/assets/{teacher_single,teacher,student}.pt`` (``--half``);
   g. benchmarks: ``bench_accuracy.py`` (bandai_test, bandai_test_raised45 and hdm05_all, GT 2D
      and 5 px noise),
-     ``bench_real.py``, ``bench_speed.py``, ``bench_uncertainty.py`` (when present) on the
+     ``bench_real.py``, ``bench_real3d.py`` (Pose2Sim: the default command too), ``bench_speed.py``, ``bench_uncertainty.py`` (when present) on the
      three bundled models and the previous ones (a, b); each one's output goes to
      ``runs/bundled/bench/NAME.md``.
 
@@ -135,6 +135,9 @@ def bench_stages(runs: str = RUNS, root: Path = ROOT) -> list[Stage]:
               (f"{b}/accuracy.md",), inputs, bench=True),
         Stage("g_real", (Command(("scripts/bench_real.py", *named, "--out", f"{b}/real.json")),),
               (f"{b}/real.md",), inputs, bench=True),
+        Stage("g_real3d", (Command(("scripts/bench_real3d.py", "default command=default", *named,
+                                    "--out", f"{b}/real3d.json")),),
+              (f"{b}/real3d.md",), inputs, bench=True),
         Stage("g_speed", (Command(("scripts/bench_speed.py", "--temporal", MODELS["teacher"], "--single",
                                          MODELS["teacher_single"], "--accuracy", MODELS["teacher"])),),
               (f"{b}/speed.md",), inputs, bench=True),

@@ -387,7 +387,7 @@ def test_track_without_liftable_frames_gets_no_file(ckpts, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["summary.json", "track_0001.npz"]
     per = {t["track_id"]: t for t in s["tracks"]}
     assert per[2] == {"track_id": 2, "frames_lifted": 0, "frames_skipped": len(TRACK2_FRAMES),
-                      "identity_switches": 0, "observed_joint_fraction": 0.0}
+                      "identity_switches": 0, "observed_joint_fraction": 0.0, "reprojection_residual_pct": None}
     assert s["frames_skipped"] == 1 + len(TRACK2_FRAMES)
 
 

@@ -69,12 +69,12 @@ def test_dry_run_prints_the_issue_plan_and_writes_nothing(tmp_path, capsys):
         assert line in out, line
     names = [ln.split(":")[0] for ln in out.splitlines() if ln and not ln.startswith((" ", "-", "("))]
     assert names == ["a_base_teacher", "b_base_student", "c_teacher_single", "d_teacher", "e_student", "f_export",
-                     "g_accuracy", "g_real", "g_speed", "g_uncertainty"]
+                     "g_accuracy", "g_real", "g_real3d", "g_speed", "g_uncertainty"]
     assert list(tmp_path.iterdir()) == []  # a dry run writes nothing
 
 
 def test_bench_stage_is_only_g_and_bad_stage_is_named(tmp_path):
-    assert [s.name for s in R.plan("bench")] == ["g_accuracy", "g_real", "g_speed", "g_uncertainty"]
+    assert [s.name for s in R.plan("bench")] == ["g_accuracy", "g_real", "g_real3d", "g_speed", "g_uncertainty"]
     with pytest.raises(ValueError, match="--stage must be"):
         R.plan("everything")
     with pytest.raises(SystemExit):

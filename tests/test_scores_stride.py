@@ -46,10 +46,12 @@ def test_scores_change_a_confidence_model_only():
     for window in (1, 5):
         new = as_track_lifter(_lifter(window, True))
         old = as_track_lifter(_lifter(window, False))
-        a, b = lift_track(new, tr_hi, "coco17").joints_3d, lift_track(new, tr_lo, "coco17").joints_3d
+        raw = LiftOptions(fit="none")  # the model alone: --fit track weights its 2D term by the scores too
+        a, b = lift_track(new, tr_hi, "coco17", options=raw).joints_3d, lift_track(new, tr_lo, "coco17",
+                                                                                    options=raw).joints_3d
         assert np.abs(a - b).max() > 1e-4  # the scores reach the model
-        np.testing.assert_array_equal(lift_track(old, tr_hi, "coco17").joints_3d,
-                                      lift_track(old, tr_lo, "coco17").joints_3d)
+        np.testing.assert_array_equal(lift_track(old, tr_hi, "coco17", options=raw).joints_3d,
+                                      lift_track(old, tr_lo, "coco17", options=raw).joints_3d)
 
 
 def test_canonical_scores_synthesised_joints_take_the_lowest_source():
@@ -122,8 +124,8 @@ def test_track_scores_reach_the_training_batch(tiny_cfg_overrides):
         WindowSampler(Projected2D(kp, np.array([0, 40]), np.array(["a"]), np.array([30.0]), CANON16, mask,
                                   conf[..., :3]))
     stage = build_stage("teacher", load_config(CONFIG_DIR / "teacher.yaml", list(tiny_cfg_overrides)))
-    c_in = stage._global_draws(batch)[6]
-    m_in = stage._global_draws(batch)[2]
+    draws = stage._global_draws(batch)  # one draw: joint dropout makes every draw's mask differ
+    c_in, m_in = draws[6], draws[2]
     assert c_in is not None and c_in.shape == m_in.shape
     assert not c_in[~m_in].any() and torch.allclose(c_in[m_in], torch.tensor(0.6))
 
@@ -199,11 +201,12 @@ def test_pair_lifts_short_runs_with_the_single_frame_model():
     assert isinstance(pair, LifterPair) and pair.window == 27 and MIN_TEMPORAL_RUN == 9
     # a 30-frame run, a gap, then a 4-frame run (isolated frames) and a lone frame
     frames = list(range(30)) + [40, 41, 42, 43] + [50]
-    res = lift_track(pair, _track(frames=frames), "coco17")
+    raw = LiftOptions(fit="none")  # the models' own lifts (the fit's prior scale is per track)
+    res = lift_track(pair, _track(frames=frames), "coco17", options=raw)
     assert [r[2] for r in res.lifted_by] == ["temporal", "single_frame", "single_frame"]
     assert res.lifted_by[0][:2] == (0, 29) and res.lifted_by[1][:2] == (40, 43) and res.lifted_by[2][:2] == (50, 50)
     # each part equals its own model's lift of that run (up to the one metric scale per track)
-    alone = lift_track(as_track_lifter(single), _track(frames=frames[30:34]), "coco17").joints_3d
+    alone = lift_track(as_track_lifter(single), _track(frames=frames[30:34]), "coco17", options=raw).joints_3d
     part = res.joints_3d[30:34]
     ratio = np.linalg.norm(part) / np.linalg.norm(alone)
     np.testing.assert_allclose(part, alone * ratio, rtol=1e-4, atol=1e-6)
