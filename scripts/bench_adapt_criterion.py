@@ -14,7 +14,8 @@ For each set, ``adapt`` (teacher stage) runs with ``--steps`` at each learning r
 ``--lrs``, saving every validated snapshot (``snapshots=True``); each snapshot and the start
 is lifted (default lift options) and scored in 3D. Printed per set: every checkpoint's 3D-free
 values and 3D error, and the Spearman rank correlation (scipy) of each 3D-free value with the
-3D error across the checkpoints (+1: ranks them exactly as 3D does).
+3D error across the checkpoints (+1: ranks them exactly as 3D does), and which snapshot
+``adapt``'s rule shipped at each learning rate with its 3D error beside the unadapted one.
 
 Usage::
 
@@ -76,6 +77,7 @@ def run_set(name: str, work: Path, checkpoint: str, steps: int, lrs: list[float]
 
     inputs, score = _inputs(name, work)
     rows = {"start": {"pa_mpjpe_mm": score(str(resolve_checkpoint(checkpoint)))}}
+    shipped = {}
     for lr in lrs:
         out = work / f"adapt_lr{lr:g}"
         t0 = time.perf_counter()
@@ -86,12 +88,14 @@ def run_set(name: str, work: Path, checkpoint: str, steps: int, lrs: list[float]
         for f in sorted((out / "snapshots").glob("teacher_step*.pt")):
             step = int(f.stem.split("step")[1])
             rows[f"lr {lr:g} step {step}"] = {"pa_mpjpe_mm": score(str(f))} | by_step[step]
-        print(f"[{name}] lr {lr:g}: adapt {time.perf_counter() - t0:.0f} s, chosen step "
-              f"{s['selection']['teacher']['chosen_step']}", flush=True)
+        chosen = s["selection"]["teacher"]["chosen_step"]
+        shipped[f"lr {lr:g}"] = {"chosen_step": chosen, "pa_mpjpe_mm": rows["start"]["pa_mpjpe_mm"] if chosen == 0
+                                 else rows[f"lr {lr:g} step {chosen}"]["pa_mpjpe_mm"]}
+        print(f"[{name}] lr {lr:g}: adapt {time.perf_counter() - t0:.0f} s, chosen step {chosen}", flush=True)
     keys = [k for k in rows["start"] if k != "pa_mpjpe_mm"]
     err = [r["pa_mpjpe_mm"] for r in rows.values()]
     rho = {k: round(float(spearmanr([r[k] for r in rows.values()], err).statistic), 2) for k in keys}
-    return {"inputs": inputs, "rows": rows, "spearman": rho}
+    return {"inputs": inputs, "rows": rows, "spearman": rho, "shipped": shipped}
 
 
 def table(name: str, res: dict) -> str:
@@ -100,6 +104,10 @@ def table(name: str, res: dict) -> str:
     for label, r in res["rows"].items():
         lines.append(f"| {label} | {r['pa_mpjpe_mm']} | " + " | ".join(f"{r[k]:.4f}" for k in keys) + " |")
     lines.append("| **Spearman with 3D error** | | " + " | ".join(str(res["spearman"][k]) for k in keys) + " |")
+    start = res["rows"]["start"]["pa_mpjpe_mm"]
+    for lr, r in res.get("shipped", {}).items():
+        lines.append(f"\n{name}, {lr}: adapt ships step {r['chosen_step']} ({'the start' if not r['chosen_step'] else 'adapted'}): "
+                     f"{r['pa_mpjpe_mm']} mm vs {start} mm unadapted")
     return "\n".join(lines)
 
 

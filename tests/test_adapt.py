@@ -202,7 +202,10 @@ def test_adapt_is_repeatable_and_ships_the_start_when_nothing_improves(tracks_fi
     assert all(torch.equal(a[k], b[k]) for k in a)  # same command, same model
     sel = runs[0]["selection"]["teacher"]
     assert sel["criterion"] == SELECTION_KEY and set(sel["by_step"]) == {0, 1, 2, 3, 4}  # no warm-up: every step
-    best = min(sel["by_step"], key=lambda k: (sel["by_step"][k][SELECTION_KEY], k))
+    ok = [k for k, v in sel["by_step"].items()
+          if k == 0 or all(v[g] < sel["by_step"][0][g] for g in ("heldout_joint_2d", "cycle_3d"))]
+    assert sel["guards"] == ["heldout_joint_2d", "cycle_3d"]  # a teacher is validated on both
+    best = min(ok, key=lambda k: (sel["by_step"][k][SELECTION_KEY], k))
     assert sel["chosen_step"] == best and sel["shipped"] == ("start" if best == 0 else "adapted")
     assert sorted(p.name for p in (tmp_path / "r0" / "snapshots").iterdir()) == [
         f"teacher_step{i:05d}.pt" for i in (1, 2, 3, 4)]
@@ -217,3 +220,12 @@ def test_adapt_is_repeatable_and_ships_the_start_when_nothing_improves(tracks_fi
     start = load_lifter("teacher")[0].state_dict()
     shipped = load_lifter(tmp_path / "worse" / "teacher.pt")[0].state_dict()
     assert all(torch.allclose(start[k].float(), shipped[k].float()) for k in start)
+
+
+def test_a_snapshot_ships_only_when_it_beats_the_start_on_every_guard():
+    from trainers.adapt import _beats
+
+    start = {"heldout_joint_2d": 0.30, "cycle_3d": 0.10}
+    assert _beats({"heldout_joint_2d": 0.25, "cycle_3d": 0.09}, start)
+    assert not _beats({"heldout_joint_2d": 0.25, "cycle_3d": 0.11}, start)  # 2D better, cycle worse: keep the start
+    assert _beats({"heldout_joint_2d": 0.25}, {"heldout_joint_2d": 0.30})  # a student: no cycle term
