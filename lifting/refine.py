@@ -20,9 +20,9 @@ the pose prior). Solved by alternating exact steps, each lowering ``E``: the cam
 form (weighted least squares per frame), then ``Y`` in closed form (for fixed cameras ``E`` is
 quadratic in ``Y``; per joint and coordinate one pentadiagonal system over the track's frames,
 ``scipy.linalg.solve_banded``). Depth is moved only by the smoothness term. The root stays at 0.
-A term sharing bone lengths over the track was measured and changed nothing measurable
-(BENCHMARKS.md "Real input"), so the fit keeps to these three quadratic terms and costs a few
-microseconds per frame.
+Last (``FitWeights.rigid``), every bone takes its run's median length along its fitted
+direction (:func:`rigid_bones`): a person's bones do not stretch, and on real tracks the
+lifters' bone lengths vary by 14-18 % over a track. Costs a few tens of microseconds per frame.
 """
 from __future__ import annotations
 
@@ -31,17 +31,19 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import solve_banded
 
-__all__ = ["FitWeights", "fit_track"]
+__all__ = ["FitWeights", "fit_track", "rigid_bones"]
 
 
 @dataclass(frozen=True)
 class FitWeights:
-    """Weights of :func:`fit_track`'s energy (unit-free, see the module docstring) and the
-    number of camera / pose alternations. Values measured in BENCHMARKS.md "Real input"."""
+    """Weights of :func:`fit_track`'s energy (unit-free, see the module docstring), the
+    number of camera / pose alternations, and ``rigid``: end with one bone length per bone and
+    run (:func:`rigid_bones`; needs ``parents``). Values measured in BENCHMARKS.md "Real input"."""
 
     prior: float = 0.1
     smooth: float = 1.0
     iterations: int = 5
+    rigid: bool = True
 
 
 def _cameras(y: np.ndarray, kp: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -85,8 +87,38 @@ def _check(joints_3d, keypoints_2d, mask, conf, seq_offsets):
     return y0, np.where(m[..., None], kp, 0.0), np.where(m, np.clip(c, 0, 1), 0.0), seg
 
 
+def rigid_bones(joints_3d: np.ndarray, parents, seq_offsets: np.ndarray) -> np.ndarray:
+    """One length per bone and gap-free run: every bone keeps its direction and takes the
+    run's median length, placed from the root outwards (a skeleton's bones do not stretch;
+    Taylor, CVIU 2000).
+
+    Args:
+        joints_3d: ``(T, J, 3)`` root-relative joints. parents: ``(J,)`` parent per joint (-1
+            the root), parents before their children. seq_offsets: ``(S+1,)`` runs.
+
+    Returns:
+        ``(T, J, 3)`` float64 joints, root unchanged.
+
+    Raises:
+        ValueError: a parent listed after its child.
+    """
+    parents = list(parents)
+    if any(p >= j for j, p in enumerate(parents)):
+        raise ValueError(f"rigid_bones: parents must precede their children, got {parents}")
+    y = np.asarray(joints_3d, np.float64)
+    out = y.copy()
+    for a, b in zip(seq_offsets[:-1], seq_offsets[1:]):
+        for j, p in enumerate(parents):
+            if p < 0:
+                continue
+            v = y[a:b, j] - y[a:b, p]
+            n = np.linalg.norm(v, axis=-1, keepdims=True)
+            out[a:b, j] = out[a:b, p] + v / np.maximum(n, 1e-12) * np.median(n)
+    return out
+
+
 def fit_track(joints_3d, keypoints_2d, mask, conf=None, seq_offsets=None, weights: FitWeights = FitWeights(),
-              root_index: int = 0) -> np.ndarray:
+              root_index: int = 0, parents=None, body_offsets=None) -> np.ndarray:
     """Fit a track's lift to its 2D (the energy of the module docstring).
 
     Args:
@@ -97,6 +129,10 @@ def fit_track(joints_3d, keypoints_2d, mask, conf=None, seq_offsets=None, weight
         seq_offsets: ``(S+1,)`` gap-free runs (smoothness never crosses a run boundary);
             None = one run.
         weights: :class:`FitWeights`. root_index: the joint kept at 0.
+        parents: ``(J,)`` parent per joint; with ``weights.rigid`` the result ends with one
+            length per bone and body (:func:`rigid_bones`). None: no such step.
+        body_offsets: ``(B+1,)`` stretches of one person for the bone lengths (a track cut
+            only at identity switches, not at frame gaps); None = ``seq_offsets``.
 
     Returns:
         ``(T, J, 3)`` float32 fitted joints, root at 0 (the lift unchanged for frames with
@@ -130,4 +166,6 @@ def fit_track(joints_3d, keypoints_2d, mask, conf=None, seq_offsets=None, weight
     ab[2] += prior
     y[..., 2] = solve_banded((2, 2), ab, prior * y0[..., 2])  # depth: the prior, smoothed
     y -= y[:, root_index:root_index + 1]
+    if weights.rigid and parents is not None:
+        y = rigid_bones(y, parents, seg if body_offsets is None else np.asarray(body_offsets, np.int64))
     return y.astype(np.float32)
