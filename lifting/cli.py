@@ -385,8 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "or distilled from it")
     ad.add_argument("--batch-size", type=int, default=256)
     ad.add_argument("--seed", type=int, default=0)
-    _add_lift_options(ad, checkpoint_help="model to adapt: 'student' (default when bundled: adapt the bundled "
-                                          "teacher, then the student), 'teacher' (teacher only), or a checkpoint path")
+    _add_lift_options(ad, checkpoint_help="model to adapt: default the bundled single-frame teacher "
+                                          "('teacher_single'; BENCHMARKS 'Adapting'), 'student' (its teacher, then the "
+                                          "student), 'teacher' (the temporal teacher), or a checkpoint path")
     ad.set_defaults(func=_cmd_adapt)
 
     demo_help = ("lift the bundled example track with the bundled SMPL student (meshes; the bundled teacher if "

@@ -4,7 +4,7 @@ user's own 2D tracks, then lifting those tracks with the adapted models. No 3D a
 1. The inputs are read into 2D-only windows the lift-time way
    (:func:`lifting.track_data.load_track_2d`); whole tracks are held out for validation.
 2. **Teacher** (PoseNet3D stage 1, arXiv 2003.03473 Sec. 3.1): :class:`trainers.stages.TeacherStage`
-   from the given teacher's weights with a fresh 2D critic whose real samples are the
+   from the given teacher's weights (default the bundled single-frame teacher, :func:`_resolve`) with a fresh 2D critic whose real samples are the
    tracks' own poses (or ``critic_real`` files), masked like the fakes
    (:class:`lifting.track_data.RealPosePool`). The critic trains alone for the first
    ``critic_warmup`` steps (the teacher's learning rate is 0 then), so an untrained critic
@@ -50,7 +50,7 @@ from lifting.geometry import normalize_2d, project_normalized, random_view_rotat
 from lifting.io.fileio import atomic_write
 from lifting.lift import lift_file
 from lifting.options import LiftOptions
-from lifting.lifters import bundled_student, bundled_teacher_for_window, default_checkpoint, resolve_checkpoint
+from lifting.lifters import bundled_single_frame, bundled_teacher_for_window, default_checkpoint, resolve_checkpoint
 from lifting.track_data import MIN_FRAMES, RealPosePool, expand_inputs, load_track_2d, read_pose_pool
 from trainers.config import load_config
 from trainers.stages import FinetuneStage, StudentStage, TeacherStage, teacher_terms
@@ -95,8 +95,12 @@ def _student_teacher(ck: dict) -> Path:
 
 
 def _resolve(checkpoint: str | Path | None) -> Path:
+    """The model to adapt: the given one, else the bundled single-frame teacher (the temporal
+    teacher when this build has no single-frame one): adapting the temporal teacher made 3D
+    worse at every snapshot and the student lifts worse than the teachers on real input
+    (BENCHMARKS.md "Adapting: the selection criterion")."""
     if checkpoint is None:
-        return bundled_student() or default_checkpoint()
+        return bundled_single_frame() or default_checkpoint()
     return resolve_checkpoint(checkpoint)
 
 
@@ -338,9 +342,10 @@ def adapt(inputs, out_dir: str | Path, checkpoint: str | Path | None = None, *, 
         inputs: keypoint files/folders (any format ``lift`` reads).
         out_dir: output folder (created): ``teacher.pt``, ``student.pt``, ``adapt.json`` and the
             lift outputs in ``OUT/lift`` (one input) or ``OUT/lift/<input stem>``.
-        checkpoint: ``"student"`` (default when bundled: adapt the bundled teacher, then the
-            student), ``"teacher"`` (teacher only), or a checkpoint path (a student: its run's
-            ``student.teacher_checkpoint`` or the bundled teacher is adapted first).
+        checkpoint: default (None) the bundled single-frame teacher (:func:`_resolve`);
+            ``"student"`` (adapt the student's teacher, then the student), ``"teacher"`` (the
+            temporal teacher), or a checkpoint path (a student: its run's
+            ``student.teacher_checkpoint`` or the bundled teacher of its window is adapted first).
         steps: steps per stage (default :data:`DEFAULT_STEPS`). minutes: a training time
             budget instead (with both, the smaller).
         options: the lift options (:class:`lifting.options.LiftOptions`): ``keypoint_format``,
