@@ -63,7 +63,8 @@ def lift_track(lifter, track: Track, keypoint_format: str = "coco17", fps: float
             (Savitzky-Golay smoothing of the observed 2D per joint and gap-free run,
             :func:`lifting.smoothing.smooth_tracks`, before lifting), ``causal`` and
             ``uncertainty_samples`` (``joints_3d_std``, :func:`lifting.uncertainty.lift_uncertainty`,
-            seeded by the track id; computed on the unfitted lift) and ``fit`` (a teacher's lift
+            seeded by the track id; computed on the unflipped, unfitted lift it is calibrated on)
+            and ``fit`` (a teacher's lift
             fitted to its 2D, :func:`lifting.refine.fit_track`) are used.
 
     Returns:
@@ -83,9 +84,9 @@ def lift_track(lifter, track: Track, keypoint_format: str = "coco17", fps: float
     try:
         res = lifter.lift(kp, mask, run_offsets(starts), fps, options.causal, conf)
         if options.uncertainty_samples:
-            res = replace(res, joints_3d_std=lift_uncertainty(lifter, kp, mask, run_offsets(starts), fps, options.causal,
-                                                              options.uncertainty_samples, seed=int(track.track_id),
-                                                              conf=conf))
+            std = lift_uncertainty(lifter.unflipped(), kp, mask, run_offsets(starts), fps, options.causal,
+                                   options.uncertainty_samples, seed=int(track.track_id), conf=conf)
+            res = replace(res, joints_3d_std=std)
     except ValueError as e:
         raise ValueError(f"track {track.track_id}: {e}") from None
     if options.fit == "track" and res.smpl is None and not options.causal:

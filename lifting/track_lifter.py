@@ -16,6 +16,7 @@ gap-free run is linearly resampled there and the outputs are mapped back to the 
 """
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 
@@ -183,6 +184,12 @@ class TeacherLifter:
         self.model, self.height_m, self.window = model, float(height_m), int(model.window)
         self.stride, self.name, self.flip = int(stride), str(name), bool(flip)
 
+    def unflipped(self) -> "TeacherLifter":
+        """This lifter without test-time flipping (what the per-joint uncertainty is calibrated on)."""
+        c = copy.copy(self)
+        c.flip = False
+        return c
+
     def normalised(self, kp: np.ndarray, mask: np.ndarray, seg: np.ndarray, fps, causal: bool,
                    conf: np.ndarray | None) -> torch.Tensor:
         """Root-relative 3D ``(N, J, 3)`` in normalised units (CPU) of :func:`_inputs` arrays."""
@@ -258,6 +265,12 @@ class LifterPair(TeacherLifter):
         self.model, self.height_m, self.window = temporal.model, temporal.height_m, temporal.window
         self.stride, self.name = temporal.stride, temporal.name
 
+    def unflipped(self) -> "LifterPair":
+        """Both models without test-time flipping."""
+        c = copy.copy(self)
+        c.temporal, c.single = self.temporal.unflipped(), self.single.unflipped()
+        return c
+
     def lift(self, keypoints_2d: np.ndarray, mask: np.ndarray, seq_offsets: np.ndarray | None = None,
              fps: float | None = None, causal: bool = False, conf: np.ndarray | None = None) -> LiftResult:
         """As :meth:`TeacherLifter.lift`; ``lifted_by`` names the model of every run."""
@@ -286,6 +299,10 @@ class StudentLifter:
         self.model, self.window, self.stride, self.name = model, int(model.window), int(stride), str(name)
         self.body_model = model.body_model
         self.faces = model.body_model.faces
+
+    def unflipped(self) -> "StudentLifter":
+        """A student never flips: itself."""
+        return self
 
     def _frames(self, kp: np.ndarray, mask: np.ndarray, seg: np.ndarray, fps, causal, conf) -> dict:
         dev = _device(self.model)
