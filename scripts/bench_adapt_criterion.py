@@ -1,7 +1,7 @@
 """Does ``adapt``'s 3D-free selection criterion predict 3D error? (issue 20 §3)
 
 ``posenet3d adapt`` ships, per stage, the snapshot with the lowest 3D-free validation value
-(:data:`trainers.adapt.SELECTION_KEY` of :func:`trainers.adapt.validate_2d`, on held-out tracks)
+(:data:`trainers.adapt.SELECTION_KEY` of :func:`trainers.stages.validate_2d`, on held-out tracks)
 and the starting model when no snapshot beats it. That is only worth something if the value
 ranks checkpoints the way their 3D error does. This benchmark measures it on two sets with 3D:
 
@@ -30,8 +30,6 @@ import shlex
 import sys
 import time
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

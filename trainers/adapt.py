@@ -45,17 +45,16 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from lifting.checkpoint import load_checkpoint, save_checkpoint
-from lifting.data import Projected2D, WindowSampler
-from lifting.geometry import normalize_2d, project_normalized, random_view_rotation
+from lifting.data import WindowSampler
 from lifting.io.fileio import atomic_write
 from lifting.lift import lift_file
 from lifting.options import LiftOptions
 from lifting.lifters import bundled_single_frame, bundled_teacher_for_window, default_checkpoint, resolve_checkpoint
 from lifting.track_data import MIN_FRAMES, RealPosePool, expand_inputs, load_track_2d, read_pose_pool
 from trainers.config import load_config
-from trainers.stages import FinetuneStage, StudentStage, TeacherStage, teacher_terms
+from trainers.stages import FinetuneStage, StudentStage, TeacherStage, validate_2d
 
-__all__ = ["adapt", "validate_2d", "DEFAULT_MINUTES", "DEFAULT_STEPS", "SELECTION_KEY", "ADAPT_LR", "adapt_config"]
+__all__ = ["adapt", "DEFAULT_MINUTES", "DEFAULT_STEPS", "SELECTION_KEY", "ADAPT_LR", "adapt_config"]
 
 DEFAULT_MINUTES = 3.0
 """Budget of ``--minutes`` when given without a value in older scripts (kept for them); the
@@ -126,73 +125,6 @@ def adapt_config(stage: str, model_config: dict, overrides: list[str] | None = N
     if "learn_marker_offsets" in model_config:
         base.append(f"student.learn_marker_offsets={bool(model_config['learn_marker_offsets'])}")
     return load_config(stage, base + list(overrides or []))
-
-
-@torch.no_grad()
-def validate_2d(stage, val: Projected2D, n: int = 1024, seed: int = 0, model=None) -> dict[str, float]:
-    """3D-free validation of a stage's model (or ``model``: e.g. the co-trained teacher of a
-    fine-tuning stage) on held-out 2D windows ``val`` (the same draws every call).
-
-    Returns (floats, lower is better):
-        ``heldout_joint_2d``: two random observed non-root joints per window are hidden; the
-        mean 2D distance between where the model puts them (its lift projected back) and where
-        the detector saw them, in units of the person's 2D RMS size (x 100 = % of the size).
-        ``visible_joint_2d``: the same for the joints it was given (how well it follows its input).
-        ``flip_3d`` (teachers): mean 3D distance (normalised units) between the lift and the
-        mirrored-back lift of the mirrored input (left/right swapped): 0 for a lifter that
-        treats both sides alike.
-        ``cycle_2d`` / ``cycle_3d`` / ``adv`` (teacher stages only): the stage-1 terms (Chen et
-        al. CVPR 2019 Eq. 4-5, and the LSGAN generator loss against the stage's critic) on the
-        clean held-out input.
-
-    Raises:
-        ValueError: ``val`` has no window of the model's length.
-    """
-    model = stage.lifter if model is None else model
-    window, root = stage.window, stage.root
-    gen = torch.Generator(device=stage.device).manual_seed(seed)
-    b = WindowSampler(val, window).to(stage.device).sample(n, gen)
-    kp, mask = b["keypoints_2d"], b["mask"]
-    order = torch.rand(mask.shape[0], mask.shape[2], generator=gen, device=stage.device)
-    order = torch.where(mask.all(1), order, torch.full_like(order, 2.0))  # only joints observed all window
-    order[:, root] = 2.0
-    hide = order.argsort(1).argsort(1) < 2
-    hide &= mask.all(1)
-    m_in = mask & ~hide[:, None]
-    x_in, scale = normalize_2d(kp, m_in, root, per_window=window > 1)
-    x_true = (kp - kp[..., root:root + 1, :]) / scale[..., None]
-    was, rng = model.training, stage.generator.get_state()  # the critic's masks draw from it: restored below
-    model.eval()
-    try:
-        out = model(x_in, m_in)
-        proj = project_normalized(out) if torch.is_tensor(out) else out.project()
-        err = (proj - x_true).norm(dim=-1)
-        h = hide[:, None].expand_as(err)
-        vis = m_in.expand_as(err)
-        res = {"heldout_joint_2d": float(err[h].mean()) if bool(h.any()) else float("nan"),
-               "visible_joint_2d": float(err[vis].mean()) if bool(vis.any()) else float("nan")}
-        if torch.is_tensor(out):
-            res["flip_3d"] = _flip_disagreement(model, x_in, m_in, out)
-            x_full, _ = normalize_2d(kp, mask, root, per_window=window > 1)
-            R = random_view_rotation((mask.shape[0],), elevation_max=math.radians(stage.cfg.views.elevation_max_deg),
-                                     generator=gen, device=stage.device)
-            terms, _, _ = teacher_terms(model, stage._adv_critic, x_full, mask, x_full, mask, R, None, stage.cfg, root)
-            res |= {k: float(terms[k][1]) for k in ("cycle_2d", "cycle_3d", "adv")}
-    finally:
-        model.train(was)
-        stage.generator.set_state(rng)
-    return res
-
-
-def _flip_disagreement(model, x_in: torch.Tensor, m_in: torch.Tensor, out: torch.Tensor) -> float:
-    """Mean 3D distance between ``out`` (the lift of ``x_in (B, T, J, 2)``) and the lift of the
-    mirrored input, mirrored back (:func:`lifting.inference.mirror_permutation`)."""
-    from lifting.inference import mirror_permutation
-
-    perm = mirror_permutation(x_in.shape[-2])
-    sign2, sign3 = torch.tensor([-1.0, 1.0], device=x_in.device), torch.tensor([-1.0, 1.0, 1.0], device=x_in.device)
-    back = model(x_in[..., perm, :] * sign2, m_in[..., perm])[..., perm, :] * sign3
-    return float((back - out).norm(dim=-1).mean())
 
 
 def _slim(model, kind: str, cfg: DictConfig, step: int, val: dict) -> dict:

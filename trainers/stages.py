@@ -21,8 +21,8 @@ import torch.distributed as dist
 from omegaconf import DictConfig
 
 from lifting import losses
-from lifting.data import (MocapClips, SupervisedWindows, WindowSampler, eval_views, load_mocap_npz, project_clips,
-                          split_clips)
+from lifting.data import (MocapClips, Projected2D, SupervisedWindows, WindowSampler, eval_views, load_mocap_npz,
+                          project_clips, split_clips)
 from lifting.discriminators import PoseCritic2D
 from lifting.geometry import about_body_axis, normalize_2d, project_normalized, random_view_rotation, rms_scale
 from lifting.inference import bf16_or_warn
@@ -36,7 +36,7 @@ TWO_D_SAMPLERS = (WindowSampler, MixedSampler)
 
 __all__ = ["resolve_device", "AugPlan", "draw_augmentation", "apply_augmentation", "teacher_terms", "TeacherStage",
            "StudentStage", "FinetuneStage", "SupervisedStage", "build_stage", "augment_2d", "build_lifter",
-           "track_sources", "TWO_D_SAMPLERS"]
+           "track_sources", "TWO_D_SAMPLERS", "validate_2d"]
 
 
 def build_lifter(cfg: DictConfig) -> Lifter:
@@ -348,7 +348,7 @@ class _Stage:
     @property
     def best_key(self) -> str:
         """The validation metric that picks ``best.pt``: PA-MPJPE on mocap views, else the
-        held-out tracks' hidden-joint 2D error (:func:`trainers.adapt.validate_2d`)."""
+        held-out tracks' hidden-joint 2D error (:func:`validate_2d`)."""
         return "pa_mpjpe_mm" if self.val_views is not None or self.val_tracks is None else "heldout_joint_2d"
 
     @property
@@ -359,12 +359,10 @@ class _Stage:
         """Validation metrics of :meth:`eval_models` on ``self.val_views`` (the DESIGN.md §4 rig,
         GT 2D; :func:`lifting.evaluate.evaluate_lifter`): ``{prefix + metric: value}`` in mm
         (``pa_mpjpe_mm``, ``n_mpjpe_mm``, ``mpjpe_mm``, ...); without mocap views, the 3D-free
-        metrics of :func:`trainers.adapt.validate_2d` on ``self.val_tracks``; None without either."""
+        metrics of :func:`validate_2d` on ``self.val_tracks``; None without either."""
         if self.val_views is None:
             if self.val_tracks is None:
                 return None
-            from .adapt import validate_2d
-
             return validate_2d(self, self.val_tracks)
         from lifting.evaluate import evaluate_lifter
 
@@ -1019,3 +1017,70 @@ def track_sources(cfg: DictConfig, clips: MocapClips | None = None):
     else:
         pool = RealPosePool(split.train, window) if split is not None else None
     return sampler, pool, split
+
+
+@torch.no_grad()
+def validate_2d(stage, val: Projected2D, n: int = 1024, seed: int = 0, model=None) -> dict[str, float]:
+    """3D-free validation of a stage's model (or ``model``: e.g. the co-trained teacher of a
+    fine-tuning stage) on held-out 2D windows ``val`` (the same draws every call).
+
+    Returns (floats, lower is better):
+        ``heldout_joint_2d``: two random observed non-root joints per window are hidden; the
+        mean 2D distance between where the model puts them (its lift projected back) and where
+        the detector saw them, in units of the person's 2D RMS size (x 100 = % of the size).
+        ``visible_joint_2d``: the same for the joints it was given (how well it follows its input).
+        ``flip_3d`` (teachers): mean 3D distance (normalised units) between the lift and the
+        mirrored-back lift of the mirrored input (left/right swapped): 0 for a lifter that
+        treats both sides alike.
+        ``cycle_2d`` / ``cycle_3d`` / ``adv`` (teacher stages only): the stage-1 terms (Chen et
+        al. CVPR 2019 Eq. 4-5, and the LSGAN generator loss against the stage's critic) on the
+        clean held-out input.
+
+    Raises:
+        ValueError: ``val`` has no window of the model's length.
+    """
+    model = stage.lifter if model is None else model
+    window, root = stage.window, stage.root
+    gen = torch.Generator(device=stage.device).manual_seed(seed)
+    b = WindowSampler(val, window).to(stage.device).sample(n, gen)
+    kp, mask = b["keypoints_2d"], b["mask"]
+    order = torch.rand(mask.shape[0], mask.shape[2], generator=gen, device=stage.device)
+    order = torch.where(mask.all(1), order, torch.full_like(order, 2.0))  # only joints observed all window
+    order[:, root] = 2.0
+    hide = order.argsort(1).argsort(1) < 2
+    hide &= mask.all(1)
+    m_in = mask & ~hide[:, None]
+    x_in, scale = normalize_2d(kp, m_in, root, per_window=window > 1)
+    x_true = (kp - kp[..., root:root + 1, :]) / scale[..., None]
+    was, rng = model.training, stage.generator.get_state()  # the critic's masks draw from it: restored below
+    model.eval()
+    try:
+        out = model(x_in, m_in)
+        proj = project_normalized(out) if torch.is_tensor(out) else out.project()
+        err = (proj - x_true).norm(dim=-1)
+        h = hide[:, None].expand_as(err)
+        vis = m_in.expand_as(err)
+        res = {"heldout_joint_2d": float(err[h].mean()) if bool(h.any()) else float("nan"),
+               "visible_joint_2d": float(err[vis].mean()) if bool(vis.any()) else float("nan")}
+        if torch.is_tensor(out):
+            res["flip_3d"] = _flip_disagreement(model, x_in, m_in, out)
+            x_full, _ = normalize_2d(kp, mask, root, per_window=window > 1)
+            R = random_view_rotation((mask.shape[0],), elevation_max=math.radians(stage.cfg.views.elevation_max_deg),
+                                     generator=gen, device=stage.device)
+            terms, _, _ = teacher_terms(model, stage._adv_critic, x_full, mask, x_full, mask, R, None, stage.cfg, root)
+            res |= {k: float(terms[k][1]) for k in ("cycle_2d", "cycle_3d", "adv")}
+    finally:
+        model.train(was)
+        stage.generator.set_state(rng)
+    return res
+
+
+def _flip_disagreement(model, x_in: torch.Tensor, m_in: torch.Tensor, out: torch.Tensor) -> float:
+    """Mean 3D distance between ``out`` (the lift of ``x_in (B, T, J, 2)``) and the lift of the
+    mirrored input, mirrored back (:func:`lifting.inference.mirror_permutation`)."""
+    from lifting.inference import mirror_permutation
+
+    perm = mirror_permutation(x_in.shape[-2])
+    sign2, sign3 = torch.tensor([-1.0, 1.0], device=x_in.device), torch.tensor([-1.0, 1.0, 1.0], device=x_in.device)
+    back = model(x_in[..., perm, :] * sign2, m_in[..., perm])[..., perm, :] * sign3
+    return float((back - out).norm(dim=-1).mean())
