@@ -40,7 +40,7 @@ from .io.tracks import Track, TrackSet
 from .options import LiftOptions, check_fps
 from .outputs import LiftOutputs
 from .smoothing import smooth_tracks
-from .prepare import canonical_track, run_offsets
+from .prepare import canonical_track, identity_switches, run_offsets
 from .refine import fit_track
 from .skeletons import CANON16
 from .track_lifter import MODEL_FPS, LiftResult, as_track_lifter
@@ -92,19 +92,11 @@ def lift_track(lifter, track: Track, keypoint_format: str = "coco17", fps: float
     if options.fit == "track" and res.smpl is None and not options.causal:
         res = replace(res, joints_3d=fit_track(res.joints_3d, kp, mask, conf, run_offsets(starts),
                                                root_index=CANON16.root_index, parents=CANON16.parents,
-                                               body_offsets=run_offsets(_switches(starts, frame_ids))))
-    switches = int(_switches(starts, frame_ids)[1:].sum())
+                                               body_offsets=run_offsets(identity_switches(starts, frame_ids))))
+    switches = int(identity_switches(starts, frame_ids)[1:].sum())
     by = tuple((int(frame_ids[a]), int(frame_ids[b - 1]), name) for a, b, name in res.lifted_by)
     return replace(res, track_id=int(track.track_id), frame_ids=frame_ids, skipped_frame_ids=skipped,
                    identity_switches=switches, lifted_by=by)
-
-
-def _switches(starts: np.ndarray, frame_ids: np.ndarray) -> np.ndarray:
-    """``(T,)`` bool: the run starts that are identity switches (a 2D jump between consecutive
-    frames), and the first frame: where another person may begin (a frame gap is the same one)."""
-    out = starts.copy()
-    out[1:] &= np.diff(frame_ids) == 1
-    return out
 
 
 def load_track_lifter(o: LiftOptions):

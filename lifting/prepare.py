@@ -13,7 +13,8 @@ import numpy as np
 from .io.tracks import Track
 from .skeletons import CANON16, _compile, get_skeleton, remap
 
-__all__ = ["JUMP_FACTOR", "CanonicalTrack", "canonical_track", "canonical_scores", "run_starts", "run_offsets"]
+__all__ = ["JUMP_FACTOR", "CanonicalTrack", "canonical_track", "canonical_scores", "run_starts", "run_offsets",
+           "identity_switches", "resample_runs"]
 
 
 #: a jump of the 2D root between consecutive frames larger than this many times the person's
@@ -37,6 +38,15 @@ def run_starts(frame_ids: np.ndarray, kp: np.ndarray, mask: np.ndarray) -> np.nd
     jump = np.linalg.norm(np.diff(root, axis=0), axis=-1)
     starts[1:] |= jump > JUMP_FACTOR * np.maximum(size[1:], size[:-1])
     return starts
+
+
+def identity_switches(starts: np.ndarray, frame_ids: np.ndarray) -> np.ndarray:
+    """``(T,)`` bool: the run starts of :func:`run_starts` that are identity switches (a 2D
+    root jump between consecutive frames, not a frame gap), and the first frame: where
+    another person may begin. A frame gap alone keeps the person."""
+    out = np.asarray(starts, bool).copy()
+    out[1:] &= np.diff(frame_ids) == 1
+    return out
 
 
 def run_offsets(starts: np.ndarray) -> np.ndarray:
@@ -104,3 +114,27 @@ def canonical_track(track: Track, keypoint_format: str, conf_threshold: float = 
     frame_ids = np.asarray(track.frame_ids)
     kp, mask, conf, skipped, frame_ids = kp[ok], mask[ok], conf[ok], frame_ids[~ok], frame_ids[ok]
     return CanonicalTrack(kp, mask, frame_ids, skipped, run_starts(frame_ids, kp, mask), conf)
+
+
+def resample_runs(kp: np.ndarray, m: np.ndarray, seg: np.ndarray, ratio: float, conf: np.ndarray | None = None):
+    """Linearly resample each gap-free segment of ``kp (N, J, 2)``, ``m (N, J)`` and the
+    optional scores ``conf (N, J)`` by ``ratio`` (target fps / source fps); a resampled joint
+    is visible only if both neighbours are, and its score is 0 otherwise. Returns resampled
+    ``(kp, mask, offsets, pos, conf)``: ``pos (N,)`` is, per original frame, its position in
+    the resampled sequence (float index); ``conf`` is ``None`` without input scores."""
+    kps, ms, cs, offs, pos = [], [], [], [0], np.empty(len(kp))
+    for a, b in zip(seg[:-1], seg[1:]):
+        n = b - a
+        n_new = max(1, int(round((n - 1) * ratio)) + 1)
+        t = np.linspace(0, n - 1, n_new) if n > 1 else np.zeros(1)
+        i0 = np.floor(t).astype(int)
+        i1 = np.minimum(i0 + 1, n - 1)
+        w = (t - i0)[:, None, None]
+        kps.append((1 - w) * kp[a:b][i0] + w * kp[a:b][i1])
+        ms.append(m[a:b][i0] & m[a:b][i1])
+        if conf is not None:
+            cs.append(np.where(ms[-1], (1 - w[..., 0]) * conf[a:b][i0] + w[..., 0] * conf[a:b][i1], 0.0))
+        pos[a:b] = offs[-1] + np.arange(n) * ((n_new - 1) / max(n - 1, 1))
+        offs.append(offs[-1] + n_new)
+    conf_r = np.concatenate(cs).astype(np.float32) if conf is not None else None
+    return np.concatenate(kps), np.concatenate(ms), np.asarray(offs, np.int64), pos, conf_r

@@ -30,8 +30,8 @@ from .data import Projected2D, WindowSampler
 from .geometry import normalize_2d
 from .io.readers import detect_format, read_tracks
 from .io.tracks import TrackFormatError
-from .prepare import canonical_track, run_offsets
-from .track_lifter import MODEL_FPS, _resample
+from .prepare import canonical_track, identity_switches, resample_runs, run_offsets
+from .track_lifter import MODEL_FPS
 from .skeletons import CANON16, COCO17, MOCAP21
 
 __all__ = ["TrackSplit", "expand_inputs", "load_track_2d", "read_pose_pool", "RealPosePool", "MixedSampler",
@@ -122,10 +122,10 @@ def _runs(path: Path, fmt, fps, conf_threshold: float, min_joints: int, window: 
         counts["frames_skipped"] += len(skipped)
         if not len(frame_ids):
             continue
-        counts["identity_switches"] += int(starts[1:].sum() - (np.diff(frame_ids) != 1).sum())
+        counts["identity_switches"] += int(identity_switches(starts, frame_ids)[1:].sum())
         seg = run_offsets(starts)
         if ratio != 1.0:
-            kp, mask, seg, _, conf = _resample(kp, mask, seg, ratio, conf)
+            kp, mask, seg, _, conf = resample_runs(kp, mask, seg, ratio, conf)
         for k, (a, b) in enumerate(zip(seg[:-1], seg[1:])):
             if b - a < window:
                 counts["frames_in_short_runs"] += int(b - a)

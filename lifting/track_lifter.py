@@ -25,6 +25,7 @@ import roma
 import torch
 
 from .geometry import normalize_2d
+from .prepare import resample_runs
 from .inference import DEFAULT_HEIGHT_M, DEFAULT_STRIDE, lift_frames, lift_smpl_frames, metric_scale
 from .skeletons import CANON16
 from .student import Student
@@ -119,30 +120,6 @@ class LiftResult:
                    np.asarray(skipped_frame_ids))
 
 
-def _resample(kp: np.ndarray, m: np.ndarray, seg: np.ndarray, ratio: float, conf: np.ndarray | None = None):
-    """Linearly resample each gap-free segment of ``kp (N, J, 2)``, ``m (N, J)`` and the
-    optional scores ``conf (N, J)`` by ``ratio`` (target fps / source fps); a resampled joint
-    is visible only if both neighbours are, and its score is 0 otherwise. Returns resampled
-    ``(kp, mask, offsets, pos, conf)``: ``pos (N,)`` is, per original frame, its position in
-    the resampled sequence (float index); ``conf`` is ``None`` without input scores."""
-    kps, ms, cs, offs, pos = [], [], [], [0], np.empty(len(kp))
-    for a, b in zip(seg[:-1], seg[1:]):
-        n = b - a
-        n_new = max(1, int(round((n - 1) * ratio)) + 1)
-        t = np.linspace(0, n - 1, n_new) if n > 1 else np.zeros(1)
-        i0 = np.floor(t).astype(int)
-        i1 = np.minimum(i0 + 1, n - 1)
-        w = (t - i0)[:, None, None]
-        kps.append((1 - w) * kp[a:b][i0] + w * kp[a:b][i1])
-        ms.append(m[a:b][i0] & m[a:b][i1])
-        if conf is not None:
-            cs.append(np.where(ms[-1], (1 - w[..., 0]) * conf[a:b][i0] + w[..., 0] * conf[a:b][i1], 0.0))
-        pos[a:b] = offs[-1] + np.arange(n) * ((n_new - 1) / max(n - 1, 1))
-        offs.append(offs[-1] + n_new)
-    conf_r = np.concatenate(cs).astype(np.float32) if conf is not None else None
-    return np.concatenate(kps), np.concatenate(ms), np.asarray(offs, np.int64), pos, conf_r
-
-
 def _resampling(window: int, fps: float | None) -> bool:
     return window > 1 and fps is not None and abs(fps - MODEL_FPS) > 1e-3
 
@@ -199,7 +176,7 @@ class TeacherLifter:
                                              stride=self.stride, flip=self.flip).cpu()
         if not _resampling(self.window, fps):
             return run(kp, mask, seg, conf)
-        kp_r, m_r, seg_r, pos, conf_r = _resample(kp, mask, seg, MODEL_FPS / fps, conf)
+        kp_r, m_r, seg_r, pos, conf_r = resample_runs(kp, mask, seg, MODEL_FPS / fps, conf)
         pred_r = run(kp_r.astype(np.float32), m_r, seg_r, conf_r).numpy()
         i0 = np.floor(pos).astype(int)
         i1 = np.minimum(i0 + 1, len(pred_r) - 1)
@@ -310,7 +287,7 @@ class StudentLifter:
         if not _resampling(self.window, fps):
             return {k: v.cpu() for k, v in lift_smpl_frames(self.model, kp_t, m_t, seg, causal=causal,
                                                             conf=_tensor(conf, dev), stride=self.stride).items()}
-        kp_r, m_r, seg_r, pos, conf_r = _resample(kp, mask, seg, MODEL_FPS / fps, conf)
+        kp_r, m_r, seg_r, pos, conf_r = resample_runs(kp, mask, seg, MODEL_FPS / fps, conf)
         res = lift_smpl_frames(self.model, torch.from_numpy(kp_r).float().to(dev), torch.from_numpy(m_r).to(dev),
                                seg_r, causal=causal, conf=_tensor(conf_r, dev), stride=self.stride)
         near = torch.from_numpy(np.clip(np.round(pos).astype(np.int64), 0, len(kp_r) - 1)).to(dev)

@@ -21,7 +21,8 @@ from lifting.options import LiftOptions
 from lifting.prepare import canonical_scores, canonical_track
 from lifting.skeletons import CANON16, COCO17
 from lifting.teacher import Lifter
-from lifting.track_lifter import MIN_TEMPORAL_RUN, LifterPair, _resample, as_track_lifter
+from lifting.prepare import resample_runs
+from lifting.track_lifter import MIN_TEMPORAL_RUN, LifterPair, as_track_lifter
 
 from test_lift import _keypoints
 
@@ -87,12 +88,12 @@ def test_resampling_carries_scores():
     mask[4, 3] = False
     conf = np.full((12, 16), 0.8, np.float32)
     conf[:, 5] = np.linspace(0.2, 1.0, 12)
-    kp_r, m_r, seg_r, pos, c_r = _resample(kp, mask, np.array([0, 6, 12]), 3.0, conf)
+    kp_r, m_r, seg_r, pos, c_r = resample_runs(kp, mask, np.array([0, 6, 12]), 3.0, conf)
     assert c_r.shape == m_r.shape and seg_r.tolist() == [0, 16, 32]
     assert not c_r[~m_r].any()  # masked resampled joints score 0
     np.testing.assert_allclose(c_r[m_r[:, 0], 0], 0.8)  # a constant score stays constant
     np.testing.assert_allclose(c_r[pos.round().astype(int), 5], conf[:, 5], atol=1e-6)  # scores at the input frames
-    assert _resample(kp, mask, np.array([0, 12]), 3.0)[4] is None
+    assert resample_runs(kp, mask, np.array([0, 12]), 3.0)[4] is None
     # through a lift at 10 fps: the resampled scores still reach a confidence model
     new = as_track_lifter(_lifter(5, True))
     hi = lift_track(new, _track(conf=0.95), "coco17", fps=10.0).joints_3d
