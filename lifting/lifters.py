@@ -33,6 +33,7 @@ from .teacher import ConfigField, Lifter
 __all__ = [
     "BUNDLED", "ARCHS", "ModelConfigError", "bundled_checkpoint", "default_checkpoint", "bundled_student",
     "bundled_single_frame", "bundled_teacher_for_window", "resolve_checkpoint", "check_model_config", "load_lifter",
+    "is_student_config",
 ]
 
 #: short names accepted wherever a checkpoint path is: the bundled models. ``teacher`` (the
@@ -98,19 +99,20 @@ def bundled_single_frame() -> Path | None:
 
 
 def resolve_checkpoint(path: str | Path | None) -> Path:
-    """A checkpoint argument -> a file: ``None`` (the bundled teacher), an existing file, or a
-    bundled name (:data:`BUNDLED`; an existing file of that name wins).
+    """A checkpoint argument -> a file: ``None`` (the bundled teacher), a bundled name
+    (:data:`BUNDLED`: always the bundled file, even when the current folder holds a file of
+    that name: write ``./teacher`` for that one), or an existing file.
 
     Raises:
-        CheckpointError: neither a file nor a bundled name (says so and lists the names).
+        CheckpointError: neither a bundled name nor a file (says so and lists the names).
     """
     if path is None:
         return default_checkpoint()
+    if isinstance(path, str) and path in BUNDLED:
+        return bundled_checkpoint(path)
     p = Path(path).expanduser()
     if p.is_file():
         return p
-    if str(path) in BUNDLED:
-        return bundled_checkpoint(str(path))
     raise CheckpointError(f"checkpoint not found: {path} is not a file, and not one of the bundled checkpoints "
                           f"({', '.join(repr(n) for n in BUNDLED)})")
 
@@ -131,6 +133,12 @@ def _check_field(name: str, value, spec: ConfigField, source: str) -> None:
         raise ModelConfigError(f"{source}: model_config.{name} = {value!r} is outside [{lo}, {hi}]")
     if spec.odd and value % 2 != 1:
         raise ModelConfigError(f"{source}: model_config.{name} = {value!r} must be odd (a centred window)")
+
+
+def is_student_config(model_config: dict) -> bool:
+    """Whether a checkpoint's ``model_config`` builds an SMPL student (:data:`ARCHS`): the one
+    place a model kind is read from a checkpoint."""
+    return ARCHS.get(dict(model_config).get("arch")) is Student
 
 
 def check_model_config(config: dict, source: str = "checkpoint") -> type[nn.Module]:

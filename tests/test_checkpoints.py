@@ -199,3 +199,15 @@ def test_bundled_checkpoints_load():
         x[..., 1, 0] = 0.3
         out = model(x)
         assert torch.isfinite(out if isinstance(out, torch.Tensor) else out.joints_3d).all()
+
+
+def test_a_local_file_named_like_a_bundled_model_does_not_replace_it(tmp_path, monkeypatch):
+    """A bundled name always means the bundled file; ``./teacher_single`` means the local one."""
+    from lifting.lifters import bundled_checkpoint, resolve_checkpoint
+
+    monkeypatch.chdir(tmp_path)
+    m = Lifter(16, window=1, width=32, n_blocks=1, root_index=0)
+    save_checkpoint({"model": m.state_dict(), "model_config": m.config, "kind": "teacher"}, tmp_path / "teacher_single")
+    assert resolve_checkpoint("teacher_single") == bundled_checkpoint("teacher_single")
+    assert resolve_checkpoint("./teacher_single").resolve() == tmp_path / "teacher_single"
+    assert load_lifter("teacher_single")[0].config["width"] != 32

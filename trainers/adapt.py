@@ -49,7 +49,8 @@ from lifting.data import WindowSampler
 from lifting.io.fileio import atomic_write
 from lifting.lift import lift_file
 from lifting.options import LiftOptions
-from lifting.lifters import bundled_single_frame, bundled_teacher_for_window, default_checkpoint, resolve_checkpoint
+from lifting.lifters import (bundled_single_frame, bundled_teacher_for_window, default_checkpoint,
+                             is_student_config, resolve_checkpoint)
 from lifting.track_data import MIN_FRAMES, RealPosePool, expand_inputs, load_track_2d, read_pose_pool
 from trainers.config import load_config
 from trainers.stages import FinetuneStage, StudentStage, TeacherStage, validate_2d
@@ -306,7 +307,7 @@ def adapt(inputs, out_dir: str | Path, checkpoint: str | Path | None = None, *, 
     t_start = time.perf_counter()
     ckpt_path = _resolve(checkpoint)
     ck = load_checkpoint(ckpt_path)
-    is_student = ck["model_config"].get("arch") == "smpl_student"
+    is_student = is_student_config(ck["model_config"])
     teacher_path = _student_teacher(ck) if is_student else ckpt_path
     t_ck = load_checkpoint(teacher_path)
     window = int(t_ck["model_config"]["window"])

@@ -520,21 +520,16 @@ def _checkpoint_arch(cfg: DictConfig, key: str, want: str, default: str | None =
     """``cfg[key]`` (a checkpoint path or a bundled name) must hold a ``want`` network
     (``"teacher"``: a 16-joint :class:`lifting.teacher.Lifter`; ``"student"``: an SMPL student)."""
     from lifting.checkpoint import load_checkpoint
-    from lifting.lifters import BUNDLED, default_checkpoint
+    from lifting.lifters import is_student_config, resolve_checkpoint
 
     value = OmegaConf.select(cfg, key) or default
     if value is None:
         return
-    p = Path(str(value))
-    if str(value) in BUNDLED and not p.exists():
-        p = default_checkpoint().parent / BUNDLED[str(value)]
-    if not p.is_file():
-        raise ConfigError(f"config key {key}: checkpoint not found: {value}")
     try:
-        ck = load_checkpoint(p)
+        ck = load_checkpoint(resolve_checkpoint(str(value)))
     except ValueError as e:
         raise ConfigError(f"config key {key}: {e}") from None
-    arch = "student" if dict(ck["model_config"]).get("arch") == "smpl_student" else "teacher"
+    arch = "student" if is_student_config(ck["model_config"]) else "teacher"
     if arch != want:
         names = {"teacher": "a teacher lifter (posenet3d train teacher / supervised)",
                  "student": "an SMPL student (posenet3d train student / finetune)"}
