@@ -95,8 +95,7 @@ def _fit_clips(preds: torch.Tensor, kp: torch.Tensor, views: EvalViews, fit: Fit
             if b > a:
                 out[v, a:b] = torch.from_numpy(fit_track(preds[v, a:b].numpy(), kp[v, a:b].numpy(),
                                                          np.broadcast_to(mask, (b - a, len(mask))), weights=fit,
-                                                         parents=views.skeleton.parents,
-                                                         root_index=views.skeleton.root_index))
+                                                         skeleton=views.skeleton))
     return out
 
 

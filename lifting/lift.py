@@ -42,7 +42,6 @@ from .outputs import LiftOutputs
 from .smoothing import smooth_tracks
 from .prepare import canonical_track, identity_switches, run_offsets
 from .refine import fit_track
-from .skeletons import CANON16
 from .track_lifter import MODEL_FPS, LiftResult, as_track_lifter
 from .uncertainty import CALIBRATION, DEFAULT_LEVEL_OKS, lift_uncertainty
 
@@ -91,7 +90,6 @@ def lift_track(lifter, track: Track, keypoint_format: str = "coco17", fps: float
         raise ValueError(f"track {track.track_id}: {e}") from None
     if options.fit == "track" and res.smpl is None and not options.causal:
         res = replace(res, joints_3d=fit_track(res.joints_3d, kp, mask, conf, run_offsets(starts),
-                                               root_index=CANON16.root_index, parents=CANON16.parents,
                                                body_offsets=run_offsets(identity_switches(starts, frame_ids))))
     switches = int(identity_switches(starts, frame_ids)[1:].sum())
     by = tuple((int(frame_ids[a]), int(frame_ids[b - 1]), name) for a, b, name in res.lifted_by)

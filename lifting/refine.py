@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import solve_banded
 
+from .skeletons import CANON16, Skeleton
+
 __all__ = ["FitWeights", "fit_track", "rigid_bones"]
 
 
@@ -118,7 +120,7 @@ def rigid_bones(joints_3d: np.ndarray, parents, seq_offsets: np.ndarray) -> np.n
 
 
 def fit_track(joints_3d, keypoints_2d, mask, conf=None, seq_offsets=None, weights: FitWeights = FitWeights(),
-              root_index: int = 0, parents=None, body_offsets=None) -> np.ndarray:
+              skeleton: Skeleton = CANON16, body_offsets=None) -> np.ndarray:
     """Fit a track's lift to its 2D (the energy of the module docstring).
 
     Args:
@@ -128,9 +130,9 @@ def fit_track(joints_3d, keypoints_2d, mask, conf=None, seq_offsets=None, weight
         conf: ``(T, J)`` detector scores in [0, 1] weighting the 2D term (None = 1).
         seq_offsets: ``(S+1,)`` gap-free runs (smoothness never crosses a run boundary);
             None = one run.
-        weights: :class:`FitWeights`. root_index: the joint kept at 0.
-        parents: ``(J,)`` parent per joint; with ``weights.rigid`` the result ends with one
-            length per bone and body (:func:`rigid_bones`). None: no such step.
+        weights: :class:`FitWeights`.
+        skeleton: the joint set (:data:`lifting.skeletons.CANON16`): its root stays at 0 and,
+            with ``weights.rigid``, its bones end with one length per body (:func:`rigid_bones`).
         body_offsets: ``(B+1,)`` stretches of one person for the bone lengths (a track cut
             only at identity switches, not at frame gaps); None = ``seq_offsets``.
 
@@ -143,6 +145,9 @@ def fit_track(joints_3d, keypoints_2d, mask, conf=None, seq_offsets=None, weight
     """
     y0, kp, w, seg = _check(joints_3d, keypoints_2d, mask, conf, seq_offsets)
     T, J = y0.shape[:2]
+    if J != skeleton.num_joints:
+        raise ValueError(f"fit_track: {J} joints, but the skeleton {skeleton.name} has {skeleton.num_joints}")
+    root_index = skeleton.root_index
     if T == 0 or weights.iterations <= 0:
         return y0.astype(np.float32)
     R2 = float((y0 ** 2).sum(-1).mean()) or 1.0
@@ -166,6 +171,6 @@ def fit_track(joints_3d, keypoints_2d, mask, conf=None, seq_offsets=None, weight
     ab[2] += prior
     y[..., 2] = solve_banded((2, 2), ab, prior * y0[..., 2])  # depth: the prior, smoothed
     y -= y[:, root_index:root_index + 1]
-    if weights.rigid and parents is not None:
-        y = rigid_bones(y, parents, seg if body_offsets is None else np.asarray(body_offsets, np.int64))
+    if weights.rigid and skeleton.parents is not None:
+        y = rigid_bones(y, skeleton.parents, seg if body_offsets is None else np.asarray(body_offsets, np.int64))
     return y.astype(np.float32)

@@ -175,7 +175,7 @@ def test_fit_shares_bone_lengths_across_gaps_but_not_across_identity_switches():
     kp, mask = _project(truth), np.ones((30, 16), bool)
     lift = truth * np.where(np.arange(30) < 15, 1.0, 1.3)[:, None, None]  # "another person" from frame 15
     runs = np.array([0, 10, 15, 30])  # a gap at 10, a switch at 15
-    out = fit_track(lift, kp, mask, seq_offsets=runs, parents=PARENTS, body_offsets=np.array([0, 15, 30]))
+    out = fit_track(lift, kp, mask, seq_offsets=runs, body_offsets=np.array([0, 15, 30]))
     leg = np.linalg.norm(out[:, CANON16.index("r_knee")] - out[:, CANON16.index("r_hip")], axis=-1)
     assert np.ptp(leg[:15]) < 1e-5 and np.ptp(leg[15:]) < 1e-5  # one length per person, across the gap
     assert leg[20] / leg[5] > 1.2  # the second person keeps its own size
