@@ -280,12 +280,12 @@ def _add_lift_options(li: argparse.ArgumentParser, checkpoint_help: str | None =
                     help="replace the outputs of a previous run in a non-empty output folder")
 
 def _cmd_adapt(a: argparse.Namespace) -> int:
-    from trainers.adapt import adapt
+    from trainers.adapt import AdaptSettings, adapt
 
     options = _lift_options(a)
-    s = adapt(a.inputs, a.output, options.checkpoint, steps=a.steps, minutes=a.minutes,
-              options=replace(options, checkpoint=None), critic_real=a.critic_real, batch_size=a.batch_size,
-              seed=a.seed, student_mode=a.student_mode)
+    settings = AdaptSettings(steps=a.steps, minutes=a.minutes, batch_size=a.batch_size, seed=a.seed,
+                             student_mode=a.student_mode)
+    s = adapt(a.inputs, a.output, options.checkpoint, settings, replace(options, checkpoint=None), a.critic_real)
     v = s["validation"]
     for name, sel in s["selection"].items():
         what = (f"shipping the snapshot of step {sel['chosen_step']}" if sel["shipped"] == "adapted" else

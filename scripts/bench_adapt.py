@@ -61,12 +61,13 @@ def _adapt_child(kwargs: dict, queue) -> None:
 
     torch.set_num_threads(1)
     from lifting.options import LiftOptions
-    from trainers.adapt import adapt
+    from trainers.adapt import AdaptSettings, adapt
 
     t0 = time.perf_counter()
     try:
-        s = adapt(kwargs.pop("inputs"), kwargs.pop("out_dir"), options=LiftOptions(max_figures=0, progress=False),
-                  progress=False, **kwargs)
+        inputs, out, critic_real = kwargs.pop("inputs"), kwargs.pop("out_dir"), kwargs.pop("critic_real", None)
+        s = adapt(inputs, out, kwargs.pop("checkpoint", None), AdaptSettings(**kwargs),
+                  LiftOptions(max_figures=0, progress=False), critic_real, progress=False)
         queue.put({"wall_s": round(time.perf_counter() - t0, 1), "steps": s["steps"],
                    "seconds_train": s["seconds_train"], "validation": s["validation"],
                    "peak_rss_mib": _peak_rss_mib()})
@@ -134,7 +135,7 @@ def bench_hdm05(a, work: Path, knobs: dict) -> dict:
                                                          clips, work / v)}
             continue
         out = work / f"adapt_{v}"
-        run = run_adapt(tracks, out, student_mode=v, **knobs)
+        run = run_adapt(tracks, out, checkpoint="student", student_mode=v, **knobs)
         run["scores"] = score_models({"teacher": str(out / "teacher.pt"), "student": str(out / "student.pt")},
                                      tracks, clips, work / v)
         res["variants"][v] = run
@@ -145,7 +146,7 @@ def bench_hdm05(a, work: Path, knobs: dict) -> dict:
 def bench_real(real: Path, work: Path, knobs: dict) -> dict:
     before = {k: plausibility(lift_to(k, str(real), work / f"real_before_{k}")) for k in ("teacher", "student")}
     out = work / "adapt_real"
-    run = run_adapt([str(real)], out, **knobs)
+    run = run_adapt([str(real)], out, checkpoint="student", **knobs)
     after = {"student": plausibility(out / "lift"),
              "teacher": plausibility(lift_to(str(out / "teacher.pt"), str(real), work / "real_after_teacher"))}
     return {"file": str(real), "before": before, "after": after, "adapt": run}
@@ -207,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     knobs = {"minutes": a.minutes, "steps": a.steps, "critic_real": a.critic_real,
-             "critic_warmup": a.critic_warmup, "overrides": a.override}
+             "critic_warmup": a.critic_warmup, "overrides": tuple(a.override)}
     res = {"command": "python scripts/bench_adapt.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
            "knobs": knobs}
     if a.variants:

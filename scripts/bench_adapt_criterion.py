@@ -71,7 +71,7 @@ def run_set(name: str, work: Path, checkpoint: str, steps: int, lrs: list[float]
 
     from lifting.lifters import resolve_checkpoint
     from lifting.options import LiftOptions
-    from trainers.adapt import adapt
+    from trainers.adapt import AdaptSettings, adapt
 
     inputs, score = _inputs(name, work)
     rows = {"start": {"pa_mpjpe_mm": score(str(resolve_checkpoint(checkpoint)))}}
@@ -79,8 +79,8 @@ def run_set(name: str, work: Path, checkpoint: str, steps: int, lrs: list[float]
     for lr in lrs:
         out = work / f"adapt_lr{lr:g}"
         t0 = time.perf_counter()
-        s = adapt(inputs, out, checkpoint, steps=steps, options=LiftOptions(max_figures=0, progress=False),
-                  progress=False, snapshots=True, overrides=[f"train.lr={lr}"])
+        s = adapt(inputs, out, checkpoint, AdaptSettings(steps=steps, snapshots=True, overrides=(f"train.lr={lr}",)),
+                  LiftOptions(max_figures=0, progress=False), progress=False)
         by_step = s["selection"]["teacher"]["by_step"]
         rows["start"] |= {k: v for k, v in by_step[0].items()}
         for f in sorted((out / "snapshots").glob("teacher_step*.pt")):

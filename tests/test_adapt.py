@@ -19,7 +19,7 @@ from lifting.prepare import canonical_track
 from lifting.lifters import load_lifter
 from lifting.options import LiftOptions
 from lifting.skeletons import CANON16, remap, MOCAP21
-from trainers.adapt import adapt
+from trainers.adapt import AdaptSettings, adapt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import make_hdm05_tracks  # noqa: E402
@@ -32,8 +32,9 @@ def tracks_file(tmp_path_factory):
 
 def test_adapt_teacher_and_student_end_to_end(tracks_file, tmp_path):
     out = tmp_path / "out"
-    s = adapt(tracks_file, out, "student", steps=3, batch_size=16, critic_warmup=1, student_mode="distill",
-              options=LiftOptions(max_figures=0))
+    s = adapt(tracks_file, out, "student",
+              AdaptSettings(steps=3, batch_size=16, critic_warmup=1, student_mode="distill"),
+              LiftOptions(max_figures=0))
     assert s["steps"] == {"teacher": 3, "student": 3}
     v = s["validation"]
     for key in ("teacher_before", "teacher_after", "student_before", "student_after"):
@@ -59,15 +60,16 @@ def test_adapt_teacher_and_student_end_to_end(tracks_file, tmp_path):
 
 def test_adapt_joint_finetune_mode(tracks_file, tmp_path):
     out = tmp_path / "ft"
-    s = adapt(tracks_file, out, "student", steps=2, batch_size=16, critic_warmup=0, student_mode="finetune",
-              options=LiftOptions(max_figures=0))
+    s = adapt(tracks_file, out, "student",
+              AdaptSettings(steps=2, batch_size=16, critic_warmup=0, student_mode="finetune"),
+              LiftOptions(max_figures=0))
     assert s["student_mode"] == "finetune" and np.isfinite(s["validation"]["teacher_finetuned"]["heldout_joint_2d"])
     _, ck = load_lifter(out / "student.pt")
     assert ck["kind"] == "finetune"
     teacher, ck = load_lifter(out / "teacher.pt")
     assert ck["kind"] == "teacher" and ck["val"] == s["validation"]["teacher_finetuned"]
     with pytest.raises(ValueError, match="student mode"):
-        adapt(tracks_file, out, "student", steps=1, student_mode="joint")
+        adapt(tracks_file, out, "student", AdaptSettings(steps=1, student_mode="joint"))
 
 
 def test_adapt_cli_teacher_only(tracks_file, tmp_path, capsys):
@@ -91,15 +93,16 @@ def test_adapt_bad_input_is_a_clear_error(tmp_path, capsys):
     assert not out.exists()  # nothing written
     ok = write_tracks(tmp_path / "ok.json", many_tracks(8, 40))
     with pytest.raises(ValueError, match="--steps"):
-        adapt(ok, out, "teacher", steps=0)
+        adapt(ok, out, "teacher", AdaptSettings(steps=0))
     with pytest.raises(ValueError, match="--minutes"):
-        adapt(ok, out, "teacher", minutes=-1)
+        adapt(ok, out, "teacher", AdaptSettings(minutes=-1))
     assert main(["adapt", str(tmp_path / "missing.json"), "-o", str(out)]) == 2
     assert "not found" in capsys.readouterr().err
 
 
 def test_adapt_minutes_budget_plans_steps(tracks_file, tmp_path):
-    s = adapt(tracks_file, tmp_path / "m", "teacher", minutes=0.05, batch_size=16, options=LiftOptions(max_figures=0))
+    s = adapt(tracks_file, tmp_path / "m", "teacher", AdaptSettings(minutes=0.05, batch_size=16),
+              LiftOptions(max_figures=0))
     assert s["steps"]["teacher"] >= 1 and s["seconds_train"] < 60
 
 
@@ -196,8 +199,9 @@ def test_adapt_plan_default_is_a_step_count():
 def test_adapt_is_repeatable_and_ships_the_start_when_nothing_improves(tracks_file, tmp_path, monkeypatch):
     from trainers.adapt import SELECTION_KEY
 
-    runs = [adapt(tracks_file, tmp_path / f"r{i}", "teacher", steps=4, batch_size=16, critic_warmup=0,
-                  options=LiftOptions(max_figures=0), progress=False, snapshots=True) for i in range(2)]
+    runs = [adapt(tracks_file, tmp_path / f"r{i}", "teacher",
+                  AdaptSettings(steps=4, batch_size=16, critic_warmup=0, snapshots=True),
+                  LiftOptions(max_figures=0), progress=False) for i in range(2)]
     a, b = (load_lifter(tmp_path / f"r{i}" / "teacher.pt")[0].state_dict() for i in range(2))
     assert all(torch.equal(a[k], b[k]) for k in a)  # same command, same model
     sel = runs[0]["selection"]["teacher"]
@@ -214,8 +218,8 @@ def test_adapt_is_repeatable_and_ships_the_start_when_nothing_improves(tracks_fi
 
     calls = iter(range(100))
     monkeypatch.setattr(ad, "validate_2d", lambda *a, **k: {SELECTION_KEY: float(next(calls))})
-    worse = adapt(tracks_file, tmp_path / "worse", "teacher", steps=2, batch_size=16, critic_warmup=0,
-                  options=LiftOptions(max_figures=0), progress=False)
+    worse = adapt(tracks_file, tmp_path / "worse", "teacher", AdaptSettings(steps=2, batch_size=16, critic_warmup=0),
+                  LiftOptions(max_figures=0), progress=False)
     assert worse["selection"]["teacher"]["shipped"] == "start" and worse["selection"]["teacher"]["chosen_step"] == 0
     start = load_lifter("teacher")[0].state_dict()
     shipped = load_lifter(tmp_path / "worse" / "teacher.pt")[0].state_dict()

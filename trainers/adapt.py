@@ -4,7 +4,8 @@ user's own 2D tracks, then lifting those tracks with the adapted models. No 3D a
 1. The inputs are read into 2D-only windows the lift-time way
    (:func:`lifting.track_data.load_track_2d`); whole tracks are held out for validation.
 2. **Teacher** (PoseNet3D stage 1, arXiv 2003.03473 Sec. 3.1): :class:`trainers.stages.TeacherStage`
-   from the given teacher's weights (default the bundled single-frame teacher, :func:`_resolve`) with a fresh 2D critic whose real samples are the
+   from the given teacher's weights (default the bundled single-frame teacher, :func:`_resolve`)
+   with a fresh 2D critic whose real samples are the
    tracks' own poses (or ``critic_real`` files), masked like the fakes
    (:class:`lifting.track_data.RealPosePool`). The critic trains alone for the first
    ``critic_warmup`` steps (the teacher's learning rate is 0 then), so an untrained critic
@@ -35,7 +36,7 @@ predicts 3D error is measured in BENCHMARKS.md "Adapting" (``scripts/bench_adapt
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 import math
 import time
 from pathlib import Path
@@ -55,7 +56,7 @@ from lifting.track_data import MIN_FRAMES, RealPosePool, expand_inputs, load_tra
 from trainers.config import load_config
 from trainers.stages import FinetuneStage, StudentStage, TeacherStage, validate_2d
 
-__all__ = ["adapt", "DEFAULT_MINUTES", "DEFAULT_STEPS", "SELECTION_KEY", "ADAPT_LR", "adapt_config"]
+__all__ = ["adapt", "AdaptSettings", "DEFAULT_MINUTES", "DEFAULT_STEPS", "SELECTION_KEY", "ADAPT_LR", "adapt_config"]
 
 DEFAULT_MINUTES = 3.0
 """Budget of ``--minutes`` when given without a value in older scripts (kept for them); the
@@ -217,15 +218,46 @@ def _run(stage, steps: int, warmup: int, batch_size: int, name: str, progress: b
                   "shipped": "adapted" if best[1] else "start"}
 
 
-def _check_knobs(steps, minutes, batch_size, critic_warmup, student_mode) -> None:
-    if steps is not None and int(steps) < 1:
-        raise ValueError(f"--steps must be >= 1, got {steps}")
-    if minutes is not None and not (float(minutes) > 0 and math.isfinite(float(minutes))):
-        raise ValueError(f"--minutes must be a positive number, got {minutes}")
-    if int(batch_size) < 1 or int(critic_warmup) < 0:
-        raise ValueError(f"batch_size must be >= 1 and critic_warmup >= 0, got {batch_size}, {critic_warmup}")
-    if student_mode not in ("distill", "finetune"):
-        raise ValueError(f"student mode must be 'distill' or 'finetune', got {student_mode!r}")
+@dataclass(frozen=True)
+class AdaptSettings:
+    """The training knobs of :func:`adapt` (the CLI's ``adapt`` options).
+
+    Attributes:
+        steps: steps per stage (None = :data:`DEFAULT_STEPS` unless ``minutes`` is given).
+        minutes: a training time budget for all stages instead (with ``steps``, the smaller).
+        batch_size: windows per step. critic_warmup: steps the 2D critic trains alone.
+        val_fraction: share of the tracks held out for validation. seed: all randomness.
+        min_frames: fewest usable person-frames accepted.
+        student_mode: ``"finetune"`` (stage 3, joint) or ``"distill"`` (stage 2) for a student.
+        overrides: extra config ``key=value`` for every stage (e.g. ``train.lr=1e-3``).
+        snapshots: also save every validated snapshot in ``OUT/snapshots``.
+
+    Raises:
+        ValueError: a value out of range, naming it.
+    """
+
+    steps: int | None = None
+    minutes: float | None = None
+    batch_size: int = 256
+    critic_warmup: int = 50
+    val_fraction: float = 0.1
+    seed: int = 0
+    min_frames: int = MIN_FRAMES
+    student_mode: str = "finetune"
+    overrides: tuple[str, ...] = ()
+    snapshots: bool = False
+
+    def __post_init__(self) -> None:
+        if self.steps is not None and int(self.steps) < 1:
+            raise ValueError(f"--steps must be >= 1, got {self.steps}")
+        if self.minutes is not None and not (float(self.minutes) > 0 and math.isfinite(float(self.minutes))):
+            raise ValueError(f"--minutes must be a positive number, got {self.minutes}")
+        if int(self.batch_size) < 1 or int(self.critic_warmup) < 0:
+            raise ValueError(f"batch_size must be >= 1 and critic_warmup >= 0, got {self.batch_size}, "
+                             f"{self.critic_warmup}")
+        if self.student_mode not in ("distill", "finetune"):
+            raise ValueError(f"student mode must be 'distill' or 'finetune', got {self.student_mode!r}")
+        object.__setattr__(self, "overrides", tuple(self.overrides or ()))
 
 
 def _plan(t_step: float, s_step: float, steps: int | None, minutes: float | None, spent_s: float,
@@ -264,111 +296,129 @@ def _lift_inputs(files: list[str], out: Path, o: LiftOptions, final: Path, progr
     return lifted
 
 
-def adapt(inputs, out_dir: str | Path, checkpoint: str | Path | None = None, *, steps: int | None = None,
-          minutes: float | None = None, options: LiftOptions = LiftOptions(), critic_real=None,
-          batch_size: int = 256, critic_warmup: int = 50, val_fraction: float = 0.1, seed: int = 0,
-          min_frames: int = MIN_FRAMES, student_mode: str = "finetune", overrides: list[str] | None = None,
-          progress: bool = True, snapshots: bool = False) -> dict:
-    """Adapt the models to ``inputs`` and lift them (see the module docstring).
+def adapt(inputs, out_dir: str | Path, checkpoint: str | Path | None = None,
+          settings: AdaptSettings = AdaptSettings(), options: LiftOptions = LiftOptions(), critic_real=None,
+          progress: bool = True) -> dict:
+    """Adapt a model to ``inputs`` and lift them (see the module docstring).
 
     Args:
         inputs: keypoint files/folders (any format ``lift`` reads).
-        out_dir: output folder (created): ``teacher.pt``, ``student.pt``, ``adapt.json`` and the
-            lift outputs in ``OUT/lift`` (one input) or ``OUT/lift/<input stem>``.
+        out_dir: output folder (created): ``teacher.pt`` (``student.pt``), ``adapt.json`` and
+            the lift outputs in ``OUT/lift`` (one input) or ``OUT/lift/<input stem>``.
         checkpoint: default (None) the bundled single-frame teacher (:func:`_resolve`);
             ``"student"`` (adapt the student's teacher, then the student), ``"teacher"`` (the
             temporal teacher), or a checkpoint path (a student: its run's
             ``student.teacher_checkpoint`` or the bundled teacher of its window is adapted first).
-        steps: steps per stage (default :data:`DEFAULT_STEPS`). minutes: a training time
-            budget instead (with both, the smaller).
+        settings: :class:`AdaptSettings` (budget, batch, seed, student mode, ...).
         options: the lift options (:class:`lifting.options.LiftOptions`): ``keypoint_format``,
             ``fps``, ``tracker``, ``conf_threshold`` and ``min_joints`` also govern reading the
             training input; ``checkpoint`` is replaced by the adapted model for the final lift.
         critic_real: files of real 2D poses for the critic (e.g. a COCO annotation file);
             default the training tracks' own poses.
-        batch_size, critic_warmup, val_fraction, seed, min_frames: training knobs.
-        student_mode: ``"finetune"`` (default; stage 3, :class:`trainers.stages.FinetuneStage`:
-            student and adapted teacher trained jointly; ``OUT/teacher.pt`` is then the
-            co-trained teacher) or ``"distill"`` (stage 2: the student distilled from the
-            adapted, frozen teacher). Joint fine-tuning measured better (BENCHMARKS.md).
-        overrides: extra config ``key=value`` for both stages (e.g. ``loss.teacher.adv=0.5``).
-        progress: progress bars and the printed plan. snapshots: also save every validated
-            snapshot in ``OUT/snapshots`` (benchmarks of the selection criterion).
+        progress: progress bars and the printed plan.
 
     Returns:
         The summary written to ``OUT/adapt.json`` (``selection`` per stage: which snapshot
         shipped and the criterion at each).
 
     Raises:
-        ValueError: bad budget values, too little usable input (< ``min_frames``), unreadable
-            inputs or checkpoint, a checkpoint whose window cannot be trained on the inputs.
+        ValueError: too little usable input (< ``settings.min_frames``), unreadable inputs or
+            checkpoint, a checkpoint whose window cannot be trained on the inputs.
     """
-    _check_knobs(steps, minutes, batch_size, critic_warmup, student_mode)
     t_start = time.perf_counter()
+    run = _prepare(inputs, checkpoint, settings, options, critic_real)
+    out = Path(out_dir)  # created by the first checkpoint written (nothing is written before training ends)
+    st = settings
+    plan = _plan(run.t_step, run.s_step, st.steps, st.minutes, time.perf_counter() - t_start, run.student is not None)
+    if progress:
+        print(_say_plan(plan, run.split, run.t_step, run.s_step, st.batch_size), flush=True)
+    summary: dict = {"inputs": [str(p) for p in expand_inputs(inputs)], "checkpoint": str(run.ckpt_path),
+                     "teacher_start": str(run.teacher_path), "data": run.split.summary, "steps": plan,
+                     "critic_warmup": min(int(st.critic_warmup), plan["teacher"] // 2), "batch_size": st.batch_size,
+                     "student_mode": st.student_mode, "seed": st.seed,
+                     "seconds_per_step": {"teacher": round(run.t_step, 4), "student": round(run.s_step, 4)},
+                     "validation": {"held_out": "tracks" if run.split.val is not None else
+                                    "training tracks (one track: nothing to hold out)"}, "selection": {}}
+    final, logs = _train(run, plan, st, out, summary, progress)
+    summary["seconds_train"] = round(time.perf_counter() - t_start, 1)
+    summary["lifted"] = _lift_inputs(summary["inputs"], out, options, final, progress)
+    summary |= {"final_checkpoint": str(final), "train_log": logs,
+                "seconds_total": round(time.perf_counter() - t_start, 1)}
+    atomic_write(out / "adapt.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=1)))
+    return summary
+
+
+@dataclass
+class _Run:
+    """What :func:`_prepare` sets up for an adaptation: paths, data, the teacher stage and the
+    student's stage class and config (``student`` None when adapting a teacher)."""
+
+    ckpt_path: Path
+    teacher_path: Path
+    split: object
+    val: object
+    new_stage: object
+    teacher: object
+    t_cfg: DictConfig
+    t_step: float
+    s_step: float = 0.0
+    student: tuple | None = None  # (stage class, config name, model_config, config overrides)
+
+
+def _prepare(inputs, checkpoint, st: AdaptSettings, o: LiftOptions, critic_real) -> _Run:
+    """Resolve the model, read the data, build the teacher stage and time both stages' steps."""
     ckpt_path = _resolve(checkpoint)
     ck = load_checkpoint(ckpt_path)
     is_student = is_student_config(ck["model_config"])
     teacher_path = _student_teacher(ck) if is_student else ckpt_path
     t_ck = load_checkpoint(teacher_path)
     window = int(t_ck["model_config"]["window"])
-    o = options
     split = load_track_2d(inputs, fmt=o.keypoint_format, fps=o.fps, conf_threshold=o.conf_threshold,
-                          min_joints=o.min_joints, window=window, val_fraction=val_fraction, seed=seed,
-                          min_frames=min_frames, tracker=o.tracker)
+                          min_joints=o.min_joints, window=window, val_fraction=st.val_fraction, seed=st.seed,
+                          min_frames=st.min_frames, tracker=o.tracker)
     pool_data = read_pose_pool(critic_real, conf_threshold=o.conf_threshold, window=window) if critic_real \
         else split.train
-    val = split.val if split.val is not None else split.train
-    out = Path(out_dir)  # created by the first checkpoint written (nothing is written before training ends)
-    snap = out / "snapshots" if snapshots else None
-    ov = [f"seed={seed}", f"train.batch_size={batch_size}"] + list(overrides or [])
-    new_stage = lambda cls, cfg: cls(cfg, WindowSampler(split.train, window), RealPosePool(pool_data, window))  # noqa: E731
+    ov = [f"seed={st.seed}", f"train.batch_size={st.batch_size}"] + list(st.overrides)
+    def new_stage(cls, cfg):
+        return cls(cfg, WindowSampler(split.train, window), RealPosePool(pool_data, window))
 
     t_cfg = adapt_config("teacher", t_ck["model_config"], ov + [f"model.init_checkpoint={teacher_path}"])
     teacher = new_stage(TeacherStage, t_cfg)
-    t_step, s_step = _timed_steps(teacher, batch_size, _TIMING_STEPS), 0.0
-    student_stage = StudentStage if student_mode == "distill" else FinetuneStage
-    s_config = "student" if student_mode == "distill" else "finetune"
-    s_over = ov + [f"model.init_checkpoint={ckpt_path}"]
-    if is_student:  # timed against the unadapted teacher; the stage is rebuilt on the adapted one below
-        probe = new_stage(student_stage, adapt_config(s_config, ck["model_config"],
-                                                      s_over + [f"student.teacher_checkpoint={teacher_path}"]))
-        s_step = _timed_steps(probe, batch_size, 2)
-        del probe
-    plan = _plan(t_step, s_step, steps, minutes, time.perf_counter() - t_start, is_student)
-    if progress:
-        print(_say_plan(plan, split, t_step, s_step, batch_size), flush=True)
-    warm = min(int(critic_warmup), plan["teacher"] // 2)
-    summary: dict = {"inputs": [str(p) for p in expand_inputs(inputs)],
-                     "checkpoint": str(ckpt_path), "teacher_start": str(teacher_path), "data": split.summary,
-                     "steps": plan, "critic_warmup": warm, "batch_size": batch_size, "student_mode": student_mode,
-                     "seed": seed, "seconds_per_step": {"teacher": round(t_step, 4), "student": round(s_step, 4)},
-                     "validation": {"held_out": "tracks" if split.val is not None else "training tracks (one track: "
-                                    "nothing to hold out)"}, "selection": {}}
-    logs, summary["selection"]["teacher"] = _run(teacher, plan["teacher"], warm, batch_size, "teacher", progress,
-                                                  val, snap)
-    sel = summary["selection"]["teacher"]
+    run = _Run(ckpt_path, teacher_path, split, split.val if split.val is not None else split.train, new_stage,
+               teacher, t_cfg, _timed_steps(teacher, st.batch_size, _TIMING_STEPS))
+    if is_student:  # timed against the unadapted teacher; the stage is rebuilt on the adapted one in _train
+        cls, name = (StudentStage, "student") if st.student_mode == "distill" else (FinetuneStage, "finetune")
+        run.student = (cls, name, ck["model_config"], ov + [f"model.init_checkpoint={ckpt_path}"])
+        probe = new_stage(cls, adapt_config(name, ck["model_config"],
+                                            run.student[3] + [f"student.teacher_checkpoint={teacher_path}"]))
+        run.s_step = _timed_steps(probe, st.batch_size, 2)
+    return run
+
+
+def _train(run: _Run, plan: dict, st: AdaptSettings, out: Path, summary: dict, progress: bool):
+    """The teacher stage, then the student's when adapting a student; each ships its selected
+    snapshot (:func:`_run`). Returns ``(final checkpoint path, train logs)``."""
+    snap = out / "snapshots" if st.snapshots else None
+    teacher, val = run.teacher, run.val
+    logs, sel = _run(teacher, plan["teacher"], summary["critic_warmup"], st.batch_size, "teacher", progress, val, snap)
+    summary["selection"]["teacher"] = sel
     summary["validation"] |= {"teacher_before": sel["by_step"][0], "teacher_after": validate_2d(teacher, val)}
     logs = {"teacher": logs}
-    t_out = save_checkpoint(_slim(teacher.lifter, "teacher", t_cfg, sel["chosen_step"],
+    final = save_checkpoint(_slim(teacher.lifter, "teacher", run.t_cfg, sel["chosen_step"],
                                   summary["validation"]["teacher_after"]), out / "teacher.pt")
-    final = t_out
-    if is_student:
-        s_cfg = adapt_config(s_config, ck["model_config"], s_over + [f"student.teacher_checkpoint={t_out}"])
-        s_stage = new_stage(student_stage, s_cfg)
-        logs["student"], summary["selection"]["student"] = _run(
-            s_stage, plan["student"], min(int(critic_warmup), plan["student"] // 2), batch_size,
-            f"student ({student_mode})", progress, val, snap)
-        sel = summary["selection"]["student"]
-        summary["validation"] |= {"student_before": sel["by_step"][0], "student_after": validate_2d(s_stage, val)}
-        final = save_checkpoint(_slim(s_stage.lifter, s_stage.kind, s_cfg, sel["chosen_step"],
-                                      summary["validation"]["student_after"]), out / "student.pt")
-        if student_mode == "finetune":  # the co-trained teacher replaces the stage-1 one
-            summary["validation"]["teacher_finetuned"] = validate_2d(s_stage, val, model=s_stage.teacher)
-            save_checkpoint(_slim(s_stage.teacher, "teacher", s_cfg, sel["chosen_step"],
-                                  summary["validation"]["teacher_finetuned"]), out / "teacher.pt")
-    summary["seconds_train"] = round(time.perf_counter() - t_start, 1)
-    summary["lifted"] = _lift_inputs(summary["inputs"], out, o, final, progress)
-    summary |= {"final_checkpoint": str(final), "train_log": logs,
-                "seconds_total": round(time.perf_counter() - t_start, 1)}
-    atomic_write(out / "adapt.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=1)))
-    return summary
+    if run.student is None:
+        return final, logs
+    cls, name, model_config, over = run.student
+    s_cfg = adapt_config(name, model_config, over + [f"student.teacher_checkpoint={final}"])
+    s_stage = run.new_stage(cls, s_cfg)
+    logs["student"], sel = _run(s_stage, plan["student"], min(int(st.critic_warmup), plan["student"] // 2),
+                                st.batch_size, "student", progress, val, snap)
+    summary["selection"]["student"] = sel
+    summary["validation"] |= {"student_before": sel["by_step"][0], "student_after": validate_2d(s_stage, val)}
+    final = save_checkpoint(_slim(s_stage.lifter, s_stage.kind, s_cfg, sel["chosen_step"],
+                                  summary["validation"]["student_after"]), out / "student.pt")
+    if st.student_mode == "finetune":  # the co-trained teacher replaces the stage-1 one
+        summary["validation"]["teacher_finetuned"] = validate_2d(s_stage, val, model=s_stage.teacher)
+        save_checkpoint(_slim(s_stage.teacher, "teacher", s_cfg, sel["chosen_step"],
+                              summary["validation"]["teacher_finetuned"]), out / "teacher.pt")
+    return final, logs
