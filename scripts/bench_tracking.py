@@ -29,7 +29,7 @@ import tracemalloc
 import numpy as np
 
 from lifting.io.tracking import TrackerConfig, oks_sigmas, track_detections
-from lifting.io.tracks import read_coco_tracks
+from lifting.io.readers import read_coco_tracks
 from lifting.skeletons import COCO17
 
 DEFAULT_REAL = os.path.join("..", "shared", "data", "real_tracks", "vtest_hog_blazepose_coco17.json")

@@ -6,7 +6,8 @@ shifted copies), 30 fps.
 """
 import sys
 import numpy as np, time
-from lifting.io.tracks import read_coco_tracks, write_coco_tracks, Track, TrackSet
+from lifting.io.readers import read_coco_tracks
+from lifting.io.tracks import write_coco_tracks, Track, TrackSet
 src = read_coco_tracks('lifting/assets/example_track.json')
 tr = src.tracks[0]
 rng = np.random.default_rng(0)

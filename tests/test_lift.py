@@ -17,7 +17,8 @@ from lifting.options import LiftOptions
 from lifting.track_lifter import as_track_lifter
 from lifting.skeletons import CANON16, COCO17
 from lifting.teacher import Lifter
-from lifting.io.tracks import Track, read_coco_tracks, write_coco_tracks
+from lifting.io.readers import read_coco_tracks
+from lifting.io.tracks import Track, write_coco_tracks
 from lifting.checkpoint import save_checkpoint
 
 # A standing person in pixels (x right, y down), COCO-17 order.

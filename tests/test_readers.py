@@ -435,7 +435,7 @@ def test_random_arrays_never_crash(tmp_path_factory, t, j, c, fill, seed, npz, k
 
 def _read_both(path: Path, monkeypatch) -> tuple:
     """read_tracks of ``path`` parsed whole (json) and incrementally (ijson, STREAM_BYTES = 0)."""
-    import lifting.io.tracks as tracks_mod
+    import lifting.io.records as tracks_mod
 
     pytest.importorskip("ijson")
     whole = read_tracks(path)
@@ -446,7 +446,7 @@ def _read_both(path: Path, monkeypatch) -> tuple:
 
 def _errors_both(path: Path, monkeypatch, **kwargs) -> list[str]:
     """Error messages of reading ``path`` parsed whole and incrementally."""
-    import lifting.io.tracks as tracks_mod
+    import lifting.io.records as tracks_mod
 
     pytest.importorskip("ijson")
     out = []
@@ -546,7 +546,7 @@ def test_streamed_reader_memory_follows_the_tracks(tmp_path, monkeypatch):
     stays within a few times the returned arrays (collecting the records first needed ~7x)."""
     import tracemalloc
 
-    import lifting.io.tracks as tracks_mod
+    import lifting.io.records as tracks_mod
 
     pytest.importorskip("ijson")
     rng = np.random.default_rng(0)

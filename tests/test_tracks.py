@@ -15,12 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lifting.io.readers import read_coco_tracks
 from lifting.io.tracks import (
-
     Track,
     TrackFormatError,
     TrackSet,
-    read_coco_tracks,
     write_coco_tracks,
 )
 
@@ -518,17 +517,17 @@ def test_real_shared_file():
 def test_large_files_stream_to_the_same_result(tmp_path, monkeypatch):
     """Files over STREAM_BYTES are parsed incrementally (ijson): same tracks as json.load,
     for both the object and the bare-list form, and the same errors for empty/invalid files."""
-    import lifting.io.tracks as tr
+    import lifting.io.records as rec
 
     pytest.importorskip("ijson")
     example = Path(str(resources.files("lifting") / "assets" / "example_track.json"))
     doc = json.loads(example.read_text())
     paths = {"object": example, "bare": tmp_path / "bare.json"}
     paths["bare"].write_text(json.dumps(doc["annotations"]))
-    want = {k: tr.read_coco_tracks(p) for k, p in paths.items()}
-    monkeypatch.setattr(tr, "STREAM_BYTES", 0)
+    want = {k: read_coco_tracks(p) for k, p in paths.items()}
+    monkeypatch.setattr(rec, "STREAM_BYTES", 0)
     for k, p in paths.items():
-        got = tr.read_coco_tracks(p)
+        got = read_coco_tracks(p)
         assert [t.track_id for t in got.tracks] == [t.track_id for t in want[k].tracks]
         for a, b in zip(got.tracks, want[k].tracks):
             np.testing.assert_array_equal(a.frame_ids, b.frame_ids)
@@ -537,16 +536,16 @@ def test_large_files_stream_to_the_same_result(tmp_path, monkeypatch):
     empty = tmp_path / "empty.json"
     empty.write_text('{"meta": {}, "annotations": []}')
     with pytest.raises(TrackFormatError, match="empty"):
-        tr.read_coco_tracks(empty)
+        read_coco_tracks(empty)
     broken = tmp_path / "broken.json"
     broken.write_text('[{"image_id": 0, "keypoints": [1, 2, 0.5]}, {"image_id": ')
     with pytest.raises(TrackFormatError, match="invalid JSON"):
-        tr.read_coco_tracks(broken)
+        read_coco_tracks(broken)
 
 
 def test_large_file_format_detection_streams(tmp_path, monkeypatch):
     """Auto-detection of large files reads a small sample incrementally, not the whole file."""
-    import lifting.io.tracks as tr
+    import lifting.io.records as rec
     from lifting.io.readers import detect_format, read_tracks
 
     pytest.importorskip("ijson")
@@ -556,7 +555,7 @@ def test_large_file_format_detection_streams(tmp_path, monkeypatch):
     mm = tmp_path / "mm.json"
     mm.write_text(json.dumps({"meta_info": {}, "instance_info": [{"frame_id": 0, "instances": []}]}))
     small = {p: detect_format(p) for p in (example, bare, mm)}
-    monkeypatch.setattr(tr, "STREAM_BYTES", 0)
+    monkeypatch.setattr(rec, "STREAM_BYTES", 0)
     assert {p: detect_format(p) for p in (example, bare, mm)} == small == {example: "coco", bare: "coco", mm: "mmpose"}
     got = read_tracks(example)
     assert len(got.tracks) == 1 and len(got.tracks[0].frame_ids) == 285

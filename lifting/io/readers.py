@@ -50,7 +50,7 @@ confidence 0); non-finite confidences become 0; confidences are clipped to [0, 1
 detection scores and boxes become NaN (unknown).  Each applied count is in ``TrackSet.warnings``.
 Inputs are bounded before anything is allocated: at most :data:`MAX_PERSON_FRAMES` detections,
 arrays of at most :data:`MAX_ARRAY_BYTES`, frame indices at most :data:`MAX_FRAME_INDEX`, JSON
-read whole only up to :data:`lifting.io.tracks.STREAM_BYTES` (larger COCO record files are
+read whole only up to :data:`lifting.io.records.STREAM_BYTES` (larger COCO record files are
 streamed); FIFOs, devices and sockets are refused.  Every content problem raises
 :class:`TrackFormatError` (a ``ValueError``) naming the file and what was expected; invalid
 *arguments* raise ``ValueError``.
@@ -71,24 +71,16 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import tracks as tracks_mod
 from ..skeletons import get_skeleton
-from .tracks import (
-    Track,
-    TrackFormatError,
-    TrackSet,
-    _describe,
-    _load_json,
-    _parse_image_id,
-    _parse_track_id,
-    _positive_finite,
-    check_input_file,
-    _clean_in_place,
-    _note_cleaning,
-)
+from . import records
+from .records import (check_input_file, clean_in_place, describe, load_json, meta_image_size,
+                      note_cleaning, parse_image_id, parse_track_id, positive_finite, split_top_level,
+                      stream_top_level)
+from .tracks import PERSON_CATEGORY, Track, TrackFormatError, TrackSet
 
 __all__ = ["FORMATS", "READER_FORMATS", "RECORD_JOINT_SETS", "MAX_PERSON_FRAMES", "MAX_ARRAY_BYTES",
-           "MAX_FRAME_INDEX", "TRACKERS", "InputFormat", "TrackingNeeded", "detect_format", "read_tracks"]
+           "MAX_FRAME_INDEX", "TRACKERS", "InputFormat", "TrackingNeeded", "detect_format", "read_tracks",
+           "read_coco_tracks"]
 
 #: Most detections (person-frames) one input may hold: ~18 h of one person at 30 fps.
 MAX_PERSON_FRAMES = 2_000_000
@@ -213,7 +205,7 @@ def _finish(dets: _Detections, *, joint_set: str, opts: _Options, warnings: list
         raise TrackFormatError(f"{source}: no person detections found")
     n = len(dets)
     kp = dets.keypoints[:n]
-    _note_cleaning(_clean_in_place(kp), warnings)
+    note_cleaning(clean_in_place(kp), warnings)
     frames = dets.frames[:n]
     boxes = _float_column(dets.boxes[:n], dets.has_box[:n], warnings, "bbox")
     scores = _float_column(dets.scores[:n], dets.has_score[:n], warnings, "detection score")
@@ -303,13 +295,13 @@ def _run_tracker(frames, kp, boxes, joint_set, opts, reason) -> tuple[np.ndarray
 def _check_numbers(value: Any, what: str, length: int | None = None) -> list:
     """``value`` must be a list of JSON numbers (NaN/inf allowed; masked later), of ``length``."""
     if not isinstance(value, list):
-        raise TrackFormatError(f"{what} must be a list of numbers, got {_describe(value)}")
+        raise TrackFormatError(f"{what} must be a list of numbers, got {describe(value)}")
     for pos, v in enumerate(value):
         if type(v) is not float:
             if type(v) is not int:  # excludes bool, str, None, nested lists
-                raise TrackFormatError(f"{what}[{pos}] is not a number: {_describe(v)}")
+                raise TrackFormatError(f"{what}[{pos}] is not a number: {describe(v)}")
             if abs(v) > _MAX_ABS:
-                raise TrackFormatError(f"{what}[{pos}] is too large: {_describe(v)}")
+                raise TrackFormatError(f"{what}[{pos}] is too large: {describe(v)}")
     if length is not None and len(value) != length:
         raise TrackFormatError(f"{what} has {len(value)} values, expected {length} values")
     return value
@@ -328,13 +320,13 @@ def _frame_index(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) and not (
         isinstance(value, float) and math.isfinite(value) and value.is_integer()
     ):
-        raise TrackFormatError(f"{what} must be a non-negative integer frame index, got {_describe(value)}")
+        raise TrackFormatError(f"{what} must be a non-negative integer frame index, got {describe(value)}")
     return _bounded_frame(int(value), what)
 
 
 def _bounded_frame(value: int, what: str) -> int:
     if value < 0 or value > MAX_FRAME_INDEX:
-        raise TrackFormatError(f"{what}: frame index {_describe(value)} is out of range "
+        raise TrackFormatError(f"{what}: frame index {describe(value)} is out of range "
                                f"(0 .. MAX_FRAME_INDEX = {MAX_FRAME_INDEX})")
     return value
 
@@ -346,16 +338,16 @@ def _file_fps(value: Any, source: str, key: str) -> float | None:
         if value.size != 1 or not np.issubdtype(value.dtype, np.number):
             raise TrackFormatError(f"{source}: {key} must be one number > 0, got an array of shape {value.shape}")
         value = value.item()
-    if not _positive_finite(value):
-        raise TrackFormatError(f"{source}: {key} must be a finite number > 0, got {_describe(value)}")
+    if not positive_finite(value):
+        raise TrackFormatError(f"{source}: {key} must be a finite number > 0, got {describe(value)}")
     return float(value)
 
 
 def _pixels(value: Any, what: str) -> int:
     if isinstance(value, np.ndarray):
         value = value.item() if value.size == 1 and np.issubdtype(value.dtype, np.number) else None
-    if not _positive_finite(value) or value > 1e7:
-        raise TrackFormatError(f"{what} must be a positive number of pixels, got {_describe(value)}")
+    if not positive_finite(value) or value > 1e7:
+        raise TrackFormatError(f"{what} must be a positive number of pixels, got {describe(value)}")
     return int(value)
 
 
@@ -391,9 +383,9 @@ def _read_coco(inp: _Input, joint_set: str | None, opts: _Options) -> TrackSet:
     """
     source, warnings = inp.source, []
     if inp.kind == "stream":
-        meta, records = tracks_mod._stream_top_level(source)
+        meta, records = stream_top_level(source)
     elif inp.kind == "json":
-        meta, records = tracks_mod._split_top_level(inp.data, source)
+        meta, records = split_top_level(inp.data, source)
     else:
         raise TrackFormatError(f"{source}: COCO-style records must be a JSON file")
     if joint_set is None and meta.get("keypoint_format") is not None:
@@ -403,7 +395,7 @@ def _read_coco(inp: _Input, joint_set: str | None, opts: _Options) -> TrackSet:
     k = dets.num_joints
     found = _by_count(k, RECORD_JOINT_SETS) or f"{k} joints"
     joint_set = _want(joint_set, found, RECORD_JOINT_SETS, source, f"records have {k} joints per person")
-    size = tracks_mod._image_size(meta, source, warnings)
+    size = meta_image_size(meta, source, warnings)
     fps = _file_fps(meta.get("fps"), source, "meta.fps")
     meta = {**meta, "input_format": "halpe26" if joint_set == "halpe26" else "coco"}
     return _finish(dets, joint_set=joint_set, opts=opts, warnings=warnings, meta=meta, fps=fps, image_size=size,
@@ -413,7 +405,7 @@ def _read_coco(inp: _Input, joint_set: str | None, opts: _Options) -> TrackSet:
 def _meta_joint_set(value: Any, source: str) -> str:
     entry = FORMATS.get(value.strip().lower()) if isinstance(value, str) else None
     if entry is None or entry.joint_set not in RECORD_JOINT_SETS:
-        raise TrackFormatError(f"{source}: unknown meta.keypoint_format {_describe(value)}; expected one of "
+        raise TrackFormatError(f"{source}: unknown meta.keypoint_format {describe(value)}; expected one of "
                                f"{list(RECORD_JOINT_SETS)}")
     return entry.joint_set
 
@@ -433,19 +425,19 @@ def _parse_records(records: Any, dets: _Detections, warnings: list[str], *, flag
         where = f"record {i}"
         if not isinstance(rec, dict):
             raise TrackFormatError(f"{source}: {where} is not a JSON object (got {type(rec).__name__})")
-        cat = rec.get("category_id", 1)
+        cat = rec.get("category_id", PERSON_CATEGORY)
         if cat is not None and (isinstance(cat, bool) or cat != 1):
-            skipped[_describe(cat)] = skipped.get(_describe(cat), 0) + 1
+            skipped[describe(cat)] = skipped.get(describe(cat), 0) + 1
             continue
         for key in ("image_id", "keypoints"):
             if key not in rec:
                 raise TrackFormatError(f"{source}: {where} has no {key!r}")
         if frame_of is None:
-            frame = _bounded_frame(_parse_image_id(rec["image_id"], source, i), f"{source}: {where}: image_id")
+            frame = _bounded_frame(parse_image_id(rec["image_id"], source, i), f"{source}: {where}: image_id")
         else:
             img = rec["image_id"]
             if isinstance(img, (list, dict)) or img not in frame_of:
-                raise TrackFormatError(f"{source}: {where}: image_id {_describe(img)} is not in 'images'")
+                raise TrackFormatError(f"{source}: {where}: image_id {describe(img)} is not in 'images'")
             frame = frame_of[img]
         kp = _check_numbers(rec["keypoints"], f"{source}: {where}: keypoints")
         if len(kp) == 0 or len(kp) % 3:
@@ -458,7 +450,7 @@ def _parse_records(records: Any, dets: _Detections, warnings: list[str], *, flag
         if box is not None:
             box = _check_numbers(box, f"{source}: {where}: bbox", 4)
         score = _score(rec.get("score"), f"{source}: {where}: score")
-        dets.add(frame, _parse_track_id(rec, source, i), arr, box, score, (i, 0))
+        dets.add(frame, parse_track_id(rec, source, i), arr, box, score, (i, 0))
     if skipped:
         detail = ", ".join(f"{k}: {v}" for k, v in sorted(skipped.items()))
         warnings.append(f"skipped {sum(skipped.values())} non-person record(s) (category_id != 1; {detail})")
@@ -488,7 +480,7 @@ def _read_coco_annotations(inp: _Input, joint_set: str | None, opts: _Options) -
             raise TrackFormatError(f"{source}: images[{i}] is not an object with an 'id'")
         iid = img["id"]
         if not (isinstance(iid, (int, str)) and not isinstance(iid, bool)):
-            raise TrackFormatError(f"{source}: images[{i}].id must be an int or string, got {_describe(iid)}")
+            raise TrackFormatError(f"{source}: images[{i}].id must be an int or string, got {describe(iid)}")
         if iid in seen:  # the same image listed twice is one image; two images with one id are an error
             if seen[iid] != img:
                 raise TrackFormatError(f"{source}: duplicate image id {iid!r} in 'images' with different entries")
@@ -549,7 +541,7 @@ def _openpose_documents(inp: _Input, warnings: list[str]) -> list[tuple[int, str
     docs, owner, other, undated = [], {}, [], []
     for name in names:
         path = os.path.join(source, name)
-        data = _load_json(path)
+        data = load_json(path)
         if not isinstance(data, dict) or not isinstance(data.get("people"), list):
             other.append(name)
             continue
@@ -584,7 +576,7 @@ def _person_id(person: dict, what: str) -> int | None:
         if raw is None:
             continue
         if isinstance(raw, bool) or not isinstance(raw, int) or abs(raw) > np.iinfo(np.int64).max:
-            raise TrackFormatError(f"{what}.{key} must be an integer id, got {_describe(raw)}")
+            raise TrackFormatError(f"{what}.{key} must be an integer id, got {describe(raw)}")
         if raw >= 0:
             return raw
     return None
@@ -703,7 +695,7 @@ def _mmpose_frames(data: Any, source: str) -> list[tuple[int, list, str]]:
             w = f"{where}[{i}]"
             if not isinstance(fr, dict) or "frame_id" not in fr or not isinstance(fr.get("instances"), list):
                 raise TrackFormatError(f"{source}: {w} must be an object with 'frame_id' and an 'instances' list, "
-                                       f"got {_describe(fr)}")
+                                       f"got {describe(fr)}")
             out.append((_frame_index(fr["frame_id"], f"{source}: {w}.frame_id"), fr["instances"], w))
         return out
 
@@ -785,7 +777,7 @@ def _add_mmpose_instance(dets: _Detections, frame: int, inst: Any, loc: tuple[in
         box = [x1, y1, x2 - x1, y2 - y1]
     tid = inst.get("track_id")
     if tid is not None and (isinstance(tid, bool) or not isinstance(tid, int) or abs(tid) > np.iinfo(np.int64).max):
-        raise TrackFormatError(f"{what}.track_id must be an integer, got {_describe(tid)}")
+        raise TrackFormatError(f"{what}.track_id must be an integer, got {describe(tid)}")
     dets.add(frame, tid, arr, box, _score(inst.get("bbox_score"), f"{what}.bbox_score"), loc)
 
 
@@ -849,7 +841,7 @@ def _read_mediapipe(inp: _Input, joint_set: str | None, opts: _Options) -> Track
             continue
         if not isinstance(lms, list) or len(lms) != 33:
             raise TrackFormatError(f"{source}: frames[{i}].landmarks must be a list of 33 landmarks, got "
-                                   f"{len(lms) if isinstance(lms, list) else _describe(lms)}")
+                                   f"{len(lms) if isinstance(lms, list) else describe(lms)}")
         if len(rows) >= MAX_PERSON_FRAMES:
             raise TrackFormatError(f"{source}: more than MAX_PERSON_FRAMES = {MAX_PERSON_FRAMES} frames")
         row = np.full((33, 4), np.nan)
@@ -1050,7 +1042,7 @@ def _read_videopose3d(inp: _Input, joint_set: str | None, opts: _Options) -> Tra
     layout = meta.get("layout_name", "coco")
     found = {"coco": "coco17", "h36m": "h36m17"}.get(layout)
     if found is None:
-        raise TrackFormatError(f"{source}: metadata.layout_name {_describe(layout)}; expected 'coco' or 'h36m'")
+        raise TrackFormatError(f"{source}: metadata.layout_name {describe(layout)}; expected 'coco' or 'h36m'")
     if joint_set is not None and joint_set != found:
         raise TrackFormatError(f"{source}: --format {joint_set!r} requested but layout_name is {layout!r}")
     names = sorted(map(str, pos))
@@ -1090,9 +1082,9 @@ def _load(source: str) -> _Input:
         return _Input(source, "arrays", _load_arrays(source, head))
     if source.lower().endswith((".npy", ".npz")):
         raise TrackFormatError(f"{source}: not a readable .npy/.npz array file (no npy/zip signature)")
-    if size > tracks_mod.STREAM_BYTES:
+    if size > records.STREAM_BYTES:  # read through the module: tests lower it
         return _Input(source, "stream")  # parsed incrementally by the reader; sampled only to detect
-    return _Input(source, "json", _load_json(source))
+    return _Input(source, "json", load_json(source))
 
 
 def _is_mmpose(data: Any) -> bool:
@@ -1218,7 +1210,7 @@ def _format_entry(fmt: Any) -> InputFormat | None:
     if fmt is None:
         return None
     if not isinstance(fmt, str):
-        raise ValueError(f"format must be a string, got {_describe(fmt)}")
+        raise ValueError(f"format must be a string, got {describe(fmt)}")
     key = fmt.strip().lower().replace("_", "-")
     key = {"body-25": "body25", "body-25b": "body25b", "body-135": "body135"}.get(key, key)
     if key not in FORMATS:
@@ -1227,20 +1219,20 @@ def _format_entry(fmt: Any) -> InputFormat | None:
 
 
 def _options(fps: Any, image_size: Any, tracker: Any, tracker_config: Any) -> _Options:
-    if fps is not None and not _positive_finite(fps):
-        raise ValueError(f"fps must be a finite number > 0, got {_describe(fps)}")
+    if fps is not None and not positive_finite(fps):
+        raise ValueError(f"fps must be a finite number > 0, got {describe(fps)}")
     if image_size is not None:
         try:
             w, h = image_size
         except (TypeError, ValueError):
-            raise ValueError(f"image_size must be (width, height) in pixels, got {_describe(image_size)}") from None
-        if not (_positive_finite(w) and _positive_finite(h)):
-            raise ValueError(f"image_size must be two numbers > 0 (pixels), got {_describe(image_size)}")
+            raise ValueError(f"image_size must be (width, height) in pixels, got {describe(image_size)}") from None
+        if not (positive_finite(w) and positive_finite(h)):
+            raise ValueError(f"image_size must be two numbers > 0 (pixels), got {describe(image_size)}")
         image_size = (int(w), int(h))
     if tracker not in TRACKERS:
-        raise ValueError(f"tracker must be one of {list(TRACKERS)}, got {_describe(tracker)}")
+        raise ValueError(f"tracker must be one of {list(TRACKERS)}, got {describe(tracker)}")
     if tracker_config is not None and not hasattr(tracker_config, "cost"):
-        raise ValueError(f"tracker_config must be a lifting.io.tracking.TrackerConfig, got {_describe(tracker_config)}")
+        raise ValueError(f"tracker_config must be a lifting.io.tracking.TrackerConfig, got {describe(tracker_config)}")
     return _Options(None if fps is None else float(fps), image_size, tracker, tracker_config)
 
 
@@ -1287,3 +1279,26 @@ def read_tracks(
     if entry is None:
         entry = FORMATS[_detect(inp)]
     return entry.reader(inp, entry.joint_set, opts)
+
+
+def read_coco_tracks(
+    path: str | os.PathLike,
+    *,
+    fps: float | None = None,
+    keypoint_format: str | None = None,
+    tracker: str = "auto",
+) -> TrackSet:
+    """Read a COCO-style keypoint results JSON file (layouts of :mod:`lifting.io.tracks`).
+
+    A thin wrapper around :func:`read_tracks` with ``fmt="coco"`` (or
+    ``fmt=keypoint_format`` when given): there is one record parser, in
+    this module.  See :func:`read_tracks` for the returned
+    arrays (``keypoints (T, K, 3)`` float32, x, y pixels, confidence in [0, 1]), the
+    tracking of untracked multi-person files and the errors raised
+    (:class:`TrackFormatError` for content, ``ValueError`` for arguments).
+    """
+    if keypoint_format is not None and (not isinstance(keypoint_format, str)
+                                        or keypoint_format.strip().lower() not in ("coco", *RECORD_JOINT_SETS)):
+        raise ValueError(f"keypoint_format must be one of {list(RECORD_JOINT_SETS)} for COCO-style records, "
+                         f"got {describe(keypoint_format)}")
+    return read_tracks(path, "coco" if keypoint_format is None else keypoint_format, fps, tracker=tracker)
