@@ -1,4 +1,6 @@
-"""Read and write 2D keypoint tracks stored as COCO-style keypoint result records.
+"""2D keypoint tracks (:class:`Track`, :class:`TrackSet`) and their COCO-style record layout:
+written here (:func:`write_coco_tracks`), read by :func:`lifting.io.readers.read_coco_tracks`
+(:mod:`lifting.io.readers`, with the shared parsing of :mod:`lifting.io.records`).
 
 This is the entry point for user-supplied 2D detections: the output of an
 off-the-shelf 2D pose pipeline (MMPose, Detectron2, AlphaPose, ...) on a video,
