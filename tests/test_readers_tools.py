@@ -226,6 +226,44 @@ def test_coco_results_untracked_multi_person(tmp_path, skel):
     _check_tracked(ts, frames, 3)
 
 
+def write_alphapose(path: Path, frames, idx=lambda t, p, k: [0.0], merged_every: int = 5) -> Path:
+    """AlphaPose ``--format`` default results (``docs/output.md``): ``image_id`` a file name,
+    ``box`` and ``idx``; without ``--pose_track`` every ``idx`` is ``[0.0]``, and every
+    ``merged_every`` frames one person comes from boxes its pose NMS merged (nested ``idx``)."""
+    recs = []
+    for t, dets in enumerate(frames):
+        for k, (p, kp) in enumerate(dets):
+            box = [*(kp[:, :2].min(0) - 5), *(kp[:, :2].max(0) - kp[:, :2].min(0) + 10)]
+            i = [[0.0], [0.0]] if merged_every and t % merged_every == 0 and k == 0 else idx(t, p, k)
+            recs.append({"image_id": f"{t}.jpg", "category_id": 1, "keypoints": kp.round(3).ravel().tolist(),
+                         "score": float(kp[:, 2].mean() * 3), "box": [round(float(v), 2) for v in box], "idx": i})
+    path.write_text(json.dumps(recs))
+    return path
+
+
+@pytest.mark.parametrize("skel", [COCO17, HALPE26])
+def test_alphapose_idx_without_its_tracker_is_not_an_id(tmp_path, skel):
+    frames = scene(skel)
+    path = write_alphapose(tmp_path / "alphapose-results.json", frames)
+    ts = read_tracks(path)
+    assert "AlphaPose idx is not a track id" in ts.tracking["reason"], ts.tracking
+    _check_tracked(ts, frames, 3)
+    flat = write_alphapose(tmp_path / "flat.json", frames, idx=lambda t, p, k: 0.0, merged_every=0)
+    ts = read_tracks(flat)  # 0.0 for everyone: shared within a frame
+    assert "several people in one frame" in ts.tracking["reason"]
+    _check_tracked(ts, frames, 3)
+    with pytest.raises(TrackFormatError, match="track id"):
+        read_tracks(path, tracker="none")  # 'none' takes the file's ids only
+
+
+def test_alphapose_idx_from_its_tracker_is_used(tmp_path):
+    frames = scene(COCO17, spurious_every=0)
+    path = write_alphapose(tmp_path / "tracked.json", frames, idx=lambda t, p, k: [float(p + 1)], merged_every=0)
+    ts = read_tracks(path)
+    assert ts.tracking["method"] == "ids" and sorted(t.track_id for t in ts.tracks) == [1, 2, 3]
+    assert read_tracks(path, tracker="oks").tracking["method"] == "oks"  # forced: the ids are ignored
+
+
 def test_tracker_option(tmp_path):
     frames = scene(COCO17, frames=12)
     path = write_coco_results(tmp_path / "results.json", frames)

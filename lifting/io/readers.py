@@ -139,6 +139,7 @@ class _Detections:
         self.source, self.describe, self.n = source, describe, 0
         self.cap = 0
         self.num_joints = 0
+        self.idx_records = self.idx_unusable = 0  # AlphaPose idx (no track_id): records, and those not an id
 
     def _grow(self, k: int) -> None:
         cap = max(16, 2 * self.cap)
@@ -250,6 +251,9 @@ def _assign_tracks(dets: _Detections, frames: np.ndarray, kp: np.ndarray, boxes:
                 {"method": "stills", "reason": "requested with tracker='stills': every person its own one-frame track"})
     if opts.tracker not in ("auto", "none"):
         return _run_tracker(frames, kp, boxes, joint_set, opts, "requested with tracker=" + repr(opts.tracker))
+    not_ids = _idx_not_ids(dets, frames) if opts.tracker == "auto" else None
+    if not_ids:
+        return _run_tracker(frames, kp, boxes, joint_set, opts, f"AlphaPose idx is not a track id ({not_ids})")
     if has.all():
         return dets.tids[: len(dets)].copy(), has, {"method": "ids", "reason": "track ids in the file"}
     if has.any():
@@ -268,6 +272,22 @@ def _assign_tracks(dets: _Detections, frames: np.ndarray, kp: np.ndarray, boxes:
                              f"{dets.where(b)}) and no track ids, and tracker='none'; {hint}, or use "
                              "tracker='auto' / 'oks' to track them")
     return _run_tracker(frames, kp, boxes, joint_set, opts, "no track ids and several people per frame")
+
+
+def _idx_not_ids(dets: _Detections, frames: np.ndarray) -> str | None:
+    """Why the AlphaPose ``idx`` values of ``dets`` are not track ids (None when they are, or
+    when the file has none): some are nested or non-integer (pose-NMS merges), or one value is
+    shared by several people in a frame (AlphaPose without its tracker writes 0 for all)."""
+    if not dets.idx_records:
+        return None
+    if dets.idx_unusable:
+        return f"{dets.idx_unusable} of {dets.idx_records} record(s) have a nested or non-integer idx"
+    n = len(dets)
+    has, ids = dets.has_tid[:n], dets.tids[:n]
+    pairs = np.stack([frames[has], ids[has]], axis=1)
+    if len(np.unique(pairs, axis=0)) < len(pairs):
+        return "the same idx for several people in one frame"
+    return None
 
 
 def _run_tracker(frames, kp, boxes, joint_set, opts, reason) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -450,7 +470,11 @@ def _parse_records(records: Any, dets: _Detections, warnings: list[str], *, flag
         if box is not None:
             box = _check_numbers(box, f"{source}: {where}: bbox", 4)
         score = _score(rec.get("score"), f"{source}: {where}: score")
-        dets.add(frame, parse_track_id(rec, source, i), arr, box, score, (i, 0))
+        tid = parse_track_id(rec, source, i)
+        if rec.get("track_id") is None and rec.get("idx") is not None:
+            dets.idx_records += 1
+            dets.idx_unusable += tid is None
+        dets.add(frame, tid, arr, box, score, (i, 0))
     if skipped:
         detail = ", ".join(f"{k}: {v}" for k, v in sorted(skipped.items()))
         warnings.append(f"skipped {sum(skipped.values())} non-person record(s) (category_id != 1; {detail})")

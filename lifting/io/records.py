@@ -19,7 +19,7 @@ import numpy as np
 from .tracks import MAX_ABS_PX, TrackFormatError
 
 __all__ = ["clean_keypoints", "clean_in_place", "note_cleaning", "CLEANING_NOTES", "is_number", "describe",
-           "positive_finite", "parse_image_id", "parse_track_id", "check_input_file", "load_json", "STREAM_BYTES",
+           "positive_finite", "parse_image_id", "parse_track_id", "alphapose_idx", "check_input_file", "load_json", "STREAM_BYTES",
            "stream_top_level", "split_top_level", "meta_image_size"]
 
 _DIGIT_RUN = re.compile(r"\d+")
@@ -112,31 +112,44 @@ def parse_image_id(value: Any, source: str, index: int) -> int:
     return frame
 
 
+def alphapose_idx(raw: Any) -> int | None:
+    """AlphaPose's ``idx`` as a track id, or None when it is none. AlphaPose writes ``idx`` as
+    a number (``0.0``), a one-element list (``[0.0]``) or, for boxes its pose NMS merged, a
+    nested list (``[[0.0], [0.0]]``); without its tracker (``--pose_track`` / ``--pose_flow``)
+    it is 0 for everyone (AlphaPose ``docs/output.md`` and its writer). An integer-valued
+    number, bare or in a one-element list, is an id; anything else is not."""
+    if isinstance(raw, list) and len(raw) == 1:
+        raw = raw[0]
+    if is_number(raw) and (isinstance(raw, int) or (math.isfinite(raw) and raw.is_integer())) \
+            and abs(int(raw)) <= _INT64_MAX:
+        return int(raw)
+    return None
+
+
 def parse_track_id(rec: dict, source: str, index: int) -> int | None:
-    """Track id from ``track_id`` or AlphaPose's ``idx``; None when the record has neither."""
+    """Track id from ``track_id`` (an integer, strictly; a one-element list is unwrapped),
+    else AlphaPose's ``idx`` when it is one (:func:`alphapose_idx`); None when the record has
+    no usable id.
+
+    Raises:
+        TrackFormatError: a ``track_id`` that is not an integer, or ``track_id`` and an
+            ``idx`` id that disagree.
+    """
     where = f"{source}: record {index}"
-    values = {}
-    for key in ("track_id", "idx"):
-        raw = rec.get(key)
-        if raw is None:
-            continue
-        # Some AlphaPose versions wrap the id in a one-element list.
-        if isinstance(raw, list) and len(raw) == 1:
-            raw = raw[0]
-        if is_number(raw) and (isinstance(raw, int) or (math.isfinite(raw) and raw.is_integer())):
-            if abs(int(raw)) > _INT64_MAX:
-                raise TrackFormatError(f"{where}: {key} {raw} is too large for a track id")
-            values[key] = int(raw)
-        else:
-            raise TrackFormatError(f"{where}: {key} must be an integer track id, got {describe(rec.get(key))}")
-    if not values:
-        return None
-    if len(values) == 2 and values["track_id"] != values["idx"]:
-        raise TrackFormatError(
-            f"{where}: track_id {values['track_id']} and idx {values['idx']} disagree "
-            "(idx is AlphaPose's name for the track id)"
-        )
-    return next(iter(values.values()))
+    idx = alphapose_idx(rec["idx"]) if rec.get("idx") is not None else None
+    raw = rec.get("track_id")
+    if raw is None:
+        return idx
+    if isinstance(raw, list) and len(raw) == 1:
+        raw = raw[0]
+    if not (is_number(raw) and (isinstance(raw, int) or (math.isfinite(raw) and raw.is_integer()))):
+        raise TrackFormatError(f"{where}: track_id must be an integer track id, got {describe(rec.get('track_id'))}")
+    if abs(int(raw)) > _INT64_MAX:
+        raise TrackFormatError(f"{where}: track_id {raw} is too large for a track id")
+    if idx is not None and idx != int(raw):
+        raise TrackFormatError(f"{where}: track_id {int(raw)} and idx {idx} disagree (idx is AlphaPose's name "
+                               "for the track id)")
+    return int(raw)
 
 
 # --------------------------------------------------------------------------- reading
