@@ -471,3 +471,21 @@ def test_body25b_and_body135_remap_to_canon16():
     np.testing.assert_allclose(out[0, CANON16.index("pelvis")], pelvis)
     full = np.concatenate([kp, np.zeros((1, 110, 2))], axis=1)
     np.testing.assert_allclose(remap(full, "body135")[0], out)
+
+
+@pytest.mark.parametrize("body, extra, name", [(HALPE26, 110, "Halpe-136"), (COCO17, 116, "COCO-WholeBody-133")])
+def test_whole_body_layouts_read_their_body_part(tmp_path, body, extra, name):
+    """AlphaPose Halpe-136 results and MMPose COCO-WholeBody-133 predictions: the leading body
+    joints are read; the face and hand points after them are not."""
+    frames = scene(body, frames=12, spurious_every=0)
+    rng = np.random.default_rng(1)
+    whole = [[(p, np.concatenate([kp, np.c_[rng.uniform(0, 700, (extra, 2)), np.full(extra, 0.9)]]))
+              for p, kp in dets] for dets in frames]
+    alphapose = write_alphapose(tmp_path / "ap.json", whole, merged_every=0)
+    mmpose = write_mmpose_save_predictions(tmp_path / "mm.json", whole)
+    for path in (alphapose, mmpose):
+        ts = read_tracks(path)
+        assert ts.keypoint_format == body.name
+        assert ts.tracks[0].keypoints.shape[1] == body.num_joints, path.name
+        assert any(name in w for w in ts.warnings), ts.warnings
+        _check_tracked(ts, frames, 3)

@@ -382,6 +382,24 @@ def _want(joint_set: str | None, found: str, allowed: tuple[str, ...], source: s
     return found
 
 
+#: Whole-body layouts whose leading joints are a body set we read: joint count -> (body set,
+#: its joints, layout name). Halpe-136 (Halpe-FullBody README; AlphaPose's 136-keypoint
+#: models): Halpe-26 then 68 face and 42 hand points. COCO-WholeBody-133 (Jin et al. ECCV
+#: 2020; MMPose/RTMPose/DWPose wholebody models): COCO-17, 6 foot, 68 face, 42 hand points.
+WHOLE_BODY = {136: ("halpe26", 26, "Halpe-136"), 133: ("coco17", 17, "COCO-WholeBody-133")}
+
+
+def _body_part(dets: _Detections, warnings: list[str]) -> None:
+    """Keep only the body joints of a whole-body layout (:data:`WHOLE_BODY`), in place, and
+    say so; other joint counts are left as they are."""
+    if dets.num_joints not in WHOLE_BODY or not len(dets):
+        return
+    body, k, name = WHOLE_BODY[dets.num_joints]
+    dets.keypoints = np.ascontiguousarray(dets.keypoints[:, :k])
+    dets.num_joints = k
+    warnings.append(f"{name} whole-body keypoints: the {k} body joints ({body}) are read, face and hands are not")
+
+
 def _by_count(k: int, allowed: tuple[str, ...]) -> str | None:
     hits = [n for n in allowed if get_skeleton(n).num_joints == k]
     return hits[0] if len(hits) == 1 else None
@@ -398,7 +416,9 @@ def _read_coco(inp: _Input, joint_set: str | None, opts: _Options) -> TrackSet:
     "score", "bbox" | "box": [x, y, w, h], "track_id" | "idx"}]`` (ids optional: MMPose,
     Detectron2 and AlphaPose without ``--pose_track`` write none), or the object form
     ``{"meta": {...}, "annotations": [...]}`` of :mod:`lifting.io.tracks` (``meta.fps``,
-    ``meta.width`` / ``height``, ``meta.keypoint_format``).  K = 17 (COCO) or 26 (Halpe).
+    ``meta.width`` / ``height``, ``meta.keypoint_format``).  K = 17 (COCO) or 26 (Halpe);
+    whole-body K = 133 (COCO-WholeBody) or 136 (Halpe-136) are read as their body part
+    (:data:`WHOLE_BODY`).
     Files over ``STREAM_BYTES`` are streamed (``ijson``).
     """
     source, warnings = inp.source, []
@@ -412,6 +432,7 @@ def _read_coco(inp: _Input, joint_set: str | None, opts: _Options) -> TrackSet:
         joint_set = _meta_joint_set(meta["keypoint_format"], source)
     dets = _Detections(source)
     _parse_records(records, dets, warnings, flags=False, frame_of=None)
+    _body_part(dets, warnings)
     k = dets.num_joints
     found = _by_count(k, RECORD_JOINT_SETS) or f"{k} joints"
     joint_set = _want(joint_set, found, RECORD_JOINT_SETS, source, f"records have {k} joints per person")
@@ -758,7 +779,8 @@ def _read_mmpose(inp: _Input, joint_set: str | None, opts: _Options) -> TrackSet
     list per image; a JSON list of such results is read frame after frame).  An instance is
     ``{"keypoints": [[x, y], ...], "keypoint_scores": [...], "bbox": [[x1, y1, x2, y2]],
     "bbox_score": s, "track_id"?}``; MMPose writes no ``track_id``, so multi-person files are
-    tracked (module docstring).  ``frame_id`` is kept as written.  K = 17 (COCO) or 26 (Halpe).
+    tracked (module docstring).  ``frame_id`` is kept as written.  K = 17 (COCO) or 26 (Halpe);
+    whole-body K = 133 (COCO-WholeBody) or 136 (Halpe) are read as their body part (:data:`WHOLE_BODY`).
     """
     source = inp.source
     if inp.kind != "json":
@@ -772,10 +794,12 @@ def _read_mmpose(inp: _Input, joint_set: str | None, opts: _Options) -> TrackSet
             _add_mmpose_instance(dets, frame, inst, (f, j))
     if not len(dets):
         raise TrackFormatError(f"{source}: MMPose file has no instances")
+    warnings: list[str] = []
+    _body_part(dets, warnings)
     k = dets.num_joints
     joint_set = _want(joint_set, _by_count(k, _MMPOSE_JOINT_SETS) or f"{k} joints", _MMPOSE_JOINT_SETS, source,
                       f"MMPose instances have {k} keypoints")
-    return _finish(dets, joint_set=joint_set, opts=opts, warnings=[], meta={"input_format": "mmpose"},
+    return _finish(dets, joint_set=joint_set, opts=opts, warnings=warnings, meta={"input_format": "mmpose"},
                    hint="add 'track_id' to the instances")
 
 
