@@ -19,8 +19,20 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(obj: dict, path: str | Path) -> Path:
-    """``torch.save`` ``obj`` to ``path`` atomically; creates parent folders. Returns the path."""
-    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    """``torch.save`` ``obj`` to ``path`` atomically; creates parent folders. Returns the path.
+
+    Raises:
+        OSError: the file could not be written (full disk, file-size limit, permissions); the
+            previous ``path`` is left as it was. torch reports a failed write as a RuntimeError
+            ("PytorchStreamWriter failed writing file"): it is raised as an OSError naming the path.
+    """
+    def write(tmp):
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as e:
+            raise OSError(f"could not write the checkpoint {path} ({e}); is the disk full?") from None
+
+    return atomic_write(path, write)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:

@@ -28,6 +28,8 @@ MIN_FPS, MAX_FPS = 1.0, 1000.0
 """Accepted frame rates: temporal models resample to 30 fps, so a rate of ``1e-6`` would
 mean a 3e7-fold upsampling (and BVH frame times of days)."""
 MIN_HEIGHT_M, MAX_HEIGHT_M = 0.3, 3.0
+MAX_UNCERTAINTY_SAMPLES = 256
+"""Most ``--uncertainty-samples``: each is one more lift of every frame (the calibration used 8)."""
 
 
 def check_fps(fps: float | None, what: str = "--fps") -> float | None:
@@ -96,7 +98,7 @@ class LiftOptions:
             (test-time flip augmentation, :func:`lifting.inference.lift_frames`; 2 lifts).
         uncertainty_samples: perturbed copies ``K >= 0`` of each track's 2D for the per-joint
             uncertainty ``joints_3d_std`` (:mod:`lifting.uncertainty`; cost ``K + 1`` lifts);
-            0 = not computed.
+            0 = not computed; at most :data:`MAX_UNCERTAINTY_SAMPLES`.
 
     Raises:
         ValueError: any value out of range or of the wrong kind, naming the option.
@@ -137,7 +139,7 @@ class LiftOptions:
         _check_range("--max-figures", self.max_figures, 0, None, kind=int)
         _check_range("min_figure_frames", self.min_figure_frames, 1, None, kind=int)
         _check_range("--video-max-frames", self.video_max_frames, 1, None, kind=int)
-        _check_range("--uncertainty-samples", self.uncertainty_samples, 0, None, kind=int)
+        _check_range("--uncertainty-samples", self.uncertainty_samples, 0, MAX_UNCERTAINTY_SAMPLES, kind=int)
         if self.tracker not in TRACKERS:
             raise ValueError(f"--tracker must be one of {', '.join(TRACKERS)}, got {self.tracker!r}")
         if self.fit not in FIT_METHODS:

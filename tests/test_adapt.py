@@ -96,6 +96,8 @@ def test_adapt_bad_input_is_a_clear_error(tmp_path, capsys):
         adapt(ok, out, "teacher", AdaptSettings(steps=0))
     with pytest.raises(ValueError, match="--minutes"):
         adapt(ok, out, "teacher", AdaptSettings(minutes=-1))
+    with pytest.raises(ValueError, match="--batch-size"):
+        AdaptSettings(batch_size=10_000_000)
     assert main(["adapt", str(tmp_path / "missing.json"), "-o", str(out)]) == 2
     assert "not found" in capsys.readouterr().err
 

@@ -211,3 +211,18 @@ def test_a_local_file_named_like_a_bundled_model_does_not_replace_it(tmp_path, m
     assert resolve_checkpoint("teacher_single") == bundled_checkpoint("teacher_single")
     assert resolve_checkpoint("./teacher_single").resolve() == tmp_path / "teacher_single"
     assert load_lifter("teacher_single")[0].config["width"] != 32
+
+
+def test_a_failed_checkpoint_write_is_an_oserror_and_leaves_the_old_file(tmp_path, monkeypatch):
+    """torch.save reports a full disk / file-size limit as a RuntimeError: save_checkpoint raises
+    an OSError naming the path (the CLI's clear-error path), and the previous file survives."""
+    path = save_checkpoint({"model": {}, "model_config": {}}, tmp_path / "best.pt")
+    before = path.read_bytes()
+
+    def full_disk(obj, f):
+        raise RuntimeError("[enforce fail at inline_container.cc] . PytorchStreamWriter failed writing file data/0")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(OSError, match="best.pt"):
+        save_checkpoint({"model": {}, "model_config": {}}, path)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["best.pt"]

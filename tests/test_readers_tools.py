@@ -296,6 +296,19 @@ def test_videopose3d_custom_archive(tmp_path):
     np.testing.assert_allclose(ts.tracks[1].keypoints[..., :2], a)
 
 
+@pytest.mark.parametrize("meta", [{"layout_name": ["coco"]}, {"layout_name": {"coco": 1}},
+                                  {"layout_name": np.array(["coco"])}, {"video_metadata": ["walk.mp4"]},
+                                  {"video_metadata": "1280x720"}])
+def test_videopose3d_malformed_metadata_is_a_clear_error(tmp_path, meta):
+    """Unhashable layout names and a video_metadata that is not a dictionary: an error naming
+    the field, not a traceback (issue 22 hostile-input audit)."""
+    a = np.zeros((4, 17, 2), np.float32) + np.arange(17)[None, :, None]
+    path = tmp_path / "data_2d_custom_bad.npz"
+    np.savez_compressed(path, positions_2d={"v.mp4": {"custom": [a]}}, metadata=meta)
+    with pytest.raises(TrackFormatError, match="layout_name|video_metadata"):
+        read_tracks(path)
+
+
 def test_pickled_npz_cannot_run_code(tmp_path):
     class Evil:
         def __reduce__(self):

@@ -109,6 +109,8 @@ def test_bad_values_are_named():
         joint_spread(lambda k, m, o: np.zeros((1, J, 3)), kp, mask)
     with pytest.raises(ValueError, match="--uncertainty-samples"):
         LiftOptions(uncertainty_samples=-1)
+    with pytest.raises(ValueError, match="--uncertainty-samples"):
+        LiftOptions(uncertainty_samples=100_000_000)  # each sample is one more lift: bounded
 
 
 def _track(n: int = 15) -> Track:

@@ -84,6 +84,9 @@ criterion); HDM05 student PA-MPJPE 87.6 vs 92.8 mm (BENCHMARKS.md issue 14)."""
 
 _TIMING_STEPS = 3
 
+MAX_BATCH = 65536
+"""Largest ``--batch-size`` (windows per step; the GPU training recipe uses 65,536)."""
+
 
 def _student_teacher(ck: dict) -> Path:
     """The teacher a student checkpoint was distilled from (its run's
@@ -252,9 +255,9 @@ class AdaptSettings:
             raise ValueError(f"--steps must be >= 1, got {self.steps}")
         if self.minutes is not None and not (float(self.minutes) > 0 and math.isfinite(float(self.minutes))):
             raise ValueError(f"--minutes must be a positive number, got {self.minutes}")
-        if int(self.batch_size) < 1 or int(self.critic_warmup) < 0:
-            raise ValueError(f"batch_size must be >= 1 and critic_warmup >= 0, got {self.batch_size}, "
-                             f"{self.critic_warmup}")
+        if not 1 <= int(self.batch_size) <= MAX_BATCH or int(self.critic_warmup) < 0:
+            raise ValueError(f"--batch-size must be in [1, {MAX_BATCH}] and critic_warmup >= 0, got "
+                             f"{self.batch_size}, {self.critic_warmup}")
         if self.student_mode not in ("distill", "finetune"):
             raise ValueError(f"student mode must be 'distill' or 'finetune', got {self.student_mode!r}")
         object.__setattr__(self, "overrides", tuple(self.overrides or ()))

@@ -980,10 +980,18 @@ def _load_arrays(source: str, head: bytes) -> dict[str, Any]:
 
 
 def _numeric(a: Any, source: str, key: str) -> np.ndarray:
+    """``a`` as float64, when it is a numeric array whose float64 copy fits :data:`MAX_ARRAY_BYTES`
+    x 8 (the raw limit at 1 byte per value). Raises TrackFormatError otherwise."""
     if not isinstance(a, np.ndarray) or not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
         raise TrackFormatError(f"{source}: array {key or '(npy)'} holds {getattr(a, 'dtype', type(a).__name__)}; "
                                "expected numbers")
-    return a.astype(np.float64)
+    if a.size * 8 > 8 * MAX_ARRAY_BYTES:
+        raise TrackFormatError(f"{source}: array {key or '(npy)'} has {a.size} values, more than MAX_ARRAY_BYTES = "
+                               f"{MAX_ARRAY_BYTES >> 20} MB allows")
+    try:
+        return a.astype(np.float64)
+    except MemoryError:
+        raise TrackFormatError(f"{source}: array {key or '(npy)'} of shape {a.shape} does not fit in memory") from None
 
 
 def _main_array(arrays: dict, source: str) -> tuple[str, np.ndarray]:
@@ -1088,7 +1096,7 @@ def _read_videopose3d(inp: _Input, joint_set: str | None, opts: _Options) -> Tra
         raise TrackFormatError(f"{source}: expected VideoPose3D 'positions_2d' = {{video: {{'custom': [array]}}}}")
     meta = meta if isinstance(meta, dict) else {}
     layout = meta.get("layout_name", "coco")
-    found = {"coco": "coco17", "h36m": "h36m17"}.get(layout)
+    found = {"coco": "coco17", "h36m": "h36m17"}.get(layout) if isinstance(layout, str) else None
     if found is None:
         raise TrackFormatError(f"{source}: metadata.layout_name {describe(layout)}; expected 'coco' or 'h36m'")
     if joint_set is not None and joint_set != found:
@@ -1105,9 +1113,13 @@ def _read_videopose3d(inp: _Input, joint_set: str | None, opts: _Options) -> Tra
             raise TrackFormatError(f"{source}: positions_2d[{name!r}]['custom'][0] has shape {a.shape}; expected "
                                    "(T, 17, 2|3)")
         _add_array_frames(dets, a, tid)
+    video_meta = meta.get("video_metadata") or {}
+    if not isinstance(video_meta, dict):
+        raise TrackFormatError(f"{source}: metadata.video_metadata must be a dictionary {{video: {{'w', 'h'}}}}, got "
+                               f"{describe(video_meta)}")
     sizes = set()
     for name in names:
-        vm = (meta.get("video_metadata") or {}).get(name, {})
+        vm = video_meta.get(name, {})
         if isinstance(vm, dict) and "w" in vm and "h" in vm:
             sizes.add((_pixels(vm["w"], f"{source}: video_metadata[{name!r}].w"),
                        _pixels(vm["h"], f"{source}: video_metadata[{name!r}].h")))
