@@ -76,7 +76,7 @@ def lift_track(lifter, track: Track, keypoint_format: str = "coco17", fps: float
     kp, mask, frame_ids, skipped, starts, conf = canonical_track(track, keypoint_format, options.conf_threshold,
                                                                  options.min_joints)
     if not len(frame_ids):
-        return LiftResult.empty(track.track_id, skipped)
+        return replace(LiftResult.empty(track.track_id, skipped), name=track.name)
     if options.smooth != "none":  # run_ids make every run boundary a "gap" for the smoother
         run_ids = np.arange(len(frame_ids)) + np.cumsum(starts)
         kp = smooth_tracks(kp, mask, run_ids, method=options.smooth, window=options.smooth_window).astype(np.float32)
@@ -94,7 +94,7 @@ def lift_track(lifter, track: Track, keypoint_format: str = "coco17", fps: float
     switches = int(identity_switches(starts, frame_ids)[1:].sum())
     by = tuple((int(frame_ids[a]), int(frame_ids[b - 1]), name) for a, b, name in res.lifted_by)
     return replace(res, track_id=int(track.track_id), frame_ids=frame_ids, skipped_frame_ids=skipped,
-                   identity_switches=switches, lifted_by=by)
+                   identity_switches=switches, lifted_by=by, name=track.name)
 
 
 def load_track_lifter(o: LiftOptions):

@@ -41,7 +41,7 @@ def write_meshes(folder: Path, lifter, result: LiftResult, picks: np.ndarray, fm
         verts = lifter.vertices(result, sel) if vertices is None else vertices[s:s + chunk]
         for v, fid in zip(verts * np.array([1.0, -1.0, -1.0], dtype=np.float32), result.frame_ids[sel]):
             mesh = trimesh.Trimesh(vertices=v, faces=lifter.faces, process=False)
-            p = folder / "meshes" / f"track_{result.track_id:04d}_frame_{int(fid):06d}.{fmt}"
+            p = folder / "meshes" / f"{result.stem}_frame_{int(fid):06d}.{fmt}"
             atomic_write(p, lambda tmp, m=mesh: m.export(tmp, file_type=fmt))
             names.append(f"meshes/{p.name}")
     return names
@@ -79,7 +79,8 @@ class LiftOutputs:
         """Write the files of one lifted track and record its statistics."""
         o = self.options
         T = len(res.frame_ids)
-        self.tracks.append({"track_id": res.track_id, "frames_lifted": int(T),
+        self.tracks.append({"track_id": res.track_id, **({"name": res.name} if res.name else {}),
+                            "frames_lifted": int(T),
                             "frames_skipped": int(len(res.skipped_frame_ids)),
                             "identity_switches": res.identity_switches,
                             "observed_joint_fraction": float(res.mask.mean()) if T else 0.0,
@@ -137,7 +138,7 @@ class LiftOutputs:
     def _figure(self, res: LiftResult, picks: np.ndarray, verts: dict | None) -> str:
         from .viz import plot_mesh_frames, plot_track_frames
 
-        path = self.folder / f"track_{res.track_id:04d}.png"
+        path = self.folder / f"{res.stem}.png"
         title = f"{self.title}: track {res.track_id}"
         if verts is None:
             return plot_track_frames(path, CANON16, res.keypoints_2d, res.mask, res.joints_3d, res.frame_ids,
@@ -153,7 +154,7 @@ class LiftOutputs:
         v = cam = faces = None
         if verts is not None:
             v, cam, faces = np.stack([verts[int(i)] for i in picks]), res.smpl.cam[picks], self.lifter.faces
-        return animate_track(self.folder / f"track_{res.track_id:04d}.{self.options.video}", CANON16,
+        return animate_track(self.folder / f"{res.stem}.{self.options.video}", CANON16,
                              res.keypoints_2d[picks], res.mask[picks], res.joints_3d[picks], res.frame_ids[picks],
                              fps=rate, vertices=v, faces=faces, cam=cam, max_frames=len(picks),
                              progress=self.options.progress, title=f"{self.title}: track {res.track_id}").name

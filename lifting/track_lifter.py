@@ -99,6 +99,7 @@ class LiftResult:
             (:mod:`lifting.uncertainty`), ``None`` when not computed.
         lifted_by: ``((start, stop, model name), ...)`` which model lifted which frames
             (indices into this result; a :class:`LifterPair` uses two models).
+        name: the input's name for the track (a VideoPose3D video), ``""`` when none.
     """
 
     track_id: int
@@ -111,6 +112,14 @@ class LiftResult:
     smpl: SmplFit | None = None
     joints_3d_std: np.ndarray | None = None
     lifted_by: tuple = ()
+    name: str = ""
+
+    @property
+    def stem(self) -> str:
+        """File stem of this track's outputs (:func:`lifting.io.tracks.track_stem`)."""
+        from .io.tracks import track_stem
+
+        return track_stem(self.track_id, self.name)
 
     @classmethod
     def empty(cls, track_id: int, skipped_frame_ids: np.ndarray, num_joints: int = CANON16.num_joints):

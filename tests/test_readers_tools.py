@@ -293,7 +293,17 @@ def test_videopose3d_custom_archive(tmp_path):
     ts = read_tracks(path)
     assert ts.keypoint_format == "coco17" and ts.image_size == (1280, 720)
     assert [len(t) for t in ts.tracks] == [5, 8] and ts.meta["videos"] == {0: "run.mp4", 1: "walk.mp4"}
+    assert [t.name for t in ts.tracks] == ["run.mp4", "walk.mp4"]
     np.testing.assert_allclose(ts.tracks[1].keypoints[..., :2], a)
+    # the outputs keep each video's name: file names, summary.json and the npz
+    from lifting.lift import lift_file
+    from lifting.options import LiftOptions
+
+    s = lift_file(path, tmp_path / "out", LiftOptions(checkpoint="teacher_single", max_figures=0, export=("csv",)))
+    assert sorted(s["files"]) == ["track_0000_run.csv", "track_0000_run.npz", "track_0001_walk.csv",
+                                  "track_0001_walk.npz"]
+    assert [t["name"] for t in s["tracks"]] == ["run.mp4", "walk.mp4"]
+    assert str(np.load(tmp_path / "out" / "track_0001_walk.npz")["name"]) == "walk.mp4"
 
 
 @pytest.mark.parametrize("meta", [{"layout_name": ["coco"]}, {"layout_name": {"coco": 1}},

@@ -559,3 +559,12 @@ def test_large_file_format_detection_streams(tmp_path, monkeypatch):
     assert {p: detect_format(p) for p in (example, bare, mm)} == small == {example: "coco", bare: "coco", mm: "mmpose"}
     got = read_tracks(example)
     assert len(got.tracks) == 1 and len(got.tracks[0].frame_ids) == 285
+
+
+def test_track_stem_keeps_a_safe_name():
+    from lifting.io.tracks import track_stem
+
+    assert track_stem(3) == "track_0003"
+    assert track_stem(3, "walk.mp4") == "track_0003_walk"
+    assert track_stem(12, "../a b/c?d.avi") == "track_0012_c_d"  # no path, no odd characters
+    assert track_stem(1, "...") == "track_0001"

@@ -38,12 +38,12 @@ def write_track_npz(folder: Path, result, fps: float | None) -> str:
                   parents=np.array(CANON16.parents), frame_ids=result.frame_ids, keypoints_2d=result.keypoints_2d,
                   mask=result.mask, skipped_frame_ids=result.skipped_frame_ids, units=np.array("m"),
                   coordinate_frame=np.array(COORDINATE_FRAME), fps=np.array(fps if fps is not None else np.nan),
-                  track_id=np.array(result.track_id))
+                  track_id=np.array(result.track_id), name=np.array(result.name))
     if result.joints_3d_std is not None:
         arrays["joints_3d_std"] = result.joints_3d_std.astype(np.float32)
     if result.smpl is not None:
         arrays |= result.smpl.npz_arrays()
-    path = folder / f"track_{result.track_id:04d}.npz"
+    path = folder / f"{result.stem}.npz"
     return atomic_write(path, lambda tmp: np.savez_compressed(tmp, **arrays)).name
 
 
@@ -106,7 +106,7 @@ def write_track_exports(folder: Path, result, export: tuple[str, ...], fps: floa
         return []
     clips = motion_clips(result.joints_3d, result.frame_ids, result.mask, fps)
     stds = _clip_std(clips, result)
-    stem = f"track_{result.track_id:04d}"
+    stem = result.stem
     names: list[str] = []
     bvh_names: list[str | None] = [None] * len(clips)
     if "bvh" in export:

@@ -1124,8 +1124,11 @@ def _read_videopose3d(inp: _Input, joint_set: str | None, opts: _Options) -> Tra
             sizes.add((_pixels(vm["w"], f"{source}: video_metadata[{name!r}].w"),
                        _pixels(vm["h"], f"{source}: video_metadata[{name!r}].h")))
     size = sizes.pop() if len(sizes) == 1 else None
-    return _finish(dets, joint_set=found, opts=opts, warnings=[], image_size=size, hint="",
-                   meta={"input_format": "videopose3d", "videos": dict(enumerate(names))})
+    ts = _finish(dets, joint_set=found, opts=opts, warnings=[], image_size=size, hint="",
+                 meta={"input_format": "videopose3d", "videos": dict(enumerate(names))})
+    for t in ts.tracks:  # one track per video (its id the video's index): outputs carry the video's name
+        t.name = names[t.track_id] if 0 <= t.track_id < len(names) else ""
+    return ts
 
 
 # --------------------------------------------------------------------------- loading, detection, entry point

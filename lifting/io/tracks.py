@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,7 @@ __all__ = [
     "TrackFormatError",
     "TrackSet",
     "write_coco_tracks",
+    "track_stem",
 ]
 
 #: COCO category id of a person (records of other categories are skipped by the readers)
@@ -98,6 +100,8 @@ class Track:
             none of the track's records had a box.  Rows of records without a box are NaN.
         score: ``(T,)`` float32 detection scores (detector units, not necessarily in
             [0, 1]), or ``None`` when no record had one.  Missing entries are NaN.
+        name: the input's name for it when it has one (a VideoPose3D video), else ``""``;
+            outputs carry it (:func:`track_stem`).
 
     Raises:
         ValueError: on construction, if the arrays have inconsistent shapes, frame_ids is
@@ -109,6 +113,7 @@ class Track:
     keypoints: np.ndarray
     bbox: np.ndarray | None = None
     score: np.ndarray | None = None
+    name: str = ""
 
     def __post_init__(self) -> None:
         self.track_id = int(self.track_id)
@@ -194,6 +199,17 @@ class TrackSet:
 def _short_floats(values: np.ndarray) -> list[float]:
     """float32 values as the shortest decimal floats that read back to the same float32."""
     return [float(s) for s in np.asarray(values, dtype=np.float32).ravel().astype(str)]
+
+
+def track_stem(track_id: int, name: str = "") -> str:
+    """The file stem of a track's outputs: ``track_0003``, or ``track_0003_walk`` for a track
+    named ``walk.mp4`` (the name's stem, characters other than letters, digits, ``-``, ``_``
+    and ``.`` replaced by ``_``, at most 60)."""
+    stem = f"track_{int(track_id):04d}"
+    if not name:
+        return stem
+    clean = re.sub(r"[^A-Za-z0-9._-]", "_", Path(str(name)).stem)[:60].strip("._")
+    return f"{stem}_{clean}" if clean else stem
 
 
 def write_coco_tracks(trackset: TrackSet, path: str | os.PathLike) -> None:
