@@ -512,3 +512,22 @@ def test_whole_body_layouts_read_their_body_part(tmp_path, body, extra, name):
         assert ts.tracks[0].keypoints.shape[1] == body.num_joints, path.name
         assert any(name in w for w in ts.warnings), ts.warnings
         _check_tracked(ts, frames, 3)
+
+
+def test_openpose_mixed_body25_and_body25b_files_are_decided_per_file(tmp_path):
+    """55 BODY_25 and 5 BODY_25B files in one folder (issue 22 §6), scaled down: each file's
+    layout is decided by its own geometry, the minority converted by joint name, with a warning."""
+    a = scene(BODY25, frames=14, people=1, spurious_every=0, seed=3)
+    b = scene(BODY25B, frames=14, people=1, spurious_every=0, seed=3)
+    folder = write_openpose(tmp_path / "mixed", a[:11] + b[11:])
+    ts = read_tracks(folder)
+    assert ts.keypoint_format == "body25"
+    assert any("mixed OpenPose layouts" in w and "3 BODY_25B" in w for w in ts.warnings), ts.warnings
+    kp = ts.tracks[0].keypoints
+    # the converted frames have BODY_25's MidHip between the hips, like the others
+    mid = 0.5 * (kp[:, BODY25.index("left_hip"), :2] + kp[:, BODY25.index("right_hip"), :2])
+    np.testing.assert_allclose(kp[:, BODY25.index("mid_hip"), :2][11:], mid[11:], atol=1e-3)
+    # a forced format that the geometry contradicts is read as asked, with a warning
+    forced = read_tracks(write_openpose(tmp_path / "b25", a[:6]), fmt="body25b")
+    assert forced.keypoint_format == "body25b"
+    assert any("--format body25b" in w and "fits BODY_25" in w for w in forced.warnings), forced.warnings
