@@ -235,3 +235,43 @@ def test_a_snapshot_ships_only_when_it_beats_the_start_on_every_guard():
     assert _beats({"heldout_joint_2d": 0.25, "cycle_3d": 0.09}, start)
     assert not _beats({"heldout_joint_2d": 0.25, "cycle_3d": 0.11}, start)  # 2D better, cycle worse: keep the start
     assert _beats({"heldout_joint_2d": 0.25}, {"heldout_joint_2d": 0.30})  # a student: no cycle term
+
+
+def test_adapt_output_folder_is_one_unit(tracks_file, tmp_path, monkeypatch):
+    """A non-empty -o needs --overwrite (and must be an adapt output); a run that fails after
+    its teacher stage leaves no teacher.pt behind; the recorded paths are the final ones."""
+    import trainers.adapt as ad
+
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not empty"):
+        adapt(tracks_file, busy, "teacher", AdaptSettings(steps=1, batch_size=16), LiftOptions(max_figures=0))
+    with pytest.raises(ValueError, match="adapt.json"):  # --overwrite never deletes a folder that is not ours
+        adapt(tracks_file, busy, "teacher", AdaptSettings(steps=1, batch_size=16),
+              LiftOptions(max_figures=0, overwrite=True))
+    assert sorted(p.name for p in busy.iterdir()) == ["notes.txt"]
+
+    out = tmp_path / "out"
+    calls = {"n": 0}  # Ctrl-C in the student stage, after the teacher checkpoint was written
+    real_run = ad._run
+
+    def run_then_die(stage, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_run(stage, *a, **k)
+
+    monkeypatch.setattr(ad, "_run", run_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        adapt(tracks_file, out, "student", AdaptSettings(steps=1, batch_size=16, critic_warmup=0),
+              LiftOptions(max_figures=0), progress=False)
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if "staging" in p.name]
+    monkeypatch.setattr(ad, "_run", real_run)
+    s = adapt(tracks_file, out, "student", AdaptSettings(steps=1, batch_size=16, critic_warmup=0),
+              LiftOptions(max_figures=0), progress=False)
+    assert s["final_checkpoint"] == str(out / "student.pt")
+    assert json.loads((out / "lift" / "summary.json").read_text())["checkpoint"] == str(out / "student.pt")
+    again = adapt(tracks_file, out, "teacher", AdaptSettings(steps=1, batch_size=16),
+                  LiftOptions(max_figures=0, overwrite=True), progress=False)
+    assert again["final_checkpoint"] == str(out / "teacher.pt") and not (out / "student.pt").exists()

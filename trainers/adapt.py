@@ -47,7 +47,7 @@ from tqdm import tqdm
 
 from lifting.checkpoint import load_checkpoint, save_checkpoint
 from lifting.data import WindowSampler
-from lifting.io.fileio import atomic_write
+from lifting.io.fileio import atomic_write, check_output_folder, staged_output_folder
 from lifting.lift import lift_file
 from lifting.options import LiftOptions
 from lifting.lifters import (bundled_single_frame, bundled_teacher_for_window, default_checkpoint,
@@ -329,8 +329,9 @@ def adapt(inputs, out_dir: str | Path, checkpoint: str | Path | None = None,
             checkpoint, a checkpoint whose window cannot be trained on the inputs.
     """
     t_start = time.perf_counter()
+    check_output_folder(out_dir, options.overwrite, marker="adapt.json")  # before any long work
     run = _prepare(inputs, checkpoint, settings, options, critic_real)
-    out = Path(out_dir)  # created by the first checkpoint written (nothing is written before training ends)
+    out = Path(out_dir)
     st = settings
     plan = _plan(run.t_step, run.s_step, st.steps, st.minutes, time.perf_counter() - t_start, run.student is not None)
     if progress:
@@ -342,12 +343,17 @@ def adapt(inputs, out_dir: str | Path, checkpoint: str | Path | None = None,
                      "seconds_per_step": {"teacher": round(run.t_step, 4), "student": round(run.s_step, 4)},
                      "validation": {"held_out": "tracks" if run.split.val is not None else
                                     "training tracks (one track: nothing to hold out)"}, "selection": {}}
-    final, logs = _train(run, plan, st, out, summary, progress)
-    summary["seconds_train"] = round(time.perf_counter() - t_start, 1)
+    write_summary = lambda folder: atomic_write(folder / "adapt.json",  # noqa: E731
+                                                lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=1)))
+    with staged_output_folder(out, overwrite=options.overwrite, marker="adapt.json") as staging:
+        final, summary["train_log"] = _train(run, plan, st, staging, summary, progress, out)
+        summary |= {"seconds_train": round(time.perf_counter() - t_start, 1), "final_checkpoint": str(final),
+                    "lifted": "not yet: the models are complete, the lift of the inputs follows"}
+        write_summary(staging)
+    # the models are in place (one rename); the lift writes its own folder atomically, then the summary
     summary["lifted"] = _lift_inputs(summary["inputs"], out, options, final, progress)
-    summary |= {"final_checkpoint": str(final), "train_log": logs,
-                "seconds_total": round(time.perf_counter() - t_start, 1)}
-    atomic_write(out / "adapt.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=1)))
+    summary["seconds_total"] = round(time.perf_counter() - t_start, 1)
+    write_summary(out)
     return summary
 
 
@@ -398,30 +404,32 @@ def _prepare(inputs, checkpoint, st: AdaptSettings, o: LiftOptions, critic_real)
     return run
 
 
-def _train(run: _Run, plan: dict, st: AdaptSettings, out: Path, summary: dict, progress: bool):
+def _train(run: _Run, plan: dict, st: AdaptSettings, staging: Path, summary: dict, progress: bool, out: Path):
     """The teacher stage, then the student's when adapting a student; each ships its selected
-    snapshot (:func:`_run`). Returns ``(final checkpoint path, train logs)``."""
-    snap = out / "snapshots" if st.snapshots else None
+    snapshot (:func:`_run`). Checkpoints are written into ``staging``, the paths they record
+    (and return) are those they will have in ``out``. Returns ``(final checkpoint path in
+    out, train logs)``."""
+    snap = staging / "snapshots" if st.snapshots else None
     teacher, val = run.teacher, run.val
     logs, sel = _run(teacher, plan["teacher"], summary["critic_warmup"], st.batch_size, "teacher", progress, val, snap)
     summary["selection"]["teacher"] = sel
     summary["validation"] |= {"teacher_before": sel["by_step"][0], "teacher_after": validate_2d(teacher, val)}
     logs = {"teacher": logs}
-    final = save_checkpoint(_slim(teacher.lifter, "teacher", run.t_cfg, sel["chosen_step"],
-                                  summary["validation"]["teacher_after"]), out / "teacher.pt")
+    staged = save_checkpoint(_slim(teacher.lifter, "teacher", run.t_cfg, sel["chosen_step"],
+                                   summary["validation"]["teacher_after"]), staging / "teacher.pt")
     if run.student is None:
-        return final, logs
+        return out / "teacher.pt", logs
     cls, name, model_config, over = run.student
-    s_cfg = adapt_config(name, model_config, over + [f"student.teacher_checkpoint={final}"])
-    s_stage = run.new_stage(cls, s_cfg)
+    s_stage = run.new_stage(cls, adapt_config(name, model_config, over + [f"student.teacher_checkpoint={staged}"]))
+    s_cfg = adapt_config(name, model_config, over + [f"student.teacher_checkpoint={out / 'teacher.pt'}"])
     logs["student"], sel = _run(s_stage, plan["student"], min(int(st.critic_warmup), plan["student"] // 2),
                                 st.batch_size, "student", progress, val, snap)
     summary["selection"]["student"] = sel
     summary["validation"] |= {"student_before": sel["by_step"][0], "student_after": validate_2d(s_stage, val)}
-    final = save_checkpoint(_slim(s_stage.lifter, s_stage.kind, s_cfg, sel["chosen_step"],
-                                  summary["validation"]["student_after"]), out / "student.pt")
+    save_checkpoint(_slim(s_stage.lifter, s_stage.kind, s_cfg, sel["chosen_step"],
+                          summary["validation"]["student_after"]), staging / "student.pt")
     if st.student_mode == "finetune":  # the co-trained teacher replaces the stage-1 one
         summary["validation"]["teacher_finetuned"] = validate_2d(s_stage, val, model=s_stage.teacher)
         save_checkpoint(_slim(s_stage.teacher, "teacher", s_cfg, sel["chosen_step"],
-                              summary["validation"]["teacher_finetuned"]), out / "teacher.pt")
-    return final, logs
+                              summary["validation"]["teacher_finetuned"]), staging / "teacher.pt")
+    return out / "student.pt", logs
