@@ -67,7 +67,7 @@ def _adapt_child(kwargs: dict, queue) -> None:
     try:
         inputs, out, critic_real = kwargs.pop("inputs"), kwargs.pop("out_dir"), kwargs.pop("critic_real", None)
         s = adapt(inputs, out, kwargs.pop("checkpoint", None), AdaptSettings(**kwargs),
-                  LiftOptions(max_figures=0, progress=False), critic_real, progress=False)
+                  LiftOptions(max_figures=0, progress=False, overwrite=True), critic_real, progress=False)
         queue.put({"wall_s": round(time.perf_counter() - t0, 1), "steps": s["steps"],
                    "seconds_train": s["seconds_train"], "validation": s["validation"],
                    "peak_rss_mib": _peak_rss_mib()})

@@ -80,7 +80,7 @@ def run_set(name: str, work: Path, checkpoint: str, steps: int, lrs: list[float]
         out = work / f"adapt_lr{lr:g}"
         t0 = time.perf_counter()
         s = adapt(inputs, out, checkpoint, AdaptSettings(steps=steps, snapshots=True, overrides=(f"train.lr={lr}",)),
-                  LiftOptions(max_figures=0, progress=False), progress=False)
+                  LiftOptions(max_figures=0, progress=False, overwrite=True), progress=False)
         by_step = s["selection"]["teacher"]["by_step"]
         rows["start"] |= {k: v for k, v in by_step[0].items()}
         for f in sorted((out / "snapshots").glob("teacher_step*.pt")):
