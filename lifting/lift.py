@@ -40,7 +40,7 @@ from .io.tracks import Track, TrackSet
 from .options import LiftOptions, check_fps
 from .outputs import LiftOutputs
 from .smoothing import smooth_tracks
-from .prepare import canonical_track, identity_switches, run_offsets
+from .prepare import canonical_track, identity_switches, person_check, run_offsets
 from .refine import fit_track
 from .track_lifter import MODEL_FPS, LiftResult, as_track_lifter
 from .uncertainty import CALIBRATION, DEFAULT_LEVEL_OKS, lift_uncertainty
@@ -193,12 +193,16 @@ def lift_file(tracks_path: str | Path, out_dir: str | Path, options: LiftOptions
     lifter, ckpt, models = load_track_lifter(options)
     ts = _read(tracks_path, options)
     lifted_by: dict[str, list] = {}
+    not_people: list[str] = []
     with staged_output_folder(out_dir, overwrite=options.overwrite) as staging:
         outputs = LiftOutputs(staging, lifter, options, ts.fps, Path(tracks_path).name)
         for i, track in enumerate(ts.tracks):
             ts.tracks[i] = None  # release the input track
             res = lift_track(lifter, track, ts.keypoint_format, ts.fps, options)
             lifted_by[str(res.track_id)] = [list(r) for r in res.lifted_by]
+            why = person_check(res.keypoints_2d, res.mask, res.frame_ids)
+            if why:
+                not_people.append(f"track {res.track_id}: {why}")
             outputs.add(res)
         if not outputs.frames_lifted:
             raise ValueError(f"{tracks_path}: no frame of any track has a visible pelvis (both hips) and "
@@ -207,6 +211,10 @@ def lift_file(tracks_path: str | Path, out_dir: str | Path, options: LiftOptions
         rendered = outputs.finish()
         summary = _summary(tracks_path, options, ckpt, lifter, ts, outputs) | rendered
         summary |= {"models": models, "lifted_by": lifted_by}
+        if not_people:
+            summary["warnings"].append(f"the 2D of {len(not_people)} track(s) does not look like a person (check the "
+                                       f"input's joint order and coordinates): " + "; ".join(not_people[:5])
+                                       + (" ..." if len(not_people) > 5 else ""))
         summary |= {"seconds_lift": round(lift_s, 3), "seconds_total": round(time.perf_counter() - t0, 3)}
         atomic_write(staging / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=1)))
     return summary

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import warnings
+
 import numpy as np
 
 from .io.tracks import Track
 from .skeletons import CANON16, _compile, get_skeleton, remap
 
 __all__ = ["JUMP_FACTOR", "CanonicalTrack", "canonical_track", "canonical_scores", "run_starts", "run_offsets",
-           "identity_switches", "resample_runs"]
+           "identity_switches", "resample_runs", "not_person_like", "person_check", "MAX_PERSON_JITTER"]
 
 
 #: a jump of the 2D root between consecutive frames larger than this many times the person's
@@ -138,3 +140,66 @@ def resample_runs(kp: np.ndarray, m: np.ndarray, seg: np.ndarray, ratio: float, 
         offs.append(offs[-1] + n_new)
     conf_r = np.concatenate(cs).astype(np.float32) if conf is not None else None
     return np.concatenate(kps), np.concatenate(ms), np.asarray(offs, np.int64), pos, conf_r
+
+
+#: left/right limb pairs (parent, child) compared by :func:`not_person_like`
+_LIMB_PAIRS = ((("l_shoulder", "l_elbow"), ("r_shoulder", "r_elbow")), (("l_elbow", "l_wrist"), ("r_elbow", "r_wrist")),
+               (("l_hip", "l_knee"), ("r_hip", "r_knee")), (("l_knee", "l_ankle"), ("r_knee", "r_ankle")))
+
+
+def not_person_like(kp: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``(T,)`` bool: frames whose canonical 2D ``kp (T, 16, 2)`` (``mask (T, 16)`` observed)
+    does not look like a person: every observed joint at one point, or the observed left and
+    right limbs (upper arms, forearms, thighs, shins) differing in 2D length by more than 3x in
+    the median (foreshortening rarely shortens most limbs of one side that much; uniform noise
+    or placeholder zeros do). Frames with no observed limb pair are not judged (False)."""
+    kp, mask = np.asarray(kp, np.float64), np.asarray(mask, bool)
+    extent = np.where(mask[..., None], kp, np.nan)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        size = np.nanmax(np.nanmax(extent, 1) - np.nanmin(extent, 1), -1)
+        ratios = []
+        for (a, b), (c, d) in _LIMB_PAIRS:
+            ia, ib, ic, id_ = (CANON16.index(n) for n in (a, b, c, d))
+            left = np.linalg.norm(kp[:, ib] - kp[:, ia], axis=-1)
+            right = np.linalg.norm(kp[:, id_] - kp[:, ic], axis=-1)
+            seen = mask[:, [ia, ib, ic, id_]].all(-1) & (left > 0) & (right > 0)
+            ratios.append(np.where(seen, np.abs(np.log(np.maximum(left, 1e-12) / np.maximum(right, 1e-12))), np.nan))
+        med = np.nanmedian(np.stack(ratios, -1), -1)
+    return (size <= 0) | (med > np.log(3.0))
+
+
+#: median frame-to-frame joint motion (root-relative, over the person's 2D size) above which a
+#: track's 2D is not a person's motion: real tracks measure <= 0.15 (shared street video,
+#: Pose2Sim, the example track), uniform noise ~0.7
+MAX_PERSON_JITTER = 0.35
+
+
+def person_check(kp: np.ndarray, mask: np.ndarray, frame_ids: np.ndarray) -> str | None:
+    """Why a track's canonical 2D does not look like a person, or None when it does: more
+    than half of its frames fail :func:`not_person_like`, or (>= 2 consecutive frame pairs) its
+    joints move by more than :data:`MAX_PERSON_JITTER` of the person's 2D size from frame to
+    frame in the median (noise, not motion).
+
+    Args:
+        kp: ``(T, 16, 2)`` px. mask: ``(T, 16)`` observed joints. frame_ids: ``(T,)``.
+    """
+    kp, mask = np.asarray(kp, np.float64), np.asarray(mask, bool)
+    if not len(kp):
+        return None
+    bad = not_person_like(kp, mask)
+    if bad.mean() > 0.5:
+        return f"{100 * bad.mean():.0f}% of its frames have all joints at one point or left/right limbs 3x apart"
+    cons = np.flatnonzero(np.diff(np.asarray(frame_ids)) == 1)
+    if len(cons) < 2:
+        return None
+    ext = np.where(mask[..., None], kp, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        size = np.nanmax(np.nanmax(ext, 1) - np.nanmin(ext, 1), -1)
+        rel = kp - kp[:, CANON16.root_index:CANON16.root_index + 1]
+        step = np.linalg.norm(rel[cons + 1] - rel[cons], axis=-1) / size[cons + 1, None]
+        jitter = np.nanmedian(np.nanmedian(np.where(mask[cons] & mask[cons + 1], step, np.nan), axis=1))
+    if jitter > MAX_PERSON_JITTER:
+        return f"its joints move by {jitter:.2f} of the person's size from frame to frame (noise, not motion)"
+    return None

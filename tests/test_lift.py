@@ -470,3 +470,20 @@ def test_one_frame_tracks_lift(ckpts, which):
     model = as_track_lifter(load_lifter(ckpts[which])[0])
     lt = lift_track(model, Track(3, np.array([42]), _keypoints(42, 0)[None]), "coco17")
     assert lt.joints_3d.shape == (1, 16, 3) and np.isfinite(lt.joints_3d).all() and lt.identity_switches == 0
+
+
+def test_2d_that_is_not_a_person_is_said(ckpts, tmp_path):
+    """Uniform noise and all-zero VideoPose3D arrays lift, but summary.json says their 2D does
+    not look like a person; a real track is not flagged (issue 22 hostile-input audit)."""
+    rng = np.random.default_rng(0)
+    noise = tmp_path / "noise.npz"
+    np.savez(noise, keypoints_2d=rng.uniform(0, 500, (40, 17, 2)).astype(np.float32))
+    zeros = tmp_path / "data_2d_custom_zero.npz"
+    np.savez_compressed(zeros, positions_2d={"v.mp4": {"custom": [np.zeros((20, 17, 2), np.float32)]}},
+                        metadata={"layout_name": "coco"})
+    opts = LiftOptions(checkpoint=ckpts["single"], max_figures=0, uncertainty_samples=0)
+    for path, why in ((noise, "noise, not motion"), (zeros, "all joints at one point")):
+        s = lift_file(path, tmp_path / path.stem, opts)
+        assert any("does not look like a person" in w and why in w for w in s["warnings"]), s["warnings"]
+    real = lift_file(_write_json(tmp_path / "real.json", _records()), tmp_path / "real", opts)
+    assert not any("does not look like a person" in w for w in real["warnings"])
