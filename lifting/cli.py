@@ -123,6 +123,15 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     return 0
 
 
+def _image_size(text: str) -> tuple[int, int]:
+    """``"1920x1080"`` -> ``(1920, 1080)`` (argparse type of ``--image-size``)."""
+    try:
+        w, h = text.lower().split("x")
+        return int(w), int(h)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT in pixels, e.g. 1920x1080, got {text!r}") from None
+
+
 def _lift_options(a: argparse.Namespace):
     """The parsed ``lift`` arguments as :class:`lifting.options.LiftOptions` (validated there)."""
     from lifting.options import LiftOptions
@@ -132,7 +141,8 @@ def _lift_options(a: argparse.Namespace):
                        smooth=a.smooth, smooth_window=a.smooth_window, causal=a.causal, stride=a.stride,
                        export=tuple(a.export or ()), max_figures=a.max_figures, mesh_frames=a.mesh_frames,
                        mesh_format=a.mesh_format, video=a.video, video_max_frames=a.video_max_frames,
-                       overwrite=a.overwrite, uncertainty_samples=a.uncertainty_samples, fit=a.fit, flip=a.flip)
+                       overwrite=a.overwrite, uncertainty_samples=a.uncertainty_samples, fit=a.fit, flip=a.flip,
+                       image_size=a.image_size)
 
 
 def _file_counts(files: list[str]) -> str:
@@ -262,6 +272,9 @@ def _add_lift_options(li: argparse.ArgumentParser, checkpoint_help: str | None =
     li.add_argument("--fit", choices=["none", "track"], default=D["fit"],
                     help="track: fit each teacher lift to its own 2D (one skeleton per run, visible-joint "
                          "reprojection, smoothness, the lift as prior; BENCHMARKS 'Real input'; default: %(default)s)")
+    li.add_argument("--image-size", type=_image_size, default=D["image_size"], metavar="WxH",
+                    help="the video's width and height in pixels, for normalised coordinates without a size "
+                         "(MediaPipe CSV)")
     li.add_argument("--flip", action=argparse.BooleanOptionalAction, default=D["flip"],
                     help="teachers: also lift the mirrored 2D and average (test-time flip augmentation; "
                          "default: %(default)s)")

@@ -119,7 +119,7 @@ def load_track_lifter(o: LiftOptions):
 
 def _read(tracks_path, o: LiftOptions) -> TrackSet:
     """Read (and, for files without ids, track) the input: the one place the pipeline reads it."""
-    ts = read_tracks(tracks_path, fmt=o.keypoint_format, fps=o.fps, tracker=o.tracker)
+    ts = read_tracks(tracks_path, fmt=o.keypoint_format, fps=o.fps, tracker=o.tracker, image_size=o.image_size)
     check_fps(ts.fps, f"{tracks_path}: frame rate (meta fps; override with --fps)")
     return ts
 

@@ -94,6 +94,8 @@ class LiftOptions:
             :func:`lifting.refine.fit_track`); ``"none"``: the lifter's output as it is. Not
             applied to a student (its joints come from its body model) nor with ``causal``
             (the fit uses the whole track).
+        image_size: ``(width, height)`` pixels of the video, for inputs with normalised
+            coordinates and no size (MediaPipe CSV); ``None`` = the file's.
         flip: teachers lift each frame also mirrored (left/right swapped) and average the two
             (test-time flip augmentation, :func:`lifting.inference.lift_frames`; 2 lifts).
         uncertainty_samples: perturbed copies ``K >= 0`` of each track's 2D for the per-joint
@@ -128,6 +130,7 @@ class LiftOptions:
     uncertainty_samples: int = DEFAULT_SAMPLES
     fit: str = "track"
     flip: bool = True
+    image_size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass normalisation)
@@ -142,6 +145,12 @@ class LiftOptions:
         _check_range("--uncertainty-samples", self.uncertainty_samples, 0, MAX_UNCERTAINTY_SAMPLES, kind=int)
         if self.tracker not in TRACKERS:
             raise ValueError(f"--tracker must be one of {', '.join(TRACKERS)}, got {self.tracker!r}")
+        if self.image_size is not None:
+            size = tuple(self.image_size)
+            if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 100_000
+                                         for v in size):
+                raise ValueError(f"--image-size must be WIDTHxHEIGHT in pixels (1-100000 each), got {self.image_size!r}")
+            set_("image_size", size)
         if self.fit not in FIT_METHODS:
             raise ValueError(f"--fit must be one of {', '.join(FIT_METHODS)}, got {self.fit!r}")
         if self.smooth not in SMOOTHING_METHODS:

@@ -531,3 +531,70 @@ def test_openpose_mixed_body25_and_body25b_files_are_decided_per_file(tmp_path):
     forced = read_tracks(write_openpose(tmp_path / "b25", a[:6]), fmt="body25b")
     assert forced.keypoint_format == "body25b"
     assert any("--format body25b" in w and "fits BODY_25" in w for w in forced.warnings), forced.warnings
+
+
+def _mediapipe_frames(n: int = 6) -> np.ndarray:
+    """``(n, 33, 4)`` normalised landmarks (x, y, z, visibility) of a standing person."""
+    rng = np.random.default_rng(5)
+    mp = get_skeleton("mediapipe33")
+
+    def near(name):  # MediaPipe's face / hand / foot points at their COCO-17 neighbour
+        for part, base in (("eye", "nose"), ("mouth", "nose"), ("pinky", "wrist"), ("index", "wrist"),
+                           ("thumb", "wrist"), ("heel", "ankle"), ("foot", "ankle")):
+            if part in name and name not in COCO17.joint_names:
+                side = "left_" if name.startswith("left") else "right_" if name.startswith("right") else ""
+                return (side + base) if side + base in COCO17.joint_names else "nose"
+        return name
+
+    coco = np.stack([_person(COCO17, 300, 100, 300, t, rng) for t in range(n)])
+    px = coco[:, [COCO17.index(near(j)) for j in mp.joint_names]]
+    lm = np.zeros((n, 33, 4))
+    lm[..., 0], lm[..., 1] = px[..., 0] / 640, px[..., 1] / 480
+    lm[..., 2], lm[..., 3] = -0.1, 0.95
+    return lm
+
+
+def write_mediapipe_long(path: Path, lm: np.ndarray, frame_col: bool = True) -> Path:
+    """Long form, one row per landmark: ``Frame,LandmarkID,X,Y`` (normalised, no visibility), or
+    without a frame column ``Landmark_X,Landmark_Y,Landmark_Z`` in blocks of 33 rows."""
+    lines = ["Frame,LandmarkID,X,Y"] if frame_col else ["Landmark_X,Landmark_Y,Landmark_Z"]
+    for t, frame in enumerate(lm):
+        for j, (x, y, z, _) in enumerate(frame):
+            lines.append(f"{t},{j},{x:.6f},{y:.6f}" if frame_col else f"{x:.6f},{y:.6f},{z:.6f}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_mediapipe_wide(path: Path, lm: np.ndarray, scale=(1.0, 1.0)) -> Path:
+    """Wide form, one row per frame: ``frame,x0,y0,z0,visibility0,...,x32,...``."""
+    head = ["frame"] + [f"{c}{j}" for j in range(33) for c in ("x", "y", "z", "visibility")]
+    rows = [",".join([str(t)] + [f"{v * (scale[0] if c == 0 else scale[1] if c == 1 else 1):.4f}"
+                                 for j in range(33) for c, v in enumerate(lm[t, j])]) for t in range(len(lm))]
+    path.write_text(",".join(head) + "\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_mediapipe_csv_long_and_wide_layouts(tmp_path):
+    """MediaPipe scripts' CSV (issue 22 §3): long and wide, normalised or pixels; normalised
+    without a size names --image-size; other text lists the formats, never 'invalid JSON'."""
+    lm = _mediapipe_frames()
+    want = lm[..., :2] * [640, 480]
+    for path in (write_mediapipe_long(tmp_path / "long.csv", lm), write_mediapipe_long(tmp_path / "blocks.csv", lm,
+                 frame_col=False), write_mediapipe_wide(tmp_path / "wide.csv", lm)):
+        assert detect_format(path) == "mediapipe"
+        with pytest.raises(TrackFormatError, match="--image-size"):
+            read_tracks(path)
+        ts = read_tracks(path, image_size=(640, 480))
+        assert ts.keypoint_format == "mediapipe33" and len(ts.tracks) == 1 and len(ts.tracks[0]) == len(lm)
+        np.testing.assert_allclose(ts.tracks[0].keypoints[..., :2], want, atol=0.1)  # 4-6 decimals written
+    pixels = read_tracks(write_mediapipe_wide(tmp_path / "px.csv", lm, scale=(640, 480)))  # no size needed
+    np.testing.assert_allclose(pixels.tracks[0].keypoints[..., :2], want, atol=1e-2)
+    np.testing.assert_allclose(pixels.tracks[0].keypoints[..., 2], 0.95, atol=1e-3)
+    other = tmp_path / "table.csv"
+    other.write_text("name,age\nann,3\n")
+    text = tmp_path / "notes.txt"
+    text.write_text("this is not a keypoint file\n")
+    for path in (other, text):
+        with pytest.raises(TrackFormatError, match="the formats read are") as e:
+            read_tracks(path)
+        assert "invalid JSON" not in str(e.value)

@@ -58,6 +58,7 @@ streamed); FIFOs, devices and sockets are refused.  Every content problem raises
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import io
 import math
@@ -915,6 +916,101 @@ def _add_mediapipe_frames(dets: _Detections, lm: np.ndarray, frames: np.ndarray,
         raise TrackFormatError(f"{dets.source}: no frame has MediaPipe landmarks")
 
 
+_MP_FRAME = ("frame", "frame_index", "frame_id", "frame_idx", "frame_no", "frame_number", "image_id")
+_MP_LANDMARK = ("landmarkid", "landmark_id", "landmark", "landmark_index", "joint", "joint_id", "keypoint", "id")
+_MP_COORD = {"x": 0, "y": 1, "z": 2, "visibility": 3, "v": 3, "vis": 3}
+_MP_WIDE = (re.compile(r"^(?P<c>x|y|z|visibility|vis|v)_?(?P<i>\d+)$"),
+            re.compile(r"^(?:landmark_?|lm_?|kp_?)?(?P<i>\d+)_?(?P<c>x|y|z|visibility|vis|v)$"))
+
+
+def _csv_float(value: str, what: str) -> float:
+    try:
+        return float(value) if value.strip() else np.nan
+    except ValueError:
+        raise TrackFormatError(f"{what}: {describe(value)} is not a number") from None
+
+
+def _mediapipe_csv(table: list[list[str]], source: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(frames (T,), landmarks (T, 33, 4))`` (x, y, z, visibility; NaN = absent, visibility
+    1 when the layout has none) of a MediaPipe CSV table, or None when its header is no
+    MediaPipe layout. Layouts (the ones MediaPipe scripts write; MediaPipe has no file format):
+    long, one row per landmark (``Frame,LandmarkID,X,Y[,Z][,Visibility]``; without a frame
+    column, rows of 33 landmarks per frame such as ``Landmark_X,Landmark_Y,Landmark_Z``), and
+    wide, one row per frame (``x0,y0,z0,visibility0,...,x32,...`` or ``0_x,...``, an optional
+    frame column). Column names are case-insensitive.
+
+    Raises:
+        TrackFormatError: cells that are not numbers, landmark ids outside 0-32, a frame twice.
+    """
+    head = [h.strip().lower().replace(" ", "_") for h in table[0]]
+    rows = table[1:]
+    frame_col = next((head.index(n) for n in _MP_FRAME if n in head), None)
+    wide = {}
+    for k, h in enumerate(head):
+        m = next((p.match(h) for p in _MP_WIDE if p.match(h)), None)
+        if m and int(m["i"]) < 33:
+            wide[k] = (int(m["i"]), _MP_COORD[m["c"]])
+    coords = {k: _MP_COORD[h.rsplit("_", 1)[-1]] for k, h in enumerate(head)
+              if h.rsplit("_", 1)[-1] in ("x", "y", "z", "visibility") and k not in wide}
+    if {j for j, _ in wide.values()} >= set(range(33)):  # wide: x0..x32 at least
+        frames = np.array([_csv_float(r[frame_col], f"{source}: row {i + 2}") if frame_col is not None else i
+                           for i, r in enumerate(rows)], np.float64)
+        lm = np.full((len(rows), 33, 4), np.nan)
+        lm[..., 3] = 1.0
+        for i, r in enumerate(rows):
+            for k, (j, c) in wide.items():
+                lm[i, j, c] = _csv_float(r[k] if k < len(r) else "", f"{source}: row {i + 2}, column {table[0][k]!r}")
+        return frames, lm
+    if not {0, 1} <= set(coords.values()):
+        return None
+    lm_col = next((head.index(n) for n in _MP_LANDMARK if n in head), None)
+    values = np.full((len(rows), 4), np.nan)
+    values[:, 3] = 1.0
+    for i, r in enumerate(rows):
+        for k, c in coords.items():
+            values[i, c] = _csv_float(r[k] if k < len(r) else "", f"{source}: row {i + 2}, column {table[0][k]!r}")
+    if lm_col is None:  # blocks of 33 rows, one per frame
+        if len(rows) % 33:
+            raise TrackFormatError(f"{source}: {len(rows)} landmark rows without a landmark id column; expected "
+                                   "blocks of 33 (one per frame)")
+        return np.arange(len(rows) // 33, dtype=np.float64), values.reshape(-1, 33, 4)
+    ids = np.array([_csv_float(r[lm_col], f"{source}: row {i + 2}") for i, r in enumerate(rows)])
+    if not ((ids >= 0) & (ids < 33) & (ids == np.round(ids))).all():
+        raise TrackFormatError(f"{source}: landmark ids must be 0-32 (MediaPipe Pose's 33 landmarks)")
+    fr = (np.array([_csv_float(r[frame_col], f"{source}: row {i + 2}") for i, r in enumerate(rows)])
+          if frame_col is not None else np.arange(len(rows)) // 33)
+    frames, inv = np.unique(fr, return_inverse=True)
+    lm = np.full((len(frames), 33, 4), np.nan)
+    lm[..., 3] = 1.0
+    lm[inv, ids.astype(int)] = values
+    return frames, lm
+
+
+def _read_mediapipe_csv(inp: _Input, opts: _Options) -> TrackSet:
+    """A MediaPipe CSV table (:func:`_mediapipe_csv`) -> tracks: normalised coordinates (all
+    x, y within [-0.5, 1.5]) need ``--image-size WxH``; larger ones are taken as pixels."""
+    source = inp.source
+    parsed = _mediapipe_csv(inp.data, source)
+    if parsed is None:
+        raise _not_a_known_format(source, "a CSV table whose columns are no MediaPipe layout")
+    frames, lm = parsed
+    if not (np.isfinite(frames).all() and (frames == np.round(frames)).all() and (frames >= 0).all()):
+        raise TrackFormatError(f"{source}: frame numbers must be integers >= 0")
+    if len(np.unique(frames)) != len(frames):
+        raise TrackFormatError(f"{source}: a frame occurs twice; MediaPipe Pose gives one person per frame")
+    xy = lm[..., :2][np.isfinite(lm[..., :2])]
+    normalised = bool(xy.size) and float(np.abs(xy - 0.5).max()) <= 1.0
+    size = opts.image_size
+    if normalised and size is None:
+        raise TrackFormatError(f"{source}: the landmarks are normalised to [0, 1] and the CSV has no image size: "
+                               "pass --image-size WxH (the video's width and height in pixels)")
+    dets = _Detections(source, lambda a, b: f"frame {a}")
+    _add_mediapipe_frames(dets, lm, frames.astype(np.int64), size if normalised else (1, 1))
+    return _finish(dets, joint_set="mediapipe33", opts=opts, warnings=[],
+                   meta={"input_format": "mediapipe-csv", "normalised": normalised}, hint="",
+                   image_size=size if normalised else None)
+
+
 def _read_mediapipe(inp: _Input, joint_set: str | None, opts: _Options) -> TrackSet:
     """MediaPipe Pose landmarks, as JSON (layout defined here; MediaPipe has no file format) or
     arrays (:func:`_read_arrays`).
@@ -932,9 +1028,12 @@ def _read_mediapipe(inp: _Input, joint_set: str | None, opts: _Options) -> Track
 
     Confidence = ``visibility`` (1 when absent).  Pixel = x * W, y * H; W and H are required
     (or the ``image_size`` argument).  One person per frame (MediaPipe Pose is single-person).
+    CSV tables as MediaPipe scripts write them: :func:`_mediapipe_csv`.
     """
     if inp.kind == "arrays":
         return _read_arrays(inp, "mediapipe", opts)
+    if inp.kind == "csv":
+        return _read_mediapipe_csv(inp, opts)
     source, data = inp.source, inp.data
     if inp.kind != "json" or not isinstance(data, dict) or not isinstance(data.get("frames"), list):
         raise TrackFormatError(f"{source}: expected a MediaPipe object with a 'frames' list")
@@ -1213,7 +1312,48 @@ def _load(source: str) -> _Input:
         raise TrackFormatError(f"{source}: not a readable .npy/.npz array file (no npy/zip signature)")
     if size > records.STREAM_BYTES:  # read through the module: tests lower it
         return _Input(source, "stream")  # parsed incrementally by the reader; sampled only to detect
-    return _Input(source, "json", load_json(source))
+    table = _csv_table(source)
+    if table is not None:
+        return _Input(source, "csv", table)
+    try:
+        return _Input(source, "json", load_json(source))
+    except TrackFormatError as e:
+        if "invalid JSON" in str(e) and not _starts_like_json(source):
+            raise _not_a_known_format(source, "neither JSON, nor a table, nor a .npy/.npz array file") from None
+        raise
+
+
+def _starts_like_json(source: str) -> bool:
+    with open(source, "rb") as f:
+        return f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"[")
+
+
+def _csv_table(source: str) -> list[list[str]] | None:
+    """The rows of a text file that is a comma/semicolon/tab separated table (a header and at
+    least one row, 2+ columns, not starting like JSON), parsed by the standard ``csv`` module;
+    None for anything else (JSON is then tried)."""
+    try:
+        with open(source, encoding="utf-8-sig", newline="") as f:
+            text = f.read(records.STREAM_BYTES + 1)
+    except (UnicodeDecodeError, OSError):
+        return None
+    if not text.strip() or text.lstrip()[:1] in ("{", "["):
+        return None
+    first = text.lstrip().split("\n", 1)[0]
+    delim = max(",;\t", key=first.count)
+    if not first.count(delim):
+        return None
+    try:
+        rows = [r for r in csv.reader(io.StringIO(text), delimiter=delim) if any(c.strip() for c in r)]
+    except csv.Error:
+        return None
+    return rows if len(rows) >= 2 and len(rows[0]) >= 2 else None
+
+
+def _not_a_known_format(source: str, what: str) -> TrackFormatError:
+    """The error for input that is no format we read: says what it looks like and lists the formats."""
+    return TrackFormatError(f"{source}: {what}; the formats read are {', '.join(READER_FORMATS)} (the README's "
+                            "format table; CSV tables: MediaPipe landmarks). Pass --format if it is one of them")
 
 
 def _is_mmpose(data: Any) -> bool:
@@ -1240,6 +1380,10 @@ def _detect(inp: _Input) -> str:
         data = _json_sample(source)
     if inp.kind == "dir":
         return "openpose"
+    if inp.kind == "csv":
+        if _mediapipe_csv(inp.data, source) is None:
+            raise _not_a_known_format(source, "a CSV table whose columns are no MediaPipe layout")
+        return "mediapipe"
     if inp.kind == "arrays":
         pos = data.get("positions_2d")
         if isinstance(pos, dict) or (isinstance(pos, np.ndarray) and pos.dtype == object):
