@@ -224,7 +224,7 @@ def _summary(tracks_path, o: LiftOptions, ckpt: dict, lifter, ts: TrackSet, outp
     """The fields of ``summary.json`` (without figures/videos and timings)."""
     notes = _option_notes(lifter, o)
     if ts.fps is None:
-        notes.append(f"the input carries no frame rate (OpenPose JSON and keypoint arrays do not): assumed "
+        notes.append(f"the input carries no frame rate (OpenPose JSON, CSV tables and keypoint arrays have none): assumed "
                      f"{MODEL_FPS:g} fps for the temporal model and the exports; give --fps with the video's rate")
     if outputs.missing_mesh_frames():
         notes.append(f"--mesh-frames: frame(s) {outputs.missing_mesh_frames()[:10]} are not lifted frames of any "

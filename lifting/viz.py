@@ -24,13 +24,23 @@ def _draw_2d(ax, skeleton: Skeleton, kp: np.ndarray, m: np.ndarray, lw: float, s
     ax.scatter(kp[m, 0], kp[m, 1], s=size, c="k", zorder=3)
 
 
+def _side_legend(fig) -> None:
+    """A figure legend for the limb colours (left / right / centre), below the plots."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=c, lw=2, label=lab) for c, lab in
+               (("tab:blue", "left limbs"), ("tab:red", "right limbs"), ("0.3", "spine / head"))]
+    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False)
+
+
 def _save_png(fig, path: str | Path, title: str) -> Path:
-    """Title, tighten, write atomically as PNG, close."""
+    """Title, the side legend, tighten (leaving room for both), write atomically as PNG, close."""
     import matplotlib.pyplot as plt
 
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    _side_legend(fig)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.97 if title else 1))
     try:
         return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
     finally:
@@ -162,6 +172,8 @@ def plot_track_frames(
         ax.set_aspect("equal")
         ax.invert_yaxis()
         ax.set_title(f"2D input, frame {int(frame_ids[t])}", fontsize=9)
+        ax.set_xlabel("x (px)", fontsize=7)
+        ax.set_ylabel("y (px)", fontsize=7)
         ax.tick_params(labelsize=7)
         ax3 = fig.add_subplot(2, len(picks), len(picks) + col + 1, projection="3d")
         # camera frame -> plot frame: x right, z forward (depth), -y up
