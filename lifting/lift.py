@@ -26,6 +26,7 @@ student), the options only through :class:`lifting.options.LiftOptions`.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -124,6 +125,20 @@ def _read(tracks_path, o: LiftOptions) -> TrackSet:
     return ts
 
 
+def mesh_bytes(n_vertices: int, n_faces: int, fmt: str) -> int:
+    """Approximate size of one mesh file written by trimesh: OBJ text (~28 bytes per vertex
+    line, ~20 per face line) or binary PLY (12 bytes per vertex, 13 per face)."""
+    return 28 * n_vertices + 20 * n_faces if fmt == "obj" else 12 * n_vertices + 13 * n_faces
+
+
+def _mesh_plan(ts: TrackSet, lifter, fmt: str) -> str:
+    """The line said before ``--mesh-frames all`` writes: how many files and how many MB (an
+    upper bound: every detection; frames that cannot be lifted get no mesh)."""
+    n = sum(len(t.frame_ids) for t in ts.tracks)
+    mb = n * mesh_bytes(int(lifter.body_model.num_vertices), len(lifter.faces), fmt) / 2**20
+    return f"--mesh-frames all: up to {n} {fmt.upper()} mesh files, about {mb:,.0f} MB, in meshes/"
+
+
 def _option_notes(lifter, o: LiftOptions) -> list[str]:
     """Warnings for options that have no effect with this model or these other options (an
     option counts as given when it differs from its default)."""
@@ -192,6 +207,8 @@ def lift_file(tracks_path: str | Path, out_dir: str | Path, options: LiftOptions
     check_output_folder(out_dir, options.overwrite)  # fail fast; checked again when staging
     lifter, ckpt, models = load_track_lifter(options)
     ts = _read(tracks_path, options)
+    if options.mesh_frames == "all" and lifter.faces is not None and options.progress:
+        print(_mesh_plan(ts, lifter, options.mesh_format), file=sys.stderr, flush=True)
     lifted_by: dict[str, list] = {}
     not_people: list[str] = []
     with staged_output_folder(out_dir, overwrite=options.overwrite) as staging:

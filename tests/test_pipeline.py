@@ -317,3 +317,26 @@ def test_options_without_effect_are_named(ckpt, tmp_path):
     assert [w.split(" ")[0] for w in s["warnings"]] == ["--mesh-format", "--smooth-window", "--video-max-frames"]
     s = lift_file(_tracks_file(tmp_path / "t.json"), tmp_path / "p", LiftOptions(checkpoint=ckpt, max_figures=0))
     assert s["warnings"] == []
+
+
+@pytest.mark.skipif(NO_STUDENT, reason="bundled student lifting/assets/student.pt not built")
+def test_mesh_frames_all_says_how_much_it_will_write(tmp_path, capsys):
+    """--mesh-frames all announces the number of files and the MB before writing them, and
+    the estimate is within 25% of what is written."""
+    from lifting.io.readers import read_coco_tracks
+    from lifting.io.tracks import Track, TrackSet, write_coco_tracks
+
+    ts = read_coco_tracks(Path(str(resources.files("lifting") / "assets" / "example_track.json")))
+    t = ts.tracks[0]
+    short = tmp_path / "short.json"
+    write_coco_tracks(TrackSet([Track(t.track_id, t.frame_ids[:3], t.keypoints[:3])], ts.fps, ts.keypoint_format,
+                               ts.image_size, ""),
+                      short)
+    assert main(["lift", str(short), "-o", str(tmp_path / "out"), "--checkpoint", "student", "--mesh-frames", "all",
+                 "--max-figures", "0", "--uncertainty-samples", "0"]) == 0
+    err = capsys.readouterr().err
+    line = next(ln for ln in err.splitlines() if ln.startswith("--mesh-frames all"))
+    assert "up to 3 OBJ mesh files" in line
+    said = float(line.split("about ")[1].split(" MB")[0])
+    written = sum(p.stat().st_size for p in (tmp_path / "out" / "meshes").iterdir()) / 2**20
+    assert len(list((tmp_path / "out" / "meshes").iterdir())) == 3 and abs(said - written) < 0.25 * written
