@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .io.bvh import bvh_residual
 from .io.exports import write_track_exports, write_track_npz
 from .io.fileio import atomic_write
 from .options import LiftOptions
@@ -91,6 +92,8 @@ class LiftOutputs:
             return
         self.files.append(write_track_npz(self.folder, res, self.fps))
         self.files += write_track_exports(self.folder, res, o.export, self.fps or MODEL_FPS)
+        if "bvh" in o.export:
+            self.tracks[-1]["bvh_residual_cm"] = round(100 * bvh_residual(res.joints_3d), 2)
         if res.smpl is not None and o.mesh_frames is not None:
             picks = np.arange(T) if o.mesh_frames == "all" else np.flatnonzero(np.isin(res.frame_ids, o.mesh_frames))
             self._mesh_hits.update(int(f) for f in res.frame_ids[picks])

@@ -35,7 +35,7 @@ import torch
 from .fileio import atomic_write
 from ..skeletons import CANON16, Skeleton
 
-__all__ = ["write_bvh", "bvh_frames", "motion_clips", "MotionClip", "MAX_FILL_GAP_S"]
+__all__ = ["write_bvh", "bvh_frames", "bvh_residual", "motion_clips", "MotionClip", "MAX_FILL_GAP_S"]
 
 _CAMERA_TO_YUP = np.diag([1.0, -1.0, -1.0])
 
@@ -211,6 +211,19 @@ def _forward_kinematics(offsets: np.ndarray, Rw: torch.Tensor, root: torch.Tenso
         p = skeleton.parents[j]
         pos[:, j] = root if p < 0 else pos[:, p] + Rw[:, p] @ off[j]
     return pos
+
+
+def bvh_residual(joints_3d: np.ndarray, skeleton: Skeleton = CANON16) -> float:
+    """How far the BVH of ``joints_3d (T, J, 3)`` (metres) is from them: the median over
+    frames and joints of the distance between the joints and the BVH's forward kinematics
+    (one rest skeleton + per-frame rotations, :func:`bvh_frames`), metres. 0 for a rigid
+    skeleton; the lift's bone lengths, when they vary over the track, cannot all be kept.
+
+    Raises:
+        ValueError: see :func:`bvh_frames`."""
+    offsets, Rw, root = bvh_frames(joints_3d, skeleton)
+    pos = _forward_kinematics(offsets, torch.from_numpy(Rw), torch.from_numpy(root), skeleton).numpy()
+    return float(np.median(np.linalg.norm(pos - np.asarray(joints_3d, np.float64) @ _CAMERA_TO_YUP.T, axis=-1)))
 
 
 def _fill(joints: np.ndarray, frame_ids: np.ndarray, skeleton: Skeleton) -> np.ndarray:
