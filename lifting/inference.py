@@ -12,15 +12,13 @@ import numpy as np
 import torch
 
 from .geometry import check_finite, normalize_2d
+from .options import DEFAULT_HEIGHT_M, DEFAULT_STRIDE  # noqa: F401 (re-exported: the defaults live in options)
 from .skeletons import CANON16, Skeleton
 from .teacher import Lifter
 
 __all__ = ["lift_smpl_frames", "window_indices", "strided_windows", "output_index", "lift_frames", "metric_scale",
            "HEIGHT_PROXY_FRACTION", "DEFAULT_HEIGHT_M", "DEFAULT_STRIDE", "native_bf16", "bf16_or_warn",
            "auto_threads", "choose_threads"]
-
-DEFAULT_HEIGHT_M = 1.70
-"""Assumed standing height when converting scale-free lifts to metres."""
 
 HEIGHT_PROXY_FRACTION = 0.84
 """Length of the chain ankle-knee-hip (mean of both legs) + pelvis-spine-thorax-head as a
@@ -54,12 +52,6 @@ def output_index(window: int, causal: bool = False) -> int:
     """Which frame of a window is reported for the frame it was built around."""
     return window - 1 if causal else window // 2
 
-
-DEFAULT_STRIDE = 9
-"""Default stride of temporal inference (:func:`strided_windows`): one window per 9 frames,
-each reporting its central 9 frames (a third of a 27-frame window, so every reported frame
-has at least 9 real frames on either side inside a long run); ~1/9 of the cost of a window
-per frame. Its accuracy cost is in BENCHMARKS.md."""
 
 
 def strided_windows(seq_offsets: np.ndarray, window: int, stride: int = 1, causal: bool = False):

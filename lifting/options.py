@@ -11,11 +11,9 @@ import shutil
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from .inference import DEFAULT_HEIGHT_M, DEFAULT_STRIDE
 from .io.readers import TRACKERS  # one definition, next to the tracker call site
 from .skeletons import CANON16
 from .smoothing import SMOOTHING_METHODS
-from .uncertainty import DEFAULT_SAMPLES
 
 __all__ = ["LiftOptions", "EXPORT_FORMATS", "TRACKERS", "MIN_FPS", "MAX_FPS", "check_fps"]
 
@@ -27,6 +25,19 @@ FIT_METHODS = ("none", "track")
 MIN_FPS, MAX_FPS = 1.0, 1000.0
 """Accepted frame rates: temporal models resample to 30 fps, so a rate of ``1e-6`` would
 mean a 3e7-fold upsampling (and BVH frame times of days)."""
+DEFAULT_HEIGHT_M = 1.70
+"""Assumed standing height when converting scale-free lifts to metres."""
+
+DEFAULT_STRIDE = 9
+"""Default stride of temporal inference (:func:`lifting.inference.strided_windows`): one
+window per 9 frames, each reporting its central 9 frames (a third of a 27-frame window, so
+every reported frame has at least 9 real frames on either side inside a long run); ~1/9 of
+the cost of a window per frame. Its accuracy cost is in BENCHMARKS.md."""
+
+DEFAULT_SAMPLES = 8
+"""Perturbed copies ``K`` per lift for the per-joint uncertainty (``--uncertainty-samples``,
+:mod:`lifting.uncertainty`)."""
+
 MIN_HEIGHT_M, MAX_HEIGHT_M = 0.3, 3.0
 MAX_UNCERTAINTY_SAMPLES = 256
 """Most ``--uncertainty-samples``: each is one more lift of every frame (the calibration used 8)."""

@@ -33,10 +33,12 @@ All other canonical joints (hips, knees, ankles, shoulders, elbows, wrists) map 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence, Union
+from typing import TYPE_CHECKING, Mapping, Sequence, Union
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported only where a tensor is given (fast CLI start-up)
+    import torch
 
 __all__ = [
     "Skeleton",
@@ -270,7 +272,7 @@ SYNTHESIS: dict[tuple[str, str], Mapping[str, Recipe]] = {
 """Recipes ``(source, target) -> {target joint: Recipe}``; a target joint absent from a
 table is missing in that source (mask False)."""
 
-Array = Union[np.ndarray, torch.Tensor]
+Array = Union[np.ndarray, "torch.Tensor"]
 
 
 def _compile(src: Skeleton, dst: Skeleton) -> tuple[np.ndarray, np.ndarray]:
@@ -323,7 +325,9 @@ def remap(
             f"expected keypoints of shape (..., {src.num_joints}, C) for {src.name!r}, got {tuple(keypoints.shape)}"
         )
     W, dep = _compile(src, dst)
-    is_torch = isinstance(keypoints, torch.Tensor)
+    is_torch = type(keypoints).__module__.startswith("torch")  # no torch import for numpy input
+    if is_torch:
+        import torch
     if valid is not None and tuple(valid.shape) != tuple(keypoints.shape[:-1]):
         raise ValueError(f"valid mask shape {tuple(valid.shape)} != keypoints shape[:-1] {tuple(keypoints.shape[:-1])}")
     has_recipe = dep.any(axis=1)  # (J_dst,)

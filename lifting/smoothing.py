@@ -9,7 +9,6 @@ never filled), so gaps and id switches do not leak across.
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import savgol_filter
 
 __all__ = ["smooth_tracks", "SMOOTHING_METHODS"]
 
@@ -57,6 +56,7 @@ def smooth_tracks(x: np.ndarray, mask: np.ndarray | None = None, frame_ids: np.n
     out = x.copy()
     if method == "none" or T == 0:
         return out
+    from scipy.signal import savgol_filter  # here: importing scipy.signal costs ~1 s (CLI start-up)
     if window < 3 or window % 2 == 0 or polyorder < 0 or polyorder >= window:
         raise ValueError(f"savgol needs an odd window >= 3 larger than polyorder, got window={window}, "
                          f"polyorder={polyorder}")

@@ -44,14 +44,13 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .options import DEFAULT_SAMPLES  # noqa: F401 (re-exported: the defaults live in options)
 from .skeletons import CANON16
 from .synth2d import canon_oks_sigmas, object_scale
 
 __all__ = ["perturb_keypoints", "joint_spread", "lift_uncertainty", "DEFAULT_SAMPLES", "DEFAULT_LEVEL_OKS",
            "CALIBRATION"]
 
-DEFAULT_SAMPLES = 8
-"""Perturbed copies ``K`` per lift (``posenet3d lift --uncertainty-samples``)."""
 
 DEFAULT_LEVEL_OKS = 4.0
 """Noise level ``u`` in OKS units (Euclidean RMS ``u * sigma_i * s`` px per joint), chosen on
