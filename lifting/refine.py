@@ -108,14 +108,16 @@ def rigid_bones(joints_3d: np.ndarray, parents, seq_offsets: np.ndarray) -> np.n
     if any(p >= j for j, p in enumerate(parents)):
         raise ValueError(f"rigid_bones: parents must precede their children, got {parents}")
     y = np.asarray(joints_3d, np.float64)
+    seg = np.asarray(seq_offsets, np.int64)
+    child = [j for j, p in enumerate(parents) if p >= 0]
+    vec = y[:, child] - y[:, [parents[j] for j in child]]  # (T, B, 3)
+    n = np.linalg.norm(vec, axis=-1)  # (T, B)
+    med = np.stack([np.median(n[a:b], axis=0) for a, b in zip(seg[:-1], seg[1:])])  # (S, B): one call per run
+    length = np.repeat(med, np.diff(seg), axis=0)  # (T, B)
+    unit = vec / np.maximum(n, 1e-12)[..., None]
     out = y.copy()
-    for a, b in zip(seq_offsets[:-1], seq_offsets[1:]):
-        for j, p in enumerate(parents):
-            if p < 0:
-                continue
-            v = y[a:b, j] - y[a:b, p]
-            n = np.linalg.norm(v, axis=-1, keepdims=True)
-            out[a:b, j] = out[a:b, p] + v / np.maximum(n, 1e-12) * np.median(n)
+    for b, j in enumerate(child):  # parents first: each joint from its placed parent
+        out[:, j] = out[:, parents[j]] + unit[:, b] * length[:, b, None]
     return out
 
 
