@@ -32,6 +32,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from .inference import HEIGHT_PROXY_FRACTION
 from .io.fileio import atomic_write, check_output_folder, staged_output_folder
@@ -213,14 +214,19 @@ def lift_file(tracks_path: str | Path, out_dir: str | Path, options: LiftOptions
     not_people: list[str] = []
     with staged_output_folder(out_dir, overwrite=options.overwrite) as staging:
         outputs = LiftOutputs(staging, lifter, options, ts.fps, Path(tracks_path).name)
+        bar = tqdm(total=sum(len(t.frame_ids) for t in ts.tracks), unit="frame", desc="lift + write",
+                   disable=None if options.progress else True,  # None: only on a terminal
+                   mininterval=1.0, dynamic_ncols=True, leave=False)
         for i, track in enumerate(ts.tracks):
             ts.tracks[i] = None  # release the input track
             res = lift_track(lifter, track, ts.keypoint_format, ts.fps, options)
+            bar.update(len(track.frame_ids))
             lifted_by[str(res.track_id)] = [list(r) for r in res.lifted_by]
             why = person_check(res.keypoints_2d, res.mask, res.frame_ids)
             if why:
                 not_people.append(f"track {res.track_id}: {why}")
             outputs.add(res)
+        bar.close()
         if not outputs.frames_lifted:
             raise ValueError(f"{tracks_path}: no frame of any track has a visible pelvis (both hips) and "
                              f">= {options.min_joints} joints above confidence {options.conf_threshold}")
