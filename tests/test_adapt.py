@@ -102,6 +102,7 @@ def test_adapt_bad_input_is_a_clear_error(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # run by .ci/run (pytest -m slow), not by the README's default command
 def test_adapt_minutes_budget_plans_steps(tracks_file, tmp_path):
     s = adapt(tracks_file, tmp_path / "m", "teacher", AdaptSettings(minutes=0.05, batch_size=16),
               LiftOptions(max_figures=0))
@@ -198,6 +199,7 @@ def test_adapt_plan_default_is_a_step_count():
     assert _plan(0.5, 0.5, 10, 1.0, 0.0, False) == {"teacher": 10}  # both given: the smaller
 
 
+@pytest.mark.slow  # run by .ci/run (pytest -m slow), not by the README's default command
 def test_adapt_is_repeatable_and_ships_the_start_when_nothing_improves(tracks_file, tmp_path, monkeypatch):
     from trainers.adapt import SELECTION_KEY
 
@@ -237,6 +239,7 @@ def test_a_snapshot_ships_only_when_it_beats_the_start_on_every_guard():
     assert _beats({"heldout_joint_2d": 0.25}, {"heldout_joint_2d": 0.30})  # a student: no cycle term
 
 
+@pytest.mark.slow  # run by .ci/run (pytest -m slow), not by the README's default command
 def test_adapt_output_folder_is_one_unit(tracks_file, tmp_path, monkeypatch):
     """A non-empty -o needs --overwrite (and must be an adapt output); a run that fails after
     its teacher stage leaves no teacher.pt behind; the recorded paths are the final ones."""

@@ -283,6 +283,7 @@ def test_train_image_joint_finetune_and_terse(coco, tmp_path):
     assert {"consistency", "kp_reproject", "terse_task", "terse_realism"} <= set(log[-1])
 
 
+@pytest.mark.slow  # run by .ci/run (pytest -m slow), not by the README's default command
 def test_two_process_data_parallel_image_stage(coco, tmp_path):
     """torchrun --nproc_per_node 2 (gloo): each rank builds only its half of the global batch;
     the same micro-batches as one process with grad_accum=2 give the same losses and weights

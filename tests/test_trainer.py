@@ -88,6 +88,7 @@ def test_gradient_accumulation_matches_one_batch(tiny_cfg_overrides, tmp_path):
     assert main([*args, "train.grad_accum=3", "--out", str(tmp_path / "bad")]) == 2  # 16 % 3 != 0
 
 
+@pytest.mark.slow  # run by .ci/run (pytest -m slow), not by the README's default command
 def test_two_process_data_parallel_matches_one_process(tiny_cfg_overrides, tmp_path):
     """torchrun --nproc_per_node 2 (gloo, CPU): same global batch -> same losses and weights
     as one process, and the ranks' parameters stay identical (checked by the trainer)."""
