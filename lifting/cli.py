@@ -142,7 +142,7 @@ def _lift_options(a: argparse.Namespace):
                        export=tuple(a.export or ()), max_figures=a.max_figures, mesh_frames=a.mesh_frames,
                        mesh_format=a.mesh_format, video=a.video, video_max_frames=a.video_max_frames,
                        overwrite=a.overwrite, uncertainty_samples=a.uncertainty_samples, fit=a.fit, flip=a.flip,
-                       image_size=a.image_size)
+                       image_size=a.image_size, focal_px=a.focal_px, camera=a.camera)
 
 
 def _file_counts(files: list[str]) -> str:
@@ -275,6 +275,12 @@ def _add_lift_options(li: argparse.ArgumentParser, checkpoint_help: str | None =
     li.add_argument("--image-size", type=_image_size, default=D["image_size"], metavar="WxH",
                     help="the video's width and height in pixels, for normalised coordinates without a size "
                          "(MediaPipe CSV)")
+    li.add_argument("--focal-px", type=float, default=D["focal_px"],
+                    help="camera focal length in pixels, for where people are (transl; default: a guess from the "
+                         "image size)")
+    li.add_argument("--camera", default=D["camera"], metavar="FILE[:NAME]",
+                    help="camera calibration (Pose2Sim/anipose calib.toml; NAME picks one of several cameras) for "
+                         "transl, instead of --focal-px")
     li.add_argument("--flip", action=argparse.BooleanOptionalAction, default=D["flip"],
                     help="teachers: also lift the mirrored 2D and average (test-time flip augmentation; "
                          "default: %(default)s)")

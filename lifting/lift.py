@@ -43,6 +43,7 @@ from .options import LiftOptions, check_fps
 from .outputs import LiftOutputs
 from .smoothing import smooth_tracks
 from .prepare import canonical_track, identity_switches, person_check, run_offsets
+from .placement import Intrinsics, guess_intrinsics, read_camera, root_translation, track_motion
 from .refine import fit_track
 from .track_lifter import MODEL_FPS, LiftResult, as_track_lifter
 from .uncertainty import CALIBRATION, DEFAULT_LEVEL_OKS, lift_uncertainty
@@ -52,7 +53,7 @@ __all__ = ["lift_track", "lift_file", "load_track_lifter", "LiftOptions", "LiftR
 
 
 def lift_track(lifter, track: Track, keypoint_format: str = "coco17", fps: float | None = None,
-               options: LiftOptions = LiftOptions()) -> LiftResult:
+               options: LiftOptions = LiftOptions(), camera: Intrinsics | None = None) -> LiftResult:
     """Lift one track (see the module docstring for masking rules).
 
     Args:
@@ -60,6 +61,8 @@ def lift_track(lifter, track: Track, keypoint_format: str = "coco17", fps: float
         track: :class:`lifting.io.tracks.Track` with ``keypoints (T, K, 3)`` pixels + confidence.
         keypoint_format: its joint set. fps: its frame rate (temporal models resample to
             :data:`MODEL_FPS`; ``None`` = assumed 30).
+        camera: the camera's intrinsics: the result then has the root translation ``transl``
+            (:func:`lifting.placement.root_translation`); None: root-relative only.
         options: ``conf_threshold``, ``min_joints``, ``smooth``/``smooth_window``
             (Savitzky-Golay smoothing of the observed 2D per joint and gap-free run,
             :func:`lifting.smoothing.smooth_tracks`, before lifting), ``causal`` and
@@ -93,6 +96,8 @@ def lift_track(lifter, track: Track, keypoint_format: str = "coco17", fps: float
     if options.fit == "track" and res.smpl is None and not options.causal:
         res = replace(res, joints_3d=fit_track(res.joints_3d, kp, mask, conf, run_offsets(starts),
                                                body_offsets=run_offsets(identity_switches(starts, frame_ids))))
+    if camera is not None:  # where the person is (runs: gaps and identity switches start new segments)
+        res = replace(res, transl=root_translation(res.joints_3d, kp, mask, camera, run_offsets(starts), conf))
     switches = int(identity_switches(starts, frame_ids)[1:].sum())
     by = tuple((int(frame_ids[a]), int(frame_ids[b - 1]), name) for a, b, name in res.lifted_by)
     return replace(res, track_id=int(track.track_id), frame_ids=frame_ids, skipped_frame_ids=skipped,
@@ -117,6 +122,25 @@ def load_track_lifter(o: LiftOptions):
                 {"checkpoint": str(o.checkpoint or default_checkpoint())})
     lifter = as_track_lifter(model, o.height_m, load_lifter(single)[0], stride=o.stride, flip=o.flip)
     return lifter, ckpt, {lifter.temporal.name: str(default_checkpoint()), lifter.single.name: str(single)}
+
+
+def _camera(o: LiftOptions, ts: TrackSet) -> tuple[Intrinsics | None, str | None]:
+    """The intrinsics for ``transl`` (``--camera``, ``--focal-px`` with the image centre, or a
+    guess from the image size) and, when there are none, the line that says why.
+
+    Raises:
+        ValueError: an unreadable ``--camera`` file."""
+    size = o.image_size or ts.image_size
+    if o.camera is not None:
+        return read_camera(o.camera), None
+    if size is None:
+        need = "the input has no image size" + ("" if o.focal_px is None else " for the principal point")
+        return None, (f"root-relative output only (no transl): {need}; give --image-size WxH and --focal-px, or "
+                      f"--camera calib.toml")
+    if o.focal_px is not None:
+        return Intrinsics(o.focal_px, o.focal_px, size[0] / 2, size[1] / 2, "--focal-px, principal point at the "
+                          "image centre"), None
+    return guess_intrinsics(size), None
 
 
 def _read(tracks_path, o: LiftOptions) -> TrackSet:
@@ -208,6 +232,7 @@ def lift_file(tracks_path: str | Path, out_dir: str | Path, options: LiftOptions
     check_output_folder(out_dir, options.overwrite)  # fail fast; checked again when staging
     lifter, ckpt, models = load_track_lifter(options)
     ts = _read(tracks_path, options)
+    camera, no_camera = _camera(options, ts)
     if options.mesh_frames == "all" and lifter.faces is not None and options.progress:
         print(_mesh_plan(ts, lifter, options.mesh_format), file=sys.stderr, flush=True)
     lifted_by: dict[str, list] = {}
@@ -219,13 +244,15 @@ def lift_file(tracks_path: str | Path, out_dir: str | Path, options: LiftOptions
                    mininterval=1.0, dynamic_ncols=True, leave=False)
         for i, track in enumerate(ts.tracks):
             ts.tracks[i] = None  # release the input track
-            res = lift_track(lifter, track, ts.keypoint_format, ts.fps, options)
+            res = lift_track(lifter, track, ts.keypoint_format, ts.fps, options, camera)
             bar.update(len(track.frame_ids))
             lifted_by[str(res.track_id)] = [list(r) for r in res.lifted_by]
             why = person_check(res.keypoints_2d, res.mask, res.frame_ids)
             if why:
                 not_people.append(f"track {res.track_id}: {why}")
             outputs.add(res)
+            if res.transl is not None and len(res.frame_ids):
+                outputs.tracks[-1] |= track_motion(res.transl, res.frame_ids, ts.fps or MODEL_FPS)
         bar.close()
         if not outputs.frames_lifted:
             raise ValueError(f"{tracks_path}: no frame of any track has a visible pelvis (both hips) and "
@@ -233,7 +260,9 @@ def lift_file(tracks_path: str | Path, out_dir: str | Path, options: LiftOptions
         lift_s = time.perf_counter() - t0
         rendered = outputs.finish()
         summary = _summary(tracks_path, options, ckpt, lifter, ts, outputs) | rendered
-        summary |= {"models": models, "lifted_by": lifted_by}
+        summary |= {"models": models, "lifted_by": lifted_by, "camera": camera.describe() if camera else None}
+        if no_camera:
+            summary["warnings"].append(no_camera)
         if not_people:
             summary["warnings"].append(f"the 2D of {len(not_people)} track(s) does not look like a person (check the "
                                        f"input's joint order and coordinates): " + "; ".join(not_people[:5])

@@ -107,6 +107,10 @@ class LiftOptions:
             (the fit uses the whole track).
         image_size: ``(width, height)`` pixels of the video, for inputs with normalised
             coordinates and no size (MediaPipe CSV); ``None`` = the file's.
+        focal_px: the camera's focal length in pixels, for the root translation ``transl``
+            (:mod:`lifting.placement`; the principal point is the image centre). camera: a
+            calibration file for it instead (``calib.toml`` or ``calib.toml:NAME``). Neither:
+            a guess from the image size; no image size either: root-relative output only.
         flip: teachers lift each frame also mirrored (left/right swapped) and average the two
             (test-time flip augmentation, :func:`lifting.inference.lift_frames`; 2 lifts).
         uncertainty_samples: perturbed copies ``K >= 0`` of each track's 2D for the per-joint
@@ -142,6 +146,8 @@ class LiftOptions:
     fit: str = "track"
     flip: bool = True
     image_size: tuple[int, int] | None = None
+    focal_px: float | None = None
+    camera: str | None = None
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass normalisation)
@@ -162,6 +168,10 @@ class LiftOptions:
                                          for v in size):
                 raise ValueError(f"--image-size must be WIDTHxHEIGHT in pixels (1-100000 each), got {self.image_size!r}")
             set_("image_size", size)
+        if self.focal_px is not None and not (isinstance(self.focal_px, (int, float)) and 0 < self.focal_px < 1e6):
+            raise ValueError(f"--focal-px must be a focal length in pixels (0, 1e6), got {self.focal_px!r}")
+        if self.focal_px is not None and self.camera is not None:
+            raise ValueError("give --focal-px or --camera, not both")
         if self.fit not in FIT_METHODS:
             raise ValueError(f"--fit must be one of {', '.join(FIT_METHODS)}, got {self.fit!r}")
         if self.smooth not in SMOOTHING_METHODS:

@@ -100,6 +100,8 @@ class LiftResult:
         lifted_by: ``((start, stop, model name), ...)`` which model lifted which frames
             (indices into this result; a :class:`LifterPair` uses two models).
         name: the input's name for the track (a VideoPose3D video), ``""`` when none.
+        transl: ``(T, 3)`` float32 metres, the root's camera-frame position
+            (:mod:`lifting.placement`), ``None`` without camera intrinsics.
     """
 
     track_id: int
@@ -113,6 +115,7 @@ class LiftResult:
     joints_3d_std: np.ndarray | None = None
     lifted_by: tuple = ()
     name: str = ""
+    transl: np.ndarray | None = None
 
     @property
     def stem(self) -> str:

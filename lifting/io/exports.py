@@ -41,6 +41,9 @@ def write_track_npz(folder: Path, result, fps: float | None) -> str:
                   track_id=np.array(result.track_id), name=np.array(result.name))
     if result.joints_3d_std is not None:
         arrays["joints_3d_std"] = result.joints_3d_std.astype(np.float32)
+    if result.transl is not None:  # where the person is: camera frame, metres
+        arrays["transl"] = result.transl.astype(np.float32)
+        arrays["joints_3d_cam"] = (result.joints_3d + result.transl[:, None]).astype(np.float32)
     if result.smpl is not None:
         arrays |= result.smpl.npz_arrays()
     path = folder / f"{result.stem}.npz"

@@ -771,9 +771,12 @@ def _resolve_25(dets: _Detections, forced: str | None, source: str, warnings: li
     kp, doc = dets.keypoints[:n], dets.loc[:n, 0]
     e25, e25b = _layout_residuals(kp)
     per_file = {}
-    for d in np.unique(doc):
+    for d in np.unique(doc):  # a file decides only when its geometry is clear (few people: noisy)
         rows = doc == d
-        per_file[int(d)] = _layout_of(e25[rows], e25b[rows])[0]
+        layout, m25, m25b = _layout_of(e25[rows], e25b[rows])
+        own, other = (m25, m25b) if layout == "body25" else (m25b, m25)
+        clear = layout is not None and own < _LAYOUT_TOLERANCE / 2 and other > 2 * _LAYOUT_TOLERANCE
+        per_file[int(d)] = layout if clear else None
     counts = {k: sum(v == k for v in per_file.values()) for k in ("body25", "body25b")}
     if forced is not None:
         other = "body25b" if forced == "body25" else "body25"

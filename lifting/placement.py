@@ -1,0 +1,145 @@
+"""Where people are: the camera-frame root translation ``transl (T, 3)`` of a lifted track.
+
+A lift is root-relative (pelvis at 0). Its metric joints and the 2D they came from fix where
+the person stands in front of a pinhole camera, up to the camera's intrinsics: for joint
+``X_j`` (camera frame, metres, root-relative) seen at pixel ``(u_j, v_j)``, the translation
+``t`` satisfies ``u_j = fx (X_j + t_x) / (Z_j + t_z) + cx`` (and the same for ``v``). Multiplying
+out gives two equations per joint that are linear in ``t`` (the algebraic error of the DLT,
+Hartley & Zisserman, Multiple View Geometry, 2nd ed., Sec. 4.1); :func:`root_translation`
+solves them per frame by weighted least squares over the observed joints, then smooths each
+gap-free run with the second-difference penalty of :mod:`lifting.refine`.
+
+Intrinsics come from a calibration file (:func:`read_camera`: Pose2Sim / anipose
+``calib.toml``), ``--focal-px``, or a guess from the image size (:func:`guess_intrinsics`:
+focal length = the image's longer side, principal point at the centre, i.e. a ~53 degree field
+of view along the long side); the output records which. The person's metric size comes from
+the lift (``--height`` for a teacher, the body model for a student): depth scales with it.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.linalg import solve_banded
+
+from .refine import _second_differences
+
+__all__ = ["Intrinsics", "read_camera", "guess_intrinsics", "root_translation", "track_motion", "TRANSL_SMOOTH"]
+
+TRANSL_SMOOTH = 10.0
+"""Weight of the second-difference penalty on the translation (metres^2 per frame^2 against
+the per-frame solution): depth from a person's 2D size is noisy frame to frame."""
+
+
+@dataclass(frozen=True)
+class Intrinsics:
+    """Pinhole intrinsics in pixels: focal lengths ``fx, fy``, principal point ``cx, cy``, and
+    ``source`` (how they were obtained, recorded in ``summary.json``)."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    source: str
+
+    def describe(self) -> dict:
+        return {"focal_px": [round(self.fx, 2), round(self.fy, 2)], "principal_px": [round(self.cx, 2),
+                round(self.cy, 2)], "source": self.source}
+
+
+def guess_intrinsics(image_size: tuple[int, int]) -> Intrinsics:
+    """Intrinsics guessed from ``(width, height)`` pixels: focal length = the longer side,
+    principal point at the centre (no calibration; a phone's main camera is within ~15 %).
+
+    Raises:
+        ValueError: a non-positive size."""
+    w, h = (float(v) for v in image_size)
+    if not (w > 0 and h > 0):
+        raise ValueError(f"image size must be positive pixels, got {image_size}")
+    f = max(w, h)
+    return Intrinsics(f, f, w / 2, h / 2, f"guess from the image size {int(w)}x{int(h)}: focal = longer side")
+
+
+def read_camera(spec: str | Path) -> Intrinsics:
+    """Intrinsics from a calibration file: ``FILE`` or ``FILE:NAME`` for a Pose2Sim / anipose
+    ``calib.toml`` (sections with ``matrix`` = K and ``name``; NAME picks the section by its
+    key or ``name`` when the file has several cameras).
+
+    Raises:
+        ValueError: unreadable file, no camera section, several without NAME, or a bad matrix.
+    """
+    text = str(spec)
+    path, _, name = text.partition(":") if not Path(text).is_file() else (text, "", "")
+    try:
+        cal = tomllib.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ValueError(f"--camera {text}: not a readable calib.toml ({e})") from None
+    cams = {k: v for k, v in cal.items() if isinstance(v, dict) and "matrix" in v}
+    if name:
+        cams = {k: v for k, v in cams.items() if name in (k, str(v.get("name")))}
+    if len(cams) != 1:
+        found = ", ".join(cal) or "none"
+        raise ValueError(f"--camera {text}: expected one camera section with a 'matrix' (give FILE:NAME when the "
+                         f"file has several); sections: {found}")
+    key, cam = next(iter(cams.items()))
+    K = np.asarray(cam["matrix"], dtype=np.float64)
+    if K.shape != (3, 3) or not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0:
+        raise ValueError(f"--camera {text}: [{key}] matrix must be a 3x3 camera matrix with positive focal lengths")
+    return Intrinsics(K[0, 0], K[1, 1], K[0, 2], K[1, 2], f"calibration {Path(path).name} [{key}]")
+
+
+def root_translation(joints_3d: np.ndarray, keypoints_2d: np.ndarray, mask: np.ndarray, K: Intrinsics,
+                     seq_offsets: np.ndarray | None = None, conf: np.ndarray | None = None,
+                     smooth: float = TRANSL_SMOOTH) -> np.ndarray:
+    """Camera-frame root translation of a track (module docstring).
+
+    Args:
+        joints_3d: ``(T, J, 3)`` root-relative metres, camera frame (x right, y down, z forward).
+        keypoints_2d: ``(T, J, 2)`` pixels. mask: ``(T, J)`` observed joints (>= 2 per frame).
+        K: the camera's :class:`Intrinsics`. seq_offsets: ``(S+1,)`` gap-free runs (smoothing
+            never crosses them; an identity switch starts a run). conf: ``(T, J)`` weights.
+        smooth: second-difference weight (0 = per-frame solutions).
+
+    Returns:
+        ``(T, 3)`` float32 metres; NaN for frames with fewer than 2 observed joints.
+
+    Raises:
+        ValueError: shapes that do not match.
+    """
+    X = np.asarray(joints_3d, np.float64)
+    uv, m = np.asarray(keypoints_2d, np.float64), np.asarray(mask, bool)
+    if X.ndim != 3 or uv.shape != X.shape[:-1] + (2,) or m.shape != X.shape[:-1]:
+        raise ValueError(f"root_translation: joints_3d {X.shape}, keypoints_2d {uv.shape}, mask {m.shape} must be "
+                         f"(T, J, 3), (T, J, 2), (T, J)")
+    w = m * (1.0 if conf is None else np.clip(np.asarray(conf, np.float64), 1e-3, 1.0))
+    du, dv = (uv[..., 0] - K.cx) / K.fx, (uv[..., 1] - K.cy) / K.fy  # normalised image coordinates
+    # rows per joint: [1, 0, -du] t = du Z - X and [0, 1, -dv] t = dv Z - Y
+    A = np.zeros(X.shape[:2] + (2, 3))
+    A[..., 0, 0], A[..., 0, 2], A[..., 1, 1], A[..., 1, 2] = 1.0, -du, 1.0, -dv
+    b = np.stack([du * X[..., 2] - X[..., 0], dv * X[..., 2] - X[..., 1]], -1)
+    Aw = A * w[..., None, None]
+    N = np.einsum("tjki,tjkl->til", Aw, A)
+    rhs = np.einsum("tjki,tjk->ti", Aw, b)
+    ok = m.sum(-1) >= 2
+    t = np.full((len(X), 3), np.nan)
+    if ok.any():
+        t[ok] = np.linalg.solve(N[ok] + 1e-12 * np.eye(3), rhs[ok][..., None])[..., 0]
+    seg = np.array([0, len(X)]) if seq_offsets is None else np.asarray(seq_offsets, np.int64)
+    if smooth > 0 and len(X) > 2 and ok.all():
+        ab = smooth * _second_differences(seg, len(X))
+        ab[2] += 1.0
+        t = solve_banded((2, 2), ab, t)
+    return t.astype(np.float32)
+
+
+def track_motion(transl: np.ndarray, frame_ids: np.ndarray, fps: float) -> dict:
+    """Distance travelled (metres, summed over consecutive frames, camera frame) and the
+    median speed (m/s) of a track's root ``transl (T, 3)``; gaps are not crossed."""
+    t = np.asarray(transl, np.float64)
+    cons = np.flatnonzero(np.diff(np.asarray(frame_ids)) == 1)
+    step = np.linalg.norm(t[cons + 1] - t[cons], axis=-1)
+    step = step[np.isfinite(step)]
+    return {"distance_m": round(float(step.sum()), 3) if step.size else 0.0,
+            "speed_mps": round(float(np.median(step) * fps), 3) if step.size else None}

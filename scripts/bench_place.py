@@ -1,0 +1,146 @@
+"""Where people are, on real input with real 3D (issue 24): Pose2Sim's OpenPose folders lifted
+with a camera, the root translation ``transl`` scored against the 4-view triangulation.
+
+Each camera folder of ``../shared/data/pose2sim`` is lifted as a user would, once with the
+calibration's intrinsics (``--camera calib.toml:cam_0N``) and once with the guess from the image
+size (``--image-size 1088x1920``; focal = the longer side), at the true 60 fps. Output tracks are
+matched to people as in ``scripts/bench_real3d.py``. Per person (mean over matched frames of all
+4 cameras):
+
+* root error: distance between ``transl`` and the true mid-hip in the camera frame (mm), and
+  its ratio to the true camera distance (%);
+* camera-frame MPJPE without root alignment: ``joints_3d_cam`` against the truth (mm);
+* for ``two_people``: the error of the distance between the two people's roots (mm, and % of
+  the true distance), over frames where both are matched.
+
+Usage::
+
+    python scripts/bench_place.py [--out res.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+import bench_real3d as B  # noqa: E402
+
+TARGETS = "issue 24 targets: root error <= 8 % of the camera distance (calibration), <= 15 % (guess); two-person " \
+          "distance within 10 %"
+
+
+def lift_cam(folder: Path, dest: Path, camera: str | None, image_size) -> list[dict]:
+    from lifting.lift import lift_file
+    from lifting.options import LiftOptions
+
+    lift_file(folder, dest, LiftOptions(fps=60.0, camera=camera, image_size=image_size, max_figures=0,
+                                        progress=False, overwrite=True, uncertainty_samples=0))
+    out = []
+    for f in sorted(dest.glob("track_*.npz")):
+        with np.load(f) as d:
+            out.append({k: d[k] for k in ("frame_ids", "joints_3d", "keypoints_2d", "mask", "transl")})
+    return out
+
+
+def match(track: dict, uv: np.ndarray) -> np.ndarray:
+    """Indices into the track of frames matched to the person projected at ``uv (T, 13, 2)``."""
+    from lifting.skeletons import CANON16
+
+    idx = [CANON16.joint_names.index(j) for j in B.JOINTS]
+    f = track["frame_ids"].astype(int)
+    ok = f < len(uv)
+    d = np.where(track["mask"][:, idx], np.linalg.norm(track["keypoints_2d"][:, idx] - uv[np.minimum(f, len(uv) - 1)],
+                                                       axis=-1), np.nan)
+    h = np.ptp(uv[np.minimum(f, len(uv) - 1), :, 1], axis=1)
+    with np.errstate(invalid="ignore"):
+        near = np.nanmedian(d, axis=1) < B.MATCH_FRACTION * h
+    return np.flatnonzero(ok & near)
+
+
+def run(mode: str, work: Path) -> dict:
+    from lifting.skeletons import CANON16
+
+    cal = B.read_calibration(B.POSE2SIM / "calib.toml")
+    idx = [CANON16.joint_names.index(j) for j in B.JOINTS]
+    res: dict = {}
+    for trial, files in B.TRIALS:
+        people = {label: B.read_trc(B.POSE2SIM / trial / f) for label, f in files}
+        acc = {p: {"root": [], "ratio": [], "mpjpe": []} for p in people}
+        pair = []
+        for cam in B.CAMS:
+            camera = f"{B.POSE2SIM / 'calib.toml'}:cam_{cam[3:]}" if mode == "calibration" else None
+            size = None if mode == "calibration" else tuple(int(v) for v in cal[cam]["size"])
+            tracks = lift_cam(B.POSE2SIM / trial / cam, work / mode / trial / cam, camera, size)
+            roots = {}
+            for p, m in people.items():
+                x_cam, uv = B.person_in_camera(m, cal[cam])
+                for tr in tracks:
+                    sel = match(tr, uv)
+                    if not len(sel):
+                        continue
+                    f = tr["frame_ids"][sel].astype(int)
+                    gt_root = x_cam[f, 0]
+                    err = np.linalg.norm(tr["transl"][sel] - gt_root, axis=-1)
+                    acc[p]["root"] += err.tolist()
+                    acc[p]["ratio"] += (err / np.linalg.norm(gt_root, axis=-1)).tolist()
+                    pred = tr["joints_3d"][sel][:, idx] + tr["transl"][sel][:, None]
+                    acc[p]["mpjpe"] += np.linalg.norm(pred - x_cam[f], axis=-1).mean(-1).tolist()
+                    roots.setdefault(p, {}).update({int(ff): (tr["transl"][s], gt_root[k])
+                                                    for k, (ff, s) in enumerate(zip(f, sel))})
+            if len(roots) == 2:
+                a, b = roots.values()
+                for ff in sorted(set(a) & set(b)):
+                    d_pred = np.linalg.norm(a[ff][0] - b[ff][0])
+                    d_true = np.linalg.norm(a[ff][1] - b[ff][1])
+                    pair.append((abs(d_pred - d_true), abs(d_pred - d_true) / d_true))
+        for p, v in acc.items():
+            res[p] = {"root_mm": round(1000 * float(np.mean(v["root"])), 1) if v["root"] else None,
+                      "root_pct_of_distance": round(100 * float(np.mean(v["ratio"])), 1) if v["ratio"] else None,
+                      "mpjpe_cam_mm": round(1000 * float(np.mean(v["mpjpe"])), 1) if v["mpjpe"] else None,
+                      "frames": len(v["root"])}
+        if pair:
+            e = np.array(pair)
+            res[f"{trial} distance between the two"] = {"error_mm": round(1000 * float(e[:, 0].mean()), 1),
+                                                        "error_pct": round(100 * float(e[:, 1].mean()), 1),
+                                                        "frames": len(e)}
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default=None)
+    a = p.parse_args(argv)
+    if not (B.POSE2SIM / "calib.toml").is_file():
+        print(f"error: {B.POSE2SIM} not found", file=sys.stderr)
+        return 2
+    import torch
+
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        res = {mode: run(mode, Path(tmp)) for mode in ("calibration", "guess")}
+    print(f"\nPose2Sim, default lift at 60 fps, root translation ({TARGETS}):\n")
+    print("| intrinsics | person | root error mm | % of camera distance | camera-frame MPJPE mm (no root alignment) | "
+          "frames |\n|---|---|---|---|---|---|")
+    for mode, r in res.items():
+        for p, v in r.items():
+            if "root_mm" in v:
+                print(f"| {mode} | {p} | {v['root_mm']} | {v['root_pct_of_distance']} | {v['mpjpe_cam_mm']} | "
+                      f"{v['frames']} |")
+            else:
+                print(f"| {mode} | {p} | distance error {v['error_mm']} mm | {v['error_pct']} % of the distance | "
+                      f"| {v['frames']} |")
+    print("\n`python scripts/bench_place.py" + (" " + " ".join(argv) if argv else "") + "`")
+    if a.out:
+        Path(a.out).write_text(json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

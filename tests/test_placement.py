@@ -1,0 +1,96 @@
+"""Tests for lifting.placement (issue 24): the camera-frame root translation ``transl`` of a
+lift, recovered exactly from clean 2D of synthetic cameras, and its outputs."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from lifting.placement import Intrinsics, guess_intrinsics, read_camera, root_translation, track_motion
+
+K = Intrinsics(1500.0, 1450.0, 960.0, 540.0, "test")
+
+
+def _walk(T: int = 30) -> tuple[np.ndarray, np.ndarray]:
+    """Root-relative joints ``(T, 16, 3)`` (a rigid figure turning) and a root path ``(T, 3)``
+    walking across at 3-6 m, camera frame metres."""
+    rng = np.random.default_rng(0)
+    body = rng.normal(0, 0.3, (16, 3)) * [1.0, 2.0, 0.5]
+    body[0] = 0
+    out = []
+    for t in range(T):
+        a = 0.05 * t
+        R = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+        out.append(body @ R.T)
+    transl = np.stack([np.linspace(-1.5, 1.5, T), np.full(T, 0.3), np.linspace(3.0, 6.0, T)], -1)
+    return np.stack(out), transl
+
+
+def _project(X: np.ndarray, K: Intrinsics) -> np.ndarray:
+    return np.stack([K.fx * X[..., 0] / X[..., 2] + K.cx, K.fy * X[..., 1] / X[..., 2] + K.cy], -1)
+
+
+def test_exact_translation_from_clean_2d_of_a_known_camera():
+    joints, transl = _walk()
+    kp = _project(joints + transl[:, None], K)
+    mask = np.ones(kp.shape[:2], bool)
+    got = root_translation(joints, kp, mask, K, smooth=0.0)
+    np.testing.assert_allclose(got, transl, atol=1e-4)
+    smoothed = root_translation(joints, kp, mask, K)  # a straight walk at constant speed: smoothing keeps it
+    np.testing.assert_allclose(smoothed, transl, atol=1e-3)
+    mask[:, 5:] = False  # only 5 joints seen: still exact
+    np.testing.assert_allclose(root_translation(joints, kp, mask, K, smooth=0.0), transl, atol=1e-4)
+    mask[3, 1:] = False  # one joint in a frame: no translation there
+    assert np.isnan(root_translation(joints, kp, mask, K, smooth=0.0)[3]).all()
+
+
+def test_runs_are_smoothed_apart_and_motion_is_measured():
+    joints, transl = _walk(20)
+    transl[10:] += [2.0, 0.0, 1.0]  # another person from frame 10 (an identity switch)
+    kp = _project(joints + transl[:, None], K)
+    got = root_translation(joints, kp, np.ones(kp.shape[:2], bool), K, seq_offsets=np.array([0, 10, 20]))
+    np.testing.assert_allclose(got, transl, atol=1e-3)  # no smoothing across the jump
+    m = track_motion(transl[:10], np.arange(10), fps=10.0)
+    step = np.linalg.norm(transl[1] - transl[0])
+    assert m["distance_m"] == pytest.approx(9 * step, rel=1e-3) and m["speed_mps"] == pytest.approx(10 * step, rel=1e-3)
+
+
+def test_intrinsics_from_a_calibration_file_or_a_guess(tmp_path):
+    cal = tmp_path / "calib.toml"
+    cal.write_text('[cam_01]\nname = "cam_01"\nsize = [1088.0, 1920.0]\nmatrix = [[1681.2, 0.0, 533.0], '
+                   '[0.0, 1681.0, 948.1], [0.0, 0.0, 1.0]]\n[cam_02]\nname = "cam_02"\nmatrix = [[1600.0, 0.0, 500.0], '
+                   '[0.0, 1600.0, 900.0], [0.0, 0.0, 1.0]]\n[metadata]\nadjusted = false\n')
+    k = read_camera(f"{cal}:cam_02")
+    assert (k.fx, k.cx, k.cy) == (1600.0, 500.0, 900.0) and "cam_02" in k.source
+    with pytest.raises(ValueError, match="FILE:NAME"):
+        read_camera(cal)  # two cameras: which one?
+    with pytest.raises(ValueError, match="calib.toml"):
+        read_camera(tmp_path / "missing.toml")
+    g = guess_intrinsics((1920, 1080))
+    assert (g.fx, g.cx, g.cy) == (1920.0, 960.0, 540.0) and "guess" in g.source
+
+
+def test_lift_writes_transl_and_says_when_it_cannot(tmp_path):
+    from lifting.lift import lift_file
+    from lifting.options import LiftOptions
+
+    example = __import__("importlib").resources.files("lifting") / "assets" / "example_track.json"
+    opts = dict(checkpoint="teacher_single", max_figures=0, uncertainty_samples=0)
+    s = lift_file(str(example), tmp_path / "a", LiftOptions(**opts, focal_px=1000.0))
+    assert s["camera"]["source"].startswith("--focal-px") and s["camera"]["focal_px"] == [1000.0, 1000.0]
+    f = next((tmp_path / "a").glob("track_*.npz"))
+    with np.load(f) as d:
+        assert d["transl"].shape == (len(d["frame_ids"]), 3) and (d["transl"][:, 2] > 0).all()
+        np.testing.assert_allclose(d["joints_3d_cam"], d["joints_3d"] + d["transl"][:, None], atol=1e-5)
+    assert s["tracks"][0]["distance_m"] >= 0 and s["tracks"][0]["speed_mps"] is not None
+    # a bare record list has no image size: without a calibration, root-relative only, and one line says why
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps(json.loads(example.read_text())["annotations"]))
+    s = lift_file(bare, tmp_path / "b", LiftOptions(**opts))
+    assert s["camera"] is None and any("root-relative output only" in w for w in s["warnings"])
+    with np.load(next((tmp_path / "b").glob("track_*.npz"))) as d:
+        assert "transl" not in d.files
+    with pytest.raises(ValueError, match="--focal-px or --camera"):
+        LiftOptions(focal_px=1000.0, camera="calib.toml")
+    json.dumps(s)  # summary stays JSON
