@@ -22,12 +22,17 @@ def test_lift_exports_and_smoothing(tmp_path, capsys):
     span = int(fids[-1] - fids[0] + 1)  # the example (10 fps) has gaps of 1-2 frames: all filled
     assert span > T
     rows = (out / "track_0105.csv").read_text().splitlines()
-    assert rows[0] == "frame_id,joint,x,y,z,observed,interpolated,std" and len(rows) == 1 + span * 16
+    # the example has an image size: the track is placed (a guessed camera), so the root's camera-frame
+    # position comes with every row
+    assert rows[0] == "frame_id,joint,x,y,z,observed,interpolated,std,root_x,root_y,root_z"
+    assert len(rows) == 1 + span * 16
     first = rows[2].split(",")
     assert int(first[0]) == int(fids[0]) and first[1] == "r_hip"
     assert float(first[2]) == pytest.approx(float(z["joints_3d"][0, 1, 0]), abs=1e-5)
     interp = {int(r.split(",")[0]) for r in rows[1:] if r.split(",")[6] == "1"}
-    assert all(r.endswith(",") == (int(r.split(",")[0]) in interp) for r in rows[1:])  # no std on filled frames
+    assert all((r.split(",")[7] == "") == (int(r.split(",")[0]) in interp) for r in rows[1:])  # no std on filled
+    first_root = np.array([float(v) for v in rows[1].split(",")[8:11]])
+    np.testing.assert_allclose(first_root, z["transl"][0], atol=1e-5)
     assert interp == set(range(int(fids[0]), int(fids[-1]) + 1)) - set(fids.tolist())
     assert all(r.split(",")[5] == "0" for r in rows[1:] if r.split(",")[6] == "1")  # filled joints are not observed
     doc = json.loads((out / "track_0105.json").read_text())
@@ -43,6 +48,15 @@ def test_lift_exports_and_smoothing(tmp_path, capsys):
     root = bvhio.readAsHierarchy(str(out / "track_0105.bvh"))
     assert len(root.Keyframes) == span  # the BVH keeps the video's timing: one frame per frame id
     assert bvhio.readAsBvh(str(out / "track_0105.bvh")).FrameTime == pytest.approx(0.1)
+    # root motion: the BVH's root follows transl (Y up: x, -y, -z of the camera frame)
+    hips = []
+    for t in (0, span - 1):
+        root.loadPose(t)
+        p = root.PositionWorld
+        hips.append((p.x, p.y, p.z))
+    want = np.stack([z["transl"][0], z["transl"][-1]]) * [1.0, -1.0, -1.0]
+    np.testing.assert_allclose(np.array(hips), want, atol=1e-3)
+    assert np.linalg.norm(np.subtract(*hips)) > 0.05  # the walker moves
     # smoothing the 2D changes the lift a little, not wildly
     raw = tmp_path / "raw"
     assert main(["lift", EXAMPLE, "-o", str(raw), "--max-figures", "0"]) == 0

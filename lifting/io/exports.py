@@ -65,32 +65,46 @@ def _clip_std(clips: list[MotionClip], result) -> list[np.ndarray | None] | None
     return out
 
 
-def _csv_text(clips: list[MotionClip], stds: list[np.ndarray] | None) -> str:
-    rows = ["frame_id,joint,x,y,z,observed,interpolated" + (",std" if stds is not None else "")]
+def _root_relative(c: MotionClip) -> np.ndarray:
+    r = CANON16.root_index
+    return c.joints_3d - c.joints_3d[:, r:r + 1]
+
+
+def _csv_text(clips: list[MotionClip], stds: list[np.ndarray] | None, placed: bool) -> str:
+    """One row per frame and joint: root-relative ``x, y, z`` metres and, for a placed track,
+    the root's camera-frame position ``root_x, root_y, root_z``."""
+    rows = ["frame_id,joint,x,y,z,observed,interpolated" + (",std" if stds is not None else "")
+            + (",root_x,root_y,root_z" if placed else "")]
+    r = CANON16.root_index
     for k, c in enumerate(clips):
+        rel = _root_relative(c)
         for t, fid in enumerate(c.frame_ids):
             interp = int(c.interpolated[t])
+            root = ",{:.6f},{:.6f},{:.6f}".format(*c.joints_3d[t, r]) if placed else ""
             for j, name in enumerate(CANON16.joint_names):
-                x, y, z = c.joints_3d[t, j]
+                x, y, z = rel[t, j]
                 row = f"{int(fid)},{name},{x:.6f},{y:.6f},{z:.6f},{int(c.observed[t, j])},{interp}"
                 if stds is not None:
                     row += "," if np.isnan(stds[k][t, j]) else f",{stds[k][t, j]:.6f}"
-                rows.append(row)
+                rows.append(row + root)
     return "\n".join(rows) + "\n"
 
 
 def _json_text(track_id: int, clips: list[MotionClip], bvh_names: list[str | None], fps: float,
-               stds: list[np.ndarray] | None) -> str:
+               stds: list[np.ndarray] | None, placed: bool = False) -> str:
     doc = {"track_id": track_id, "units": "m", "coordinate_frame": COORDINATE_FRAME,
            "joint_names": list(CANON16.joint_names), "parents": list(CANON16.parents),
            "frame_ids": [int(f) for c in clips for f in c.frame_ids],
-           "joints_3d": np.round(np.concatenate([c.joints_3d for c in clips]).astype(np.float64), 6).tolist(),
+           "joints_3d": np.round(np.concatenate([_root_relative(c) for c in clips]).astype(np.float64), 6).tolist(),
            "observed": np.concatenate([c.observed for c in clips]).astype(bool).tolist(),
            "interpolated": np.concatenate([c.interpolated for c in clips]).astype(bool).tolist(),
            "fps": fps, "max_fill_gap_s": MAX_FILL_GAP_S,
            "clips": [{"first_frame_id": int(c.frame_ids[0]), "last_frame_id": int(c.frame_ids[-1]),
                       "frames": int(len(c.frame_ids)), "interpolated_frames": int(c.interpolated.sum()), "bvh": b}
                      for c, b in zip(clips, bvh_names)]}
+    if placed:  # the root's camera-frame position (transl), per frame
+        r = CANON16.root_index
+        doc["transl"] = np.round(np.concatenate([c.joints_3d[:, r] for c in clips]).astype(np.float64), 6).tolist()
     if stds is not None:  # null on interpolated frames
         doc["joints_3d_std"] = [None if np.isnan(row).any() else np.round(row.astype(np.float64), 6).tolist()
                                 for row in np.concatenate(stds)]
@@ -107,7 +121,9 @@ def write_track_exports(folder: Path, result, export: tuple[str, ...], fps: floa
     """
     if not export:
         return []
-    clips = motion_clips(result.joints_3d, result.frame_ids, result.mask, fps)
+    placed = result.transl is not None  # then the clips (and the BVH root) carry where the person is
+    joints = result.joints_3d + result.transl[:, None] if placed else result.joints_3d
+    clips = motion_clips(joints, result.frame_ids, result.mask, fps)
     stds = _clip_std(clips, result)
     stem = result.stem
     names: list[str] = []
@@ -118,9 +134,9 @@ def write_track_exports(folder: Path, result, export: tuple[str, ...], fps: floa
                                      fps).name
         names += bvh_names
     if "csv" in export:
-        text = _csv_text(clips, stds)
+        text = _csv_text(clips, stds, placed)
         names.append(atomic_write(folder / f"{stem}.csv", lambda tmp: Path(tmp).write_text(text)).name)
     if "json" in export:
-        text = _json_text(result.track_id, clips, bvh_names, fps, stds)
+        text = _json_text(result.track_id, clips, bvh_names, fps, stds, placed)
         names.append(atomic_write(folder / f"{stem}.json", lambda tmp: Path(tmp).write_text(text)).name)
     return names
