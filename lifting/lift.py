@@ -43,7 +43,7 @@ from .options import LiftOptions, check_fps
 from .outputs import LiftOutputs
 from .smoothing import smooth_tracks
 from .prepare import canonical_track, identity_switches, person_check, run_offsets
-from .placement import Intrinsics, guess_intrinsics, read_camera, root_translation, track_motion
+from .placement import Intrinsics, fit_floor, guess_intrinsics, lowest_feet, read_camera, root_translation, track_motion
 from .refine import fit_track
 from .track_lifter import MODEL_FPS, LiftResult, as_track_lifter
 from .uncertainty import CALIBRATION, DEFAULT_LEVEL_OKS, lift_uncertainty
@@ -143,6 +143,27 @@ def _camera(o: LiftOptions, ts: TrackSet) -> tuple[Intrinsics | None, str | None
     return guess_intrinsics(size), None
 
 
+def _floor(paths: dict, feet: list, folder: Path, o: LiftOptions) -> dict:
+    """The floor of a static camera's scene (:func:`lifting.placement.fit_floor` on every
+    person's lowest foot per frame) and a top-down figure of all paths on it, to scale
+    (``paths_topdown.png``); ``{}`` without placed tracks, and a note when the fit fails."""
+    if not paths:
+        return {}
+    first = min(paths.values(), key=lambda p: p[0][0])[1][0]
+    try:
+        floor = fit_floor(np.concatenate(feet), first)
+    except ValueError as e:
+        return {"floor": None, "floor_note": f"no floor: {e}"}
+    out = {"floor": floor.describe() | {"assumes": "a static camera"}}
+    if o.max_figures > 0:
+        from .viz import plot_paths_topdown
+
+        out["paths_figure"] = plot_paths_topdown(folder / "paths_topdown.png",
+                                                 {k: floor.to_floor(t) for k, (_, t) in paths.items()},
+                                                 floor.to_floor(np.zeros(3))).name
+    return out
+
+
 def _read(tracks_path, o: LiftOptions) -> TrackSet:
     """Read (and, for files without ids, track) the input: the one place the pipeline reads it."""
     ts = read_tracks(tracks_path, fmt=o.keypoint_format, fps=o.fps, tracker=o.tracker, image_size=o.image_size)
@@ -237,6 +258,8 @@ def lift_file(tracks_path: str | Path, out_dir: str | Path, options: LiftOptions
         print(_mesh_plan(ts, lifter, options.mesh_format), file=sys.stderr, flush=True)
     lifted_by: dict[str, list] = {}
     not_people: list[str] = []
+    paths: dict[str, tuple] = {}  # stem -> (frame_ids, transl): where each person went
+    feet: list[np.ndarray] = []
     with staged_output_folder(out_dir, overwrite=options.overwrite) as staging:
         outputs = LiftOutputs(staging, lifter, options, ts.fps, Path(tracks_path).name)
         bar = tqdm(total=sum(len(t.frame_ids) for t in ts.tracks), unit="frame", desc="lift + write",
@@ -253,6 +276,8 @@ def lift_file(tracks_path: str | Path, out_dir: str | Path, options: LiftOptions
             outputs.add(res)
             if res.transl is not None and len(res.frame_ids):
                 outputs.tracks[-1] |= track_motion(res.transl, res.frame_ids, ts.fps or MODEL_FPS)
+                paths[res.stem] = (res.frame_ids, res.transl)
+                feet.append(lowest_feet(res.joints_3d + res.transl[:, None]))
         bar.close()
         if not outputs.frames_lifted:
             raise ValueError(f"{tracks_path}: no frame of any track has a visible pelvis (both hips) and "
@@ -261,6 +286,7 @@ def lift_file(tracks_path: str | Path, out_dir: str | Path, options: LiftOptions
         rendered = outputs.finish()
         summary = _summary(tracks_path, options, ckpt, lifter, ts, outputs) | rendered
         summary |= {"models": models, "lifted_by": lifted_by, "camera": camera.describe() if camera else None}
+        summary |= _floor(paths, feet, staging, options)
         if no_camera:
             summary["warnings"].append(no_camera)
         if not_people:
@@ -276,7 +302,8 @@ def _summary(tracks_path, o: LiftOptions, ckpt: dict, lifter, ts: TrackSet, outp
     """The fields of ``summary.json`` (without figures/videos and timings)."""
     notes = _option_notes(lifter, o)
     if ts.fps is None:
-        notes.append(f"the input carries no frame rate (OpenPose JSON, CSV tables and keypoint arrays have none): assumed "
+        notes.append(f"the input carries no frame rate (OpenPose JSON, CSV tables and keypoint arrays have none): "
+                     f"assumed "
                      f"{MODEL_FPS:g} fps for the temporal model and the exports; give --fps with the video's rate")
     if outputs.missing_mesh_frames():
         notes.append(f"--mesh-frames: frame(s) {outputs.missing_mesh_frames()[:10]} are not lifted frames of any "
@@ -284,7 +311,8 @@ def _summary(tracks_path, o: LiftOptions, ckpt: dict, lifter, ts: TrackSet, outp
     return {
         "input": str(tracks_path), "checkpoint": str(o.checkpoint or default_checkpoint()),
         "model_kind": ckpt.get("kind"), "window": lifter.window, "keypoint_format": ts.keypoint_format,
-        "fps": ts.fps, "fps_assumed": MODEL_FPS if ts.fps is None else None, "fit": o.fit, "flip": o.flip, "conf_threshold": o.conf_threshold, "min_joints": o.min_joints, "height_m": o.height_m,
+        "fps": ts.fps, "fps_assumed": MODEL_FPS if ts.fps is None else None, "fit": o.fit, "flip": o.flip,
+        "conf_threshold": o.conf_threshold, "min_joints": o.min_joints, "height_m": o.height_m,
         "height_proxy_fraction": HEIGHT_PROXY_FRACTION, "units": "m", "tracker": o.tracker,
         "tracking": getattr(ts, "tracking", None), "tracks": outputs.tracks,
         "frames_lifted": int(outputs.frames_lifted), "frames_skipped": int(outputs.frames_skipped),

@@ -26,7 +26,8 @@ from scipy.linalg import solve_banded
 
 from .refine import _second_differences
 
-__all__ = ["Intrinsics", "read_camera", "guess_intrinsics", "root_translation", "track_motion", "TRANSL_SMOOTH"]
+__all__ = ["Intrinsics", "read_camera", "guess_intrinsics", "root_translation", "track_motion", "TRANSL_SMOOTH",
+           "Floor", "fit_floor", "lowest_feet"]
 
 TRANSL_SMOOTH = 10.0
 """Weight of the second-difference penalty on the translation (metres^2 per frame^2 against
@@ -143,3 +144,82 @@ def track_motion(transl: np.ndarray, frame_ids: np.ndarray, fps: float) -> dict:
     step = step[np.isfinite(step)]
     return {"distance_m": round(float(step.sum()), 3) if step.size else 0.0,
             "speed_mps": round(float(np.median(step) * fps), 3) if step.size else None}
+
+
+@dataclass(frozen=True)
+class Floor:
+    """The ground plane of a static camera's scene and the floor frame built on it.
+
+    Attributes:
+        rotation: ``(3, 3)`` camera frame -> floor frame (right-handed: x to the camera's right,
+            y up, z towards the camera, along the floor). origin: ``(3,)`` camera-frame point of
+            the floor frame's origin (on
+            the floor under the first root). residual_m: median distance of the support points
+            kept by the fit from the plane. camera_height_m: the camera's height above it.
+    """
+
+    rotation: np.ndarray
+    origin: np.ndarray
+    residual_m: float
+    camera_height_m: float
+
+    def to_floor(self, points_cam: np.ndarray) -> np.ndarray:
+        """Camera-frame points ``(..., 3)`` -> floor frame (metres, y up)."""
+        return (np.asarray(points_cam, np.float64) - self.origin) @ self.rotation.T
+
+    def describe(self) -> dict:
+        """``summary.json``'s ``floor``: the up axis and origin in camera coordinates, the
+        camera height and the fit residual."""
+        return {"rotation_camera_to_floor": np.round(self.rotation, 6).tolist(),
+                "up_in_camera_frame": np.round(self.rotation[1], 4).tolist(),
+                "origin_camera_frame_m": np.round(self.origin, 4).tolist(),
+                "camera_height_m": round(self.camera_height_m, 3), "residual_m": round(self.residual_m, 4)}
+
+
+def fit_floor(feet_cam: np.ndarray, first_root: np.ndarray, keep: float = 0.5, rounds: int = 5) -> Floor:
+    """Fit the ground plane to the feet of every person of a static-camera video.
+
+    Per frame and person the lowest foot (the ankle lower in the image frame's y) is a support
+    candidate. A least-squares plane is fitted to them, then refitted ``rounds`` times to the
+    ``keep`` fraction lowest points below or near it: jumps, raised legs and sitting people lift
+    feet off the floor, never below it, so the lower envelope is the floor.
+
+    Args:
+        feet_cam: ``(N, 3)`` candidate support points, camera frame metres (y down).
+        first_root: ``(3,)`` camera-frame root of the first frame: the origin is under it.
+
+    Returns:
+        :class:`Floor`.
+
+    Raises:
+        ValueError: fewer than 10 finite points, or points that span no plane.
+    """
+    P = np.asarray(feet_cam, np.float64)
+    P = P[np.isfinite(P).all(-1)]
+    if len(P) < 10:
+        raise ValueError(f"fit_floor: {len(P)} foot points; at least 10 are needed")
+    use = np.ones(len(P), bool)
+    for _ in range(max(1, rounds)):
+        c = P[use].mean(0)
+        _, sv, vt = np.linalg.svd(P[use] - c, full_matrices=False)
+        n = vt[-1] * (1 if vt[-1][1] < 0 else -1)  # the normal pointing up (camera y is down)
+        height = (P - c) @ n  # > 0 above the plane
+        use = height <= np.quantile(height, keep)
+    if sv[-2] < 1e-6:
+        raise ValueError("fit_floor: the foot points span no plane (all on a line)")
+    resid = float(np.median(np.abs(height[use])))
+    z = n * n[2] - np.array([0.0, 0.0, 1.0])  # towards the camera, along the floor
+    z /= np.linalg.norm(z)
+    R = np.stack([np.cross(n, z), n, z])  # rows: the floor axes x (right), y (up), z in camera coordinates
+    root = np.asarray(first_root, np.float64)
+    origin = root - ((root - c) @ n) * n  # under the first root
+    return Floor(R, origin, resid, float(-c @ n))
+
+
+def lowest_feet(joints_cam: np.ndarray) -> np.ndarray:
+    """``(T, 3)``: per frame the lower of the two ankles (larger camera y) of camera-frame
+    canon16 joints ``(T, 16, 3)``: the floor-support candidates of :func:`fit_floor`."""
+    from .skeletons import CANON16
+
+    ankles = joints_cam[:, [CANON16.index("l_ankle"), CANON16.index("r_ankle")]]
+    return ankles[np.arange(len(ankles)), np.argmax(ankles[..., 1], axis=1)]

@@ -8,7 +8,7 @@ import numpy as np
 from .io.fileio import atomic_write
 from .skeletons import Skeleton
 
-__all__ = ["plot_track_frames", "plot_mesh_frames", "figure_frames", "animate_track"]
+__all__ = ["plot_track_frames", "plot_mesh_frames", "figure_frames", "animate_track", "plot_paths_topdown"]
 
 
 def _limb_colour(skeleton: Skeleton, j: int) -> str:
@@ -314,4 +314,35 @@ def animate_track(
         return atomic_write(path, render)
     finally:
         bar.close()
+        plt.close(fig)
+
+
+def plot_paths_topdown(path: str | Path, paths: dict[str, np.ndarray], camera: np.ndarray | None = None) -> Path:
+    """Top-down figure, to scale, of every track's root path ``{name: (T, 3)}`` in the floor
+    frame (metres; x right, z towards the camera; :class:`lifting.placement.Floor`), and the
+    camera's floor-frame position ``camera (3,)`` marked. Returns the written PNG path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 6.4))
+    for name, p in paths.items():
+        p = np.asarray(p, np.float64)
+        ok = np.isfinite(p).all(-1)
+        if ok.any():
+            ax.plot(p[ok, 0], p[ok, 2], lw=1.2, label=name if len(paths) <= 12 else None)
+            ax.scatter(p[ok][:1, 0], p[ok][:1, 2], s=12, c="k", zorder=3)
+    if camera is not None:
+        ax.scatter([camera[0]], [camera[2]], marker="^", s=60, c="tab:red", zorder=4, label="camera")
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (m, right)", fontsize=8)
+    ax.set_ylabel("z (m, towards the camera)", fontsize=8)
+    ax.set_title("where people went (top view, start dots)", fontsize=9)
+    if len(paths) <= 12:
+        ax.legend(fontsize=6, loc="best")
+    fig.tight_layout()
+    try:
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
+    finally:
         plt.close(fig)

@@ -94,3 +94,34 @@ def test_lift_writes_transl_and_says_when_it_cannot(tmp_path):
     with pytest.raises(ValueError, match="--focal-px or --camera"):
         LiftOptions(focal_px=1000.0, camera="calib.toml")
     json.dumps(s)  # summary stays JSON
+
+
+def test_floor_from_feet_ignores_raised_feet_and_gives_heights():
+    """A camera 1.5 m up, tilted down 20 degrees: the floor fitted to foot points (a fifth of
+    them raised by jumps) puts the true floor at 0 and a root 0.9 m above it."""
+    from lifting.placement import fit_floor
+
+    rng = np.random.default_rng(0)
+    a = np.deg2rad(20)
+    R = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    to_cam = lambda w: ((w - [0.0, 1.5, 0.0]) * [1.0, -1.0, 1.0]) @ R.T  # noqa: E731 (world y up -> camera)
+    world = np.c_[rng.uniform(-2, 2, 200), np.zeros(200), rng.uniform(3, 8, 200)]
+    world[:40, 1] += rng.uniform(0.1, 0.6, 40)
+    floor = fit_floor(to_cam(world), to_cam(np.array([0.0, 0.9, 4.0])))
+    assert floor.camera_height_m == pytest.approx(1.5, abs=1e-6)
+    np.testing.assert_allclose(floor.to_floor(to_cam(world[40:]))[:, 1], 0.0, atol=1e-6)
+    np.testing.assert_allclose(floor.to_floor(to_cam(np.array([0.0, 0.9, 4.0]))), [0.0, 0.9, 0.0], atol=1e-6)
+    np.testing.assert_allclose(floor.rotation @ floor.rotation.T, np.eye(3), atol=1e-9)
+    assert np.linalg.det(floor.rotation) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="at least 10"):
+        fit_floor(to_cam(world[:5]), np.zeros(3))
+
+
+def test_lift_reports_the_floor_and_draws_the_paths(tmp_path):
+    from lifting.lift import lift_file
+    from lifting.options import LiftOptions
+
+    example = __import__("importlib").resources.files("lifting") / "assets" / "example_track.json"
+    s = lift_file(str(example), tmp_path / "o", LiftOptions(checkpoint="teacher_single", uncertainty_samples=0))
+    assert s["floor"]["camera_height_m"] > 0 and len(s["floor"]["rotation_camera_to_floor"]) == 3
+    assert s["paths_figure"] == "paths_topdown.png" and (tmp_path / "o" / "paths_topdown.png").stat().st_size > 1000

@@ -89,6 +89,14 @@ DEFAULT_SIGMA = 0.072
 #: Weight of the newest displacement in the exponentially smoothed track velocity.
 VELOCITY_SMOOTHING = 0.5
 
+_MODE = 'single'
+_BETA = 0.0
+_DAMP = 1.0
+_BIRTH = 'zero'
+_MIN_ASPECT = 0.8
+_ASSIGN = 'count'
+_VEL = 'mean'
+_HIGH = 0.5
 _COSTS = ("oks+iou", "oks", "iou")
 _FORBIDDEN = 1e6  # assignment cost of a gated-out pair
 _FAR = 1e15  # px: where oks_similarity puts missing joints (their term underflows to 0)
@@ -172,6 +180,11 @@ class TrackerConfig:
     min_box_px: float = 16.0
     conf_threshold: float = 0.3
     nms_similarity: float = 0.8
+    fps: float | None = None
+    min_hits_seconds: float = 0.1
+    max_missed_seconds: float = 1.0
+    camera_motion: bool = True
+    reid_growth: float = 0.25
 
     def __post_init__(self) -> None:
         if self.cost not in _COSTS:
@@ -184,6 +197,41 @@ class TrackerConfig:
         _check_number("min_box_px", self.min_box_px, 0.0, np.inf)
         _check_number("conf_threshold", self.conf_threshold, 0.0, 1.0)
         _check_number("nms_similarity", self.nms_similarity, 0.0, 1.0)
+        if self.fps is not None:
+            _check_number("fps", self.fps, 0.0, np.inf, open_low=True)
+        _check_number("min_hits_seconds", self.min_hits_seconds, 0.0, np.inf)
+        _check_number("max_missed_seconds", self.max_missed_seconds, 0.0, np.inf)
+        if not isinstance(self.camera_motion, (bool, np.bool_)):
+            raise ValueError(f"TrackerConfig.camera_motion must be True or False, got {self.camera_motion!r}")
+        _check_number("reid_growth", self.reid_growth, 0.0, np.inf)
+
+    def frame_counts(self, fps: float | None = None) -> tuple[int, int]:
+        """Birth and death in frames: ``(min_hits, max_missed)``.
+
+        Without a frame rate (``fps`` and :attr:`fps` both ``None``) these are the
+        :attr:`min_hits` and :attr:`max_missed` fields.  With one (``fps`` wins over :attr:`fps`)
+        they are the durations in seconds times the rate: ``min_hits = max(2,
+        round(min_hits_seconds * fps))`` and ``max_missed = max(1, round(max_missed_seconds *
+        fps))`` -- 2 / 10 frames at 10 fps, 3 / 30 at 30 fps (SORT's ``min_hits`` = 3 was set
+        for MOT video at ~30 fps, Bewley et al. 2016).  Birth never goes below 2 frames: a
+        single frame cannot tell a person from a one-frame false detection.
+
+        Args:
+            fps: frame rate in frames/s (> 0), or ``None`` to use :attr:`fps`.
+
+        Returns:
+            ``(min_hits, max_missed)``, ints in frames.
+
+        Raises:
+            ValueError: ``fps`` not a finite number > 0.
+        """
+        if fps is not None:
+            _check_number("fps", fps, 0.0, np.inf, open_low=True)
+        rate = fps if fps is not None else self.fps
+        if rate is None:
+            return int(self.min_hits), int(self.max_missed)
+        return (max(2, int(round(self.min_hits_seconds * rate))),
+                max(1, int(round(self.max_missed_seconds * rate))))
 
 
 def _check_int(name: str, value, low: int) -> None:
@@ -191,12 +239,13 @@ def _check_int(name: str, value, low: int) -> None:
         raise ValueError(f"TrackerConfig.{name} must be an integer >= {low}, got {value!r}")
 
 
-def _check_number(name: str, value, low: float, high: float, open_high: bool = False) -> None:
+def _check_number(name: str, value, low: float, high: float, open_high: bool = False, open_low: bool = False) -> None:
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    ok = ok and np.isfinite(value) and low <= value and (value < high if open_high else value <= high)
+    ok = ok and np.isfinite(value) and (low < value if open_low else low <= value)
+    ok = ok and (value < high if open_high else value <= high)
     if not ok:
-        bracket = ")" if open_high else "]"
-        raise ValueError(f"TrackerConfig.{name} must be a finite number in [{low}, {high}{bracket}, got {value!r}")
+        lo, hi = "(" if open_low else "[", ")" if open_high else "]"
+        raise ValueError(f"TrackerConfig.{name} must be a finite number in {lo}{low}, {high}{hi}, got {value!r}")
 
 
 @dataclass
@@ -395,8 +444,12 @@ def _duplicates(det: _Detections, keep: np.ndarray, sigmas: np.ndarray, config: 
 
 class _LiveTracks:
     """State of the live tracks as arrays over tracks (M): internal id, last keypoints
-    ``(M, K, 2)`` px, their visibility ``(M, K)``, last box ``(M, 4)``, velocity ``(M, 2)``
-    px/frame, frame of the last detection, number of detections, confirmed flag."""
+    ``(M, K, 2)`` px, their visibility ``(M, K)``, last box ``(M, 4)``, image velocity
+    ``(M, 2)`` px/frame, predicted displacement ``(M, 2)`` px since the last detection, frame of
+    the last detection, number of detections, confirmed flag.  ``frame`` is the frame the
+    predicted displacements refer to."""
+
+    _FIELDS = ("tid", "xy", "vis", "box", "vel", "shift", "last", "hits", "confirmed")
 
     def __init__(self, k: int) -> None:
         self.tid = np.zeros(0, np.int64)
@@ -404,12 +457,14 @@ class _LiveTracks:
         self.vis = np.zeros((0, k), bool)
         self.box = np.zeros((0, 4))
         self.vel = np.zeros((0, 2))
+        self.shift = np.zeros((0, 2))
         self.last = np.zeros(0, np.int64)
         self.hits = np.zeros(0, np.int64)
         self.confirmed = np.zeros(0, bool)
+        self.frame: int | None = None
 
     def _keep(self, keep: np.ndarray) -> None:
-        for name in ("tid", "xy", "vis", "box", "vel", "last", "hits", "confirmed"):
+        for name in self._FIELDS:
             setattr(self, name, getattr(self, name)[keep])
 
     def prune(self, frame: int, max_missed: int) -> np.ndarray:
@@ -421,59 +476,132 @@ class _LiveTracks:
             self._keep(~dead)
         return lost
 
-    def predict(self, frame: int) -> tuple[np.ndarray, np.ndarray]:
-        """Constant-velocity prediction at ``frame``: keypoints ``(M, K, 2)`` and boxes ``(M, 4)``."""
-        shift = self.vel * (frame - self.last)[:, None]  # (M, 2)
+    def advance(self, frame: int) -> int:
+        """Move the constant-velocity predictions on to ``frame``; return the frames advanced."""
+        step = 0 if self.frame is None else frame - self.frame
+        if _DAMP < 1.0 and step > 0:
+            missed = (self.frame - self.last).astype(np.float64)  # frames already coasted before this step
+            factor = np.array([sum(_DAMP ** (m + i) for i in range(step)) for m in missed]) if len(missed) else np.zeros(0)
+            self.shift += self.vel * factor[:, None]
+        else:
+            self.shift += self.vel * step
+        self.frame = frame
+        return step
+
+    def correct(self, shift: np.ndarray, step: int) -> None:
+        """Add a common image shift (2,) px (camera motion) to every prediction; the velocity
+        changes by ``shift / step``: a change of pan lasts."""
+        self.shift += shift
+        if step > 0:
+            self.vel += shift / step
+
+    def predict(self) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted keypoints ``(M, K, 2)`` and boxes ``(M, 4)`` at :attr:`frame`."""
         box = self.box.copy()
-        box[:, :2] += shift
-        return self.xy + shift[:, None], box
+        box[:, :2] += self.shift
+        return self.xy + self.shift[:, None], box
 
     def update(self, rows: np.ndarray, det: _Detections, cols: np.ndarray, frame: int) -> None:
         """Track ``rows[i]`` takes detection ``cols[i]`` (indices into ``det``) at ``frame``."""
         gap = (frame - self.last[rows]).astype(np.float64)[:, None]
         both = self.vis[rows] & det.visible[cols]  # (P, K)
         joint_disp = ((det.xy[cols] - self.xy[rows]) * both[..., None]).sum(1) / np.maximum(both.sum(1), 1)[:, None]
-        centre = lambda b: b[:, :2] + 0.5 * b[:, 2:]  # noqa: E731
-        box_disp = np.nan_to_num(centre(det.boxes[cols]) - centre(self.box[rows]))
+        box_disp = np.nan_to_num(_centres(det.boxes[cols]) - _centres(self.box[rows]))
         v_new = np.where(both.any(1)[:, None], joint_disp, box_disp) / gap
         old = self.hits[rows] >= 2  # has a velocity estimate already
         self.vel[rows] = np.where(old[:, None], (1 - VELOCITY_SMOOTHING) * self.vel[rows] + VELOCITY_SMOOTHING * v_new,
                                   v_new)
         self.xy[rows], self.vis[rows], self.box[rows] = det.xy[cols], det.visible[cols], det.boxes[cols]
+        self.shift[rows] = 0.0
         self.last[rows] = frame
         self.hits[rows] += 1
 
-    def spawn(self, tids: np.ndarray, det: _Detections, cols: np.ndarray, frame: int) -> None:
-        """Start tentative tracks with internal ids ``tids`` from detections ``cols``."""
+    def spawn(self, tids: np.ndarray, det: _Detections, cols: np.ndarray, frame: int, vel: np.ndarray) -> None:
+        """Start tentative tracks with internal ids ``tids`` from detections ``cols`` and
+        initial image velocity ``vel`` (2,) px/frame."""
         self.tid = np.concatenate([self.tid, tids])
         self.xy = np.concatenate([self.xy, det.xy[cols]])
         self.vis = np.concatenate([self.vis, det.visible[cols]])
         self.box = np.concatenate([self.box, det.boxes[cols]])
-        self.vel = np.concatenate([self.vel, np.zeros((len(cols), 2))])
+        self.vel = np.concatenate([self.vel, np.tile(vel, (len(cols), 1))])
+        self.shift = np.concatenate([self.shift, np.zeros((len(cols), 2))])
         self.last = np.concatenate([self.last, np.full(len(cols), frame, np.int64)])
         self.hits = np.concatenate([self.hits, np.ones(len(cols), np.int64)])
         self.confirmed = np.concatenate([self.confirmed, np.zeros(len(cols), bool)])
 
 
+def _centres(box: np.ndarray) -> np.ndarray:
+    """``(M, 2)`` centres of ``(M, 4)`` x, y, w, h boxes."""
+    return box[:, :2] + 0.5 * box[:, 2:]
+
+
+#: Camera-motion vote: at most this many tracks (seen in the previous frame) vote ...
+_CAM_MAX_TRACKS = 32
+#: ... each with its this many nearest detections within one box height (predicted centre to centre)...
+_CAM_NEAREST = 4
+#: ... and two votes agree when they differ by at most this fraction of the voter's box height.
+_CAM_TOLERANCE = 0.1
+
+
+def _common_shift(centres: np.ndarray, heights: np.ndarray, det_centres: np.ndarray,
+                  det_heights: np.ndarray) -> tuple[np.ndarray, int]:
+    """Shift (2,) px shared by most tracks between their predicted centres ``(A, 2)`` (box
+    heights ``(A,)``) and the detections ``(N, 2)`` (heights ``(N,)``), and its support
+    (number of tracks agreeing).  Every track votes for the displacements to its nearest
+    detections of similar size; the displacement agreed by most tracks (ties: the smallest)
+    wins; the result is the median of the agreeing tracks' displacements (a mode search
+    over all candidate displacements, like the Hough voting of a translation)."""
+    a, n = len(centres), len(det_centres)
+    if a == 0 or n == 0:
+        return np.zeros(2), 0
+    d = det_centres[None] - centres[:, None]  # (A, N, 2)
+    dist = np.hypot(d[..., 0], d[..., 1])
+    ratio = det_heights[None] / np.maximum(heights[:, None], 1e-6)
+    dist = np.where((dist <= heights[:, None]) & (ratio > 2 / 3) & (ratio < 1.5), dist, np.inf)
+    k = min(_CAM_NEAREST, n)
+    near = np.argpartition(dist, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (a, 1))
+    ok = np.isfinite(np.take_along_axis(dist, near, 1))  # (A, k)
+    voter = np.repeat(np.arange(a), k)[ok.ravel()]
+    if len(voter) == 0:
+        return np.zeros(2), 0
+    cand = d[voter, near.ravel()[ok.ravel()]]  # (C, 2)
+    tol = _CAM_TOLERANCE * heights[voter]  # (C,)
+    diff = cand[:, None] - cand[None]  # (C, C, 2)
+    agree = np.hypot(diff[..., 0], diff[..., 1]) <= tol[None]  # candidate c' agrees with c (c' tolerance)
+    starts = np.flatnonzero(np.r_[True, voter[1:] != voter[:-1]])
+    support = np.logical_or.reduceat(agree, starts, axis=1).sum(1)  # (C,) tracks agreeing with c
+    best = np.lexsort((np.hypot(cand[:, 0], cand[:, 1]), -support))[0]
+    # each agreeing track's displacement closest to the winner
+    err = np.where(agree[best], np.hypot(*(cand - cand[best]).T), np.inf)
+    pick = [s + int(np.argmin(err[s:e])) for s, e in zip(starts, np.r_[starts[1:], len(voter)]) if np.isfinite(err[s:e]).any()]
+    return np.median(cand[pick], axis=0), int(support[best])
+
+
 def _pair_similarity(det: _Detections, cols: np.ndarray, xy: np.ndarray, vis: np.ndarray, box: np.ndarray,
-                     sigmas: np.ndarray, cost: str) -> np.ndarray:
+                     sigmas: np.ndarray, cost: str, area_scale: float = 1.0) -> np.ndarray:
     """``(M, P)`` similarity (``cost``: OKS, IoU or their mean) of poses ``xy (M, K, 2)`` /
-    ``vis (M, K)`` with boxes ``(M, 4)`` against detections ``cols``."""
+    ``vis (M, K)`` with boxes ``(M, 4)`` against detections ``cols``; the OKS object areas are
+    the box areas times ``area_scale``."""
     sim = np.zeros((len(xy), len(cols)), np.float32)
     if "oks" in cost.split("+"):
-        area = lambda b: b[:, 2] * b[:, 3]  # noqa: E731
+        area = lambda b: area_scale * b[:, 2] * b[:, 3]  # noqa: E731
         sim += oks_similarity(xy, vis, area(box), det.xy[cols], det.visible[cols], area(det.boxes[cols]), sigmas)
     if "iou" in cost.split("+"):
         sim += box_iou(box, det.boxes[cols])
     return sim / len(cost.split("+"))
 
 
-def _assign(sim: np.ndarray, min_similarity: float) -> tuple[np.ndarray, np.ndarray]:
+def _assign(sim: np.ndarray, min_similarity: float, score: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Gated Hungarian assignment on ``1 - sim``: matched (row, col) index arrays."""
     if sim.size == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     allowed = sim >= min_similarity
-    rows, cols = linear_sum_assignment(np.where(allowed, 1.0 - sim, _FORBIDDEN))
+    if score is not None:
+        sim = score
+    if _ASSIGN == "benefit":
+        rows, cols = linear_sum_assignment(np.where(allowed, sim - min_similarity, 0.0), maximize=True)
+    else:
+        rows, cols = linear_sum_assignment(np.where(allowed, 1.0 - sim, _FORBIDDEN))
     ok = allowed[rows, cols]
     return rows[ok], cols[ok]
 
@@ -482,7 +610,8 @@ def _assign(sim: np.ndarray, min_similarity: float) -> tuple[np.ndarray, np.ndar
 
 
 def track_detections(frame_ids: np.ndarray, keypoints: np.ndarray, sigmas: np.ndarray,
-                     boxes: np.ndarray | None = None, config: TrackerConfig = TrackerConfig()) -> TrackingResult:
+                     boxes: np.ndarray | None = None, config: TrackerConfig = TrackerConfig(),
+                     fps: float | None = None) -> TrackingResult:
     """Give every detection a track id by online tracking-by-detection (module docstring).
 
     Args:
@@ -507,9 +636,10 @@ def track_detections(frame_ids: np.ndarray, keypoints: np.ndarray, sigmas: np.nd
     """
     if not isinstance(config, TrackerConfig):
         raise ValueError(f"config must be a TrackerConfig, got {type(config).__name__}")
+    min_hits, max_missed = config.frame_counts(fps)
     det = _prepare(frame_ids, keypoints, sigmas, boxes, config.conf_threshold)
     keep, n_filtered = _filter_reasons(det, np.asarray(sigmas, np.float64), config)
-    owner, confirmed, n_unconfirmed = _run_tracker(det, keep, np.asarray(sigmas, np.float64), config)
+    owner, confirmed, counts = _run_tracker(det, keep, np.asarray(sigmas, np.float64), config, min_hits, max_missed)
     # internal id -> output id; the appended -1 is what owner == -1 (filtered) indexes
     public = np.r_[np.where(confirmed, np.cumsum(confirmed) - 1, -1), -1].astype(np.int64)
     ids = np.empty(len(det.frames), np.int64)
@@ -520,41 +650,147 @@ def track_detections(frame_ids: np.ndarray, keypoints: np.ndarray, sigmas: np.nd
         "n_detections": int(len(ids)),
         "n_frames": int(len(np.unique(det.frames))),
         "n_filtered": n_filtered,
+        "fps": fps if fps is not None else config.fps,
+        "min_hits": min_hits,
+        "max_missed": max_missed,
         "n_tracks": int(confirmed.sum()),
-        "n_unconfirmed": int(n_unconfirmed),
+        **counts,
         "n_unassigned": int((ids < 0).sum()),
     }
     return TrackingResult(track_ids=ids, stats=stats)
 
 
-def _run_tracker(det: _Detections, keep: np.ndarray, sigmas: np.ndarray,
-                 config: TrackerConfig) -> tuple[np.ndarray, np.ndarray, int]:
+def _run_tracker(det: _Detections, keep: np.ndarray, sigmas: np.ndarray, config: TrackerConfig,
+                 min_hits: int, max_missed: int) -> tuple[np.ndarray, np.ndarray, dict]:
     """Frame-by-frame loop.  Returns the internal track id of each (canonical) detection
-    (-1 = filtered), which internal ids were confirmed, and the number of tentative tracks
-    that never confirmed."""
+    (-1 = filtered), which internal ids were confirmed, and loop counts: ``n_unconfirmed``
+    (tentative tracks that died), ``n_reidentified`` (matches of tracks missed in the previous
+    frame), ``camera_shift_px`` (median absolute camera-motion correction per frame, px)."""
     owner = np.full(len(det.frames), -1, np.int64)
     idx = np.flatnonzero(keep)
     frames = det.frames[idx]
     bounds = np.r_[np.flatnonzero(np.r_[True, frames[1:] != frames[:-1]]), len(idx)] if len(idx) else [0]
     tracks = _LiveTracks(det.xy.shape[1])
     confirmed: list[int] = []
-    n_born = n_lost = 0
+    n_born = n_lost = n_reid = 0
+    prev = None  # previous frame with detections
+    pan: list[float] = []
     for a, b in zip(bounds[:-1], bounds[1:]):
         cols, frame = idx[a:b], int(frames[a])
-        n_lost += len(tracks.prune(frame, config.max_missed))
-        xy, box = tracks.predict(frame)
-        sim = _pair_similarity(det, cols, xy, tracks.vis, box, sigmas, config.cost)
-        rows, matched = _assign(sim, config.min_similarity)
-        tracks.update(rows, det, cols[matched], frame)
-        owner[cols[matched]] = tracks.tid[rows]
-        new = cols[np.setdiff1d(np.arange(len(cols)), matched)]
+        n_lost += len(tracks.prune(frame, max_missed))
+        step = tracks.advance(frame)
+        recent = tracks.last == prev  # seen in the previous frame (tentative tracks always are)
+        if config.camera_motion:
+            shift = _camera_correction(tracks, recent, det, cols)
+            tracks.correct(shift, step)
+            pan.append(float(np.hypot(*shift)))
+        xy, box = tracks.predict()
+        free = np.ones(len(cols), bool)
+        if _MODE == "cascade":
+            plan = [(np.flatnonzero(recent), config.min_similarity), (np.flatnonzero(~recent), config.min_similarity)]
+        elif _MODE == "single":
+            plan = [(np.arange(len(recent)), config.min_similarity)]
+        elif _MODE == "two":
+            plan = [(np.arange(len(recent)), config.min_similarity, False), (np.flatnonzero(~recent), config.min_similarity, True)]
+        else:
+            plan = [(np.arange(len(recent)), _HIGH), (np.arange(len(recent)), config.min_similarity)]
+        taken = np.zeros(len(recent), bool)
+        for stage, gate, *inflate in plan:
+            stage = stage[~taken[stage]]
+            left = np.flatnonzero(free)
+            if len(stage) == 0 or len(left) == 0:
+                continue
+            grow = 1.0 + config.reid_growth * np.maximum(frame - tracks.last[stage] - 1, 0)
+            if inflate and not inflate[0]:
+                grow = np.ones_like(grow)
+            sim = _grown_similarity(det, cols[left], xy[stage], tracks.vis[stage], box[stage], grow, sigmas,
+                                    config.cost)
+            if _BETA > 0:
+                r, m = _assign(sim, gate, sim / grow[:, None] ** _BETA)
+            else:
+                r, m = _assign(sim, gate)
+            taken[stage[r]] = True
+            rows, matched = stage[r], left[m]
+            n_reid += int((~recent[rows]).sum())
+            tracks.update(rows, det, cols[matched], frame)
+            owner[cols[matched]] = tracks.tid[rows]
+            free[matched] = False
+        new = cols[free]
         tids = np.arange(n_born, n_born + len(new))
         n_born += len(new)
-        tracks.spawn(tids, det, new, frame)
+        tracks.spawn(tids, det, new, frame, _birth_velocity(tracks, config))
         owner[new] = tids
-        now = ~tracks.confirmed & (tracks.hits >= config.min_hits)
+        now = ~tracks.confirmed & (tracks.hits >= min_hits)
         confirmed.extend(tracks.tid[now].tolist())
         tracks.confirmed |= now
+        prev = frame
     is_confirmed = np.zeros(n_born, bool)
     is_confirmed[confirmed] = True
-    return owner, is_confirmed, n_lost + int((~tracks.confirmed).sum())
+    counts = {"n_unconfirmed": n_lost + int((~tracks.confirmed).sum()), "n_reidentified": n_reid,
+              "camera_shift_px": round(float(np.median(pan)), 2) if pan else 0.0}
+    return owner, is_confirmed, counts
+
+
+def _birth_velocity(tracks: _LiveTracks, config: TrackerConfig) -> np.ndarray:
+    """Initial image velocity (2,) px/frame of a new track."""
+    if _BIRTH == "median" and config.camera_motion:
+        ok = tracks.confirmed & (tracks.last == tracks.frame) & (tracks.hits >= 2)
+        if ok.sum() >= 3:
+            return np.median(tracks.vel[ok], axis=0)
+    return np.zeros(2)
+
+
+def _camera_correction(tracks: _LiveTracks, recent: np.ndarray, det: _Detections, cols: np.ndarray) -> np.ndarray:
+    """Common shift (2,) px between the predictions of the confirmed tracks seen in the
+    previous frame and this frame's detections ``cols``, when at least half of those tracks
+    (and at least 3) agree on it (:func:`_common_shift`); else 0."""
+    voters = np.flatnonzero(recent & tracks.confirmed)[:_CAM_MAX_TRACKS]
+    if len(voters) < 3:
+        return np.zeros(2)
+    box = tracks.box[voters].copy()
+    box[:, :2] += tracks.shift[voters]
+    dbox = det.boxes[cols]
+    shift, support = _common_shift(_centres(box), box[:, 2:].max(1), _centres(dbox), dbox[:, 2:].max(1))
+    return shift if support >= max(3, (len(voters) + 1) // 2) else np.zeros(2)
+
+
+def _grown_similarity(det: _Detections, cols: np.ndarray, xy: np.ndarray, vis: np.ndarray, box: np.ndarray,
+                      grow: np.ndarray, sigmas: np.ndarray, cost: str) -> np.ndarray:
+    """:func:`_pair_similarity` with the tolerance of row ``i`` multiplied by ``grow[i]`` (>= 1):
+    OKS with the object scale times ``grow`` (coordinates divided by it) and IoU of both boxes
+    enlarged ``grow`` times about their centres.  ``grow == 1`` is the plain similarity."""
+    sim = np.zeros((len(xy), len(cols)), np.float32)
+    if _MIN_ASPECT > 0:
+        det = _Detections(det.frames[cols], det.xy[cols], det.conf[cols], det.visible[cols],
+                          _widen(det.boxes[cols], _MIN_ASPECT), cols)
+        cols = np.arange(len(cols))
+        box = _widen(box, _MIN_ASPECT)
+    for g in np.unique(grow):
+        rows = np.flatnonzero(grow == g)
+        if g == 1.0:
+            sim[rows] = _pair_similarity(det, cols, xy[rows], vis[rows], box[rows], sigmas, cost)
+            continue
+        scaled = _Detections(det.frames[cols], det.xy[cols] / np.float32(g), det.conf[cols], det.visible[cols],
+                             _enlarge(det.boxes[cols], g), cols)
+        sim[rows] = _pair_similarity(scaled, np.arange(len(cols)), xy[rows] / g, vis[rows], _enlarge(box[rows], g),
+                                     sigmas, cost, area_scale=1.0 / g ** 2)
+    return sim
+
+
+def _widen(box: np.ndarray, aspect: float) -> np.ndarray:
+    """``(M, 4)`` boxes at least ``aspect`` times as wide as tall and as tall as wide (same centre)."""
+    out = box.astype(np.float64).copy()
+    w = np.maximum(out[:, 2], aspect * out[:, 3])
+    h = np.maximum(out[:, 3], aspect * out[:, 2])
+    out[:, 0] -= 0.5 * (w - out[:, 2])
+    out[:, 1] -= 0.5 * (h - out[:, 3])
+    out[:, 2], out[:, 3] = w, h
+    return out
+
+
+def _enlarge(box: np.ndarray, g: float) -> np.ndarray:
+    """``(M, 4)`` boxes ``g`` times larger about their centres."""
+    out = box.astype(np.float64).copy()
+    out[:, :2] -= 0.5 * (g - 1.0) * out[:, 2:]
+    out[:, 2:] *= g
+    return out
