@@ -367,3 +367,20 @@ def test_optimisers_are_named_after_their_models(tiny_cfg_overrides, tmp_path):
     assert main(["train", "finetune", "finetune", *tiny_cfg_overrides, f"student.teacher_checkpoint={t / 'last.pt'}",
                  f"model.init_checkpoint={s / 'last.pt'}", "train.steps=1", "--out", str(f)]) == 0
     assert set(load_checkpoint(f / "last.pt")["train_state"]["optimizers"]) == {"lifter", "critic", "teacher"}
+
+
+def test_a_new_run_that_fails_before_its_first_checkpoint_leaves_nothing(tiny_cfg_overrides, tmp_path, monkeypatch,
+                                                                         capsys):
+    """A full disk at the first checkpoint (issue 22 audit: config.yaml and train_log.jsonl were
+    left without a checkpoint): a clear error, and no partial run folder."""
+    import trainers.loop as loop
+
+    def full_disk(obj, path):
+        raise OSError(f"could not write the checkpoint {path} (No space left on device); is the disk full?")
+
+    monkeypatch.setattr(loop, "save_checkpoint", full_disk)
+    out = tmp_path / "run"
+    rc = main(["train", "teacher", "teacher", *tiny_cfg_overrides, "train.steps=3", "train.eval_every=3",
+               "--out", str(out)])
+    assert rc == 2 and "disk full" in capsys.readouterr().err
+    assert not out.exists()

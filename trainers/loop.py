@@ -172,7 +172,8 @@ def train(kind: str, cfg: DictConfig, out_dir: str | Path | None = None, progres
     files alone with ``data.npz=null``; the signed value is kept as ``best``), ``OUT/config.yaml`` and
     ``OUT/train_log.jsonl`` (global mean losses every ``log_every`` steps), where
     ``OUT = out_dir or train.out_dir/name``. Every file is written atomically; temporary files
-    of a killed run are removed when a run starts in ``OUT``. Checkpoints hold the models, their
+    of a killed run are removed when a run starts in ``OUT``; a new run that fails before its
+    first checkpoint leaves nothing behind (:func:`_remove_partial_run`). Checkpoints hold the models, their
     optimisers (by name), gradient scalers, RNG states, step and the resolved config, so
     ``resume`` (a ``last.pt``) continues a killed run with the same losses as an uninterrupted one.
 
@@ -200,11 +201,30 @@ def train(kind: str, cfg: DictConfig, out_dir: str | Path | None = None, progres
     torch.set_num_threads(threads)
     tqdm.write(f"[{kind}] torch CPU threads: {why}")
     created = _dist_setup(cfg)
+    out = Path(out_dir) if out_dir is not None else Path(cfg.train.out_dir) / cfg.name
+    fresh = resume is None and not (out / "last.pt").exists()
+    existed = out.exists()
     try:
         return _train(kind, cfg, out_dir, progress, resume)
+    except BaseException:
+        if fresh and (not dist.is_initialized() or dist.get_rank() == 0):
+            _remove_partial_run(out, existed)
+        raise
     finally:
         if created:
             dist.destroy_process_group()
+
+
+def _remove_partial_run(out: Path, existed: bool) -> None:
+    """A new run that failed before its first checkpoint (a full disk, a bad batch, Ctrl-C)
+    leaves nothing: its ``config.yaml``, ``train_log.jsonl`` and sample figure are removed, and
+    ``out`` too when this run created it and it is now empty."""
+    if (out / "last.pt").exists():
+        return
+    for name in ("config.yaml", "train_log.jsonl", "val_sample.png"):
+        (out / name).unlink(missing_ok=True)
+    if not existed and out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
 
 
 def _validate(stage, kind: str, step: int, out: Path, run) -> dict | None:
