@@ -56,11 +56,7 @@ from lifting.track_data import MIN_FRAMES, RealPosePool, expand_inputs, load_tra
 from trainers.config import load_config
 from trainers.stages import FinetuneStage, StudentStage, TeacherStage, validate_2d
 
-__all__ = ["adapt", "AdaptSettings", "DEFAULT_MINUTES", "DEFAULT_STEPS", "SELECTION_KEY", "ADAPT_LR", "adapt_config"]
-
-DEFAULT_MINUTES = 3.0
-"""Budget of ``--minutes`` when given without a value in older scripts (kept for them); the
-default budget is :data:`DEFAULT_STEPS`."""
+__all__ = ["adapt", "AdaptSettings", "DEFAULT_STEPS", "SELECTION_KEY", "ADAPT_LR", "adapt_config"]
 
 DEFAULT_STEPS = 300
 """Default steps per stage (a step count, not a time: the same command gives the same model)."""
