@@ -105,16 +105,8 @@ def synthetic_sequence(seed: int = 0, n_people: int = 10, n_frames: int = 300, f
                 continue
             kp = _noisy(poses[(phase + t) % len(poses)] * height + pos, height, rng, conf=(0.6, 1.0))
             rows.append((t, kp, p))
-    for t in range(n_frames):
-        for _ in range(rng.poisson(0.25)):  # each lasts 1-2 frames: 0.5 per frame on average
-            height = rng.uniform(10, 20) if rng.random() < 0.25 else rng.uniform(60, 130)
-            kp0 = poses[rng.integers(len(poses))] * height + rng.uniform([0, 0], [w, h])
-            for dt in range(rng.integers(1, 3)):
-                rows.append((t + dt, _noisy(kp0, height, rng, conf=(0.15, 0.6)), -1))
-    rows = [r for r in rows if r[0] < n_frames]
-    kp = np.stack([r[1] for r in rows])
-    return {"frames": np.array([r[0] for r in rows], np.int64), "keypoints": kp, "boxes": _padded_boxes(kp),
-            "ids": np.array([r[2] for r in rows], np.int64)}
+    _add_spurious(rows, n_frames, 0.25, (60, 130), (0.15, 0.6), poses, (w, h), rng)  # 0.5 per frame on average
+    return _pack(rows, n_frames)
 
 
 def crowded_sequence(seed: int = 0, n_people: int = 14, n_frames: int = 150, fps: float = 10.0,
@@ -219,16 +211,29 @@ def crowded_sequence(seed: int = 0, n_people: int = 14, n_frames: int = 150, fps
             covered = max((_covered(box, b2) for y2, _, _, b2 in frame if y2 > y), default=0.0)
             if not (covered >= 0.6 and rng.random() < 0.8):
                 rows.append((t, kp, p))
+    _add_spurious(rows, n_frames, 0.15, (80, 250), (0.15, 0.5), poses, (w, h), rng)  # 0.3 per frame on average
+    return _pack(rows, n_frames) | {"pan": pans}
+
+
+def _add_spurious(rows: list, n_frames: int, rate: float, heights: tuple[float, float], conf: tuple[float, float],
+                  poses: np.ndarray, size: tuple[float, float], rng) -> None:
+    """Append spurious detections (id -1) to ``rows``: per frame Poisson(``rate``) of them, each
+    lasting 1-2 frames, a quarter tiny (10-20 px), the others ``heights`` px tall, anywhere in
+    the ``size`` (w, h) image, with low scores ``conf``."""
     for t in range(n_frames):
-        for _ in range(rng.poisson(0.15)):  # each lasts 1-2 frames: 0.3 per frame on average
-            hgt = rng.uniform(10, 20) if rng.random() < 0.25 else rng.uniform(80, 250)
-            kp0 = poses[rng.integers(len(poses))] * hgt + rng.uniform([0, 0], [w, h])
+        for _ in range(rng.poisson(rate)):
+            height = rng.uniform(10, 20) if rng.random() < 0.25 else rng.uniform(*heights)
+            kp0 = poses[rng.integers(len(poses))] * height + rng.uniform([0, 0], list(size))
             for dt in range(rng.integers(1, 3)):
-                rows.append((t + dt, _noisy(kp0, hgt, rng, conf=(0.15, 0.5)), -1))
+                rows.append((t + dt, _noisy(kp0, height, rng, conf=conf), -1))
+
+
+def _pack(rows: list, n_frames: int) -> dict[str, np.ndarray]:
+    """``(frame, (K, 3) keypoints, true id)`` rows within ``n_frames`` as the benchmark's arrays."""
     rows = [r for r in rows if r[0] < n_frames]
     kp = np.stack([r[1] for r in rows])
     return {"frames": np.array([r[0] for r in rows], np.int64), "keypoints": kp, "boxes": _padded_boxes(kp),
-            "ids": np.array([r[2] for r in rows], np.int64), "pan": pans}
+            "ids": np.array([r[2] for r in rows], np.int64)}
 
 
 def _keep_apart(people: list[dict], height_of, px_per_m_depth: float, min_m: float = 0.8) -> None:
