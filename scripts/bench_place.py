@@ -39,18 +39,11 @@ TARGETS = "issue 24 targets: root error <= 8 % of the camera distance (calibrati
 
 
 def lift_cam(folder: Path, dest: Path, camera: str | None, image_size) -> list[dict]:
-    from lifting.lift import lift_file
-    from lifting.options import LiftOptions
-
-    lift_file(folder, dest, LiftOptions(fps=60.0, camera=camera, image_size=image_size, max_figures=1,
-                                        progress=False, overwrite=True, uncertainty_samples=0))
-    out = []
-    summary = json.loads((dest / "summary.json").read_text())
-    floor = summary.get("floor")
-    for f in sorted(dest.glob("track_*.npz")):
-        with np.load(f) as d:
-            out.append({k: d[k] for k in ("frame_ids", "joints_3d", "keypoints_2d", "mask", "transl")} | {"floor": floor})
-    return out
+    """:func:`bench_real3d.lift_folder` at 60 fps with a camera; each track also carries the
+    run's ``floor`` (``summary.json``)."""
+    tracks = B.lift_folder(None, folder, dest, 60.0, {"camera": camera, "image_size": image_size, "max_figures": 1})
+    floor = json.loads((dest / "summary.json").read_text()).get("floor")
+    return [t | {"floor": floor} for t in tracks]
 
 
 def foot_height(track: dict) -> np.ndarray:
@@ -96,7 +89,7 @@ def run(mode: str, work: Path) -> dict:
             for p, m in people.items():
                 x_cam, uv = B.person_in_camera(m, cal[cam])
                 for tr in tracks:
-                    sel = match(tr, uv)
+                    sel = B.matched_frames(tr, uv)
                     if not len(sel):
                         continue
                     f = tr["frame_ids"][sel].astype(int)

@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 import tomllib
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -125,14 +126,31 @@ def lift_folder(ckpt: str | None, folder: Path, dest: Path, fps: float | None, o
     from lifting.lift import lift_file
     from lifting.options import LiftOptions
 
-    extra = dict(opts or {})
-    lift_file(folder, dest, LiftOptions(checkpoint=ckpt, fps=fps, max_figures=0, progress=False, overwrite=True,
-                                        uncertainty_samples=0, **extra))
+    settings = dict(max_figures=0, progress=False, overwrite=True, uncertainty_samples=0) | dict(opts or {})
+    lift_file(folder, dest, LiftOptions(checkpoint=ckpt, fps=fps, **settings))
     tracks = []
     for f in sorted(Path(dest).glob("track_*.npz")):
         with np.load(f) as d:
-            tracks.append({k: d[k] for k in ("frame_ids", "joints_3d", "keypoints_2d", "mask")})
+            tracks.append({k: d[k] for k in ("frame_ids", "joints_3d", "keypoints_2d", "mask", "transl")
+                           if k in d.files})
     return tracks
+
+
+def matched_frames(track: dict, uv: np.ndarray) -> np.ndarray:
+    """Indices into ``track`` (``frame_ids``, canon16 ``keypoints_2d`` and ``mask``) of the frames
+    whose observed :data:`JOINTS` lie, in the median, within :data:`MATCH_FRACTION` of the
+    person's 2D height of that person's projected 3D ``uv (T, 13, 2)``."""
+    from lifting.skeletons import CANON16
+
+    idx = [CANON16.joint_names.index(j) for j in JOINTS]
+    frames = track["frame_ids"].astype(int)
+    ok = np.flatnonzero(frames < len(uv))
+    f = frames[ok]
+    d = np.where(track["mask"][ok][:, idx], np.linalg.norm(track["keypoints_2d"][ok][:, idx] - uv[f], axis=-1), np.nan)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # frames with no observed joint: no match
+        near = np.nanmedian(d, axis=1) < MATCH_FRACTION * np.ptp(uv[f, :, 1], axis=1)
+    return ok[near]
 
 
 def score_camera(tracks: list[dict], people: dict[str, np.ndarray], cam: dict) -> dict[str, dict[str, list]]:
@@ -149,13 +167,7 @@ def score_camera(tracks: list[dict], people: dict[str, np.ndarray], cam: dict) -
         kp, mask, j3 = tr["keypoints_2d"][:, idx], tr["mask"][:, idx], tr["joints_3d"][:, idx]
         resid = reprojection_residual(tr["joints_3d"], tr["keypoints_2d"], tr["mask"])
         for p, (x_cam, uv) in gt.items():
-            ok = frames < len(uv)
-            f = frames[ok]
-            d = np.linalg.norm(kp[ok] - uv[f], axis=-1)
-            d = np.where(mask[ok], d, np.nan)
-            height = uv[f, :, 1].max(1) - uv[f, :, 1].min(1)
-            near = np.nanmedian(d, axis=1) < MATCH_FRACTION * height
-            sel = np.flatnonzero(ok)[near]
+            sel = matched_frames(tr, uv)
             if not len(sel):
                 continue
             target = torch.from_numpy(x_cam[frames[sel]] - x_cam[frames[sel], :1])
