@@ -97,7 +97,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
 
     from lifting.data import load_mocap_npz, split_clips
     from lifting.evaluate import evaluate_lifter
-    from lifting.lifters import load_lifter
+    from lifting.models.lifters import load_lifter
 
     model, ckpt = load_lifter(a.checkpoint)
     clips = load_mocap_npz(a.data)
@@ -211,7 +211,7 @@ def _cmd_demo(a: argparse.Namespace) -> int:
     from importlib import resources
 
     from lifting.lift import lift_file
-    from lifting.lifters import bundled_student
+    from lifting.models.lifters import bundled_student
     from lifting.options import LiftOptions
 
     example = Path(str(resources.files("lifting") / "assets" / "example_track.json"))

@@ -13,7 +13,7 @@ from .data import EvalViews, MocapClips, content_label, eval_views
 from .geometry import normalize_2d
 from .inference import DEFAULT_HEIGHT_M, lift_frames, metric_scale
 from .refine import FitWeights, fit_track
-from .teacher import Lifter
+from .models.teacher import Lifter
 
 __all__ = ["evaluate_lifter", "evaluate_predictions", "flat_baseline"]
 

@@ -14,7 +14,7 @@ import torch
 from .geometry import check_finite, normalize_2d
 from .options import DEFAULT_HEIGHT_M, DEFAULT_STRIDE  # noqa: F401 (re-exported: the defaults live in options)
 from .skeletons import CANON16, Skeleton
-from .teacher import Lifter
+from .models.teacher import Lifter
 
 __all__ = ["lift_smpl_frames", "window_indices", "strided_windows", "output_index", "lift_frames", "metric_scale",
            "HEIGHT_PROXY_FRACTION", "DEFAULT_HEIGHT_M", "DEFAULT_STRIDE", "native_bf16", "bf16_or_warn",
@@ -151,7 +151,7 @@ def lift_frames(
     """Lift every frame of one or more sequences.
 
     Args:
-        model: a :class:`Lifter` or :class:`lifting.student.Student` (window T taken from it).
+        model: a :class:`Lifter` or :class:`lifting.models.student.Student` (window T taken from it).
         keypoints_2d: ``(N, J, 2)`` pixels, frames of consecutive sequences.
         mask: ``(N, J)`` bool visible joints (the root must be visible in every frame).
         seq_offsets: ``(C+1,)`` sequence boundaries; default one sequence.
@@ -221,7 +221,7 @@ def lift_smpl_frames(
     :func:`lift_frames`).
 
     Args:
-        student: :class:`lifting.student.Student`. keypoints_2d: ``(N, J, 2)`` pixels.
+        student: :class:`lifting.models.student.Student`. keypoints_2d: ``(N, J, 2)`` pixels.
         mask: ``(N, J)`` bool. seq_offsets: ``(C+1,)`` sequence boundaries. causal, conf,
         stride: see :func:`lift_frames`.
 

@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from .inference import HEIGHT_PROXY_FRACTION
 from .io.fileio import atomic_write, check_output_folder, staged_output_folder
-from .lifters import bundled_single_frame, default_checkpoint, load_lifter
+from .models.lifters import bundled_single_frame, default_checkpoint, load_lifter
 from .io.readers import read_tracks
 from .io.tracks import Track, TrackSet
 from .options import LiftOptions, check_fps
@@ -113,7 +113,7 @@ def load_track_lifter(o: LiftOptions):
         ``(lifter, checkpoint dict of the main model, {model name: checkpoint path})``.
 
     Raises:
-        CheckpointError/ModelConfigError (ValueError): as :func:`lifting.lifters.load_lifter`.
+        CheckpointError/ModelConfigError (ValueError): as :func:`lifting.models.lifters.load_lifter`.
     """
     model, ckpt = load_lifter(o.checkpoint, o.body_model_path)
     single = bundled_single_frame() if o.checkpoint is None and model.window > 1 else None

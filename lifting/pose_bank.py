@@ -1,6 +1,6 @@
 """Pose bank for the optional "unpaired 3D prior" mode (HMR, Kanazawa et al. CVPR 2018
 Sec. 3.3): SMPL parameters obtained by fitting the body model to mocap joints, used as the
-"real" samples of :class:`lifting.discriminators.SMPLDiscriminator`.
+"real" samples of :class:`lifting.models.discriminators.SMPLDiscriminator`.
 
 This reads **3D** mocap: it is only for the clearly labelled ``prior_3d`` mode; the default
 training of every stage stays 3D-free.

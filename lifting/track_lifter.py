@@ -1,6 +1,6 @@
 """One lifting interface for the teacher and the SMPL student.
 
-``as_track_lifter(model, height_m)`` wraps a loaded model (:func:`lifting.lifters.load_lifter`)
+``as_track_lifter(model, height_m)`` wraps a loaded model (:func:`lifting.models.lifters.load_lifter`)
 once; the pipeline then only calls ``lifter.lift(keypoints_2d, mask, seq_offsets, fps,
 causal, conf) -> LiftResult`` and, for meshes, ``lifter.vertices(result, picks)``. It never asks
 which kind of model it holds: a result with ``smpl`` set has a body, one without has not.
@@ -28,7 +28,7 @@ from .geometry import normalize_2d
 from .prepare import resample_runs
 from .inference import DEFAULT_HEIGHT_M, DEFAULT_STRIDE, lift_frames, lift_smpl_frames, metric_scale
 from .skeletons import CANON16
-from .student import Student
+from .models.student import Student
 
 __all__ = ["LiftResult", "SmplFit", "TeacherLifter", "StudentLifter", "LifterPair", "as_track_lifter", "MODEL_FPS",
            "MIN_TEMPORAL_RUN"]
@@ -158,7 +158,7 @@ def _tensor(a: np.ndarray | None, dev: torch.device):
 
 
 class TeacherLifter:
-    """2D-only lifter (:class:`lifting.teacher.Lifter`) with the anthropometric metric scale
+    """2D-only lifter (:class:`lifting.models.teacher.Lifter`) with the anthropometric metric scale
     (:func:`lifting.inference.metric_scale`: one scale per track, the median over frames of
     the ratio of metric to normalised size, for a subject of ``height_m`` metres). ``name``
     is what :attr:`LiftResult.lifted_by` records; ``stride``: see
@@ -280,7 +280,7 @@ class LifterPair(TeacherLifter):
 
 
 class StudentLifter:
-    """SMPL student (:class:`lifting.student.Student`): per-frame SMPL parameters, one
+    """SMPL student (:class:`lifting.models.student.Student`): per-frame SMPL parameters, one
     ``betas`` per track (mean of the per-frame estimates weighted by the number of observed
     joints), metric size from the body model (no height prior)."""
 
@@ -344,7 +344,7 @@ class StudentLifter:
 def as_track_lifter(model, height_m: float = DEFAULT_HEIGHT_M, single_frame_model=None,
                     stride: int = DEFAULT_STRIDE, names: tuple[str, str] = ("temporal", "single_frame"),
                     flip: bool = False):
-    """Wrap a model from :func:`lifting.lifters.load_lifter`: a :class:`Student` becomes a
+    """Wrap a model from :func:`lifting.models.lifters.load_lifter`: a :class:`Student` becomes a
     :class:`StudentLifter`, any other lifter a :class:`TeacherLifter` (``height_m`` metres
     sets its metric scale), and a temporal teacher given with a ``single_frame_model``
     (window 1) a :class:`LifterPair` (``names``: what ``lifted_by`` records for each).

@@ -11,7 +11,7 @@ iterations, starting from the mean parameters; ``f`` = FC 1024 - dropout - FC 10
 - FC, last layer initialised x 0.01) -> SMPL parameters (24 rotations in the 6D
 representation of Zhou et al. CVPR 2019, ``betas``, weak-perspective ``cam``) -> body model.
 
-The output is a :class:`ImageOutput`, the keypoint student's :class:`lifting.student.
+The output is a :class:`ImageOutput`, the keypoint student's :class:`lifting.models.student.
 StudentOutput` with ``T = 1`` and a weak-perspective camera in crop-normalised units
 (:mod:`occlusion.data`): a root-relative point ``P`` (metres, camera frame) projects to
 ``s * P_xy + (tx, ty)``. Without CoNorm blocks (``conorm_after=()``) and with the centermaps
@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from lifting.body_model import BodyModel
-from lifting.student import StudentOutput, rot6d_to_rotmat
+from lifting.models.student import StudentOutput, rot6d_to_rotmat
 
 from .backbone import ResNetBackbone
 
@@ -336,10 +336,10 @@ def load_image_regressor(path: str | Path, body_model_path: str | Path | None = 
         ``(model in eval mode, checkpoint dict)``.
 
     Raises:
-        lifting.checkpoint.CheckpointError (a ValueError): missing/unreadable file.
+        lifting.models.checkpoint.CheckpointError (a ValueError): missing/unreadable file.
         ValueError: not an image-branch checkpoint, or weights that do not fit its config.
     """
-    from lifting.checkpoint import load_checkpoint
+    from lifting.models.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(path)
     cfg = dict(ckpt.get("model_config") or {})

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lifting.data import eval_views, load_mocap_npz, split_clips
 from lifting.evaluate import evaluate_lifter
-from lifting.lifters import load_lifter
+from lifting.models.lifters import load_lifter
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

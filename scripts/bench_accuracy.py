@@ -21,7 +21,7 @@ import torch
 
 from lifting.data import eval_views, load_mocap_npz, split_clips
 from lifting.evaluate import evaluate_lifter, flat_baseline
-from lifting.lifters import load_lifter
+from lifting.models.lifters import load_lifter
 from lifting.refine import FitWeights
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

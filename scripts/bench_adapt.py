@@ -91,7 +91,7 @@ def run_adapt(inputs: list[str], out_dir: Path, **kwargs) -> dict:
 def protocol_3d(ckpt: str, clips) -> float:
     """PA-MPJPE (mm) of ``ckpt`` with the DESIGN.md §4 rig protocol on ``clips`` (GT 2D)."""
     from lifting.evaluate import evaluate_lifter
-    from lifting.lifters import load_lifter
+    from lifting.models.lifters import load_lifter
 
     model, _ = load_lifter(ckpt)
     return round(evaluate_lifter(model, clips)["overall"]["pa_mpjpe_mm"], 1)

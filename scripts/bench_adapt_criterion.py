@@ -69,7 +69,7 @@ def run_set(name: str, work: Path, checkpoint: str, steps: int, lrs: list[float]
     the Spearman correlations."""
     from scipy.stats import spearmanr
 
-    from lifting.lifters import resolve_checkpoint
+    from lifting.models.lifters import resolve_checkpoint
     from lifting.options import LiftOptions
     from trainers.adapt import AdaptSettings, adapt
 

@@ -23,10 +23,10 @@ import torch
 
 from lifting.body_model import BodyModel, load_smpl_data, resolve_model_path
 from lifting.lift import lift_file
-from lifting.lifters import load_lifter
+from lifting.models.lifters import load_lifter
 from lifting.options import LiftOptions
 from lifting.skeletons import CANON16
-from lifting.student import Student
+from lifting.models.student import Student
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DEFAULT_STUDENT = Path(__file__).resolve().parents[1] / "lifting" / "assets" / "student.pt"

@@ -12,7 +12,7 @@ Bandai test rig, and teacher training frames/s.
     python scripts/bench_speed.py [--temporal CKPT] [--single CKPT] [--accuracy CKPT] [--train]
 
 Without ``--temporal`` the temporal model is the bundled teacher inflated to T=27
-(:meth:`lifting.teacher.Lifter.init_from`): right for speed, meaningless for accuracy.
+(:meth:`lifting.models.teacher.Lifter.init_from`): right for speed, meaningless for accuracy.
 """
 from __future__ import annotations
 
@@ -27,10 +27,10 @@ import torch
 
 from lifting.inference import DEFAULT_STRIDE, choose_threads, lift_frames, metric_scale, native_bf16
 from lifting.lift import lift_file
-from lifting.lifters import bundled_single_frame, default_checkpoint, load_lifter
+from lifting.models.lifters import bundled_single_frame, default_checkpoint, load_lifter
 from lifting.options import LiftOptions
 from lifting.skeletons import CANON16
-from lifting.teacher import Lifter
+from lifting.models.teacher import Lifter
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 BANDAI = SHARED / "bandai_namco" / "bandai_namco_joints.npz"

@@ -31,7 +31,7 @@ from scipy.stats import spearmanr
 
 from lifting.data import eval_views, load_mocap_npz, split_clips
 from lifting.inference import lift_frames, metric_scale
-from lifting.lifters import load_lifter
+from lifting.models.lifters import load_lifter
 from lifting.metrics import procrustes_align, procrustes_fit
 from lifting.skeletons import CANON16
 from lifting.uncertainty import CALIBRATION, DEFAULT_LEVEL_OKS, DEFAULT_SAMPLES, joint_spread, perturb_keypoints

@@ -16,7 +16,7 @@ from lifting.cli import main
 from lifting.io.readers import read_tracks
 from lifting.lift import lift_file
 from lifting.prepare import canonical_track
-from lifting.lifters import load_lifter
+from lifting.models.lifters import load_lifter
 from lifting.options import LiftOptions
 from lifting.skeletons import CANON16, remap, MOCAP21
 from trainers.adapt import AdaptSettings, adapt
@@ -178,8 +178,8 @@ def test_bench_adapt_plausibility_measures_known_poses(tmp_path):
 
 def test_adapt_config_learning_rate_default_and_override():
     """The measured adaptation learning rate is the default; an override replaces it."""
-    from lifting.checkpoint import load_checkpoint
-    from lifting.lifters import default_checkpoint
+    from lifting.models.checkpoint import load_checkpoint
+    from lifting.models.lifters import default_checkpoint
     from trainers.adapt import ADAPT_LR, adapt_config
 
     mc = load_checkpoint(default_checkpoint())["model_config"]

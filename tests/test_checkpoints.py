@@ -1,4 +1,4 @@
-"""Checkpoint loading (lifting.lifters): bundled names, corrupt model configs (each a clear
+"""Checkpoint loading (lifting.models.lifters): bundled names, corrupt model configs (each a clear
 ModelConfigError naming the field, built on the meta device so no huge allocation happens),
 arch/weights consistency, body-model identity checks."""
 from __future__ import annotations
@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from lifting.body_model import BodyModel, BodyModelError
-from lifting.checkpoint import CheckpointError, save_checkpoint
+from lifting.models.checkpoint import CheckpointError, save_checkpoint
 from lifting.cli import main
-from lifting.lifters import BUNDLED, ModelConfigError, check_model_config, load_lifter
-from lifting.student import Student
-from lifting.teacher import Lifter
+from lifting.models.lifters import BUNDLED, ModelConfigError, check_model_config, load_lifter
+from lifting.models.student import Student
+from lifting.models.teacher import Lifter
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_body_model import _random_smpl  # noqa: E402
@@ -182,7 +182,7 @@ def test_loading_does_not_import_the_pipeline():
     """Trainers load lifters without the inference pipeline (issue 14 §4)."""
     import subprocess
 
-    code = ("import sys, lifting.lifters, trainers.stages, trainers.loop; "
+    code = ("import sys, lifting.models.lifters, trainers.stages, trainers.loop; "
             "assert 'lifting.lift' not in sys.modules, 'lifting.lift imported'")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
@@ -203,7 +203,7 @@ def test_bundled_checkpoints_load():
 
 def test_a_local_file_named_like_a_bundled_model_does_not_replace_it(tmp_path, monkeypatch):
     """A bundled name always means the bundled file; ``./teacher_single`` means the local one."""
-    from lifting.lifters import bundled_checkpoint, resolve_checkpoint
+    from lifting.models.lifters import bundled_checkpoint, resolve_checkpoint
 
     monkeypatch.chdir(tmp_path)
     m = Lifter(16, window=1, width=32, n_blocks=1, root_index=0)

@@ -14,8 +14,8 @@ from lifting.evaluate import evaluate_lifter, evaluate_predictions, flat_baselin
 from lifting.geometry import normalize_2d
 from lifting.inference import HEIGHT_PROXY_FRACTION, lift_frames, metric_scale, window_indices
 from lifting.skeletons import CANON16
-from lifting.teacher import Lifter
-from lifting.checkpoint import save_checkpoint
+from lifting.models.teacher import Lifter
+from lifting.models.checkpoint import save_checkpoint
 
 METRIC_KEYS = {"mpjpe_mm", "n_mpjpe_mm", "pa_mpjpe_mm", "pck3d", "auc", "n"}
 
@@ -86,7 +86,7 @@ def test_evaluate_predictions_scaled_oracle(views):
 
 
 def test_evaluate_lifter_random_model(clips, random_ckpt):
-    from lifting.lifters import load_lifter
+    from lifting.models.lifters import load_lifter
 
     model, _ = load_lifter(random_ckpt)
     res = evaluate_lifter(model, clips)

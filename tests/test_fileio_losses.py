@@ -9,10 +9,10 @@ import torch
 from lifting import losses
 from lifting.cli import main
 from lifting.io.fileio import atomic_write
-from lifting.lifters import load_lifter
+from lifting.models.lifters import load_lifter
 from lifting.skeletons import CANON16
-from lifting.teacher import Lifter
-from lifting.checkpoint import save_checkpoint
+from lifting.models.teacher import Lifter
+from lifting.models.checkpoint import save_checkpoint
 
 
 def test_atomic_write_failure_leaves_nothing(tmp_path):

@@ -292,7 +292,7 @@ def test_two_process_data_parallel_image_stage(coco, tmp_path):
     import subprocess
     import sys
 
-    from lifting.checkpoint import load_checkpoint
+    from lifting.models.checkpoint import load_checkpoint
     from lifting.cli import main
 
     root = Path(__file__).resolve().parents[1]

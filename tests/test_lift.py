@@ -12,14 +12,14 @@ import torch
 
 from lifting.cli import main
 from lifting.lift import MODEL_FPS, lift_file, lift_track
-from lifting.lifters import load_lifter
+from lifting.models.lifters import load_lifter
 from lifting.options import LiftOptions
 from lifting.track_lifter import as_track_lifter
 from lifting.skeletons import CANON16, COCO17
-from lifting.teacher import Lifter
+from lifting.models.teacher import Lifter
 from lifting.io.readers import read_coco_tracks
 from lifting.io.tracks import Track, write_coco_tracks
-from lifting.checkpoint import save_checkpoint
+from lifting.models.checkpoint import save_checkpoint
 
 # A standing person in pixels (x right, y down), COCO-17 order.
 _COCO_PX = {
@@ -358,13 +358,13 @@ def test_demo_with_stand_in_teacher(ckpts, tmp_path, capsys, monkeypatch):
     """The demo command path (bundled example track, default checkpoint) with the default
     checkpoint pointed at a stand-in, so it runs before the real asset exists."""
     import lifting.lift
-    import lifting.lifters
+    import lifting.models.lifters
 
     if not (_ASSETS / "example_track.json").is_file():
         pytest.skip("bundled example track lifting/assets/example_track.json not present")
-    for mod in (lifting.lifters, lifting.lift):  # the loader's default and the summary's
+    for mod in (lifting.models.lifters, lifting.lift):  # the loader's default and the summary's
         monkeypatch.setattr(mod, "default_checkpoint", lambda: Path(ckpts["single"]), raising=False)
-    monkeypatch.setattr(lifting.lifters, "bundled_student", lambda: None)
+    monkeypatch.setattr(lifting.models.lifters, "bundled_student", lambda: None)
     out = tmp_path / "demo"
     assert main(["demo", "-o", str(out)]) == 0
     stdout = capsys.readouterr().out
@@ -416,7 +416,7 @@ def test_causal_mode_never_uses_future_frames(ckpts):
     """With --causal a frame's lift depends only on itself and earlier frames: lifting a
     prefix of the sequence gives the same result for those frames; the centred mode differs."""
     from lifting.inference import lift_frames, window_indices
-    from lifting.lifters import load_lifter
+    from lifting.models.lifters import load_lifter
 
     model, _ = load_lifter(ckpts["temporal"])
     g = torch.Generator().manual_seed(0)

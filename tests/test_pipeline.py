@@ -14,14 +14,14 @@ import pytest
 import torch
 
 import lifting.outputs
-from lifting.checkpoint import save_checkpoint
+from lifting.models.checkpoint import save_checkpoint
 from lifting.cli import build_parser, main
 from lifting.io.fileio import clean_stale_staging, staged_output_folder
 from lifting.lift import lift_file
-from lifting.lifters import load_lifter
+from lifting.models.lifters import load_lifter
 from lifting.options import LiftOptions
 from lifting.skeletons import CANON16, COCO17
-from lifting.teacher import Lifter
+from lifting.models.teacher import Lifter
 from lifting.track_lifter import LiftResult, StudentLifter, TeacherLifter, as_track_lifter
 
 EXAMPLE = str(resources.files("lifting") / "assets" / "example_track.json")
@@ -149,7 +149,7 @@ def test_one_interface_for_teacher_and_student(ckpt):
 def test_student_is_decoded_once_per_track_and_once_for_its_pictures(tmp_path, monkeypatch):
     """The network's own forward, one decode with the track's pooled betas, and one for the
     vertices of the figure + default meshes (before: up to four decodes per track)."""
-    from lifting.student import Student
+    from lifting.models.student import Student
 
     calls = []
     orig = Student.decode

@@ -13,8 +13,8 @@ from lifting.metrics import reprojection_residual
 from lifting.options import LiftOptions
 from lifting.refine import FitWeights, fit_track
 from lifting.skeletons import CANON16
-from lifting.teacher import Lifter
-from lifting.checkpoint import save_checkpoint
+from lifting.models.teacher import Lifter
+from lifting.models.checkpoint import save_checkpoint
 
 PARENTS = CANON16.parents
 

@@ -205,9 +205,9 @@ def test_posenet3d_commands_run_through_this_interpreter(tmp_path):
 def test_bench_real_lifts_and_measures(tmp_path, tiny_mocap_npz, monkeypatch, capsys):
     import make_hdm05_tracks
 
-    from lifting.checkpoint import save_checkpoint
+    from lifting.models.checkpoint import save_checkpoint
     from lifting.skeletons import CANON16
-    from lifting.teacher import Lifter
+    from lifting.models.teacher import Lifter
 
     tracks = tmp_path / "tracks.json"
     assert make_hdm05_tracks.main(["-o", str(tracks), "--data", str(tiny_mocap_npz), "--noise-px", "0"]) == 0

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from lifting import inference
-from lifting.checkpoint import save_checkpoint
+from lifting.models.checkpoint import save_checkpoint
 from lifting.data import Projected2D, WindowSampler
 from lifting.inference import auto_threads, bf16_or_warn, lift_frames, lift_smpl_frames, strided_windows
 from lifting.io.readers import read_tracks
@@ -20,7 +20,7 @@ from lifting.lift import lift_file, lift_track
 from lifting.options import LiftOptions
 from lifting.prepare import canonical_scores, canonical_track
 from lifting.skeletons import CANON16, COCO17
-from lifting.teacher import Lifter
+from lifting.models.teacher import Lifter
 from lifting.prepare import resample_runs
 from lifting.track_lifter import MIN_TEMPORAL_RUN, LifterPair, as_track_lifter
 
@@ -182,7 +182,7 @@ def test_strided_windows_read_every_frame_once_and_cost_less():
 
 def test_strided_student_keeps_frame_count():
     from lifting.body_model import BodyModel
-    from lifting.student import Student
+    from lifting.models.student import Student
 
     torch.manual_seed(0)
     st = Student(BodyModel(), window=9, width=32, n_blocks=1).eval()
@@ -216,7 +216,7 @@ def test_pair_lifts_short_runs_with_the_single_frame_model():
 
 
 def test_default_lift_uses_the_pair_and_records_it(tmp_path, monkeypatch):
-    from lifting import lifters
+    from lifting.models import lifters
     from lifting.io.tracks import write_coco_tracks  # noqa: F401  (format of the input below)
 
     assets = tmp_path / "assets"
@@ -243,8 +243,8 @@ def test_default_lift_uses_the_pair_and_records_it(tmp_path, monkeypatch):
 
 
 def test_missing_single_frame_bundle_is_an_error_only_when_asked(tmp_path, monkeypatch):
-    from lifting import lifters
-    from lifting.checkpoint import CheckpointError
+    from lifting.models import lifters
+    from lifting.models.checkpoint import CheckpointError
 
     monkeypatch.setattr(lifters, "_assets", lambda: tmp_path)
     assert lifters.bundled_single_frame() is None

@@ -18,9 +18,9 @@ import scipy.sparse as sp
 import torch
 
 from lifting.body_model import BodyModel, BodyModelError, load_smpl_data
-from lifting.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from lifting.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from lifting.cli import main
-from lifting.lifters import bundled_student, load_lifter
+from lifting.models.lifters import bundled_student, load_lifter
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_body_model import _random_smpl  # noqa: E402
@@ -253,7 +253,7 @@ def test_lift_outputs_record_identity_not_path(tmp_path):
 
     from lifting.lift import lift_file
     from lifting.options import LiftOptions
-    from lifting.student import Student
+    from lifting.models.student import Student
 
     user = tmp_path / "private_folder"
     user.mkdir()

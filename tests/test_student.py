@@ -14,8 +14,8 @@ import torch
 from lifting import losses
 from lifting.body_model import BodyModel
 from lifting.cli import main
-from lifting.lifters import load_lifter
-from lifting.student import Student, rot6d_to_rotmat
+from lifting.models.lifters import load_lifter
+from lifting.models.student import Student, rot6d_to_rotmat
 from trainers.config import CONFIG_DIR, load_config
 from trainers.stages import StudentStage, build_stage
 

@@ -12,7 +12,7 @@ from lifting.data import Projected2D, load_mocap_npz, project_clips
 from lifting.skeletons import CANON16
 from lifting.synth2d import (SynthSettings, apply_detector_errors, detector_cameras, draw_detector_errors, edge_pad,
                              object_scale, project_detector_like, scale_bones, shift_definitions)
-from lifting.teacher import Lifter
+from lifting.models.teacher import Lifter
 
 ix = CANON16.index
 

@@ -17,7 +17,7 @@ from lifting.data import Projected2D, WindowSampler
 from lifting.geometry import normalize_2d
 from lifting.io.tracks import Track, TrackSet, write_coco_tracks
 from lifting.lift import lift_track
-from lifting.lifters import load_lifter
+from lifting.models.lifters import load_lifter
 from lifting.track_lifter import as_track_lifter
 from lifting.skeletons import CANON16, COCO17, MOCAP21, remap
 from lifting.track_data import (MixedSampler, RealPosePool, load_track_2d, mocap_as_coco17, read_pose_pool)

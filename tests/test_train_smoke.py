@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from lifting.cli import main
-from lifting.lifters import load_lifter
-from lifting.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from lifting.models.lifters import load_lifter
+from lifting.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from trainers.config import CONFIG_DIR, ConfigError, load_config
 from trainers.loop import export_lifter
 from trainers.stages import build_stage

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lifting.checkpoint import load_checkpoint
+from lifting.models.checkpoint import load_checkpoint
 from lifting.cli import main
 from lifting.skeletons import CANON16
 from trainers.config import CONFIG_DIR, load_config
@@ -126,8 +126,8 @@ def test_finetune_trains_both_and_exports_the_teacher(tiny_cfg_overrides, tmp_pa
     logs = _log(f)
     assert {"teacher_cycle_3d", "student_distill", "agree_teacher", "student_cycle", "critic"} <= set(logs[0])
     assert main(["export", str(f / "last.pt"), str(tmp_path / "ft_teacher.pt"), "--which", "teacher"]) == 0
-    from lifting.lifters import load_lifter
-    from lifting.teacher import Lifter
+    from lifting.models.lifters import load_lifter
+    from lifting.models.teacher import Lifter
 
     model, slim = load_lifter(tmp_path / "ft_teacher.pt")
     assert isinstance(model, Lifter) and slim["kind"] == "teacher"
@@ -146,7 +146,7 @@ def test_pose_bank_and_unpaired_3d_prior_mode(tiny_cfg_overrides, tiny_mocap_npz
     SMPL discriminator (its loss is logged; its weights are checkpointed)."""
     import numpy as np
 
-    from lifting.discriminators import SMPLDiscriminator
+    from lifting.models.discriminators import SMPLDiscriminator
     from lifting.pose_bank import PoseBankError, load_pose_bank
 
     bank = tmp_path / "bank.npz"

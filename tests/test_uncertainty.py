@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from lifting.checkpoint import save_checkpoint
+from lifting.models.checkpoint import save_checkpoint
 from lifting.lift import lift_file, lift_track
-from lifting.lifters import load_lifter
+from lifting.models.lifters import load_lifter
 from lifting.options import LiftOptions
 from lifting.io.tracks import Track
 from lifting.skeletons import CANON16
 from lifting.synth2d import canon_oks_sigmas, object_scale
-from lifting.teacher import Lifter
+from lifting.models.teacher import Lifter
 from lifting.track_lifter import as_track_lifter
 from lifting.uncertainty import joint_spread, lift_uncertainty, perturb_keypoints
 
@@ -160,7 +160,7 @@ def test_student_lifter_spread():
     """The SMPL student through its lifter: per-track betas are shared by all copies, so the
     spread is the pose's (finite, non-negative, 0 at the root, seeded)."""
     from lifting.body_model import BodyModel
-    from lifting.student import Student
+    from lifting.models.student import Student
 
     torch.manual_seed(0)
     student = as_track_lifter(Student(BodyModel(), width=32, n_blocks=1))

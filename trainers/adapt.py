@@ -45,12 +45,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from lifting.checkpoint import load_checkpoint, save_checkpoint
+from lifting.models.checkpoint import load_checkpoint, save_checkpoint
 from lifting.data import WindowSampler
 from lifting.io.fileio import atomic_write, check_output_folder, staged_output_folder
 from lifting.lift import lift_file
 from lifting.options import LiftOptions
-from lifting.lifters import (bundled_single_frame, bundled_teacher_for_window, default_checkpoint,
+from lifting.models.lifters import (bundled_single_frame, bundled_teacher_for_window, default_checkpoint,
                              is_student_config, resolve_checkpoint)
 from lifting.track_data import MIN_FRAMES, RealPosePool, expand_inputs, load_track_2d, read_pose_pool
 from trainers.config import load_config

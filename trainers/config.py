@@ -518,9 +518,9 @@ def _need_file(cfg: DictConfig, key: str, what: str, folder: bool = False) -> No
 
 def _checkpoint_arch(cfg: DictConfig, key: str, want: str, default: str | None = None) -> None:
     """``cfg[key]`` (a checkpoint path or a bundled name) must hold a ``want`` network
-    (``"teacher"``: a 16-joint :class:`lifting.teacher.Lifter`; ``"student"``: an SMPL student)."""
-    from lifting.checkpoint import load_checkpoint
-    from lifting.lifters import is_student_config, resolve_checkpoint
+    (``"teacher"``: a 16-joint :class:`lifting.models.teacher.Lifter`; ``"student"``: an SMPL student)."""
+    from lifting.models.checkpoint import load_checkpoint
+    from lifting.models.lifters import is_student_config, resolve_checkpoint
 
     value = OmegaConf.select(cfg, key) or default
     if value is None:

@@ -35,7 +35,7 @@ import torch
 from omegaconf import DictConfig
 
 from lifting import losses
-from lifting.discriminators import SMPLDiscriminator
+from lifting.models.discriminators import SMPLDiscriminator
 from lifting.geometry import normalize_2d
 from lifting.skeletons import CANON16
 
@@ -123,8 +123,8 @@ class ImageStage(_Stage):
         return self.val_sampler is not None
 
     def __init__(self, cfg: DictConfig, sampler, val_sampler=None):
-        from lifting.lifters import load_lifter
-        from lifting.student import Student
+        from lifting.models.lifters import load_lifter
+        from lifting.models.student import Student
 
         self.kp_student, _ = load_lifter(cfg.image.keypoint_student or "student", cfg.body_model.path)
         if not isinstance(self.kp_student, Student) or self.kp_student.window != 1:

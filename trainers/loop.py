@@ -15,7 +15,7 @@ import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from lifting.checkpoint import load_checkpoint, save_checkpoint
+from lifting.models.checkpoint import load_checkpoint, save_checkpoint
 from lifting.inference import choose_threads
 from lifting.io.fileio import atomic_write
 
@@ -357,13 +357,13 @@ def _scrub_body_model_path(config: dict) -> dict:
 def export_lifter(ckpt_path: str | Path, dest: str | Path, half: bool = False, which: str = "model") -> Path:
     """Strip a training checkpoint to the inference part (weights, model config, run config,
     validation), e.g. for shipping in the package; written atomically. ``half`` stores the
-    weights as float16 (half the size; :func:`lifting.lifters.load_lifter` loads them into a
+    weights as float16 (half the size; :func:`lifting.models.lifters.load_lifter` loads them into a
     float32 model). ``which="teacher"`` extracts the co-trained teacher of a fine-tuning
     checkpoint. The stored run config's ``body_model.path`` keeps only its file name (the
     body model is recorded by identity in ``body_model``; an export is not resumable).
 
     Raises:
-        lifting.checkpoint.CheckpointError / ValueError: unreadable checkpoint, or no teacher in it.
+        lifting.models.checkpoint.CheckpointError / ValueError: unreadable checkpoint, or no teacher in it.
     """
     ck = load_checkpoint(ckpt_path)
     if which == "teacher":

@@ -23,12 +23,12 @@ from omegaconf import DictConfig
 from lifting import losses
 from lifting.data import (MocapClips, Projected2D, SupervisedWindows, WindowSampler, eval_views, load_mocap_npz,
                           project_clips, split_clips)
-from lifting.discriminators import PoseCritic2D
+from lifting.models.discriminators import PoseCritic2D
 from lifting.geometry import about_body_axis, normalize_2d, project_normalized, random_view_rotation, rms_scale
 from lifting.inference import bf16_or_warn
 from lifting.skeletons import CANON16
 from lifting.synth2d import DetectorErrors, SynthSettings, apply_detector_errors, draw_detector_errors, edge_pad
-from lifting.teacher import Lifter
+from lifting.models.teacher import Lifter
 from lifting.track_data import MixedSampler, RealPosePool, load_track_2d, read_pose_pool
 
 #: the 2D-only samplers the self-supervised stages accept (nothing else reaches them)
@@ -51,7 +51,7 @@ def build_lifter(cfg: DictConfig) -> Lifter:
                    use_confidence=cfg.model.use_confidence)
     init = cfg.model.get("init_checkpoint")
     if init:
-        from lifting.lifters import load_lifter
+        from lifting.models.lifters import load_lifter
 
         src, _ = load_lifter(init)
         try:
@@ -669,9 +669,9 @@ class StudentStage(_Stage):
     def __init__(self, cfg: DictConfig, sampler: WindowSampler, real_pool: RealPosePool | None = None):
         if not isinstance(sampler, TWO_D_SAMPLERS):
             raise TypeError("the student trains on a 2D-only WindowSampler")
-        from lifting.lifters import load_lifter
+        from lifting.models.lifters import load_lifter
 
-        from lifting.lifters import bundled_teacher_for_window
+        from lifting.models.lifters import bundled_teacher_for_window
 
         self.teacher, _ = load_lifter(cfg.student.teacher_checkpoint or bundled_teacher_for_window(cfg.model.window))
         if self.teacher.window != cfg.model.window:
@@ -697,7 +697,7 @@ class StudentStage(_Stage):
 
     def build_model(self, cfg: DictConfig) -> torch.nn.Module:
         from lifting.body_model import BodyModel
-        from lifting.student import Student
+        from lifting.models.student import Student
 
         bm = BodyModel(cfg.body_model.path, cfg.body_model.gender, cfg.body_model.num_betas)
         model = Student(bm, CANON16.num_joints, cfg.model.window, cfg.model.width, cfg.model.n_blocks,
@@ -705,7 +705,7 @@ class StudentStage(_Stage):
                         cfg.model.use_confidence)
         init = cfg.model.get("init_checkpoint")
         if init:  # e.g. continue distillation from the bundled student on new 2D data
-            from lifting.lifters import load_lifter
+            from lifting.models.lifters import load_lifter
 
             src, _ = load_lifter(init, cfg.body_model.path)
             if not isinstance(src, Student):
@@ -730,7 +730,7 @@ class StudentStage(_Stage):
 
         Returns:
             ``(terms {name: (weight, loss)}, y (b, T, J, 2) random-view 2D of the student's
-            joints (the critic's fakes), out :class:`lifting.student.StudentOutput`)``.
+            joints (the critic's fakes), out :class:`lifting.models.student.StudentOutput`)``.
         """
         w = self.cfg.loss.student
         per_window = x_in.shape[1] > 1
@@ -800,7 +800,7 @@ class FinetuneStage(StudentStage):
       the teacher's (scale-normalised);
     * only in the optional, clearly labelled **"unpaired 3D prior" mode** (``prior_3d.enabled``;
       HMR, Kanazawa et al. CVPR 2018 Sec. 3.3): ``prior_3d_adv``, HMR's factorized
-      discriminator (:class:`lifting.discriminators.SMPLDiscriminator`) on the student's SMPL
+      discriminator (:class:`lifting.models.discriminators.SMPLDiscriminator`) on the student's SMPL
       parameters against a pose bank fitted to mocap (:mod:`lifting.pose_bank`). This mode
       uses unpaired 3D poses; the default is 3D-free.
 
@@ -825,7 +825,7 @@ class FinetuneStage(StudentStage):
         self.add_optimizer("teacher", self.teacher.parameters(), cfg.train.lr)
         self.prior_3d = cfg.prior_3d.enabled
         if self.prior_3d:  # "unpaired 3D prior" mode: the only place 3D (fitted poses) enters
-            from lifting.discriminators import SMPLDiscriminator
+            from lifting.models.discriminators import SMPLDiscriminator
             from lifting.pose_bank import load_pose_bank
 
             if not cfg.prior_3d.pose_bank:

@@ -20,8 +20,8 @@ import roma
 import torch
 from torch import nn
 
-from .body_model import BodyModel
-from .geometry import ROOT_DEPTH, project_normalized
+from ..body_model import BodyModel
+from ..geometry import ROOT_DEPTH, project_normalized
 from .teacher import MAX_BLOCKS, MAX_WIDTH, MAX_WINDOW, ConfigField, ResidualMLP, inflate_input_weights, input_features
 
 __all__ = ["Student", "StudentOutput", "rot6d_to_rotmat", "weak_perspective_scale0"]
@@ -91,7 +91,7 @@ class Student(nn.Module):
         ValueError: input of the wrong shape.
     """
 
-    #: the stored ``config``'s fields (see :class:`lifting.teacher.ConfigField`)
+    #: the stored ``config``'s fields (see :class:`lifting.models.teacher.ConfigField`)
     config_fields = {
         "arch": ConfigField(str), "num_joints": ConfigField(int, 1, 256),
         "window": ConfigField(int, 1, MAX_WINDOW, odd=True), "width": ConfigField(int, 1, MAX_WIDTH),
@@ -134,7 +134,7 @@ class Student(nn.Module):
     def init_from(self, src: "Student") -> None:
         """Start from another student's weights (``model.init_checkpoint``): the same
         architecture is copied; a source without confidence input initialises a model with
-        it (confidence weights zero, :func:`lifting.teacher.inflate_input_weights`).
+        it (confidence weights zero, :func:`lifting.models.teacher.inflate_input_weights`).
 
         Raises:
             ValueError: any other difference.
@@ -184,7 +184,7 @@ class Student(nn.Module):
     @classmethod
     def from_config(cls, config: dict, body_model: BodyModel | None) -> "Student":
         """Build from the ``config`` dict stored in checkpoints (validate it first with
-        :func:`lifting.lifters.check_model_config`). ``body_model`` may be ``None`` only to
+        :func:`lifting.models.lifters.check_model_config`). ``body_model`` may be ``None`` only to
         build a shape-only copy on the ``meta`` device."""
         cfg = {k: v for k, v in config.items() if k != "arch"}
         return cls(body_model, **cfg)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .geometry import ROOT_DEPTH, lift_depths
+from ..geometry import ROOT_DEPTH, lift_depths
 
 __all__ = ["ResidualMLP", "Lifter", "ConfigField", "MAX_WINDOW", "MAX_WIDTH", "MAX_BLOCKS", "input_features",
            "inflate_input_weights"]
@@ -30,7 +30,7 @@ MAX_BLOCKS = 64
 @dataclass(frozen=True)
 class ConfigField:
     """Type and range of one constructor argument stored in a checkpoint's ``model_config``
-    (checked by :func:`lifting.lifters.check_model_config` before any module is built).
+    (checked by :func:`lifting.models.lifters.check_model_config` before any module is built).
 
     Attributes:
         kind: ``int``, ``float``, ``bool`` or ``str`` (``bool`` is not accepted as ``int``).
@@ -226,6 +226,6 @@ class Lifter(nn.Module):
     @classmethod
     def from_config(cls, config: dict) -> "Lifter":
         """Build from the ``config`` dict stored in checkpoints (validate it first with
-        :func:`lifting.lifters.check_model_config`)."""
+        :func:`lifting.models.lifters.check_model_config`)."""
         return cls(**config)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
-from .body_model import BodyModelError, body_model_record
-from .io.fileio import atomic_write
+from ..body_model import BodyModelError, body_model_record
+from ..io.fileio import atomic_write
 
 __all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .skeletons import Skeleton
+from ..skeletons import Skeleton
 from .teacher import ResidualMLP
 
 __all__ = ["PoseCritic2D", "SMPLDiscriminator"]

@@ -6,9 +6,9 @@ training all use it; it does not depend on the inference pipeline in :mod:`lifti
 What it guarantees for an untrusted ``.pt`` file (see RELIABILITY.md):
 
 * no code runs while reading it (``torch.load(weights_only=True)``,
-  :func:`lifting.checkpoint.load_checkpoint`);
+  :func:`lifting.models.checkpoint.load_checkpoint`);
 * the stored ``model_config`` is checked field by field (type, range, odd windows, no
-  unknown fields; :class:`lifting.teacher.ConfigField`) and its architecture against the
+  unknown fields; :class:`lifting.models.teacher.ConfigField`) and its architecture against the
   weights' names and shapes on the ``meta`` device (no memory is allocated for a config
   that claims a huge model), so a corrupt config is a clear :class:`ModelConfigError`,
   not a traceback or a ``MemoryError``;
@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from .checkpoint import CheckpointError, load_checkpoint
-from .skeletons import CANON16
+from ..skeletons import CANON16
 from .student import Student
 from .teacher import ConfigField, Lifter
 
@@ -51,7 +51,7 @@ _OTHER_ARCHS = {"image_regressor": "an image-branch checkpoint: use `posenet3d m
 
 class ModelConfigError(CheckpointError):
     """A checkpoint's ``model_config`` is malformed, out of range, or does not describe its
-    weights (a :class:`lifting.checkpoint.CheckpointError`, hence a ``ValueError``)."""
+    weights (a :class:`lifting.models.checkpoint.CheckpointError`, hence a ``ValueError``)."""
 
 
 def _assets() -> Path:
@@ -146,7 +146,7 @@ def check_model_config(config: dict, source: str = "checkpoint") -> type[nn.Modu
 
     Checks: ``arch`` names a lifter class (:data:`ARCHS`; none = teacher :class:`Lifter`),
     every field is one of that class's ``config_fields`` with the right type and range
-    (windows odd and <= :data:`lifting.teacher.MAX_WINDOW`, width <= ``MAX_WIDTH``, blocks
+    (windows odd and <= :data:`lifting.models.teacher.MAX_WINDOW`, width <= ``MAX_WIDTH``, blocks
     <= ``MAX_BLOCKS``), ``num_joints`` is the canonical set's (16) and ``root_index`` a
     joint of it. Missing fields take the constructor's defaults.
 
@@ -224,10 +224,10 @@ def load_lifter(path: str | Path | None = None, body_model_path: str | Path | No
     Returns:
         ``(model in eval mode, checkpoint dict)``; the model is a :class:`Lifter` (input
         ``(B, T, 16, 2)`` normalised 2D -> ``(B, T, 16, 3)``) or a
-        :class:`lifting.student.Student`.
+        :class:`lifting.models.student.Student`.
 
     Raises:
-        lifting.checkpoint.CheckpointError (a ValueError): missing/unreadable file, unknown
+        lifting.models.checkpoint.CheckpointError (a ValueError): missing/unreadable file, unknown
             bundled name, not a posenet3d checkpoint; :class:`ModelConfigError` for a
             corrupt ``model_config`` or weights that do not fit it.
         lifting.body_model.BodyModelError (a ValueError): the student's body model is not
@@ -235,7 +235,7 @@ def load_lifter(path: str | Path | None = None, body_model_path: str | Path | No
             unreadable.
         ValueError: ``body_model_path`` given for a teacher.
     """
-    from .body_model import load_recorded_body_model
+    from ..body_model import load_recorded_body_model
 
     file = resolve_checkpoint(path)
     source = str(file)
