@@ -83,8 +83,8 @@ def run_set(name: str, work: Path, checkpoint: str, steps: int, lrs: list[float]
                   LiftOptions(max_figures=0, progress=False, overwrite=True), progress=False)
         by_step = s["selection"]["teacher"]["by_step"]
         rows["start"] |= {k: v for k, v in by_step[0].items()}
-        for f in sorted((out / "snapshots").glob("teacher_step*.pt")):
-            step = int(f.stem.split("step")[1])
+        for f in sorted((out / "runs" / "teacher").glob("step_*.pt")):
+            step = int(f.stem.split("_")[1])
             rows[f"lr {lr:g} step {step}"] = {"pa_mpjpe_mm": score(str(f))} | by_step[step]
         chosen = s["selection"]["teacher"]["chosen_step"]
         shipped[f"lr {lr:g}"] = {"chosen_step": chosen, "pa_mpjpe_mm": rows["start"]["pa_mpjpe_mm"] if chosen == 0

@@ -188,10 +188,13 @@ def test_adapt_config_learning_rate_default_and_override():
 
 
 def test_adapt_plan_default_is_a_step_count():
-    from trainers.adapt import DEFAULT_STEPS, _check_steps, _plan
+    from trainers.adapt import DEFAULT_STEPS, _loop_settings, _plan
 
-    assert _check_steps(300, 50) == {112, 175, 238, 300}  # after the warm-up, the last step included
-    assert _check_steps(2, 1) == {2}
+    loop = dict(kv.split("=") for kv in _loop_settings("teacher", 300, 50, False))
+    assert loop["train.eval_every"] == "63" and loop["train.critic_warmup"] == "50"  # 4 checks after the warm-up
+    assert loop["train.select_guards"] == "[heldout_joint_2d,cycle_3d]"
+    assert dict(kv.split("=") for kv in _loop_settings("student", 2, 1, True))["train.select_guards"] == \
+        "[heldout_joint_2d]"  # a student's validation has no cycle term
 
     assert _plan(0.1, 0.2, None, None, 5.0, True) == {"teacher": DEFAULT_STEPS, "student": DEFAULT_STEPS}
     assert _plan(0.1, 0.0, 50, None, 5.0, False) == {"teacher": 50}
@@ -215,13 +218,14 @@ def test_adapt_is_repeatable_and_ships_the_start_when_nothing_improves(tracks_fi
     assert sel["guards"] == ["heldout_joint_2d", "cycle_3d"]  # a teacher is validated on both
     best = min(ok, key=lambda k: (sel["by_step"][k][SELECTION_KEY], k))
     assert sel["chosen_step"] == best and sel["shipped"] == ("start" if best == 0 else "adapted")
-    assert sorted(p.name for p in (tmp_path / "r0" / "snapshots").iterdir()) == [
-        f"teacher_step{i:05d}.pt" for i in (1, 2, 3, 4)]
+    assert sorted(p.name for p in (tmp_path / "r0" / "runs" / "teacher").glob("step_*.pt")) == [
+        f"step_{i:06d}.pt" for i in (1, 2, 3, 4)]
     # a criterion that only gets worse: the starting weights ship, and adapt.json says so
-    import trainers.adapt as ad
+    import trainers.stages as stages
 
     calls = iter(range(100))
-    monkeypatch.setattr(ad, "validate_2d", lambda *a, **k: {SELECTION_KEY: float(next(calls))})
+    monkeypatch.setattr(stages, "validate_2d",
+                        lambda *a, **k: dict.fromkeys((SELECTION_KEY, "cycle_3d"), float(next(calls))))
     worse = adapt(tracks_file, tmp_path / "worse", "teacher", AdaptSettings(steps=2, batch_size=16, critic_warmup=0),
                   LiftOptions(max_figures=0), progress=False)
     assert worse["selection"]["teacher"]["shipped"] == "start" and worse["selection"]["teacher"]["chosen_step"] == 0
@@ -231,12 +235,13 @@ def test_adapt_is_repeatable_and_ships_the_start_when_nothing_improves(tracks_fi
 
 
 def test_a_snapshot_ships_only_when_it_beats_the_start_on_every_guard():
-    from trainers.adapt import _beats
+    from trainers.loop import beats_start
 
-    start = {"heldout_joint_2d": 0.30, "cycle_3d": 0.10}
-    assert _beats({"heldout_joint_2d": 0.25, "cycle_3d": 0.09}, start)
-    assert not _beats({"heldout_joint_2d": 0.25, "cycle_3d": 0.11}, start)  # 2D better, cycle worse: keep the start
-    assert _beats({"heldout_joint_2d": 0.25}, {"heldout_joint_2d": 0.30})  # a student: no cycle term
+    start, guards = {"heldout_joint_2d": 0.30, "cycle_3d": 0.10}, ("heldout_joint_2d", "cycle_3d")
+    assert beats_start({"heldout_joint_2d": 0.25, "cycle_3d": 0.09}, start, guards)
+    assert not beats_start({"heldout_joint_2d": 0.25, "cycle_3d": 0.11}, start, guards)  # cycle worse: the start
+    assert beats_start({"heldout_joint_2d": 0.25, "cycle_3d": 0.11}, start, guards[:1])  # a student: 2D only
+    assert beats_start({"heldout_joint_2d": 0.35}, None, guards)  # no start validated: no guard
 
 
 @pytest.mark.slow  # run by .ci/run (pytest -m slow), not by the README's default command
@@ -257,7 +262,7 @@ def test_adapt_output_folder_is_one_unit(tracks_file, tmp_path, monkeypatch):
 
     out = tmp_path / "out"
     calls = {"n": 0}  # Ctrl-C in the student stage, after the teacher checkpoint was written
-    real_run = ad._run
+    real_run = ad._run_stage
 
     def run_then_die(stage, *a, **k):
         calls["n"] += 1
@@ -265,12 +270,12 @@ def test_adapt_output_folder_is_one_unit(tracks_file, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real_run(stage, *a, **k)
 
-    monkeypatch.setattr(ad, "_run", run_then_die)
+    monkeypatch.setattr(ad, "_run_stage", run_then_die)
     with pytest.raises(KeyboardInterrupt):
         adapt(tracks_file, out, "student", AdaptSettings(steps=1, batch_size=16, critic_warmup=0),
               LiftOptions(max_figures=0), progress=False)
     assert not out.exists() and not [p for p in tmp_path.iterdir() if "staging" in p.name]
-    monkeypatch.setattr(ad, "_run", real_run)
+    monkeypatch.setattr(ad, "_run_stage", real_run)
     s = adapt(tracks_file, out, "student", AdaptSettings(steps=1, batch_size=16, critic_warmup=0),
               LiftOptions(max_figures=0), progress=False)
     assert s["final_checkpoint"] == str(out / "student.pt")

@@ -176,13 +176,19 @@ def test_pose_bank_and_unpaired_3d_prior_mode(tiny_cfg_overrides, tiny_mocap_npz
     assert "smpl_disc" in load_checkpoint(tmp_path / "f" / "last.pt")["train_state"]
 
 
-def test_finetune_critic_warmup_keeps_the_networks(tiny_cfg_overrides, tmp_path):
+def test_critic_warmup_keeps_the_networks(tiny_cfg_overrides, tmp_path):
+    """During ``train.critic_warmup`` only the critic trains: a teacher and a fine-tuning run
+    whose warm-up covers every step end with the weights they started from."""
     t, s, f = tmp_path / "t", tmp_path / "s", tmp_path / "f"
     assert main(["train", "teacher", "teacher", *tiny_cfg_overrides, "--out", str(t)]) == 0
+    assert main(["train", "teacher", "teacher", *tiny_cfg_overrides, f"model.init_checkpoint={t / 'last.pt'}",
+                 "train.critic_warmup=100000", "--out", str(tmp_path / "t2")]) == 0
+    t_start, t_end = load_checkpoint(t / "last.pt")["model"], load_checkpoint(tmp_path / "t2" / "last.pt")["model"]
+    assert all(torch.equal(t_start[k], t_end[k]) for k in t_start)
     assert main(["train", "student", "student", *tiny_cfg_overrides, f"student.teacher_checkpoint={t / 'last.pt'}",
                  "--out", str(s)]) == 0
     assert main(["train", "finetune", "finetune", *tiny_cfg_overrides, f"student.teacher_checkpoint={t / 'last.pt'}",
-                 f"model.init_checkpoint={s / 'last.pt'}", "finetune.critic_warmup=3", "--out", str(f)]) == 0
+                 f"model.init_checkpoint={s / 'last.pt'}", "train.critic_warmup=3", "--out", str(f)]) == 0
     ck = load_checkpoint(f / "last.pt")
     s0, t0 = load_checkpoint(s / "last.pt")["model"], load_checkpoint(t / "last.pt")["model"]
     assert all(torch.equal(s0[k], ck["model"][k]) for k in s0)
@@ -237,7 +243,7 @@ def test_finetune_loss_scaling_leaves_every_optimisers_gradients_unchanged(tiny_
                  f"student.teacher_checkpoint={t / 'last.pt'}", "--out", str(s)]) == 0
     cfg = load_config(CONFIG_DIR / "finetune.yaml", [
         *tiny_cfg_overrides, f"student.teacher_checkpoint={t / 'last.pt'}", f"model.init_checkpoint={s / 'last.pt'}",
-        "finetune.critic_warmup=0", "train.grad_clip=0"])  # no clipping: it would hide a wrong gradient scale
+        "train.critic_warmup=0", "train.grad_clip=0"])  # no clipping: it would hide a wrong gradient scale
     grads, params = {}, {}
     for scaled in (False, True):
         stage = build_stage("finetune", cfg)

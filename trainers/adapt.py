@@ -15,9 +15,13 @@ user's own 2D tracks, then lifting those tracks with the adapted models. No 3D a
    ``student_mode="finetune"``, the default: it measured better, BENCHMARKS.md) or distilled
    from the adapted, frozen teacher (stage 2, Sec. 3.2, :class:`trainers.stages.StudentStage`;
    ``"distill"``).
-4. Checkpoints ``OUT/teacher.pt`` (and ``OUT/student.pt``) in the inference format
-   (``posenet3d lift --checkpoint`` loads them), ``OUT/adapt.json`` with the budget, data
-   counts and the 3D-free validation before/after each stage (:func:`validate_2d`), then
+4. Every stage is a run of the one training loop (:func:`trainers.loop.train`, with the
+   adapt data passed as :class:`trainers.stages.TrackSources`) in ``OUT/runs/<stage>``
+   (``config.yaml``, ``train_log.jsonl``, ``val_log.jsonl``; step snapshots with
+   ``snapshots``). Checkpoints ``OUT/teacher.pt`` (and ``OUT/student.pt``) in the inference
+   format (:func:`trainers.loop.export_lifter`; ``posenet3d lift --checkpoint`` loads them),
+   ``OUT/adapt.json`` with the budget, data counts and the 3D-free validation before/after
+   each stage (:func:`trainers.stages.validate_2d`), then
    :func:`lifting.lift.lift_file` of every input with the final model into ``OUT/lift`` (one
    input) or ``OUT/lift/<input name>/`` (several): exactly what ``posenet3d lift`` writes.
 
@@ -27,36 +31,36 @@ their measured step cost after a short timing run; depends on the machine's spee
 (steps, data, expected time) is printed before training.
 
 Selection (never worse by the criterion): each stage's model is validated on the held-out
-tracks before training and :data:`CHECKS` times after the critic warm-up (:func:`validate_2d`);
-the stage ships the snapshot with the lowest :data:`SELECTION_KEY` among those better than the
-start on every :data:`GUARD_KEYS` value, the starting model when none is (``adapt.json``
-``selection`` says which). How well the criterion
+tracks before training and about :data:`CHECKS` times after the critic warm-up; the loop's
+best.pt (``train.select_guards``) is the snapshot with the lowest :data:`SELECTION_KEY` among
+those better than the start on every :data:`GUARD_KEYS` value, the starting model when none is
+(``adapt.json`` ``selection`` says which). The learning rate is constant (``train.min_lr_ratio=1``). How well the criterion
 predicts 3D error is measured in BENCHMARKS.md "Adapting" (``scripts/bench_adapt_criterion.py``).
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
 import math
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import torch
-from omegaconf import DictConfig, OmegaConf
-from tqdm import tqdm
+from omegaconf import DictConfig
 
-from lifting.models.checkpoint import load_checkpoint, save_checkpoint
 from lifting.data import WindowSampler
 from lifting.io.fileio import atomic_write, check_output_folder, staged_output_folder
 from lifting.lift import lift_file
-from lifting.options import LiftOptions
+from lifting.models.checkpoint import load_checkpoint, save_checkpoint
 from lifting.models.lifters import (bundled_single_frame, bundled_teacher_for_window, default_checkpoint,
-                             is_student_config, resolve_checkpoint)
+                                    is_student_config, resolve_checkpoint)
+from lifting.options import LiftOptions
 from lifting.track_data import MIN_FRAMES, RealPosePool, expand_inputs, load_track_2d, read_pose_pool
 from trainers.config import load_config
-from trainers.stages import FinetuneStage, StudentStage, TeacherStage, validate_2d
+from trainers.loop import export_lifter, train
+from trainers.stages import TrackSources, build_stage
 
 __all__ = ["adapt", "AdaptSettings", "DEFAULT_STEPS", "SELECTION_KEY", "ADAPT_LR", "adapt_config"]
+
 
 DEFAULT_STEPS = 300
 """Default steps per stage (a step count, not a time: the same command gives the same model)."""
@@ -107,15 +111,15 @@ def _resolve(checkpoint: str | Path | None) -> Path:
 def adapt_config(stage: str, model_config: dict, overrides: list[str] | None = None) -> DictConfig:
     """The stage config of an adaptation run: ``configs/<stage>.yaml`` with the model's
     architecture (``model_config`` of its checkpoint), random views about the body's axis
-    (``views.rotate_about=body``), no mocap (``data.npz=null``), network
-    learning rate :data:`ADAPT_LR` (critic 2e-4) and ``overrides``.
+    (``views.rotate_about=body``), no mocap (``data.npz=null``), a constant network learning
+    rate :data:`ADAPT_LR` (critic 2e-4), losses logged every 20 steps, and ``overrides``.
 
     Raises:
         trainers.config.ConfigError: an unknown key or bad value in ``overrides``.
     """
     base = [f"model.window={int(model_config['window'])}", f"model.width={int(model_config['width'])}",
             f"model.n_blocks={int(model_config['n_blocks'])}", "data.npz=null", f"train.lr={ADAPT_LR}",
-            "train.critic_lr=2.0e-4", "train.min_lr_ratio=0.1",
+            "train.critic_lr=2.0e-4", "train.min_lr_ratio=1.0", "train.log_every=20",
             # the user's cameras are unknown and often raised: random views about the body's
             # own up axis (the same as the camera's for level cameras; BENCHMARKS.md issue 15)
             "views.rotate_about=body"]
@@ -128,93 +132,25 @@ def adapt_config(stage: str, model_config: dict, overrides: list[str] | None = N
     return load_config(stage, base + list(overrides or []))
 
 
-def _slim(model, kind: str, cfg: DictConfig, step: int, val: dict) -> dict:
-    """An inference checkpoint (what ``posenet3d export`` writes) of ``model``."""
-    ck = {"model": model.state_dict(), "model_config": dict(model.config), "kind": kind,
-          "step": step, "config": OmegaConf.to_container(cfg, resolve=True), "val": val, "format_version": 1}
-    if hasattr(model, "body_model"):
-        ck["body_model"] = model.body_model.describe()
-    return ck
+def _loop_settings(stage: str, steps: int, warmup: int, snapshots: bool) -> list[str]:
+    """The training-loop keys of one adapted stage: ``steps`` steps, the critic alone for the
+    first ``warmup``, about :data:`CHECKS` validations after it (and the last step), selection
+    guarded by :data:`GUARD_KEYS` (a student's validation has no cycle term: its first only)."""
+    guards = GUARD_KEYS if stage == "teacher" else GUARD_KEYS[:1]
+    every = max(1, math.ceil((steps - warmup) / CHECKS))
+    return [f"train.steps={steps}", f"train.critic_warmup={warmup}", f"train.eval_every={every}",
+            f"train.select_guards=[{','.join(guards)}]", f"train.keep_snapshots={bool(snapshots)}"]
 
 
 def _timed_steps(stage, batch_size: int, n: int) -> float:
-    """Seconds per step of ``stage``: one untimed step (the first one pays for lazy
-    initialisation: timing it made the plan up to 2x short, BENCHMARKS.md), then ``n`` timed
-    ones; all at lr 0 for the networks (they count as critic warm-up)."""
+    """Seconds per step of a throw-away ``stage``: one untimed step (the first one pays for
+    lazy initialisation: timing it made the plan up to 2x short, BENCHMARKS.md), then ``n``."""
     t0 = None
     for i in range(n + 1):
-        _set_lr(stage, 0, warm=True)
+        stage.set_lr(0)
         stage.step(stage.sampler.sample(batch_size, stage.generator))
         t0 = time.perf_counter() if i == 0 else t0
     return (time.perf_counter() - t0) / max(n, 1)
-
-
-def _set_lr(stage, step: int, warm: bool) -> None:
-    """Scheduled learning rates; during the critic warm-up every optimiser but the 2D
-    critic's is at 0 (the networks keep their weights)."""
-    stage.set_lr(step)
-    if warm:
-        for name, opt in stage.optimizers.items():
-            if name != "critic":
-                for g in opt.param_groups:
-                    g["lr"] = 0.0
-
-
-def _models(stage) -> dict[str, torch.nn.Module]:
-    """The networks a stage ships: its lifter, and the co-trained teacher of a fine-tuning stage."""
-    return {"lifter": stage.lifter} | ({"teacher": stage.teacher} if isinstance(stage, FinetuneStage) else {})
-
-
-def _snapshot(stage) -> dict[str, dict]:
-    return {k: {n: t.detach().clone() for n, t in m.state_dict().items()} for k, m in _models(stage).items()}
-
-
-def _beats(val: dict, start: dict) -> bool:
-    """Whether a snapshot's validation is below the start's on every :data:`GUARD_KEYS` value both have."""
-    return all(val[k] < start[k] for k in GUARD_KEYS if k in val and k in start)
-
-
-def _check_steps(steps: int, warmup: int) -> set[int]:
-    """The steps after which a stage is validated: :data:`CHECKS` evenly spaced after the critic
-    warm-up (during it the networks do not change), the last step included."""
-    return {warmup + round(k * (steps - warmup) / CHECKS) for k in range(1, CHECKS + 1)} - {warmup} | {steps}
-
-
-def _run(stage, steps: int, warmup: int, batch_size: int, name: str, progress: bool, val,
-         snapshots: Path | None = None) -> tuple[list[dict], dict]:
-    """Train ``stage`` for ``steps`` steps (critic alone for the first ``warmup``), validating on
-    ``val`` before and at :func:`_check_steps`; the stage's networks end as the snapshot
-    with the lowest :data:`SELECTION_KEY` among those that beat the start on every
-    :data:`GUARD_KEYS` value (the starting weights when none does). With
-    ``snapshots`` (a folder), every validated snapshot is also saved there as
-    ``NAME_stepNNNNN.pt`` (inference format; for ``scripts/bench_adapt_criterion.py``).
-
-    Returns:
-        ``(logs, selection)``: ``selection`` has ``by_step {step: validate_2d dict}``,
-        ``chosen_step`` (0 = the starting model) and ``shipped`` (``"adapted"``/``"start"``).
-    """
-    logs, checks = [], _check_steps(steps, warmup)
-    by_step = {0: validate_2d(stage, val)}
-    best = (by_step[0][SELECTION_KEY], 0, _snapshot(stage))
-    bar = tqdm(range(steps), desc=f"adapt {name}", disable=not progress, dynamic_ncols=True, mininterval=0.5)
-    for i in bar:
-        _set_lr(stage, i, warm=i < warmup)
-        out = stage.step(stage.sampler.sample(batch_size, stage.generator))
-        if i % 20 == 0 or i == steps - 1:
-            bar.set_postfix({k: f"{v:.3f}" for k, v in out.items() if k in ("total", "adv", "critic")})
-            logs.append({"step": i + 1} | out)
-        if i + 1 in checks:
-            by_step[i + 1] = validate_2d(stage, val)
-            if snapshots is not None:
-                save_checkpoint(_slim(stage.lifter, stage.kind, stage.cfg, i + 1, by_step[i + 1]),
-                                snapshots / f"{name}_step{i + 1:05d}.pt")
-            if _beats(by_step[i + 1], by_step[0]) and by_step[i + 1][SELECTION_KEY] < best[0]:
-                best = (by_step[i + 1][SELECTION_KEY], i + 1, _snapshot(stage))
-    for k, m in _models(stage).items():
-        m.load_state_dict(best[2][k])
-    return logs, {"criterion": SELECTION_KEY, "guards": [k for k in GUARD_KEYS if k in by_step[0]],
-                  "by_step": by_step, "chosen_step": best[1],
-                  "shipped": "adapted" if best[1] else "start"}
 
 
 @dataclass(frozen=True)
@@ -302,8 +238,9 @@ def adapt(inputs, out_dir: str | Path, checkpoint: str | Path | None = None,
 
     Args:
         inputs: keypoint files/folders (any format ``lift`` reads).
-        out_dir: output folder (created): ``teacher.pt`` (``student.pt``), ``adapt.json`` and
-            the lift outputs in ``OUT/lift`` (one input) or ``OUT/lift/<input stem>``.
+        out_dir: output folder (created): ``teacher.pt`` (``student.pt``), ``adapt.json``, the
+            training runs in ``OUT/runs/<stage>`` and the lift outputs in ``OUT/lift`` (one
+            input) or ``OUT/lift/<input stem>``.
         checkpoint: default (None) the bundled single-frame teacher (:func:`_resolve`);
             ``"student"`` (adapt the student's teacher, then the student), ``"teacher"`` (the
             temporal teacher), or a checkpoint path (a student: its run's
@@ -318,7 +255,7 @@ def adapt(inputs, out_dir: str | Path, checkpoint: str | Path | None = None,
 
     Returns:
         The summary written to ``OUT/adapt.json`` (``selection`` per stage: which snapshot
-        shipped and the criterion at each).
+        shipped and the criterion at each validated step).
 
     Raises:
         ValueError: too little usable input (< ``settings.min_frames``), unreadable inputs or
@@ -326,24 +263,24 @@ def adapt(inputs, out_dir: str | Path, checkpoint: str | Path | None = None,
     """
     t_start = time.perf_counter()
     check_output_folder(out_dir, options.overwrite, marker="adapt.json")  # before any long work
-    run = _prepare(inputs, checkpoint, settings, options, critic_real)
-    out = Path(out_dir)
-    st = settings
-    plan = _plan(run.t_step, run.s_step, st.steps, st.minutes, time.perf_counter() - t_start, run.student is not None)
+    job = _prepare(inputs, checkpoint, settings, options, critic_real)
+    out, st = Path(out_dir), settings
+    plan = _plan(job.t_step, job.s_step, st.steps, st.minutes, time.perf_counter() - t_start, job.student is not None)
     if progress:
-        print(_say_plan(plan, run.split, run.t_step, run.s_step, st.batch_size), flush=True)
-    summary: dict = {"inputs": [str(p) for p in expand_inputs(inputs)], "checkpoint": str(run.ckpt_path),
-                     "teacher_start": str(run.teacher_path), "data": run.split.summary, "steps": plan,
+        print(_say_plan(plan, job.split, job.t_step, job.s_step, st.batch_size), flush=True)
+    summary: dict = {"inputs": [str(p) for p in expand_inputs(inputs)], "checkpoint": str(job.ckpt_path),
+                     "teacher_start": str(job.teacher_path), "data": job.split.summary, "steps": plan,
                      "critic_warmup": min(int(st.critic_warmup), plan["teacher"] // 2), "batch_size": st.batch_size,
                      "student_mode": st.student_mode, "seed": st.seed,
-                     "seconds_per_step": {"teacher": round(run.t_step, 4), "student": round(run.s_step, 4)},
-                     "validation": {"held_out": "tracks" if run.split.val is not None else
+                     "seconds_per_step": {"teacher": round(job.t_step, 4), "student": round(job.s_step, 4)},
+                     "validation": {"held_out": "tracks" if job.split.val is not None else
                                     "training tracks (one track: nothing to hold out)"}, "selection": {}}
     write_summary = lambda folder: atomic_write(folder / "adapt.json",  # noqa: E731
                                                 lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=1)))
     with staged_output_folder(out, overwrite=options.overwrite, marker="adapt.json") as staging:
-        final, summary["train_log"] = _train(run, plan, st, staging, summary, progress, out)
+        final = _train(job, plan, st, _Folders(staging, out), summary, progress)
         summary |= {"seconds_train": round(time.perf_counter() - t_start, 1), "final_checkpoint": str(final),
+                    "runs": {k: str(out / "runs" / k) for k in plan},
                     "lifted": "not yet: the models are complete, the lift of the inputs follows"}
         write_summary(staging)
     # the models are in place (one rename); the lift writes its own folder atomically, then the summary
@@ -354,24 +291,31 @@ def adapt(inputs, out_dir: str | Path, checkpoint: str | Path | None = None,
 
 
 @dataclass
-class _Run:
-    """What :func:`_prepare` sets up for an adaptation: paths, data, the teacher stage and the
-    student's stage class and config (``student`` None when adapting a teacher)."""
+class _Job:
+    """What :func:`_prepare` sets up for an adaptation: paths, data, the teacher's config, the
+    timed seconds per step, and the student's stage name, model config and config overrides
+    (``student`` None when adapting a teacher)."""
 
     ckpt_path: Path
     teacher_path: Path
     split: object
-    val: object
-    new_stage: object
-    teacher: object
-    t_cfg: DictConfig
+    sources: TrackSources
+    t_cfg: list[str]
     t_step: float
     s_step: float = 0.0
-    student: tuple | None = None  # (stage class, config name, model_config, config overrides)
+    student: tuple | None = None  # (stage name, model_config, config overrides)
 
 
-def _prepare(inputs, checkpoint, st: AdaptSettings, o: LiftOptions, critic_real) -> _Run:
-    """Resolve the model, read the data, build the teacher stage and time both stages' steps."""
+@dataclass(frozen=True)
+class _Folders:
+    """Where a stage writes (``staging``) and where that will be once complete (``out``)."""
+
+    staging: Path
+    out: Path
+
+
+def _prepare(inputs, checkpoint, st: AdaptSettings, o: LiftOptions, critic_real) -> _Job:
+    """Resolve the model, read the data, and time a step of each stage (on throw-away stages)."""
     ckpt_path = _resolve(checkpoint)
     ck = load_checkpoint(ckpt_path)
     is_student = is_student_config(ck["model_config"])
@@ -381,51 +325,83 @@ def _prepare(inputs, checkpoint, st: AdaptSettings, o: LiftOptions, critic_real)
     split = load_track_2d(inputs, fmt=o.keypoint_format, fps=o.fps, conf_threshold=o.conf_threshold,
                           min_joints=o.min_joints, window=window, val_fraction=st.val_fraction, seed=st.seed,
                           min_frames=st.min_frames, tracker=o.tracker)
-    pool_data = read_pose_pool(critic_real, conf_threshold=o.conf_threshold, window=window) if critic_real \
-        else split.train
+    pool = read_pose_pool(critic_real, conf_threshold=o.conf_threshold, window=window) if critic_real else split.train
+    sources = TrackSources(WindowSampler(split.train, window), RealPosePool(pool, window),
+                           split.val if split.val is not None else split.train)
     ov = [f"seed={st.seed}", f"train.batch_size={st.batch_size}"] + list(st.overrides)
-    def new_stage(cls, cfg):
-        return cls(cfg, WindowSampler(split.train, window), RealPosePool(pool_data, window))
-
-    t_cfg = adapt_config("teacher", t_ck["model_config"], ov + [f"model.init_checkpoint={teacher_path}"])
-    teacher = new_stage(TeacherStage, t_cfg)
-    run = _Run(ckpt_path, teacher_path, split, split.val if split.val is not None else split.train, new_stage,
-               teacher, t_cfg, _timed_steps(teacher, st.batch_size, _TIMING_STEPS))
-    if is_student:  # timed against the unadapted teacher; the stage is rebuilt on the adapted one in _train
-        cls, name = (StudentStage, "student") if st.student_mode == "distill" else (FinetuneStage, "finetune")
-        run.student = (cls, name, ck["model_config"], ov + [f"model.init_checkpoint={ckpt_path}"])
-        probe = new_stage(cls, adapt_config(name, ck["model_config"],
-                                            run.student[3] + [f"student.teacher_checkpoint={teacher_path}"]))
-        run.s_step = _timed_steps(probe, st.batch_size, 2)
-    return run
+    t_over = ov + [f"model.init_checkpoint={teacher_path}"]
+    probe = build_stage("teacher", adapt_config("teacher", t_ck["model_config"], t_over), sources=sources)
+    job = _Job(ckpt_path, teacher_path, split, sources, t_over, _timed_steps(probe, st.batch_size, _TIMING_STEPS))
+    if is_student:  # timed against the unadapted teacher; the run trains on the adapted one
+        name = "student" if st.student_mode == "distill" else "finetune"
+        job.student = (name, ck["model_config"], ov + [f"model.init_checkpoint={ckpt_path}"])
+        probe = build_stage(name, adapt_config(name, ck["model_config"], job.student[2]
+                                               + [f"student.teacher_checkpoint={teacher_path}"]), sources=sources)
+        job.s_step = _timed_steps(probe, st.batch_size, 2)
+    return job
 
 
-def _train(run: _Run, plan: dict, st: AdaptSettings, staging: Path, summary: dict, progress: bool, out: Path):
-    """The teacher stage, then the student's when adapting a student; each ships its selected
-    snapshot (:func:`_run`). Checkpoints are written into ``staging``, the paths they record
-    (and return) are those they will have in ``out``. Returns ``(final checkpoint path in
-    out, train logs)``."""
-    snap = staging / "snapshots" if st.snapshots else None
-    teacher, val = run.teacher, run.val
-    logs, sel = _run(teacher, plan["teacher"], summary["critic_warmup"], st.batch_size, "teacher", progress, val, snap)
-    summary["selection"]["teacher"] = sel
-    summary["validation"] |= {"teacher_before": sel["by_step"][0], "teacher_after": validate_2d(teacher, val)}
-    logs = {"teacher": logs}
-    staged = save_checkpoint(_slim(teacher.lifter, "teacher", run.t_cfg, sel["chosen_step"],
-                                   summary["validation"]["teacher_after"]), staging / "teacher.pt")
-    if run.student is None:
-        return out / "teacher.pt", logs
-    cls, name, model_config, over = run.student
-    s_stage = run.new_stage(cls, adapt_config(name, model_config, over + [f"student.teacher_checkpoint={staged}"]))
-    s_cfg = adapt_config(name, model_config, over + [f"student.teacher_checkpoint={out / 'teacher.pt'}"])
-    logs["student"], sel = _run(s_stage, plan["student"], min(int(st.critic_warmup), plan["student"] // 2),
-                                st.batch_size, "student", progress, val, snap)
-    summary["selection"]["student"] = sel
-    summary["validation"] |= {"student_before": sel["by_step"][0], "student_after": validate_2d(s_stage, val)}
-    save_checkpoint(_slim(s_stage.lifter, s_stage.kind, s_cfg, sel["chosen_step"],
-                          summary["validation"]["student_after"]), staging / "student.pt")
-    if st.student_mode == "finetune":  # the co-trained teacher replaces the stage-1 one
-        summary["validation"]["teacher_finetuned"] = validate_2d(s_stage, val, model=s_stage.teacher)
-        save_checkpoint(_slim(s_stage.teacher, "teacher", s_cfg, sel["chosen_step"],
-                              summary["validation"]["teacher_finetuned"]), staging / "teacher.pt")
-    return out / "student.pt", logs
+def _run_stage(name: str, cfg: DictConfig, job: _Job, run_dir: Path, progress: bool) -> dict:
+    """One adapted stage: a run of :func:`trainers.loop.train` in ``run_dir`` on the job's data.
+
+    Returns:
+        The selection: ``criterion``, ``guards``, ``by_step {step: validation}`` (0 = the
+        start), ``chosen_step`` (best.pt's: 0 when no snapshot beat the start) and ``shipped``.
+    """
+    train(name, cfg, run_dir, progress=progress, sources=job.sources)
+    by_step = {}
+    for ln in (run_dir / "val_log.jsonl").read_text().splitlines():
+        rec = json.loads(ln)
+        by_step[rec.pop("step")] = {k: v for k, v in rec.items() if k != "best"}
+    chosen = int(load_checkpoint(run_dir / "best.pt")["step"])
+    return {"criterion": SELECTION_KEY, "guards": list(cfg.train.select_guards), "by_step": by_step,
+            "chosen_step": chosen, "shipped": "adapted" if chosen else "start"}
+
+
+def _ship(run_dir: Path, dest: Path, which: str = "model", teacher_at: Path | None = None) -> dict:
+    """Export the run's best.pt (:func:`trainers.loop.export_lifter`) to ``dest``; a student's
+    recorded ``student.teacher_checkpoint`` becomes ``teacher_at`` (its path once the output
+    is in place). Returns the exported validation (``val``)."""
+    export_lifter(run_dir / "best.pt", dest, which=which)
+    if teacher_at is not None:
+        ck = load_checkpoint(dest)
+        ck["config"]["student"]["teacher_checkpoint"] = str(teacher_at)
+        save_checkpoint(ck, dest)
+    return load_checkpoint(dest)["val"]
+
+
+def _without_teacher(val: dict) -> dict:
+    return {k: v for k, v in val.items() if not k.startswith("teacher_")}
+
+
+def _train(job: _Job, plan: dict, st: AdaptSettings, where: _Folders, summary: dict, progress: bool) -> Path:
+    """The teacher stage, then the student's when adapting a student; each ships its best.pt
+    (:func:`_run_stage`). Everything is written into ``where.staging``; the paths recorded (and
+    returned) are those in ``where.out``. Returns the final checkpoint's path in ``where.out``."""
+    runs, val = where.staging / "runs", summary["validation"]
+    t_cfg = adapt_config("teacher", load_checkpoint(job.teacher_path)["model_config"],
+                         job.t_cfg + _loop_settings("teacher", plan["teacher"], summary["critic_warmup"], st.snapshots))
+    sel = summary["selection"]["teacher"] = _run_stage("teacher", t_cfg, job, runs / "teacher", progress)
+    val |= {"teacher_before": sel["by_step"][0], "teacher_after": _ship(runs / "teacher", where.staging / "teacher.pt")}
+    _drop_weights(runs / "teacher")
+    if job.student is None:
+        return where.out / "teacher.pt"
+    name, model_config, over = job.student
+    warmup = min(int(st.critic_warmup), plan["student"] // 2)
+    s_cfg = adapt_config(name, model_config, over + [f"student.teacher_checkpoint={where.staging / 'teacher.pt'}"]
+                         + _loop_settings(name, plan["student"], warmup, st.snapshots))
+    sel = summary["selection"]["student"] = _run_stage(name, s_cfg, job, runs / "student", progress)
+    val |= {"student_before": _without_teacher(sel["by_step"][0]),
+            "student_after": _without_teacher(_ship(runs / "student", where.staging / "student.pt",
+                                                    teacher_at=where.out / "teacher.pt"))}
+    if name == "finetune":  # the co-trained teacher of the chosen step replaces the stage-1 one
+        val["teacher_finetuned"] = _ship(runs / "student", where.staging / "teacher.pt", which="teacher")
+    _drop_weights(runs / "student")
+    return where.out / "student.pt"
+
+
+def _drop_weights(run_dir: Path) -> None:
+    """A shipped run keeps its record (config, logs, snapshots); its last.pt and best.pt (the
+    latter exported as the stage's checkpoint) are removed."""
+    for name in ("last.pt", "best.pt"):
+        (run_dir / name).unlink(missing_ok=True)

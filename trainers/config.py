@@ -156,11 +156,6 @@ class BodyModelConfig:
 
 
 @dataclass
-class FinetuneConfig:
-    critic_warmup: int = _key(_at_least(0))
-
-
-@dataclass
 class Prior3DConfig:
     enabled: bool = _key()
     pose_bank: Optional[str] = _key()
@@ -184,6 +179,9 @@ class TrainSection:
     grad_clip: float = _key(_at_least(0.0))
     eval_every: int = _key(_at_least(1))
     log_every: int = _key(_at_least(1))
+    critic_warmup: int = _key(_at_least(0))
+    select_guards: List[str] = _key()
+    keep_snapshots: bool = _key()
     out_dir: str = _key()
     threads: int = _key(_at_least(0))
     device: str = _key(_device)
@@ -343,7 +341,6 @@ class TrainConfig:
     model: ModelConfig = _section(ModelConfig)
     student: StudentConfig = _section(StudentConfig)
     body_model: BodyModelConfig = _section(BodyModelConfig)
-    finetune: FinetuneConfig = _section(FinetuneConfig)
     prior_3d: Prior3DConfig = _section(Prior3DConfig)
     critic: CriticConfig = _section(CriticConfig)
     train: TrainSection = _section(TrainSection)
@@ -537,10 +534,12 @@ def _checkpoint_arch(cfg: DictConfig, key: str, want: str, default: str | None =
                           f"but {names[want]} is expected here")
 
 
-def check_stage(cfg: DictConfig, kind: str) -> None:
+def check_stage(cfg: DictConfig, kind: str, with_sources: bool = False) -> None:
     """What ``kind`` needs beyond :func:`load_config`'s checks: input files that exist and
     checkpoints of the right kind (``student.teacher_checkpoint`` a teacher,
     ``model.init_checkpoint`` / ``image.keypoint_student`` a student where one is trained).
+    ``with_sources``: the 2D training data is given already read (``posenet3d adapt``), so a
+    self-supervised stage needs no ``data.npz`` / ``data.tracks``.
 
     Raises:
         ConfigError: unknown stage, a missing file, or a checkpoint of the wrong kind (naming the key).
@@ -568,7 +567,7 @@ def check_stage(cfg: DictConfig, kind: str) -> None:
             _need_file(cfg, "image.pretrained", "the pretrained backbone file")
         _checkpoint_arch(cfg, "image.keypoint_student", "student", default="student")
         return
-    if cfg.data.npz is not None or kind == "supervised" or not cfg.data.tracks:
+    if cfg.data.npz is not None or kind == "supervised" or not (cfg.data.tracks or with_sources):
         _need_file(cfg, "data.npz", "the mocap npz (null only with data.tracks, for self-supervised stages)")
     if kind in ("student", "finetune"):
         _checkpoint_arch(cfg, "student.teacher_checkpoint", "teacher", default="teacher")

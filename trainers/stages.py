@@ -36,7 +36,7 @@ TWO_D_SAMPLERS = (WindowSampler, MixedSampler)
 
 __all__ = ["resolve_device", "AugPlan", "draw_augmentation", "apply_augmentation", "teacher_terms", "TeacherStage",
            "StudentStage", "FinetuneStage", "SupervisedStage", "build_stage", "augment_2d", "build_lifter",
-           "track_sources", "TWO_D_SAMPLERS", "validate_2d"]
+           "track_sources", "TrackSources", "TWO_D_SAMPLERS", "validate_2d"]
 
 
 def build_lifter(cfg: DictConfig) -> Lifter:
@@ -252,6 +252,13 @@ class _Stage:
         r = self.cfg.train.min_lr_ratio
         return r + (1 - r) * 0.5 * (1 + math.cos(math.pi * t))
 
+    @property
+    def warming_up(self) -> bool:
+        """Whether the current step (:meth:`set_lr`) is in the critic warm-up
+        (``train.critic_warmup`` steps): only the stage's critic is updated, the networks keep
+        their weights (a fresh critic's gradients would only disturb them)."""
+        return getattr(self, "step_index", 0) < self.cfg.train.critic_warmup
+
     def set_lr(self, step: int) -> None:
         """Set every optimiser's learning rate for (0-based) ``step``; also records the step."""
         self.step_index = step
@@ -359,11 +366,13 @@ class _Stage:
         """Validation metrics of :meth:`eval_models` on ``self.val_views`` (the DESIGN.md §4 rig,
         GT 2D; :func:`lifting.evaluate.evaluate_lifter`): ``{prefix + metric: value}`` in mm
         (``pa_mpjpe_mm``, ``n_mpjpe_mm``, ``mpjpe_mm``, ...); without mocap views, the 3D-free
-        metrics of :func:`validate_2d` on ``self.val_tracks``; None without either."""
+        metrics of :func:`validate_2d` on ``self.val_tracks`` (``{prefix + metric: value}``
+        too); None without either."""
         if self.val_views is None:
             if self.val_tracks is None:
                 return None
-            return validate_2d(self, self.val_tracks)
+            return {f"{prefix}{k}": v for prefix, model in self.eval_models().items()
+                    for k, v in validate_2d(self, self.val_tracks, model=model).items()}
         from lifting.evaluate import evaluate_lifter
 
         val = {}
@@ -587,7 +596,8 @@ class TeacherStage(_Stage):
             self._backward(total, "lifter")
             _accumulate(sums, {name: loss for name, (_, loss) in terms.items()} | {"total": total}, len(parts))
             fakes.append(y.detach())
-        self._step("lifter", self.lifter.parameters())
+        if not self.warming_up:
+            self._step("lifter", self.lifter.parameters())
         self._critic_pass(parts, x_full_all, fakes, sums)
         return self._reduce(sums)
 
@@ -775,7 +785,8 @@ class StudentStage(_Stage):
             self._backward(total, "lifter")
             _accumulate(sums, {name: loss for name, (_, loss) in terms.items()} | {"total": total}, len(parts))
             fakes.append(y.detach())
-        self._step("lifter", self.lifter.parameters())
+        if not self.warming_up:
+            self._step("lifter", self.lifter.parameters())
         self._critic_pass(parts, x_full_all, fakes, sums)
         return self._reduce(sums)
 
@@ -806,7 +817,7 @@ class FinetuneStage(StudentStage):
 
     Starts from ``student.teacher_checkpoint`` (teacher) and ``model.init_checkpoint``
     (student; both default to the bundled models in ``configs/finetune.yaml``). For the first
-    ``finetune.critic_warmup`` steps only the (fresh) critic trains.
+    ``train.critic_warmup`` steps only the (fresh) critic trains (:attr:`_Stage.warming_up`).
 
     Raises:
         ValueError: no student checkpoint given, or windows differ.
@@ -863,7 +874,6 @@ class FinetuneStage(StudentStage):
         fakes, smpl_fakes = [], []
         self._zero("lifter")
         self._zero("teacher")
-        warm = getattr(self, "step_index", 0) < cfg.finetune.critic_warmup
         if self.prior_3d:  # real samples for the SMPL discriminator, drawn for the global batch
             real_idx = torch.randint(len(self.bank["body_pose"]), (B * T,), generator=self.generator,
                                      device=self.device).reshape(B, T)
@@ -902,7 +912,7 @@ class FinetuneStage(StudentStage):
         # the critic's gradients from the generator pass are discarded by _zero("critic"); during
         # the critic warm-up the networks keep their weights (a fresh critic's gradients would
         # only disturb them)
-        if not warm:  # one backward of the joint loss, scaled by the "lifter" scaler, trains both
+        if not self.warming_up:  # one backward of the joint loss, scaled by the "lifter" scaler, trains both
             self._step_scaled_by({"lifter": self.lifter.parameters(), "teacher": self.teacher.parameters()},
                                  "lifter")
         self._critic_pass(parts, x_full_all, fakes, sums)
@@ -919,7 +929,8 @@ class FinetuneStage(StudentStage):
         return self._reduce(sums)
 
 
-def build_stage(kind: str, cfg: DictConfig, clips: MocapClips | None = None, validation: bool = False):
+def build_stage(kind: str, cfg: DictConfig, clips: MocapClips | None = None, validation: bool = False,
+                sources: "TrackSources | None" = None):
     """Build the stage ``kind`` on the training data named in ``cfg``.
 
     Args:
@@ -928,6 +939,9 @@ def build_stage(kind: str, cfg: DictConfig, clips: MocapClips | None = None, val
         clips: the loaded ``cfg.data.npz`` (loaded here if not given).
         validation: also prepare the validation data (``stage.val_views``: the
             ``data.val_split`` clips, at most ``data.val_max_clips``, through the evaluation rig).
+        sources: 2D training data already read from keypoint files (:class:`TrackSources`;
+            ``posenet3d adapt`` reads its inputs with the lift options); default: from
+            ``data.tracks`` / ``critic.real_tracks`` when set (:func:`track_sources`).
 
     For the self-supervised stages the 3D clips are projected to 2D by
     :func:`lifting.data.project_clips` and only that 2D reaches the stage (3D is read only for
@@ -944,12 +958,12 @@ def build_stage(kind: str, cfg: DictConfig, clips: MocapClips | None = None, val
     lifters = {"teacher": TeacherStage, "student": StudentStage, "finetune": FinetuneStage}
     if kind not in (*lifters, "supervised"):
         raise ValueError(f"unknown training stage {kind!r}; choose teacher, student, finetune, supervised or image")
-    if kind in lifters and (cfg.data.tracks or cfg.critic.real_tracks):
+    if kind in lifters and (sources is not None or cfg.data.tracks or cfg.critic.real_tracks):
         if validation and cfg.data.npz and clips is None:  # read once: validation and data.mix share it
             clips = load_mocap_npz(cfg.data.npz)
-        sampler, pool, split = track_sources(cfg, clips)
-        stage = lifters[kind](cfg, sampler, pool)
-        stage.val_tracks = split.val if split is not None else None  # held-out tracks, 2D only
+        sources = sources if sources is not None else track_sources(cfg, clips)
+        stage = lifters[kind](cfg, sources.sampler, sources.real_pool)
+        stage.val_tracks = sources.val  # held-out tracks, 2D only
         if validation and clips is not None:
             _attach_val_views(stage, cfg, clips)
         return stage
@@ -983,9 +997,27 @@ def _attach_val_views(stage, cfg: DictConfig, clips: MocapClips) -> None:
 
 # --- training on the user's own keypoint files (data.tracks / critic.real_tracks) ------------
 
-def track_sources(cfg: DictConfig, clips: MocapClips | None = None):
+@dataclass(frozen=True)
+class TrackSources:
+    """The 2D data of a self-supervised stage trained on keypoint files (no 3D anywhere).
+
+    Attributes:
+        sampler: training windows (:class:`lifting.data.WindowSampler`, or a
+            :class:`lifting.track_data.MixedSampler` of tracks and mocap projections).
+        real_pool: the 2D critic's real poses (:class:`lifting.track_data.RealPosePool`), or
+            None for the sampler's own.
+        val: the 2D windows of the 3D-free validation (:func:`validate_2d`: held-out tracks,
+            :class:`lifting.data.Projected2D`), or None for no validation.
+    """
+
+    sampler: object
+    real_pool: RealPosePool | None
+    val: Projected2D | None
+
+
+def track_sources(cfg: DictConfig, clips: MocapClips | None = None) -> TrackSources:
     """The 2D sources of a self-supervised stage when ``data.tracks`` or
-    ``critic.real_tracks`` is set: ``(sampler, real_pool, track_split)``.
+    ``critic.real_tracks`` is set (:class:`TrackSources`; ``val`` the held-out tracks).
 
     ``data.tracks`` (files/folders, :func:`lifting.track_data.load_track_2d` with
     ``data.tracks_fps``, ``data.tracks_conf_threshold``, ``data.val_tracks``) alone, or mixed
@@ -1016,7 +1048,7 @@ def track_sources(cfg: DictConfig, clips: MocapClips | None = None):
         pool = RealPosePool(read_pose_pool(list(cfg.critic.real_tracks), conf_threshold=thr, window=window), window)
     else:
         pool = RealPosePool(split.train, window) if split is not None else None
-    return sampler, pool, split
+    return TrackSources(sampler, pool, split.val if split is not None else None)
 
 
 @torch.no_grad()
