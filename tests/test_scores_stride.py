@@ -126,7 +126,7 @@ def test_track_scores_reach_the_training_batch(tiny_cfg_overrides):
                                   conf[..., :3]))
     stage = build_stage("teacher", load_config(CONFIG_DIR / "teacher.yaml", list(tiny_cfg_overrides)))
     draws = stage._global_draws(batch)  # one draw: joint dropout makes every draw's mask differ
-    c_in, m_in = draws[6], draws[2]
+    c_in, m_in = draws.conf, draws.m_in
     assert c_in is not None and c_in.shape == m_in.shape
     assert not c_in[~m_in].any() and torch.allclose(c_in[m_in], torch.tensor(0.6))
 

@@ -300,7 +300,7 @@ def test_teacher_2d_terms_ignore_masked_joints(tiny_cfg_overrides):
     """The 2D reprojection term compares observed joints only (normalised over them, as the
     input is): a lift that reprojects onto the observed joints costs nothing, wherever it puts
     the masked joint (not at the 0 placeholder)."""
-    from trainers.stages import teacher_terms
+    from trainers.stages import Draws, teacher_terms
 
     cfg = _cfg(tiny_cfg_overrides)
     g = torch.Generator().manual_seed(0)
@@ -317,10 +317,10 @@ def test_teacher_2d_terms_ignore_masked_joints(tiny_cfg_overrides):
     x_obs = x_obs / rms_scale(x_obs, mask)[..., None]
     net = lambda x, m, c=None: X  # noqa: E731  (a lift that reprojects exactly onto the observed joints)
     R = torch.eye(3).expand(4, 3, 3)
-    terms, _, _ = teacher_terms(net, lambda y: torch.zeros(y.shape[0]), x_obs, mask, x_obs, mask, R, None, cfg, 0)
+    terms, _, _ = teacher_terms(net, lambda y: torch.zeros(y.shape[0]), Draws(x_obs, x_obs, mask, mask, R), cfg, 0)
     assert float(terms["reproject"][1]) < 1e-5
-    unmasked, _, _ = teacher_terms(net, lambda y: torch.zeros(y.shape[0]), x_obs, mask | True, x_obs, mask | True, R,
-                                   None, cfg, 0)
+    unmasked, _, _ = teacher_terms(net, lambda y: torch.zeros(y.shape[0]), Draws(x_obs, x_obs, mask | True, mask | True, R),
+                                   cfg, 0)
     assert float(unmasked["reproject"][1]) > 1e-3  # the check is not vacuous
 
 

@@ -36,7 +36,7 @@ TWO_D_SAMPLERS = (WindowSampler, MixedSampler)
 
 __all__ = ["resolve_device", "AugPlan", "draw_augmentation", "apply_augmentation", "teacher_terms", "TeacherStage",
            "StudentStage", "FinetuneStage", "SupervisedStage", "build_stage", "augment_2d", "build_lifter",
-           "track_sources", "TrackSources", "TWO_D_SAMPLERS", "validate_2d"]
+           "track_sources", "TrackSources", "TWO_D_SAMPLERS", "validate_2d", "Draws"]
 
 
 def build_lifter(cfg: DictConfig) -> Lifter:
@@ -183,6 +183,35 @@ def resolve_device(name: str) -> torch.device:
     if dev.type not in ("cpu", "cuda"):
         raise ValueError(f"train.device must be cpu, cuda, cuda:N or auto, got {name!r}")
     return dev
+
+
+@dataclass
+class Draws:
+    """The inputs and randomness of one global batch of 2D windows (drawn in the same order on
+    every rank by :meth:`_Stage._global_draws`); ``draws[sl]`` is a micro-batch's share.
+
+    Attributes:
+        x_full: ``(B, T, J, 2)`` clean 2D, root-relative and scale-normalised
+            (:func:`lifting.geometry.normalize_2d`); 0 at unobserved joints.
+        x_in: ``(B, T, J, 2)`` the augmented input (noise, dropped joints, detector errors).
+        m_in: ``(B, T, J)`` bool, the joints the input shows. mask: ``(B, T, J)`` bool, the
+            joints observed in the clean 2D.
+        R: ``(B, 3, 3)`` random views of the lift/rotate/reproject cycle (Chen et al. CVPR 2019).
+        plan_y: the re-lift input's augmentation (``views.augment_relift``), or None.
+        conf: ``(B, T, J)`` detector scores of the input (0 where ``m_in`` is False), or None.
+    """
+
+    x_full: torch.Tensor
+    x_in: torch.Tensor
+    m_in: torch.Tensor
+    mask: torch.Tensor
+    R: torch.Tensor
+    plan_y: "AugPlan | None" = None
+    conf: torch.Tensor | None = None
+
+    def __getitem__(self, sl) -> "Draws":
+        return Draws(self.x_full[sl], self.x_in[sl], self.m_in[sl], self.mask[sl], self.R[sl],
+                     None if self.plan_y is None else self.plan_y[sl], None if self.conf is None else self.conf[sl])
 
 
 class _Stage:
@@ -438,13 +467,12 @@ class _Stage:
         except (KeyError, RuntimeError, ValueError, TypeError) as e:
             raise ValueError(f"the resume checkpoint does not match this run's models/optimisers ({e})") from None
 
-    def _global_draws(self, batch: dict[str, torch.Tensor], relift: bool = False):
-        """Everything random for the whole global batch, drawn in the same order on every rank:
-        ``(x_full, x_in, m_in, mask, R, plan_y, c_in)`` = clean normalised 2D, augmented input and
-        its mask, the batch mask, random views ``(B, 3, 3)``, the re-lift augmentation
-        (``views.augment_relift`` and ``relift`` only, else None) and the input's detector
-        scores ``(B, T, J)``: the batch's own ``conf`` (tracks) times the simulated ones, either
-        alone when the other is absent, 0 where ``m_in`` is False (None with neither)."""
+    def _global_draws(self, batch: dict[str, torch.Tensor], relift: bool = False) -> Draws:
+        """Everything random for the whole global batch, drawn in the same order on every rank
+        (:class:`Draws`): the re-lift augmentation only with ``relift`` and
+        ``views.augment_relift``; the input's detector scores are the batch's own ``conf``
+        (tracks) times the simulated ones, either alone when the other is absent (None with
+        neither)."""
         cfg, T, root = self.cfg, self.window, self.root
         kp, mask, conf = batch["keypoints_2d"], batch["mask"], batch.get("conf")  # conf: the tracks' own scores
         B, _, J = mask.shape
@@ -460,7 +488,7 @@ class _Stage:
                                  generator=self.generator, device=self.device)
         plan_y = draw_augmentation(B, T, J, cfg, root, self.generator, self.device) \
             if relift and cfg.views.augment_relift else None
-        return x_full, x_in, m_in, mask, R, plan_y, c_in
+        return Draws(x_full, x_in, m_in, mask, R, plan_y, c_in)
 
     def _critic_pass(self, parts: list[slice], x_full: torch.Tensor, fakes: list[torch.Tensor],
                      sums: dict[str, torch.Tensor]) -> None:
@@ -496,21 +524,22 @@ class _Stage:
         return dict(zip(keys, v.tolist()))
 
 
-def teacher_terms(net, critic, x_in, m_in, x_full, mask, R, plan_y, cfg: DictConfig, root: int, c_in=None):
+def teacher_terms(net, critic, d: Draws, cfg: DictConfig, root: int):
     """Generator losses of the self-supervised teacher on one micro-batch (PoseNet3D stage 1,
     arXiv 2003.03473 Sec. 3.1; Chen et al. CVPR 2019 Sec. 3).
 
     Args:
-        net: the lifter. critic: the 2D critic. x_in, m_in: ``(b, T, J, 2)`` augmented
-        normalised input and its mask; x_full, mask: the clean input; R: ``(b, 3, 3)`` random
-        views; plan_y: augmentation of the re-lift input (``views.augment_relift``) or None;
-        c_in: ``(b, T, J)`` detector scores of the input (None: 1 for visible joints).
+        net: the lifter. critic: the 2D critic. d: the micro-batch (:class:`Draws`: augmented
+        input ``x_in (b, T, J, 2)`` with ``m_in`` and ``conf`` (None: 1 for visible joints),
+        the clean ``x_full`` with ``mask``, random views ``R (b, 3, 3)``, the re-lift
+        augmentation ``plan_y`` or None). cfg: the stage config. root: the root joint index.
 
     Returns:
         ``(terms {name: (weight, loss)}, y (b, T, J, 2) random-view 2D (the critic's fakes),
         X (b, T, J, 3) the lift)``.
     """
     w = cfg.loss.teacher
+    x_in, m_in, x_full, mask, R, plan_y, c_in = d.x_in, d.m_in, d.x_full, d.mask, d.R, d.plan_y, d.conf
     per_window = x_in.shape[1] > 1
     T = x_in.shape[1]
     # detector tracks mask joints (x_full is 0 there): compare 2D on observed joints only,
@@ -582,23 +611,21 @@ class TeacherStage(_Stage):
         (``keypoints_2d (B, T, J, 2)`` pixels, ``mask (B, T, J)``); returns global mean losses."""
         cfg, root = self.cfg, self.root
         # all randomness for the global batch first (same on every rank), then this rank's share
-        x_full_all, x_in_all, m_in_all, mask, R_all, plan_y, c_all = self._global_draws(batch, relift=True)
-        parts = self.chunks(mask.shape[0])
+        draws = self._global_draws(batch, relift=True)
+        parts = self.chunks(draws.mask.shape[0])
         sums: dict[str, torch.Tensor] = {}
         fakes = []
         self._zero("lifter")
         for sl in parts:
             with self.autocast():
-                terms, y, _ = teacher_terms(self.net, self._adv_critic, x_in_all[sl], m_in_all[sl], x_full_all[sl], mask[sl],
-                                            R_all[sl], None if plan_y is None else plan_y[sl], cfg, root,
-                                            None if c_all is None else c_all[sl])
+                terms, y, _ = teacher_terms(self.net, self._adv_critic, draws[sl], cfg, root)
                 total = sum(weight * loss for weight, loss in terms.values())
             self._backward(total, "lifter")
             _accumulate(sums, {name: loss for name, (_, loss) in terms.items()} | {"total": total}, len(parts))
             fakes.append(y.detach())
         if not self.warming_up:
             self._step("lifter", self.lifter.parameters())
-        self._critic_pass(parts, x_full_all, fakes, sums)
+        self._critic_pass(parts, draws.x_full, fakes, sums)
         return self._reduce(sums)
 
 
@@ -729,22 +756,21 @@ class StudentStage(_Stage):
     def models(self) -> dict[str, torch.nn.Module]:
         return {"lifter": self.lifter, "critic": self.critic}
 
-    def student_terms(self, net, x_in, m_in, x_full, mask, R, X_t, c_in=None):
+    def student_terms(self, net, d: Draws, X_t: torch.Tensor):
         """Student losses on one micro-batch (see the class docstring).
 
         Args:
-            net: the student. x_in, m_in: augmented normalised input ``(b, T, J, 2)`` and
-            mask; x_full, mask: the clean input; R: ``(b, 3, 3)`` random views; X_t:
-            ``(b, T, J, 3)`` the distillation target (the teacher's lift, no gradient);
-            c_in: ``(b, T, J)`` detector scores of the input (None: 1 for visible joints).
+            net: the student. d: the micro-batch (:class:`Draws`; ``plan_y`` unused). X_t:
+            ``(b, T, J, 3)`` the distillation target (the teacher's lift, no gradient).
 
         Returns:
             ``(terms {name: (weight, loss)}, y (b, T, J, 2) random-view 2D of the student's
             joints (the critic's fakes), out :class:`lifting.models.student.StudentOutput`)``.
         """
         w = self.cfg.loss.student
+        x_in, x_full, mask, R = d.x_in, d.x_full, d.mask, d.R
         per_window = x_in.shape[1] > 1
-        out = net(x_in, m_in, c_in)
+        out = net(x_in, d.m_in, d.conf)
         Jc = out.joints_3d
         if self.cfg.views.rotate_about == "body":
             R = about_body_axis(R, X_t, CANON16)
@@ -770,24 +796,24 @@ class StudentStage(_Stage):
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """One student + one critic update on a global batch of 2D windows
         (``keypoints_2d (B, T, J, 2)`` pixels, ``mask (B, T, J)``); returns global mean losses."""
-        x_full_all, x_in_all, m_in_all, mask, R_all, _, c_all = self._global_draws(batch)
-        parts = self.chunks(mask.shape[0])
+        draws = self._global_draws(batch)
+        parts = self.chunks(draws.mask.shape[0])
         sums: dict[str, torch.Tensor] = {}
         fakes = []
         self._zero("lifter")
         for sl in parts:
+            d = draws[sl]
             with torch.no_grad(), self.autocast():
-                X_t = self.teacher(x_full_all[sl], mask[sl]).float()
+                X_t = self.teacher(d.x_full, d.mask).float()
             with self.autocast():
-                terms, y, _ = self.student_terms(self.net, x_in_all[sl], m_in_all[sl], x_full_all[sl], mask[sl],
-                                                 R_all[sl], X_t, None if c_all is None else c_all[sl])
+                terms, y, _ = self.student_terms(self.net, d, X_t)
                 total = sum(weight * loss for weight, loss in terms.values())
             self._backward(total, "lifter")
             _accumulate(sums, {name: loss for name, (_, loss) in terms.items()} | {"total": total}, len(parts))
             fakes.append(y.detach())
         if not self.warming_up:
             self._step("lifter", self.lifter.parameters())
-        self._critic_pass(parts, x_full_all, fakes, sums)
+        self._critic_pass(parts, draws.x_full, fakes, sums)
         return self._reduce(sums)
 
 
@@ -867,8 +893,8 @@ class FinetuneStage(StudentStage):
         cfg, T, root = self.cfg, self.window, self.root
         per_window = T > 1
         w = cfg.loss.finetune
-        x_full_all, x_in_all, m_in_all, mask, R_all, plan_y, c_all = self._global_draws(batch, relift=True)
-        B = mask.shape[0]
+        draws = self._global_draws(batch, relift=True)
+        B = draws.mask.shape[0]
         parts = self.chunks(B)
         sums: dict[str, torch.Tensor] = {}
         fakes, smpl_fakes = [], []
@@ -878,15 +904,13 @@ class FinetuneStage(StudentStage):
             real_idx = torch.randint(len(self.bank["body_pose"]), (B * T,), generator=self.generator,
                                      device=self.device).reshape(B, T)
         for sl in parts:
-            x_full, mask_c, R = x_full_all[sl], mask[sl], R_all[sl]
-            c_in = None if c_all is None else c_all[sl]
+            d = draws[sl]
+            x_full, mask_c, R = d.x_full, d.mask, d.R
             with self.autocast():
-                t_terms, y_t, X = teacher_terms(self.teacher_net, self._adv_critic, x_in_all[sl], m_in_all[sl], x_full,
-                                                mask_c, R, None if plan_y is None else plan_y[sl], cfg, root, c_in)
+                t_terms, y_t, X = teacher_terms(self.teacher_net, self._adv_critic, d, cfg, root)
                 with torch.no_grad():
                     X_clean = self.teacher_net(x_full, mask_c).float()
-                s_terms, y_s, out = self.student_terms(self.net, x_in_all[sl], m_in_all[sl], x_full, mask_c, R, X_clean,
-                                                       c_in)
+                s_terms, y_s, out = self.student_terms(self.net, d, X_clean)
                 Js = _unit(out.joints_3d, per_window)[0]
                 terms = {f"teacher_{k}": v for k, v in t_terms.items()} | {f"student_{k}": v for k, v in s_terms.items()}
                 terms["agree_teacher"] = (w.agree_teacher, losses.joint_distance(_unit(X, per_window)[0], Js.detach()))
@@ -915,7 +939,7 @@ class FinetuneStage(StudentStage):
         if not self.warming_up:  # one backward of the joint loss, scaled by the "lifter" scaler, trains both
             self._step_scaled_by({"lifter": self.lifter.parameters(), "teacher": self.teacher.parameters()},
                                  "lifter")
-        self._critic_pass(parts, x_full_all, fakes, sums)
+        self._critic_pass(parts, draws.x_full, fakes, sums)
         if self.prior_3d:
             self._zero("smpl_disc")
             for sl, (bp, be) in zip(parts, smpl_fakes):
@@ -1099,7 +1123,7 @@ def validate_2d(stage, val: Projected2D, n: int = 1024, seed: int = 0, model=Non
             x_full, _ = normalize_2d(kp, mask, root, per_window=window > 1)
             R = random_view_rotation((mask.shape[0],), elevation_max=math.radians(stage.cfg.views.elevation_max_deg),
                                      generator=gen, device=stage.device)
-            terms, _, _ = teacher_terms(model, stage._adv_critic, x_full, mask, x_full, mask, R, None, stage.cfg, root)
+            terms, _, _ = teacher_terms(model, stage._adv_critic, Draws(x_full, x_full, mask, mask, R), stage.cfg, root)
             res |= {k: float(terms[k][1]) for k in ("cycle_2d", "cycle_3d", "adv")}
     finally:
         model.train(was)
