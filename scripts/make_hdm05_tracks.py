@@ -3,7 +3,7 @@
 Each clip is seen by ONE virtual pinhole camera, drawn reproducibly from ``--seed``:
 azimuth U[0, 360) deg, elevation U[-5, 30] deg (camera looking at the clip's mean pelvis
 from above or slightly below), horizontal distance max(U[4, 9], R + 2) m (R = the clip's
-largest horizontal pelvis excursion), focal U[700, 1600] px, principal point (500, 500),
+largest horizontal pelvis excursion), focal U[700, 1600] px (or ``--focal``), principal point (500, 500),
 1000 x 1000 px image. The mocap joints become the COCO-17 keypoints a detector reports
 (:func:`lifting.track_data.mocap_as_coco17` on the projected joints: limbs one to one, ears
 placed so the COCO-17 -> canon16 head recipe returns the projected mocap head exactly, nose
@@ -49,8 +49,10 @@ from lifting.track_data import mocap_as_coco17
 CONFIDENCE = 0.9
 
 
-def clip_camera(clip: np.ndarray, rng: np.random.Generator) -> tuple[Cameras, dict]:
-    """One random camera for a clip ``(T, 21, 3)`` (metres, Y up); returns it and its draws."""
+def clip_camera(clip: np.ndarray, rng: np.random.Generator, focal: float | None = None) -> tuple[Cameras, dict]:
+    """One random camera for a clip ``(T, 21, 3)`` (metres, Y up); returns it and its draws.
+    ``focal`` (pixels) fixes the focal length (the draw is still made: the other draws are
+    the same as without it)."""
     pelvis = clip[:, MOCAP21.root_index]
     centre = pelvis.mean(0)
     radius = float(np.linalg.norm(pelvis[:, [0, 2]] - centre[[0, 2]], axis=-1).max())
@@ -58,21 +60,25 @@ def clip_camera(clip: np.ndarray, rng: np.random.Generator) -> tuple[Cameras, di
     d = max(rng.uniform(4.0, 9.0), radius + 2.0)
     a = np.deg2rad(az)
     pos = centre + np.array([d * np.sin(a), d * np.tan(np.deg2rad(elev)), d * np.cos(a)])
-    cam = Cameras(look_at(pos[None], centre[None]), pos[None], np.array([rng.uniform(700.0, 1600.0)]),
+    f = rng.uniform(700.0, 1600.0)
+    cam = Cameras(look_at(pos[None], centre[None]), pos[None], np.array([f if focal is None else float(focal)]),
                   np.asarray(RIG_PRINCIPAL, np.float64)[None])
     return cam, {"azimuth_deg": az, "elevation_deg": elev, "distance_m": d}
 
 
-def make_tracks(joints: np.ndarray, seq_offsets: np.ndarray, noise_px: float, seed: int):
-    """Single-view COCO-17 tracks of every clip: ``(tracks, cameras dict of per-clip arrays)``."""
+def make_tracks(joints: np.ndarray, seq_offsets: np.ndarray, noise_px: float, seed: int,
+                focal: float | None = None, clips: np.ndarray | None = None):
+    """Single-view COCO-17 tracks of every clip (or of the clip indices ``clips``):
+    ``(tracks, cameras dict of per-clip arrays)``; ``focal`` fixes every camera's focal length."""
     rng = np.random.default_rng(seed)
+    keep = None if clips is None else set(int(k) for k in clips)
     tracks, cams = [], {k: [] for k in ("R", "position", "focal", "principal", "azimuth_deg", "elevation_deg",
                                         "distance_m")}
     for k, (a, b) in enumerate(zip(seq_offsets[:-1], seq_offsets[1:])):
-        if b <= a:
+        if b <= a or (keep is not None and k not in keep):
             continue
         clip = joints[a:b].astype(np.float64)
-        cam, draws = clip_camera(clip, rng)
+        cam, draws = clip_camera(clip, rng, focal)
         px, present = mocap_as_coco17(cam.project(clip)[0])  # (T, 17, 2): ears built in the image
         px = px + rng.normal(0.0, noise_px, px.shape) * present[None, :, None]
         px[:, ~present] = 0.0
@@ -128,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cameras", default=None, help="camera side file (default OUTPUT.cameras.npz)")
     p.add_argument("--noise-px", type=float, default=5.0, help="Gaussian 2D noise sigma in pixels")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--focal", type=float, default=None, help="one focal length (px) for every camera "
+                   "(default: drawn per clip, U[700, 1600])")
+    p.add_argument("--split", default="all", help="only the clips of this split (lifting.data.split_clips: "
+                   "train, val, test, all)")
     p.add_argument("--score", default=None, metavar="LIFT_DIR", help="score lifted tracks of OUTPUT instead of writing")
     a = p.parse_args(argv)
     if a.score:
@@ -144,10 +154,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     joints, offsets, seq_names = data["joints"], data["seq_offsets"], data["seq_names"].astype(str)
     fps = float(np.median(data["fps"])) if "fps" in data.files else 30.0
-    tracks, cams = make_tracks(joints, offsets, a.noise_px, a.seed)
+    from lifting.data import split_clips
+
+    tracks, cams = make_tracks(joints, offsets, a.noise_px, a.seed, a.focal, split_clips(seq_names, a.split))
     out = Path(a.output)
     meta = {"video": f"{Path(a.data).name}, one virtual camera per clip", "frames": int(offsets[-1]),
-            "detector": f"synthetic: mocap -> COCO-17 (face missing), {a.noise_px:g} px Gaussian noise, seed {a.seed}"}
+            "detector": f"synthetic: mocap -> COCO-17 (face missing), {a.noise_px:g} px Gaussian noise, seed {a.seed}"
+                        + ("" if a.focal is None else f", focal {a.focal:g} px") + f", {a.split} clips"}
     write_coco_tracks(TrackSet(tracks, fps, "coco17", RIG_SIZE, "", meta=meta), out)
     side = Path(a.cameras) if a.cameras else out.with_suffix(".cameras.npz")
     kept = np.array([t.track_id for t in tracks])
