@@ -13,7 +13,7 @@ from PIL import Image
 
 from lifting.skeletons import CANON16
 from occlusion.data import CropSampler, crop_affine, load_coco_people, overlap_targets
-from occlusion.regressor import ImageRegressor, load_image_regressor, predict_people
+from occlusion.regressor import ImageRegressor, ImageRegressorConfig, load_image_regressor, predict_people
 from trainers.image import image_batch_metrics
 
 # a standing person in COCO-17 order, in units of the box (x right, y down), facing the camera
@@ -129,7 +129,7 @@ def _model(**kw):
     from lifting.body_model import BodyModel
 
     torch.manual_seed(0)
-    return ImageRegressor(BodyModel(), depth=18, base_width=8, head_width=64, **kw).eval()
+    return ImageRegressor(ImageRegressorConfig(depth=18, base_width=8, head_width=64, **kw), BodyModel()).eval()
 
 
 def test_regressor_shapes_identity_start_and_context():

@@ -124,10 +124,9 @@ class ImageStage(_Stage):
 
     def __init__(self, cfg: DictConfig, sampler, val_sampler=None):
         from lifting.models.lifters import load_lifter
-        from lifting.models.student import Student
 
         self.kp_student, _ = load_lifter(cfg.image.keypoint_student or "student", cfg.body_model.path)
-        if not isinstance(self.kp_student, Student) or self.kp_student.window != 1:
+        if not self.kp_student.outputs_smpl or self.kp_student.window != 1:
             raise ValueError(f"image.keypoint_student must be a single-frame SMPL student checkpoint, "
                              f"got {type(self.kp_student).__name__}")
         self.joint = cfg.image.joint_finetune
@@ -161,12 +160,13 @@ class ImageStage(_Stage):
 
     def build_model(self, cfg: DictConfig) -> torch.nn.Module:
         from occlusion.backbone import load_pretrained
-        from occlusion.regressor import ImageRegressor
+        from occlusion.regressor import ImageRegressor, ImageRegressorConfig
+
+        from .stages import model_args
 
         d = cfg.image
-        model = ImageRegressor(self.kp_student.body_model, d.depth, d.base_width, tuple(d.conorm_after),
-                               d.ief_iterations, d.head_width, d.dropout, cfg.body_model.num_betas,
-                               self.kp_student.marker_offsets, d.use_centermaps)
+        model = ImageRegressor(model_args(ImageRegressorConfig, cfg, section="image"), self.kp_student.body_model,
+                               self.kp_student.marker_offsets)
         if d.pretrained:
             load_pretrained(model.backbone, d.pretrained)
         return model
