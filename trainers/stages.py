@@ -729,7 +729,7 @@ class StudentStage(_Stage):
             from lifting.models.lifters import load_lifter
 
             src, _ = load_lifter(init, cfg.body_model.path)
-            if type(src).config_class is not StudentConfig:
+            if not src.outputs_smpl:
                 raise ValueError(f"model.init_checkpoint {init}: not an SMPL student ({getattr(src, 'config', None)})")
             try:
                 model.init_from(src.float())

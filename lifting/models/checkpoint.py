@@ -35,8 +35,8 @@ from .student import Student
 from .teacher import Lifter
 
 __all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError", "ModelConfigError", "MODEL_CLASSES",
-           "register_model", "model_kind", "model_class", "model_entries", "make_checkpoint", "build_model",
-           "export_checkpoint", "FORMAT_VERSION"]
+           "model_kind", "model_class", "model_entries", "make_checkpoint", "check_weights",
+           "build_model", "export_checkpoint", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 
@@ -51,21 +51,6 @@ MODEL_CLASSES: dict[str, type[nn.Module] | str] = {
     Student.config_class.ARCH: Student,
     "image_regressor": "occlusion.regressor:ImageRegressor",
 }
-
-
-def register_model(cls: type[nn.Module]) -> type[nn.Module]:
-    """Register a model class under its config's kind (``cls.config_class.ARCH``); usable as a
-    class decorator. Returns ``cls``.
-
-    Raises:
-        ValueError: the kind is registered to another class (a lazy entry naming this class is
-            replaced)."""
-    kind = cls.config_class.ARCH
-    old = MODEL_CLASSES.get(kind)
-    if old is not None and old is not cls and old != f"{cls.__module__}:{cls.__qualname__}":
-        raise ValueError(f"model kind {kind!r} is already registered to {old}")
-    MODEL_CLASSES[kind] = cls
-    return cls
 
 
 def model_kind(ck: dict) -> str:
