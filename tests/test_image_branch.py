@@ -278,7 +278,11 @@ def test_train_image_joint_finetune_and_terse(coco, tmp_path):
                "image.terse.patch_size=16", "image.use_centermaps=true")
     path = train("image", cfg, out_dir=tmp_path / "joint", progress=False)
     ck = torch.load(path, weights_only=False)
-    assert "keypoint_student" in ck and "placer" in ck["train_state"]
+    assert "keypoint_student_model" in ck and "placer" in ck["train_state"]
+    from lifting.models.checkpoint import build_model, load_checkpoint
+
+    kp = build_model(load_checkpoint(path), prefix="keypoint_student_")  # stored like any model
+    assert kp.outputs_smpl and kp.config == ck["keypoint_student_model_config"]
     log = [json.loads(ln) for ln in (tmp_path / "joint" / "train_log.jsonl").read_text().splitlines()]
     assert {"consistency", "kp_reproject", "terse_task", "terse_realism"} <= set(log[-1])
 

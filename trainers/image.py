@@ -105,8 +105,10 @@ def image_batch_metrics(pred_2d: torch.Tensor, batch: dict[str, torch.Tensor], p
 class ImageStage(_Stage):
     """Image-branch training (see the module docstring for the losses).
 
-    Checkpoints hold the regressor as ``model`` (with ``model_config``, its body model and
-    the keypoint student's marker offsets), the critic, optimisers and RNG states; the trainer
+    Checkpoints (:func:`lifting.models.checkpoint.make_checkpoint`) hold the regressor as
+    ``model`` (with ``model_config``, its body model and the keypoint student's marker
+    offsets), with ``image.joint_finetune`` the co-trained keypoint student as
+    ``keypoint_student_model`` / ``keypoint_student_model_config``, the critic, optimisers and RNG states; the trainer
     (:func:`trainers.loop.train`) handles resume, data parallelism, precision and W&B as for
     every stage. The best checkpoint is the one with the highest validation PCK@0.1.
 
@@ -216,8 +218,10 @@ class ImageStage(_Stage):
         return d
 
     def extra_checkpoint(self) -> dict:
-        return {"keypoint_student": self.kp_student.state_dict(), "keypoint_student_config": dict(self.kp_student.config)} \
-            if self.joint else {}
+        from lifting.models.checkpoint import model_entries
+
+        # the co-trained keypoint student (keypoint_student_model / _model_config; body model: the regressor's)
+        return model_entries(self.kp_student, prefix="keypoint_student_") if self.joint else {}
 
     def eval_models(self) -> dict[str, torch.nn.Module]:
         return {}

@@ -89,10 +89,12 @@ def model_class(ck: dict | str) -> type[nn.Module]:
 
 def model_entries(model: nn.Module, prefix: str = "") -> dict:
     """The entries that store ``model``: ``{prefix}model`` (state dict), ``{prefix}model_config``
-    (``model.config``, kind included) and, for models with ``has_body_model``, ``body_model``
-    (its identity, :meth:`lifting.body_model.BodyModel.describe`; unprefixed). Raises nothing."""
+    (``model.config``, kind included) and, for the checkpoint's main model (no ``prefix``) with
+    ``has_body_model``, ``body_model`` (its identity, :meth:`lifting.body_model.BodyModel.describe`).
+    A prefixed model (a co-trained teacher or keypoint student) shares the checkpoint's body
+    model record (:func:`build_model` reads ``body_model`` for it too). Raises nothing."""
     out = {f"{prefix}model": model.state_dict(), f"{prefix}model_config": dict(model.config)}
-    if model.has_body_model:
+    if model.has_body_model and not prefix:
         out["body_model"] = model.body_model.describe()
     return out
 
