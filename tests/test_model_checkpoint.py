@@ -13,7 +13,7 @@ import torch
 from lifting.body_model import BodyModel
 from lifting.models.base import CheckpointError, ModelConfigError
 from lifting.models.checkpoint import (MODEL_CLASSES, build_model, export_checkpoint, load_checkpoint,
-                                       make_checkpoint, model_class, model_kind, save_checkpoint)
+                                       make_checkpoint, model_class, model_kind, save_checkpoint, stored_args)
 from lifting.models.lifters import BUNDLED, bundled_checkpoint, load_lifter
 from lifting.models.student import Student, StudentConfig
 from lifting.models.teacher import Lifter, TeacherConfig
@@ -143,3 +143,23 @@ def test_training_config_and_stages_derive_from_the_model_configs(tiny_cfg_overr
 
     with pytest.raises(ConfigError, match=r"model.width=9000: model limit: 9000 is outside \[1, 8192\]"):
         load_config("teacher", [*tiny_cfg_overrides, "model.width=9000"])
+
+
+@pytest.mark.parametrize("args, stage, section", [
+    (TeacherConfig(window=3, width=16, n_blocks=2, refine_visible=True, use_confidence=True), "teacher", "model"),
+    (StudentConfig(window=5, width=16, n_blocks=1, num_betas=8, learn_marker_offsets=False), "student", "model"),
+    (ImageRegressorConfig(depth=34, base_width=8, conorm_after=["layer3"], n_iter=2, head_width=32, dropout=0.25,
+                          num_betas=8, use_centermaps=True), "image", "image"),
+])
+def test_training_overrides_ask_for_the_stored_model(tiny_cfg_overrides, args, stage, section):
+    """A checkpoint's model config -> training-config overrides -> the same model config (what
+    `posenet3d adapt` needs instead of hand-written key=value strings)."""
+    from trainers.config import load_config
+    from trainers.stages import model_args, training_overrides
+
+    m = model_class(args.ARCH)
+    ck = {"model_config": args.to_dict()}
+    ov = training_overrides(stored_args(ck), section)
+    assert not any(o.startswith(("model.num_joints", "model.root_index", "model.root_depth")) for o in ov)
+    cfg = load_config(stage, [*tiny_cfg_overrides, *ov])
+    assert model_args(m.config_class, cfg, section) == args

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,6 +62,31 @@ def model_args(config_class, cfg: DictConfig, section: str = "model"):
     values |= {k: v for k, v in (("num_joints", CANON16.num_joints), ("root_index", CANON16.root_index))
                if k in config_class.specs()}
     return config_class.from_dict(values, "the training config")
+
+
+def training_overrides(args, section: str = "model") -> list[str]:
+    """The inverse of :func:`model_args`: config overrides (OmegaConf dotlist ``key=value``)
+    that make a training config ask for the model config ``args`` (a
+    :class:`lifting.models.base.ModelArgs`, e.g. from
+    :func:`lifting.models.checkpoint.stored_args`), for every field training sets (fields
+    fixed by the joint set, e.g. ``num_joints``, have no key and are left out). ``section``:
+    where the model's own fields live (``model``; ``image`` for the image regressor).
+
+    Raises nothing; a value the training config refuses is a ConfigError when loaded."""
+    from .config import TrainConfig, _schema_keys
+
+    keys = set(_schema_keys(TrainConfig))
+    out = []
+    for name, value in dataclasses.asdict(args).items():
+        key = _MODEL_FIELD_KEYS.get(name, f"{section}.{name}")
+        if key not in keys:
+            continue
+        if isinstance(value, (list, tuple)):
+            text = "[" + ",".join(map(str, value)) + "]"
+        else:
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+        out.append(f"{key}={text}")
+    return out
 
 
 def build_lifter(cfg: DictConfig) -> Lifter:

@@ -35,7 +35,7 @@ from .student import Student
 from .teacher import Lifter
 
 __all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError", "ModelConfigError", "MODEL_CLASSES",
-           "model_kind", "model_class", "model_entries", "make_checkpoint", "check_weights",
+           "model_kind", "model_class", "model_entries", "make_checkpoint", "check_weights", "stored_args",
            "build_model", "export_checkpoint", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
@@ -85,6 +85,18 @@ def model_class(ck: dict | str) -> type[nn.Module]:
         module, name = entry.split(":")
         entry = MODEL_CLASSES[kind] = getattr(importlib.import_module(module), name)
     return entry
+
+
+def stored_args(ck: dict, source: str = "checkpoint", prefix: str = ""):
+    """The validated model config (a :class:`lifting.models.base.ModelArgs` subclass instance:
+    ``TeacherConfig``, ``StudentConfig``, ...) of a checkpoint dict's ``{prefix}model_config``,
+    either layout.
+
+    Raises:
+        CheckpointError: unknown kind (naming the known kinds); ModelConfigError: a field of
+            the wrong type, out of range or unknown (naming ``source`` and the field)."""
+    stored = ck[f"{prefix}model_config"]
+    return model_class(stored).config_class.from_dict(stored, source)
 
 
 def model_entries(model: nn.Module, prefix: str = "") -> dict:
@@ -241,9 +253,8 @@ def build_model(ck: dict, body_model_path: str | Path | None = None, source: str
     """
     from ..body_model import load_recorded_body_model
 
-    stored = ck[f"{prefix}model_config"]
-    cls = model_class(stored)
-    config = cls.config_class.from_dict(stored, source)
+    config = stored_args(ck, source, prefix)
+    cls = model_class(config.ARCH)
     weights = ck[f"{prefix}model"]
     check_weights(cls, config, weights, source)
     body_model = None
