@@ -128,9 +128,7 @@ def check_model_config(config: dict, source: str = "checkpoint") -> type[nn.Modu
     """
     try:
         cls = model_class(config)
-    except ModelConfigError:
-        raise
-    except CheckpointError as e:
+    except CheckpointError as e:  # an unknown kind: named with the known ones
         raise ModelConfigError(f"{source}: {e}") from None
     if not cls.lifts_2d:
         raise ModelConfigError(f"{source}: an {cls.config_class.ARCH!r} checkpoint is not a 2D-to-3D lifter; "
