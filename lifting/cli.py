@@ -59,9 +59,9 @@ def _cmd_pose_bank(a: argparse.Namespace) -> int:
 
 
 def _cmd_export(a: argparse.Namespace) -> int:
-    from trainers.loop import export_lifter
+    from lifting.models.checkpoint import export_checkpoint
 
-    path = export_lifter(a.checkpoint, a.dest, half=a.half, which=a.which)
+    path = export_checkpoint(a.checkpoint, a.dest, half=a.half, which=a.which)
     print(f"exported: {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0
 

@@ -197,8 +197,7 @@ def lift_frames(
         for x, m, c in batches:
             with torch.autocast(keypoints_2d.device.type, dtype=dtype, enabled=dtype is not None):
                 pred = model(x, m, c)
-            if not torch.is_tensor(pred):  # the SMPL student: its canonical joints
-                pred = pred.joints_3d
+            pred = model.output_joints(pred)  # an SMPL model's canonical joints
             preds.append(pred.float())
     finally:
         model.train(was_training)

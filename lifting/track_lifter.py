@@ -344,7 +344,8 @@ class StudentLifter:
 def as_track_lifter(model, height_m: float = DEFAULT_HEIGHT_M, single_frame_model=None,
                     stride: int = DEFAULT_STRIDE, names: tuple[str, str] = ("temporal", "single_frame"),
                     flip: bool = False):
-    """Wrap a model from :func:`lifting.models.lifters.load_lifter`: a :class:`Student` becomes a
+    """Wrap a model from :func:`lifting.models.lifters.load_lifter`: a model with SMPL outputs
+    (``outputs_smpl``, :class:`lifting.models.base.ModelInterface`: the :class:`Student`) becomes a
     :class:`StudentLifter`, any other lifter a :class:`TeacherLifter` (``height_m`` metres
     sets its metric scale), and a temporal teacher given with a ``single_frame_model``
     (window 1) a :class:`LifterPair` (``names``: what ``lifted_by`` records for each).
@@ -356,7 +357,7 @@ def as_track_lifter(model, height_m: float = DEFAULT_HEIGHT_M, single_frame_mode
         ValueError: ``single_frame_model`` given with a student, a single-frame ``model`` or
             a ``single_frame_model`` whose window is not 1.
     """
-    if isinstance(model, Student):
+    if model.outputs_smpl:
         if single_frame_model is not None:
             raise ValueError("a single-frame companion model applies to temporal teachers only, not to a student")
         return StudentLifter(model, stride)

@@ -19,19 +19,22 @@ ignored it is a plain HMR/SPIN-style regressor: the baseline of the context abla
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
 from lifting.body_model import BodyModel
+from lifting.models.base import ModelArgs, ModelInterface, arg
 from lifting.models.student import StudentOutput, rot6d_to_rotmat
 
 from .backbone import ResNetBackbone
 
-__all__ = ["ImageOutput", "HMRHead", "ImageRegressor", "predict_people", "PersonPrediction", "load_image_regressor"]
+__all__ = ["ImageOutput", "HMRHead", "ImageRegressor", "ImageRegressorConfig", "predict_people", "PersonPrediction",
+           "load_image_regressor"]
 
 #: initial weak-perspective scale: an adult (~1.7 m) spans ~1.6 crop-normalised units in a
 #: crop padded 1.25x around the box
@@ -119,18 +122,43 @@ class HMRHead(nn.Module):
         return out
 
 
-class ImageRegressor(nn.Module):
+@dataclass(frozen=True)
+class ImageRegressorConfig(ModelArgs):
+    """The image regressor's hyperparameters (stored as a checkpoint's ``model_config`` with
+    ``arch = "image_regressor"``; validated by :meth:`lifting.models.base.ModelArgs.from_dict`).
+
+    Attributes:
+        depth: ResNet depth 18/34/50. base_width: ResNet width (64 = torchvision layout;
+            smaller for CPU experiments). conorm_after: stages followed by a CoNorm block
+            (``[]`` = the SPIN-style baseline without context; ignored without centermaps).
+        n_iter, head_width, dropout: the HMR head (IEF iterations, hidden width, dropout
+            probability). num_betas: shape components.
+        use_centermaps: feed the centermaps (False only for the baseline).
+    """
+
+    ARCH: ClassVar[str] = "image_regressor"
+
+    depth: int = arg(int, 18, choices=(18, 34, 50))
+    base_width: int = arg(int, 64, 1, 1024)
+    conorm_after: list = arg(list, ["layer2", "layer3", "layer4"], choices=("layer1", "layer2", "layer3", "layer4"))
+    n_iter: int = arg(int, 3, 1, 100)
+    head_width: int = arg(int, 1024, 1, 16384)
+    dropout: float = arg(float, 0.5, 0.0, 1.0)
+    num_betas: int = arg(int, 10, 1, 300)
+    use_centermaps: bool = arg(bool, True)
+
+
+class ImageRegressor(ModelInterface, nn.Module):
     """Crop + centermaps -> SMPL (the student's image branch; OCHMR with an HMR head).
 
     Args:
-        body_model: the :class:`BodyModel` (buffers only).
-        depth: ResNet depth 18/34/50. base_width: ResNet width (64 = torchvision layout;
-            smaller for CPU experiments). conorm_after: stages followed by a CoNorm block
-            (``()`` = the SPIN-style baseline without context). n_iter, head_width, dropout:
-            the HMR head. num_betas: shape components. marker_offsets: ``(16, 3)`` rest
-            offsets of the canonical markers (metres), copied from the keypoint student so
-            both branches define joints alike (not trained here).
-        use_centermaps: feed the centermaps (False only for the baseline).
+        config: the :class:`ImageRegressorConfig` (default: its defaults); without
+            ``use_centermaps`` its ``conorm_after`` is dropped (stored as ``[]``).
+        body_model: the :class:`BodyModel` (buffers only; ``None`` only for a shape-only
+            copy on the ``meta`` device).
+        marker_offsets: ``(16, 3)`` rest offsets of the canonical markers (metres), copied
+            from the keypoint student so both branches define joints alike (a buffer, not
+            trained here; default zeros).
 
     Forward:
         ``images (B, 3, S, S)`` ImageNet-normalised, ``centermaps (B, 2, h, w)`` ->
@@ -140,21 +168,30 @@ class ImageRegressor(nn.Module):
         ValueError: inputs of the wrong shape, or centermaps missing when CoNorm blocks exist.
     """
 
-    def __init__(self, body_model: BodyModel, depth: int = 18, base_width: int = 64,
-                 conorm_after=("layer2", "layer3", "layer4"), n_iter: int = 3, head_width: int = 1024,
-                 dropout: float = 0.5, num_betas: int = 10, marker_offsets: torch.Tensor | None = None,
-                 use_centermaps: bool = True):
+    config_class = ImageRegressorConfig
+    has_body_model = True
+    lifts_2d = False
+    outputs_smpl = True
+    #: how a user loads this kind (said when it is given where a lifter is expected)
+    load_hint = "`posenet3d mesh-image --checkpoint ...`"
+
+    def __init__(self, config: ImageRegressorConfig | None = None, body_model: BodyModel | None = None,
+                 marker_offsets: torch.Tensor | None = None):
         super().__init__()
-        conorm_after = tuple(conorm_after) if use_centermaps else ()
-        self.config = dict(arch="image_regressor", depth=depth, base_width=base_width, conorm_after=list(conorm_after),
-                           n_iter=n_iter, head_width=head_width, dropout=dropout, num_betas=num_betas,
-                           use_centermaps=use_centermaps)
+        c = config if config is not None else ImageRegressorConfig()
+        c = self.args = replace(c, conorm_after=list(c.conorm_after) if c.use_centermaps else [])
         self.body_model = body_model
-        self.backbone = ResNetBackbone(depth, conorm_after=conorm_after, context_channels=2, base_width=base_width)
-        self.head = HMRHead(self.backbone.feature_dim, num_betas, n_iter, head_width, dropout)
-        self.num_betas, self.use_centermaps = num_betas, use_centermaps
+        self.backbone = ResNetBackbone(c.depth, conorm_after=tuple(c.conorm_after), context_channels=2,
+                                       base_width=c.base_width)
+        self.head = HMRHead(self.backbone.feature_dim, c.num_betas, c.n_iter, c.head_width, c.dropout)
+        self.num_betas, self.use_centermaps = c.num_betas, c.use_centermaps
         off = torch.zeros(16, 3) if marker_offsets is None else marker_offsets.detach().float().reshape(16, 3)
         self.register_buffer("marker_offsets", off.clone())
+
+    @staticmethod
+    def output_joints(out: ImageOutput) -> torch.Tensor:
+        """The canonical joints ``(B, 1, 16, 3)`` (metres, root-relative) of an :class:`ImageOutput`."""
+        return out.joints_3d
 
     def forward(self, images: torch.Tensor, centermaps: torch.Tensor | None = None,
                 return_vertices: bool = False) -> ImageOutput:
@@ -184,9 +221,11 @@ class ImageRegressor(nn.Module):
         return res
 
     @classmethod
-    def from_config(cls, config: dict, body_model: BodyModel) -> "ImageRegressor":
-        """Build from the ``config`` dict stored in checkpoints."""
-        return cls(body_model, **{k: v for k, v in config.items() if k != "arch"})
+    def from_config(cls, config: ImageRegressorConfig, body_model: BodyModel | None) -> "ImageRegressor":
+        """Build from an :class:`ImageRegressorConfig` (the common signature of
+        :meth:`lifting.models.checkpoint.build_model`; the marker offsets come with the
+        weights). Raises nothing."""
+        return cls(config, body_model)
 
 
 @dataclass
@@ -333,25 +372,22 @@ def load_image_regressor(path: str | Path, body_model_path: str | Path | None = 
             with when it is not the bundled open model (checked against the recorded identity).
 
     Returns:
-        ``(model in eval mode, checkpoint dict)``.
+        ``(model in eval mode, checkpoint dict)``; identified and built by
+        :func:`lifting.models.checkpoint.model_class` / :func:`~lifting.models.checkpoint.build_model`.
 
     Raises:
-        lifting.models.checkpoint.CheckpointError (a ValueError): missing/unreadable file.
-        ValueError: not an image-branch checkpoint, or weights that do not fit its config.
+        lifting.models.checkpoint.CheckpointError (a ValueError): missing/unreadable file, or an
+            unknown model kind (naming the known ones); ModelConfigError (a CheckpointError): a
+            config out of range or weights that do not fit it.
+        lifting.body_model.BodyModelError (a ValueError): the recorded body model is not the
+            bundled one and ``body_model_path`` is missing or another model.
+        ValueError: a checkpoint of another kind (a lifter), not an image-branch checkpoint.
     """
-    from lifting.models.checkpoint import load_checkpoint
+    from lifting.models.checkpoint import build_model, load_checkpoint, model_class
 
     ckpt = load_checkpoint(path)
-    cfg = dict(ckpt.get("model_config") or {})
-    if cfg.get("arch") != "image_regressor":
-        raise ValueError(f"{path}: not an image-branch checkpoint (arch {cfg.get('arch')!r}); "
+    cls = model_class(ckpt)  # CheckpointError naming the known kinds for an unknown one
+    if not issubclass(cls, ImageRegressor):
+        raise ValueError(f"{path}: not an image-branch checkpoint (a {cls.config_class.ARCH!r} model); "
                          f"train one with `posenet3d train image`")
-    from lifting.body_model import load_recorded_body_model  # never opens a path stored in the checkpoint
-
-    bm = load_recorded_body_model(ckpt.get("body_model"), body_model_path, int(cfg.get("num_betas", 10)), str(path))
-    model = ImageRegressor.from_config(cfg, bm)
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as e:
-        raise ValueError(f"{path}: weights do not match the model config ({e})") from None
-    return model.eval(), ckpt
+    return build_model(ckpt, body_model_path, str(path)), ckpt

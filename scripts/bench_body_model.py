@@ -95,7 +95,7 @@ def main() -> None:
         student = student.to(dev)
         tag = a.student
     else:
-        student, tag = Student(bm).eval().to(dev), "randomly initialised student (default size)"
+        student, tag = Student(body_model=bm).eval().to(dev), "randomly initialised student (default size)"
     print(f"student: {tag}")
     for bs in (1, 4096):
         x = torch.randn(bs, student.window, CANON16.num_joints, 2, generator=g).to(dev)

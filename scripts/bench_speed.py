@@ -30,7 +30,7 @@ from lifting.lift import lift_file
 from lifting.models.lifters import bundled_single_frame, default_checkpoint, load_lifter
 from lifting.options import LiftOptions
 from lifting.skeletons import CANON16
-from lifting.models.teacher import Lifter
+from lifting.models.teacher import Lifter, TeacherConfig
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 BANDAI = SHARED / "bandai_namco" / "bandai_namco_joints.npz"
@@ -126,7 +126,7 @@ def main() -> None:
     else:
         src, _ = load_lifter(default_checkpoint())
         cfg = dict(src.config, window=27, use_confidence=True)
-        temporal = Lifter.from_config(cfg).eval()
+        temporal = Lifter.from_config(TeacherConfig.from_dict(cfg)).eval()
         if src.window == 1:
             temporal.init_from(src)
         tname = f"inflated {Path(default_checkpoint()).name}"

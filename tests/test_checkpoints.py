@@ -15,7 +15,7 @@ from lifting.body_model import BodyModel, BodyModelError
 from lifting.models.checkpoint import CheckpointError, save_checkpoint
 from lifting.cli import main
 from lifting.models.lifters import BUNDLED, ModelConfigError, check_model_config, load_lifter
-from lifting.models.student import Student
+from lifting.models.student import Student, StudentConfig
 from lifting.models.teacher import Lifter
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -36,7 +36,7 @@ def _teacher(tmp_path: Path, **cfg_changes) -> Path:
 
 
 def _student(tmp_path: Path, bm: BodyModel, **cfg_changes) -> Path:
-    st = Student(bm, width=8, n_blocks=1)
+    st = Student(StudentConfig(width=8, n_blocks=1), bm)
     return save_checkpoint({"model": st.state_dict(), "model_config": dict(st.config, **cfg_changes),
                             "body_model": bm.describe(), "kind": "student"}, tmp_path / "student.pt")
 
@@ -57,8 +57,9 @@ def _student(tmp_path: Path, bm: BodyModel, **cfg_changes) -> Path:
     ({"root_index": 16}, "model_config.root_index"),
     ({"num_joints": 17}, "17 joints, expected 16"),
     ({"refine_visible": "yes"}, "model_config.refine_visible must be bool"),
-    ({"dropout": 0.1}, "['dropout'] are not fields of a Lifter"),
-    ({"arch": "smpl_student"}, "are not fields of a Student"),  # teacher fields under a student arch
+    ({"dropout": 0.1}, "['dropout'] are not fields of the 'teacher' model config"),
+    # teacher fields under a student arch
+    ({"arch": "smpl_student"}, "are not fields of the 'smpl_student' model config"),
     ({"arch": "image_regressor"}, "mesh-image"),
     ({"arch": "transformer"}, "unknown model_config.arch 'transformer'"),
 ])
@@ -92,13 +93,13 @@ def test_config_that_fits_its_ranges_but_not_its_weights(tmp_path, small_model):
     cfg = dict(arch="smpl_student", num_joints=16, window=1, width=8,
                n_blocks=1, num_betas=10, root_index=0, learn_marker_offsets=True)
     p = save_checkpoint({"model": m.state_dict(), "model_config": cfg}, tmp_path / "t_as_s.pt")
-    with pytest.raises(ModelConfigError, match="arch 'smpl_student' but the weights are a teacher lifter's"):
+    with pytest.raises(ModelConfigError, match="describes a 'smpl_student' model but the weights are a 'teacher' model"):
         load_lifter(p)
     # a student's weights under a teacher config
-    st = Student(BodyModel(small_model), width=8, n_blocks=1)
+    st = Student(StudentConfig(width=8, n_blocks=1), BodyModel(small_model))
     tcfg = dict(num_joints=16, window=1, width=8, n_blocks=1, root_index=0)
     p = save_checkpoint({"model": st.state_dict(), "model_config": tcfg}, tmp_path / "s_as_t.pt")
-    with pytest.raises(ModelConfigError, match="describes a teacher lifter but the weights are an SMPL student's"):
+    with pytest.raises(ModelConfigError, match="describes a 'teacher' model but the weights are a 'smpl_student'"):
         load_lifter(p)
 
 

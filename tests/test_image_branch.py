@@ -13,7 +13,7 @@ from PIL import Image
 
 from lifting.skeletons import CANON16
 from occlusion.data import CropSampler, crop_affine, load_coco_people, overlap_targets
-from occlusion.regressor import ImageRegressor, load_image_regressor, predict_people
+from occlusion.regressor import ImageRegressor, ImageRegressorConfig, load_image_regressor, predict_people
 from trainers.image import image_batch_metrics
 
 # a standing person in COCO-17 order, in units of the box (x right, y down), facing the camera
@@ -129,7 +129,7 @@ def _model(**kw):
     from lifting.body_model import BodyModel
 
     torch.manual_seed(0)
-    return ImageRegressor(BodyModel(), depth=18, base_width=8, head_width=64, **kw).eval()
+    return ImageRegressor(ImageRegressorConfig(depth=18, base_width=8, head_width=64, **kw), BodyModel()).eval()
 
 
 def test_regressor_shapes_identity_start_and_context():
@@ -278,7 +278,11 @@ def test_train_image_joint_finetune_and_terse(coco, tmp_path):
                "image.terse.patch_size=16", "image.use_centermaps=true")
     path = train("image", cfg, out_dir=tmp_path / "joint", progress=False)
     ck = torch.load(path, weights_only=False)
-    assert "keypoint_student" in ck and "placer" in ck["train_state"]
+    assert "keypoint_student_model" in ck and "placer" in ck["train_state"]
+    from lifting.models.checkpoint import build_model, load_checkpoint
+
+    kp = build_model(load_checkpoint(path), prefix="keypoint_student_")  # stored like any model
+    assert kp.outputs_smpl and kp.config == ck["keypoint_student_model_config"]
     log = [json.loads(ln) for ln in (tmp_path / "joint" / "train_log.jsonl").read_text().splitlines()]
     assert {"consistency", "kp_reproject", "terse_task", "terse_realism"} <= set(log[-1])
 

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from lifting import inference
+from lifting.models.base import ModelInterface
 from lifting.models.checkpoint import save_checkpoint
 from lifting.data import Projected2D, WindowSampler
 from lifting.inference import auto_threads, bf16_or_warn, lift_frames, lift_smpl_frames, strided_windows
@@ -134,10 +135,11 @@ def test_track_scores_reach_the_training_batch(tiny_cfg_overrides):
 # --------------------------------------------------------------------------- stride
 
 
-class PerFrame(nn.Module):
+class PerFrame(ModelInterface, nn.Module):
     """A 'temporal' model whose output at each window position depends on that frame alone
     (scale-free: each frame is renormalised by its own 2D size), so any window gives it the
-    same answer and strided inference must equal one window per frame."""
+    same answer and strided inference must equal one window per frame. It has the models'
+    common interface (:class:`lifting.models.base.ModelInterface`: joints out)."""
 
     def __init__(self, window: int):
         super().__init__()
@@ -182,10 +184,10 @@ def test_strided_windows_read_every_frame_once_and_cost_less():
 
 def test_strided_student_keeps_frame_count():
     from lifting.body_model import BodyModel
-    from lifting.models.student import Student
+    from lifting.models.student import Student, StudentConfig
 
     torch.manual_seed(0)
-    st = Student(BodyModel(), window=9, width=32, n_blocks=1).eval()
+    st = Student(StudentConfig(window=9, width=32, n_blocks=1), BodyModel()).eval()
     kp, mask = torch.randn(20, 16, 2) * 40 + 300, torch.ones(20, 16, dtype=torch.bool)
     res = lift_smpl_frames(st, kp, mask, np.array([0, 7, 20]), stride=3)
     assert res["global_orient"].shape == (20, 3, 3) and res["betas"].shape[0] == 20 and res["scale"].shape == (20,)

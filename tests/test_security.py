@@ -253,13 +253,13 @@ def test_lift_outputs_record_identity_not_path(tmp_path):
 
     from lifting.lift import lift_file
     from lifting.options import LiftOptions
-    from lifting.models.student import Student
+    from lifting.models.student import Student, StudentConfig
 
     user = tmp_path / "private_folder"
     user.mkdir()
     np.savez(user / "SMPL_NEUTRAL.npz", **_random_smpl(V=80, seed=7))
     bm = BodyModel(user)
-    st = Student(bm, width=8, n_blocks=1)
+    st = Student(StudentConfig(width=8, n_blocks=1), bm)
     ck = save_checkpoint({"model": st.state_dict(), "model_config": st.config, "body_model": bm.describe(),
                           "kind": "student"}, tmp_path / "st.pt")
     example = Path(__file__).resolve().parents[1] / "lifting" / "assets" / "example_track.json"

@@ -15,7 +15,7 @@ from lifting import losses
 from lifting.body_model import BodyModel
 from lifting.cli import main
 from lifting.models.lifters import load_lifter
-from lifting.models.student import Student, rot6d_to_rotmat
+from lifting.models.student import Student, StudentConfig, rot6d_to_rotmat
 from trainers.config import CONFIG_DIR, load_config
 from trainers.stages import StudentStage, build_stage
 
@@ -51,7 +51,7 @@ def test_twist_and_rotation_prior():
 
 
 def test_fresh_student_is_upright_and_facing_the_camera(body_model):
-    st = Student(body_model, width=32, n_blocks=1)
+    st = Student(StudentConfig(width=32, n_blocks=1), body_model)
     out = st(torch.randn(4, 1, 16, 2) * 0.5)
     Rx = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
     torch.testing.assert_close(out.global_orient, Rx.expand(4, 1, 3, 3), atol=0.05, rtol=0)

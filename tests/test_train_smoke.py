@@ -9,9 +9,8 @@ import torch
 
 from lifting.cli import main
 from lifting.models.lifters import load_lifter
-from lifting.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from lifting.models.checkpoint import CheckpointError, export_checkpoint, load_checkpoint, save_checkpoint
 from trainers.config import CONFIG_DIR, ConfigError, load_config
-from trainers.loop import export_lifter
 from trainers.stages import build_stage
 
 CONFIGS = [
@@ -177,13 +176,13 @@ def test_checkpoint_roundtrip_and_errors(tmp_path):
         load_checkpoint(nomodel)
 
 
-def test_export_lifter_strips_training_state(tiny_cfg_overrides, tmp_path, capsys):
+def test_export_checkpoint_strips_training_state(tiny_cfg_overrides, tmp_path, capsys):
     out = tmp_path / "t"
     assert main(["train", "teacher", "teacher", *tiny_cfg_overrides, "--out", str(out)]) == 0
     capsys.readouterr()
     full = load_checkpoint(out / "last.pt")
     assert "train_state" in full
-    slim_path = export_lifter(out / "last.pt", tmp_path / "slim.pt")
+    slim_path = export_checkpoint(out / "last.pt", tmp_path / "slim.pt")
     slim = load_checkpoint(slim_path)
     assert "train_state" not in slim and slim["kind"] == "teacher" and slim["step"] == 3
     m1, _ = load_lifter(out / "last.pt")

@@ -160,10 +160,10 @@ def test_student_lifter_spread():
     """The SMPL student through its lifter: per-track betas are shared by all copies, so the
     spread is the pose's (finite, non-negative, 0 at the root, seeded)."""
     from lifting.body_model import BodyModel
-    from lifting.models.student import Student
+    from lifting.models.student import Student, StudentConfig
 
     torch.manual_seed(0)
-    student = as_track_lifter(Student(BodyModel(), width=32, n_blocks=1))
+    student = as_track_lifter(Student(StudentConfig(width=32, n_blocks=1), BodyModel()))
     kp, mask = _pose_2d(5), np.ones((5, J), bool)
     std = lift_uncertainty(student, kp, mask, samples=4, seed=5)
     assert std.shape == (5, J) and np.isfinite(std).all() and (std >= 0).all() and (std[:, ROOT] == 0).all()

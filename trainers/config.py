@@ -2,7 +2,11 @@
 merged onto an OmegaConf structured schema (the dataclasses below) and validated once.
 
 * The schema fixes every key and its type; ``configs/base.yaml`` gives every value (the
-  schema holds no defaults of its own, so there is one place for them). An unknown key, a
+  schema holds no defaults of its own, so there is one place for them). The ``model``
+  section's fields, types and ranges come from the teacher's config dataclass
+  (:class:`lifting.models.teacher.TeacherConfig`), and ``student.learn_marker_offsets`` /
+  ``body_model.num_betas`` from :class:`lifting.models.student.StudentConfig`, so a model
+  hyperparameter is declared once; :func:`trainers.stages.model_args` builds the model configs. An unknown key, a
   value of the wrong type or a key without a value is a :class:`ConfigError` naming the key
   (with a "did you mean" for near misses).
 * :func:`load_config` then checks ranges (positive counts, probabilities in [0, 1], finite
@@ -18,12 +22,15 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, make_dataclass
 from pathlib import Path
 from typing import Any, Callable, List, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+
+from lifting.models.student import StudentConfig as _StudentArgs
+from lifting.models.teacher import TeacherConfig
 
 __all__ = ["ConfigError", "load_config", "check_stage", "resolve_config_path", "section_type", "CONFIG_DIR",
            "TrainConfig", "STAGES"]
@@ -108,6 +115,22 @@ def _key(check: Check | None = None):
     return field(default=MISSING, metadata={"check": check})
 
 
+def _model_key(config_class, name: str, check: Check | None = None):
+    """A schema field for the model config field ``config_class.name``: its type and range
+    come from the model's config dataclass (:class:`lifting.models.base.ModelArgs`), so they
+    are stated once; ``check`` adds what training requires beyond what a model allows (run
+    first). ``configs/base.yaml`` sets the value."""
+    spec = config_class.specs()[name]
+
+    def run(v):
+        msg = check(v) if check is not None else None
+        if msg is None and v is not None:
+            msg = spec.problem(v)
+            msg = None if msg is None else f"model limit: {msg.lstrip('= ')}"
+        return msg
+    return field(default=MISSING, metadata={"check": run})
+
+
 def _section(cls):
     return field(default_factory=cls)
 
@@ -132,27 +155,31 @@ class DataConfig:
     val_tracks: float = _key(_between(0.0, 1.0, hi_open=True))
 
 
-@dataclass
-class ModelConfig:
-    window: int = _key(_odd_window)
-    width: int = _key(_at_least(1))
-    n_blocks: int = _key(_at_least(1))
-    refine_visible: bool = _key()
-    use_confidence: bool = _key()
-    init_checkpoint: Optional[str] = _key()
+#: teacher-lifter fields that training does not choose: the canonical joint set fixes them
+#: (:func:`trainers.stages.model_args`), or the model's default is used (``root_depth``)
+_FIXED_MODEL_FIELDS = ("num_joints", "root_index", "root_depth")
+#: what training requires beyond the model's own ranges
+_TRAINING_CHECKS: dict[str, Check] = {"window": _odd_window, "width": _at_least(1), "n_blocks": _at_least(1)}
+
+#: the ``model`` section: every trainable field of :class:`lifting.models.teacher.TeacherConfig`
+#: (type and range from there; the student reads the fields it shares), plus ``init_checkpoint``
+ModelConfig = make_dataclass("ModelConfig", [
+    (name, spec.kind, _model_key(TeacherConfig, name, _TRAINING_CHECKS.get(name)))
+    for name, spec in TeacherConfig.specs().items() if name not in _FIXED_MODEL_FIELDS
+] + [("init_checkpoint", Optional[str], _key())])
 
 
 @dataclass
 class StudentConfig:
     teacher_checkpoint: Optional[str] = _key()
-    learn_marker_offsets: bool = _key()
+    learn_marker_offsets: bool = _model_key(_StudentArgs, "learn_marker_offsets")
 
 
 @dataclass
 class BodyModelConfig:
     path: Optional[str] = _key()
     gender: str = _key(_one_of("neutral", "male", "female"))
-    num_betas: int = _key(_between(1, 300))
+    num_betas: int = _model_key(_StudentArgs, "num_betas")
 
 
 @dataclass
@@ -513,25 +540,30 @@ def _need_file(cfg: DictConfig, key: str, what: str, folder: bool = False) -> No
         raise ConfigError(f"config key {key}: {what} not found: {p}")
 
 
-def _checkpoint_arch(cfg: DictConfig, key: str, want: str, default: str | None = None) -> None:
-    """``cfg[key]`` (a checkpoint path or a bundled name) must hold a ``want`` network
-    (``"teacher"``: a 16-joint :class:`lifting.models.teacher.Lifter`; ``"student"``: an SMPL student)."""
-    from lifting.models.checkpoint import load_checkpoint
-    from lifting.models.lifters import is_student_config, resolve_checkpoint
+def _checkpoint_arch(cfg: DictConfig, key: str, want: type, default: str | None = None) -> None:
+    """``cfg[key]`` (a checkpoint path or a bundled name) must hold a model of ``want``'s kind
+    (a :class:`lifting.models.base.ModelArgs` subclass: :class:`lifting.models.teacher.TeacherConfig`
+    for a teacher lifter, :class:`lifting.models.student.StudentConfig` for an SMPL student),
+    read by :func:`lifting.models.checkpoint.model_kind`.
+
+    Raises:
+        ConfigError: unreadable checkpoint, unknown kind, or another kind (naming the key)."""
+    from lifting.models.checkpoint import load_checkpoint, model_kind
+    from lifting.models.lifters import resolve_checkpoint
 
     value = OmegaConf.select(cfg, key) or default
     if value is None:
         return
     try:
         ck = load_checkpoint(resolve_checkpoint(str(value)))
+        kind = model_kind(ck)
     except ValueError as e:
         raise ConfigError(f"config key {key}: {e}") from None
-    arch = "student" if is_student_config(ck["model_config"]) else "teacher"
-    if arch != want:
-        names = {"teacher": "a teacher lifter (posenet3d train teacher / supervised)",
-                 "student": "an SMPL student (posenet3d train student / finetune)"}
-        raise ConfigError(f"config key {key}: {value} holds {names[arch]} ({ck.get('kind')!r} checkpoint), "
-                          f"but {names[want]} is expected here")
+    if kind != want.ARCH:
+        names = {TeacherConfig.ARCH: "a teacher lifter (posenet3d train teacher / supervised)",
+                 _StudentArgs.ARCH: "an SMPL student (posenet3d train student / finetune)"}
+        raise ConfigError(f"config key {key}: {value} holds {names.get(kind, f'a {kind!r} model')} "
+                          f"({ck.get('kind')!r} checkpoint), but {names[want.ARCH]} is expected here")
 
 
 def check_stage(cfg: DictConfig, kind: str, with_sources: bool = False) -> None:
@@ -565,15 +597,15 @@ def check_stage(cfg: DictConfig, kind: str, with_sources: bool = False) -> None:
             _need_file(cfg, "image.val_annotations", "the validation annotation file")
         if cfg.image.pretrained is not None:
             _need_file(cfg, "image.pretrained", "the pretrained backbone file")
-        _checkpoint_arch(cfg, "image.keypoint_student", "student", default="student")
+        _checkpoint_arch(cfg, "image.keypoint_student", _StudentArgs, default="student")
         return
     if cfg.data.npz is not None or kind == "supervised" or not (cfg.data.tracks or with_sources):
         _need_file(cfg, "data.npz", "the mocap npz (null only with data.tracks, for self-supervised stages)")
     if kind in ("student", "finetune"):
-        _checkpoint_arch(cfg, "student.teacher_checkpoint", "teacher", default="teacher")
-        _checkpoint_arch(cfg, "model.init_checkpoint", "student")
+        _checkpoint_arch(cfg, "student.teacher_checkpoint", TeacherConfig, default="teacher")
+        _checkpoint_arch(cfg, "model.init_checkpoint", _StudentArgs)
     else:
-        _checkpoint_arch(cfg, "model.init_checkpoint", "teacher")
+        _checkpoint_arch(cfg, "model.init_checkpoint", TeacherConfig)
     if kind == "finetune" and not cfg.model.init_checkpoint:
         raise ConfigError("config key model.init_checkpoint is not set: fine-tuning starts from a student "
                           "(e.g. model.init_checkpoint=student)")

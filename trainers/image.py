@@ -105,8 +105,10 @@ def image_batch_metrics(pred_2d: torch.Tensor, batch: dict[str, torch.Tensor], p
 class ImageStage(_Stage):
     """Image-branch training (see the module docstring for the losses).
 
-    Checkpoints hold the regressor as ``model`` (with ``model_config``, its body model and
-    the keypoint student's marker offsets), the critic, optimisers and RNG states; the trainer
+    Checkpoints (:func:`lifting.models.checkpoint.make_checkpoint`) hold the regressor as
+    ``model`` (with ``model_config``, its body model and the keypoint student's marker
+    offsets), with ``image.joint_finetune`` the co-trained keypoint student as
+    ``keypoint_student_model`` / ``keypoint_student_model_config``, the critic, optimisers and RNG states; the trainer
     (:func:`trainers.loop.train`) handles resume, data parallelism, precision and W&B as for
     every stage. The best checkpoint is the one with the highest validation PCK@0.1.
 
@@ -124,10 +126,9 @@ class ImageStage(_Stage):
 
     def __init__(self, cfg: DictConfig, sampler, val_sampler=None):
         from lifting.models.lifters import load_lifter
-        from lifting.models.student import Student
 
         self.kp_student, _ = load_lifter(cfg.image.keypoint_student or "student", cfg.body_model.path)
-        if not isinstance(self.kp_student, Student) or self.kp_student.window != 1:
+        if not self.kp_student.outputs_smpl or self.kp_student.window != 1:
             raise ValueError(f"image.keypoint_student must be a single-frame SMPL student checkpoint, "
                              f"got {type(self.kp_student).__name__}")
         self.joint = cfg.image.joint_finetune
@@ -161,12 +162,13 @@ class ImageStage(_Stage):
 
     def build_model(self, cfg: DictConfig) -> torch.nn.Module:
         from occlusion.backbone import load_pretrained
-        from occlusion.regressor import ImageRegressor
+        from occlusion.regressor import ImageRegressor, ImageRegressorConfig
+
+        from .stages import model_args
 
         d = cfg.image
-        model = ImageRegressor(self.kp_student.body_model, d.depth, d.base_width, tuple(d.conorm_after),
-                               d.ief_iterations, d.head_width, d.dropout, cfg.body_model.num_betas,
-                               self.kp_student.marker_offsets, d.use_centermaps)
+        model = ImageRegressor(model_args(ImageRegressorConfig, cfg, section="image"), self.kp_student.body_model,
+                               self.kp_student.marker_offsets)
         if d.pretrained:
             load_pretrained(model.backbone, d.pretrained)
         return model
@@ -216,8 +218,10 @@ class ImageStage(_Stage):
         return d
 
     def extra_checkpoint(self) -> dict:
-        return {"keypoint_student": self.kp_student.state_dict(), "keypoint_student_config": dict(self.kp_student.config)} \
-            if self.joint else {}
+        from lifting.models.checkpoint import model_entries
+
+        # the co-trained keypoint student (keypoint_student_model / _model_config; body model: the regressor's)
+        return model_entries(self.kp_student, prefix="keypoint_student_") if self.joint else {}
 
     def eval_models(self) -> dict[str, torch.nn.Module]:
         return {}

@@ -15,7 +15,7 @@ import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from lifting.models.checkpoint import load_checkpoint, save_checkpoint
+from lifting.models.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from lifting.inference import choose_threads
 from lifting.io.fileio import atomic_write
 
@@ -26,21 +26,12 @@ __all__ = ["train", "lifter_checkpoint", "beats_start", "export_lifter"]
 
 
 def lifter_checkpoint(stage, cfg: DictConfig, step: int, val: dict | None) -> dict:
-    """The checkpoint dict: lifter weights, its constructor config, the resolved run config,
-    step, stage kind, last validation metrics, the training state for resuming, and for the
-    SMPL student the body model it was trained with (``body_model``)."""
-    extra = {"body_model": stage.lifter.body_model.describe()} if hasattr(stage.lifter, "body_model") else {}
-    extra |= stage.extra_checkpoint()
-    return extra | {
-        "model": stage.lifter.state_dict(),
-        "model_config": dict(stage.lifter.config),
-        "kind": stage.kind,
-        "step": step,
-        "config": OmegaConf.to_container(cfg, resolve=True),
-        "val": val,
-        "train_state": stage.state_dict(),
-        "format_version": 1,
-    }
+    """The checkpoint dict (:func:`lifting.models.checkpoint.make_checkpoint`): the trained
+    model (weights, config with its kind, body model identity for SMPL models), the stage's
+    extra entries (e.g. a co-trained teacher), the stage ``kind``, ``step``, the resolved run
+    ``config``, last validation metrics ``val`` and the ``train_state`` for resuming."""
+    return make_checkpoint(stage.lifter, **stage.extra_checkpoint(), kind=stage.kind, step=step,
+                           config=OmegaConf.to_container(cfg, resolve=True), val=val, train_state=stage.state_dict())
 
 
 def _init_wandb(cfg: DictConfig, kind: str):
@@ -415,43 +406,3 @@ def _check_in_sync(stage) -> None:
     dist.all_reduce(bad, op=dist.ReduceOp.MAX)
     if float(bad) > 0:
         raise RuntimeError(f"data-parallel ranks diverged: max parameter difference {float(bad):.3g}")
-
-
-def _scrub_body_model_path(config: dict) -> dict:
-    """The run config with ``body_model.path`` cut to its file name (an exported checkpoint
-    names its body model by identity, ``ck["body_model"]``, never by the sender's path; see
-    RELIABILITY.md section 1.3). Returns a copy; other keys are unchanged."""
-    bm = config.get("body_model")
-    if not isinstance(bm, dict) or not bm.get("path"):
-        return config
-    return {**config, "body_model": {**bm, "path": Path(str(bm["path"])).name}}
-
-
-def export_lifter(ckpt_path: str | Path, dest: str | Path, half: bool = False, which: str = "model") -> Path:
-    """Strip a training checkpoint to the inference part (weights, model config, run config,
-    validation), e.g. for shipping in the package; written atomically. ``half`` stores the
-    weights as float16 (half the size; :func:`lifting.models.lifters.load_lifter` loads them into a
-    float32 model). ``which="teacher"`` extracts the co-trained teacher of a fine-tuning
-    checkpoint. The stored run config's ``body_model.path`` keeps only its file name (the
-    body model is recorded by identity in ``body_model``; an export is not resumable).
-
-    Raises:
-        lifting.models.checkpoint.CheckpointError / ValueError: unreadable checkpoint, or no teacher in it.
-    """
-    ck = load_checkpoint(ckpt_path)
-    if which == "teacher":
-        if "teacher_model" not in ck:
-            raise ValueError(f"{ckpt_path}: no co-trained teacher in this checkpoint (only fine-tuning has one)")
-        ck = {k: v for k, v in ck.items() if k not in ("body_model",)} | {
-            "model": ck["teacher_model"], "model_config": ck["teacher_model_config"], "kind": "teacher",
-            "val": {k[len("teacher_"):]: v for k, v in (ck.get("val") or {}).items() if k.startswith("teacher_")}}
-    elif which != "model":
-        raise ValueError(f"export: which must be 'model' or 'teacher', got {which!r}")
-    slim = {k: ck[k] for k in ("model", "model_config", "kind", "step", "config", "val", "format_version",
-                               "body_model") if k in ck}
-    if isinstance(slim.get("config"), dict):
-        slim["config"] = _scrub_body_model_path(slim["config"])
-    if half:
-        slim["model"] = {k: v.half() if v.is_floating_point() else v for k, v in slim["model"].items()}
-    return save_checkpoint(slim, dest)
-

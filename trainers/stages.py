@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from lifting import losses
 from lifting.data import (MocapClips, Projected2D, SupervisedWindows, WindowSampler, eval_views, load_mocap_npz,
@@ -28,7 +29,7 @@ from lifting.geometry import about_body_axis, normalize_2d, project_normalized, 
 from lifting.inference import bf16_or_warn
 from lifting.skeletons import CANON16
 from lifting.synth2d import DetectorErrors, SynthSettings, apply_detector_errors, draw_detector_errors, edge_pad
-from lifting.models.teacher import Lifter
+from lifting.models.teacher import Lifter, TeacherConfig
 from lifting.track_data import MixedSampler, RealPosePool, load_track_2d, read_pose_pool
 
 #: the 2D-only samplers the self-supervised stages accept (nothing else reaches them)
@@ -39,16 +40,64 @@ __all__ = ["resolve_device", "AugPlan", "draw_augmentation", "apply_augmentation
            "track_sources", "TrackSources", "TWO_D_SAMPLERS", "validate_2d", "Draws"]
 
 
+#: where a model config field lives in the training config when it is not in ``model``
+#: (``section.key``): the body model's size, the student's marker offsets, the image head
+_MODEL_FIELD_KEYS = {"num_betas": "body_model.num_betas", "learn_marker_offsets": "student.learn_marker_offsets",
+                     "n_iter": "image.ief_iterations"}
+
+
+def model_args(config_class, cfg: DictConfig, section: str = "model"):
+    """The model config (a :class:`lifting.models.base.ModelArgs` subclass) a training config
+    asks for: each field read from ``cfg.<section>`` (or :data:`_MODEL_FIELD_KEYS`), the joint
+    set fixed to :data:`lifting.skeletons.CANON16`, any other field at the model's default.
+
+    Raises:
+        lifting.models.base.ModelConfigError: a value the model does not accept."""
+    values = {}
+    for name in config_class.specs():
+        key = _MODEL_FIELD_KEYS.get(name, f"{section}.{name}")
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None:
+            values[name] = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+    values |= {k: v for k, v in (("num_joints", CANON16.num_joints), ("root_index", CANON16.root_index))
+               if k in config_class.specs()}
+    return config_class.from_dict(values, "the training config")
+
+
+def training_overrides(args, section: str = "model") -> list[str]:
+    """The inverse of :func:`model_args`: config overrides (OmegaConf dotlist ``key=value``)
+    that make a training config ask for the model config ``args`` (a
+    :class:`lifting.models.base.ModelArgs`, e.g. from
+    :func:`lifting.models.checkpoint.stored_args`), for every field training sets (fields
+    fixed by the joint set, e.g. ``num_joints``, have no key and are left out). ``section``:
+    where the model's own fields live (``model``; ``image`` for the image regressor).
+
+    Raises nothing; a value the training config refuses is a ConfigError when loaded."""
+    from .config import TrainConfig, _schema_keys
+
+    keys = set(_schema_keys(TrainConfig))
+    out = []
+    for name, value in dataclasses.asdict(args).items():
+        key = _MODEL_FIELD_KEYS.get(name, f"{section}.{name}")
+        if key not in keys:
+            continue
+        if isinstance(value, (list, tuple)):
+            text = "[" + ",".join(map(str, value)) + "]"
+        else:
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+        out.append(f"{key}={text}")
+    return out
+
+
 def build_lifter(cfg: DictConfig) -> Lifter:
-    """Lifter sized by ``cfg.model`` for the canonical joint set, initialised from
-    ``cfg.model.init_checkpoint`` when given.
+    """Lifter sized by ``cfg.model`` (:func:`model_args` of
+    :class:`lifting.models.teacher.TeacherConfig`) for the canonical joint set, initialised
+    from ``cfg.model.init_checkpoint`` when given.
 
     Raises:
         ValueError: the init checkpoint is unreadable or its architecture differs.
     """
-    model = Lifter(CANON16.num_joints, cfg.model.window, cfg.model.width, cfg.model.n_blocks,
-                   CANON16.root_index, refine_visible=cfg.model.refine_visible,
-                   use_confidence=cfg.model.use_confidence)
+    model = Lifter.from_config(model_args(TeacherConfig, cfg))
     init = cfg.model.get("init_checkpoint")
     if init:
         from lifting.models.lifters import load_lifter
@@ -741,18 +790,16 @@ class StudentStage(_Stage):
 
     def build_model(self, cfg: DictConfig) -> torch.nn.Module:
         from lifting.body_model import BodyModel
-        from lifting.models.student import Student
+        from lifting.models.student import Student, StudentConfig
 
         bm = BodyModel(cfg.body_model.path, cfg.body_model.gender, cfg.body_model.num_betas)
-        model = Student(bm, CANON16.num_joints, cfg.model.window, cfg.model.width, cfg.model.n_blocks,
-                        cfg.body_model.num_betas, CANON16.root_index, cfg.student.learn_marker_offsets,
-                        cfg.model.use_confidence)
+        model = Student(model_args(StudentConfig, cfg), bm)
         init = cfg.model.get("init_checkpoint")
         if init:  # e.g. continue distillation from the bundled student on new 2D data
             from lifting.models.lifters import load_lifter
 
             src, _ = load_lifter(init, cfg.body_model.path)
-            if not isinstance(src, Student):
+            if not src.outputs_smpl:
                 raise ValueError(f"model.init_checkpoint {init}: not an SMPL student ({getattr(src, 'config', None)})")
             try:
                 model.init_from(src.float())
@@ -888,7 +935,9 @@ class FinetuneStage(StudentStage):
         return m
 
     def extra_checkpoint(self) -> dict:
-        return {"teacher_model": self.teacher.state_dict(), "teacher_model_config": dict(self.teacher.config)}
+        from lifting.models.checkpoint import model_entries
+
+        return model_entries(self.teacher, prefix="teacher_")
 
     def eval_models(self) -> dict[str, torch.nn.Module]:
         return {"": self.lifter, "teacher_": self.teacher}
@@ -1115,13 +1164,13 @@ def validate_2d(stage, val: Projected2D, n: int = 1024, seed: int = 0, model=Non
     model.eval()
     try:
         out = model(x_in, m_in)
-        proj = project_normalized(out) if torch.is_tensor(out) else out.project()
+        proj = out.project() if model.outputs_smpl else project_normalized(out)
         err = (proj - x_true).norm(dim=-1)
         h = hide[:, None].expand_as(err)
         vis = m_in.expand_as(err)
         res = {"heldout_joint_2d": float(err[h].mean()) if bool(h.any()) else float("nan"),
                "visible_joint_2d": float(err[vis].mean()) if bool(vis.any()) else float("nan")}
-        if torch.is_tensor(out):
+        if not model.outputs_smpl:
             res["flip_3d"] = _flip_disagreement(model, x_in, m_in, out)
             x_full, _ = normalize_2d(kp, mask, root, per_window=window > 1)
             R = random_view_rotation((mask.shape[0],), elevation_max=math.radians(stage.cfg.views.elevation_max_deg),

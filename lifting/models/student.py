@@ -15,6 +15,7 @@ Frames: ``global_orient`` rotates the SMPL body frame (y up, facing +z) into the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import roma
 import torch
@@ -22,9 +23,11 @@ from torch import nn
 
 from ..body_model import BodyModel
 from ..geometry import ROOT_DEPTH, project_normalized
-from .teacher import MAX_BLOCKS, MAX_WIDTH, MAX_WINDOW, ConfigField, ResidualMLP, inflate_input_weights, input_features
+from .base import ModelArgs, ModelInterface, arg
+from .teacher import (MAX_BLOCKS, MAX_WIDTH, MAX_WINDOW, ResidualMLP, check_canonical_joints, inflate_input_weights,
+                      input_features)
 
-__all__ = ["Student", "StudentOutput", "rot6d_to_rotmat", "weak_perspective_scale0"]
+__all__ = ["Student", "StudentConfig", "StudentOutput", "rot6d_to_rotmat", "weak_perspective_scale0"]
 
 #: initial camera scale: normalised 2D units (unit RMS joint distance from the root) per
 #: metre, for an adult whose canonical joints have ~0.45 m RMS distance from the pelvis
@@ -72,16 +75,43 @@ class StudentOutput:
         return project_normalized(s * p, ROOT_DEPTH) + self.cam[..., None, 1:]
 
 
-class Student(nn.Module):
+@dataclass(frozen=True)
+class StudentConfig(ModelArgs):
+    """The SMPL student's hyperparameters (stored as a checkpoint's ``model_config`` with
+    ``arch = "smpl_student"``). Ranges are checked by
+    :meth:`lifting.models.base.ModelArgs.from_dict` before any module is built.
+
+    Attributes:
+        num_joints: J input joints (the canonical 16). window: T frames (odd).
+        width, n_blocks: residual MLP size. num_betas: shape components.
+        root_index: the input's root joint. learn_marker_offsets: learn the 16
+            canonical-marker rest offsets (metres; :data:`lifting.body_model.CANON16_MARKERS`).
+        use_confidence: the detector score is a fourth input channel.
+    """
+
+    ARCH: ClassVar[str] = "smpl_student"
+
+    num_joints: int = arg(int, 16, 1, 256)
+    window: int = arg(int, 1, 1, MAX_WINDOW, odd=True)
+    width: int = arg(int, 512, 1, MAX_WIDTH)
+    n_blocks: int = arg(int, 3, 0, MAX_BLOCKS)
+    num_betas: int = arg(int, 10, 1, 300)
+    root_index: int = arg(int, 0, 0, 255)
+    learn_marker_offsets: bool = arg(bool, True)
+    use_confidence: bool = arg(bool, False)
+
+    def check(self, source: str = "checkpoint") -> None:
+        """Raises ModelConfigError: not the canonical 16 joints, or a root outside them."""
+        check_canonical_joints(self.num_joints, self.root_index, source)
+
+
+class Student(ModelInterface, nn.Module):
     """2D -> SMPL parameters, over windows of ``window`` frames.
 
     Args:
-        body_model: the :class:`BodyModel` (a buffer-only module, not saved in checkpoints).
-        num_joints: J input joints (canonical set). window: T. width, n_blocks: MLP size.
-        num_betas: shape components. root_index: the input's root joint.
-        learn_marker_offsets: learn the 16 canonical-marker rest offsets (metres) so the
-            student's joint definitions can match its teacher's (see
-            :data:`lifting.body_model.CANON16_MARKERS`).
+        config: the :class:`StudentConfig` (default: its defaults).
+        body_model: the :class:`BodyModel` (a buffer-only module, not saved in checkpoints;
+            ``None`` only for a shape-only copy on the ``meta`` device).
 
     Forward:
         ``x (B, T, J, 2)`` normalised 2D, ``mask (B, T, J)`` bool, optional ``conf (B, T, J)``
@@ -91,45 +121,33 @@ class Student(nn.Module):
         ValueError: input of the wrong shape.
     """
 
-    #: the stored ``config``'s fields (see :class:`lifting.models.teacher.ConfigField`)
-    config_fields = {
-        "arch": ConfigField(str), "num_joints": ConfigField(int, 1, 256),
-        "window": ConfigField(int, 1, MAX_WINDOW, odd=True), "width": ConfigField(int, 1, MAX_WIDTH),
-        "n_blocks": ConfigField(int, 0, MAX_BLOCKS), "num_betas": ConfigField(int, 1, 300),
-        "root_index": ConfigField(int, 0, 255), "learn_marker_offsets": ConfigField(bool),
-        "use_confidence": ConfigField(bool),
-    }
+    config_class = StudentConfig
+    has_body_model = True
+    outputs_smpl = True
 
-    def __init__(
-        self,
-        body_model: BodyModel,
-        num_joints: int = 16,
-        window: int = 1,
-        width: int = 512,
-        n_blocks: int = 3,
-        num_betas: int = 10,
-        root_index: int = 0,
-        learn_marker_offsets: bool = True,
-        use_confidence: bool = False,
-    ):
+    def __init__(self, config: StudentConfig | None = None, body_model: BodyModel | None = None):
         super().__init__()
+        c = self.args = config if config is not None else StudentConfig()
         self.body_model = body_model
-        self.num_joints, self.window, self.num_betas, self.root_index = num_joints, window, num_betas, root_index
-        self.config = dict(arch="smpl_student", num_joints=num_joints, window=window, width=width,
-                           n_blocks=n_blocks, num_betas=num_betas, root_index=root_index,
-                           learn_marker_offsets=learn_marker_offsets, use_confidence=use_confidence)
-        self.use_confidence = use_confidence
-        self.in_channels = 4 if use_confidence else 3
-        self.per_frame = 24 * 6 + 1 + num_betas
-        self.mlp = ResidualMLP(window * num_joints * self.in_channels, window * self.per_frame, width, n_blocks,
-                               out_scale=0.01)
+        self.num_joints, self.window, self.num_betas = c.num_joints, c.window, c.num_betas
+        self.root_index = c.root_index
+        self.use_confidence = c.use_confidence
+        self.in_channels = 4 if c.use_confidence else 3
+        self.per_frame = 24 * 6 + 1 + c.num_betas
+        self.mlp = ResidualMLP(c.window * c.num_joints * self.in_channels, c.window * self.per_frame, c.width,
+                               c.n_blocks, out_scale=0.01)
         with torch.no_grad():  # start at the rest pose, upright, facing the camera, mean shape
-            bias = torch.zeros(window, self.per_frame)
+            bias = torch.zeros(c.window, self.per_frame)
             rot = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]).reshape(6)
             bias[:, : 24 * 6] = rot.repeat(24)
             bias[:, :6] = torch.tensor([[1.0, 0.0], [0.0, -1.0], [0.0, 0.0]]).reshape(6)  # R_x(pi)
             self.mlp.out.bias.copy_(bias.reshape(-1))
-        self.marker_offsets = nn.Parameter(torch.zeros(16, 3), requires_grad=learn_marker_offsets)
+        self.marker_offsets = nn.Parameter(torch.zeros(16, 3), requires_grad=c.learn_marker_offsets)
+
+    @staticmethod
+    def output_joints(out: StudentOutput) -> torch.Tensor:
+        """The canonical joints ``(B, T, 16, 3)`` (metres, root-relative) of a :class:`StudentOutput`."""
+        return out.joints_3d
 
     def init_from(self, src: "Student") -> None:
         """Start from another student's weights (``model.init_checkpoint``): the same
@@ -182,9 +200,8 @@ class Student(nn.Module):
         return res
 
     @classmethod
-    def from_config(cls, config: dict, body_model: BodyModel | None) -> "Student":
-        """Build from the ``config`` dict stored in checkpoints (validate it first with
-        :func:`lifting.models.lifters.check_model_config`). ``body_model`` may be ``None`` only to
-        build a shape-only copy on the ``meta`` device."""
-        cfg = {k: v for k, v in config.items() if k != "arch"}
-        return cls(body_model, **cfg)
+    def from_config(cls, config: StudentConfig, body_model: BodyModel | None) -> "Student":
+        """Build from a :class:`StudentConfig` (the common signature of
+        :meth:`lifting.models.checkpoint.build_model`). ``body_model`` may be ``None`` only to
+        build a shape-only copy on the ``meta`` device. Raises nothing."""
+        return cls(config, body_model)

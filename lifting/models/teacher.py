@@ -5,18 +5,25 @@ window of ``T`` frames. Per joint it predicts a depth offset ``d`` (and a 2D pos
 only for joints that are masked in the input); the 3D pose follows the perspective lifting
 model of Chen et al. CVPR 2019 / ElePose CVPR 2022 (:func:`lifting.geometry.lift_depths`),
 so the visible joints reproject exactly onto the input.
+
+Its hyperparameters are a :class:`TeacherConfig` (stored in checkpoints as ``model_config``,
+validated field by field before a module is built); ``Lifter.from_config(config)`` builds it.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from ..geometry import ROOT_DEPTH, lift_depths
+from ..skeletons import CANON16
+from .base import ModelArgs, ModelConfigError, ModelInterface, arg
 
-__all__ = ["ResidualMLP", "Lifter", "ConfigField", "MAX_WINDOW", "MAX_WIDTH", "MAX_BLOCKS", "input_features",
-           "inflate_input_weights"]
+__all__ = ["ResidualMLP", "Lifter", "TeacherConfig", "check_canonical_joints", "MAX_WINDOW", "MAX_WIDTH", "MAX_BLOCKS",
+           "input_features", "inflate_input_weights"]
 
 #: largest window (frames) a stored model config may ask for (VideoPose3D's largest
 #: receptive field is 243 frames; this leaves room without allowing absurd inputs)
@@ -28,20 +35,45 @@ MAX_BLOCKS = 64
 
 
 @dataclass(frozen=True)
-class ConfigField:
-    """Type and range of one constructor argument stored in a checkpoint's ``model_config``
-    (checked by :func:`lifting.models.lifters.check_model_config` before any module is built).
+class TeacherConfig(ModelArgs):
+    """The teacher lifter's hyperparameters (stored as a checkpoint's ``model_config``; old
+    teacher checkpoints have no ``arch`` entry). Ranges are checked by
+    :meth:`lifting.models.base.ModelArgs.from_dict` before any module is built.
 
     Attributes:
-        kind: ``int``, ``float``, ``bool`` or ``str`` (``bool`` is not accepted as ``int``).
-        lo, hi: inclusive range for numbers (``None``: unbounded).
-        odd: the value must be odd (centred temporal windows).
+        num_joints: J (the canonical set's 16). window: T frames (odd; 1 = single-frame).
+        width, n_blocks: residual MLP size. root_index: the root joint (pelvis).
+        root_depth: ``c`` of the lifting model (normalised units).
+        refine_visible: visible joints' 2D is refined by a predicted offset.
+        use_confidence: the detector score is a fourth input channel.
     """
 
-    kind: type
-    lo: float | None = None
-    hi: float | None = None
-    odd: bool = False
+    ARCH: ClassVar[str] = "teacher"
+
+    num_joints: int = arg(int, 16, 1, 256)
+    window: int = arg(int, 1, 1, MAX_WINDOW, odd=True)
+    width: int = arg(int, 512, 1, MAX_WIDTH)
+    n_blocks: int = arg(int, 3, 0, MAX_BLOCKS)
+    root_index: int = arg(int, 0, 0, 255)
+    root_depth: float = arg(float, ROOT_DEPTH, 1e-3, 1e3)
+    refine_visible: bool = arg(bool, False)
+    use_confidence: bool = arg(bool, False)
+
+    def check(self, source: str = "checkpoint") -> None:
+        """Raises ModelConfigError: not the canonical 16 joints, or a root outside them."""
+        check_canonical_joints(self.num_joints, self.root_index, source)
+
+
+def check_canonical_joints(num_joints: int, root_index: int, source: str) -> None:
+    """A lifter's joint set must be :data:`lifting.skeletons.CANON16` (16 joints, the root one
+    of them).
+
+    Raises:
+        ModelConfigError: naming ``source``."""
+    if num_joints != CANON16.num_joints:
+        raise ModelConfigError(f"{source}: model has {num_joints} joints, expected {CANON16.num_joints} (canon16)")
+    if not 0 <= root_index < CANON16.num_joints:
+        raise ModelConfigError(f"{source}: model_config.root_index {root_index} is not a joint of canon16")
 
 
 def input_features(x: torch.Tensor, mask: torch.Tensor | None, conf: torch.Tensor | None,
@@ -125,7 +157,7 @@ class ResidualMLP(nn.Module):
         return self.out(h)
 
 
-class Lifter(nn.Module):
+class Lifter(ModelInterface, nn.Module):
     """2D -> 3D lifter over windows of ``window`` frames.
 
     Args:
@@ -148,13 +180,7 @@ class Lifter(nn.Module):
         ValueError: input of the wrong shape (names the expected one).
     """
 
-    #: the stored ``config``'s fields (see :class:`ConfigField`)
-    config_fields = {
-        "num_joints": ConfigField(int, 1, 256), "window": ConfigField(int, 1, MAX_WINDOW, odd=True),
-        "width": ConfigField(int, 1, MAX_WIDTH), "n_blocks": ConfigField(int, 0, MAX_BLOCKS),
-        "root_index": ConfigField(int, 0, 255), "root_depth": ConfigField(float, 1e-3, 1e3),
-        "refine_visible": ConfigField(bool), "use_confidence": ConfigField(bool),
-    }
+    config_class = TeacherConfig
 
     def __init__(
         self,
@@ -168,11 +194,10 @@ class Lifter(nn.Module):
         use_confidence: bool = False,
     ):
         super().__init__()
+        self.args = TeacherConfig(num_joints, window, width, n_blocks, root_index, root_depth, refine_visible,
+                                  use_confidence)
         self.num_joints, self.window, self.root_index, self.root_depth = num_joints, window, root_index, root_depth
         self.refine_visible, self.use_confidence = refine_visible, use_confidence
-        self.config = dict(num_joints=num_joints, window=window, width=width, n_blocks=n_blocks,
-                           root_index=root_index, root_depth=root_depth, refine_visible=refine_visible,
-                           use_confidence=use_confidence)
         self.in_channels = 4 if use_confidence else 3
         self.mlp = ResidualMLP(window * num_joints * self.in_channels, window * num_joints * 3, width, n_blocks,
                                out_scale=0.1)
@@ -224,8 +249,7 @@ class Lifter(nn.Module):
         return lift_depths(xy, out[..., 2], self.root_index, self.root_depth)
 
     @classmethod
-    def from_config(cls, config: dict) -> "Lifter":
-        """Build from the ``config`` dict stored in checkpoints (validate it first with
-        :func:`lifting.models.lifters.check_model_config`)."""
-        return cls(**config)
-
+    def from_config(cls, config: TeacherConfig, body_model=None) -> "Lifter":
+        """Build from a :class:`TeacherConfig` (``body_model`` is ignored: the common
+        signature of :meth:`lifting.models.checkpoint.build_model`). Raises nothing."""
+        return cls(**dataclasses.asdict(config))
