@@ -178,13 +178,15 @@ def test_bench_adapt_plausibility_measures_known_poses(tmp_path):
 
 def test_adapt_config_learning_rate_default_and_override():
     """The measured adaptation learning rate is the default; an override replaces it."""
-    from lifting.models.checkpoint import load_checkpoint
+    from lifting.models.checkpoint import load_checkpoint, stored_args
     from lifting.models.lifters import default_checkpoint
     from trainers.adapt import ADAPT_LR, adapt_config
 
-    mc = load_checkpoint(default_checkpoint())["model_config"]
-    assert adapt_config("teacher", mc).train.lr == pytest.approx(ADAPT_LR)
-    assert adapt_config("finetune", mc, ["train.lr=1e-5"]).train.lr == pytest.approx(1e-5)
+    args = stored_args(load_checkpoint(default_checkpoint()))
+    cfg = adapt_config("teacher", args)
+    assert cfg.train.lr == pytest.approx(ADAPT_LR)
+    assert (cfg.model.window, cfg.model.width, cfg.model.n_blocks) == (args.window, args.width, args.n_blocks)
+    assert adapt_config("finetune", args, ["train.lr=1e-5"]).train.lr == pytest.approx(1e-5)
 
 
 def test_adapt_plan_default_is_a_step_count():

@@ -19,7 +19,7 @@ user's own 2D tracks, then lifting those tracks with the adapted models. No 3D a
    adapt data passed as :class:`trainers.stages.TrackSources`) in ``OUT/runs/<stage>``
    (``config.yaml``, ``train_log.jsonl``, ``val_log.jsonl``; step snapshots with
    ``snapshots``). Checkpoints ``OUT/teacher.pt`` (and ``OUT/student.pt``) in the inference
-   format (:func:`trainers.loop.export_lifter`; ``posenet3d lift --checkpoint`` loads them),
+   format (:func:`lifting.models.checkpoint.export_checkpoint`; ``posenet3d lift --checkpoint`` loads them),
    ``OUT/adapt.json`` with the budget, data counts and the 3D-free validation before/after
    each stage (:func:`trainers.stages.validate_2d`), then
    :func:`lifting.lift.lift_file` of every input with the final model into ``OUT/lift`` (one
@@ -50,14 +50,13 @@ from omegaconf import DictConfig
 from lifting.data import WindowSampler
 from lifting.io.fileio import atomic_write, check_output_folder, staged_output_folder
 from lifting.lift import lift_file
-from lifting.models.checkpoint import load_checkpoint, save_checkpoint
-from lifting.models.lifters import (bundled_single_frame, bundled_teacher_for_window, default_checkpoint,
-                                    is_student_config, resolve_checkpoint)
+from lifting.models.checkpoint import export_checkpoint, load_checkpoint, model_class, save_checkpoint, stored_args
+from lifting.models.lifters import bundled_single_frame, bundled_teacher_for_window, default_checkpoint, resolve_checkpoint
 from lifting.options import LiftOptions
 from lifting.track_data import MIN_FRAMES, RealPosePool, expand_inputs, load_track_2d, read_pose_pool
 from trainers.config import load_config
-from trainers.loop import export_lifter, train
-from trainers.stages import TrackSources, build_stage
+from trainers.loop import train
+from trainers.stages import TrackSources, build_stage, training_overrides
 
 __all__ = ["adapt", "AdaptSettings", "DEFAULT_STEPS", "SELECTION_KEY", "ADAPT_LR", "adapt_config"]
 
@@ -95,7 +94,7 @@ def _student_teacher(ck: dict) -> Path:
     stored = ((ck.get("config") or {}).get("student") or {}).get("teacher_checkpoint")
     if stored and Path(stored).is_file():
         return Path(stored)
-    return bundled_teacher_for_window(int(ck["model_config"].get("window", 1)))
+    return bundled_teacher_for_window(stored_args(ck).window)
 
 
 def _resolve(checkpoint: str | Path | None) -> Path:
@@ -108,28 +107,22 @@ def _resolve(checkpoint: str | Path | None) -> Path:
     return resolve_checkpoint(checkpoint)
 
 
-def adapt_config(stage: str, model_config: dict, overrides: list[str] | None = None) -> DictConfig:
+def adapt_config(stage: str, args, overrides: list[str] | None = None) -> DictConfig:
     """The stage config of an adaptation run: ``configs/<stage>.yaml`` with the model's
-    architecture (``model_config`` of its checkpoint), random views about the body's axis
+    architecture (``args``: its checkpoint's :func:`lifting.models.checkpoint.stored_args`,
+    through :func:`trainers.stages.training_overrides`), random views about the body's axis
     (``views.rotate_about=body``), no mocap (``data.npz=null``), a constant network learning
     rate :data:`ADAPT_LR` (critic 2e-4), losses logged every 20 steps, and ``overrides``.
 
     Raises:
         trainers.config.ConfigError: an unknown key or bad value in ``overrides``.
     """
-    base = [f"model.window={int(model_config['window'])}", f"model.width={int(model_config['width'])}",
-            f"model.n_blocks={int(model_config['n_blocks'])}", "data.npz=null", f"train.lr={ADAPT_LR}",
-            "train.critic_lr=2.0e-4", "train.min_lr_ratio=1.0", "train.log_every=20",
+    base = ["data.npz=null", f"train.lr={ADAPT_LR}", "train.critic_lr=2.0e-4", "train.min_lr_ratio=1.0",
+            "train.log_every=20",
             # the user's cameras are unknown and often raised: random views about the body's
             # own up axis (the same as the camera's for level cameras; BENCHMARKS.md issue 15)
             "views.rotate_about=body"]
-    if "refine_visible" in model_config:
-        base.append(f"model.refine_visible={bool(model_config['refine_visible'])}")
-    if "use_confidence" in model_config:
-        base.append(f"model.use_confidence={bool(model_config['use_confidence'])}")
-    if "learn_marker_offsets" in model_config:
-        base.append(f"student.learn_marker_offsets={bool(model_config['learn_marker_offsets'])}")
-    return load_config(stage, base + list(overrides or []))
+    return load_config(stage, training_overrides(args) + base + list(overrides or []))
 
 
 def _loop_settings(stage: str, steps: int, warmup: int, snapshots: bool) -> list[str]:
@@ -292,18 +285,19 @@ def adapt(inputs, out_dir: str | Path, checkpoint: str | Path | None = None,
 
 @dataclass
 class _Job:
-    """What :func:`_prepare` sets up for an adaptation: paths, data, the teacher's config, the
-    timed seconds per step, and the student's stage name, model config and config overrides
-    (``student`` None when adapting a teacher)."""
+    """What :func:`_prepare` sets up for an adaptation: paths, data, the teacher's model config
+    and config overrides, the timed seconds per step, and the student's stage name, model
+    config and config overrides (``student`` None when adapting a teacher)."""
 
     ckpt_path: Path
     teacher_path: Path
     split: object
     sources: TrackSources
-    t_cfg: list[str]
+    t_args: object  # the teacher's lifting.models.teacher.TeacherConfig
+    t_over: list[str]
     t_step: float
     s_step: float = 0.0
-    student: tuple | None = None  # (stage name, model_config, config overrides)
+    student: tuple | None = None  # (stage name, the student's StudentConfig, config overrides)
 
 
 @dataclass(frozen=True)
@@ -318,10 +312,10 @@ def _prepare(inputs, checkpoint, st: AdaptSettings, o: LiftOptions, critic_real)
     """Resolve the model, read the data, and time a step of each stage (on throw-away stages)."""
     ckpt_path = _resolve(checkpoint)
     ck = load_checkpoint(ckpt_path)
-    is_student = is_student_config(ck["model_config"])
+    is_student = model_class(ck).outputs_smpl
     teacher_path = _student_teacher(ck) if is_student else ckpt_path
-    t_ck = load_checkpoint(teacher_path)
-    window = int(t_ck["model_config"]["window"])
+    t_args = stored_args(load_checkpoint(teacher_path), str(teacher_path))
+    window = t_args.window
     split = load_track_2d(inputs, fmt=o.keypoint_format, fps=o.fps, conf_threshold=o.conf_threshold,
                           min_joints=o.min_joints, window=window, val_fraction=st.val_fraction, seed=st.seed,
                           min_frames=st.min_frames, tracker=o.tracker)
@@ -330,12 +324,13 @@ def _prepare(inputs, checkpoint, st: AdaptSettings, o: LiftOptions, critic_real)
                            split.val if split.val is not None else split.train)
     ov = [f"seed={st.seed}", f"train.batch_size={st.batch_size}"] + list(st.overrides)
     t_over = ov + [f"model.init_checkpoint={teacher_path}"]
-    probe = build_stage("teacher", adapt_config("teacher", t_ck["model_config"], t_over), sources=sources)
-    job = _Job(ckpt_path, teacher_path, split, sources, t_over, _timed_steps(probe, st.batch_size, _TIMING_STEPS))
+    probe = build_stage("teacher", adapt_config("teacher", t_args, t_over), sources=sources)
+    job = _Job(ckpt_path, teacher_path, split, sources, t_args, t_over,
+               _timed_steps(probe, st.batch_size, _TIMING_STEPS))
     if is_student:  # timed against the unadapted teacher; the run trains on the adapted one
         name = "student" if st.student_mode == "distill" else "finetune"
-        job.student = (name, ck["model_config"], ov + [f"model.init_checkpoint={ckpt_path}"])
-        probe = build_stage(name, adapt_config(name, ck["model_config"], job.student[2]
+        job.student = (name, stored_args(ck, str(ckpt_path)), ov + [f"model.init_checkpoint={ckpt_path}"])
+        probe = build_stage(name, adapt_config(name, job.student[1], job.student[2]
                                                + [f"student.teacher_checkpoint={teacher_path}"]), sources=sources)
         job.s_step = _timed_steps(probe, st.batch_size, 2)
     return job
@@ -359,10 +354,10 @@ def _run_stage(name: str, cfg: DictConfig, job: _Job, run_dir: Path, progress: b
 
 
 def _ship(run_dir: Path, dest: Path, which: str = "model", teacher_at: Path | None = None) -> dict:
-    """Export the run's best.pt (:func:`trainers.loop.export_lifter`) to ``dest``; a student's
+    """Export the run's best.pt (:func:`lifting.models.checkpoint.export_checkpoint`) to ``dest``; a student's
     recorded ``student.teacher_checkpoint`` becomes ``teacher_at`` (its path once the output
     is in place). Returns the exported validation (``val``)."""
-    export_lifter(run_dir / "best.pt", dest, which=which)
+    export_checkpoint(run_dir / "best.pt", dest, which=which)
     if teacher_at is not None:
         ck = load_checkpoint(dest)
         ck["config"]["student"]["teacher_checkpoint"] = str(teacher_at)
@@ -379,16 +374,16 @@ def _train(job: _Job, plan: dict, st: AdaptSettings, where: _Folders, summary: d
     (:func:`_run_stage`). Everything is written into ``where.staging``; the paths recorded (and
     returned) are those in ``where.out``. Returns the final checkpoint's path in ``where.out``."""
     runs, val = where.staging / "runs", summary["validation"]
-    t_cfg = adapt_config("teacher", load_checkpoint(job.teacher_path)["model_config"],
-                         job.t_cfg + _loop_settings("teacher", plan["teacher"], summary["critic_warmup"], st.snapshots))
+    t_cfg = adapt_config("teacher", job.t_args,
+                         job.t_over + _loop_settings("teacher", plan["teacher"], summary["critic_warmup"], st.snapshots))
     sel = summary["selection"]["teacher"] = _run_stage("teacher", t_cfg, job, runs / "teacher", progress)
     val |= {"teacher_before": sel["by_step"][0], "teacher_after": _ship(runs / "teacher", where.staging / "teacher.pt")}
     _drop_weights(runs / "teacher")
     if job.student is None:
         return where.out / "teacher.pt"
-    name, model_config, over = job.student
+    name, s_args, over = job.student
     warmup = min(int(st.critic_warmup), plan["student"] // 2)
-    s_cfg = adapt_config(name, model_config, over + [f"student.teacher_checkpoint={where.staging / 'teacher.pt'}"]
+    s_cfg = adapt_config(name, s_args, over + [f"student.teacher_checkpoint={where.staging / 'teacher.pt'}"]
                          + _loop_settings(name, plan["student"], warmup, st.snapshots))
     sel = summary["selection"]["student"] = _run_stage(name, s_cfg, job, runs / "student", progress)
     val |= {"student_before": _without_teacher(sel["by_step"][0]),
