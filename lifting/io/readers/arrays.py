@@ -98,6 +98,13 @@ def numeric_array(a: Any, source: str, key: str) -> np.ndarray:
 
 
 def main_array(arrays: dict, source: str) -> tuple[str, np.ndarray]:
+    """The keypoint array of a .npy/.npz and its key: ``keypoints_2d``, ``positions_2d`` or
+    ``landmarks`` when present, else the only 3-D array; float64 ``(T, J, C)``, T >= 1.
+
+    Raises:
+        TrackFormatError: pickled objects only, no or several candidate arrays, a shape that
+            is not ``(T, J, C)``, or more than :data:`MAX_PERSON_FRAMES` frames.
+    """
     keys = [k for k in ("keypoints_2d", "positions_2d", "landmarks") if k in arrays]
     three = [k for k, a in arrays.items() if isinstance(a, np.ndarray) and a.ndim == 3]
     objects = [k for k, a in arrays.items() if not isinstance(a, np.ndarray) or a.dtype == object]
@@ -118,7 +125,8 @@ def main_array(arrays: dict, source: str) -> tuple[str, np.ndarray]:
         raise TrackFormatError(f"{source}: array {key or '(npy)'} has shape {a.shape}; expected (T, 17, 2|3) "
                                "Human3.6M or (T, 33, 2..5) MediaPipe with T >= 1")
     if a.shape[0] > common.MAX_PERSON_FRAMES:
-        raise TrackFormatError(f"{source}: {a.shape[0]} frames, more than MAX_PERSON_FRAMES = {common.MAX_PERSON_FRAMES}")
+        raise TrackFormatError(f"{source}: {a.shape[0]} frames, more than MAX_PERSON_FRAMES = "
+                               f"{common.MAX_PERSON_FRAMES}")
     return key, a
 
 

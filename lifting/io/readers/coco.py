@@ -35,8 +35,16 @@ def read_coco(inp: Input, joint_set: str | None, opts: ReadOptions) -> Detection
     ``{"meta": {...}, "annotations": [...]}`` of :mod:`lifting.io.tracks` (``meta.fps``,
     ``meta.width`` / ``height``, ``meta.keypoint_format``).  K = 17 (COCO) or 26 (Halpe);
     whole-body K = 133 (COCO-WholeBody) or 136 (Halpe-136) are read as their body part
-    (:data:`WHOLE_BODY`).
+    (:data:`~lifting.io.readers.common.WHOLE_BODY`).
     Files over ``STREAM_BYTES`` are streamed (``ijson``).
+
+    Returns :class:`Detections` (keypoints ``(N, K, 3)`` x, y px, confidence; boxes ``[x, y,
+    w, h]`` px; ``fps`` from ``meta.fps``, ``image_size`` from ``meta.width`` / ``height``).
+
+    Raises:
+        TrackFormatError: not JSON records, a record without ``image_id`` / ``keypoints``, a
+            keypoint list that is not ``3 K`` numbers, joint counts other than 17 / 26 (or
+            133 / 136) or differing between records, a bad ``meta``, no person record.
     """
     source, warnings = inp.source, []
     if inp.kind == "stream":
@@ -134,6 +142,12 @@ def read_coco_annotations(inp: Input, joint_set: str | None, opts: ReadOptions) 
     labelled, 1 labelled but occluded, 2 visible), mapped to confidence 0 / 1 / 1.  Frame
     order: the digits of each image's ``file_name`` (``"000123.jpg"`` -> 123) when every
     image has a distinct number there, else the rank of the image ``id``.
+
+    Returns :class:`Detections` (keypoints ``(N, K, 3)`` x, y px, confidence 0 / 1).
+
+    Raises:
+        TrackFormatError: no ``images`` / ``annotations`` lists, bad or duplicate image ids,
+            an annotation whose ``image_id`` is not in ``images``, malformed records.
     """
     source, data = inp.source, inp.data
     if inp.kind != "json" or not isinstance(data, dict) or not isinstance(data.get("images"), list) \
@@ -167,8 +181,8 @@ def read_coco_annotations(inp: Input, joint_set: str | None, opts: ReadOptions) 
     dets = DetectionRows(source)
     _parse_records(data["annotations"], dets, warnings, flags=True, frame_of=frame_of)
     k = dets.num_joints
-    joint_set = want_joint_set(joint_set, joint_set_by_count(k, RECORD_JOINT_SETS) or f"{k} joints", RECORD_JOINT_SETS, source,
-                      f"annotations have {k} joints per person")
+    found = joint_set_by_count(k, RECORD_JOINT_SETS) or f"{k} joints"
+    joint_set = want_joint_set(joint_set, found, RECORD_JOINT_SETS, source, f"annotations have {k} joints per person")
     return finish(dets, joint_set=joint_set, opts=opts, warnings=warnings,
                    meta={"input_format": "coco-annotations"}, hint="add 'track_id' to the annotations")
 

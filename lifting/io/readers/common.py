@@ -88,6 +88,14 @@ class DetectionRows:
         self.cap = cap
 
     def add(self, frame: int, tid: int | None, kp: np.ndarray, box: Any, score: Any, loc: tuple[int, int]) -> None:
+        """Append one detection: ``frame``, file track id (None = none), keypoints ``(K, 3)``
+        (x, y px, confidence), box ``[x, y, w, h]`` px or None, score or None, and its
+        location ``loc`` for messages.
+
+        Raises:
+            TrackFormatError: more than :data:`MAX_PERSON_FRAMES` rows, or a joint count
+                other than the first detection's.
+        """
         if self.n >= MAX_PERSON_FRAMES:
             raise TrackFormatError(f"{self.source}: more than MAX_PERSON_FRAMES = {MAX_PERSON_FRAMES} detections; "
                                    "split the input")
@@ -116,6 +124,7 @@ class DetectionRows:
         return self.n
 
     def where(self, i: int) -> str:
+        """Where row ``i`` is in the file, in words (e.g. ``"record 12"``)."""
         return self.describe(*map(int, self.loc[i]))
 
 
@@ -161,6 +170,11 @@ def detection_score(value: Any, what: str) -> float | None:
 
 
 def frame_index(value: Any, what: str) -> int:
+    """A frame index written as a JSON number (an integer, or a float with no fraction).
+
+    Raises:
+        TrackFormatError: not a non-negative integer, or above :data:`MAX_FRAME_INDEX`.
+    """
     if isinstance(value, bool) or not isinstance(value, int) and not (
         isinstance(value, float) and math.isfinite(value) and value.is_integer()
     ):
@@ -170,6 +184,7 @@ def frame_index(value: Any, what: str) -> int:
 
 
 def bounded_frame(value: int, what: str) -> int:
+    """``value`` when it is in ``0 .. MAX_FRAME_INDEX``; else a TrackFormatError naming ``what``."""
     if value < 0 or value > MAX_FRAME_INDEX:
         raise TrackFormatError(f"{what}: frame index {describe(value)} is out of range "
                                f"(0 .. MAX_FRAME_INDEX = {MAX_FRAME_INDEX})")
@@ -178,6 +193,12 @@ def bounded_frame(value: int, what: str) -> int:
 
 
 def file_fps(value: Any, source: str, key: str) -> float | None:
+    """The frame rate stored under ``key`` of a file (frames/s): a number or one-element
+    numeric array > 0, or None when absent.
+
+    Raises:
+        TrackFormatError: anything else (an array of several values, 0, NaN, a string...).
+    """
     if value is None:
         return None
     if isinstance(value, np.ndarray):
@@ -191,6 +212,12 @@ def file_fps(value: Any, source: str, key: str) -> float | None:
 
 
 def pixels(value: Any, what: str) -> int:
+    """An image width or height stored in a file: a number (or one-element array) in
+    ``(0, 1e7]`` pixels, as an int.
+
+    Raises:
+        TrackFormatError: anything else, naming ``what``.
+    """
     if isinstance(value, np.ndarray):
         value = value.item() if value.size == 1 and np.issubdtype(value.dtype, np.number) else None
     if not positive_finite(value) or value > 1e7:
@@ -232,6 +259,7 @@ def keep_body_part(dets: DetectionRows, warnings: list[str]) -> None:
 
 
 def joint_set_by_count(k: int, allowed: tuple[str, ...]) -> str | None:
+    """The one joint set of ``allowed`` with ``k`` joints, or None (none, or several)."""
     hits = [n for n in allowed if get_skeleton(n).num_joints == k]
     return hits[0] if len(hits) == 1 else None
 

@@ -34,7 +34,19 @@ def _record_joints(records: Any) -> int | None:
 
 
 def detect(inp: Input) -> str:
-    """The :data:`FORMATS` name for loaded input."""
+    """The :data:`lifting.io.readers.FORMATS` name for loaded input ``inp``.
+
+    Rules, in order: a folder is OpenPose; a CSV table is MediaPipe when its columns are a
+    MediaPipe layout; arrays are VideoPose3D (``positions_2d`` dictionaries), MediaPipe
+    (``landmarks`` or 33 joints) or Human3.6M; JSON is MMPose (``instance_info`` /
+    ``predictions``), OpenPose (``people``), a COCO annotation file (``images`` +
+    ``annotations``), MediaPipe (``frames``), else COCO-style records (Halpe-26 when the
+    first record has 26 joints).  Large JSON is sampled (:func:`_json_sample`).
+
+    Raises:
+        TrackFormatError: a CSV table or JSON document no format claims (the message lists
+            what was expected and asks for ``--format``).
+    """
     data, source = inp.data, inp.source
     if inp.kind == "stream":
         data = _json_sample(source)
@@ -70,9 +82,8 @@ def detect(inp: Input) -> str:
     return "halpe26" if _record_joints(data) == 26 else "coco"
 
 
-
 def _json_sample(source: str) -> Any:
-    """A small stand-in for a large JSON document, enough for :func:`_detect_json`: a
+    """A small stand-in for a large JSON document, enough for :func:`detect`: a
     top-level list becomes ``[first item]``; an object becomes its top-level keys with list
     values cut to their first item. Parsed incrementally (``ijson``), in constant memory."""
     import ijson

@@ -165,6 +165,12 @@ def read_mediapipe(inp: Input, joint_set: str | None, opts: ReadOptions) -> Dete
     Confidence = ``visibility`` (1 when absent).  Pixel = x * W, y * H; W and H are required
     (or the ``image_size`` argument).  One person per frame (MediaPipe Pose is single-person).
     CSV tables as MediaPipe scripts write them: :func:`mediapipe_csv`.
+
+    Returns :class:`Detections` (keypoints ``(N, 33, 3)`` x, y px, visibility; one per frame).
+
+    Raises:
+        TrackFormatError: no ``frames`` list, a frame without 33 landmarks, a landmark without
+            x / y, no image size for normalised landmarks, a frame index twice, no landmarks.
     """
     if inp.kind == "arrays":
         return _read_mediapipe_arrays(inp, opts)

@@ -70,8 +70,16 @@ def read_mmpose(inp: Input, joint_set: str | None, opts: ReadOptions) -> Detecti
     list per image; a JSON list of such results is read frame after frame).  An instance is
     ``{"keypoints": [[x, y], ...], "keypoint_scores": [...], "bbox": [[x1, y1, x2, y2]],
     "bbox_score": s, "track_id"?}``; MMPose writes no ``track_id``, so multi-person files are
-    tracked (module docstring).  ``frame_id`` is kept as written.  K = 17 (COCO) or 26 (Halpe);
-    whole-body K = 133 (COCO-WholeBody) or 136 (Halpe) are read as their body part (:data:`WHOLE_BODY`).
+    tracked by the next step (:func:`lifting.track.track`).  ``frame_id`` is kept as written.
+    K = 17 (COCO) or 26 (Halpe); whole-body K = 133 (COCO-WholeBody) or 136 (Halpe) are read as
+    their body part (:data:`~lifting.io.readers.common.WHOLE_BODY`).
+
+    Returns :class:`Detections` (keypoints ``(N, K, 3)`` x, y px, score; boxes converted from
+    ``[x1, y1, x2, y2]`` to ``[x, y, w, h]`` px).
+
+    Raises:
+        TrackFormatError: not JSON, none of the layouts above, malformed instances, a joint
+            count other than 17 / 26 (or 133 / 136), no instance.
     """
     source = inp.source
     if inp.kind != "json":
@@ -88,8 +96,8 @@ def read_mmpose(inp: Input, joint_set: str | None, opts: ReadOptions) -> Detecti
     warnings: list[str] = []
     keep_body_part(dets, warnings)
     k = dets.num_joints
-    joint_set = want_joint_set(joint_set, joint_set_by_count(k, _MMPOSE_JOINT_SETS) or f"{k} joints", _MMPOSE_JOINT_SETS, source,
-                      f"MMPose instances have {k} keypoints")
+    found = joint_set_by_count(k, _MMPOSE_JOINT_SETS) or f"{k} joints"
+    joint_set = want_joint_set(joint_set, found, _MMPOSE_JOINT_SETS, source, f"MMPose instances have {k} keypoints")
     return finish(dets, joint_set=joint_set, opts=opts, warnings=warnings, meta={"input_format": "mmpose"},
                    hint="add 'track_id' to the instances")
 

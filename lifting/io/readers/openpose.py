@@ -103,10 +103,18 @@ def read_openpose(inp: Input, joint_set: str | None, opts: ReadOptions) -> Detec
     "people": [{"person_id": [-1], "pose_keypoints_2d": [x, y, c] * K, ...}]}``; the demo names
     files ``<video>_<12 digits>_keypoints.json``, other tools ``cam01.0000.json`` and the like:
     every ``*.json`` holding ``people`` is read, its frame index is the last digit group of the
-    file name.  K = 25 (BODY_25, or BODY_25B of openpose_train's experimental_models README; told
-    apart by geometry, :func:`_body25_variant`), 18 (COCO-18) or 135 (BODY_135, body part used).
-    ``person_id`` (OpenPose ``--tracking``) is the track id when set (>= 0); OpenPose's default
-    ``[-1]`` means untracked, and multi-person untracked files are tracked (module docstring).
+    file name.  K = 25 (BODY_25, or BODY_25B of openpose_train's experimental_models README;
+    told apart by geometry, :mod:`lifting.io.readers.body25`), 18 (COCO-18) or 135 (BODY_135,
+    body part used).  ``person_id`` (OpenPose ``--tracking``) is the track id when set (>= 0);
+    OpenPose's default ``[-1]`` means untracked, and multi-person untracked files are tracked
+    by the next step (:func:`lifting.track.track`).
+
+    Returns :class:`Detections` (keypoints ``(N, K, 3)`` x, y px, confidence; no boxes).
+
+    Raises:
+        TrackFormatError: no OpenPose file, two files of one frame (several cameras), a
+            keypoint list that is not x, y, c triples, a joint count other than 25 / 18 / 135,
+            an ambiguous BODY_25 / BODY_25B geometry (asks for ``--format``).
     """
     warnings: list[str] = []
     docs = _openpose_documents(inp, warnings)

@@ -24,6 +24,14 @@ def read_videopose3d(inp: Input, joint_set: str | None, opts: ReadOptions) -> De
     with a restricted unpickler (arrays and dictionaries only).  Each video is one track (ids
     0, 1, ... in sorted video-name order; ``meta["videos"]`` maps id -> name); ``image_size``
     is set when all videos share one size.  ``layout_name`` ``"h36m"`` gives h36m17.
+
+    Returns :class:`Detections` (keypoints ``(N, 17, 3)`` x, y px, confidence 1 or the third
+    channel; ``track_names`` = the video names).
+
+    Raises:
+        TrackFormatError: no ``positions_2d`` dictionary, a video without a ``(T, 17, 2|3)``
+            array, an unknown ``layout_name`` or one contradicting ``--format``, bad
+            ``video_metadata``.
     """
     source, arrays = inp.source, inp.data
     if inp.kind != "arrays":
