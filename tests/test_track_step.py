@@ -80,3 +80,10 @@ def test_one_table_dispatches_every_format():
     modules = {e.reader.__module__ for e in FORMATS.values()}
     assert modules == {f"lifting.io.readers.{m}" for m in ("coco", "openpose", "mmpose", "mediapipe", "h36m",
                                                             "videopose3d")}
+
+
+def test_record_meta_names_follow_the_format_table():
+    """``meta.keypoint_format`` of a record file takes the FORMATS names that force a record joint set."""
+    from lifting.io.readers import RECORD_JOINT_SETS, coco
+
+    assert coco._META_JOINT_SETS == {k: e.joint_set for k, e in FORMATS.items() if e.joint_set in RECORD_JOINT_SETS}
