@@ -1,7 +1,7 @@
 """The user's own 2D keypoint files -> 2D-only training windows (no 3D of any kind).
 
-Every input goes through the exact lift-time path: :func:`lifting.io.readers.read_detections` then :func:`lifting.track.track`
-(any format ``posenet3d lift`` reads), :func:`lifting.prepare.canonical_track` (name-based
+Every input goes through the exact lift-time path: :func:`lifting.io.readers.read_detections`
+(any format ``posenet3d lift`` reads) then :func:`lifting.track.track`, :func:`lifting.prepare.canonical_track` (name-based
 mapping to :data:`lifting.skeletons.CANON16`; a joint below the confidence threshold is
 *masked*, its coordinate a 0 placeholder the lifter never sees as observed; frames without
 a visible pelvis or with fewer than ``min_joints`` joints dropped), the lift pipeline's run
