@@ -37,11 +37,12 @@ from tqdm import tqdm
 from .inference import HEIGHT_PROXY_FRACTION
 from .io.fileio import atomic_write, check_output_folder, staged_output_folder
 from .models.lifters import bundled_single_frame, default_checkpoint, load_lifter
-from .io.readers import read_tracks
+from .io.readers import read_detections
 from .io.tracks import Track, TrackSet
 from .options import LiftOptions, check_fps
 from .outputs import LiftOutputs
 from .smoothing import smooth_tracks
+from . import track as track_step
 from .prepare import canonical_track, identity_switches, person_check, run_offsets
 from .placement import Intrinsics, fit_floor, guess_intrinsics, lowest_feet, read_camera, root_translation, track_motion
 from .refine import fit_track
@@ -165,8 +166,10 @@ def _floor(paths: dict, feet: list, folder: Path, o: LiftOptions) -> dict:
 
 
 def _read(tracks_path, o: LiftOptions) -> TrackSet:
-    """Read (and, for files without ids, track) the input: the one place the pipeline reads it."""
-    ts = read_tracks(tracks_path, fmt=o.keypoint_format, fps=o.fps, tracker=o.tracker, image_size=o.image_size)
+    """Read the input, then track it (ids from the file, or the tracker for untracked multi-person
+    input): the one place the pipeline reads it."""
+    dets = read_detections(tracks_path, fmt=o.keypoint_format, fps=o.fps, image_size=o.image_size)
+    ts = track_step.track(dets, o.tracker)
     check_fps(ts.fps, f"{tracks_path}: frame rate (meta fps; override with --fps)")
     return ts
 
@@ -209,7 +212,7 @@ def _option_notes(lifter, o: LiftOptions) -> list[str]:
 
 
 def lift_file(tracks_path: str | Path, out_dir: str | Path, options: LiftOptions = LiftOptions()) -> dict:
-    """Lift every track of a keypoint file (any format :func:`lifting.io.readers.read_tracks`
+    """Lift every track of a keypoint file (any format :func:`lifting.io.readers.read_detections`
     reads) and write the outputs to ``out_dir`` as one atomic unit.
 
     Steps: load the model -> read (and track) -> lift each track -> write it -> figures,

@@ -11,7 +11,7 @@ import shutil
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from .io.readers import TRACKERS  # one definition, next to the tracker call site
+from .track import TRACKERS  # one definition, next to the tracking step
 from .skeletons import CANON16
 from .smoothing import SMOOTHING_METHODS
 
@@ -79,7 +79,7 @@ class LiftOptions:
         fps: frame rate in frames/s overriding the file's (``None``: the file's, else unknown).
         keypoint_format: reader/joint-set name, ``None`` = detect (``lifting.io.readers``).
         tracker: identity association for files without track ids: ``auto|none|oks+iou|oks|iou``
-            (passed to :func:`lifting.io.readers.read_tracks` when it supports it).
+            (passed to :func:`lifting.track.track` when it supports it).
         conf_threshold: joints with confidence below it are masked, in ``(0, 1]`` (0 would
             count the ``(0, 0)`` placeholders of missing joints as observed).
         min_joints: a frame needs a visible pelvis and this many visible canonical joints,

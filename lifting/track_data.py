@@ -1,7 +1,7 @@
 """The user's own 2D keypoint files -> 2D-only training windows (no 3D of any kind).
 
-Every input goes through the exact lift-time path: :func:`lifting.io.readers.read_tracks`
-(any format ``posenet3d lift`` reads), :func:`lifting.prepare.canonical_track` (name-based
+Every input goes through the exact lift-time path: :func:`lifting.io.readers.read_detections`
+(any format ``posenet3d lift`` reads) then :func:`lifting.track.track`, :func:`lifting.prepare.canonical_track` (name-based
 mapping to :data:`lifting.skeletons.CANON16`; a joint below the confidence threshold is
 *masked*, its coordinate a 0 placeholder the lifter never sees as observed; frames without
 a visible pelvis or with fewer than ``min_joints`` joints dropped), the lift pipeline's run
@@ -28,9 +28,10 @@ import torch
 
 from .data import Projected2D, WindowSampler
 from .geometry import normalize_2d
-from .io.readers import detect_format, read_tracks
+from .io.readers import detect_format, read_detections
 from .io.tracks import TrackFormatError
 from .prepare import canonical_track, identity_switches, resample_runs, run_offsets
+from .track import track
 from .track_lifter import MODEL_FPS
 from .skeletons import CANON16, COCO17, MOCAP21
 
@@ -108,7 +109,7 @@ def _runs(path: Path, fmt, fps, conf_threshold: float, min_joints: int, window: 
           tracker: str = "auto") -> list[dict]:
     """Gap-free runs of every track of one file, canonical and (temporal models) resampled.
     Each run: ``{"name", "track", "kp" (n, 16, 2), "mask" (n, 16), "conf" (n, 16), "fps"}``."""
-    ts = read_tracks(path, fmt=fmt, fps=fps, tracker=tracker)
+    ts = track(read_detections(path, fmt=fmt, fps=fps), tracker)
     src_fps = ts.fps
     ratio = MODEL_FPS / src_fps if (window > 1 and src_fps is not None and abs(src_fps - MODEL_FPS) > 1e-3) else 1.0
     counts["files"] += 1
@@ -152,7 +153,7 @@ def load_track_2d(paths, *, fmt: str | None = None, fps: float | None = None, co
 
     Args:
         paths: files or folders (:func:`expand_inputs`) in any format ``lift`` reads.
-        fmt, fps: as :func:`lifting.io.readers.read_tracks` (``fps`` overrides the files').
+        fmt, fps: as :func:`lifting.io.readers.read_detections` (``fps`` overrides the files').
         conf_threshold: joints below it are masked (never a 0 coordinate seen as observed).
         min_joints: frames with fewer visible canonical joints (or no pelvis) are dropped.
         window: frames per training window ``T``; runs shorter than ``T`` are dropped and, for
@@ -161,7 +162,7 @@ def load_track_2d(paths, *, fmt: str | None = None, fps: float | None = None, co
         val_fraction: fraction of usable frames held out as whole tracks (chosen by a
             ``seed``-ed permutation; at least one track stays for training; 0 = none).
         min_frames: fewest usable frames accepted.
-        tracker: identity association of untracked detections (``read_tracks``' ``tracker``).
+        tracker: identity association of untracked detections (:func:`lifting.track.track`'s ``tracker``).
 
     Returns:
         :class:`TrackSplit`.
@@ -232,7 +233,7 @@ def read_pose_pool(paths, *, conf_threshold: float = 0.3, min_joints: int = 8, w
         if int(window) > 1:
             raise ValueError(f"{p}: still photos give single poses; critic.real_tracks for a temporal model "
                              f"(model.window={window}) needs track files")
-        ts = read_tracks(p, fmt="coco-annotations", tracker="stills")  # every annotated person one pose
+        ts = track(read_detections(p, fmt="coco-annotations"), "stills")  # every annotated person one pose
         for t in ts.tracks:
             c = canonical_track(t, ts.keypoint_format, conf_threshold, min_joints)
             if len(c.frame_ids):

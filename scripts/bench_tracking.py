@@ -38,7 +38,8 @@ import numpy as np
 
 from lifting.io import tracking
 from lifting.io.tracking import oks_sigmas
-from lifting.io.readers import read_coco_tracks
+from lifting.io.readers import read_detections
+from lifting.track import track
 from lifting.skeletons import COCO17
 
 DEFAULT_REAL = os.path.join("..", "shared", "data", "real_tracks", "vtest_hog_blazepose_coco17.json")
@@ -264,7 +265,7 @@ def _covered(box: np.ndarray, other: np.ndarray) -> float:
 
 def _example_poses() -> np.ndarray:
     """``(P, 17, 2)`` poses of the bundled example track, pelvis-centred, unit height."""
-    kp = read_coco_tracks(EXAMPLE).tracks[0].keypoints[..., :2].astype(np.float64)
+    kp = track(read_detections(EXAMPLE, "coco")).tracks[0].keypoints[..., :2].astype(np.float64)
     kp = kp - kp[:, 11:13].mean(1, keepdims=True)
     return kp / np.ptp(kp[..., 1], axis=1)[:, None, None]
 
@@ -409,7 +410,7 @@ def speed(path: str, costs: tuple[str, ...] = ("oks+iou",), tracker=tracking, tr
     identity metrics: the large input is 100 jittered copies of one track, so identity is
     ill-posed."""
     t0 = time.perf_counter()
-    data = flatten(read_coco_tracks(path))
+    data = flatten(track(read_detections(path, "coco")))
     t_read = time.perf_counter() - t0
     sig = oks_sigmas(COCO17.joint_names)
     n = len(data["frames"])
@@ -441,7 +442,7 @@ ABLATIONS = {
 
 def crowded_rows(tracker, n: int, first: int = 0) -> list[tuple[str, dict]]:
     """Identity rows of the crowded case (seeds ``first .. first + n - 1``): 10 fps and 5 fps,
-    frame rate unknown (what the file readers pass) and known; ablations at 10 fps (only for a
+    frame rate unknown (a file without one) and known (the track step passes it); ablations at 10 fps (only for a
     tracker that has those options)."""
     rows = []
     fields = getattr(tracker.TrackerConfig, "__dataclass_fields__", {})
@@ -493,7 +494,7 @@ def main(argv: list[str] | None = None) -> None:
     rows += [(f"synthetic ({args.seeds} x 300 frames), keypoints only | {c}", score(nobox, tracker, cost=c))
              for c in COSTS]
     if os.path.exists(args.real):
-        real = flatten(read_coco_tracks(args.real))
+        real = flatten(track(read_detections(args.real, "coco")))
         rows += [(f"real vtest (ids of a greedy IoU tracker) | {c}", score(real, tracker, cost=c)) for c in COSTS]
         ours = tracker.track_detections(real["frames"], real["keypoints"], oks_sigmas(COCO17.joint_names),
                                         real["boxes"], tracker.TrackerConfig()).track_ids

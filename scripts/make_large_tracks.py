@@ -6,9 +6,10 @@ shifted copies), 30 fps.
 """
 import sys
 import numpy as np, time
-from lifting.io.readers import read_coco_tracks
+from lifting.io.readers import read_detections
+from lifting.track import track
 from lifting.io.tracks import write_coco_tracks, Track, TrackSet
-src = read_coco_tracks('lifting/assets/example_track.json')
+src = track(read_detections('lifting/assets/example_track.json', 'coco'))
 tr = src.tracks[0]
 rng = np.random.default_rng(0)
 tracks = []

@@ -13,7 +13,8 @@ import torch
 from conftest import make_mocap
 from test_track_data import many_tracks, write_tracks
 from lifting.cli import main
-from lifting.io.readers import read_tracks
+from lifting.io.readers import read_detections
+from lifting.track import track
 from lifting.lift import lift_file
 from lifting.prepare import canonical_track
 from lifting.models.lifters import load_lifter
@@ -118,7 +119,7 @@ def test_make_hdm05_tracks_matches_the_saved_cameras(tmp_path):
     np.savez(npz, **arrays)
     out = tmp_path / "tracks.json"
     assert make_hdm05_tracks.main(["--data", str(npz), "-o", str(out), "--noise-px", "0", "--seed", "1"]) == 0
-    ts = read_tracks(out)
+    ts = track(read_detections(out))
     cams = np.load(tmp_path / "tracks.cameras.npz")
     assert len(ts.tracks) == 12 and ts.fps == 30.0 and ts.keypoint_format == "coco17"
     assert list(cams["track_ids"]) == [t.track_id for t in ts.tracks]
@@ -142,7 +143,7 @@ def test_make_hdm05_tracks_matches_the_saved_cameras(tmp_path):
     assert res["frames"] == 240 and 0 < res["pa_mpjpe_mm"] < 300
     noisy = tmp_path / "noisy.json"
     make_hdm05_tracks.main(["--data", str(npz), "-o", str(noisy), "--noise-px", "5", "--seed", "1"])
-    d = read_tracks(noisy).tracks[0].keypoints[..., :2] - ts.tracks[0].keypoints[..., :2]
+    d = track(read_detections(noisy)).tracks[0].keypoints[..., :2] - ts.tracks[0].keypoints[..., :2]
     present = ts.tracks[0].keypoints[0, :, 2] > 0
     assert 3.5 < d[:, present].std() < 6.5 and not d[:, ~present].any()
 

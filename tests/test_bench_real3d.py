@@ -17,13 +17,14 @@ pytestmark = pytest.mark.skipif(not (B.POSE2SIM / "calib.toml").is_file(),
 
 
 def test_projected_3d_lands_on_the_openpose_keypoints():
-    from lifting.io.readers import read_tracks
+    from lifting.io.readers import read_detections
+    from lifting.track import track
     from lifting.skeletons import CANON16, remap
 
     cal = B.read_calibration(B.POSE2SIM / "calib.toml")
     markers = B.read_trc(B.POSE2SIM / "balancing" / B.TRIALS[0][1][0][1])
     _, uv = B.person_in_camera(markers, cal["cam01"])
-    ts = read_tracks(B.POSE2SIM / "balancing" / "cam01")
+    ts = track(read_detections(B.POSE2SIM / "balancing" / "cam01"))
     idx = [CANON16.joint_names.index(j) for j in B.JOINTS]
     best = []
     for tr in ts.tracks:

@@ -17,7 +17,8 @@ from lifting.options import LiftOptions
 from lifting.track_lifter import as_track_lifter
 from lifting.skeletons import CANON16, COCO17
 from lifting.models.teacher import Lifter
-from lifting.io.readers import read_coco_tracks
+from lifting.io.readers import read_detections
+from lifting.track import track
 from lifting.io.tracks import Track, write_coco_tracks
 from lifting.models.checkpoint import save_checkpoint
 
@@ -323,7 +324,7 @@ def test_load_lifter_wrong_joint_count(tmp_path):
 
 def test_write_then_lift_roundtrip(ckpts, tmp_path):
     """Tracks written with lifting.tracks.write_coco_tracks lift like the hand-written file."""
-    ts = read_coco_tracks(_write_json(tmp_path / "in.json", _records()), fps=10.0)
+    ts = track(read_detections(_write_json(tmp_path / "in.json", _records()), "coco", fps=10.0))
     p = tmp_path / "written.json"
     write_coco_tracks(ts, p)
     s = lift_file(p, tmp_path / "out", LiftOptions(checkpoint=ckpts["single"], max_figures=0))

@@ -325,10 +325,11 @@ def test_options_without_effect_are_named(ckpt, tmp_path):
 def test_mesh_frames_all_says_how_much_it_will_write(tmp_path, capsys):
     """--mesh-frames all announces the number of files and the MB before writing them, and
     the estimate is within 25% of what is written."""
-    from lifting.io.readers import read_coco_tracks
+    from lifting.io.readers import read_detections
+    from lifting.track import track
     from lifting.io.tracks import Track, TrackSet, write_coco_tracks
 
-    ts = read_coco_tracks(Path(str(resources.files("lifting") / "assets" / "example_track.json")))
+    ts = track(read_detections(Path(str(resources.files("lifting") / "assets" / "example_track.json")), "coco"))
     t = ts.tracks[0]
     short = tmp_path / "short.json"
     write_coco_tracks(TrackSet([Track(t.track_id, t.frame_ids[:3], t.keypoints[:3])], ts.fps, ts.keypoint_format,

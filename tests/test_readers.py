@@ -1,4 +1,4 @@
-"""Tests for lifting.io.readers.read_tracks and the real-world joint sets of lifting.skeletons.
+"""Tests for the readers (lifting.io.readers, through lifting.track.read_tracks: read then track) and the real-world joint sets of lifting.skeletons.
 
 Every input file is written here, following the layout documented in the reader's docstring.
 """
@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lifting.cli import main
-from lifting.io.readers import READER_FORMATS, detect_format, read_tracks
+from lifting.io.readers import READER_FORMATS, detect_format
+from lifting.track import read_tracks
 from lifting.skeletons import BODY25, CANON16, COCO18, COCO17, H36M17, HALPE26, MEDIAPIPE33, get_skeleton, remap
 from lifting.io.tracks import TrackFormatError
 

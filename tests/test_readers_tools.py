@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lifting.io import readers
-from lifting.io.readers import detect_format, read_tracks
+from lifting.io.readers import common as readers_common
+from lifting.io.readers import detect_format
+from lifting.track import read_tracks
 from lifting.io.tracks import TrackFormatError
 from lifting.skeletons import BODY25, BODY25B, COCO17, HALPE26, get_skeleton
 
@@ -355,7 +356,7 @@ def test_npz_declaring_a_huge_array_is_refused_before_allocating(tmp_path):
 
 def test_person_frame_cap(tmp_path, monkeypatch):
     path = write_coco_results(tmp_path / "r.json", scene(COCO17, frames=10, people=1, spurious_every=0))
-    monkeypatch.setattr(readers, "MAX_PERSON_FRAMES", 5)
+    monkeypatch.setattr(readers_common, "MAX_PERSON_FRAMES", 5)
     with pytest.raises(TrackFormatError, match="MAX_PERSON_FRAMES = 5"):
         read_tracks(path)
 

@@ -15,7 +15,8 @@ from lifting.models.base import ModelInterface
 from lifting.models.checkpoint import save_checkpoint
 from lifting.data import Projected2D, WindowSampler
 from lifting.inference import auto_threads, bf16_or_warn, lift_frames, lift_smpl_frames, strided_windows
-from lifting.io.readers import read_tracks
+from lifting.io.readers import read_detections
+from lifting.track import track
 from lifting.io.tracks import Track
 from lifting.lift import lift_file, lift_track
 from lifting.options import LiftOptions
@@ -74,7 +75,7 @@ def test_canonical_scores_synthesised_joints_take_the_lowest_source():
 def test_files_without_scores_give_score_one(tmp_path):
     from test_readers import _h36m_npy
 
-    ts = read_tracks(_h36m_npy(tmp_path))  # (N, 17, 2) positions: no scores
+    ts = track(read_detections(_h36m_npy(tmp_path)))  # (N, 17, 2) positions: no scores
     c = canonical_track(ts.tracks[0], ts.keypoint_format)
     assert len(c.frame_ids) and c.mask.any()
     np.testing.assert_array_equal(c.conf, c.mask.astype(np.float32))

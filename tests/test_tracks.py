@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lifting.io.readers import read_coco_tracks
+from lifting.track import read_coco_tracks
 from lifting.io.tracks import (
     Track,
     TrackFormatError,
@@ -546,7 +546,8 @@ def test_large_files_stream_to_the_same_result(tmp_path, monkeypatch):
 def test_large_file_format_detection_streams(tmp_path, monkeypatch):
     """Auto-detection of large files reads a small sample incrementally, not the whole file."""
     import lifting.io.records as rec
-    from lifting.io.readers import detect_format, read_tracks
+    from lifting.io.readers import detect_format
+    from lifting.track import read_tracks
 
     pytest.importorskip("ijson")
     example = Path(str(resources.files("lifting") / "assets" / "example_track.json"))

@@ -1,6 +1,8 @@
 """2D keypoint tracks (:class:`Track`, :class:`TrackSet`) and their COCO-style record layout:
-written here (:func:`write_coco_tracks`), read by :func:`lifting.io.readers.read_coco_tracks`
-(:mod:`lifting.io.readers`, with the shared parsing of :mod:`lifting.io.records`).
+written here (:func:`write_coco_tracks`), read by :func:`lifting.io.readers.read_detections`
+(:mod:`lifting.io.readers.coco`, with the shared parsing of :mod:`lifting.io.records`) and
+grouped into a :class:`TrackSet` by the track step (:func:`lifting.track.track`;
+:func:`lifting.track.read_coco_tracks` does both).
 
 This is the entry point for user-supplied 2D detections: the output of an
 off-the-shelf 2D pose pipeline (MMPose, Detectron2, AlphaPose, ...) on a video,
@@ -152,7 +154,7 @@ class Track:
 
 @dataclass
 class TrackSet:
-    """All person tracks of one video, as returned by :func:`read_coco_tracks`.
+    """All person tracks of one video, as returned by the track step (:func:`lifting.track.track`).
 
     Attributes:
         tracks: list of :class:`Track`, sorted by ``track_id`` (ids are unique).
@@ -215,7 +217,7 @@ def track_stem(track_id: int, name: str = "") -> str:
 def write_coco_tracks(trackset: TrackSet, path: str | os.PathLike) -> None:
     """Write a :class:`TrackSet` as ``{"meta": {...}, "annotations": [records]}`` JSON.
 
-    The output is the object form read by :func:`read_coco_tracks` (records follow the COCO
+    The output is the object form read by :func:`lifting.track.read_coco_tracks` (records follow the COCO
     results format, https://cocodataset.org/#format-results, plus ``track_id``), one record
     per line, sorted by frame then track id.  ``meta`` is ``trackset.meta`` updated with
     ``keypoint_format``, ``fps`` and ``width`` / ``height`` (pixels) from the TrackSet
