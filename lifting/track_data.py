@@ -35,7 +35,7 @@ from .track import track
 from .track_lifter import MODEL_FPS
 from .skeletons import CANON16, COCO17, MOCAP21
 
-__all__ = ["TrackSplit", "expand_inputs", "load_track_2d", "read_pose_pool", "RealPosePool", "MixedSampler",
+__all__ = ["TrackSplit", "TrackReading", "expand_inputs", "load_track_2d", "read_pose_pool", "RealPosePool", "MixedSampler",
            "MIN_FRAMES", "mocap_as_coco17", "EAR_FRACTION"]
 
 MIN_FRAMES = 200
@@ -105,11 +105,28 @@ def expand_inputs(paths) -> list[Path]:
     return out
 
 
-def _runs(path: Path, fmt, fps, conf_threshold: float, min_joints: int, window: int, counts: dict,
-          tracker: str = "auto") -> list[dict]:
+@dataclass(frozen=True)
+class TrackReading:
+    """How keypoint files are read for training (the ``lift`` options of the same names).
+
+    Attributes:
+        fmt, fps: as :func:`lifting.io.readers.read_detections` (``fps`` overrides the files').
+        conf_threshold: joints below it are masked (never a 0 coordinate seen as observed).
+        min_joints: frames with fewer visible canonical joints (or no pelvis) are dropped.
+        tracker: identity association of untracked detections (:func:`lifting.track.track`).
+    """
+
+    fmt: str | None = None
+    fps: float | None = None
+    conf_threshold: float = 0.3
+    min_joints: int = 8
+    tracker: str = "auto"
+
+
+def _runs(path: Path, reading: TrackReading, window: int, counts: dict) -> list[dict]:
     """Gap-free runs of every track of one file, canonical and (temporal models) resampled.
     Each run: ``{"name", "track", "kp" (n, 16, 2), "mask" (n, 16), "conf" (n, 16), "fps"}``."""
-    ts = track(read_detections(path, fmt=fmt, fps=fps), tracker)
+    ts = track(read_detections(path, fmt=reading.fmt, fps=reading.fps), reading.tracker)
     src_fps = ts.fps
     ratio = MODEL_FPS / src_fps if (window > 1 and src_fps is not None and abs(src_fps - MODEL_FPS) > 1e-3) else 1.0
     counts["files"] += 1
@@ -118,8 +135,8 @@ def _runs(path: Path, fmt, fps, conf_threshold: float, min_joints: int, window: 
     for tr in ts.tracks:
         counts["tracks"] += 1
         counts["frames_read"] += len(tr)
-        kp, mask, frame_ids, skipped, starts, conf = canonical_track(tr, ts.keypoint_format, conf_threshold,
-                                                                     min_joints)
+        kp, mask, frame_ids, skipped, starts, conf = canonical_track(tr, ts.keypoint_format, reading.conf_threshold,
+                                                                     reading.min_joints)
         counts["frames_skipped"] += len(skipped)
         if not len(frame_ids):
             continue
@@ -146,23 +163,20 @@ def _projected(runs: list[dict]) -> Projected2D:
         mask=np.concatenate([r["mask"] for r in runs])[None], conf=np.concatenate([r["conf"] for r in runs])[None])
 
 
-def load_track_2d(paths, *, fmt: str | None = None, fps: float | None = None, conf_threshold: float = 0.3,
-                  min_joints: int = 8, window: int = 1, val_fraction: float = 0.1, seed: int = 0,
-                  min_frames: int = MIN_FRAMES, tracker: str = "auto") -> TrackSplit:
+def load_track_2d(paths, reading: TrackReading = TrackReading(), *, window: int = 1, val_fraction: float = 0.1,
+                  seed: int = 0, min_frames: int = MIN_FRAMES) -> TrackSplit:
     """Read keypoint files into 2D-only training (and held-out validation) windows.
 
     Args:
         paths: files or folders (:func:`expand_inputs`) in any format ``lift`` reads.
-        fmt, fps: as :func:`lifting.io.readers.read_detections` (``fps`` overrides the files').
-        conf_threshold: joints below it are masked (never a 0 coordinate seen as observed).
-        min_joints: frames with fewer visible canonical joints (or no pelvis) are dropped.
+        reading: how to read them (:class:`TrackReading`: format, fps, confidence threshold,
+            fewest joints per frame, tracker).
         window: frames per training window ``T``; runs shorter than ``T`` are dropped and, for
             ``T > 1``, tracks with a known fps are resampled to :data:`MODEL_FPS` (as lifting
             does; single frames need no resampling).
         val_fraction: fraction of usable frames held out as whole tracks (chosen by a
             ``seed``-ed permutation; at least one track stays for training; 0 = none).
         min_frames: fewest usable frames accepted.
-        tracker: identity association of untracked detections (:func:`lifting.track.track`'s ``tracker``).
 
     Returns:
         :class:`TrackSplit`.
@@ -174,6 +188,7 @@ def load_track_2d(paths, *, fmt: str | None = None, fps: float | None = None, co
     """
     if not 0.0 <= float(val_fraction) < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    conf_threshold, min_joints = reading.conf_threshold, reading.min_joints
     if not 0.0 <= float(conf_threshold) <= 1.0:
         raise ValueError(f"conf_threshold must be in [0, 1], got {conf_threshold}")
     if int(window) < 1:
@@ -181,8 +196,7 @@ def load_track_2d(paths, *, fmt: str | None = None, fps: float | None = None, co
     files = expand_inputs(paths)
     counts = dict.fromkeys(("files", "tracks", "frames_read", "frames_skipped", "frames_in_short_runs",
                             "identity_switches", "resampled_files"), 0)
-    runs = [r for p in files for r in _runs(p, fmt, fps, conf_threshold, min_joints, int(window), counts,
-                                                       tracker)]
+    runs = [r for p in files for r in _runs(p, reading, int(window), counts)]
     usable = sum(len(r["kp"]) for r in runs)
     if usable < int(min_frames):
         raise ValueError(

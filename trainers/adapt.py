@@ -53,7 +53,7 @@ from lifting.lift import lift_file
 from lifting.models.checkpoint import export_checkpoint, load_checkpoint, model_class, save_checkpoint, stored_args
 from lifting.models.lifters import bundled_single_frame, bundled_teacher_for_window, default_checkpoint, resolve_checkpoint
 from lifting.options import LiftOptions
-from lifting.track_data import MIN_FRAMES, RealPosePool, expand_inputs, load_track_2d, read_pose_pool
+from lifting.track_data import MIN_FRAMES, RealPosePool, TrackReading, expand_inputs, load_track_2d, read_pose_pool
 from trainers.config import load_config
 from trainers.loop import train
 from trainers.stages import TrackSources, build_stage, training_overrides
@@ -316,9 +316,9 @@ def _prepare(inputs, checkpoint, st: AdaptSettings, o: LiftOptions, critic_real)
     teacher_path = _student_teacher(ck) if is_student else ckpt_path
     t_args = stored_args(load_checkpoint(teacher_path), str(teacher_path))
     window = t_args.window
-    split = load_track_2d(inputs, fmt=o.keypoint_format, fps=o.fps, conf_threshold=o.conf_threshold,
-                          min_joints=o.min_joints, window=window, val_fraction=st.val_fraction, seed=st.seed,
-                          min_frames=st.min_frames, tracker=o.tracker)
+    reading = TrackReading(o.keypoint_format, o.fps, o.conf_threshold, o.min_joints, o.tracker)
+    split = load_track_2d(inputs, reading, window=window, val_fraction=st.val_fraction, seed=st.seed,
+                          min_frames=st.min_frames)
     pool = read_pose_pool(critic_real, conf_threshold=o.conf_threshold, window=window) if critic_real else split.train
     sources = TrackSources(WindowSampler(split.train, window), RealPosePool(pool, window),
                            split.val if split.val is not None else split.train)

@@ -30,7 +30,7 @@ from lifting.inference import bf16_or_warn
 from lifting.skeletons import CANON16
 from lifting.synth2d import DetectorErrors, SynthSettings, apply_detector_errors, draw_detector_errors, edge_pad
 from lifting.models.teacher import Lifter, TeacherConfig
-from lifting.track_data import MixedSampler, RealPosePool, load_track_2d, read_pose_pool
+from lifting.track_data import MixedSampler, RealPosePool, TrackReading, load_track_2d, read_pose_pool
 
 #: the 2D-only samplers the self-supervised stages accept (nothing else reaches them)
 TWO_D_SAMPLERS = (WindowSampler, MixedSampler)
@@ -1108,8 +1108,8 @@ def track_sources(cfg: DictConfig, clips: MocapClips | None = None) -> TrackSour
     window, seed, thr = cfg.model.window, cfg.seed, cfg.data.tracks_conf_threshold
     sources, split = [], None
     if cfg.data.tracks:
-        split = load_track_2d(list(cfg.data.tracks), fps=cfg.data.tracks_fps, conf_threshold=thr, window=window,
-                              val_fraction=cfg.data.val_tracks, seed=seed)
+        split = load_track_2d(list(cfg.data.tracks), TrackReading(fps=cfg.data.tracks_fps, conf_threshold=thr),
+                              window=window, val_fraction=cfg.data.val_tracks, seed=seed)
         sources.append(WindowSampler(split.train, window, "none"))
     if cfg.data.npz and (not sources or cfg.data.mix):
         clips = clips if clips is not None else load_mocap_npz(cfg.data.npz)
