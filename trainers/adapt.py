@@ -45,7 +45,6 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from omegaconf import DictConfig
 
 from lifting.data import WindowSampler
 from lifting.io.fileio import atomic_write, check_output_folder, staged_output_folder
@@ -54,7 +53,7 @@ from lifting.models.checkpoint import export_checkpoint, load_checkpoint, model_
 from lifting.models.lifters import bundled_single_frame, bundled_teacher_for_window, default_checkpoint, resolve_checkpoint
 from lifting.options import LiftOptions
 from lifting.track_data import MIN_FRAMES, RealPosePool, TrackReading, expand_inputs, load_track_2d, read_pose_pool
-from trainers.config import load_config
+from trainers.config import TrainConfig, load_config
 from trainers.loop import train
 from trainers.stages import TrackSources, build_stage, training_overrides
 
@@ -107,7 +106,7 @@ def _resolve(checkpoint: str | Path | None) -> Path:
     return resolve_checkpoint(checkpoint)
 
 
-def adapt_config(stage: str, args, overrides: list[str] | None = None) -> DictConfig:
+def adapt_config(stage: str, args, overrides: list[str] | None = None) -> TrainConfig:
     """The stage config of an adaptation run: ``configs/<stage>.yaml`` with the model's
     architecture (``args``: its checkpoint's :func:`lifting.models.checkpoint.stored_args`,
     through :func:`trainers.stages.training_overrides`), random views about the body's axis
@@ -336,7 +335,7 @@ def _prepare(inputs, checkpoint, st: AdaptSettings, o: LiftOptions, critic_real)
     return job
 
 
-def _run_stage(name: str, cfg: DictConfig, job: _Job, run_dir: Path, progress: bool) -> dict:
+def _run_stage(name: str, cfg: TrainConfig, job: _Job, run_dir: Path, progress: bool) -> dict:
     """One adapted stage: a run of :func:`trainers.loop.train` in ``run_dir`` on the job's data.
 
     Returns:

@@ -19,6 +19,8 @@ No global state: each call returns a fresh config.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import difflib
 import math
 import re
@@ -33,7 +35,7 @@ from lifting.models.student import StudentConfig as _StudentArgs
 from lifting.models.teacher import TeacherConfig
 
 __all__ = ["ConfigError", "load_config", "check_stage", "resolve_config_path", "section_type", "CONFIG_DIR",
-           "TrainConfig", "STAGES"]
+           "TrainConfig", "STAGES", "config_dict", "config_value"]
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -476,7 +478,7 @@ def _check_combinations(cfg: DictConfig) -> None:
         raise ConfigError("config key data.mix: the weights sum to 0")
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> DictConfig:
+def load_config(path: str | Path, overrides: list[str] | None = None) -> "TrainConfig":
     """Load and validate a stage config.
 
     Args:
@@ -484,7 +486,8 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> DictCon
         overrides: OmegaConf dotlist, e.g. ``["train.steps=100", "model.window=9"]``.
 
     Returns:
-        The merged config, typed by :class:`TrainConfig` (a new object, read-only keys).
+        The merged config as a :class:`TrainConfig` (plain dataclasses, one per section: what
+        every stage, the loop and ``adapt`` receive; :func:`config_dict` gives its plain dict).
 
     Raises:
         ConfigError: missing/malformed file, an override not of the form ``key=value``, an
@@ -518,7 +521,23 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> DictCon
         raise ConfigError(f"config key {missing[0]!r} has no value ({path}; configs/base.yaml sets every key)")
     _check_ranges(cfg)
     _check_combinations(cfg)
-    return cfg
+    return OmegaConf.to_object(cfg)
+
+
+def config_dict(cfg: "TrainConfig") -> dict:
+    """``cfg`` as nested plain dicts and lists (what checkpoints, ``config.yaml`` and W&B store)."""
+    return dataclasses.asdict(cfg)
+
+
+def config_value(cfg: "TrainConfig", key: str):
+    """The value of a dotted ``key`` (``"data.tracks"``) of ``cfg``.
+
+    Raises:
+        AttributeError: no such key."""
+    value = cfg
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
 
 
 def _merge(cfg: DictConfig, layer: DictConfig, source: str, key: str | None = None) -> DictConfig:
@@ -531,8 +550,8 @@ def _merge(cfg: DictConfig, layer: DictConfig, source: str, key: str | None = No
 # --------------------------------------------------------------------------- per-stage checks
 
 
-def _need_file(cfg: DictConfig, key: str, what: str, folder: bool = False) -> None:
-    value = OmegaConf.select(cfg, key)
+def _need_file(cfg: "TrainConfig", key: str, what: str, folder: bool = False) -> None:
+    value = config_value(cfg, key)
     if value is None:
         raise ConfigError(f"config key {key} is not set ({what} is required)")
     p = Path(str(value))
@@ -540,7 +559,7 @@ def _need_file(cfg: DictConfig, key: str, what: str, folder: bool = False) -> No
         raise ConfigError(f"config key {key}: {what} not found: {p}")
 
 
-def _checkpoint_arch(cfg: DictConfig, key: str, want: type, default: str | None = None) -> None:
+def _checkpoint_arch(cfg: "TrainConfig", key: str, want: type, default: str | None = None) -> None:
     """``cfg[key]`` (a checkpoint path or a bundled name) must hold a model of ``want``'s kind
     (a :class:`lifting.models.base.ModelArgs` subclass: :class:`lifting.models.teacher.TeacherConfig`
     for a teacher lifter, :class:`lifting.models.student.StudentConfig` for an SMPL student),
@@ -551,7 +570,7 @@ def _checkpoint_arch(cfg: DictConfig, key: str, want: type, default: str | None 
     from lifting.models.checkpoint import load_checkpoint, model_kind
     from lifting.models.lifters import resolve_checkpoint
 
-    value = OmegaConf.select(cfg, key) or default
+    value = config_value(cfg, key) or default
     if value is None:
         return
     try:
@@ -566,7 +585,7 @@ def _checkpoint_arch(cfg: DictConfig, key: str, want: type, default: str | None 
                           f"({ck.get('kind')!r} checkpoint), but {names[want.ARCH]} is expected here")
 
 
-def check_stage(cfg: DictConfig, kind: str, with_sources: bool = False) -> None:
+def check_stage(cfg: "TrainConfig", kind: str, with_sources: bool = False) -> None:
     """What ``kind`` needs beyond :func:`load_config`'s checks: input files that exist and
     checkpoints of the right kind (``student.teacher_checkpoint`` a teacher,
     ``model.init_checkpoint`` / ``image.keypoint_student`` a student where one is trained).
@@ -579,7 +598,7 @@ def check_stage(cfg: DictConfig, kind: str, with_sources: bool = False) -> None:
     if kind not in STAGES:
         raise ConfigError(f"unknown training stage {kind!r}; choose {', '.join(STAGES)}")
     for key in ("data.tracks", "critic.real_tracks"):
-        for i, p in enumerate(OmegaConf.select(cfg, key)):
+        for i, p in enumerate(config_value(cfg, key)):
             if not Path(p).exists():
                 raise ConfigError(f"config key {key}[{i}]: keypoint file or folder not found: {p}")
     if cfg.body_model.path is not None and kind in ("student", "finetune", "image"):

@@ -32,19 +32,19 @@ import math
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
 from lifting import losses
 from lifting.models.discriminators import SMPLDiscriminator
 from lifting.geometry import normalize_2d
 from lifting.skeletons import CANON16
 
+from .config import TrainConfig
 from .stages import _Stage, _accumulate
 
 __all__ = ["ImageStage", "build_image_stage", "image_batch_metrics"]
 
 
-def _crop_sampler(cfg: DictConfig, split: str, augment: bool):
+def _crop_sampler(cfg: TrainConfig, split: str, augment: bool):
     from occlusion.data import CropSampler, load_coco_people, overlap_targets, own_targets
 
     d = cfg.image
@@ -69,7 +69,7 @@ def _crop_sampler(cfg: DictConfig, split: str, augment: bool):
                        targets=targets)
 
 
-def build_image_stage(cfg: DictConfig) -> "ImageStage":
+def build_image_stage(cfg: TrainConfig) -> "ImageStage":
     """The image stage on ``cfg.image.train_*`` with validation on ``cfg.image.val_*``.
 
     Raises:
@@ -124,7 +124,7 @@ class ImageStage(_Stage):
     def has_validation(self) -> bool:
         return self.val_sampler is not None
 
-    def __init__(self, cfg: DictConfig, sampler, val_sampler=None):
+    def __init__(self, cfg: TrainConfig, sampler, val_sampler=None):
         from lifting.models.lifters import load_lifter
 
         self.kp_student, _ = load_lifter(cfg.image.keypoint_student or "student", cfg.body_model.path)
@@ -160,7 +160,7 @@ class ImageStage(_Stage):
             self.occluders = self._occluder_patches(sampler, cfg.image.terse.patch_size)
         self._init_mean()
 
-    def build_model(self, cfg: DictConfig) -> torch.nn.Module:
+    def build_model(self, cfg: TrainConfig) -> torch.nn.Module:
         from occlusion.backbone import load_pretrained
         from occlusion.regressor import ImageRegressor, ImageRegressorConfig
 

@@ -12,29 +12,29 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from lifting.models.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from lifting.inference import choose_threads
 from lifting.io.fileio import atomic_write
 
-from .config import check_stage
+from .config import TrainConfig, check_stage, config_dict
 from .stages import build_stage
 
-__all__ = ["train", "lifter_checkpoint", "beats_start", "export_lifter"]
+__all__ = ["train", "lifter_checkpoint", "beats_start"]
 
 
-def lifter_checkpoint(stage, cfg: DictConfig, step: int, val: dict | None) -> dict:
+def lifter_checkpoint(stage, cfg: TrainConfig, step: int, val: dict | None) -> dict:
     """The checkpoint dict (:func:`lifting.models.checkpoint.make_checkpoint`): the trained
     model (weights, config with its kind, body model identity for SMPL models), the stage's
     extra entries (e.g. a co-trained teacher), the stage ``kind``, ``step``, the resolved run
     ``config``, last validation metrics ``val`` and the ``train_state`` for resuming."""
     return make_checkpoint(stage.lifter, **stage.extra_checkpoint(), kind=stage.kind, step=step,
-                           config=OmegaConf.to_container(cfg, resolve=True), val=val, train_state=stage.state_dict())
+                           config=config_dict(cfg), val=val, train_state=stage.state_dict())
 
 
-def _init_wandb(cfg: DictConfig, kind: str):
+def _init_wandb(cfg: TrainConfig, kind: str):
     mode = cfg.wandb.mode  # online | offline | disabled (checked by the config schema)
     if mode == "disabled":
         return None
@@ -43,7 +43,7 @@ def _init_wandb(cfg: DictConfig, kind: str):
     return wandb.init(
         project=cfg.wandb.project, entity=cfg.wandb.entity, name=cfg.wandb.run_name or f"{cfg.name}",
         tags=list(cfg.wandb.tags), mode=mode, dir=str(cfg.train.out_dir),
-        config=OmegaConf.to_container(cfg, resolve=True), job_type=kind,
+        config=config_dict(cfg), job_type=kind,
     )
 
 
@@ -60,12 +60,12 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def _check_resume(ck: dict, cfg: DictConfig, kind: str, path: Path) -> None:
+def _check_resume(ck: dict, cfg: TrainConfig, kind: str, path: Path) -> None:
     if ck.get("kind") != kind:
         raise ValueError(f"--resume {path}: a {ck.get('kind')!r} checkpoint, but this run trains {kind!r}")
     if "train_state" not in ck or "config" not in ck:
         raise ValueError(f"--resume {path}: no training state (an exported/inference checkpoint cannot be resumed)")
-    old, new = _flat(ck["config"]), _flat(OmegaConf.to_container(cfg, resolve=True))
+    old, new = _flat(ck["config"]), _flat(config_dict(cfg))
     diff = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES]
     if diff:
         shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:6])
@@ -73,7 +73,7 @@ def _check_resume(ck: dict, cfg: DictConfig, kind: str, path: Path) -> None:
                          f"{shown}; only {', '.join(RESUMABLE_CHANGES)} may change")
 
 
-def _dist_setup(cfg: DictConfig) -> bool:
+def _dist_setup(cfg: TrainConfig) -> bool:
     """Join the process group when launched by ``torchrun`` (``WORLD_SIZE`` > 1): NCCL on GPUs
     (one per local rank), gloo on CPUs. Returns True if this call created the group."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
@@ -101,7 +101,7 @@ def _clean_temp_files(out: Path) -> None:
         p.unlink(missing_ok=True)
 
 
-def _load_resume(resume: Path, cfg: DictConfig, kind: str) -> dict:
+def _load_resume(resume: Path, cfg: TrainConfig, kind: str) -> dict:
     """The checkpoint to resume from, checked against this run.
 
     Raises:
@@ -141,12 +141,12 @@ LOGS = ("train_log.jsonl", "val_log.jsonl")
 """The JSON-lines logs of a run: losses every ``train.log_every`` steps, and every validation."""
 
 
-def _prepare_out(out: Path, cfg: DictConfig, resumed: bool, start: int) -> None:
+def _prepare_out(out: Path, cfg: TrainConfig, resumed: bool, start: int) -> None:
     """Create ``out``, remove temporary files of killed runs, write ``config.yaml``, and start
     or truncate the :data:`LOGS` (a resumed run drops the lines after its checkpoint)."""
     out.mkdir(parents=True, exist_ok=True)
     _clean_temp_files(out)
-    atomic_write(out / "config.yaml", lambda tmp: OmegaConf.save(cfg, tmp))
+    atomic_write(out / "config.yaml", lambda tmp: OmegaConf.save(OmegaConf.create(config_dict(cfg)), tmp))
     for name in LOGS:
         log_path = out / name
         if resumed and log_path.is_file():
@@ -156,7 +156,7 @@ def _prepare_out(out: Path, cfg: DictConfig, resumed: bool, start: int) -> None:
             log_path.unlink()
 
 
-def train(kind: str, cfg: DictConfig, out_dir: str | Path | None = None, progress: bool = True,
+def train(kind: str, cfg: TrainConfig, out_dir: str | Path | None = None, progress: bool = True,
           resume: str | Path | None = None, sources=None) -> Path:
     """Train a ``teacher``, ``student`` (SMPL, needs a teacher checkpoint), ``finetune``,
     ``supervised`` or ``image`` (the student's image branch, :mod:`trainers.image`) model.
@@ -240,7 +240,7 @@ def beats_start(val: dict, start: dict | None, guards: tuple[str, ...]) -> bool:
 class _Run:
     """One training run's files and selection state (rank 0 alone writes; see :func:`train`)."""
 
-    def __init__(self, kind: str, cfg: DictConfig, stage, out: Path, main: bool):
+    def __init__(self, kind: str, cfg: TrainConfig, stage, out: Path, main: bool):
         self.kind, self.cfg, self.stage, self.out, self.main = kind, cfg, stage, out, main
         self.best, self.val, self.start_val = float("inf"), None, None
         self.guards = tuple(cfg.train.select_guards)

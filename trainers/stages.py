@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.distributed as dist
-from omegaconf import DictConfig, OmegaConf
 
 from lifting import losses
 from lifting.data import (MocapClips, Projected2D, SupervisedWindows, WindowSampler, eval_views, load_mocap_npz,
@@ -31,6 +30,8 @@ from lifting.skeletons import CANON16
 from lifting.synth2d import DetectorErrors, SynthSettings, apply_detector_errors, draw_detector_errors, edge_pad
 from lifting.models.teacher import Lifter, TeacherConfig
 from lifting.track_data import MixedSampler, RealPosePool, TrackReading, load_track_2d, read_pose_pool
+
+from .config import TrainConfig, config_value
 
 #: the 2D-only samplers the self-supervised stages accept (nothing else reaches them)
 TWO_D_SAMPLERS = (WindowSampler, MixedSampler)
@@ -46,7 +47,7 @@ _MODEL_FIELD_KEYS = {"num_betas": "body_model.num_betas", "learn_marker_offsets"
                      "n_iter": "image.ief_iterations"}
 
 
-def model_args(config_class, cfg: DictConfig, section: str = "model"):
+def model_args(config_class, cfg: TrainConfig, section: str = "model"):
     """The model config (a :class:`lifting.models.base.ModelArgs` subclass) a training config
     asks for: each field read from ``cfg.<section>`` (or :data:`_MODEL_FIELD_KEYS`), the joint
     set fixed to :data:`lifting.skeletons.CANON16`, any other field at the model's default.
@@ -56,9 +57,12 @@ def model_args(config_class, cfg: DictConfig, section: str = "model"):
     values = {}
     for name in config_class.specs():
         key = _MODEL_FIELD_KEYS.get(name, f"{section}.{name}")
-        value = OmegaConf.select(cfg, key, default=None)
+        try:
+            value = config_value(cfg, key)
+        except AttributeError:  # a field training does not set: the model's default
+            continue
         if value is not None:
-            values[name] = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+            values[name] = value
     values |= {k: v for k, v in (("num_joints", CANON16.num_joints), ("root_index", CANON16.root_index))
                if k in config_class.specs()}
     return config_class.from_dict(values, "the training config")
@@ -89,7 +93,7 @@ def training_overrides(args, section: str = "model") -> list[str]:
     return out
 
 
-def build_lifter(cfg: DictConfig) -> Lifter:
+def build_lifter(cfg: TrainConfig) -> Lifter:
     """Lifter sized by ``cfg.model`` (:func:`model_args` of
     :class:`lifting.models.teacher.TeacherConfig`) for the canonical joint set, initialised
     from ``cfg.model.init_checkpoint`` when given.
@@ -98,7 +102,7 @@ def build_lifter(cfg: DictConfig) -> Lifter:
         ValueError: the init checkpoint is unreadable or its architecture differs.
     """
     model = Lifter.from_config(model_args(TeacherConfig, cfg))
-    init = cfg.model.get("init_checkpoint")
+    init = cfg.model.init_checkpoint
     if init:
         from lifting.models.lifters import load_lifter
 
@@ -110,7 +114,7 @@ def build_lifter(cfg: DictConfig) -> Lifter:
     return model
 
 
-def synth_settings(cfg: DictConfig) -> SynthSettings | None:
+def synth_settings(cfg: TrainConfig) -> SynthSettings | None:
     """The ``synth`` config group as :class:`lifting.synth2d.SynthSettings` (None when off)."""
     if not cfg.synth.enabled:
         return None
@@ -139,7 +143,7 @@ class AugPlan:
         return AugPlan(*(None if t is None else t[sl] for t in parts), conf_threshold=self.conf_threshold)
 
 
-def draw_augmentation(B: int, T: int, J: int, cfg: DictConfig, root: int, generator: torch.Generator,
+def draw_augmentation(B: int, T: int, J: int, cfg: TrainConfig, root: int, generator: torch.Generator,
                       device: torch.device) -> AugPlan:
     """Draw the randomness of :func:`augment_2d` for ``B`` windows of ``T`` frames, ``J``
     joints (``generator`` on ``device``), in this order: detector-like errors (any of
@@ -189,7 +193,7 @@ def apply_augmentation(kp: torch.Tensor, mask: torch.Tensor, plan: AugPlan, root
     return x_in, m_in, scale, conf
 
 
-def augment_2d(kp: torch.Tensor, mask: torch.Tensor, cfg: DictConfig, root: int, generator: torch.Generator):
+def augment_2d(kp: torch.Tensor, mask: torch.Tensor, cfg: TrainConfig, root: int, generator: torch.Generator):
     """Random joint dropout and 2D noise, as seen at inference on detector output.
 
     Args:
@@ -284,7 +288,7 @@ class _Stage:
 
     kind = "base"
 
-    def __init__(self, cfg: DictConfig):
+    def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
         self.device = resolve_device(cfg.train.device)
         self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
@@ -305,7 +309,7 @@ class _Stage:
         self.add_optimizer("lifter", self.lifter.parameters(), cfg.train.lr)
         self.val_views = None  # lifting.data.EvalViews for validation (set by trainers.loop)
 
-    def build_model(self, cfg: DictConfig) -> torch.nn.Module:
+    def build_model(self, cfg: TrainConfig) -> torch.nn.Module:
         """The trained network (stored in checkpoints as ``model``)."""
         return build_lifter(cfg)
 
@@ -581,7 +585,7 @@ class _Stage:
         return dict(zip(keys, v.tolist()))
 
 
-def teacher_terms(net, critic, d: Draws, cfg: DictConfig, root: int):
+def teacher_terms(net, critic, d: Draws, cfg: TrainConfig, root: int):
     """Generator losses of the self-supervised teacher on one micro-batch (PoseNet3D stage 1,
     arXiv 2003.03473 Sec. 3.1; Chen et al. CVPR 2019 Sec. 3).
 
@@ -651,7 +655,7 @@ class TeacherStage(_Stage):
 
     kind = "teacher"
 
-    def __init__(self, cfg: DictConfig, sampler: WindowSampler, real_pool: RealPosePool | None = None):
+    def __init__(self, cfg: TrainConfig, sampler: WindowSampler, real_pool: RealPosePool | None = None):
         if not isinstance(sampler, TWO_D_SAMPLERS):
             raise TypeError("the self-supervised teacher trains on a 2D-only WindowSampler")
         super().__init__(cfg)
@@ -696,7 +700,7 @@ class SupervisedStage(_Stage):
 
     kind = "supervised"
 
-    def __init__(self, cfg: DictConfig, sampler: SupervisedWindows):
+    def __init__(self, cfg: TrainConfig, sampler: SupervisedWindows):
         super().__init__(cfg)
         self.sampler = sampler.to(self.device)
 
@@ -759,7 +763,7 @@ class StudentStage(_Stage):
 
     kind = "student"
 
-    def __init__(self, cfg: DictConfig, sampler: WindowSampler, real_pool: RealPosePool | None = None):
+    def __init__(self, cfg: TrainConfig, sampler: WindowSampler, real_pool: RealPosePool | None = None):
         if not isinstance(sampler, TWO_D_SAMPLERS):
             raise TypeError("the student trains on a 2D-only WindowSampler")
         from lifting.models.lifters import load_lifter
@@ -788,13 +792,13 @@ class StudentStage(_Stage):
         axes = torch.stack([J[idx[c]] - J[idx[p]] for p, c in _TWIST_CHILD.items()])
         self.twist_axes = axes / axes.norm(dim=-1, keepdim=True)
 
-    def build_model(self, cfg: DictConfig) -> torch.nn.Module:
+    def build_model(self, cfg: TrainConfig) -> torch.nn.Module:
         from lifting.body_model import BodyModel
         from lifting.models.student import Student, StudentConfig
 
         bm = BodyModel(cfg.body_model.path, cfg.body_model.gender, cfg.body_model.num_betas)
         model = Student(model_args(StudentConfig, cfg), bm)
-        init = cfg.model.get("init_checkpoint")
+        init = cfg.model.init_checkpoint
         if init:  # e.g. continue distillation from the bundled student on new 2D data
             from lifting.models.lifters import load_lifter
 
@@ -904,8 +908,8 @@ class FinetuneStage(StudentStage):
 
     kind = "finetune"
 
-    def __init__(self, cfg: DictConfig, sampler: WindowSampler, real_pool: RealPosePool | None = None):
-        if not cfg.model.get("init_checkpoint"):
+    def __init__(self, cfg: TrainConfig, sampler: WindowSampler, real_pool: RealPosePool | None = None):
+        if not cfg.model.init_checkpoint:
             raise ValueError("fine-tuning starts from a student: set model.init_checkpoint (e.g. 'student')")
         super().__init__(cfg, sampler, real_pool)
         self.teacher.requires_grad_(True).train()
@@ -1005,7 +1009,7 @@ class FinetuneStage(StudentStage):
         return self._reduce(sums)
 
 
-def build_stage(kind: str, cfg: DictConfig, clips: MocapClips | None = None, validation: bool = False,
+def build_stage(kind: str, cfg: TrainConfig, clips: MocapClips | None = None, validation: bool = False,
                 sources: "TrackSources | None" = None):
     """Build the stage ``kind`` on the training data named in ``cfg``.
 
@@ -1062,7 +1066,7 @@ def build_stage(kind: str, cfg: DictConfig, clips: MocapClips | None = None, val
     return stage
 
 
-def _attach_val_views(stage, cfg: DictConfig, clips: MocapClips) -> None:
+def _attach_val_views(stage, cfg: TrainConfig, clips: MocapClips) -> None:
     """``stage.val_views``: the ``data.val_split`` clips (at most ``data.val_max_clips``) through
     the evaluation rig, or ``None`` when the split is empty."""
     ids = split_clips(clips.seq_names, cfg.data.val_split)
@@ -1091,7 +1095,7 @@ class TrackSources:
     val: Projected2D | None
 
 
-def track_sources(cfg: DictConfig, clips: MocapClips | None = None) -> TrackSources:
+def track_sources(cfg: TrainConfig, clips: MocapClips | None = None) -> TrackSources:
     """The 2D sources of a self-supervised stage when ``data.tracks`` or
     ``critic.real_tracks`` is set (:class:`TrackSources`; ``val`` the held-out tracks).
 
