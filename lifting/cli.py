@@ -97,6 +97,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
 
     from lifting.data import load_mocap_npz, split_clips
     from lifting.evaluate import evaluate_lifter
+    from lifting.inference import InferenceSettings
     from lifting.models.lifters import load_lifter
 
     model, ckpt = load_lifter(a.checkpoint)
@@ -110,7 +111,8 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
                "protocol": "DESIGN.md §4: 4-camera rig, canon16 joints, root-relative, mm"}
     dtype = torch.bfloat16 if a.bf16 else None
     for noise in ([0.0] + ([a.noise_px] if a.noise_px > 0 else [])):
-        res = evaluate_lifter(model, clips, noise_px=noise, seed=a.seed, height_m=a.height, dtype=dtype)
+        res = evaluate_lifter(model, clips, noise_px=noise, seed=a.seed, height_m=a.height,
+                              settings=InferenceSettings(dtype=dtype))
         key = "gt_2d" if noise == 0 else f"noise_{noise:g}px"
         results[key] = res
         print(_format_table(res, f"\n{Path(a.data).name} [{a.split}] {key} ({ckpt.get('kind')}, {a.checkpoint})"))

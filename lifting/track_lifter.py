@@ -26,7 +26,7 @@ import torch
 
 from .geometry import normalize_2d
 from .prepare import resample_runs
-from .inference import DEFAULT_HEIGHT_M, DEFAULT_STRIDE, lift_frames, lift_smpl_frames, metric_scale
+from .inference import DEFAULT_HEIGHT_M, DEFAULT_STRIDE, InferenceSettings, lift_frames, lift_smpl_frames, metric_scale
 from .skeletons import CANON16
 from .models.student import Student
 
@@ -163,7 +163,7 @@ class TeacherLifter:
     the ratio of metric to normalised size, for a subject of ``height_m`` metres). ``name``
     is what :attr:`LiftResult.lifted_by` records; ``stride``: see
     :func:`lifting.inference.strided_windows`; ``flip``: test-time flip augmentation
-    (:func:`lifting.inference.lift_frames`)."""
+    (:class:`lifting.inference.InferenceSettings`)."""
 
     faces = None
     body_model = None
@@ -183,9 +183,9 @@ class TeacherLifter:
                    conf: np.ndarray | None) -> torch.Tensor:
         """Root-relative 3D ``(N, J, 3)`` in normalised units (CPU) of :func:`_inputs` arrays."""
         dev = _device(self.model)
+        how = InferenceSettings(causal=causal, stride=self.stride, flip=self.flip)
         run = lambda k, m, s, c: lift_frames(self.model, torch.from_numpy(k).float().to(dev),  # noqa: E731
-                                             torch.from_numpy(m).to(dev), s, causal=causal, conf=_tensor(c, dev),
-                                             stride=self.stride, flip=self.flip).cpu()
+                                             torch.from_numpy(m).to(dev), s, _tensor(c, dev), how).cpu()
         if not _resampling(self.window, fps):
             return run(kp, mask, seg, conf)
         kp_r, m_r, seg_r, pos, conf_r = resample_runs(kp, mask, seg, MODEL_FPS / fps, conf)
@@ -349,7 +349,7 @@ def as_track_lifter(model, height_m: float = DEFAULT_HEIGHT_M, single_frame_mode
     sets its metric scale), and a temporal teacher given with a ``single_frame_model``
     (window 1) a :class:`LifterPair` (``names``: what ``lifted_by`` records for each).
     ``stride``: temporal inference stride (:func:`lifting.inference.strided_windows`).
-    ``flip``: teachers lift with test-time flip augmentation (:func:`lifting.inference.lift_frames`);
+    ``flip``: teachers lift with test-time flip augmentation (:class:`lifting.inference.InferenceSettings`);
     a student ignores it.
 
     Raises:
