@@ -46,7 +46,7 @@ from .prepare import canonical_track, identity_switches, person_check, run_offse
 from .placement import Intrinsics, fit_floor, guess_intrinsics, lowest_feet, read_camera, root_translation, track_motion
 from .refine import fit_track
 from .track_lifter import MODEL_FPS, LiftResult, as_track_lifter
-from .uncertainty import CALIBRATION, DEFAULT_LEVEL_OKS, lift_uncertainty
+from .uncertainty import CALIBRATION, DEFAULT_LEVEL_OKS, UncertaintySettings, lift_uncertainty
 
 __all__ = ["lift_track", "lift_file", "load_track_lifter", "LiftOptions", "LiftResult", "MODEL_FPS"]
 
@@ -88,8 +88,8 @@ def lift_track(lifter, track: Track, keypoint_format: str = "coco17", fps: float
     try:
         res = lifter.lift(kp, mask, run_offsets(starts), fps, options.causal, conf)
         if options.uncertainty_samples:
-            std = lift_uncertainty(lifter.unflipped(), kp, mask, run_offsets(starts), fps, options.causal,
-                                   options.uncertainty_samples, seed=int(track.track_id), conf=conf)
+            std = lift_uncertainty(lifter.unflipped(), kp, mask, run_offsets(starts), fps, options.causal, conf,
+                                   UncertaintySettings(options.uncertainty_samples, seed=int(track.track_id)))
             res = replace(res, joints_3d_std=std)
     except ValueError as e:
         raise ValueError(f"track {track.track_id}: {e}") from None
