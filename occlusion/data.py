@@ -395,12 +395,13 @@ class CropSampler:
     def _paste(self, img, kps, boxes, j, i, rng):
         """Paste a random person segment from another image over target ``j`` (the occluder
         becomes an extra person of the scene)."""
-        from .augment import occluded_keypoints, paste_occluder
+        from .augment import PasteSettings, occluded_keypoints, paste_occluder
 
         cands = [s for (src, s) in self.segments if src != i] or [s for (_, s) in self.segments]
         seg = cands[int(rng.integers(len(cands)))]
         fi = self.people.flip_index
-        res = paste_occluder(img, boxes[j], seg, rng, flip_pairs=[(a, b) for a, b in enumerate(fi) if a < b])
+        res = paste_occluder(img, boxes[j], seg, rng,
+                             PasteSettings(flip_pairs=[(a, b) for a, b in enumerate(fi) if a < b]))
         occ_kp = res.keypoints.astype(np.float32)
         occ_kp[:, 2] = np.where(occ_kp[:, 2] > 0, 2, 0)
         kps = kps.copy()
