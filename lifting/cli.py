@@ -227,10 +227,11 @@ def _cmd_demo(a: argparse.Namespace) -> int:
 
 
 def _cmd_mesh_image(a: argparse.Namespace) -> int:
-    from occlusion.mesh_image import mesh_image
+    from occlusion.mesh_image import MeshImageOptions, mesh_image
 
-    s = mesh_image(a.image, a.keypoints, a.checkpoint, a.output, image_id=a.image_id, min_keypoints=a.min_keypoints,
-                   mesh_format=a.mesh_format, overwrite=a.overwrite)
+    s = mesh_image(a.image, a.keypoints, a.checkpoint, a.output,
+                   MeshImageOptions(image_id=a.image_id, min_keypoints=a.min_keypoints, mesh_format=a.mesh_format,
+                                    overwrite=a.overwrite))
     skipped = f", skipped {len(s['skipped_people'])} with too few keypoints" if s["skipped_people"] else ""
     print(f"{s['people']} people{skipped}: {', '.join(s['files'][:4])}{' ...' if len(s['files']) > 4 else ''} "
           f"in {a.output}")
