@@ -97,6 +97,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
 
     from lifting.data import load_mocap_npz, split_clips
     from lifting.evaluate import evaluate_lifter
+    from lifting.inference import InferenceSettings
     from lifting.models.lifters import load_lifter
 
     model, ckpt = load_lifter(a.checkpoint)
@@ -110,7 +111,8 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
                "protocol": "DESIGN.md §4: 4-camera rig, canon16 joints, root-relative, mm"}
     dtype = torch.bfloat16 if a.bf16 else None
     for noise in ([0.0] + ([a.noise_px] if a.noise_px > 0 else [])):
-        res = evaluate_lifter(model, clips, noise_px=noise, seed=a.seed, height_m=a.height, dtype=dtype)
+        res = evaluate_lifter(model, clips, noise_px=noise, seed=a.seed, height_m=a.height,
+                              settings=InferenceSettings(dtype=dtype))
         key = "gt_2d" if noise == 0 else f"noise_{noise:g}px"
         results[key] = res
         print(_format_table(res, f"\n{Path(a.data).name} [{a.split}] {key} ({ckpt.get('kind')}, {a.checkpoint})"))
@@ -225,10 +227,11 @@ def _cmd_demo(a: argparse.Namespace) -> int:
 
 
 def _cmd_mesh_image(a: argparse.Namespace) -> int:
-    from occlusion.mesh_image import mesh_image
+    from occlusion.mesh_image import MeshImageOptions, mesh_image
 
-    s = mesh_image(a.image, a.keypoints, a.checkpoint, a.output, image_id=a.image_id, min_keypoints=a.min_keypoints,
-                   mesh_format=a.mesh_format, overwrite=a.overwrite)
+    s = mesh_image(a.image, a.keypoints, a.checkpoint, a.output,
+                   MeshImageOptions(image_id=a.image_id, min_keypoints=a.min_keypoints, mesh_format=a.mesh_format,
+                                    overwrite=a.overwrite))
     skipped = f", skipped {len(s['skipped_people'])} with too few keypoints" if s["skipped_people"] else ""
     print(f"{s['people']} people{skipped}: {', '.join(s['files'][:4])}{' ...' if len(s['files']) > 4 else ''} "
           f"in {a.output}")
@@ -320,10 +323,8 @@ def _cmd_adapt(a: argparse.Namespace) -> int:
 
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="posenet3d", description="Self-supervised 2D-to-3D human pose lifting.")
-    sub = p.add_subparsers(dest="command", required=True)
-
+def _add_train(sub) -> None:
+    """The ``posenet3d train STAGE CONFIG`` sub-command and its arguments."""
     t = sub.add_parser("train", help="train a stage: teacher (2D only), student, finetune, supervised baseline, "
                                      "or image (the student's image branch)")
     t.add_argument("stage", choices=["teacher", "student", "finetune", "supervised", "image"])
@@ -334,6 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue a killed run from its last.pt (same config; train.steps etc. may change)")
     t.set_defaults(func=_cmd_train)
 
+def _add_pose_bank(sub) -> None:
+    """The ``posenet3d pose-bank`` sub-command and its arguments."""
     pb = sub.add_parser("pose-bank", help="fit the body model to mocap: SMPL poses for the unpaired 3D prior mode")
     pb.add_argument("--data", required=True, help="mocap npz (shared format)")
     pb.add_argument("--split", default="train", choices=["train", "val", "test", "all"])
@@ -345,6 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("-o", "--output", required=True, help="output npz")
     pb.set_defaults(func=_cmd_pose_bank)
 
+def _add_export(sub) -> None:
+    """The ``posenet3d export`` sub-command and its arguments."""
     x = sub.add_parser("export", help="strip a training checkpoint to an inference checkpoint")
     x.add_argument("checkpoint")
     x.add_argument("dest")
@@ -353,6 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'teacher': the co-trained teacher of a fine-tuning checkpoint")
     x.set_defaults(func=_cmd_export)
 
+def _add_mesh_image(sub) -> None:
+    """The ``posenet3d mesh-image`` sub-command and its arguments."""
     mi = sub.add_parser("mesh-image", help="SMPL meshes for every person of a photo (image branch)")
     mi.add_argument("image")
     mi.add_argument("--keypoints", required=True, help="COCO annotation file or COCO results JSON with the people's 2D")
@@ -364,6 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     mi.add_argument("--overwrite", action="store_true", help="replace a previous mesh-image output in that folder")
     mi.set_defaults(func=_cmd_mesh_image)
 
+def _add_evaluate(sub) -> None:
+    """The ``posenet3d evaluate`` sub-command and its arguments."""
     e = sub.add_parser("evaluate", help="evaluate a checkpoint on mocap with the 4-camera rig protocol")
     e.add_argument("checkpoint")
     e.add_argument("--data", required=True, help="mocap npz in the shared format")
@@ -376,6 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="JSON output (default: next to your checkpoint; the current folder for a bundled one)")
     e.set_defaults(func=_cmd_evaluate)
 
+def _add_lift(sub) -> None:
+    """The ``posenet3d lift`` sub-command and its arguments."""
     li = sub.add_parser("lift", help="lift 2D keypoint tracks (COCO results, OpenPose, MMPose, AlphaPose, MediaPipe, "
                                      "H36M arrays) to 3D")
     li.add_argument("tracks")
@@ -387,6 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "cores, else all cores; default: %(default)s)")
     li.set_defaults(func=_cmd_lift)
 
+def _add_adapt(sub) -> None:
+    """The ``posenet3d adapt`` sub-command and its arguments."""
     ad = sub.add_parser("adapt", help="self-supervised fine-tuning of the bundled (or given) models on your own 2D "
                                       "tracks (no 3D), then lift them with the adapted models")
     ad.add_argument("inputs", nargs="+", help="keypoint files or folders (any format lift reads)")
@@ -409,12 +422,23 @@ def build_parser() -> argparse.ArgumentParser:
                                           "student), 'teacher' (the temporal teacher), or a checkpoint path")
     ad.set_defaults(func=_cmd_adapt)
 
+def _add_demo(sub) -> None:
+    """The ``posenet3d demo`` sub-command and its arguments."""
     demo_help = ("lift the bundled example track with the bundled SMPL student (meshes; the bundled teacher if "
                  "this build has no student), offline")
     d = sub.add_parser("demo", help=demo_help, description=demo_help)
     d.add_argument("-o", "--output", default="posenet3d_demo",
                    help="output folder (default ./posenet3d_demo; a previous demo output there is replaced)")
     d.set_defaults(func=_cmd_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``posenet3d`` argument parser: one sub-command per ``_add_*`` helper."""
+    p = argparse.ArgumentParser(prog="posenet3d", description="Self-supervised 2D-to-3D human pose lifting.")
+    sub = p.add_subparsers(dest="command", required=True)
+    for add in (_add_train, _add_pose_bank, _add_export, _add_mesh_image, _add_evaluate, _add_lift, _add_adapt,
+                _add_demo):
+        add(sub)
     return p
 
 

@@ -11,7 +11,7 @@ import torch
 from . import metrics
 from .data import EvalViews, MocapClips, content_label, eval_views
 from .geometry import normalize_2d
-from .inference import DEFAULT_HEIGHT_M, lift_frames, metric_scale
+from .inference import DEFAULT_HEIGHT_M, InferenceSettings, lift_frames, metric_scale
 from .refine import FitWeights, fit_track
 from .models.teacher import Lifter
 
@@ -56,10 +56,8 @@ def evaluate_lifter(
     noise_px: float = 0.0,
     seed: int = 0,
     height_m: float = DEFAULT_HEIGHT_M,
-    batch_size: int = 4096,
-    dtype: torch.dtype | None = None,
     fit: FitWeights | None = None,
-    flip: bool = False,
+    settings: InferenceSettings = InferenceSettings(),
 ) -> dict:
     """Evaluate a lifter on clips (DESIGN.md §4 protocol; see :func:`evaluate_predictions`).
 
@@ -69,14 +67,15 @@ def evaluate_lifter(
         height_m: assumed subject height for MPJPE/PCK (see :func:`metric_scale`).
         fit: when given, every clip's lift is fitted to its (noisy) 2D first, as ``posenet3d
             lift --fit track`` does (:func:`lifting.refine.fit_track`).
-        flip: test-time flip augmentation (:func:`lifting.inference.lift_frames`).
+        settings: how the model runs (:class:`lifting.inference.InferenceSettings`: batch size,
+            autocast dtype, test-time flip; its ``causal``/``stride`` apply as in a lift).
     """
     views = clips if isinstance(clips, EvalViews) else eval_views(clips)
     dev = next(model.parameters()).device  # lift where the model lives; metrics on the CPU
     kp = _noisy(views, noise_px, seed).to(dev)
     mask = torch.ones(kp.shape[1:3], dtype=torch.bool, device=dev)
     preds = torch.stack([
-        lift_frames(model, kp[v], mask, views.seq_offsets, batch_size=batch_size, dtype=dtype, flip=flip).cpu()
+        lift_frames(model, kp[v], mask, views.seq_offsets, settings=settings).cpu()
         for v in range(kp.shape[0])
     ])
     if fit is not None:

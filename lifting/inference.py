@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,8 @@ from .options import DEFAULT_HEIGHT_M, DEFAULT_STRIDE  # noqa: F401 (re-exported
 from .skeletons import CANON16, Skeleton
 from .models.teacher import Lifter
 
-__all__ = ["lift_smpl_frames", "window_indices", "strided_windows", "output_index", "lift_frames", "metric_scale",
+__all__ = ["lift_smpl_frames", "window_indices", "strided_windows", "output_index", "lift_frames", "InferenceSettings",
+           "metric_scale",
            "HEIGHT_PROXY_FRACTION", "DEFAULT_HEIGHT_M", "DEFAULT_STRIDE", "native_bf16", "bf16_or_warn",
            "auto_threads", "choose_threads"]
 
@@ -135,18 +137,42 @@ def mirror_permutation(num_joints: int) -> list[int]:
     return perm
 
 
+@dataclass(frozen=True)
+class InferenceSettings:
+    """How :func:`lift_frames` runs a model.
+
+    Attributes:
+        batch_size: windows per forward pass.
+        dtype: optional autocast dtype (e.g. ``torch.bfloat16`` on a CPU with native bf16,
+            :func:`native_bf16`; elsewhere it is emulated and several times slower).
+        causal: temporal models see only the current and past frames (online mode: the
+            window ends at the frame, :func:`window_indices`); the model is used as trained,
+            reporting the last frame of each window, so expect somewhat larger errors than
+            with centred windows.
+        stride: temporal models: one window per ``stride`` frames, each reporting its
+            central ``stride`` frames (:func:`strided_windows`; 1 = a window per frame;
+            :data:`DEFAULT_STRIDE` is what :mod:`lifting.track_lifter` uses).
+        flip: test-time flip augmentation (as in VideoPose3D, Pavllo et al. CVPR 2019 Sec. 5):
+            the 2D is also lifted mirrored (x negated, left and right joints swapped, by the
+            names of :data:`lifting.skeletons.CANON16`), the result mirrored back, and the two
+            averaged (2 lifts).
+    """
+
+    batch_size: int = 4096
+    dtype: torch.dtype | None = None
+    causal: bool = False
+    stride: int = 1
+    flip: bool = False
+
+
 @torch.no_grad()
 def lift_frames(
     model: Lifter,
     keypoints_2d: torch.Tensor,
     mask: torch.Tensor,
     seq_offsets: np.ndarray | None = None,
-    batch_size: int = 4096,
-    dtype: torch.dtype | None = None,
-    causal: bool = False,
     conf: torch.Tensor | None = None,
-    stride: int = 1,
-    flip: bool = False,
+    settings: InferenceSettings = InferenceSettings(),
 ) -> torch.Tensor:
     """Lift every frame of one or more sequences.
 
@@ -155,23 +181,11 @@ def lift_frames(
         keypoints_2d: ``(N, J, 2)`` pixels, frames of consecutive sequences.
         mask: ``(N, J)`` bool visible joints (the root must be visible in every frame).
         seq_offsets: ``(C+1,)`` sequence boundaries; default one sequence.
-        batch_size: windows per forward pass.
-        dtype: optional autocast dtype (e.g. ``torch.bfloat16`` on a CPU with native bf16,
-            :func:`native_bf16`; elsewhere it is emulated and several times slower).
-        causal: temporal models see only the current and past frames (online mode: the
-            window ends at the frame, :func:`window_indices`); the model is used as trained,
-            reporting the last frame of each window, so expect somewhat larger errors than
-            with centred windows.
         conf: optional ``(N, J)`` detector scores in [0, 1] of the visible joints (masked
             joints get 0); read by models with ``use_confidence`` (default 1 for visible
             joints), ignored by others.
-        stride: temporal models: one window per ``stride`` frames, each reporting its
-            central ``stride`` frames (:func:`strided_windows`; 1 = a window per frame;
-            :data:`DEFAULT_STRIDE` is what :mod:`lifting.track_lifter` uses).
-        flip: test-time flip augmentation (as in VideoPose3D, Pavllo et al. CVPR 2019 Sec. 5):
-            the 2D is also lifted mirrored (x negated, left and right joints swapped, by the
-            names of :data:`lifting.skeletons.CANON16`), the result mirrored back, and the two
-            averaged (2 lifts).
+        settings: :class:`InferenceSettings` (batch size, autocast dtype, causal windows,
+            stride, test-time flip).
 
     Returns:
         ``(N, J, 3)`` float32 root-relative 3D in normalised units for a lifter (see
@@ -181,13 +195,14 @@ def lift_frames(
         ValueError: NaN/inf keypoints or scores, shape mismatch, frames without a visible
             root, or a bad ``stride``.
     """
+    batch_size, dtype, causal, stride = settings.batch_size, settings.dtype, settings.causal, settings.stride
     _check_inputs(keypoints_2d, mask, conf)
-    if flip:
+    if settings.flip:
         perm = mirror_permutation(keypoints_2d.shape[1])
         kp_m = keypoints_2d[:, perm] * torch.tensor([-1.0, 1.0], device=keypoints_2d.device)
-        args = dict(seq_offsets=seq_offsets, batch_size=batch_size, dtype=dtype, causal=causal, stride=stride)
-        a = lift_frames(model, keypoints_2d, mask, conf=conf, **args)
-        b = lift_frames(model, kp_m, mask[:, perm], conf=None if conf is None else conf[:, perm], **args)
+        once = replace(settings, flip=False)
+        a = lift_frames(model, keypoints_2d, mask, seq_offsets, conf, once)
+        b = lift_frames(model, kp_m, mask[:, perm], seq_offsets, None if conf is None else conf[:, perm], once)
         return (a + b[:, perm] * torch.tensor([-1.0, 1.0, 1.0], device=b.device)) / 2
     win, pos, batches = _batches(model, keypoints_2d, mask, conf, seq_offsets, causal, stride, batch_size)
     was_training = model.training
@@ -221,8 +236,8 @@ def lift_smpl_frames(
 
     Args:
         student: :class:`lifting.models.student.Student`. keypoints_2d: ``(N, J, 2)`` pixels.
-        mask: ``(N, J)`` bool. seq_offsets: ``(C+1,)`` sequence boundaries. causal, conf,
-        stride: see :func:`lift_frames`.
+        mask: ``(N, J)`` bool. seq_offsets: ``(C+1,)`` sequence boundaries. causal, stride:
+        see :class:`InferenceSettings`; conf: see :func:`lift_frames`.
 
     Returns:
         Per frame: ``global_orient (N, 3, 3)``, ``body_pose (N, 23, 3, 3)``,

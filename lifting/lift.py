@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +47,7 @@ from .prepare import canonical_track, identity_switches, person_check, run_offse
 from .placement import Intrinsics, fit_floor, guess_intrinsics, lowest_feet, read_camera, root_translation, track_motion
 from .refine import fit_track
 from .track_lifter import MODEL_FPS, LiftResult, as_track_lifter
-from .uncertainty import CALIBRATION, DEFAULT_LEVEL_OKS, lift_uncertainty
+from .uncertainty import CALIBRATION, DEFAULT_LEVEL_OKS, UncertaintySettings, lift_uncertainty
 
 __all__ = ["lift_track", "lift_file", "load_track_lifter", "LiftOptions", "LiftResult", "MODEL_FPS"]
 
@@ -89,8 +89,8 @@ def lift_track(lifter, track: Track, keypoint_format: str = "coco17", fps: float
     try:
         res = lifter.lift(kp, mask, run_offsets(starts), fps, options.causal, conf)
         if options.uncertainty_samples:
-            std = lift_uncertainty(lifter.unflipped(), kp, mask, run_offsets(starts), fps, options.causal,
-                                   options.uncertainty_samples, seed=int(track.track_id), conf=conf)
+            std = lift_uncertainty(lifter.unflipped(), kp, mask, run_offsets(starts), fps, options.causal, conf,
+                                   UncertaintySettings(options.uncertainty_samples, seed=int(track.track_id)))
             res = replace(res, joints_3d_std=std)
     except ValueError as e:
         raise ValueError(f"track {track.track_id}: {e}") from None
@@ -259,46 +259,101 @@ def lift_file(tracks_path: str | Path, out_dir: str | Path, options: LiftOptions
     camera, no_camera = _camera(options, ts)
     if options.mesh_frames == "all" and lifter.faces is not None and options.progress:
         print(_mesh_plan(ts, lifter, options.mesh_format), file=sys.stderr, flush=True)
-    lifted_by: dict[str, list] = {}
-    not_people: list[str] = []
-    paths: dict[str, tuple] = {}  # stem -> (frame_ids, transl): where each person went
-    feet: list[np.ndarray] = []
     with staged_output_folder(out_dir, overwrite=options.overwrite) as staging:
-        outputs = LiftOutputs(staging, lifter, options, ts.fps, Path(tracks_path).name)
-        bar = tqdm(total=sum(len(t.frame_ids) for t in ts.tracks), unit="frame", desc="lift + write",
-                   disable=None if options.progress else True,  # None: only on a terminal
-                   mininterval=1.0, dynamic_ncols=True, leave=False)
-        for i, track in enumerate(ts.tracks):
-            ts.tracks[i] = None  # release the input track
-            res = lift_track(lifter, track, ts.keypoint_format, ts.fps, options, camera)
-            bar.update(len(track.frame_ids))
-            lifted_by[str(res.track_id)] = [list(r) for r in res.lifted_by]
-            why = person_check(res.keypoints_2d, res.mask, res.frame_ids)
-            if why:
-                not_people.append(f"track {res.track_id}: {why}")
-            outputs.add(res)
-            if res.transl is not None and len(res.frame_ids):
-                outputs.tracks[-1] |= track_motion(res.transl, res.frame_ids, ts.fps or MODEL_FPS)
-                paths[res.stem] = (res.frame_ids, res.transl)
-                feet.append(lowest_feet(res.joints_3d + res.transl[:, None]))
-        bar.close()
+        outputs = LiftOutputs(staging, options, ts.fps, Path(tracks_path).name, has_body=lifter.faces is not None)
+        log = _lift_tracks(lifter, ts, options, camera, outputs)
         if not outputs.frames_lifted:
             raise ValueError(f"{tracks_path}: no frame of any track has a visible pelvis (both hips) and "
                              f">= {options.min_joints} joints above confidence {options.conf_threshold}")
         lift_s = time.perf_counter() - t0
         rendered = outputs.finish()
         summary = _summary(tracks_path, options, ckpt, lifter, ts, outputs) | rendered
-        summary |= {"models": models, "lifted_by": lifted_by, "camera": camera.describe() if camera else None}
-        summary |= _floor(paths, feet, staging, options)
-        if no_camera:
-            summary["warnings"].append(no_camera)
-        if not_people:
-            summary["warnings"].append(f"the 2D of {len(not_people)} track(s) does not look like a person (check the "
-                                       f"input's joint order and coordinates): " + "; ".join(not_people[:5])
-                                       + (" ..." if len(not_people) > 5 else ""))
+        summary |= {"models": models, "lifted_by": log.lifted_by, "camera": camera.describe() if camera else None}
+        summary |= _floor(log.paths, log.feet, staging, options)
+        summary["warnings"] += log.warnings(no_camera)
         summary |= {"seconds_lift": round(lift_s, 3), "seconds_total": round(time.perf_counter() - t0, 3)}
         atomic_write(staging / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=1)))
     return summary
+
+
+MESH_CHUNK = 64
+"""``--mesh-frames`` meshes are decoded and written this many frames at a time (a long mesh
+sequence never holds all its vertices at once)."""
+
+
+@dataclass
+class _RunLog:
+    """What the per-track loop of :func:`lift_file` gathers for the summary.
+
+    Attributes:
+        lifted_by: ``{track id: [[first frame id, last frame id, model name], ...]}``.
+        not_people: one line per track whose 2D does not look like a person.
+        paths: ``{stem: (frame_ids (T,), transl (T, 3) metres)}``: where each placed person went.
+        feet: per placed track ``(T, 3)`` metres, its lowest foot per frame (camera frame).
+    """
+
+    lifted_by: dict = field(default_factory=dict)
+    not_people: list = field(default_factory=list)
+    paths: dict = field(default_factory=dict)
+    feet: list = field(default_factory=list)
+
+    def warnings(self, no_camera: str | None) -> list[str]:
+        """The run's warnings: no intrinsics (``no_camera``), tracks that are not people."""
+        out = [no_camera] if no_camera else []
+        if self.not_people:
+            out.append(f"the 2D of {len(self.not_people)} track(s) does not look like a person (check the "
+                       f"input's joint order and coordinates): " + "; ".join(self.not_people[:5])
+                       + (" ..." if len(self.not_people) > 5 else ""))
+        return out
+
+
+def _mesh_picks(res: LiftResult, o: LiftOptions) -> np.ndarray:
+    """Indices into ``res`` of the ``--mesh-frames`` frames (all for ``"all"``; none when
+    meshes go with the figures or the model has no body)."""
+    if res.smpl is None or o.mesh_frames is None:
+        return np.zeros(0, np.int64)
+    return np.arange(len(res.frame_ids)) if o.mesh_frames == "all" else np.flatnonzero(np.isin(res.frame_ids,
+                                                                                                 o.mesh_frames))
+
+
+def _write_track(lifter, res: LiftResult, o: LiftOptions, outputs: LiftOutputs) -> None:
+    """Hand one lifted track to the writer with every mesh it writes: the vertices of the
+    frames its figure and video would show (:meth:`LiftOutputs.shown_frames`, decoded in one
+    batch) in ``res.meshes``, then the ``--mesh-frames`` meshes in parts of :data:`MESH_CHUNK`."""
+    shown = outputs.shown_frames(len(res.frame_ids)) if res.smpl is not None else ()
+    if len(shown):
+        res = replace(res, meshes=lifter.meshes(res, shown))
+    outputs.add(res)
+    picks = _mesh_picks(res, o)
+    for s in range(0, len(picks), MESH_CHUNK):
+        outputs.add_meshes(res, lifter.meshes(res, picks[s:s + MESH_CHUNK]))
+
+
+def _lift_tracks(lifter, ts: TrackSet, o: LiftOptions, camera: Intrinsics | None, outputs: LiftOutputs) -> _RunLog:
+    """Lift and write every track of ``ts`` in turn (each input track is released once
+    lifted); placement statistics go to ``outputs.tracks``.
+
+    Raises:
+        ValueError: as :func:`lift_track`."""
+    log = _RunLog()
+    bar = tqdm(total=sum(len(t.frame_ids) for t in ts.tracks), unit="frame", desc="lift + write",
+               disable=None if o.progress else True,  # None: only on a terminal
+               mininterval=1.0, dynamic_ncols=True, leave=False)
+    for i, track in enumerate(ts.tracks):
+        ts.tracks[i] = None  # release the input track
+        res = lift_track(lifter, track, ts.keypoint_format, ts.fps, o, camera)
+        bar.update(len(track.frame_ids))
+        log.lifted_by[str(res.track_id)] = [list(r) for r in res.lifted_by]
+        why = person_check(res.keypoints_2d, res.mask, res.frame_ids)
+        if why:
+            log.not_people.append(f"track {res.track_id}: {why}")
+        _write_track(lifter, res, o, outputs)
+        if res.transl is not None and len(res.frame_ids):
+            outputs.tracks[-1] |= track_motion(res.transl, res.frame_ids, ts.fps or MODEL_FPS)
+            log.paths[res.stem] = (res.frame_ids, res.transl)
+            log.feet.append(lowest_feet(res.joints_3d + res.transl[:, None]))
+    bar.close()
+    return log
 
 
 def _summary(tracks_path, o: LiftOptions, ckpt: dict, lifter, ts: TrackSet, outputs: LiftOutputs) -> dict:

@@ -276,6 +276,32 @@ def n_mpjpe(pred: torch.Tensor, target: torch.Tensor, mask: _Mask = None) -> tor
     return mpjpe(aligned, target, mask)
 
 
+def _normalised_weights(w: torch.Tensor | None, p: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Joint weights ``(..., J)`` float64 summing to one per sample (all ones when ``w`` is
+    None) and ``(...)`` bool: the sample has a joint of positive weight (its weights stay 0
+    otherwise). ``p``: ``(..., J, 3)`` float64, for shape and device."""
+    if w is None:
+        w64 = torch.ones(p.shape[:-1], dtype=torch.float64, device=p.device)
+    else:
+        w64 = w.to(torch.float64)
+    total = w64.sum(dim=-1, keepdim=True)  # (..., 1)
+    return w64 / torch.where(total > 0, total, torch.ones_like(total)), total[..., 0] > 0
+
+
+def _umeyama_rotation(wn: torch.Tensor, qc: torch.Tensor, pc: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The rotation ``R = U S V^T`` ``(..., 3, 3)`` (a proper rotation) and ``tr(D S)``
+    ``(...)`` of Umeyama Eq. 39-43 (see :func:`procrustes_fit`) from normalised weights
+    ``wn (..., J)`` and centred target/prediction joints ``qc``, ``pc`` ``(..., J, 3)``."""
+    # Cross-covariance Sigma = sum_j w_j qc_j pc_j^T, shape (..., 3, 3).
+    sigma = torch.einsum("...j,...ja,...jb->...ab", wn, qc, pc)
+    u, d, vh = torch.linalg.svd(sigma)
+    sign = torch.sign(torch.linalg.det(u) * torch.linalg.det(vh))
+    sign = torch.where(sign == 0, torch.ones_like(sign), sign)
+    s_diag = torch.ones_like(d)
+    s_diag[..., 2] = sign
+    return u @ (s_diag[..., :, None] * vh), (d * s_diag).sum(dim=-1)  # U S V^T, tr(D S)
+
+
 def procrustes_fit(
     pred: torch.Tensor, target: torch.Tensor, mask: _Mask = None
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -315,13 +341,7 @@ def procrustes_fit(
     out_dtype = pred.dtype
     p = pred.to(torch.float64)
     q = target.to(torch.float64)
-    if w is None:
-        w64 = torch.ones(p.shape[:-1], dtype=torch.float64, device=p.device)
-    else:
-        w64 = w.to(torch.float64)
-    total = w64.sum(dim=-1, keepdim=True)  # (..., 1)
-    has_joints = total[..., 0] > 0
-    wn = w64 / torch.where(total > 0, total, torch.ones_like(total))  # normalised weights (..., J)
+    wn, has_joints = _normalised_weights(w, p)
 
     mu_p = (wn[..., None] * p).sum(dim=-2)  # (..., 3)
     mu_q = (wn[..., None] * q).sum(dim=-2)
@@ -336,15 +356,7 @@ def procrustes_fit(
     tiny = torch.finfo(torch.float64).tiny
     nondegenerate = (var_p > 1e4 * eps * ref_p + tiny) & has_joints
 
-    # Cross-covariance Sigma = sum_j w_j qc_j pc_j^T, shape (..., 3, 3).
-    sigma = torch.einsum("...j,...ja,...jb->...ab", wn, qc, pc)
-    u, d, vh = torch.linalg.svd(sigma)
-    sign = torch.sign(torch.linalg.det(u) * torch.linalg.det(vh))
-    sign = torch.where(sign == 0, torch.ones_like(sign), sign)
-    s_diag = torch.ones_like(d)
-    s_diag[..., 2] = sign
-    rot = u @ (s_diag[..., :, None] * vh)  # U S V^T
-    trace_ds = (d * s_diag).sum(dim=-1)
+    rot, trace_ds = _umeyama_rotation(wn, qc, pc)
 
     scale = torch.where(
         nondegenerate,

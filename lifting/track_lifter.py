@@ -2,7 +2,8 @@
 
 ``as_track_lifter(model, height_m)`` wraps a loaded model (:func:`lifting.models.lifters.load_lifter`)
 once; the pipeline then only calls ``lifter.lift(keypoints_2d, mask, seq_offsets, fps,
-causal, conf) -> LiftResult`` and, for meshes, ``lifter.vertices(result, picks)``. It never asks
+causal, conf) -> LiftResult`` and, for meshes, ``lifter.meshes(result, picks) -> TrackMeshes``
+(plain arrays the write step gets; :mod:`lifting.lift_result`). It never asks
 which kind of model it holds: a result with ``smpl`` set has a body, one without has not.
 Given a single-frame teacher next to a temporal one, ``as_track_lifter`` returns a
 :class:`LifterPair`, which lifts runs shorter than :data:`MIN_TEMPORAL_RUN` frames (isolated
@@ -26,15 +27,13 @@ import torch
 
 from .geometry import normalize_2d
 from .prepare import resample_runs
-from .inference import DEFAULT_HEIGHT_M, DEFAULT_STRIDE, lift_frames, lift_smpl_frames, metric_scale
+from .inference import DEFAULT_HEIGHT_M, DEFAULT_STRIDE, InferenceSettings, lift_frames, lift_smpl_frames, metric_scale
+from .lift_result import MODEL_FPS, LiftResult, TrackMeshes
 from .skeletons import CANON16
 from .models.student import Student
 
 __all__ = ["LiftResult", "SmplFit", "TeacherLifter", "StudentLifter", "LifterPair", "as_track_lifter", "MODEL_FPS",
-           "MIN_TEMPORAL_RUN"]
-
-MODEL_FPS = 30.0
-"""Frame rate of the training mocap; temporal models resample other rates to this."""
+           "MIN_TEMPORAL_RUN", "TrackMeshes"]
 
 MIN_TEMPORAL_RUN = 9
 """Shortest gap-free run (frames) a :class:`LifterPair` gives its temporal model: the
@@ -82,56 +81,6 @@ class SmplFit:
                 "cam_convention": np.array(CAM_CONVENTION)}
 
 
-@dataclass
-class LiftResult:
-    """The lift of one track (or of one array of frames).
-
-    Attributes:
-        track_id: int (``-1`` for arrays lifted outside a track).
-        frame_ids: ``(T,)`` int64 lifted frames.
-        joints_3d: ``(T, J, 3)`` float32 root-relative metres, camera frame (x right, y down,
-            z forward), canonical joints (:data:`lifting.skeletons.CANON16`).
-        keypoints_2d: ``(T, J, 2)`` float32 canonical input pixels. mask: ``(T, J)`` bool
-            observed joints. skipped_frame_ids: frames of the track that could not be lifted.
-        identity_switches: runs split by a 2D root jump (see :mod:`lifting.lift`).
-        smpl: :class:`SmplFit` for a student, ``None`` for a teacher.
-        joints_3d_std: ``(T, J)`` float32 metres, per-joint 3D uncertainty
-            (:mod:`lifting.uncertainty`), ``None`` when not computed.
-        lifted_by: ``((start, stop, model name), ...)`` which model lifted which frames
-            (indices into this result; a :class:`LifterPair` uses two models).
-        name: the input's name for the track (a VideoPose3D video), ``""`` when none.
-        transl: ``(T, 3)`` float32 metres, the root's camera-frame position
-            (:mod:`lifting.placement`), ``None`` without camera intrinsics.
-    """
-
-    track_id: int
-    frame_ids: np.ndarray
-    joints_3d: np.ndarray
-    keypoints_2d: np.ndarray
-    mask: np.ndarray
-    skipped_frame_ids: np.ndarray
-    identity_switches: int = 0
-    smpl: SmplFit | None = None
-    joints_3d_std: np.ndarray | None = None
-    lifted_by: tuple = ()
-    name: str = ""
-    transl: np.ndarray | None = None
-
-    @property
-    def stem(self) -> str:
-        """File stem of this track's outputs (:func:`lifting.io.tracks.track_stem`)."""
-        from .io.tracks import track_stem
-
-        return track_stem(self.track_id, self.name)
-
-    @classmethod
-    def empty(cls, track_id: int, skipped_frame_ids: np.ndarray, num_joints: int = CANON16.num_joints):
-        """A result without lifted frames."""
-        return cls(int(track_id), np.zeros(0, np.int64), np.zeros((0, num_joints, 3), np.float32),
-                   np.zeros((0, num_joints, 2), np.float32), np.zeros((0, num_joints), bool),
-                   np.asarray(skipped_frame_ids))
-
-
 def _resampling(window: int, fps: float | None) -> bool:
     return window > 1 and fps is not None and abs(fps - MODEL_FPS) > 1e-3
 
@@ -163,7 +112,7 @@ class TeacherLifter:
     the ratio of metric to normalised size, for a subject of ``height_m`` metres). ``name``
     is what :attr:`LiftResult.lifted_by` records; ``stride``: see
     :func:`lifting.inference.strided_windows`; ``flip``: test-time flip augmentation
-    (:func:`lifting.inference.lift_frames`)."""
+    (:class:`lifting.inference.InferenceSettings`)."""
 
     faces = None
     body_model = None
@@ -183,9 +132,9 @@ class TeacherLifter:
                    conf: np.ndarray | None) -> torch.Tensor:
         """Root-relative 3D ``(N, J, 3)`` in normalised units (CPU) of :func:`_inputs` arrays."""
         dev = _device(self.model)
+        how = InferenceSettings(causal=causal, stride=self.stride, flip=self.flip)
         run = lambda k, m, s, c: lift_frames(self.model, torch.from_numpy(k).float().to(dev),  # noqa: E731
-                                             torch.from_numpy(m).to(dev), s, causal=causal, conf=_tensor(c, dev),
-                                             stride=self.stride, flip=self.flip).cpu()
+                                             torch.from_numpy(m).to(dev), s, _tensor(c, dev), how).cpu()
         if not _resampling(self.window, fps):
             return run(kp, mask, seg, conf)
         kp_r, m_r, seg_r, pos, conf_r = resample_runs(kp, mask, seg, MODEL_FPS / fps, conf)
@@ -230,6 +179,10 @@ class TeacherLifter:
     def vertices(self, result: LiftResult, picks: np.ndarray) -> np.ndarray:
         """A teacher has no mesh. Raises: ValueError."""
         raise ValueError("a teacher checkpoint has no body model: meshes need an SMPL student checkpoint")
+
+    def meshes(self, result: LiftResult, picks: np.ndarray) -> TrackMeshes:
+        """A teacher has no mesh. Raises: ValueError (as :meth:`vertices`)."""
+        return TrackMeshes(np.asarray(picks, np.int64), self.vertices(result, picks), self.faces)
 
 
 class LifterPair(TeacherLifter):
@@ -340,6 +293,11 @@ class StudentLifter:
                                     return_vertices=True)
         return out.vertices[0].cpu().numpy()
 
+    def meshes(self, result: LiftResult, picks: np.ndarray) -> TrackMeshes:
+        """:class:`TrackMeshes` of frames ``picks`` (indices into ``result``, ascending): the
+        :meth:`vertices` of those frames, decoded in one batch, with the body model's faces."""
+        return TrackMeshes(np.asarray(picks, np.int64), self.vertices(result, picks), self.faces)
+
 
 def as_track_lifter(model, height_m: float = DEFAULT_HEIGHT_M, single_frame_model=None,
                     stride: int = DEFAULT_STRIDE, names: tuple[str, str] = ("temporal", "single_frame"),
@@ -350,7 +308,7 @@ def as_track_lifter(model, height_m: float = DEFAULT_HEIGHT_M, single_frame_mode
     sets its metric scale), and a temporal teacher given with a ``single_frame_model``
     (window 1) a :class:`LifterPair` (``names``: what ``lifted_by`` records for each).
     ``stride``: temporal inference stride (:func:`lifting.inference.strided_windows`).
-    ``flip``: teachers lift with test-time flip augmentation (:func:`lifting.inference.lift_frames`);
+    ``flip``: teachers lift with test-time flip augmentation (:class:`lifting.inference.InferenceSettings`);
     a student ignores it.
 
     Raises:

@@ -39,6 +39,7 @@ sensitivity to 2D noise scaled to typical error, not a bound.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -48,8 +49,8 @@ from .options import DEFAULT_SAMPLES  # noqa: F401 (re-exported: the defaults li
 from .skeletons import CANON16
 from .synth2d import canon_oks_sigmas, object_scale
 
-__all__ = ["perturb_keypoints", "joint_spread", "lift_uncertainty", "DEFAULT_SAMPLES", "DEFAULT_LEVEL_OKS",
-           "CALIBRATION"]
+__all__ = ["perturb_keypoints", "joint_spread", "lift_uncertainty", "UncertaintySettings", "DEFAULT_SAMPLES",
+           "DEFAULT_LEVEL_OKS", "CALIBRATION"]
 
 
 DEFAULT_LEVEL_OKS = 4.0
@@ -112,9 +113,26 @@ def perturb_keypoints(keypoints_2d: np.ndarray, mask: np.ndarray, samples: int =
     return (torch.from_numpy(kp)[None] + noise * std[None, ..., None]).numpy()
 
 
+@dataclass(frozen=True)
+class UncertaintySettings:
+    """How :func:`joint_spread` perturbs and scales.
+
+    Attributes:
+        samples: perturbed copies ``K`` (>= 1). level: noise level in OKS units (>= 0,
+            :data:`DEFAULT_LEVEL_OKS`). seed: of the noise (:func:`perturb_keypoints`).
+        calibration: factor applied to the RMS spread (finite, >= 0; 1 = raw spread;
+            :data:`CALIBRATION`).
+    """
+
+    samples: int = DEFAULT_SAMPLES
+    level: float = DEFAULT_LEVEL_OKS
+    seed: int = 0
+    calibration: float = CALIBRATION
+
+
 def joint_spread(lift: LiftFn, keypoints_2d: np.ndarray, mask: np.ndarray, seq_offsets: np.ndarray | None = None,
-                 samples: int = DEFAULT_SAMPLES, level: float = DEFAULT_LEVEL_OKS, seed: int = 0,
-                 calibration: float = CALIBRATION, root_index: int = CANON16.root_index) -> np.ndarray:
+                 settings: UncertaintySettings = UncertaintySettings(),
+                 root_index: int = CANON16.root_index) -> np.ndarray:
     """Per-joint 3D uncertainty of ``lift`` at this input (module docstring).
 
     Args:
@@ -123,9 +141,9 @@ def joint_spread(lift: LiftFn, keypoints_2d: np.ndarray, mask: np.ndarray, seq_o
             called once with ``M = (K + 1) N`` frames: the clean input, then the ``K`` copies,
             each copy's runs as separate sequences.
         keypoints_2d: ``(N, J, 2)`` pixels. mask: ``(N, J)`` bool observed joints.
-        seq_offsets: ``(S+1,)`` run boundaries (default one run). samples, level, seed: as
-            :func:`perturb_keypoints`. calibration: factor applied to the spread (1 = raw
-            RMS spread).
+        seq_offsets: ``(S+1,)`` run boundaries (default one run).
+        settings: :class:`UncertaintySettings` (``samples``, ``level``, ``seed`` as
+            :func:`perturb_keypoints`; ``calibration``). root_index: the root joint (0 spread).
 
     Returns:
         ``joints_3d_std (N, J)`` float32 metres (0 at the root).
@@ -134,11 +152,12 @@ def joint_spread(lift: LiftFn, keypoints_2d: np.ndarray, mask: np.ndarray, seq_o
         ValueError: as :func:`perturb_keypoints`; ``calibration`` not finite and >= 0; a lift
             of the wrong shape or with non-finite values.
     """
+    samples, calibration = settings.samples, settings.calibration
     if isinstance(calibration, bool) or not isinstance(calibration, (int, float)) \
             or not math.isfinite(calibration) or calibration < 0:
         raise ValueError(f"uncertainty calibration must be a finite number >= 0, got {calibration!r}")
     kp, m = np.asarray(keypoints_2d, np.float32), np.asarray(mask, bool)
-    noisy = perturb_keypoints(kp, m, samples, level, seed, root_index)
+    noisy = perturb_keypoints(kp, m, samples, settings.level, settings.seed, root_index)
     n = len(kp)
     seg = np.array([0, n]) if seq_offsets is None else np.asarray(seq_offsets, np.int64)
     offs = np.concatenate([[0]] + [seg[1:] + k * n for k in range(samples + 1)])
@@ -154,13 +173,12 @@ def joint_spread(lift: LiftFn, keypoints_2d: np.ndarray, mask: np.ndarray, seq_o
 
 
 def lift_uncertainty(lifter, keypoints_2d: np.ndarray, mask: np.ndarray, seq_offsets: np.ndarray | None = None,
-                     fps: float | None = None, causal: bool = False, samples: int = DEFAULT_SAMPLES,
-                     level: float = DEFAULT_LEVEL_OKS, seed: int = 0, calibration: float = CALIBRATION,
-                     conf: np.ndarray | None = None) -> np.ndarray:
+                     fps: float | None = None, causal: bool = False, conf: np.ndarray | None = None,
+                     settings: UncertaintySettings = UncertaintySettings()) -> np.ndarray:
     """:func:`joint_spread` through a :mod:`lifting.track_lifter` lifter (``TeacherLifter`` /
     ``StudentLifter`` / ``LifterPair``): the same ``keypoints_2d (N, J, 2)`` px, ``mask (N, J)``,
     runs, ``fps``, ``causal`` and detector scores ``conf (N, J)`` (None: 1) as its ``lift``
-    (every perturbed copy keeps the scores).
+    (every perturbed copy keeps the scores), with :class:`UncertaintySettings` ``settings``.
 
     Returns:
         ``joints_3d_std (N, J)`` float32 metres.
@@ -168,6 +186,6 @@ def lift_uncertainty(lifter, keypoints_2d: np.ndarray, mask: np.ndarray, seq_off
     Raises:
         ValueError: as :func:`joint_spread` and the lifter's ``lift``.
     """
-    copies = None if conf is None else np.tile(np.asarray(conf, np.float32), (samples + 1, 1))
+    copies = None if conf is None else np.tile(np.asarray(conf, np.float32), (settings.samples + 1, 1))
     return joint_spread(lambda k, m, o: lifter.lift(k, m, o, fps, causal, copies).joints_3d, keypoints_2d, mask,
-                        seq_offsets, samples, level, seed, calibration, CANON16.root_index)
+                        seq_offsets, settings, CANON16.root_index)

@@ -1,6 +1,8 @@
 """Figures (matplotlib, Agg backend): 2D input beside the lifted 3D skeleton."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +10,8 @@ import numpy as np
 from .io.fileio import atomic_write
 from .skeletons import Skeleton
 
-__all__ = ["plot_track_frames", "plot_mesh_frames", "figure_frames", "animate_track", "plot_paths_topdown"]
+__all__ = ["plot_track_frames", "plot_mesh_frames", "figure_frames", "animate_track", "plot_paths_topdown",
+           "MeshFrames", "RenderStyle"]
 
 
 def _limb_colour(skeleton: Skeleton, j: int) -> str:
@@ -55,6 +58,23 @@ def figure_frames(T: int, n_frames: int = 4) -> np.ndarray:
 MESH_COLOUR = (0.55, 0.7, 0.9)  # RGB of lit mesh faces
 
 
+@dataclass(frozen=True)
+class MeshFrames:
+    """A student's body meshes of ``n`` frames, for :func:`plot_mesh_frames` and
+    :func:`animate_track`.
+
+    Attributes:
+        vertices: ``(n, V, 3)`` root-relative metres, camera frame (x right, y down, z forward).
+        faces: ``(F, 3)`` int vertex indices. cam: ``(n, 3)`` pixel weak-perspective camera
+            ``(s, tx, ty)`` (``pixel ~ s * P_xy + (tx, ty)``,
+            :data:`lifting.track_lifter.CAM_CONVENTION`).
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    cam: np.ndarray
+
+
 def _draw_mesh(ax, pts: np.ndarray, depth: np.ndarray, faces: np.ndarray, colour=MESH_COLOUR) -> None:
     """Painter's-algorithm mesh drawing on a 2D axis: ``pts (V, 2)`` plot coordinates,
     ``depth (V,)`` distance from the viewer; back faces culled, Lambert shading with the
@@ -82,9 +102,7 @@ def plot_mesh_frames(
     skeleton: Skeleton,
     keypoints_2d: np.ndarray,
     mask: np.ndarray,
-    vertices: np.ndarray,
-    faces: np.ndarray,
-    cam: np.ndarray,
+    mesh: MeshFrames,
     frame_ids: np.ndarray,
     title: str = "",
 ) -> Path:
@@ -93,9 +111,8 @@ def plot_mesh_frames(
     from the subject's side (orthographic, metres).
 
     Args:
-        keypoints_2d: ``(n, J, 2)`` pixels; mask: ``(n, J)``; vertices: ``(n, V, 3)``
-            root-relative metres, camera frame (x right, y down, z forward); faces
-            ``(F, 3)``; cam: ``(n, 3)`` pixel camera ``(s, tx, ty)``; frame_ids ``(n,)``.
+        keypoints_2d: ``(n, J, 2)`` pixels; mask: ``(n, J)``; mesh: :class:`MeshFrames` of
+            the same ``n`` frames; frame_ids ``(n,)``.
 
     Returns:
         The written path (PNG, written atomically).
@@ -106,7 +123,7 @@ def plot_mesh_frames(
     import matplotlib.pyplot as plt
 
     n = len(frame_ids)
-    faces = np.asarray(faces)
+    vertices, faces, cam = mesh.vertices, np.asarray(mesh.faces), mesh.cam
     fig, axes = plt.subplots(2, n, figsize=(3.2 * n, 6.4), squeeze=False)
     for col in range(n):
         ax = axes[0, col]
@@ -197,6 +214,25 @@ def plot_track_frames(
     return _save_png(fig, path, title)
 
 
+@dataclass(frozen=True)
+class RenderStyle:
+    """How :func:`animate_track` renders.
+
+    Attributes:
+        fps: source frame rate (frames/s) of the arrays given; playback keeps their duration.
+        max_frames: longer tracks are subsampled evenly to at most this many frames (the
+            playback rate is lowered to keep the duration).
+        progress: show a progress bar (tqdm). title: the figure's title ("" none).
+        dpi: pixels per inch of the frames (the 8 x 4 inch figure: 576 x 288 at 72).
+    """
+
+    fps: float = 30.0
+    max_frames: int = 300
+    progress: bool = True
+    title: str = ""
+    dpi: int = 72
+
+
 def animate_track(
     path: str | Path,
     skeleton: Skeleton,
@@ -204,25 +240,20 @@ def animate_track(
     mask: np.ndarray,
     joints_3d: np.ndarray,
     frame_ids: np.ndarray,
-    fps: float = 30.0,
-    vertices: np.ndarray | None = None,
-    faces: np.ndarray | None = None,
-    cam: np.ndarray | None = None,
-    max_frames: int = 300,
-    progress: bool = True,
-    title: str = "",
+    mesh: MeshFrames | None = None,
+    style: RenderStyle = RenderStyle(),
 ) -> Path:
     """Render an animation: the 2D input (and, for a student, its mesh projected with the
-    pixel camera) beside the 3D skeleton, with a progress bar (tqdm).
+    pixel camera) beside the 3D skeleton. One figure is drawn once; each frame redraws only
+    the moving artists over a copy of that still background (blitting) and hands the pixels
+    to the encoder (:class:`_FrameSink`).
 
     Args:
         path: ``.gif`` (Pillow, always available) or ``.mp4`` (needs ``ffmpeg`` on PATH).
         keypoints_2d: ``(T, J, 2)`` pixels; mask ``(T, J)``; joints_3d ``(T, J, 3)`` metres,
-            camera frame; frame_ids ``(T,)``; fps: playback rate.
-        vertices, faces, cam: optional ``(T, V, 3)`` root-relative camera-frame vertices,
-            ``(F, 3)`` faces and ``(T, 3)`` pixel cameras ``(s, tx, ty)`` (SMPL student).
-        max_frames: longer tracks are subsampled evenly to at most this many frames (the
-            playback rate is lowered to keep the duration).
+            camera frame; frame_ids ``(T,)``.
+        mesh: a student's :class:`MeshFrames` of the same ``T`` frames, or None.
+        style: :class:`RenderStyle` (playback rate, subsampling, progress bar, title, dpi).
 
     Returns:
         The written path (written atomically).
@@ -230,91 +261,209 @@ def animate_track(
     Raises:
         ValueError: unknown suffix, mp4 without ffmpeg, or inconsistent array shapes.
     """
-    import shutil
+    import sys
 
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib import animation
     from tqdm import tqdm
 
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".gif", ".mp4"):
-        raise ValueError(f"animation must be .gif or .mp4, got {path.name}")
-    if suffix == ".mp4" and shutil.which("ffmpeg") is None:
-        raise ValueError("mp4 output needs ffmpeg on PATH; use .gif (no extra tools needed)")
+    sink = _FrameSink.for_path(path)
     T = len(frame_ids)
     if keypoints_2d.shape[0] != T or joints_3d.shape[0] != T or mask.shape[0] != T:
         raise ValueError("keypoints_2d, mask, joints_3d and frame_ids must have the same number of frames")
-    picks = np.unique(np.linspace(0, T - 1, min(T, max_frames)).round().astype(int))
-    play_fps = max(1.0, fps * len(picks) / max(T, 1))
-    bones = skeleton.bones()
-    fig = plt.figure(figsize=(8, 4))
-    ax2 = fig.add_subplot(1, 2, 1)
-    ax3 = fig.add_subplot(1, 2, 2, projection="3d")
-    obs = keypoints_2d[mask.astype(bool)]
-    lo, hi = obs.min(0) - 20, obs.max(0) + 20
-    lim = max(0.9, float(np.abs(joints_3d).max()) * 1.05)
-
-    # artists are built once and updated per frame (no cla(), one draw per frame)
-    from matplotlib.collections import PolyCollection
-
-    ax2.set_xlim(lo[0], hi[0])
-    ax2.set_ylim(hi[1], lo[1])
-    ax2.set_aspect("equal")
-    mesh = PolyCollection([], edgecolors="none") if vertices is not None else None
-    if mesh is not None:
-        ax2.add_collection(mesh)
-    lines2 = [ax2.plot([], [], color=_limb_colour(skeleton, c), lw=2)[0] for c, _ in bones]
-    dots = ax2.scatter(np.zeros(0), np.zeros(0), s=8, c="k", zorder=3)
-    title2 = ax2.set_title("", fontsize=9)
-    lines3 = [ax3.plot([], [], [], color=_limb_colour(skeleton, c), lw=2)[0] for c, _ in bones]
-    ax3.set_xlim(-lim, lim)
-    ax3.set_ylim(-lim, lim)
-    ax3.set_zlim(-lim, lim)
-    ax3.set_box_aspect((1, 1, 1))
-    ax3.view_init(elev=10, azim=-70)
-    ax3.set_title("3D (root-relative, m)", fontsize=9)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    colour = np.asarray(MESH_COLOUR)
-
-    def draw(t: int) -> None:
-        if mesh is not None:
-            s, tx, ty = cam[t]
-            tri2, shade = _mesh_polygons(vertices[t][:, :2] * s + np.array([tx, ty]), vertices[t][:, 2], faces)
-            mesh.set_verts(tri2)
-            mesh.set_facecolor(shade[:, None] * colour[None])
-        kp, m = keypoints_2d[t], mask[t].astype(bool)
-        for ln, (c, p) in zip(lines2, bones):
-            ok = m[c] and m[p]
-            ln.set_data(kp[[c, p], 0] if ok else [], kp[[c, p], 1] if ok else [])
-        dots.set_offsets(kp[m])
-        title2.set_text(f"2D input, frame {int(frame_ids[t])}")
-        P = np.stack([joints_3d[t, :, 0], joints_3d[t, :, 2], -joints_3d[t, :, 1]], -1)
-        for ln, (c, p) in zip(lines3, bones):
-            ln.set_data_3d(P[[c, p], 0], P[[c, p], 1], P[[c, p], 2])
-
-    import sys
-
-    bar = tqdm(total=len(picks), desc=f"render {path.name}", disable=not progress, leave=False,
+    picks = np.unique(np.linspace(0, T - 1, min(T, style.max_frames)).round().astype(int))
+    scene = _AnimationScene(skeleton, keypoints_2d, mask, joints_3d, frame_ids, mesh, style)
+    bar = tqdm(total=len(picks), desc=f"render {path.name}", disable=not style.progress, leave=False,
                mininterval=0.5 if sys.stderr.isatty() else 30.0)
-    writer = animation.PillowWriter(fps=play_fps) if suffix == ".gif" else animation.FFMpegWriter(fps=play_fps)
 
     def render(tmp: Path) -> None:
-        with writer.saving(fig, str(tmp), dpi=72):
+        with sink.open(tmp, max(1.0, style.fps * len(picks) / max(T, 1))) as add:
             for t in picks:
-                draw(int(t))
-                writer.grab_frame()
+                add(scene.frame(int(t)))
                 bar.update(1)
 
     try:
         return atomic_write(path, render)
     finally:
         bar.close()
-        plt.close(fig)
+        plt.close(scene.fig)
+
+
+class _AnimationScene:
+    """The figure of :func:`animate_track`, built once: a 2D axis (mesh, bones, joints, the
+    frame's title) and a 3D axis (bones), their moving artists marked animated. The still
+    background is drawn once; :meth:`frame` restores it, updates and draws the moving
+    artists, and returns the frame's pixels ``(H, W, 4)`` uint8 RGBA."""
+
+    def __init__(self, skeleton: Skeleton, keypoints_2d, mask, joints_3d, frame_ids, mesh, style: RenderStyle):
+        import matplotlib.pyplot as plt
+        from matplotlib.collections import LineCollection, PolyCollection
+        from matplotlib.colors import to_rgba
+        from mpl_toolkits.mplot3d.art3d import Line3DCollection
+
+        self.kp, self.mask, self.j3, self.frame_ids, self.mesh = keypoints_2d, mask.astype(bool), joints_3d, \
+            frame_ids, mesh
+        self.bones = skeleton.bones()
+        self.fig = fig = plt.figure(figsize=(8, 4), dpi=style.dpi)
+        ax2 = fig.add_subplot(1, 2, 1)
+        ax3 = fig.add_subplot(1, 2, 2, projection="3d")
+        obs = keypoints_2d[self.mask]
+        lo, hi = obs.min(0) - 20, obs.max(0) + 20
+        lim = max(0.9, float(np.abs(joints_3d).max()) * 1.05)
+        ax2.set_xlim(lo[0], hi[0])
+        ax2.set_ylim(hi[1], lo[1])
+        ax2.set_aspect("equal")
+        self.poly = PolyCollection([], edgecolors="none") if mesh is not None else None
+        if self.poly is not None:
+            ax2.add_collection(self.poly)
+        # the bones as one collection per axis (one draw call each), drawn like Line2D bones
+        self.colours = np.array([to_rgba(_limb_colour(skeleton, c)) for c, _ in self.bones])
+        self.child, self.parent = (np.array(b, dtype=int) for b in zip(*self.bones))
+        self.lines2 = LineCollection([], linewidths=2, capstyle="projecting", joinstyle="round")
+        ax2.add_collection(self.lines2)
+        self.dots = ax2.scatter(np.zeros(0), np.zeros(0), s=8, c="k", zorder=3)
+        self.title2 = ax2.set_title(f"2D input, frame {int(frame_ids[0])}", fontsize=9)
+        self.lines3 = Line3DCollection(np.zeros((len(self.bones), 2, 3)), colors=self.colours, linewidths=2,
+                                       capstyle="projecting", joinstyle="round")
+        ax3.add_collection(self.lines3)
+        ax3.set_xlim(-lim, lim)
+        ax3.set_ylim(-lim, lim)
+        ax3.set_zlim(-lim, lim)
+        ax3.set_box_aspect((1, 1, 1))
+        ax3.view_init(elev=10, azim=-70)
+        ax3.set_title("3D (root-relative, m)", fontsize=9)
+        if style.title:
+            fig.suptitle(style.title, fontsize=10)
+        self.moving = ([self.poly] if self.poly is not None else []) + [self.lines2, self.dots, self.title2,
+                                                                          self.lines3]
+        for a in self.moving:
+            a.set_animated(True)
+        fig.canvas.draw()  # the still background (and the 3D projection the moving lines use)
+        self.background = fig.canvas.copy_from_bbox(fig.bbox)
+
+    def _update(self, t: int) -> None:
+        """Set the moving artists to frame ``t``."""
+        if self.poly is not None:
+            v, (s, tx, ty) = self.mesh.vertices[t], self.mesh.cam[t]
+            tri2, shade = _mesh_polygons(v[:, :2] * s + np.array([tx, ty]), v[:, 2], self.mesh.faces)
+            self.poly.set_verts(tri2)
+            self.poly.set_facecolor(shade[:, None] * np.asarray(MESH_COLOUR)[None])
+        kp, m = self.kp[t], self.mask[t]
+        ok = m[self.child] & m[self.parent]  # bones with both ends observed
+        self.lines2.set_segments(np.stack([kp[self.child[ok]], kp[self.parent[ok]]], 1))
+        self.lines2.set_color(self.colours[ok])
+        self.dots.set_offsets(kp[m])
+        self.title2.set_text(f"2D input, frame {int(self.frame_ids[t])}")
+        P = np.stack([self.j3[t, :, 0], self.j3[t, :, 2], -self.j3[t, :, 1]], -1)
+        self.lines3.set_segments(np.stack([P[self.child], P[self.parent]], 1))
+        self.lines3.do_3d_projection()  # what Axes3D.draw does for its collections (the view is fixed)
+
+    def frame(self, t: int) -> np.ndarray:
+        """Pixels ``(H, W, 4)`` uint8 RGBA of frame ``t`` (an index into the arrays)."""
+        canvas = self.fig.canvas
+        canvas.restore_region(self.background)
+        self._update(t)
+        for a in self.moving:
+            a.axes.draw_artist(a)
+        return np.array(canvas.buffer_rgba())
+
+
+def _write_gif(out: Path, frames: list[np.ndarray], fps: float) -> None:
+    """Write RGB frames ``(H, W, 3)`` uint8 as a looping GIF played at ``fps`` frames/s.
+
+    One 256-colour palette serves every frame: Pillow's adaptive (median cut) palette of the
+    first, middle and last frames, the palette matplotlib's PillowWriter would give each
+    frame of these still-background scenes. Each frame's pixels take the exactly nearest
+    palette colour (a lookup cached per 24-bit colour), not a median cut per frame (its
+    ~20 ms a frame was the slowest step of rendering; issue 23).
+
+    Raises:
+        OSError: from the file system. ValueError: no frames."""
+    from PIL import Image
+
+    if not frames:
+        raise ValueError("an animation needs at least one frame")
+    sample = np.concatenate([frames[0], frames[len(frames) // 2], frames[-1]], 0)
+    palette = Image.fromarray(sample, "RGB").convert("P", palette=Image.Palette.ADAPTIVE).getpalette()
+    colours = np.asarray(palette, np.int32).reshape(-1, 3)
+    lut = np.full(1 << 24, -1, np.int16)  # 24-bit colour -> palette index, -1 not looked up yet
+    images = []
+    for f in frames:
+        code = (f[..., 0].astype(np.int32) << 16) | (f[..., 1].astype(np.int32) << 8) | f[..., 2]
+        idx = lut[code]
+        if (idx < 0).any():
+            new = np.unique(code[idx < 0])
+            rgb = np.stack([new >> 16, (new >> 8) & 255, new & 255], -1)
+            lut[new] = ((rgb[:, None] - colours[None]) ** 2).sum(-1).argmin(1)
+            idx = lut[code]
+        im = Image.fromarray(idx.astype(np.uint8), "P")
+        im.putpalette(palette)
+        images.append(im)
+    images[0].save(out, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+
+
+class _FrameSink:
+    """Encodes RGBA frames ``(H, W, 4)`` uint8 (opaque) into a ``.gif`` (:func:`_write_gif`;
+    the frames are kept until written, as matplotlib's PillowWriter does) or an ``.mp4`` (H.264 by ``ffmpeg`` on
+    PATH, each frame piped to it as raw RGBA when added).
+
+    Raises (:meth:`for_path`): ValueError for another suffix or mp4 without ffmpeg."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+
+    @classmethod
+    def for_path(cls, path: Path) -> "_FrameSink":
+        import shutil
+
+        suffix = path.suffix.lower()
+        if suffix not in (".gif", ".mp4"):
+            raise ValueError(f"animation must be .gif or .mp4, got {path.name}")
+        if suffix == ".mp4" and shutil.which("ffmpeg") is None:
+            raise ValueError("mp4 output needs ffmpeg on PATH; use .gif (no extra tools needed)")
+        return cls(suffix[1:])
+
+    @contextmanager
+    def open(self, out: Path, fps: float):
+        """Context giving ``add(frame)``; the file ``out``, played at ``fps`` frames/s, is
+        complete when the context exits without error.
+
+        Raises:
+            OSError: the file system or ffmpeg failed (ffmpeg's message included)."""
+        if self.kind == "gif":
+            frames = []
+            yield lambda f: frames.append(np.ascontiguousarray(f[..., :3]))
+            _write_gif(out, frames, fps)
+            return
+        yield from self._ffmpeg(out, fps)
+
+    @staticmethod
+    def _ffmpeg(out: Path, fps: float):
+        import shutil
+        import subprocess
+
+        proc, size = None, None
+
+        def add(f: np.ndarray) -> None:
+            nonlocal proc, size
+            if proc is None:
+                size = f"{f.shape[1]}x{f.shape[0]}"
+                proc = subprocess.Popen([shutil.which("ffmpeg"), "-f", "rawvideo", "-vcodec", "rawvideo", "-s", size,
+                                         "-pix_fmt", "rgba", "-framerate", str(fps), "-loglevel", "error", "-i",
+                                         "pipe:", "-vcodec", "h264", "-pix_fmt", "yuv420p", "-f", "mp4", "-y",
+                                         str(out)], stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+            proc.stdin.write(np.ascontiguousarray(f).tobytes())
+
+        try:
+            yield add
+        finally:
+            if proc is not None:
+                _, err = proc.communicate()
+                if proc.returncode:
+                    raise OSError(f"ffmpeg failed ({proc.returncode}): {err.decode(errors='replace')[-500:]}")
 
 
 def plot_paths_topdown(path: str | Path, paths: dict[str, np.ndarray], camera: np.ndarray | None = None) -> Path:

@@ -58,6 +58,7 @@ __all__ = [
     "PasteResult",
     "composite_segment",
     "paste_occluder",
+    "PasteSettings",
     "occluded_keypoints",
     "COVERED_ALPHA",
     "Placement",
@@ -355,13 +356,32 @@ def _check_range(r: Sequence[float], name: str, lo: float, hi: float) -> tuple[f
     return a, b
 
 
+@dataclass(frozen=True)
+class PasteSettings:
+    """The random placement of :func:`paste_occluder`.
+
+    Attributes:
+        scale_range: occluder height as a fraction of the target box height (``0 < min <= max``).
+        overlap_range: fraction of the target box area its box covers (``0 <= min <= max <= 1``).
+        feather_px: alpha feathering in pixels (:func:`composite_segment`).
+        flip_prob: probability of mirroring the occluder (in [0, 1]).
+        flip_pairs: keypoint index pairs swapped by a mirror (:func:`composite_segment`;
+            None: the COCO-17 pairs).
+    """
+
+    scale_range: tuple[float, float] = (0.6, 1.2)
+    overlap_range: tuple[float, float] = (0.2, 0.6)
+    feather_px: float = 2.0
+    flip_prob: float = 0.5
+    flip_pairs: Sequence[tuple[int, int]] | None = None
+
+
 def paste_occluder(image: np.ndarray, target_box: Sequence[float], segment: PersonSegment,
-                   rng: np.random.Generator, scale_range: tuple[float, float] = (0.6, 1.2),
-                   overlap_range: tuple[float, float] = (0.2, 0.6), feather_px: float = 2.0,
-                   flip_prob: float = 0.5, flip_pairs: Sequence[tuple[int, int]] | None = None) -> PasteResult:
+                   rng: np.random.Generator, settings: PasteSettings = PasteSettings()) -> PasteResult:
     """Paste ``segment`` as a random occluder over the person in ``target_box``.
 
-    Placement (deterministic given ``rng``): occluder height = ``U(scale_range)`` x target box
+    Placement (deterministic given ``rng``; ranges from ``settings``, :class:`PasteSettings`):
+    occluder height = ``U(scale_range)`` x target box
     height; its centre row = box centre +- ``U(-1/4, 1/4)`` box height; it enters from the
     left or right (p = 1/2) so that its box covers about ``U(overlap_range)`` of the target
     box area (less when it is too narrow); mirrored with probability ``flip_prob``. Then
@@ -373,7 +393,7 @@ def paste_occluder(image: np.ndarray, target_box: Sequence[float], segment: Pers
         image: ``(H, W, 3)`` uint8.
         target_box: ``xywh`` pixels of the target person (must intersect the image).
         segment: the occluder (typically another image's person).
-        rng: ``np.random.Generator``.
+        rng: ``np.random.Generator``. settings: :class:`PasteSettings`.
 
     Returns:
         :class:`PasteResult` with ``box_overlap`` set. Add ``result.center`` (and its
@@ -386,6 +406,7 @@ def paste_occluder(image: np.ndarray, target_box: Sequence[float], segment: Pers
     """
     img = _check_image(image)
     H, W = img.shape[:2]
+    flip_prob, flip_pairs = settings.flip_prob, settings.flip_pairs
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     box = np.asarray(target_box, dtype=np.float64)
@@ -394,8 +415,8 @@ def paste_occluder(image: np.ndarray, target_box: Sequence[float], segment: Pers
     bx, by, bw, bh = box
     if bx >= W or by >= H or bx + bw <= 0 or by + bh <= 0:
         raise ValueError(f"target_box {box.tolist()} does not intersect the {W}x{H} image")
-    s_lo, s_hi = _check_range(scale_range, "scale_range", 1e-6, math.inf)
-    o_lo, o_hi = _check_range(overlap_range, "overlap_range", 0.0, 1.0)
+    s_lo, s_hi = _check_range(settings.scale_range, "scale_range", 1e-6, math.inf)
+    o_lo, o_hi = _check_range(settings.overlap_range, "overlap_range", 0.0, 1.0)
     if not 0 <= flip_prob <= 1:
         raise ValueError(f"flip_prob must be in [0, 1], got {flip_prob}")
     if flip_prob > 0:
@@ -411,7 +432,8 @@ def paste_occluder(image: np.ndarray, target_box: Sequence[float], segment: Pers
     from_right = rng.random() < 0.5
     ox = bx + bw - fx * bw if from_right else bx + fx * bw - nw
     flip = bool(rng.random() < flip_prob)
-    res = composite_segment(img, segment, (int(round(ox)), int(round(oy))), scale, flip, feather_px, flip_pairs)
+    res = composite_segment(img, segment, (int(round(ox)), int(round(oy))), scale, flip, settings.feather_px,
+                            flip_pairs)
     ox, oy = res.offset
     ix = max(0.0, min(ox + nw, bx + bw) - max(ox, bx))
     iy = max(0.0, min(oy + nh, by + bh) - max(oy, by))

@@ -130,6 +130,31 @@ def _shape(x: Any) -> tuple:
     return tuple(getattr(x, "shape", ()))
 
 
+def _check_centermap_args(centres, sizes, valid, target, crop_boxes, out_hw) -> tuple[torch.Tensor, tuple[int, int]]:
+    """The shape and dtype checks of :func:`render_centermaps` (its Raises): returns the
+    centres as a floating tensor (the default dtype when they are integers) and ``(h, w)``."""
+    if not isinstance(centres, torch.Tensor) or centres.ndim != 3 or centres.shape[-1] != 2 or centres.shape[1] == 0:
+        raise ValueError(f"centres must be a tensor (B, P, 2) with P >= 1, got {_shape(centres)}")
+    B, P = centres.shape[:2]
+    if not centres.is_floating_point():
+        centres = centres.to(torch.get_default_dtype())
+    for name, x, shape in (("sizes", sizes, (B, P)), ("valid", valid, (B, P)), ("target", target, (B,)),
+                           ("crop_boxes", crop_boxes, (B, 4))):
+        if not isinstance(x, torch.Tensor) or tuple(x.shape) != shape:
+            raise ValueError(f"{name} must be a tensor of shape {shape} (centres are {(B, P, 2)}), got {_shape(x)}")
+    if valid.dtype != torch.bool:
+        raise ValueError(f"valid must be a bool tensor, got {valid.dtype}")
+    if target.dtype.is_floating_point or target.dtype == torch.bool or target.is_complex():
+        raise ValueError(f"target must be an integer tensor, got {target.dtype}")
+    try:
+        h, w = (int(v) for v in out_hw)
+    except (TypeError, ValueError):
+        raise ValueError(f"out_hw must be (h, w), got {out_hw!r}") from None
+    if h <= 0 or w <= 0 or (h, w) != tuple(out_hw):
+        raise ValueError(f"out_hw must be two positive ints, got {out_hw!r}")
+    return centres, (h, w)
+
+
 def render_centermaps(centres: torch.Tensor, sizes: torch.Tensor, valid: torch.Tensor, target: torch.Tensor,
                       crop_boxes: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
     """Contextual and instance centermaps of a batch of crops (OCHMR Sec. 3; Gaussians as
@@ -161,27 +186,9 @@ def render_centermaps(centres: torch.Tensor, sizes: torch.Tensor, valid: torch.T
             non-finite crop boxes, ``target`` out of range or pointing at an invalid slot,
             non-finite centres or sizes (or negative sizes) of valid people.
     """
-    if not isinstance(centres, torch.Tensor) or centres.ndim != 3 or centres.shape[-1] != 2 or centres.shape[1] == 0:
-        raise ValueError(f"centres must be a tensor (B, P, 2) with P >= 1, got {_shape(centres)}")
+    centres, (h, w) = _check_centermap_args(centres, sizes, valid, target, crop_boxes, out_hw)
     B, P = centres.shape[:2]
-    if not centres.is_floating_point():
-        centres = centres.to(torch.get_default_dtype())
     dtype, dev = centres.dtype, centres.device
-    for name, x, shape in (("sizes", sizes, (B, P)), ("valid", valid, (B, P)), ("target", target, (B,)),
-                           ("crop_boxes", crop_boxes, (B, 4))):
-        if not isinstance(x, torch.Tensor) or tuple(x.shape) != shape:
-            raise ValueError(f"{name} must be a tensor of shape {shape} (centres are {(B, P, 2)}), got {_shape(x)}")
-    if valid.dtype != torch.bool:
-        raise ValueError(f"valid must be a bool tensor, got {valid.dtype}")
-    if target.dtype.is_floating_point or target.dtype == torch.bool or target.is_complex():
-        raise ValueError(f"target must be an integer tensor, got {target.dtype}")
-    try:
-        h, w = (int(v) for v in out_hw)
-    except (TypeError, ValueError):
-        raise ValueError(f"out_hw must be (h, w), got {out_hw!r}") from None
-    if h <= 0 or w <= 0 or (h, w) != tuple(out_hw):
-        raise ValueError(f"out_hw must be two positive ints, got {out_hw!r}")
-
     valid, target = valid.to(dev), target.to(dev).long()
     bad_t = ((target < 0) | (target >= P)).nonzero().flatten().tolist()
     if bad_t:

@@ -301,7 +301,7 @@ class CropSampler:
             crop (for wrong-person checks); ``box_size (b,)`` the target's box size
             ``max(w, h)`` in crop-normalised units.
         """
-        from .centermap import body_centres, render_centermaps
+        from .centermap import body_centres
 
         idx = plan["target"][sl].tolist()
         U = plan["u"][sl].numpy().astype(np.float64)
@@ -323,29 +323,8 @@ class CropSampler:
                     # the pasted person becomes the target; the crop stays on the occluded one's
                     # box, so only the instance centermap says whom to regress (OCHMR Sec. 3)
                     c, j = j, len(kps) - 1
-            box = boxes[c]
-            size = self.padding * max(box[2], box[3])
-            centre = box[:2] + box[2:] / 2
-            rot, flip = 0.0, False
-            if aug:
-                size *= 1 + float(aug.get("scale", 0)) * (2 * u[0] - 1)
-                centre = centre + float(aug.get("shift", 0)) * max(box[2], box[3]) * (2 * u[1:3] - 1)
-                if u[3] < float(aug.get("rot_prob", 0.6)):
-                    rot = float(aug.get("rot_deg", 0)) * (2 * u[4] - 1)
-                flip = bool(u[5] < float(aug.get("flip_prob", 0)))
-            A = crop_affine(centre, size, S, rot, flip)
-            Ainv = np.linalg.inv(A)
-            crop = Image.fromarray(img).transform((S, S), Image.Transform.AFFINE, tuple(Ainv[:2].reshape(-1)),
-                                                  resample=Image.Resampling.BILINEAR, fillcolor=(0, 0, 0))
-            x = np.asarray(crop, dtype=np.float32) / 255.0
-            if aug and float(aug.get("colour", 0)) > 0:
-                c = float(aug["colour"])
-                f = 1 + c * (2 * rng.random(3) - 1)
-                grey = x.mean(axis=2, keepdims=True)
-                x = np.clip((grey + (x - grey) * f[2] - 0.5) * f[1] + 0.5, 0, 1) * f[0]
-                x = np.clip(x, 0, 1)
-            x = ((x - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)).astype(np.float32)
-            out["images"].append(torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1))))
+            A, size, flip = self._crop_geometry(boxes[c], u)
+            out["images"].append(self._crop_pixels(img, A, rng))
             # keypoints of every person in crop coordinates (flip swaps left/right)
             k_all = kps.copy()
             k_all[..., :2] = _apply(A, kps[..., :2].reshape(-1, 2)).reshape(kps.shape[:-1] + (2,))
@@ -371,19 +350,9 @@ class CropSampler:
             centres_all.append(cen)
             sizes_all.append(np.asarray(siz, np.float64) * S / size)
             targets.append(j)
-        P = max(len(c) for c in centres_all)
         b = len(idx)
-        cen_t = torch.zeros(b, P, 2)
-        siz_t = torch.ones(b, P)
-        val_t = torch.zeros(b, P, dtype=torch.bool)
-        for n, (c, s_) in enumerate(zip(centres_all, sizes_all)):
-            cen_t[n, : len(c)] = torch.from_numpy(c).float()
-            siz_t[n, : len(c)] = torch.from_numpy(s_).float()
-            val_t[n, : len(c)] = True
-        crop_boxes = torch.tensor([[0.0, 0.0, S, S]]).expand(b, 4)
         res = {k: torch.stack(v) for k, v in out.items()}
-        res["centermaps"] = render_centermaps(cen_t, siz_t, val_t, torch.tensor(targets), crop_boxes,
-                                              (self.H, self.H))
+        res["centermaps"] = self._centermaps(centres_all, sizes_all, targets)
         Po = max(1, max(len(o[0]) for o in others))
         res["others_2d"] = torch.zeros(b, Po, 16, 2)
         res["others_mask"] = torch.zeros(b, Po, 16, dtype=torch.bool)
@@ -392,15 +361,67 @@ class CropSampler:
             res["others_mask"][n, : len(o)] = torch.from_numpy(m)
         return res
 
+    def _crop_geometry(self, box: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, float, bool]:
+        """The crop around ``box`` (xywh px): the image -> crop affine ``(3, 3)``, the crop's
+        side in image pixels and whether it is mirrored; scaled, shifted, rotated and
+        flipped by the plan's uniforms ``u (10,)`` when augmenting."""
+        aug = self.aug
+        size = self.padding * max(box[2], box[3])
+        centre = box[:2] + box[2:] / 2
+        rot, flip = 0.0, False
+        if aug:
+            size *= 1 + float(aug.get("scale", 0)) * (2 * u[0] - 1)
+            centre = centre + float(aug.get("shift", 0)) * max(box[2], box[3]) * (2 * u[1:3] - 1)
+            if u[3] < float(aug.get("rot_prob", 0.6)):
+                rot = float(aug.get("rot_deg", 0)) * (2 * u[4] - 1)
+            flip = bool(u[5] < float(aug.get("flip_prob", 0)))
+        return crop_affine(centre, size, self.S, rot, flip), size, flip
+
+    def _crop_pixels(self, img: np.ndarray, A: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+        """The ``(3, S, S)`` ImageNet-normalised crop of ``img (H, W, 3)`` uint8 under the
+        image -> crop affine ``A (3, 3)``, colour-jittered (``aug["colour"]``, drawing from
+        ``rng``) when augmenting."""
+        S, aug = self.S, self.aug
+        Ainv = np.linalg.inv(A)
+        crop = Image.fromarray(img).transform((S, S), Image.Transform.AFFINE, tuple(Ainv[:2].reshape(-1)),
+                                              resample=Image.Resampling.BILINEAR, fillcolor=(0, 0, 0))
+        x = np.asarray(crop, dtype=np.float32) / 255.0
+        if aug and float(aug.get("colour", 0)) > 0:
+            c = float(aug["colour"])
+            f = 1 + c * (2 * rng.random(3) - 1)
+            grey = x.mean(axis=2, keepdims=True)
+            x = np.clip((grey + (x - grey) * f[2] - 0.5) * f[1] + 0.5, 0, 1) * f[0]
+            x = np.clip(x, 0, 1)
+        x = ((x - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)).astype(np.float32)
+        return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
+
+    def _centermaps(self, centres_all: list[np.ndarray], sizes_all: list[np.ndarray], targets: list[int]):
+        """``(b, 2, H, H)`` centermaps (:func:`occlusion.centermap.render_centermaps`) of ``b``
+        crops from each crop's people's centres ``(P_n, 2)`` and sizes ``(P_n,)`` in crop
+        pixels and its target person's index."""
+        from .centermap import render_centermaps
+
+        P, b, S = max(len(c) for c in centres_all), len(centres_all), self.S
+        cen_t = torch.zeros(b, P, 2)
+        siz_t = torch.ones(b, P)
+        val_t = torch.zeros(b, P, dtype=torch.bool)
+        for n, (c, s_) in enumerate(zip(centres_all, sizes_all)):
+            cen_t[n, : len(c)] = torch.from_numpy(c).float()
+            siz_t[n, : len(c)] = torch.from_numpy(s_).float()
+            val_t[n, : len(c)] = True
+        crop_boxes = torch.tensor([[0.0, 0.0, S, S]]).expand(b, 4)
+        return render_centermaps(cen_t, siz_t, val_t, torch.tensor(targets), crop_boxes, (self.H, self.H))
+
     def _paste(self, img, kps, boxes, j, i, rng):
         """Paste a random person segment from another image over target ``j`` (the occluder
         becomes an extra person of the scene)."""
-        from .augment import occluded_keypoints, paste_occluder
+        from .augment import PasteSettings, occluded_keypoints, paste_occluder
 
         cands = [s for (src, s) in self.segments if src != i] or [s for (_, s) in self.segments]
         seg = cands[int(rng.integers(len(cands)))]
         fi = self.people.flip_index
-        res = paste_occluder(img, boxes[j], seg, rng, flip_pairs=[(a, b) for a, b in enumerate(fi) if a < b])
+        res = paste_occluder(img, boxes[j], seg, rng,
+                             PasteSettings(flip_pairs=[(a, b) for a, b in enumerate(fi) if a < b]))
         occ_kp = res.keypoints.astype(np.float32)
         occ_kp[:, 2] = np.where(occ_kp[:, 2] > 0, 2, 0)
         kps = kps.copy()

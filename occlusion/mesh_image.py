@@ -11,13 +11,14 @@ the meshes drawn over the photo.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from lifting.io.fileio import atomic_write, staged_output_folder
 
-__all__ = ["read_image_keypoints", "mesh_image"]
+__all__ = ["read_image_keypoints", "mesh_image", "MeshImageOptions"]
 
 
 def read_image_keypoints(path: str | Path, image_name: str, image_id: int | None = None) -> tuple[np.ndarray, str]:
@@ -64,18 +65,34 @@ def read_image_keypoints(path: str | Path, image_name: str, image_id: int | None
     return np.stack(kps), "coco17" if len(kps[0]) == 17 else "crowdpose14"
 
 
+@dataclass(frozen=True)
+class MeshImageOptions:
+    """Options of :func:`mesh_image` (``posenet3d mesh-image``).
+
+    Attributes:
+        image_id: the image's id in the keypoint file (None: found by the image's file name).
+        min_keypoints: people with fewer visible keypoints are skipped (listed in the summary).
+        mesh_format: ``obj`` or ``ply``.
+        crop_size: crop side in pixels (None: the checkpoint's training value).
+        overwrite: replace a previous output in ``output`` (the folder is written as one unit,
+            :func:`lifting.io.fileio.staged_output_folder`).
+    """
+
+    image_id: int | None = None
+    min_keypoints: int = 4
+    mesh_format: str = "obj"
+    crop_size: int | None = None
+    overwrite: bool = False
+
+
 def mesh_image(image: str | Path, keypoints: str | Path, checkpoint: str | Path, output: str | Path,
-               image_id: int | None = None, min_keypoints: int = 4, mesh_format: str = "obj",
-               crop_size: int | None = None, overwrite: bool = False) -> dict:
+               options: MeshImageOptions = MeshImageOptions()) -> dict:
     """Meshes for every person of ``image`` (see the module docstring for the outputs).
 
     Args:
         image: photo file. keypoints: COCO annotation/results JSON with the people's 2D.
         checkpoint: an image-branch checkpoint (``posenet3d train image``).
-        min_keypoints: people with fewer visible keypoints are skipped (listed in the summary).
-        crop_size: crop side (default: the checkpoint's training value).
-        overwrite: replace a previous output in ``output`` (the folder is written as one unit,
-            :func:`lifting.io.fileio.staged_output_folder`).
+        output: the output folder. options: :class:`MeshImageOptions`.
 
     Returns:
         A summary dict (people, skipped, files).
@@ -89,7 +106,9 @@ def mesh_image(image: str | Path, keypoints: str | Path, checkpoint: str | Path,
     import trimesh
     from PIL import Image
 
-    from .regressor import load_image_regressor, predict_people
+    from .regressor import CropSettings, load_image_regressor, predict_people
+
+    image_id, min_keypoints, mesh_format = options.image_id, options.min_keypoints, options.mesh_format
 
     try:
         with Image.open(image) as im:
@@ -102,10 +121,9 @@ def mesh_image(image: str | Path, keypoints: str | Path, checkpoint: str | Path,
         raise ValueError(f"no person in {keypoints} has >= {min_keypoints} visible keypoints")
     model, ck = load_image_regressor(checkpoint)
     icfg = (ck.get("config") or {}).get("image", {})
-    crop = int(crop_size or icfg.get("crop_size", 128))
-    preds = predict_people(model, rgb, kp[keep], keypoint_format=fmt, crop_size=crop,
-                           heatmap_size=int(icfg.get("heatmap_size", 32)), return_vertices=True)
-    with staged_output_folder(output, overwrite=overwrite, marker="people.npz") as out:  # one atomic unit
+    crops = CropSettings(int(options.crop_size or icfg.get("crop_size", 128)), int(icfg.get("heatmap_size", 32)))
+    preds = predict_people(model, rgb, kp[keep], keypoint_format=fmt, crops=crops, return_vertices=True)
+    with staged_output_folder(output, overwrite=options.overwrite, marker="people.npz") as out:  # one atomic unit
         idx = np.nonzero(keep)[0]
         go = np.stack([p.global_orient for p in preds])
         bp = np.stack([p.body_pose for p in preds])

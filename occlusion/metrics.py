@@ -339,22 +339,7 @@ def evaluate_multiperson(preds: Sequence[PersonSet], gts: Sequence[PersonSet],
     for i, (pred, gt) in enumerate(zip(preds, gts)):
         try:
             m = match_people(pred, gt, threshold)
-            J = gt.joints_3d.shape[1]
-            if pred.joints_3d.shape[1] != J:
-                raise ValueError(f"pred has J={pred.joints_3d.shape[1]} joints but gt has J={J}")
-            if not -J <= root_index < J:
-                raise ValueError(f"root_index {root_index} is out of range for J={J} joints")
-            r = int(root_index) % J
-            _check_3d(pred, "pred")
-            _check_3d(gt, "gt")
-            if pred.num_people and gt.num_people:
-                if (pred.vertices is None) != (gt.vertices is None):
-                    side = "gt" if pred.vertices is None else "pred"
-                    raise ValueError(f"vertices given for {side} only; give them on both sides or neither")
-                if pred.vertices is not None and pred.vertices.shape[1] != gt.vertices.shape[1]:
-                    raise ValueError(f"pred has V={pred.vertices.shape[1]} vertices but gt has V={gt.vertices.shape[1]}")
-                if pred.joints_3d.device != gt.joints_3d.device:
-                    raise ValueError(f"pred is on {pred.joints_3d.device} but gt on {gt.joints_3d.device}")
+            r = _check_pair(pred, gt, root_index)
         except ValueError as e:
             raise ValueError(f"image {i}: {e}") from None
         matches.append(m)
@@ -378,6 +363,34 @@ def evaluate_multiperson(preds: Sequence[PersonSet], gts: Sequence[PersonSet],
         raise ValueError("vertices are given in some images with matches but not in others")
     has_verts = with_verts == {True} or (not with_verts and any(g.vertices is not None for g in gts))
 
+    return _summarise(matches, rows, has_verts)
+
+
+def _check_pair(pred: PersonSet, gt: PersonSet, root_index: int) -> int:
+    """The per-image checks of :func:`evaluate_multiperson` (its Raises); returns the root
+    joint's index in ``[0, J)``."""
+    J = gt.joints_3d.shape[1]
+    if pred.joints_3d.shape[1] != J:
+        raise ValueError(f"pred has J={pred.joints_3d.shape[1]} joints but gt has J={J}")
+    if not -J <= root_index < J:
+        raise ValueError(f"root_index {root_index} is out of range for J={J} joints")
+    _check_3d(pred, "pred")
+    _check_3d(gt, "gt")
+    if pred.num_people and gt.num_people:
+        if (pred.vertices is None) != (gt.vertices is None):
+            side = "gt" if pred.vertices is None else "pred"
+            raise ValueError(f"vertices given for {side} only; give them on both sides or neither")
+        if pred.vertices is not None and pred.vertices.shape[1] != gt.vertices.shape[1]:
+            raise ValueError(f"pred has V={pred.vertices.shape[1]} vertices but gt has V={gt.vertices.shape[1]}")
+        if pred.joints_3d.device != gt.joints_3d.device:
+            raise ValueError(f"pred is on {pred.joints_3d.device} but gt on {gt.joints_3d.device}")
+    return int(root_index) % J
+
+
+def _summarise(matches: list[Matching], rows: dict[str, list], has_verts: bool) -> dict[str, Any]:
+    """The result dict of :func:`evaluate_multiperson` from its per-image ``matches`` and the
+    per-match ``rows`` (``image``/``pred``/``gt`` index arrays, ``mpjpe``/``pa_mpjpe``/``mve``
+    tensors in metres)."""
     tp, fp, fn = (sum(getattr(m, k) for m in matches) for k in ("tp", "fp", "fn"))
     out: dict[str, Any] = detection_scores(tp, fp, fn)
     per_person: dict[str, np.ndarray] = {}

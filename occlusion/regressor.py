@@ -33,7 +33,8 @@ from lifting.models.student import StudentOutput, rot6d_to_rotmat
 
 from .backbone import ResNetBackbone
 
-__all__ = ["ImageOutput", "HMRHead", "ImageRegressor", "ImageRegressorConfig", "predict_people", "PersonPrediction",
+__all__ = ["ImageOutput", "HMRHead", "ImageRegressor", "ImageRegressorConfig", "predict_people", "CropSettings",
+           "PersonPrediction",
            "load_image_regressor"]
 
 #: initial weak-perspective scale: an adult (~1.7 m) spans ~1.6 crop-normalised units in a
@@ -254,10 +255,24 @@ class PersonPrediction:
     vertices_2d: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class CropSettings:
+    """The crops of :func:`predict_people`, as in training (:class:`occlusion.data.CropSampler`).
+
+    Attributes:
+        crop_size: crop side in pixels. heatmap_size: side of the instance centermap.
+        padding: crop side = ``padding`` x the detection box's longer side.
+    """
+
+    crop_size: int = 128
+    heatmap_size: int = 32
+    padding: float = 1.25
+
+
 @torch.no_grad()
 def predict_people(model: ImageRegressor, image: np.ndarray, keypoints: np.ndarray | None = None,
-                   boxes: np.ndarray | None = None, keypoint_format: str = "coco17", crop_size: int = 128,
-                   heatmap_size: int = 32, padding: float = 1.25, return_vertices: bool = False,
+                   boxes: np.ndarray | None = None, keypoint_format: str = "coco17",
+                   crops: CropSettings = CropSettings(), return_vertices: bool = False,
                    batch_size: int = 32) -> list[PersonPrediction]:
     """Multi-person inference (OCHMR Sec. 3.3): one crop per detection box; for every body
     centre that falls inside a box, one pass with that centre as the instance map; then
@@ -271,8 +286,9 @@ def predict_people(model: ImageRegressor, image: np.ndarray, keypoints: np.ndarr
             ``[x, y, w, h]`` detection boxes, the crops (default: the keypoints' extent). A
             box holding several people (a detector merging overlapping people) gives one
             pass per centre inside it. With boxes only, every box is one person.
-        keypoint_format: ``coco17`` or ``crowdpose14``. crop_size, heatmap_size, padding: as
-            in training (:class:`occlusion.data.CropSampler`).
+        keypoint_format: ``coco17`` or ``crowdpose14``. crops: :class:`CropSettings`.
+        return_vertices: also the mesh vertices (camera frame and image pixels).
+        batch_size: crops per forward pass.
 
     Returns:
         One :class:`PersonPrediction` per person, ordered by ``person``.
@@ -280,11 +296,6 @@ def predict_people(model: ImageRegressor, image: np.ndarray, keypoints: np.ndarr
     Raises:
         ValueError: no detections, non-finite values, or a malformed image.
     """
-    from PIL import Image
-
-    from .centermap import body_centres, render_centermaps
-    from .data import IMAGENET_MEAN, IMAGENET_STD, crop_affine
-
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
@@ -296,10 +307,28 @@ def predict_people(model: ImageRegressor, image: np.ndarray, keypoints: np.ndarr
         raise ValueError(f"keypoints must be finite (N, K, 3), got shape {kp.shape}")
     if bx is not None and not np.isfinite(bx).all():
         raise ValueError("boxes must be finite")
+    people = _detected_people(kp, bx, keypoint_format)
+    if people is None:
+        return []
+    centres, sizes, bx = people
+    model.eval()
+    chosen = _central_crops(image, bx, centres, sizes, crops)
+    out: list[PersonPrediction] = []
+    for i in range(0, len(chosen), batch_size):
+        out += _predict_crops(model, chosen[i: i + batch_size], len(centres), bx, crops, return_vertices)
+    return out
+
+
+def _detected_people(kp: np.ndarray | None, bx: np.ndarray | None, keypoint_format: str):
+    """Body centres ``(N, 2)`` and sizes ``(N,)`` pixels of the people of
+    :func:`predict_people` and the crop boxes ``(M, 4)`` xywh (the keypoints' extent when
+    no boxes are given); None when there is no detection."""
+    from .centermap import body_centres
+
     if kp is not None:  # people (centres) from the keypoints; boxes, if given, are the crops
         N = len(kp)
         if N == 0:
-            return []
+            return None
         centres, sizes = body_centres(kp, bx if bx is not None and len(bx) == N else None, fmt=keypoint_format)
         if bx is None:  # crops from the keypoints' extent
             bx = np.zeros((N, 4))
@@ -310,19 +339,29 @@ def predict_people(model: ImageRegressor, image: np.ndarray, keypoints: np.ndarr
     else:
         N = len(bx)
         if N == 0:
-            return []
+            return None
         K = 17 if keypoint_format == "coco17" else 14
         centres, sizes = body_centres(np.zeros((N, K, 3)), bx, fmt=keypoint_format)
-    centres, sizes = np.asarray(centres, np.float64), np.asarray(sizes, np.float64)
-    model.eval()
-    dev = next(model.parameters()).device
-    S = crop_size
+    return np.asarray(centres, np.float64), np.asarray(sizes, np.float64), bx
+
+
+def _central_crops(image: np.ndarray, bx: np.ndarray, centres: np.ndarray, sizes: np.ndarray,
+                   crops: CropSettings) -> list[tuple]:
+    """One job per person, ordered by person: the crop of the box whose crop centre is
+    closest to the person's body centre, as ``(box index, person index, affine (3, 3) image
+    -> crop px, normalised crop (3, S, S) float32, centres in the crop (N, 2), sizes in the
+    crop (N,), distance to the crop centre)``."""
+    from PIL import Image
+
+    from .data import IMAGENET_MEAN, IMAGENET_STD, crop_affine
+
+    S = crops.crop_size
     jobs = []  # (box index, person index, affine, crop tensor, centermap inputs)
     mean, std = np.array(IMAGENET_MEAN), np.array(IMAGENET_STD)
     pil = Image.fromarray(image)
     for b in range(len(bx)):
         box = bx[b]
-        size = padding * max(box[2], box[3])
+        size = crops.padding * max(box[2], box[3])
         A = crop_affine(box[:2] + box[2:] / 2, size, S)
         Ainv = np.linalg.inv(A)
         crop = pil.transform((S, S), Image.Transform.AFFINE, tuple(Ainv[:2].reshape(-1)),
@@ -336,31 +375,39 @@ def predict_people(model: ImageRegressor, image: np.ndarray, keypoints: np.ndarr
     for job in jobs:  # de-duplicate before running: the most central crop of each person
         if job[1] not in best or job[-1] < best[job[1]][-1]:
             best[job[1]] = job
-    chosen = [best[k] for k in sorted(best)]
-    out: list[PersonPrediction] = []
-    for i in range(0, len(chosen), batch_size):
-        part = chosen[i: i + batch_size]
-        imgs = torch.from_numpy(np.stack([j[3] for j in part])).to(dev)
-        cen = torch.from_numpy(np.stack([j[4] for j in part])).float().to(dev)
-        siz = torch.from_numpy(np.stack([j[5] for j in part])).float().to(dev)
-        valid = torch.ones(len(part), N, dtype=torch.bool, device=dev)
-        tgt = torch.tensor([j[1] for j in part], device=dev)
-        crop_boxes = torch.tensor([[0.0, 0.0, S, S]], device=dev).expand(len(part), 4)
-        cmap = render_centermaps(cen, siz, valid, tgt, crop_boxes, (heatmap_size, heatmap_size))
-        pred = model(imgs, cmap, return_vertices=return_vertices)
-        uv = pred.project()[:, 0].double().cpu().numpy()  # (b, 16, 2) crop-normalised
-        uv_v = pred.project(pred.vertices)[:, 0].double().cpu().numpy() if return_vertices else None
+    return [best[k] for k in sorted(best)]
 
-        def to_image(u, A):
-            return ((u + 1) * S / 2 - A[:2, 2]) @ np.linalg.inv(A[:2, :2]).T
 
-        for k, (b, n, A, *_rest) in enumerate(part):
-            img_xy = to_image(uv[k], A)
-            out.append(PersonPrediction(
-                n, bx[b].copy(), img_xy, pred.joints_3d[k, 0].cpu().numpy(), pred.global_orient[k, 0].cpu().numpy(),
-                pred.body_pose[k, 0].cpu().numpy(), pred.betas[k].cpu().numpy(), pred.cam[k, 0].cpu().numpy(),
-                pred.vertices[k, 0].cpu().numpy() if return_vertices else None,
-                to_image(uv_v[k], A) if return_vertices else None))
+def _predict_crops(model: ImageRegressor, part: list[tuple], N: int, bx: np.ndarray, crops: CropSettings,
+                   return_vertices: bool) -> list[PersonPrediction]:
+    """One forward pass over the jobs ``part`` of :func:`_central_crops` (``N`` people),
+    mapped back to image pixels."""
+    from .centermap import render_centermaps
+
+    S, hm = crops.crop_size, crops.heatmap_size
+    dev = next(model.parameters()).device
+    imgs = torch.from_numpy(np.stack([j[3] for j in part])).to(dev)
+    cen = torch.from_numpy(np.stack([j[4] for j in part])).float().to(dev)
+    siz = torch.from_numpy(np.stack([j[5] for j in part])).float().to(dev)
+    valid = torch.ones(len(part), N, dtype=torch.bool, device=dev)
+    tgt = torch.tensor([j[1] for j in part], device=dev)
+    crop_boxes = torch.tensor([[0.0, 0.0, S, S]], device=dev).expand(len(part), 4)
+    cmap = render_centermaps(cen, siz, valid, tgt, crop_boxes, (hm, hm))
+    pred = model(imgs, cmap, return_vertices=return_vertices)
+    uv = pred.project()[:, 0].double().cpu().numpy()  # (b, 16, 2) crop-normalised
+    uv_v = pred.project(pred.vertices)[:, 0].double().cpu().numpy() if return_vertices else None
+
+    def to_image(u, A):
+        return ((u + 1) * S / 2 - A[:2, 2]) @ np.linalg.inv(A[:2, :2]).T
+
+    out = []
+    for k, (b, n, A, *_rest) in enumerate(part):
+        img_xy = to_image(uv[k], A)
+        out.append(PersonPrediction(
+            n, bx[b].copy(), img_xy, pred.joints_3d[k, 0].cpu().numpy(), pred.global_orient[k, 0].cpu().numpy(),
+            pred.body_pose[k, 0].cpu().numpy(), pred.betas[k].cpu().numpy(), pred.cam[k, 0].cpu().numpy(),
+            pred.vertices[k, 0].cpu().numpy() if return_vertices else None,
+            to_image(uv_v[k], A) if return_vertices else None))
     return out
 
 

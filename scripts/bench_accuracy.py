@@ -21,6 +21,7 @@ import torch
 
 from lifting.data import eval_views, load_mocap_npz, split_clips
 from lifting.evaluate import evaluate_lifter, flat_baseline
+from lifting.inference import InferenceSettings
 from lifting.models.lifters import load_lifter
 from lifting.refine import FitWeights
 
@@ -59,7 +60,9 @@ def main() -> None:
                 for dtype in (None, torch.bfloat16) if a.bf16 else (None,):
                     label = name if dtype is None else f"{name} (bf16)"
                     t0 = time.perf_counter()
-                    results[f"{label}|{key}"] = evaluate_lifter(model, views, noise_px=noise, dtype=dtype, fit=fit, flip=flip)["overall"]
+                    how = InferenceSettings(dtype=dtype, flip=flip)
+                    results[f"{label}|{key}"] = evaluate_lifter(model, views, noise_px=noise, fit=fit,
+                                                                settings=how)["overall"]
                     print(f"{label} {key}: {results[f'{label}|{key}']['pa_mpjpe_mm']:.1f} mm PA "
                           f"({time.perf_counter() - t0:.1f} s)", flush=True)
     print("\n| model | set / input | PA-MPJPE | N-MPJPE | MPJPE | PCK3D | AUC |\n|---|---|---|---|---|---|---|")

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lifting.inference import DEFAULT_STRIDE, choose_threads, lift_frames, metric_scale, native_bf16
+from lifting.inference import DEFAULT_STRIDE, InferenceSettings, choose_threads, lift_frames, metric_scale, native_bf16
 from lifting.lift import lift_file
 from lifting.models.lifters import bundled_single_frame, default_checkpoint, load_lifter
 from lifting.options import LiftOptions
@@ -57,9 +57,11 @@ def _poses(n: int, run: int = 300, seed: int = 0):
 
 def _speed(name: str, model, stride: int, batch: int, n: int) -> None:
     kp, mask, conf, seg = _poses(n)
-    dt = _seconds(lambda: lift_frames(model, kp, mask, seg, batch_size=batch, conf=conf, stride=stride))
+    dt = _seconds(lambda: lift_frames(model, kp, mask, seg, conf,
+                                      InferenceSettings(batch_size=batch, stride=stride)))
     kp1, mask1, conf1, seg1 = _poses(270, run=270)
-    dt1 = _seconds(lambda: lift_frames(model, kp1, mask1, seg1, batch_size=1, conf=conf1, stride=stride))
+    dt1 = _seconds(lambda: lift_frames(model, kp1, mask1, seg1, conf1,
+                                       InferenceSettings(batch_size=1, stride=stride)))
     print(f"{name} stride {min(stride, model.window)}: fp32 batched ({batch} windows/pass) {n / dt:,.0f} frames/s; "
           f"batch 1 {1000 * dt1 / 270:.3f} ms/frame")
 
@@ -76,7 +78,8 @@ def _accuracy(ckpt: str, strides: list[int], noise_px: float) -> None:
     kp = kp + noise_px * torch.randn(kp.shape, generator=g)
     mask = torch.ones(kp.shape[1:3], dtype=torch.bool)
     for s in strides:
-        pred = torch.stack([lift_frames(model, kp[v], mask, views.seq_offsets, stride=s) for v in range(len(kp))])
+        pred = torch.stack([lift_frames(model, kp[v], mask, views.seq_offsets,
+                                         settings=InferenceSettings(stride=s)) for v in range(len(kp))])
         r = evaluate_predictions(metric_scale(pred, views.skeleton), views)["overall"]
         print(f"accuracy {Path(ckpt).name} Bandai test rig, {noise_px:g} px noise, stride {s}: "
               f"MPJPE {r['mpjpe_mm']:.1f} mm, PA-MPJPE {r['pa_mpjpe_mm']:.1f} mm (n={r['n']})")

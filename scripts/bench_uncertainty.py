@@ -34,7 +34,8 @@ from lifting.inference import lift_frames, metric_scale
 from lifting.models.lifters import load_lifter
 from lifting.metrics import procrustes_align, procrustes_fit
 from lifting.skeletons import CANON16
-from lifting.uncertainty import CALIBRATION, DEFAULT_LEVEL_OKS, DEFAULT_SAMPLES, joint_spread, perturb_keypoints
+from lifting.uncertainty import (CALIBRATION, DEFAULT_LEVEL_OKS, DEFAULT_SAMPLES, UncertaintySettings, joint_spread,
+                                 perturb_keypoints)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 BANDAI = SHARED / "bandai_namco" / "bandai_namco_joints.npz"
@@ -70,7 +71,7 @@ def spread_and_error(model, views, noise: tuple[str, float], level: float, sampl
     for v in range(kp_all.shape[0]):
         kp = kp_all[v].numpy().astype(np.float32)
         mask = np.ones(kp.shape[:2], bool)
-        std = joint_spread(lift, kp, mask, offsets, samples, level, seed + 1 + v, 1.0)[keep]
+        std = joint_spread(lift, kp, mask, offsets, UncertaintySettings(samples, level, seed + 1 + v, 1.0))[keep]
         pred = torch.from_numpy(lift(kp, mask, offsets)[keep])
         gt = torch.from_numpy(gt_all[v][keep])
         err = (procrustes_align(pred, gt) - gt).norm(dim=-1).numpy()

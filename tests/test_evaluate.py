@@ -12,7 +12,7 @@ from lifting.cli import main
 from lifting.data import content_label, eval_views, load_mocap_npz, split_clips
 from lifting.evaluate import evaluate_lifter, evaluate_predictions, flat_baseline
 from lifting.geometry import normalize_2d
-from lifting.inference import HEIGHT_PROXY_FRACTION, lift_frames, metric_scale, window_indices
+from lifting.inference import HEIGHT_PROXY_FRACTION, InferenceSettings, lift_frames, metric_scale, window_indices
 from lifting.skeletons import CANON16
 from lifting.models.teacher import Lifter
 from lifting.models.checkpoint import save_checkpoint
@@ -204,11 +204,12 @@ def test_lift_frames_shapes_and_errors():
     model = Lifter(16, window=3, width=16, n_blocks=1)
     kp = torch.rand(10, 16, 2) * 100
     mask = torch.ones(10, 16, dtype=torch.bool)
-    out = lift_frames(model, kp, mask, np.array([0, 4, 10]), batch_size=3)
+    out = lift_frames(model, kp, mask, np.array([0, 4, 10]), settings=InferenceSettings(batch_size=3))
     assert out.shape == (10, 16, 3) and out.dtype == torch.float32
     assert torch.isfinite(out).all()
     # batching does not change the result
-    torch.testing.assert_close(lift_frames(model, kp, mask, np.array([0, 4, 10]), batch_size=100), out)
+    torch.testing.assert_close(lift_frames(model, kp, mask, np.array([0, 4, 10]),
+                                          settings=InferenceSettings(batch_size=100)), out)
     # the lift reprojects onto the normalised input (lifting model with fixed root depth)
     from lifting.geometry import project_normalized
 

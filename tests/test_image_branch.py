@@ -13,7 +13,7 @@ from PIL import Image
 
 from lifting.skeletons import CANON16
 from occlusion.data import CropSampler, crop_affine, load_coco_people, overlap_targets
-from occlusion.regressor import ImageRegressor, ImageRegressorConfig, load_image_regressor, predict_people
+from occlusion.regressor import CropSettings, ImageRegressor, ImageRegressorConfig, load_image_regressor, predict_people
 from trainers.image import image_batch_metrics
 
 # a standing person in COCO-17 order, in units of the box (x right, y down), facing the camera
@@ -175,7 +175,7 @@ def test_predict_people_one_mesh_per_person():
     img = np.zeros((120, 160, 3), np.uint8)
     boxes = [(20, 10, 40, 100), (50, 15, 40, 95), (100, 10, 40, 100)]
     kp = np.stack([_person(b, 1, 1)["keypoints"] for b in boxes]).reshape(3, 17, 3)
-    preds = predict_people(model, img, kp, crop_size=64, heatmap_size=16, return_vertices=True)
+    preds = predict_people(model, img, kp, crops=CropSettings(crop_size=64, heatmap_size=16), return_vertices=True)
     assert [p.person for p in preds] == [0, 1, 2]
     assert all(p.joints_2d.shape == (16, 2) and np.isfinite(p.joints_2d).all() for p in preds)
     assert preds[0].vertices is not None
@@ -184,7 +184,8 @@ def test_predict_people_one_mesh_per_person():
     lo, hi = kp[1, :, :2].min(0), kp[1, :, :2].max(0)
     assert np.allclose(preds[1].box, [*lo, *(hi - lo)])  # crops default to the keypoints' extent
     # a detector box merging two people: one pass per centre inside it
-    merged = predict_people(model, img, kp[:2], boxes=np.array([[20, 10, 70, 100]]), crop_size=64, heatmap_size=16)
+    merged = predict_people(model, img, kp[:2], boxes=np.array([[20, 10, 70, 100]]),
+                            crops=CropSettings(crop_size=64, heatmap_size=16))
     assert [p.person for p in merged] == [0, 1]
     # 2D predictions land in the image frame near their crops
     assert all(np.abs(p.joints_2d.mean(0) - (p.box[:2] + p.box[2:] / 2)).max() < 60 for p in preds)

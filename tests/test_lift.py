@@ -416,15 +416,15 @@ def test_lifted_input_spine_lies_between_pelvis_and_thorax(ckpts, tracks_bare, t
 def test_causal_mode_never_uses_future_frames(ckpts):
     """With --causal a frame's lift depends only on itself and earlier frames: lifting a
     prefix of the sequence gives the same result for those frames; the centred mode differs."""
-    from lifting.inference import lift_frames, window_indices
+    from lifting.inference import InferenceSettings, lift_frames, window_indices
     from lifting.models.lifters import load_lifter
 
     model, _ = load_lifter(ckpts["temporal"])
     g = torch.Generator().manual_seed(0)
     kp = torch.randn(40, 16, 2, generator=g) * 50 + 300
     mask = torch.ones(40, 16, dtype=torch.bool)
-    full = lift_frames(model, kp, mask, causal=True)
-    prefix = lift_frames(model, kp[:25], mask[:25], causal=True)
+    full = lift_frames(model, kp, mask, settings=InferenceSettings(causal=True))
+    prefix = lift_frames(model, kp[:25], mask[:25], settings=InferenceSettings(causal=True))
     torch.testing.assert_close(full[:25], prefix)
     centred_full, centred_prefix = lift_frames(model, kp, mask), lift_frames(model, kp[:25], mask[:25])
     assert not torch.allclose(centred_full[22:25], centred_prefix[22:25])  # centred windows look ahead

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from occlusion.augment import (
-    OccluderPlacer, PersonSegment, RealismCritic, affine_theta, composite_affine, composite_segment,
+    OccluderPlacer, PasteSettings, PersonSegment, RealismCritic, affine_theta, composite_affine, composite_segment,
     critic_loss, extract_segments, occluded_keypoints, paste_occluder, patch_to_crop, person_mask,
     placer_loss,
 )
@@ -175,16 +175,16 @@ def test_paste_occluder_deterministic_and_in_range():
     seg = PersonSegment(np.dstack([rng0.integers(0, 256, (40, 40, 3), dtype=np.uint8),
                                    np.full((40, 40), 255, np.uint8)]), np.zeros((17, 3)))
     box = (60, 30, 40, 60)
-    a = paste_occluder(image, box, seg, np.random.default_rng(3), scale_range=(1.0, 1.2))
-    b = paste_occluder(image, box, seg, np.random.default_rng(3), scale_range=(1.0, 1.2))
+    a = paste_occluder(image, box, seg, np.random.default_rng(3), PasteSettings(scale_range=(1.0, 1.2)))
+    b = paste_occluder(image, box, seg, np.random.default_rng(3), PasteSettings(scale_range=(1.0, 1.2)))
     np.testing.assert_array_equal(a.image, b.image)
     np.testing.assert_array_equal(a.alpha, b.alpha)
-    c = paste_occluder(image, box, seg, np.random.default_rng(4), scale_range=(1.0, 1.2))
+    c = paste_occluder(image, box, seg, np.random.default_rng(4), PasteSettings(scale_range=(1.0, 1.2)))
     assert not np.array_equal(a.image, c.image)
     flips = []
     for seed in range(12):
-        r = paste_occluder(image, box, seg, np.random.default_rng(seed), scale_range=(1.0, 1.2),
-                           overlap_range=(0.2, 0.6), feather_px=1.0)
+        r = paste_occluder(image, box, seg, np.random.default_rng(seed),
+                           PasteSettings(scale_range=(1.0, 1.2), overlap_range=(0.2, 0.6), feather_px=1.0))
         assert 0.2 - 0.04 <= r.box_overlap <= 0.6 + 0.04  # integer rounding of the offset
         assert 1.0 - 0.02 <= 40 * r.scale[1] / 60 <= 1.2 + 0.02
         assert r.alpha.min() >= 0 and r.alpha.max() <= 1 and r.image.dtype == np.uint8
@@ -204,10 +204,11 @@ def test_paste_occluder_bad_input():
     with pytest.raises(ValueError, match="Generator"):
         paste_occluder(image, (10, 10, 20, 20), seg, np.random.RandomState(0))
     with pytest.raises(ValueError, match="overlap_range"):
-        paste_occluder(image, (10, 10, 20, 20), seg, rng, overlap_range=(0.6, 0.2))
+        paste_occluder(image, (10, 10, 20, 20), seg, rng, PasteSettings(overlap_range=(0.6, 0.2)))
     with pytest.raises(ValueError, match="flip_pairs"):
         paste_occluder(image, (10, 10, 20, 20), _segment(K=14), rng)
-    assert paste_occluder(image, (10, 10, 20, 20), _segment(K=14), rng, flip_prob=0.0).image.shape == (50, 50, 3)
+    assert paste_occluder(image, (10, 10, 20, 20), _segment(K=14), rng,
+                          PasteSettings(flip_prob=0.0)).image.shape == (50, 50, 3)
 
 
 def test_occluded_keypoints():

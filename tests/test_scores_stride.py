@@ -14,7 +14,8 @@ from lifting import inference
 from lifting.models.base import ModelInterface
 from lifting.models.checkpoint import save_checkpoint
 from lifting.data import Projected2D, WindowSampler
-from lifting.inference import auto_threads, bf16_or_warn, lift_frames, lift_smpl_frames, strided_windows
+from lifting.inference import (InferenceSettings, auto_threads, bf16_or_warn, lift_frames, lift_smpl_frames,
+                               strided_windows)
 from lifting.io.readers import read_detections
 from lifting.track import track
 from lifting.io.tracks import Track
@@ -161,8 +162,8 @@ def test_strided_inference_equals_one_window_per_frame_for_a_per_frame_model(str
     mask[:, CANON16.root_index] = True
     conf = torch.rand(70, 16)
     seg = np.array([0, 3, 40, 41, 70])
-    ref = lift_frames(model, kp, mask, seg, conf=conf, stride=1)
-    out = lift_frames(model, kp, mask, seg, conf=conf, stride=stride, batch_size=4)
+    ref = lift_frames(model, kp, mask, seg, conf, InferenceSettings(stride=1))
+    out = lift_frames(model, kp, mask, seg, conf, InferenceSettings(batch_size=4, stride=stride))
     assert out.shape == ref.shape == (70, 16, 3)
     torch.testing.assert_close(out, ref)
 

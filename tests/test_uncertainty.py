@@ -16,7 +16,7 @@ from lifting.skeletons import CANON16
 from lifting.synth2d import canon_oks_sigmas, object_scale
 from lifting.models.teacher import Lifter
 from lifting.track_lifter import as_track_lifter
-from lifting.uncertainty import joint_spread, lift_uncertainty, perturb_keypoints
+from lifting.uncertainty import UncertaintySettings, joint_spread, lift_uncertainty, perturb_keypoints
 
 ROOT = CANON16.root_index
 J = CANON16.num_joints
@@ -45,7 +45,7 @@ def teacher():
 def test_spread_is_the_oks_scaled_input_noise_for_an_identity_lifter():
     kp, mask = _pose_2d(), np.ones((6, J), bool)
     mask[2, CANON16.index("l_wrist")] = False
-    std = joint_spread(_identity_lift, kp, mask, samples=2000, level=1.0, seed=3, calibration=1.0)
+    std = joint_spread(_identity_lift, kp, mask, settings=UncertaintySettings(2000, 1.0, 3, 1.0))
     assert std.shape == (6, J) and std.dtype == np.float32
     s = object_scale(torch.from_numpy(kp)[None], torch.from_numpy(mask)[None])[0].numpy()
     expected = 1e-3 * canon_oks_sigmas().numpy()[None] * s[:, None]  # RMS u * sigma_i * s, in metres
@@ -55,7 +55,7 @@ def test_spread_is_the_oks_scaled_input_noise_for_an_identity_lifter():
     assert std[2, CANON16.index("l_wrist")] == 0.0  # an unobserved joint is not perturbed
     assert (std[:, ROOT] == 0).all()
     # level and calibration scale it linearly
-    std2 = joint_spread(_identity_lift, kp, mask, samples=2000, level=2.0, seed=3, calibration=0.5)
+    std2 = joint_spread(_identity_lift, kp, mask, settings=UncertaintySettings(2000, 2.0, 3, 0.5))
     np.testing.assert_allclose(std2, std, rtol=1e-5, atol=1e-9)
 
 
@@ -66,28 +66,30 @@ def test_a_joint_the_lifter_ignores_gets_only_its_own_output_spread():
     kp, mask = _pose_2d(4), np.ones((4, J), bool)
     j = CANON16.index("r_ankle")
     mask[:, j] = False
-    std_local = joint_spread(_identity_lift, kp, mask, samples=16, seed=0)
+    std_local = joint_spread(_identity_lift, kp, mask, settings=UncertaintySettings(16, seed=0))
     assert (std_local[:, j] == 0).all() and (std_local[:, CANON16.index("l_ankle")] > 0).all()
 
     def mixing(k, m, o):  # every non-root output = mean of all inputs
         out = np.repeat(_identity_lift(k, m, o).mean(1, keepdims=True), J, axis=1)
         out[:, ROOT] = 0.0
         return out
-    assert (joint_spread(mixing, kp, mask, samples=16, seed=0)[:, j] > 0).all()
+    assert (joint_spread(mixing, kp, mask, settings=UncertaintySettings(16, seed=0))[:, j] > 0).all()
     const = lambda k, m, o: np.ones((len(k), J, 3))  # noqa: E731 (ignores its input entirely)
-    assert (joint_spread(const, kp, mask, samples=4) == 0).all()
+    assert (joint_spread(const, kp, mask, settings=UncertaintySettings(4)) == 0).all()
 
 
 def test_teacher_lifter_shape_units_zero_noise_and_seed(teacher):
     kp, mask = _pose_2d(12), np.ones((12, J), bool)
     offs = np.array([0, 7, 12])
-    std = lift_uncertainty(teacher, kp, mask, offs, fps=30.0, samples=6, seed=1)
+    std = lift_uncertainty(teacher, kp, mask, offs, fps=30.0, settings=UncertaintySettings(6, seed=1))
     assert std.shape == (12, J) and std.dtype == np.float32 and np.isfinite(std).all()
     assert (std[:, ROOT] == 0).all() and (std[:, np.arange(J) != ROOT] > 0).all()
     assert std.max() < 1.0  # metres: a random model moves joints by cm, not metres, under OKS noise
-    np.testing.assert_array_equal(std, lift_uncertainty(teacher, kp, mask, offs, fps=30.0, samples=6, seed=1))
-    assert not np.array_equal(std, lift_uncertainty(teacher, kp, mask, offs, fps=30.0, samples=6, seed=2))
-    zero = lift_uncertainty(teacher, kp, mask, offs, fps=30.0, samples=3, level=0.0)
+    again = lift_uncertainty(teacher, kp, mask, offs, fps=30.0, settings=UncertaintySettings(6, seed=1))
+    np.testing.assert_array_equal(std, again)
+    other_seed = lift_uncertainty(teacher, kp, mask, offs, fps=30.0, settings=UncertaintySettings(6, seed=2))
+    assert not np.array_equal(std, other_seed)
+    zero = lift_uncertainty(teacher, kp, mask, offs, fps=30.0, settings=UncertaintySettings(3, level=0.0))
     assert np.abs(zero).max() < 1e-6
 
 
@@ -98,7 +100,7 @@ def test_bad_values_are_named():
         with pytest.raises(ValueError, match=word):
             perturb_keypoints(kp, mask, **kw)
     with pytest.raises(ValueError, match="calibration"):
-        joint_spread(_identity_lift, kp, mask, calibration=-1.0)
+        joint_spread(_identity_lift, kp, mask, settings=UncertaintySettings(calibration=-1.0))
     bad = kp.copy()
     bad[0, 3] = np.nan
     with pytest.raises(ValueError, match="NaN"):
@@ -165,10 +167,10 @@ def test_student_lifter_spread():
     torch.manual_seed(0)
     student = as_track_lifter(Student(StudentConfig(width=32, n_blocks=1), BodyModel()))
     kp, mask = _pose_2d(5), np.ones((5, J), bool)
-    std = lift_uncertainty(student, kp, mask, samples=4, seed=5)
+    std = lift_uncertainty(student, kp, mask, settings=UncertaintySettings(4, seed=5))
     assert std.shape == (5, J) and np.isfinite(std).all() and (std >= 0).all() and (std[:, ROOT] == 0).all()
     assert std.max() > 0
-    np.testing.assert_array_equal(std, lift_uncertainty(student, kp, mask, samples=4, seed=5))
+    np.testing.assert_array_equal(std, lift_uncertainty(student, kp, mask, settings=UncertaintySettings(4, seed=5)))
 
 
 def test_cli_option_and_summary(teacher, tmp_path, capsys):
