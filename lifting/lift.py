@@ -35,6 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .inference import HEIGHT_PROXY_FRACTION
+from .io.exports import add_floor_frame
 from .io.fileio import atomic_write, check_output_folder, staged_output_folder
 from .models.lifters import bundled_single_frame, default_checkpoint, load_lifter
 from .io.readers import read_detections
@@ -146,8 +147,9 @@ def _camera(o: LiftOptions, ts: TrackSet) -> tuple[Intrinsics | None, str | None
 
 def _floor(paths: dict, feet: list, folder: Path, o: LiftOptions) -> dict:
     """The floor of a static camera's scene (:func:`lifting.placement.fit_floor` on every
-    person's lowest foot per frame) and a top-down figure of all paths on it, to scale
-    (``paths_topdown.png``); ``{}`` without placed tracks, and a note when the fit fails."""
+    person's lowest foot per frame), each placed track's ``joints_3d_floor`` added to its npz
+    (:func:`lifting.io.exports.add_floor_frame`), and a top-down figure of all paths on it, to
+    scale (``paths_topdown.png``); ``{}`` without placed tracks, and a note when the fit fails."""
     if not paths:
         return {}
     first = min(paths.values(), key=lambda p: p[0][0])[1][0]
@@ -155,6 +157,8 @@ def _floor(paths: dict, feet: list, folder: Path, o: LiftOptions) -> dict:
         floor = fit_floor(np.concatenate(feet), first)
     except ValueError as e:
         return {"floor": None, "floor_note": f"no floor: {e}"}
+    for stem in paths:  # every placed track's npz gets its joints in the floor frame
+        add_floor_frame(folder / f"{stem}.npz", floor.rotation, floor.origin)
     out = {"floor": floor.describe() | {"assumes": "a static camera"}}
     if o.max_figures > 0:
         from .viz import plot_paths_topdown

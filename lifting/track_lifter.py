@@ -57,6 +57,8 @@ class SmplFit:
         pixel weak-perspective camera ``(s, tx, ty)`` (:data:`CAM_CONVENTION`).
         joints_smpl: ``(T, 24, 3)`` SMPL joints, root-relative metres, camera frame.
         body_model: the body model's ``describe()`` dict.
+        pelvis_rest: ``(3,)`` metres, the body model's pelvis (SMPL joint 0) for ``betas``: where
+            the body model puts it at ``transl = 0`` whatever the rotations (they turn about it).
     """
 
     global_orient: torch.Tensor
@@ -65,6 +67,15 @@ class SmplFit:
     cam: np.ndarray
     joints_smpl: np.ndarray
     body_model: dict = field(default_factory=dict)
+    pelvis_rest: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
+
+    def smpl_transl(self, transl: np.ndarray) -> np.ndarray:
+        """The body model's ``transl`` ``(T, 3)`` metres that places the body in the camera frame
+        with its canonical root at ``transl (T, 3)`` (the track's root translation,
+        :func:`lifting.placement.root_translation`): ``transl - pelvis_rest + joints_smpl[:, 0]``
+        (SMPL vertices and joints are the rest pelvis plus ``transl`` at the root; smplx
+        ``SMPL.forward(global_orient, body_pose, betas, transl)`` convention)."""
+        return (np.asarray(transl, np.float64) - self.pelvis_rest + self.joints_smpl[:, 0]).astype(np.float32)
 
     def npz_arrays(self) -> dict[str, np.ndarray]:
         """smplx-named arrays for a track npz: ``global_orient (T, 3)`` and ``body_pose (T, 69)``
@@ -276,9 +287,11 @@ class StudentLifter:
         if not np.isfinite(joints).all() or not torch.isfinite(betas).all():
             raise ValueError("lifting produced non-finite values")
         s_px = res["scale"] * res["norm_scale"]
+        with torch.no_grad():
+            pelvis = self.body_model.rest_joints(betas[None].to(dev))[0, 0].cpu().numpy().astype(np.float32)
         smpl = SmplFit(res["global_orient"], res["body_pose"], betas,
                        torch.cat([s_px[:, None], res["root_px"]], dim=-1).numpy().astype(np.float32),
-                       out.joints_smpl[0].cpu().numpy().astype(np.float32), self.body_model.describe())
+                       out.joints_smpl[0].cpu().numpy().astype(np.float32), self.body_model.describe(), pelvis)
         return LiftResult(-1, np.arange(len(kp)), joints, kp, mask, np.zeros(0, np.int64), smpl=smpl,
                           lifted_by=((0, len(kp), self.name),))
 

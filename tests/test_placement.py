@@ -125,3 +125,40 @@ def test_lift_reports_the_floor_and_draws_the_paths(tmp_path):
     s = lift_file(str(example), tmp_path / "o", LiftOptions(checkpoint="teacher_single", uncertainty_samples=0))
     assert s["floor"]["camera_height_m"] > 0 and len(s["floor"]["rotation_camera_to_floor"]) == 3
     assert s["paths_figure"] == "paths_topdown.png" and (tmp_path / "o" / "paths_topdown.png").stat().st_size > 1000
+    # every placed track's npz has its joints in that floor frame: y up, origin under the first root
+    with np.load(next((tmp_path / "o").glob("track_*.npz"))) as d:
+        R, o = np.asarray(s["floor"]["rotation_camera_to_floor"]), np.asarray(s["floor"]["origin_camera_frame_m"])
+        np.testing.assert_allclose(d["joints_3d_floor"], (d["joints_3d_cam"] - o) @ R.T, atol=2e-3)
+        head, ankles = d["joints_3d_floor"][:, 0 + list(d["joint_names"]).index("head")], \
+            d["joints_3d_floor"][:, [list(d["joint_names"]).index(n) for n in ("l_ankle", "r_ankle")]]
+        assert (head[:, 1] > ankles[..., 1].max(-1)).mean() > 0.9  # y is up
+        first_root = d["joints_3d_floor"][0, list(d["joint_names"]).index("pelvis")]
+        np.testing.assert_allclose(first_root[[0, 2]], 0.0, atol=2e-3)
+        assert str(d["floor_frame"]).startswith("floor: y up")
+
+
+def test_student_transl_places_the_body_model_in_the_camera_frame(tmp_path):
+    """The student's npz ``smpl_transl`` is the body model's ``transl``: its forward with the
+    npz's global_orient, body_pose, betas and that translation puts the canonical root at
+    ``transl`` (the placed mesh), frame by frame."""
+    import roma
+    import torch
+
+    from lifting.lift import lift_file
+    from lifting.models.lifters import load_lifter
+    from lifting.options import LiftOptions
+
+    example = __import__("importlib").resources.files("lifting") / "assets" / "example_track.json"
+    lift_file(str(example), tmp_path / "s", LiftOptions(checkpoint="student", max_figures=0, uncertainty_samples=0,
+                                                         focal_px=1000.0))
+    student, _ = load_lifter("student")
+    with np.load(next((tmp_path / "s").glob("track_*.npz"))) as d:
+        go = roma.rotvec_to_rotmat(torch.from_numpy(d["global_orient"]))[None]
+        bp = roma.rotvec_to_rotmat(torch.from_numpy(d["body_pose"]).reshape(-1, 23, 3))[None]
+        betas = torch.from_numpy(d["betas"])[None, None].expand(1, go.shape[1], -1)
+        with torch.no_grad():
+            out = student.body_model(go, bp, betas, canon_offsets=student.marker_offsets)
+        root = out.joints_canon[0, :, student.root_index].numpy() + d["smpl_transl"]
+        np.testing.assert_allclose(root, d["transl"], atol=2e-3)
+        offset = np.linalg.norm(d["smpl_transl"] - d["transl"], axis=-1)
+        assert (offset > 1e-3).all()  # not the root translation itself: the pelvis is not the canonical root

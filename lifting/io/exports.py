@@ -20,9 +20,35 @@ from ..skeletons import CANON16
 from .bvh import MAX_FILL_GAP_S, MotionClip, motion_clips, write_bvh
 from .fileio import atomic_write
 
-__all__ = ["write_track_npz", "write_track_exports", "COORDINATE_FRAME"]
+__all__ = ["write_track_npz", "write_track_exports", "add_floor_frame", "COORDINATE_FRAME", "FLOOR_FRAME"]
 
 COORDINATE_FRAME = "camera: x right, y down, z forward; root-relative (pelvis)"
+FLOOR_FRAME = ("floor: y up (normal of the fitted ground plane), origin on the floor under the first frame's "
+               "root, x to the camera's right and z towards the camera, along the floor; metres")
+
+
+def add_floor_frame(path: Path, rotation: np.ndarray, origin: np.ndarray) -> None:
+    """Add ``joints_3d_floor (T, 16, 3)`` metres (the track's ``joints_3d_cam`` in the floor frame,
+    :data:`FLOOR_FRAME`: ``(p - origin) @ rotation.T``) and ``floor_rotation (3, 3)`` /
+    ``floor_origin (3,)`` to a written ``track_XXXX.npz``, atomically; a file without
+    ``joints_3d_cam`` (not placed) is left as it is.
+
+    Args:
+        path: the npz. rotation: camera frame -> floor frame. origin: the floor frame's origin
+            in camera coordinates, metres (:class:`lifting.placement.Floor`).
+
+    Raises:
+        OSError: from the file system (the previous file is left as it was).
+    """
+    with np.load(path, allow_pickle=False) as d:
+        arrays = {k: d[k] for k in d.files}
+    if "joints_3d_cam" not in arrays:
+        return
+    R, o = np.asarray(rotation, np.float64), np.asarray(origin, np.float64)
+    arrays |= {"joints_3d_floor": ((arrays["joints_3d_cam"].astype(np.float64) - o) @ R.T).astype(np.float32),
+               "floor_rotation": R.astype(np.float32), "floor_origin": o.astype(np.float32),
+               "floor_frame": np.array(FLOOR_FRAME)}
+    atomic_write(path, lambda tmp: np.savez_compressed(tmp, **arrays))
 
 
 def write_track_npz(folder: Path, result, fps: float | None) -> str:
@@ -46,6 +72,8 @@ def write_track_npz(folder: Path, result, fps: float | None) -> str:
         arrays["joints_3d_cam"] = (result.joints_3d + result.transl[:, None]).astype(np.float32)
     if result.smpl is not None:
         arrays |= result.smpl.npz_arrays()
+        if result.transl is not None:  # the body model's transl: the mesh placed in the camera frame
+            arrays["smpl_transl"] = result.smpl.smpl_transl(result.transl)
     path = folder / f"{result.stem}.npz"
     return atomic_write(path, lambda tmp: np.savez_compressed(tmp, **arrays)).name
 
