@@ -331,6 +331,20 @@ def test_pickled_npz_cannot_run_code(tmp_path):
         read_tracks(path)
 
 
+def test_tiny_pickle_asking_for_a_huge_array_is_refused_before_allocating(tmp_path):
+    """The hostile-input audit's ~1 KB npz whose pickle builds a 2e9-element array: refused by
+    size before numpy allocates it (issue 22), naming the limit."""
+    class Huge:
+        def __reduce__(self):
+            return (np.ndarray.__reduce__(np.zeros(1))[0], (np.ndarray, (2_000_000_000,), b"d"))
+
+    path = tmp_path / "data_2d_custom_huge.npz"
+    np.savez(path, positions_2d=np.array([Huge()], dtype=object))
+    assert path.stat().st_size < 2048
+    with pytest.raises(TrackFormatError, match="MAX_ARRAY_BYTES"):
+        read_tracks(path)
+
+
 # --------------------------------------------------------------------------- limits (issue 12)
 
 

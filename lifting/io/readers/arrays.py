@@ -30,7 +30,21 @@ class _ArrayUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self._ALLOWED:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-        return super().find_class(module, name)
+        found = super().find_class(module, name)
+        return _sized(found) if name == "_reconstruct" else found
+
+
+def _sized(reconstruct):
+    """numpy's ``_reconstruct(subtype, shape, dtype)`` refusing arrays over
+    :data:`MAX_ARRAY_BYTES` before allocating them: a pickle of a few bytes can ask for an
+    array of any size (the hostile-input audit's 2e9-element npz)."""
+    def checked(subtype, shape, dtype):
+        n = np.prod(np.asarray(shape, dtype=np.float64)) * np.dtype(dtype).itemsize
+        if not n <= MAX_ARRAY_BYTES:
+            raise pickle.UnpicklingError(f"a pickled array of shape {tuple(shape)} ({n / 2**20:.0f} MB) is larger "
+                                         f"than MAX_ARRAY_BYTES = {MAX_ARRAY_BYTES >> 20} MB")
+        return reconstruct(subtype, shape, dtype)
+    return checked
 
 
 
