@@ -23,9 +23,8 @@ from torch import nn
 
 from ..body_model import BodyModel
 from ..geometry import ROOT_DEPTH, project_normalized
-from .base import ModelArgs, ModelInterface, arg
-from .teacher import (MAX_BLOCKS, MAX_WIDTH, MAX_WINDOW, ResidualMLP, check_canonical_joints, inflate_input_weights,
-                      input_features)
+from .base import ModelInterface, arg
+from .teacher import MLPLifterArgs, ResidualMLP, inflate_input_weights, input_features
 
 __all__ = ["Student", "StudentConfig", "StudentOutput", "rot6d_to_rotmat", "weak_perspective_scale0"]
 
@@ -76,33 +75,20 @@ class StudentOutput:
 
 
 @dataclass(frozen=True)
-class StudentConfig(ModelArgs):
+class StudentConfig(MLPLifterArgs):
     """The SMPL student's hyperparameters (stored as a checkpoint's ``model_config`` with
     ``arch = "smpl_student"``). Ranges are checked by
     :meth:`lifting.models.base.ModelArgs.from_dict` before any module is built.
 
-    Attributes:
-        num_joints: J input joints (the canonical 16). window: T frames (odd).
-        width, n_blocks: residual MLP size. num_betas: shape components.
-        root_index: the input's root joint. learn_marker_offsets: learn the 16
-            canonical-marker rest offsets (metres; :data:`lifting.body_model.CANON16_MARKERS`).
-        use_confidence: the detector score is a fourth input channel.
+    Attributes (besides :class:`lifting.models.teacher.MLPLifterArgs`'s):
+        num_betas: shape components. learn_marker_offsets: learn the 16 canonical-marker
+            rest offsets (metres; :data:`lifting.body_model.CANON16_MARKERS`).
     """
 
     ARCH: ClassVar[str] = "smpl_student"
 
-    num_joints: int = arg(int, 16, 1, 256)
-    window: int = arg(int, 1, 1, MAX_WINDOW, odd=True)
-    width: int = arg(int, 512, 1, MAX_WIDTH)
-    n_blocks: int = arg(int, 3, 0, MAX_BLOCKS)
     num_betas: int = arg(int, 10, 1, 300)
-    root_index: int = arg(int, 0, 0, 255)
     learn_marker_offsets: bool = arg(bool, True)
-    use_confidence: bool = arg(bool, False)
-
-    def check(self, source: str = "checkpoint") -> None:
-        """Raises ModelConfigError: not the canonical 16 joints, or a root outside them."""
-        check_canonical_joints(self.num_joints, self.root_index, source)
 
 
 class Student(ModelInterface, nn.Module):

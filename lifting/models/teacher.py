@@ -35,33 +35,43 @@ MAX_BLOCKS = 64
 
 
 @dataclass(frozen=True)
-class TeacherConfig(ModelArgs):
-    """The teacher lifter's hyperparameters (stored as a checkpoint's ``model_config``; old
-    teacher checkpoints have no ``arch`` entry). Ranges are checked by
-    :meth:`lifting.models.base.ModelArgs.from_dict` before any module is built.
+class MLPLifterArgs(ModelArgs):
+    """The fields every residual-MLP lifter of 2D keypoint windows has (the teacher's and the
+    SMPL student's configs extend it).
 
     Attributes:
-        num_joints: J (the canonical set's 16). window: T frames (odd; 1 = single-frame).
-        width, n_blocks: residual MLP size. root_index: the root joint (pelvis).
-        root_depth: ``c`` of the lifting model (normalised units).
-        refine_visible: visible joints' 2D is refined by a predicted offset.
+        num_joints: J input joints (the canonical 16). window: T frames (odd; 1 = single-frame).
+        width, n_blocks: residual MLP size. root_index: the input's root joint (pelvis).
         use_confidence: the detector score is a fourth input channel.
     """
-
-    ARCH: ClassVar[str] = "teacher"
 
     num_joints: int = arg(int, 16, 1, 256)
     window: int = arg(int, 1, 1, MAX_WINDOW, odd=True)
     width: int = arg(int, 512, 1, MAX_WIDTH)
     n_blocks: int = arg(int, 3, 0, MAX_BLOCKS)
     root_index: int = arg(int, 0, 0, 255)
-    root_depth: float = arg(float, ROOT_DEPTH, 1e-3, 1e3)
-    refine_visible: bool = arg(bool, False)
     use_confidence: bool = arg(bool, False)
 
     def check(self, source: str = "checkpoint") -> None:
         """Raises ModelConfigError: not the canonical 16 joints, or a root outside them."""
         check_canonical_joints(self.num_joints, self.root_index, source)
+
+
+@dataclass(frozen=True)
+class TeacherConfig(MLPLifterArgs):
+    """The teacher lifter's hyperparameters (stored as a checkpoint's ``model_config``; old
+    teacher checkpoints have no ``arch`` entry). Ranges are checked by
+    :meth:`lifting.models.base.ModelArgs.from_dict` before any module is built.
+
+    Attributes (besides :class:`MLPLifterArgs`'s):
+        root_depth: ``c`` of the lifting model (normalised units).
+        refine_visible: visible joints' 2D is refined by a predicted offset.
+    """
+
+    ARCH: ClassVar[str] = "teacher"
+
+    root_depth: float = arg(float, ROOT_DEPTH, 1e-3, 1e3)
+    refine_visible: bool = arg(bool, False)
 
 
 def check_canonical_joints(num_joints: int, root_index: int, source: str) -> None:
@@ -194,8 +204,9 @@ class Lifter(ModelInterface, nn.Module):
         use_confidence: bool = False,
     ):
         super().__init__()
-        self.args = TeacherConfig(num_joints, window, width, n_blocks, root_index, root_depth, refine_visible,
-                                  use_confidence)
+        self.args = TeacherConfig(num_joints=num_joints, window=window, width=width, n_blocks=n_blocks,
+                                  root_index=root_index, root_depth=root_depth, refine_visible=refine_visible,
+                                  use_confidence=use_confidence)
         self.num_joints, self.window, self.root_index, self.root_depth = num_joints, window, root_index, root_depth
         self.refine_visible, self.use_confidence = refine_visible, use_confidence
         self.in_channels = 4 if use_confidence else 3
