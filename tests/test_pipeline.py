@@ -346,9 +346,9 @@ def test_mesh_frames_all_says_how_much_it_will_write(tmp_path, capsys):
 
 
 def test_help_does_not_import_torch():
-    """`posenet3d --help` / `lift --help` build the parser without torch or scipy.signal (their
+    """`posenet3d --help` / `lift --help` build the parser without torch, scipy.signal or scipy.optimize (their
     import alone takes seconds): heavy imports happen where they are used (issue 23)."""
     code = ("import sys; from lifting.cli import build_parser; build_parser(); "
-            "print(sorted(m for m in ('torch', 'scipy.signal', 'roma', 'matplotlib') if m in sys.modules))")
+            "print(sorted(m for m in ('torch', 'scipy.signal', 'scipy.optimize', 'roma', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out

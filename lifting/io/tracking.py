@@ -77,9 +77,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
 __all__ = [
     "COCO_SIGMAS",
@@ -777,6 +774,8 @@ def _assign(sim: np.ndarray, min_similarity: float) -> tuple[np.ndarray, np.ndar
     if sim.size == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     allowed = sim >= min_similarity
+    from scipy.optimize import linear_sum_assignment  # here: scipy.optimize costs ~0.3 s to import (`--help`)
+
     rows, cols = linear_sum_assignment(np.where(allowed, 1.0 - sim, _FORBIDDEN))
     ok = allowed[rows, cols]
     return rows[ok], cols[ok]
@@ -1040,6 +1039,9 @@ def _min_cost_links(i: np.ndarray, j: np.ndarray, c: np.ndarray, n_ends: int, n_
     cols = np.concatenate([j, n_starts + e_ar, s_ar, n_starts + i])
     w = np.concatenate([c, np.full(n_ends, half), np.full(n_starts, half), np.zeros(len(i))]) + 1.0  # 0 = no edge
     size = n_ends + n_starts
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+
     graph = coo_matrix((w, (rows, cols)), shape=(size, size)).tocsr()
     r, col = min_weight_full_bipartite_matching(graph)
     linked = (r < n_ends) & (col < n_starts)
