@@ -19,7 +19,7 @@ Pixel convention (numpy part): continuous pixel coordinates, the image spans ``[
 ``xywh`` in pixels.
 
 Use in a trainer (the placer is optional: a trainer builds it only when its config enables
-it, e.g. ``occlusion.placer: true``; without it, :func:`paste_occluder` alone is the
+it, ``image.terse.enabled: true``; without it, :func:`paste_occluder` alone is the
 augmentation). Per regressor step, with ``crops (B, 3, H, W)`` and occluder patches
 ``occ (B, 4, h, w)`` in [0, 1]::
 
