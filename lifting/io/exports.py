@@ -12,6 +12,7 @@ interpolated frames).
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -29,26 +30,31 @@ FLOOR_FRAME = ("floor: y up (normal of the fitted ground plane), origin on the f
 
 def add_floor_frame(path: Path, rotation: np.ndarray, origin: np.ndarray) -> None:
     """Add ``joints_3d_floor (T, 16, 3)`` metres (the track's ``joints_3d_cam`` in the floor frame,
-    :data:`FLOOR_FRAME`: ``(p - origin) @ rotation.T``) and ``floor_rotation (3, 3)`` /
-    ``floor_origin (3,)`` to a written ``track_XXXX.npz``, atomically; a file without
-    ``joints_3d_cam`` (not placed) is left as it is.
+    :data:`FLOOR_FRAME`: ``(p - origin) @ rotation.T``), ``floor_rotation (3, 3)``,
+    ``floor_origin (3,)`` and ``floor_frame`` to a written ``track_XXXX.npz``; a file without
+    ``joints_3d_cam`` (not placed) is left as it is. The arrays are appended to the npz's zip
+    archive as new members (the others are neither re-read nor re-written): meant for files in
+    a staging folder (:func:`lifting.io.fileio.staged_output_folder`), which a failure discards
+    whole.
 
     Args:
         path: the npz. rotation: camera frame -> floor frame. origin: the floor frame's origin
             in camera coordinates, metres (:class:`lifting.placement.Floor`).
 
     Raises:
-        OSError: from the file system (the previous file is left as it was).
+        OSError: from the file system.
     """
     with np.load(path, allow_pickle=False) as d:
-        arrays = {k: d[k] for k in d.files}
-    if "joints_3d_cam" not in arrays:
-        return
+        if "joints_3d_cam" not in d.files:
+            return
+        cam = d["joints_3d_cam"].astype(np.float64)
     R, o = np.asarray(rotation, np.float64), np.asarray(origin, np.float64)
-    arrays |= {"joints_3d_floor": ((arrays["joints_3d_cam"].astype(np.float64) - o) @ R.T).astype(np.float32),
-               "floor_rotation": R.astype(np.float32), "floor_origin": o.astype(np.float32),
-               "floor_frame": np.array(FLOOR_FRAME)}
-    atomic_write(path, lambda tmp: np.savez_compressed(tmp, **arrays))
+    arrays = {"joints_3d_floor": ((cam - o) @ R.T).astype(np.float32), "floor_rotation": R.astype(np.float32),
+              "floor_origin": o.astype(np.float32), "floor_frame": np.array(FLOOR_FRAME)}
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_STORED) as z:  # float data barely deflates: 4x faster stored
+        for name, a in arrays.items():
+            with z.open(f"{name}.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, a, allow_pickle=False)
 
 
 def write_track_npz(folder: Path, result, fps: float | None) -> str:
