@@ -613,3 +613,27 @@ def test_mediapipe_csv_long_and_wide_layouts(tmp_path):
         with pytest.raises(TrackFormatError, match="the formats read are") as e:
             read_tracks(path)
         assert "invalid JSON" not in str(e.value)
+
+
+@pytest.mark.parametrize("form", ["open", "cmu"])
+def test_alphapose_openpose_style_dictionary_reads_as_coco18(tmp_path, form):
+    """AlphaPose ``--format open`` / ``--format cmu`` (as its writer lays them out: one JSON
+    object, image name -> ``{"version", "people": [{"pose_keypoints_2d"}]}`` or ``{"version",
+    "bodies": [{"joints"}]}``, 18 COCO-18 keypoints, no ids): detected as OpenPose-style,
+    frames from the image names, the people tracked."""
+    skel = get_skeleton("coco18")
+    frames = scene(skel, frames=20, people=3)
+    key = "people" if form == "open" else "bodies"
+    field = "pose_keypoints_2d" if form == "open" else "joints"
+    doc = {f"{t}.jpg": {"version": "AlphaPose v0.3", key: [{field: kp.round(3).ravel().tolist()} for _, kp in dets]}
+           for t, dets in enumerate(frames)}
+    path = tmp_path / "alphapose-results.json"
+    path.write_text(json.dumps(doc))
+    assert detect_format(path) == "openpose"
+    ts = read_tracks(path)
+    assert ts.keypoint_format == "coco18" and len(ts.tracks) == 3
+    assert sorted(int(f) for t in ts.tracks for f in t.frame_ids) == sorted(list(range(20)) * 3)
+    doc["x.jpg"] = doc["0.jpg"]  # an image name without a frame number is named in the error
+    path.write_text(json.dumps(doc))
+    with pytest.raises(TrackFormatError, match="no frame number"):
+        read_tracks(path)

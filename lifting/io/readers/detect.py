@@ -12,6 +12,7 @@ import numpy as np
 from ..tracks import TrackFormatError
 from .common import Input, not_a_known_format
 from .mediapipe import mediapipe_csv
+from .openpose import is_per_image_dict
 
 
 def _is_mmpose(data: Any) -> bool:
@@ -39,7 +40,8 @@ def detect(inp: Input) -> str:
     Rules, in order: a folder is OpenPose; a CSV table is MediaPipe when its columns are a
     MediaPipe layout; arrays are VideoPose3D (``positions_2d`` dictionaries), MediaPipe
     (``landmarks`` or 33 joints) or Human3.6M; JSON is MMPose (``instance_info`` /
-    ``predictions``), OpenPose (``people``), a COCO annotation file (``images`` +
+    ``predictions``), OpenPose (``people``, or AlphaPose's per-image dictionary of such documents),
+    a COCO annotation file (``images`` +
     ``annotations``), MediaPipe (``frames``), else COCO-style records (Halpe-26 when the
     first record has 26 joints).  Large JSON is sampled (:func:`_json_sample`).
 
@@ -65,7 +67,7 @@ def detect(inp: Input) -> str:
     if _is_mmpose(data):
         return "mmpose"
     if isinstance(data, dict):
-        if "people" in data:
+        if "people" in data or is_per_image_dict(data):
             return "openpose"
         if "images" in data and "annotations" in data:
             return "coco-annotations"

@@ -38,9 +38,45 @@ def _openpose_frame(name: str, what: str) -> int | None:
 
 
 
+def is_per_image_dict(data) -> bool:
+    """Whether a JSON object is AlphaPose's ``--format open`` / ``--format cmu`` output: image
+    name -> ``{"version", "people": [{"pose_keypoints_2d"}]}`` (open) or ``{"version",
+    "bodies": [{"joints"}]}`` (cmu), 18 COCO-18 keypoints per person (AlphaPose
+    ``alphapose/utils/writer.py`` / ``pPose_nms.write_json``, "the form of CMU-Pose/OpenPose")."""
+    if not isinstance(data, dict) or not data or "people" in data:
+        return False
+    return all(isinstance(v, dict) and (isinstance(v.get("people"), list) or isinstance(v.get("bodies"), list))
+               for v in data.values())
+
+
+def _per_image_documents(inp: Input) -> list[tuple[int, str, dict]]:
+    """``(frame, image name, OpenPose-style document)`` of AlphaPose's per-image dictionary
+    (:func:`is_per_image_dict`), sorted by frame (the image name's last digit group).
+
+    Raises:
+        TrackFormatError: an image name without a frame number, or two names of one frame."""
+    docs, owner = [], {}
+    for name, doc in inp.data.items():
+        frame = _openpose_frame(str(name), f"{inp.source}: image {str(name)[:40]!r}")
+        if frame is None:
+            raise TrackFormatError(f"{inp.source}: image name {str(name)[:40]!r} has no frame number (frame = its "
+                                   f"last digit group)")
+        if frame in owner:
+            raise TrackFormatError(f"{inp.source}: images {owner[frame]!r} and {name!r} are both frame {frame}")
+        owner[frame] = name
+        people = doc.get("people")
+        if people is None:  # --format cmu: "bodies" of "joints"
+            people = [{"pose_keypoints_2d": b.get("joints") if isinstance(b, dict) else b} for b in doc["bodies"]]
+        docs.append((frame, str(name), {"people": people}))
+    return sorted(docs, key=lambda d: d[0])
+
+
 def _openpose_documents(inp: Input, warnings: list[str]) -> list[tuple[int, str, dict]]:
-    """``(frame, file name, document)`` per OpenPose file, sorted by frame."""
+    """``(frame, file name, document)`` per OpenPose file (or per image of AlphaPose's
+    OpenPose-style dictionary), sorted by frame."""
     source = inp.source
+    if inp.kind == "json" and is_per_image_dict(inp.data):
+        return _per_image_documents(inp)
     if inp.kind == "json":
         frame = _openpose_frame(os.path.basename(source), source)
         return [(0 if frame is None else frame, os.path.basename(source), inp.data)]
@@ -103,7 +139,9 @@ def read_openpose(inp: Input, joint_set: str | None, opts: ReadOptions) -> Detec
     "people": [{"person_id": [-1], "pose_keypoints_2d": [x, y, c] * K, ...}]}``; the demo names
     files ``<video>_<12 digits>_keypoints.json``, other tools ``cam01.0000.json`` and the like:
     every ``*.json`` holding ``people`` is read, its frame index is the last digit group of the
-    file name.  K = 25 (BODY_25, or BODY_25B of openpose_train's experimental_models README;
+    file name.  AlphaPose's ``--format open`` / ``--format cmu`` output (one JSON object: image
+    name -> such a document, or ``"bodies": [{"joints"}]``; :func:`is_per_image_dict`) is read
+    the same way, the frame from the image name.  K = 25 (BODY_25, or BODY_25B of openpose_train's experimental_models README;
     told apart by geometry, :mod:`lifting.io.readers.body25`), 18 (COCO-18) or 135 (BODY_135,
     body part used).  ``person_id`` (OpenPose ``--tracking``) is the track id when set (>= 0);
     OpenPose's default ``[-1]`` means untracked, and multi-person untracked files are tracked
