@@ -215,6 +215,15 @@ def test_wandb_offline_writes_run_directory(tiny_cfg_overrides, tmp_path, monkey
     assert list(runs[0].rglob("*.png")), "the sample figure did not reach the W&B run"
 
 
+def test_wandb_disabled_in_the_environment_wins_over_the_config(tiny_cfg_overrides, tmp_path, monkeypatch):
+    """WANDB_MODE=disabled (as in CI) keeps even a wandb.mode=offline run from writing a W&B run."""
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    assert main(["train", "teacher", str(CONFIG_DIR / "teacher.yaml"), *tiny_cfg_overrides, "wandb.mode=offline",
+                 f"train.out_dir={tmp_path}", "--out", str(tmp_path / "run")]) == 0
+    assert not list(tmp_path.rglob("offline-run-*")) and (tmp_path / "run" / "last.pt").is_file()
+
+
 def test_train_device_errors(tiny_cfg_overrides, capsys):
     rc = main(["train", "teacher", "teacher", *tiny_cfg_overrides, "train.device=tpu"])
     assert rc == 2 and "train.device" in capsys.readouterr().err

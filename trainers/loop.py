@@ -35,8 +35,11 @@ def lifter_checkpoint(stage, cfg: TrainConfig, step: int, val: dict | None) -> d
 
 
 def _init_wandb(cfg: TrainConfig, kind: str):
+    """The W&B run of ``wandb.mode`` (online | offline), or None when it is ``disabled`` or the
+    environment says ``WANDB_MODE=disabled`` (which wins over the config: wandb itself lets
+    ``wandb.init(mode=...)`` win over the variable)."""
     mode = cfg.wandb.mode  # online | offline | disabled (checked by the config schema)
-    if mode == "disabled":
+    if mode == "disabled" or os.environ.get("WANDB_MODE", "").strip().lower() == "disabled":
         return None
     import wandb
 
@@ -380,7 +383,7 @@ def _say_done(kind, stage, start: int, steps: int, elapsed: float, eval_s: float
 
 def _finish_wandb(run) -> None:
     """Close the W&B run and say where it went (offline: the folder and its ``wandb sync`` command)."""
-    if getattr(run, "disabled", False):  # WANDB_MODE=disabled in the environment wins
+    if getattr(run, "disabled", False):  # a run wandb itself disabled
         run.finish()
         return
     offline = bool(run.offline)
