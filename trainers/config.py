@@ -19,12 +19,11 @@ No global state: each call returns a fresh config.
 """
 from __future__ import annotations
 
-import dataclasses
 
 import difflib
 import math
 import re
-from dataclasses import dataclass, field, fields, is_dataclass, make_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, make_dataclass
 from pathlib import Path
 from typing import Any, Callable, List, Optional
 
@@ -35,12 +34,44 @@ from lifting.models.student import StudentConfig as _StudentArgs
 from lifting.models.teacher import TeacherConfig
 
 __all__ = ["ConfigError", "load_config", "check_stage", "resolve_config_path", "section_type", "CONFIG_DIR",
-           "TrainConfig", "STAGES", "config_dict", "config_value"]
+           "TrainConfig", "STAGES", "STAGE_NEEDS", "StageNeeds", "config_dict", "config_value"]
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 #: the stages ``posenet3d train`` knows
-STAGES = ("teacher", "student", "finetune", "supervised", "image")
+@dataclass(frozen=True)
+class StageNeeds:
+    """What a training stage needs from its config, checked by :func:`check_stage` (one row of
+    :data:`STAGE_NEEDS` per stage instead of branches on its name).
+
+    Attributes:
+        body_model: the SMPL body model (``body_model.path`` must exist when set).
+        prior_3d: may use the "unpaired 3D prior" pose bank (``prior_3d``).
+        images: trains on COCO-format images (``image.*``), not on 2D keypoints.
+        mocap_only: reads 3D mocap for its training data (``data.npz``), never keypoint files.
+        init: the model kind ``model.init_checkpoint`` must hold ("teacher" / "student").
+        init_required: ``model.init_checkpoint`` must be set.
+        teacher: needs a teacher lifter (``student.teacher_checkpoint``).
+    """
+
+    body_model: bool = False
+    prior_3d: bool = False
+    images: bool = False
+    mocap_only: bool = False
+    init: str = "teacher"
+    init_required: bool = False
+    teacher: bool = False
+
+
+#: The training stages ``posenet3d train`` knows and what each needs.
+STAGE_NEEDS = {
+    "teacher": StageNeeds(),
+    "student": StageNeeds(body_model=True, init="student", teacher=True),
+    "finetune": StageNeeds(body_model=True, prior_3d=True, init="student", init_required=True, teacher=True),
+    "supervised": StageNeeds(mocap_only=True),
+    "image": StageNeeds(body_model=True, prior_3d=True, images=True),
+}
+STAGES = tuple(STAGE_NEEDS)
 
 #: joints of the canonical lifting set (lifting.skeletons.CANON16); the root is never dropped
 _NUM_JOINTS = 16
@@ -526,7 +557,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> "TrainC
 
 def config_dict(cfg: "TrainConfig") -> dict:
     """``cfg`` as nested plain dicts and lists (what checkpoints, ``config.yaml`` and W&B store)."""
-    return dataclasses.asdict(cfg)
+    return asdict(cfg)
 
 
 def config_value(cfg: "TrainConfig", key: str):
@@ -595,36 +626,43 @@ def check_stage(cfg: "TrainConfig", kind: str, with_sources: bool = False) -> No
     Raises:
         ConfigError: unknown stage, a missing file, or a checkpoint of the wrong kind (naming the key).
     """
-    if kind not in STAGES:
+    if kind not in STAGE_NEEDS:
         raise ConfigError(f"unknown training stage {kind!r}; choose {', '.join(STAGES)}")
+    needs = STAGE_NEEDS[kind]
     for key in ("data.tracks", "critic.real_tracks"):
         for i, p in enumerate(config_value(cfg, key)):
             if not Path(p).exists():
                 raise ConfigError(f"config key {key}[{i}]: keypoint file or folder not found: {p}")
-    if cfg.body_model.path is not None and kind in ("student", "finetune", "image"):
+    if cfg.body_model.path is not None and needs.body_model:
         _need_file(cfg, "body_model.path", "the body model file or folder")
-    if cfg.prior_3d.enabled and kind in ("finetune", "image"):
+    if cfg.prior_3d.enabled and needs.prior_3d:
         if cfg.prior_3d.pose_bank is None:
             raise ConfigError("config key prior_3d.pose_bank is not set: prior_3d.enabled needs a pose bank "
                               "(make one with `posenet3d pose-bank`)")
         _need_file(cfg, "prior_3d.pose_bank", "the pose bank")
-    if kind == "image":
-        _need_file(cfg, "image.train_images", "the training image folder", folder=True)
-        _need_file(cfg, "image.train_annotations", "the training annotation file")
-        if cfg.image.val_annotations is not None:
-            _need_file(cfg, "image.val_images", "the validation image folder", folder=True)
-            _need_file(cfg, "image.val_annotations", "the validation annotation file")
-        if cfg.image.pretrained is not None:
-            _need_file(cfg, "image.pretrained", "the pretrained backbone file")
-        _checkpoint_arch(cfg, "image.keypoint_student", _StudentArgs, default="student")
+    if needs.images:
+        _check_image_inputs(cfg)
         return
-    if cfg.data.npz is not None or kind == "supervised" or not (cfg.data.tracks or with_sources):
+    if cfg.data.npz is not None or needs.mocap_only or not (cfg.data.tracks or with_sources):
         _need_file(cfg, "data.npz", "the mocap npz (null only with data.tracks, for self-supervised stages)")
-    if kind in ("student", "finetune"):
+    if needs.teacher:
         _checkpoint_arch(cfg, "student.teacher_checkpoint", TeacherConfig, default="teacher")
-        _checkpoint_arch(cfg, "model.init_checkpoint", _StudentArgs)
-    else:
-        _checkpoint_arch(cfg, "model.init_checkpoint", TeacherConfig)
-    if kind == "finetune" and not cfg.model.init_checkpoint:
-        raise ConfigError("config key model.init_checkpoint is not set: fine-tuning starts from a student "
-                          "(e.g. model.init_checkpoint=student)")
+    _checkpoint_arch(cfg, "model.init_checkpoint", _StudentArgs if needs.init == "student" else TeacherConfig)
+    if needs.init_required and not cfg.model.init_checkpoint:
+        raise ConfigError(f"config key model.init_checkpoint is not set: {kind} starts from a {needs.init} "
+                          f"(e.g. model.init_checkpoint={needs.init})")
+
+
+def _check_image_inputs(cfg: "TrainConfig") -> None:
+    """The image branch's folders and files exist; its keypoint student is an SMPL student.
+
+    Raises:
+        ConfigError: naming the key."""
+    _need_file(cfg, "image.train_images", "the training image folder", folder=True)
+    _need_file(cfg, "image.train_annotations", "the training annotation file")
+    if cfg.image.val_annotations is not None:
+        _need_file(cfg, "image.val_images", "the validation image folder", folder=True)
+        _need_file(cfg, "image.val_annotations", "the validation annotation file")
+    if cfg.image.pretrained is not None:
+        _need_file(cfg, "image.pretrained", "the pretrained backbone file")
+    _checkpoint_arch(cfg, "image.keypoint_student", _StudentArgs, default="student")
