@@ -348,7 +348,10 @@ class ImageStage(_Stage):
         return [self._terse_apply(b, pl, d["use"]) for b, pl, d in zip(batches, places, mine)]
 
     def step(self, plan: dict[str, torch.Tensor]) -> dict[str, float]:
-        L = self.cfg.loss.image
+        """One update of the regressor (and, with ``image.joint_finetune``, the keypoint student),
+        then of the SMPL critic, on a global batch of crops ``plan`` (:meth:`occlusion.data.
+        CropSampler.materialise` draws; TERSE placement first when enabled); returns global mean
+        losses."""
         B = plan["target"].shape[0]
         parts = self.chunks(B)
         sums: dict[str, torch.Tensor] = {}
@@ -361,61 +364,19 @@ class ImageStage(_Stage):
             self._zero("kp_student")
         fakes, reals = [], []
         for b in batches:
-            t = self._kp_targets(b, grad=self.joint)
-            with self.autocast():
-                pred = self.net(b["images"], b["centermaps"])
-            w = b["joints_weight"]
-            x = b["joints_2d"]
-            proj = pred.project()[:, 0]
-            l_rep = ((proj - x).abs().sum(-1) * w).sum() / w.sum().clamp_min(1e-6)
-            ok = t["ok"].float()
-            n_ok = ok.sum().clamp_min(1.0)
-            go_t, bp_t, be_t = t["global_orient"], t["body_pose"], t["betas"]
-            j_t = t["joints_3d"]
-            if not self.joint:
-                go_t, bp_t, be_t, j_t = go_t.detach(), bp_t.detach(), be_t.detach(), j_t.detach()
-            rot_err = ((pred.global_orient[:, 0] - go_t) ** 2).sum((-1, -2)) \
-                + ((pred.body_pose[:, 0] - bp_t) ** 2).sum((-1, -2, -3))
-            l_dist = (ok * (rot_err / 24 + ((pred.betas - be_t) ** 2).mean(-1)
-                            + ((pred.joints_3d[:, 0] - j_t) ** 2).sum(-1).mean(-1) * 100)).sum() / n_ok
-            l_adv = torch.zeros((), device=self.device)
-            if L.adv > 0:
-                for bp, be in pred.iterations:
-                    l_adv = l_adv + losses.lsgan_generator(self.disc(bp, be).float()) / len(pred.iterations)
-                fakes.append([(bp.detach(), be.detach()) for bp, be in pred.iterations])
-                reals.append((bp_t.detach()[t["ok"]], be_t.detach()[t["ok"]]))
-            l_betas = (pred.betas ** 2).mean()
-            total = L.reproject * l_rep + L.distill * l_dist + L.adv * l_adv + L.betas * l_betas
-            logs = {"reproject": l_rep.detach(), "distill": l_dist.detach(), "adv": l_adv.detach()}
-            if self.joint:  # keypoint branch: its own 2D term + consistency with the image branch
-                out = t["out"]
-                m = t["mask"][:, None].float()
-                l_kp_rep = ((out.project() - t["x_norm"]).abs().sum(-1) * m).sum() / m.sum().clamp_min(1)
-                l_cons = (ok * ((pred.joints_3d[:, 0].detach() - out.joints_3d[:, 0]) ** 2).sum(-1).mean(-1)).sum() / n_ok
-                total = total + L.kp_reproject * l_kp_rep + L.consistency * 100 * l_cons
-                logs |= {"kp_reproject": l_kp_rep.detach(), "consistency": l_cons.detach()}
-            logs["total"] = total.detach()
+            total, logs, fake, real = self._regressor_terms(b)
+            if fake is not None:
+                fakes.append(fake)
+                reals.append(real)
             self._backward(total, "lifter")
-            _accumulate(sums, logs, len(parts))
+            _accumulate(sums, logs | {"total": total.detach()}, len(parts))
         if self.joint:  # one backward through both branches with the "lifter" scaler: step both with it
             self._step_scaled_by({"lifter": self.lifter.parameters(), "kp_student": self.kp_student.parameters()},
                                  "lifter")
         else:
             self._step("lifter", self.lifter.parameters())
-        if L.adv > 0:
-            self._zero("disc")
-            for f, (rb, rbe) in zip(fakes, reals):
-                if self.bank is not None:
-                    ri = torch.randint(self.bank["body_pose"].shape[0], (max(1, len(rb)),), generator=self.generator,
-                                       device=self.device)
-                    rb, rbe = self.bank["body_pose"][ri], self.bank["betas"][ri]
-                if len(rb) == 0:
-                    continue
-                l_d = sum(losses.lsgan_critic(self.disc(rb, rbe).float(), self.disc(bp, be).float())
-                          for bp, be in f) / len(f)
-                self._backward(l_d, "disc")
-                _accumulate(sums, {"disc": l_d.detach()}, len(parts))
-            self._step("disc", self.disc.parameters())
+        if self.cfg.loss.image.adv > 0:
+            self._disc_update(fakes, reals, sums, len(parts))
         if self.world > 1:  # BatchNorm running statistics: the mean over ranks (each saw its share)
             import torch.distributed as dist
 
@@ -424,6 +385,66 @@ class ImageStage(_Stage):
                     dist.all_reduce(buf)
                     buf /= self.world
         return self._reduce(sums)
+
+    def _regressor_terms(self, b: dict[str, torch.Tensor]):
+        """The regressor's losses on one micro-batch ``b`` (module docstring: visibility-weighted
+        2D reprojection, distillation from the keypoint student, the HMR prior, betas; with
+        ``image.joint_finetune`` the keypoint branch's own 2D term and the consistency).
+
+        Returns:
+            ``(total, logs, fakes, reals)``: the weighted sum, the detached terms, and for the
+            SMPL critic the fakes (every IEF iteration's ``(body_pose, betas)``) and the reals
+            (the keypoint student's, where it had a target), both None without the prior term.
+        """
+        L = self.cfg.loss.image
+        t = self._kp_targets(b, grad=self.joint)
+        with self.autocast():
+            pred = self.net(b["images"], b["centermaps"])
+        w = b["joints_weight"]
+        l_rep = ((pred.project()[:, 0] - b["joints_2d"]).abs().sum(-1) * w).sum() / w.sum().clamp_min(1e-6)
+        ok = t["ok"].float()
+        n_ok = ok.sum().clamp_min(1.0)
+        go_t, bp_t, be_t, j_t = t["global_orient"], t["body_pose"], t["betas"], t["joints_3d"]
+        if not self.joint:
+            go_t, bp_t, be_t, j_t = go_t.detach(), bp_t.detach(), be_t.detach(), j_t.detach()
+        rot_err = ((pred.global_orient[:, 0] - go_t) ** 2).sum((-1, -2)) \
+            + ((pred.body_pose[:, 0] - bp_t) ** 2).sum((-1, -2, -3))
+        l_dist = (ok * (rot_err / 24 + ((pred.betas - be_t) ** 2).mean(-1)
+                        + ((pred.joints_3d[:, 0] - j_t) ** 2).sum(-1).mean(-1) * 100)).sum() / n_ok
+        l_adv, fakes, reals = torch.zeros((), device=self.device), None, None
+        if L.adv > 0:
+            for bp, be in pred.iterations:
+                l_adv = l_adv + losses.lsgan_generator(self.disc(bp, be).float()) / len(pred.iterations)
+            fakes = [(bp.detach(), be.detach()) for bp, be in pred.iterations]
+            reals = (bp_t.detach()[t["ok"]], be_t.detach()[t["ok"]])
+        total = L.reproject * l_rep + L.distill * l_dist + L.adv * l_adv + L.betas * (pred.betas ** 2).mean()
+        logs = {"reproject": l_rep.detach(), "distill": l_dist.detach(), "adv": l_adv.detach()}
+        if self.joint:  # keypoint branch: its own 2D term + consistency with the image branch
+            out = t["out"]
+            m = t["mask"][:, None].float()
+            l_kp_rep = ((out.project() - t["x_norm"]).abs().sum(-1) * m).sum() / m.sum().clamp_min(1)
+            l_cons = (ok * ((pred.joints_3d[:, 0].detach() - out.joints_3d[:, 0]) ** 2).sum(-1).mean(-1)).sum() / n_ok
+            total = total + L.kp_reproject * l_kp_rep + L.consistency * 100 * l_cons
+            logs |= {"kp_reproject": l_kp_rep.detach(), "consistency": l_cons.detach()}
+        return total, logs, fakes, reals
+
+    def _disc_update(self, fakes: list, reals: list, sums: dict, n_parts: int) -> None:
+        """One LSGAN update of the SMPL critic (HMR's factorized prior): reals are the keypoint
+        student's SMPL parameters of each micro-batch (or pose-bank draws in the "unpaired 3D
+        prior" mode), fakes every IEF iteration's."""
+        self._zero("disc")
+        for f, (rb, rbe) in zip(fakes, reals):
+            if self.bank is not None:
+                ri = torch.randint(self.bank["body_pose"].shape[0], (max(1, len(rb)),), generator=self.generator,
+                                   device=self.device)
+                rb, rbe = self.bank["body_pose"][ri], self.bank["betas"][ri]
+            if len(rb) == 0:
+                continue
+            l_d = sum(losses.lsgan_critic(self.disc(rb, rbe).float(), self.disc(bp, be).float())
+                      for bp, be in f) / len(f)
+            self._backward(l_d, "disc")
+            _accumulate(sums, {"disc": l_d.detach()}, n_parts)
+        self._step("disc", self.disc.parameters())
 
     @torch.no_grad()
     def validate(self, max_people: int = 0) -> dict[str, float] | None:
