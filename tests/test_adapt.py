@@ -57,6 +57,12 @@ def test_adapt_teacher_and_student_end_to_end(tracks_file, tmp_path):
         a, b = np.load(out / "lift" / f), np.load(tmp_path / "ref" / f)
         np.testing.assert_array_equal(a["joints_3d"], b["joints_3d"])
     assert json.loads((out / "adapt.json").read_text())["final_checkpoint"] == str(out / "student.pt")
+    # each stage was a run of the training loop: its record is kept, its weights only as the shipped checkpoint
+    for stage in ("teacher", "student"):
+        run = out / "runs" / stage
+        assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "train_log.jsonl", "val_log.jsonl"]
+        steps = [json.loads(ln)["step"] for ln in (run / "val_log.jsonl").read_text().splitlines()]
+        assert steps[0] == 0 and steps[-1] == 3  # the start, then after the warm-up to the last step
 
 
 def test_adapt_joint_finetune_mode(tracks_file, tmp_path):
