@@ -157,6 +157,10 @@ class TeacherLifter:
             raise ValueError("lifting produced non-finite values")
         return joints
 
+    def runs_by(self, seg: np.ndarray) -> tuple:
+        """``((0, N, name),)``: this one model lifts all ``N = seg[-1]`` frames."""
+        return ((0, int(seg[-1]), self.name),)
+
     def lift(self, keypoints_2d: np.ndarray, mask: np.ndarray, seq_offsets: np.ndarray | None = None,
              fps: float | None = None, causal: bool = False, conf: np.ndarray | None = None) -> LiftResult:
         """Lift ``keypoints_2d (N, J, 2)`` pixels with ``mask (N, J)`` (root visible in every
@@ -174,7 +178,7 @@ class TeacherLifter:
         kp, mask, seg, conf = _inputs(keypoints_2d, mask, seq_offsets, conf)
         joints = self.to_metres(self.normalised(kp, mask, seg, fps, causal, conf))
         return LiftResult(-1, np.arange(len(kp)), joints, kp, mask, np.zeros(0, np.int64),
-                          lifted_by=((0, len(kp), self.name),))
+                          lifted_by=self.runs_by(seg))
 
     def vertices(self, result: LiftResult, picks: np.ndarray) -> np.ndarray:
         """A teacher has no mesh. Raises: ValueError."""
@@ -213,10 +217,10 @@ class LifterPair(TeacherLifter):
         c.temporal, c.single = self.temporal.unflipped(), self.single.unflipped()
         return c
 
-    def lift(self, keypoints_2d: np.ndarray, mask: np.ndarray, seq_offsets: np.ndarray | None = None,
-             fps: float | None = None, causal: bool = False, conf: np.ndarray | None = None) -> LiftResult:
-        """As :meth:`TeacherLifter.lift`; ``lifted_by`` names the model of every run."""
-        kp, mask, seg, conf = _inputs(keypoints_2d, mask, seq_offsets, conf)
+    def normalised(self, kp: np.ndarray, mask: np.ndarray, seg: np.ndarray, fps, causal: bool,
+                   conf: np.ndarray | None) -> torch.Tensor:
+        """As :meth:`TeacherLifter.normalised`: runs of ``seg`` shorter than ``min_run`` frames by
+        the single-frame model, the others by the temporal one."""
         long_run = np.diff(seg) >= self.min_run
         pred = torch.empty(len(kp), kp.shape[1], 3)
         for lifter, runs in ((self.temporal, long_run), (self.single, ~long_run)):
@@ -226,10 +230,20 @@ class LifterPair(TeacherLifter):
             sub_seg = np.concatenate([[0], np.cumsum(np.diff(seg)[runs])])
             pred[frames] = lifter.normalised(kp[frames], mask[frames], sub_seg, fps, causal,
                                              None if conf is None else conf[frames])
-        by = tuple((int(a), int(b), (self.temporal if r else self.single).name)
-                   for a, b, r in zip(seg[:-1], seg[1:], long_run))
+        return pred
+
+    def runs_by(self, seg: np.ndarray) -> tuple:
+        """``((first frame, end frame, model name), ...)`` per run of ``seg``."""
+        return tuple((int(a), int(b), (self.temporal if b - a >= self.min_run else self.single).name)
+                     for a, b in zip(seg[:-1], seg[1:]))
+
+    def lift(self, keypoints_2d: np.ndarray, mask: np.ndarray, seq_offsets: np.ndarray | None = None,
+             fps: float | None = None, causal: bool = False, conf: np.ndarray | None = None) -> LiftResult:
+        """As :meth:`TeacherLifter.lift`; ``lifted_by`` names the model of every run."""
+        kp, mask, seg, conf = _inputs(keypoints_2d, mask, seq_offsets, conf)
+        pred = self.normalised(kp, mask, seg, fps, causal, conf)
         return LiftResult(-1, np.arange(len(kp)), self.to_metres(pred), kp, mask, np.zeros(0, np.int64),
-                          lifted_by=by)
+                          lifted_by=self.runs_by(seg))
 
 
 class StudentLifter:
