@@ -25,7 +25,7 @@ from typing import Iterator
 
 import numpy as np
 
-__all__ = ["ScanFallback", "TopLevel", "scan_top_level", "record_blocks", "parse_value", "SCAN_BLOCK",
+__all__ = ["ScanFallback", "TopLevel", "scan_top_level", "record_blocks", "RecordBlocks", "parse_value", "SCAN_BLOCK",
            "RECORD_BLOCK"]
 
 SCAN_BLOCK = 2**20
@@ -184,6 +184,17 @@ def _scan(source: str) -> TopLevel:
             keep = (starts > lo) & (starts < hi)
             out.arrays[key] = (starts[keep], ends[keep], lo, hi)
     return out
+
+
+class RecordBlocks:
+    """The blocks of :func:`record_blocks` as an iterable that knows how many records it holds
+    (``n_records``, for a progress bar)."""
+
+    def __init__(self, source: str, array: tuple):
+        self.source, self.array, self.n_records = source, array, len(array[0])
+
+    def __iter__(self) -> Iterator[list]:
+        return record_blocks(self.source, self.array)
 
 
 def record_blocks(source: str, array: tuple, size: int | None = None) -> Iterator[list]:

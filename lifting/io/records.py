@@ -256,18 +256,18 @@ def stream_record_blocks(source: str) -> tuple[dict, Any]:
     Raises:
         ScanFallback: the file is to be read by :func:`stream_top_level` instead (which then
             raises the usual errors). TrackFormatError: a ``meta`` that is not an object."""
-    from .json_scan import ScanFallback, parse_value, record_blocks, scan_top_level
+    from .json_scan import RecordBlocks, ScanFallback, parse_value, scan_top_level
 
     top = scan_top_level(source)
     if top.kind == "list":
-        return {}, record_blocks(source, top.arrays[""])
+        return {}, RecordBlocks(source, top.arrays[""])
     if "annotations" not in top.arrays:
         raise ScanFallback("no 'annotations' array")
     meta = parse_value(source, top.values["meta"]) if "meta" in top.values else None
     meta = {} if meta is None else meta
     if not isinstance(meta, dict):
         raise TrackFormatError(f"{source}: 'meta' must be a JSON object, got {type(meta).__name__}")
-    return meta, record_blocks(source, top.arrays["annotations"])
+    return meta, RecordBlocks(source, top.arrays["annotations"])
 
 
 def split_top_level(data: Any, source: str) -> tuple[dict, list]:

@@ -80,6 +80,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+from tqdm import tqdm
 
 __all__ = [
     "COCO_SIGMAS",
@@ -872,7 +873,10 @@ def _run_tracker(det: _Detections, keep: np.ndarray, sigmas: np.ndarray, config:
     n_born = n_lost = n_reid = 0
     prev = None  # previous frame with detections
     pan: list[float] = []
+    bar = tqdm(total=len(bounds) - 1, unit="frame", desc="track", disable=None, leave=False, mininterval=1.0,
+               dynamic_ncols=True)  # disable=None: only on a terminal
     for a, b in zip(bounds[:-1], bounds[1:]):
+        bar.update()
         cols, frame = idx[a:b], int(frames[a])
         n_lost += len(tracks.prune(frame, max_missed))
         step = tracks.advance(frame)
@@ -899,6 +903,7 @@ def _run_tracker(det: _Detections, keep: np.ndarray, sigmas: np.ndarray, config:
         confirmed.extend(tracks.tid[now].tolist())
         tracks.confirmed |= now
         prev = frame
+    bar.close()
     is_confirmed = np.zeros(n_born, bool)
     is_confirmed[confirmed] = True
     counts = {"n_unconfirmed": n_lost + int((~tracks.confirmed).sum()), "n_reidentified": n_reid,

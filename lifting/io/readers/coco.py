@@ -13,6 +13,7 @@ from itertools import chain
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from ..detections import Detections
 from ..json_scan import ScanFallback
@@ -111,13 +112,18 @@ def _parse_records(records: Any, dets: DetectionRows, warnings: list[str], *, fl
     source = dets.source
     skipped: dict[str, int] = {}
     n = 0
+    total = getattr(records, "n_records", None) if blocks else len(records) if isinstance(records, list) else None
+    bar = tqdm(total=total, unit="record", desc="read", disable=None, leave=False, mininterval=1.0,
+               dynamic_ncols=True)  # disable=None: only on a terminal
     for block in (records if blocks else ([r] for r in records)):
         if blocks and not flags and frame_of is None and _add_plain_block(block, dets, n):
             n += len(block)
-            continue
-        for rec in block:
-            _add_record(rec, n, dets, skipped, flags, frame_of)
-            n += 1
+        else:
+            for rec in block:
+                _add_record(rec, n, dets, skipped, flags, frame_of)
+                n += 1
+        bar.update(len(block))
+    bar.close()
     if skipped:
         detail = ", ".join(f"{k}: {v}" for k, v in sorted(skipped.items()))
         warnings.append(f"skipped {sum(skipped.values())} non-person record(s) (category_id != 1; {detail})")
