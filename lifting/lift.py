@@ -42,7 +42,7 @@ from .io.tracks import Track, TrackSet
 from .options import LiftOptions, check_fps
 from .outputs import LiftOutputs
 from . import track as track_step
-from .lift_batch import PreparedTrack, lift_prepared, prepare_track, uncertainty_prepared
+from .lift_batch import PreparedTrack, lift_with_uncertainty, prepare_track
 from .prepare import identity_switches, person_check, run_offsets
 from .placement import Intrinsics, fit_floor, guess_intrinsics, lowest_feet, read_camera, root_translation, track_motion
 from .refine import fit_track
@@ -103,10 +103,10 @@ def lift_tracks(lifter, tracks: list[Track], keypoint_format: str = "coco17", fp
     prep = [prepare_track(t, keypoint_format, o) for t in tracks]
     live = [p for p in prep if len(p.frame_ids)]
     n_in = sum(len(t.frame_ids) for t in tracks)  # the bars count input detections
-    lifts = iter(lift_prepared(lifter, live, fps, o.causal))
+    lifts, stds = lift_with_uncertainty(lifter, live, fps, o.causal,
+                                        UncertaintySettings(o.uncertainty_samples) if o.uncertainty_samples else None)
+    lifts, stds = iter(lifts), iter(stds)
     _advance(bars, "lift", n_in)
-    stds = iter(uncertainty_prepared(lifter.unflipped(), live, fps, o.causal, UncertaintySettings(
-        o.uncertainty_samples)) if o.uncertainty_samples else [None] * len(live))
     _advance(bars, "uncertainty", n_in if o.uncertainty_samples else 0)
     out = []
     for p, track in zip(prep, tracks):

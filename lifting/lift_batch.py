@@ -25,13 +25,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from .inference import mirror_permutation
 from .io.tracks import Track
 from .lift_result import LiftResult
 from .prepare import canonical_track, run_offsets
 from .smoothing import smooth_tracks
 from .uncertainty import UncertaintySettings, lift_uncertainty, perturbed_stack, spread_of
 
-__all__ = ["PreparedTrack", "prepare_track", "lift_prepared", "uncertainty_prepared"]
+__all__ = ["PreparedTrack", "prepare_track", "lift_prepared", "uncertainty_prepared", "lift_with_uncertainty"]
 
 
 @dataclass
@@ -153,3 +154,60 @@ def uncertainty_prepared(lifter, tracks: list[PreparedTrack], fps: float | None,
         except ValueError as e:
             raise ValueError(f"track {t.track_id}: {e}") from None
     return out
+
+
+def _shares_clean_lift(lifter, fps: float | None) -> bool:
+    """Whether :func:`lift_with_uncertainty` can take the lift's unflipped half from the
+    uncertainty's clean copy: a teacher that flips (or not) consistently and lifts the input
+    as given (no resampling, whose interpolation comes after the flip average)."""
+    return hasattr(lifter, "normalised") and lifter.flips() is not None and not lifter.resamples(fps)
+
+
+def lift_with_uncertainty(lifter, tracks: list[PreparedTrack], fps: float | None, causal: bool,
+                          settings: UncertaintySettings | None) -> tuple[list[LiftResult], list]:
+    """:func:`lift_prepared` and :func:`uncertainty_prepared` (``settings`` None: no
+    uncertainty, ``[None] * len(tracks)``) of the same tracks, sharing one model pass where
+    the numbers allow it: a teacher that does not resample lifts every track's clean 2D, its
+    mirror (test-time flip, combined as :func:`lifting.inference.lift_frames` does) and its
+    ``K`` perturbed copies in one call, so the clean lift counts once for the lift and the
+    uncertainty (``K + 2`` lifts per frame with flip instead of ``K + 3``). Otherwise the two
+    functions in turn. Same values either way.
+
+    Returns:
+        ``(results, stds)``, one per track.
+
+    Raises:
+        ValueError: as the two functions."""
+    if settings is None or not tracks or not _shares_clean_lift(lifter, fps):
+        lifts = lift_prepared(lifter, tracks, fps, causal)
+        stds = uncertainty_prepared(lifter.unflipped(), tracks, fps, causal, settings) if settings \
+            else [None] * len(tracks)
+        return lifts, stds
+    flip, perm = lifter.flips(), mirror_permutation(tracks[0].kp.shape[1])
+    per = [replace(settings, seed=t.track_id) for t in tracks]
+    parts = []
+    for t, s in zip(tracks, per):
+        kp, mask, offs = perturbed_stack(t.kp, t.mask, t.seg, s)
+        conf = np.tile(t.conf, (s.samples + 1, 1))
+        if flip:  # the mirrored 2D goes in front: [mirror, clean, copies]
+            seg = t.seg
+            kp = np.concatenate([t.kp[:, perm] * np.array([-1.0, 1.0], np.float32), kp])
+            mask, conf = np.concatenate([t.mask[:, perm], mask]), np.concatenate([t.conf[:, perm], conf])
+            offs = np.concatenate([seg[:-1], offs + len(t.kp)])
+        parts.append((kp, mask, offs, conf))
+    preds = _normalised_many(lifter.unflipped(), parts, fps, causal)
+    lifts, stds = [], []
+    for t, s, p in zip(tracks, per, preds):
+        n = len(t.kp)
+        if flip:
+            b, p = p[:n], p[n:]
+            main = (p[:n] + b[:, perm] * torch.tensor([-1.0, 1.0, 1.0])) / 2
+        else:
+            main = p[:n]
+        lifts.append(LiftResult(-1, np.arange(n), _metres(lifter, main, t.track_id), t.kp, t.mask,
+                                np.zeros(0, np.int64), lifted_by=lifter.runs_by(t.seg)))
+        try:
+            stds.append(spread_of(lifter.to_metres(p), n, s))
+        except ValueError as e:
+            raise ValueError(f"track {t.track_id}: {e}") from None
+    return lifts, stds

@@ -157,6 +157,14 @@ class TeacherLifter:
             raise ValueError("lifting produced non-finite values")
         return joints
 
+    def flips(self) -> bool | None:
+        """Whether :meth:`normalised` averages with the mirrored lift (test-time flip)."""
+        return self.flip
+
+    def resamples(self, fps: float | None) -> bool:
+        """Whether :meth:`normalised` resamples input at ``fps`` to :data:`MODEL_FPS`."""
+        return _resampling(self.window, fps)
+
     def runs_by(self, seg: np.ndarray) -> tuple:
         """``((0, N, name),)``: this one model lifts all ``N = seg[-1]`` frames."""
         return ((0, int(seg[-1]), self.name),)
@@ -231,6 +239,10 @@ class LifterPair(TeacherLifter):
             pred[frames] = lifter.normalised(kp[frames], mask[frames], sub_seg, fps, causal,
                                              None if conf is None else conf[frames])
         return pred
+
+    def flips(self) -> bool | None:
+        """Whether both models flip (None when only one does)."""
+        return self.temporal.flip if self.temporal.flip == self.single.flip else None
 
     def runs_by(self, seg: np.ndarray) -> tuple:
         """``((first frame, end frame, model name), ...)`` per run of ``seg``."""
