@@ -2,8 +2,9 @@
 
 Runs the whole command under cProfile (``python -m lifting.cli lift INPUT -o OUT
 --max-figures 0 ...``, or reads a saved profile) and prints the cumulative seconds of each
-step: read (parse), track, prepare, lift (model), uncertainty, fit, placement, write, with
-their share of the command. Profiling slows Python-level code more than the model, so the
+step: read (parse), track, prepare, lift (model), uncertainty (since issue 23 one model call
+for both where the teacher does not resample: ``lift_with_uncertainty``), fit, placement,
+write, with their share of the command. Profiling slows Python-level code more than the model, so the
 shares, not the absolute times, are the result; time whole commands with ``/usr/bin/time -v``.
 Works on the code before issue 23 too (per-track ``lift_track``: its uncertainty's lifts are
 taken out of "lift").
@@ -25,8 +26,9 @@ STEPS = {
     "read (parse)": [("lifting/io/readers/__init__.py", "read_detections")],
     "track": [("lifting/track.py", "track")],
     "prepare": [("lifting/prepare.py", "canonical_track"), ("lifting/smoothing.py", "smooth_tracks")],
-    "lift (model)": [("lifting/lift_batch.py", "lift_prepared"), ("lifting/track_lifter.py", "lift")],
-    "uncertainty": [("lifting/lift_batch.py", "uncertainty_prepared"), ("lifting/uncertainty.py", "lift_uncertainty")],
+    "lift (model)": [("lifting/track_lifter.py", "lift")],
+    "uncertainty": [("lifting/uncertainty.py", "lift_uncertainty")],
+    "lift + uncertainty (one model call, issue 23)": [("lifting/lift_batch.py", "lift_with_uncertainty")],
     "fit": [("lifting/refine.py", "fit_track")],
     "placement": [("lifting/placement.py", "root_translation")],
     "write": [("lifting/lift.py", "_write_track")],
