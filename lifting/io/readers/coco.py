@@ -20,9 +20,9 @@ from ..json_scan import ScanFallback
 from ..records import (_INT64_MAX, describe, meta_image_size, parse_image_id, parse_track_id, split_top_level,
                        stream_record_blocks, stream_top_level)
 from ..tracks import PERSON_CATEGORY, TrackFormatError
-from .common import (_MAX_ABS, DIGITS, MAX_FRAME_INDEX, MAX_PERSON_FRAMES, RECORD_JOINT_SETS, DetectionRows, Input, ReadOptions, bounded_frame,
-                     check_numbers, detection_score, file_fps, finish, joint_set_by_count, keep_body_part,
-                     want_joint_set)
+from .common import (_MAX_ABS, DIGITS, MAX_FRAME_INDEX, MAX_PERSON_FRAMES, RECORD_JOINT_SETS, DetectionRows, Input,
+                     ReadOptions, bounded_frame, check_numbers, detection_score, file_fps, finish, joint_set_by_count,
+                     keep_body_part, want_joint_set)
 
 #: ``meta.keypoint_format`` values a record file may carry -> joint set (the record-file names
 #: of :data:`lifting.io.readers.FORMATS`).
