@@ -249,7 +249,8 @@ def lift_file(tracks_path: str | Path, out_dir: str | Path, options: LiftOptions
     """Lift every track of a keypoint file (any format :func:`lifting.io.readers.read_detections`
     reads) and write the outputs to ``out_dir`` as one atomic unit.
 
-    Steps: load the model -> read (and track) -> lift each track -> write it -> figures,
+    Steps: load the model -> read (and track) -> lift the tracks in groups of
+    :data:`LIFT_CHUNK_FRAMES` detections (:func:`lift_tracks`) -> write each track -> figures,
     videos, summary -> move the staging folder into place
     (:func:`lifting.io.fileio.staged_output_folder`: a failure or kill leaves the previous
     ``out_dir`` as it was; a non-empty ``out_dir`` needs ``options.overwrite``).
