@@ -22,7 +22,6 @@ import json
 from dataclasses import dataclass, field
 
 import numpy as np
-import roma
 import torch
 
 from .geometry import normalize_2d
@@ -70,6 +69,7 @@ class SmplFit:
         """smplx-named arrays for a track npz: ``global_orient (T, 3)`` and ``body_pose (T, 69)``
         axis-angle, ``betas``, ``cam``, ``joints_smpl``, ``smpl_joint_names``, ``body_model``
         (JSON), ``cam_convention``."""
+        import roma  # here, not at module import: roma imports torch._dynamo (~1 s)
         from .body_model import SMPL_JOINT_NAMES
 
         f32 = lambda t: t.cpu().numpy().astype(np.float32)  # noqa: E731

@@ -77,9 +77,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 from tqdm import tqdm
 
 __all__ = [
@@ -775,6 +772,8 @@ def _widen(box: np.ndarray, aspect: float) -> np.ndarray:
 
 def _assign(sim: np.ndarray, min_similarity: float) -> tuple[np.ndarray, np.ndarray]:
     """Gated Hungarian assignment on ``1 - sim``: matched (row, col) index arrays."""
+    from scipy.optimize import linear_sum_assignment  # here: scipy.optimize takes 0.3 s to import
+
     if sim.size == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     allowed = sim >= min_similarity
@@ -1039,6 +1038,9 @@ def _min_cost_links(i: np.ndarray, j: np.ndarray, c: np.ndarray, n_ends: int, n_
     ends then one dummy row per start, columns the starts then one dummy column per end; a
     dummy row and a dummy column pair up at cost 0 wherever their start and end could link.
     """
+    from scipy.sparse import coo_matrix  # here, with the tracker's other scipy imports (start-up time)
+    from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+
     half = 0.5 * max_cost
     e_ar, s_ar = np.arange(n_ends), np.arange(n_starts)
     rows = np.concatenate([i, e_ar, n_ends + s_ar, n_ends + j])
