@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -99,7 +100,13 @@ def lift_tracks(lifter, tracks: list[Track], keypoint_format: str = "coco17", fp
     Raises:
         ValueError: as :func:`lift_track`.
     """
-    o = options
+    return _finish_stage(_model_stage(lifter, tracks, keypoint_format, fps, options, bars), options, camera, bars)
+
+
+def _model_stage(lifter, tracks: list[Track], keypoint_format: str, fps: float | None, o: LiftOptions,
+                 bars: "_StepBars | None") -> list[tuple]:
+    """The model part of :func:`lift_tracks`: ``[(track, PreparedTrack, LiftResult or None,
+    joints_3d_std or None)]`` (None result: no liftable frame)."""
     prep = [prepare_track(t, keypoint_format, o) for t in tracks]
     live = [p for p in prep if len(p.frame_ids)]
     n_in = sum(len(t.frame_ids) for t in tracks)  # the bars count input detections
@@ -108,10 +115,16 @@ def lift_tracks(lifter, tracks: list[Track], keypoint_format: str = "coco17", fp
     lifts, stds = iter(lifts), iter(stds)
     _advance(bars, "lift", n_in)
     _advance(bars, "uncertainty", n_in if o.uncertainty_samples else 0)
+    return [(t, p, next(lifts), next(stds)) if len(p.frame_ids) else (t, p, None, None) for t, p in zip(tracks, prep)]
+
+
+def _finish_stage(staged: list[tuple], o: LiftOptions, camera: Intrinsics | None,
+                  bars: "_StepBars | None") -> list[LiftResult]:
+    """The rest of :func:`lift_tracks` for the output of :func:`_model_stage`: fit, placement,
+    the track's fields (:func:`_finish_track`)."""
     out = []
-    for p, track in zip(prep, tracks):
-        if len(p.frame_ids):
-            res, std = next(lifts), next(stds)
+    for track, p, res, std in staged:
+        if res is not None:
             out.append(_finish_track(replace(res, joints_3d_std=std) if std is not None else res, p, o, camera))
         else:
             out.append(replace(LiftResult.empty(p.track_id, p.skipped), name=p.name))
@@ -419,19 +432,33 @@ def _lift_tracks(lifter, ts: TrackSet, o: LiftOptions, camera: Intrinsics | None
     log = _RunLog()
     steps = ["lift"] + (["uncertainty"] if o.uncertainty_samples else []) + ["fit", "write"]
     bars = _StepBars(sum(len(t.frame_ids) for t in ts.tracks), steps, o.progress)
+
+    def finish_and_write(staged: list[tuple]) -> None:
+        for res in _finish_stage(staged, o, camera, bars):
+            log.lifted_by[str(res.track_id)] = [list(r) for r in res.lifted_by]
+            why = person_check(res.keypoints_2d, res.mask, res.frame_ids)
+            if why:
+                log.not_people.append(f"track {res.track_id}: {why}")
+            _write_track(lifter, res, o, outputs)
+            if res.transl is not None and len(res.frame_ids):
+                outputs.tracks[-1] |= track_motion(res.transl, res.frame_ids, ts.fps or MODEL_FPS)
+                log.paths[res.stem] = (res.frame_ids, res.transl)
+                log.feet.append(lowest_feet(res.joints_3d + res.transl[:, None]))
+        bars.update("write", sum(len(t.frame_ids) for t, *_ in staged))
+
+    # a teacher's groups overlap: the next group's model call (both cores) runs while a worker
+    # thread fits and writes the previous group (one core); groups are written in order
+    overlap = lifter.faces is None
     try:
-        for group in _chunks(ts, LIFT_CHUNK_FRAMES):
-            for track, res in zip(group, lift_tracks(lifter, group, ts.keypoint_format, ts.fps, o, camera, bars)):
-                log.lifted_by[str(res.track_id)] = [list(r) for r in res.lifted_by]
-                why = person_check(res.keypoints_2d, res.mask, res.frame_ids)
-                if why:
-                    log.not_people.append(f"track {res.track_id}: {why}")
-                _write_track(lifter, res, o, outputs)
-                if res.transl is not None and len(res.frame_ids):
-                    outputs.tracks[-1] |= track_motion(res.transl, res.frame_ids, ts.fps or MODEL_FPS)
-                    log.paths[res.stem] = (res.frame_ids, res.transl)
-                    log.feet.append(lowest_feet(res.joints_3d + res.transl[:, None]))
-                bars.update("write", len(track.frame_ids))
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = None
+            for group in _chunks(ts, LIFT_CHUNK_FRAMES):
+                staged = _model_stage(lifter, group, ts.keypoint_format, ts.fps, o, bars)
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(finish_and_write, staged) if overlap else finish_and_write(staged)
+            if pending is not None:
+                pending.result()
     finally:
         bars.close()
     return log
