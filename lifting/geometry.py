@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 
-import roma
 import torch
 
 __all__ = [
@@ -133,6 +132,7 @@ def random_view_rotation(
     Returns:
         ``(*batch_shape, 3, 3)`` rotation matrices (roma, extrinsic "yx" Euler angles).
     """
+    import roma  # here, not at module import: roma imports torch._dynamo (~1 s)
     u = torch.rand(*batch_shape, 2, generator=generator, device=device, dtype=dtype)
     azim = (2 * u[..., 0] - 1) * math.pi
     elev = (2 * u[..., 1] - 1) * elevation_max
@@ -161,6 +161,7 @@ def about_body_axis(R: torch.Tensor, joints_3d: torch.Tensor, skeleton, max_tilt
     Returns:
         ``(B, 3, 3)`` rotations.
     """
+    import roma  # here, not at module import: roma imports torch._dynamo (~1 s)
     with torch.no_grad():
         X = joints_3d.detach().float()
         up = (X[..., skeleton.index("thorax"), :] - X[..., skeleton.index("pelvis"), :]).mean(1)  # (B, 3)

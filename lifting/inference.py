@@ -205,20 +205,21 @@ def lift_frames(
         b = lift_frames(model, kp_m, mask[:, perm], seq_offsets, None if conf is None else conf[:, perm], once)
         return (a + b[:, perm] * torch.tensor([-1.0, 1.0, 1.0], device=b.device)) / 2
     win, pos, batches = _batches(model, keypoints_2d, mask, conf, seq_offsets, causal, stride, batch_size)
+    out = torch.zeros(len(win), keypoints_2d.shape[1], 3, device=keypoints_2d.device)
+    bounds = torch.searchsorted(win, torch.arange(0, int(win.max()) + batch_size + 1 if len(win) else 1, batch_size,
+                                                  device=win.device))
     was_training = model.training
     model.eval()
     try:
-        preds = []
-        for x, m, c in batches:
+        for k, (x, m, c) in enumerate(batches):
             with torch.autocast(keypoints_2d.device.type, dtype=dtype, enabled=dtype is not None):
                 pred = model(x, m, c)
             pred = model.output_joints(pred)  # an SMPL model's canonical joints
-            preds.append(pred.float())
+            lo, hi = int(bounds[k]), int(bounds[k + 1])  # the frames this batch of windows reports
+            out[lo:hi] = pred[win[lo:hi] - k * batch_size, pos[lo:hi]].float()
     finally:
         model.train(was_training)
-    if not preds:
-        return torch.zeros(0, keypoints_2d.shape[1], 3, device=keypoints_2d.device)
-    return torch.cat(preds)[win, pos]
+    return out
 
 
 def lift_smpl_frames(

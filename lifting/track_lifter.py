@@ -22,7 +22,6 @@ import json
 from dataclasses import dataclass, field
 
 import numpy as np
-import roma
 import torch
 
 from .geometry import normalize_2d
@@ -81,6 +80,7 @@ class SmplFit:
         """smplx-named arrays for a track npz: ``global_orient (T, 3)`` and ``body_pose (T, 69)``
         axis-angle, ``betas``, ``cam``, ``joints_smpl``, ``smpl_joint_names``, ``body_model``
         (JSON), ``cam_convention``."""
+        import roma  # here, not at module import: roma imports torch._dynamo (~1 s)
         from .body_model import SMPL_JOINT_NAMES
 
         f32 = lambda t: t.cpu().numpy().astype(np.float32)  # noqa: E731
@@ -127,6 +127,8 @@ class TeacherLifter:
 
     faces = None
     body_model = None
+    #: many tracks can go through one model call (:meth:`normalised`, :mod:`lifting.lift_batch`)
+    batches_tracks = True
 
     def __init__(self, model, height_m: float = DEFAULT_HEIGHT_M, stride: int = DEFAULT_STRIDE,
                  name: str = "checkpoint", flip: bool = False):
@@ -168,6 +170,18 @@ class TeacherLifter:
             raise ValueError("lifting produced non-finite values")
         return joints
 
+    def flips(self) -> bool | None:
+        """Whether :meth:`normalised` averages with the mirrored lift (test-time flip)."""
+        return self.flip
+
+    def resamples(self, fps: float | None) -> bool:
+        """Whether :meth:`normalised` resamples input at ``fps`` to :data:`MODEL_FPS`."""
+        return _resampling(self.window, fps)
+
+    def runs_by(self, seg: np.ndarray) -> tuple:
+        """``((0, N, name),)``: this one model lifts all ``N = seg[-1]`` frames."""
+        return ((0, int(seg[-1]), self.name),)
+
     def lift(self, keypoints_2d: np.ndarray, mask: np.ndarray, seq_offsets: np.ndarray | None = None,
              fps: float | None = None, causal: bool = False, conf: np.ndarray | None = None) -> LiftResult:
         """Lift ``keypoints_2d (N, J, 2)`` pixels with ``mask (N, J)`` (root visible in every
@@ -185,7 +199,7 @@ class TeacherLifter:
         kp, mask, seg, conf = _inputs(keypoints_2d, mask, seq_offsets, conf)
         joints = self.to_metres(self.normalised(kp, mask, seg, fps, causal, conf))
         return LiftResult(-1, np.arange(len(kp)), joints, kp, mask, np.zeros(0, np.int64),
-                          lifted_by=((0, len(kp), self.name),))
+                          lifted_by=self.runs_by(seg))
 
     def vertices(self, result: LiftResult, picks: np.ndarray) -> np.ndarray:
         """A teacher has no mesh. Raises: ValueError."""
@@ -224,10 +238,10 @@ class LifterPair(TeacherLifter):
         c.temporal, c.single = self.temporal.unflipped(), self.single.unflipped()
         return c
 
-    def lift(self, keypoints_2d: np.ndarray, mask: np.ndarray, seq_offsets: np.ndarray | None = None,
-             fps: float | None = None, causal: bool = False, conf: np.ndarray | None = None) -> LiftResult:
-        """As :meth:`TeacherLifter.lift`; ``lifted_by`` names the model of every run."""
-        kp, mask, seg, conf = _inputs(keypoints_2d, mask, seq_offsets, conf)
+    def normalised(self, kp: np.ndarray, mask: np.ndarray, seg: np.ndarray, fps, causal: bool,
+                   conf: np.ndarray | None) -> torch.Tensor:
+        """As :meth:`TeacherLifter.normalised`: runs of ``seg`` shorter than ``min_run`` frames by
+        the single-frame model, the others by the temporal one."""
         long_run = np.diff(seg) >= self.min_run
         pred = torch.empty(len(kp), kp.shape[1], 3)
         for lifter, runs in ((self.temporal, long_run), (self.single, ~long_run)):
@@ -237,16 +251,33 @@ class LifterPair(TeacherLifter):
             sub_seg = np.concatenate([[0], np.cumsum(np.diff(seg)[runs])])
             pred[frames] = lifter.normalised(kp[frames], mask[frames], sub_seg, fps, causal,
                                              None if conf is None else conf[frames])
-        by = tuple((int(a), int(b), (self.temporal if r else self.single).name)
-                   for a, b, r in zip(seg[:-1], seg[1:], long_run))
+        return pred
+
+    def flips(self) -> bool | None:
+        """Whether both models flip (None when only one does)."""
+        return self.temporal.flip if self.temporal.flip == self.single.flip else None
+
+    def runs_by(self, seg: np.ndarray) -> tuple:
+        """``((first frame, end frame, model name), ...)`` per run of ``seg``."""
+        return tuple((int(a), int(b), (self.temporal if b - a >= self.min_run else self.single).name)
+                     for a, b in zip(seg[:-1], seg[1:]))
+
+    def lift(self, keypoints_2d: np.ndarray, mask: np.ndarray, seq_offsets: np.ndarray | None = None,
+             fps: float | None = None, causal: bool = False, conf: np.ndarray | None = None) -> LiftResult:
+        """As :meth:`TeacherLifter.lift`; ``lifted_by`` names the model of every run."""
+        kp, mask, seg, conf = _inputs(keypoints_2d, mask, seq_offsets, conf)
+        pred = self.normalised(kp, mask, seg, fps, causal, conf)
         return LiftResult(-1, np.arange(len(kp)), self.to_metres(pred), kp, mask, np.zeros(0, np.int64),
-                          lifted_by=by)
+                          lifted_by=self.runs_by(seg))
 
 
 class StudentLifter:
     """SMPL student (:class:`lifting.models.student.Student`): per-frame SMPL parameters, one
     ``betas`` per track (mean of the per-frame estimates weighted by the number of observed
     joints), metric size from the body model (no height prior)."""
+
+    #: one ``betas`` per track: lifted one track at a time (:mod:`lifting.lift_batch`)
+    batches_tracks = False
 
     def __init__(self, model: Student, stride: int = DEFAULT_STRIDE, name: str = "checkpoint"):
         self.model, self.window, self.stride, self.name = model, int(model.window), int(stride), str(name)

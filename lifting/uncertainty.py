@@ -49,7 +49,7 @@ from .options import DEFAULT_SAMPLES  # noqa: F401 (re-exported: the defaults li
 from .skeletons import CANON16
 from .synth2d import canon_oks_sigmas, object_scale
 
-__all__ = ["perturb_keypoints", "joint_spread", "lift_uncertainty", "UncertaintySettings", "DEFAULT_SAMPLES",
+__all__ = ["perturb_keypoints", "joint_spread", "perturbed_stack", "spread_of", "lift_uncertainty", "UncertaintySettings", "DEFAULT_SAMPLES",
            "DEFAULT_LEVEL_OKS", "CALIBRATION"]
 
 
@@ -152,24 +152,61 @@ def joint_spread(lift: LiftFn, keypoints_2d: np.ndarray, mask: np.ndarray, seq_o
         ValueError: as :func:`perturb_keypoints`; ``calibration`` not finite and >= 0; a lift
             of the wrong shape or with non-finite values.
     """
-    samples, calibration = settings.samples, settings.calibration
+    kp = np.asarray(keypoints_2d, np.float32)
+    stacked, masks, offs = perturbed_stack(kp, mask, seq_offsets, settings, root_index)
+    return spread_of(np.asarray(lift(stacked, masks, offs)), len(kp), settings, root_index)
+
+
+def perturbed_stack(keypoints_2d: np.ndarray, mask: np.ndarray, seq_offsets: np.ndarray | None = None,
+                    settings: UncertaintySettings = UncertaintySettings(),
+                    root_index: int = CANON16.root_index) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The one lift input of :func:`joint_spread`: the clean 2D followed by its ``K`` perturbed
+    copies (:func:`perturb_keypoints` with ``settings``), each copy's runs separate sequences.
+
+    Args:
+        keypoints_2d: ``(N, J, 2)`` pixels. mask: ``(N, J)`` bool. seq_offsets: ``(S+1,)`` runs
+            (default one run). settings: :class:`UncertaintySettings`. root_index: not moved.
+
+    Returns:
+        ``(keypoints ((K+1) N, J, 2) float32 px, mask ((K+1) N, J) bool, offsets ((K+1) S + 1,))``.
+
+    Raises:
+        ValueError: as :func:`perturb_keypoints`; a bad ``calibration``.
+    """
+    calibration = settings.calibration
     if isinstance(calibration, bool) or not isinstance(calibration, (int, float)) \
             or not math.isfinite(calibration) or calibration < 0:
         raise ValueError(f"uncertainty calibration must be a finite number >= 0, got {calibration!r}")
+    samples = settings.samples
     kp, m = np.asarray(keypoints_2d, np.float32), np.asarray(mask, bool)
     noisy = perturb_keypoints(kp, m, samples, settings.level, settings.seed, root_index)
     n = len(kp)
     seg = np.array([0, n]) if seq_offsets is None else np.asarray(seq_offsets, np.int64)
     offs = np.concatenate([[0]] + [seg[1:] + k * n for k in range(samples + 1)])
-    out = np.asarray(lift(np.concatenate([kp[None], noisy]).reshape(-1, *kp.shape[1:]),
-                          np.tile(m, (samples + 1, 1)), offs))
-    if out.shape != ((samples + 1) * n, kp.shape[1], 3) or not np.isfinite(out).all():
+    return np.concatenate([kp[None], noisy]).reshape(-1, *kp.shape[1:]), np.tile(m, (samples + 1, 1)), offs
+
+
+def spread_of(lifts: np.ndarray, n: int, settings: UncertaintySettings = UncertaintySettings(),
+              root_index: int = CANON16.root_index) -> np.ndarray:
+    """``joints_3d_std (N, J)`` float32 metres from the lifts of a :func:`perturbed_stack`:
+    ``calibration`` x the per-joint RMS distance of the root-aligned perturbed lifts from the
+    clean one.
+
+    Args:
+        lifts: ``((K+1) N, J, 3)`` metres (clean first). n: N. settings: its ``samples`` and
+            ``calibration``. root_index: the root joint (0 spread).
+
+    Raises:
+        ValueError: ``lifts`` of the wrong shape or with non-finite values.
+    """
+    samples, out = settings.samples, lifts
+    if out.ndim != 3 or out.shape[0] != (samples + 1) * n or out.shape[2] != 3 or not np.isfinite(out).all():
         raise ValueError(f"uncertainty: the lift of {(samples + 1) * n} frames returned shape {out.shape} "
                          f"{'' if np.isfinite(out).all() else 'with non-finite values'}")
-    out = out.reshape(samples + 1, n, kp.shape[1], 3)
+    out = out.reshape(samples + 1, n, out.shape[1], 3)
     out = out - out[:, :, root_index:root_index + 1]
     rms = np.sqrt(((out[1:] - out[:1]) ** 2).sum(-1).mean(0))
-    return (calibration * rms).astype(np.float32)
+    return (settings.calibration * rms).astype(np.float32)
 
 
 def lift_uncertainty(lifter, keypoints_2d: np.ndarray, mask: np.ndarray, seq_offsets: np.ndarray | None = None,

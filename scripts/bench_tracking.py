@@ -407,8 +407,10 @@ def speed(path: str, costs: tuple[str, ...] = ("oks+iou",), tracker=tracking, tr
     """Time and peak traced memory (tracemalloc) of tracking the large input with its ids
     stripped (the ids are read but never passed to the tracker), per cost; ``traced=False``
     times it without tracemalloc (which slows every Python-level allocation down).  No
-    identity metrics: the large input is 100 jittered copies of one track, so identity is
-    ill-posed."""
+    identity metrics.  Give the ``--tracked`` variant of ``scripts/make_large_tracks.py``
+    (an untracked file is tracked once more while reading it).  Before issue 23 the generator
+    made 100 jittered copies of one track within +-200 px (identity ill-posed); it now spreads
+    100 people over the frame."""
     t0 = time.perf_counter()
     data = flatten(track(read_detections(path, "coco")))
     t_read = time.perf_counter() - t0
@@ -462,7 +464,7 @@ def crowded_rows(tracker, n: int, first: int = 0) -> list[tuple[str, dict]]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--real", default=DEFAULT_REAL, help="shared real tracks (COCO results JSON with track ids)")
-    ap.add_argument("--large", default=None, help="large input from scripts/make_large_tracks.py (speed rows)")
+    ap.add_argument("--large", default=None, help="large input from scripts/make_large_tracks.py --tracked (speed rows)")
     ap.add_argument("--seeds", type=int, default=5, help="synthetic sequences (0: only the --large speed rows)")
     ap.add_argument("--untraced", action="store_true", help="--large: time without tracemalloc (no memory figure)")
     ap.add_argument("--crowded", type=int, default=20, help="crowded panning sequences per frame rate (0: none)")

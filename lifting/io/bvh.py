@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import roma
 import torch
 
 from .fileio import atomic_write
@@ -51,6 +50,7 @@ def _children(skeleton: Skeleton) -> list[list[int]]:
 def _minimal_rotation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Rotations ``(T, 3, 3)`` turning unit vectors ``a (T, 3)`` onto ``b (T, 3)`` by the
     smallest angle (Rodrigues about ``a x b``)."""
+    import roma  # here, not at module import: roma imports torch._dynamo (~1 s)
     axis = torch.cross(a, b, dim=-1)
     s = axis.norm(dim=-1, keepdim=True)
     c = (a * b).sum(-1, keepdim=True).clamp(-1.0, 1.0)
@@ -77,6 +77,7 @@ def bvh_frames(joints_3d: np.ndarray, skeleton: Skeleton = CANON16):
     Raises:
         ValueError: wrong shape, fewer than one frame, or non-finite values.
     """
+    import roma  # here, not at module import: roma imports torch._dynamo (~1 s)
     x = np.asarray(joints_3d, dtype=np.float64)
     J = skeleton.num_joints
     if x.ndim != 3 or x.shape[1:] != (J, 3) or x.shape[0] < 1:
@@ -125,6 +126,7 @@ def write_bvh(path: str | Path, joints_3d: np.ndarray, fps: float, skeleton: Ske
     Raises:
         ValueError: see :func:`bvh_frames`; ``fps`` not positive.
     """
+    import roma  # here, not at module import: roma imports torch._dynamo (~1 s)
     if not (fps and fps > 0):
         raise ValueError(f"BVH export needs a positive frame rate, got {fps}")
     offsets, Rw, root = bvh_frames(joints_3d, skeleton)
@@ -232,6 +234,7 @@ def _fill(joints: np.ndarray, frame_ids: np.ndarray, skeleton: Skeleton) -> np.n
     joint's parent-relative rotation interpolated by slerp (Shoemake, "Animating rotation with
     quaternion curves", SIGGRAPH 1985; ``roma.rotmat_slerp``) and the root position linearly
     between the two frames around the gap."""
+    import roma  # here, not at module import: roma imports torch._dynamo (~1 s)
     offsets, Rw, root = bvh_frames(joints, skeleton)
     Rw, root = torch.from_numpy(Rw), torch.from_numpy(root)
     parents = skeleton.parents

@@ -77,6 +77,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 import numpy as np
+from tqdm import tqdm
 
 __all__ = [
     "COCO_SIGMAS",
@@ -771,11 +772,11 @@ def _widen(box: np.ndarray, aspect: float) -> np.ndarray:
 
 def _assign(sim: np.ndarray, min_similarity: float) -> tuple[np.ndarray, np.ndarray]:
     """Gated Hungarian assignment on ``1 - sim``: matched (row, col) index arrays."""
+    from scipy.optimize import linear_sum_assignment  # here: scipy.optimize takes 0.3 s to import
+
     if sim.size == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     allowed = sim >= min_similarity
-    from scipy.optimize import linear_sum_assignment  # here: scipy.optimize costs ~0.3 s to import (`--help`)
-
     rows, cols = linear_sum_assignment(np.where(allowed, 1.0 - sim, _FORBIDDEN))
     ok = allowed[rows, cols]
     return rows[ok], cols[ok]
@@ -871,7 +872,10 @@ def _run_tracker(det: _Detections, keep: np.ndarray, sigmas: np.ndarray, config:
     n_born = n_lost = n_reid = 0
     prev = None  # previous frame with detections
     pan: list[float] = []
+    bar = tqdm(total=len(bounds) - 1, unit="frame", desc="track", disable=None, leave=False, mininterval=1.0,
+               dynamic_ncols=True)  # disable=None: only on a terminal
     for a, b in zip(bounds[:-1], bounds[1:]):
+        bar.update()
         cols, frame = idx[a:b], int(frames[a])
         n_lost += len(tracks.prune(frame, max_missed))
         step = tracks.advance(frame)
@@ -898,6 +902,7 @@ def _run_tracker(det: _Detections, keep: np.ndarray, sigmas: np.ndarray, config:
         confirmed.extend(tracks.tid[now].tolist())
         tracks.confirmed |= now
         prev = frame
+    bar.close()
     is_confirmed = np.zeros(n_born, bool)
     is_confirmed[confirmed] = True
     counts = {"n_unconfirmed": n_lost + int((~tracks.confirmed).sum()), "n_reidentified": n_reid,
@@ -1033,15 +1038,15 @@ def _min_cost_links(i: np.ndarray, j: np.ndarray, c: np.ndarray, n_ends: int, n_
     ends then one dummy row per start, columns the starts then one dummy column per end; a
     dummy row and a dummy column pair up at cost 0 wherever their start and end could link.
     """
+    from scipy.sparse import coo_matrix  # here, with the tracker's other scipy imports (start-up time)
+    from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+
     half = 0.5 * max_cost
     e_ar, s_ar = np.arange(n_ends), np.arange(n_starts)
     rows = np.concatenate([i, e_ar, n_ends + s_ar, n_ends + j])
     cols = np.concatenate([j, n_starts + e_ar, s_ar, n_starts + i])
     w = np.concatenate([c, np.full(n_ends, half), np.full(n_starts, half), np.zeros(len(i))]) + 1.0  # 0 = no edge
     size = n_ends + n_starts
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import min_weight_full_bipartite_matching
-
     graph = coo_matrix((w, (rows, cols)), shape=(size, size)).tocsr()
     r, col = min_weight_full_bipartite_matching(graph)
     linked = (r < n_ends) & (col < n_starts)

@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import roma
 import torch
 from torch import nn
 
@@ -37,6 +36,7 @@ def rot6d_to_rotmat(x: torch.Tensor) -> torch.Tensor:
     """6D rotation representation ``(..., 6)`` (first two columns, row-major as ``(3, 2)``)
     -> rotation matrices ``(..., 3, 3)`` by Gram-Schmidt (Zhou et al. CVPR 2019, Eq. 15-16;
     ``roma.special_gramschmidt``)."""
+    import roma  # here, not at module import: roma imports torch._dynamo (~1 s)
     return roma.special_gramschmidt(x.reshape(*x.shape[:-1], 3, 2))
 
 

@@ -9,16 +9,20 @@ Detection") and results format (https://cocodataset.org/#format-results), AlphaP
 from __future__ import annotations
 
 import os
+from itertools import chain
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from ..detections import Detections
-from ..records import describe, meta_image_size, parse_image_id, parse_track_id, split_top_level, stream_top_level
+from ..json_scan import ScanFallback
+from ..records import (_INT64_MAX, describe, meta_image_size, parse_image_id, parse_track_id, split_top_level,
+                       stream_record_blocks, stream_top_level)
 from ..tracks import PERSON_CATEGORY, TrackFormatError
-from .common import (DIGITS, MAX_FRAME_INDEX, RECORD_JOINT_SETS, DetectionRows, Input, ReadOptions, bounded_frame,
-                     check_numbers, detection_score, file_fps, finish, joint_set_by_count, keep_body_part,
-                     want_joint_set)
+from .common import (_MAX_ABS, DIGITS, MAX_FRAME_INDEX, MAX_PERSON_FRAMES, RECORD_JOINT_SETS, DetectionRows, Input,
+                     ReadOptions, bounded_frame, check_numbers, detection_score, file_fps, finish, joint_set_by_count,
+                     keep_body_part, want_joint_set)
 
 #: ``meta.keypoint_format`` values a record file may carry -> joint set (the record-file names
 #: of :data:`lifting.io.readers.FORMATS`).
@@ -47,16 +51,15 @@ def read_coco(inp: Input, joint_set: str | None, opts: ReadOptions) -> Detection
             133 / 136) or differing between records, a bad ``meta``, no person record.
     """
     source, warnings = inp.source, []
-    if inp.kind == "stream":
-        meta, records = stream_top_level(source)
-    elif inp.kind == "json":
-        meta, records = split_top_level(inp.data, source)
-    else:
+    if inp.kind not in ("stream", "json"):
         raise TrackFormatError(f"{source}: COCO-style records must be a JSON file")
+    try:
+        meta, dets = _read_records(inp, joint_set, warnings, fast=inp.kind == "stream")
+    except ScanFallback:  # a large file the fast path leaves to the streaming parser
+        warnings = []
+        meta, dets = _read_records(inp, joint_set, warnings, fast=False)
     if joint_set is None and meta.get("keypoint_format") is not None:
         joint_set = _meta_joint_set(meta["keypoint_format"], source)
-    dets = DetectionRows(source)
-    _parse_records(records, dets, warnings, flags=False, frame_of=None)
     keep_body_part(dets, warnings)
     k = dets.num_joints
     found = joint_set_by_count(k, RECORD_JOINT_SETS) or f"{k} joints"
@@ -69,6 +72,24 @@ def read_coco(inp: Input, joint_set: str | None, opts: ReadOptions) -> Detection
 
 
 
+def _read_records(inp: Input, joint_set: str | None, warnings: list[str], fast: bool) -> tuple[dict, DetectionRows]:
+    """``(meta, rows)`` of a record file: parsed whole (``inp.kind == "json"``), streamed
+    (``ijson``), or, with ``fast``, scanned and parsed in blocks
+    (:func:`lifting.io.records.stream_record_blocks`; raises ScanFallback when it does not apply)."""
+    source = inp.source
+    if fast:
+        meta, records = stream_record_blocks(source)
+    elif inp.kind == "stream":
+        meta, records = stream_top_level(source)
+    else:
+        meta, records = split_top_level(inp.data, source)
+    if joint_set is None and meta.get("keypoint_format") is not None:
+        _meta_joint_set(meta["keypoint_format"], source)  # a bad one fails before the records are read
+    dets = DetectionRows(source)
+    _parse_records(records, dets, warnings, flags=False, frame_of=None, blocks=fast)
+    return meta, dets
+
+
 def _meta_joint_set(value: Any, source: str) -> str:
     found = _META_JOINT_SETS.get(value.strip().lower()) if isinstance(value, str) else None
     if found is None:
@@ -79,50 +100,30 @@ def _meta_joint_set(value: Any, source: str) -> str:
 
 
 def _parse_records(records: Any, dets: DetectionRows, warnings: list[str], *, flags: bool,
-                   frame_of: dict | None) -> None:
+                   frame_of: dict | None, blocks: bool = False) -> None:
     """Add COCO-style person records to ``dets`` (the one record parser).
 
     ``flags``: the third keypoint value is a COCO visibility flag (0 -> confidence 0; 1, 2 ->
     1).  ``frame_of``: ``image_id`` -> frame (annotation files); else ``image_id`` is the frame.
+    ``blocks``: ``records`` yields lists of records (:func:`lifting.io.json_scan.record_blocks`);
+    a list of plain records (no flags, no ``frame_of``) is then added in one go
+    (:func:`_add_plain_block`), any other record by record, with the same checks and messages.
     """
     source = dets.source
     skipped: dict[str, int] = {}
     n = 0
-    for i, rec in enumerate(records):
-        n = i + 1
-        where = f"record {i}"
-        if not isinstance(rec, dict):
-            raise TrackFormatError(f"{source}: {where} is not a JSON object (got {type(rec).__name__})")
-        cat = rec.get("category_id", PERSON_CATEGORY)
-        if cat is not None and (isinstance(cat, bool) or cat != 1):
-            skipped[describe(cat)] = skipped.get(describe(cat), 0) + 1
-            continue
-        for key in ("image_id", "keypoints"):
-            if key not in rec:
-                raise TrackFormatError(f"{source}: {where} has no {key!r}")
-        if frame_of is None:
-            frame = bounded_frame(parse_image_id(rec["image_id"], source, i), f"{source}: {where}: image_id")
+    total = getattr(records, "n_records", None) if blocks else len(records) if isinstance(records, list) else None
+    bar = tqdm(total=total, unit="record", desc="read", disable=None, leave=False, mininterval=1.0,
+               dynamic_ncols=True)  # disable=None: only on a terminal
+    for block in (records if blocks else ([r] for r in records)):
+        if blocks and not flags and frame_of is None and _add_plain_block(block, dets, n):
+            n += len(block)
         else:
-            img = rec["image_id"]
-            if isinstance(img, (list, dict)) or img not in frame_of:
-                raise TrackFormatError(f"{source}: {where}: image_id {describe(img)} is not in 'images'")
-            frame = frame_of[img]
-        kp = check_numbers(rec["keypoints"], f"{source}: {where}: keypoints")
-        if len(kp) == 0 or len(kp) % 3:
-            raise TrackFormatError(f"{source}: {where}: keypoints has {len(kp)} values, expected a non-zero "
-                                   "multiple of 3 (x, y, confidence per joint)")
-        arr = np.asarray(kp, dtype=np.float64).reshape(-1, 3)
-        if flags:
-            arr[:, 2] = np.where(arr[:, 2] > 0, 1.0, 0.0)
-        box = rec.get("bbox", rec.get("box"))
-        if box is not None:
-            box = check_numbers(box, f"{source}: {where}: bbox", 4)
-        score = detection_score(rec.get("score"), f"{source}: {where}: score")
-        tid = parse_track_id(rec, source, i)
-        if rec.get("track_id") is None and rec.get("idx") is not None:
-            dets.idx_records += 1
-            dets.idx_unusable += tid is None
-        dets.add(frame, tid, arr, box, score, (i, 0))
+            for rec in block:
+                _add_record(rec, n, dets, skipped, flags, frame_of)
+                n += 1
+        bar.update(len(block))
+    bar.close()
     if skipped:
         detail = ", ".join(f"{k}: {v}" for k, v in sorted(skipped.items()))
         warnings.append(f"skipped {sum(skipped.values())} non-person record(s) (category_id != 1; {detail})")
@@ -131,6 +132,97 @@ def _parse_records(records: Any, dets: DetectionRows, warnings: list[str], *, fl
     if not len(dets):
         raise TrackFormatError(f"{source}: no person records (category_id 1) among {n} record(s)")
 
+
+def _add_record(rec: Any, i: int, dets: DetectionRows, skipped: dict, flags: bool, frame_of: dict | None) -> None:
+    """Check record ``i`` and add it to ``dets`` (a non-person record is counted in ``skipped``)."""
+    source, where = dets.source, f"record {i}"
+    if not isinstance(rec, dict):
+        raise TrackFormatError(f"{source}: {where} is not a JSON object (got {type(rec).__name__})")
+    cat = rec.get("category_id", PERSON_CATEGORY)
+    if cat is not None and (isinstance(cat, bool) or cat != 1):
+        skipped[describe(cat)] = skipped.get(describe(cat), 0) + 1
+        return
+    for key in ("image_id", "keypoints"):
+        if key not in rec:
+            raise TrackFormatError(f"{source}: {where} has no {key!r}")
+    if frame_of is None:
+        frame = bounded_frame(parse_image_id(rec["image_id"], source, i), f"{source}: {where}: image_id")
+    else:
+        img = rec["image_id"]
+        if isinstance(img, (list, dict)) or img not in frame_of:
+            raise TrackFormatError(f"{source}: {where}: image_id {describe(img)} is not in 'images'")
+        frame = frame_of[img]
+    kp = check_numbers(rec["keypoints"], f"{source}: {where}: keypoints")
+    if len(kp) == 0 or len(kp) % 3:
+        raise TrackFormatError(f"{source}: {where}: keypoints has {len(kp)} values, expected a non-zero "
+                               "multiple of 3 (x, y, confidence per joint)")
+    arr = np.asarray(kp, dtype=np.float64).reshape(-1, 3)
+    if flags:
+        arr[:, 2] = np.where(arr[:, 2] > 0, 1.0, 0.0)
+    box = rec.get("bbox", rec.get("box"))
+    if box is not None:
+        box = check_numbers(box, f"{source}: {where}: bbox", 4)
+    score = detection_score(rec.get("score"), f"{source}: {where}: score")
+    tid = parse_track_id(rec, source, i)
+    if rec.get("track_id") is None and rec.get("idx") is not None:
+        dets.idx_records += 1
+        dets.idx_unusable += tid is None
+    dets.add(frame, tid, arr, box, score, (i, 0))
+
+
+_PLAIN_KEYS = frozenset(("image_id", "category_id", "keypoints", "score", "bbox", "track_id"))
+_NUMBER = frozenset((int, float))
+
+
+def _numbers(values: list, width: int) -> np.ndarray | None:
+    """``(n, width)`` float64 of ``values`` (lists of ``width`` JSON numbers each), or None when
+    any is not such a list or holds an int beyond :data:`~lifting.io.readers.common._MAX_ABS`."""
+    if not all(type(v) is list and len(v) == width for v in values):
+        return None
+    if not set(map(type, chain.from_iterable(values))) <= _NUMBER:
+        return None
+    try:
+        arr = np.array(values, dtype=np.float64).reshape(len(values), width)
+    except OverflowError:
+        return None
+    return None if (np.abs(arr) > _MAX_ABS).any() else arr
+
+
+def _person(cat: Any) -> bool:
+    return cat is None or (type(cat) is int and cat == 1)
+
+
+def _add_plain_block(recs: list, dets: DetectionRows, first: int) -> bool:
+    """Add a block of plain records in one go: every record a person (``category_id`` 1 or
+    none) with an integer ``image_id`` in range, ``keypoints`` of the first record's joint
+    count, the same optional fields present in all (``score`` a number, ``bbox`` 4 numbers,
+    ``track_id`` an integer) and nothing else that the record parser reads. False (nothing
+    added) for any other block: :func:`_add_record` then checks record by record."""
+    if not recs or not all(type(r) is dict and r.keys() <= _PLAIN_KEYS for r in recs):
+        return False
+    keys = recs[0].keys() & {"score", "bbox", "track_id"}
+    if any(r.keys() & {"score", "bbox", "track_id"} != keys or "image_id" not in r or "keypoints" not in r
+           for r in recs):
+        return False
+    if not all(_person(r.get("category_id")) for r in recs):
+        return False
+    frames = [r["image_id"] for r in recs]
+    if not all(type(f) is int and 0 <= f <= MAX_FRAME_INDEX for f in frames):
+        return False
+    k3 = len(recs[0]["keypoints"]) if type(recs[0]["keypoints"]) is list else 0
+    kp = _numbers([r["keypoints"] for r in recs], k3) if k3 and k3 % 3 == 0 else None
+    if kp is None or (len(dets) and k3 // 3 != dets.num_joints) or len(dets) + len(recs) > MAX_PERSON_FRAMES:
+        return False
+    box = _numbers([r["bbox"] for r in recs], 4) if "bbox" in keys else None
+    scores = [r["score"] for r in recs] if "score" in keys else None
+    tids = [r["track_id"] for r in recs] if "track_id" in keys else None
+    if ("bbox" in keys and box is None) or (scores is not None and not set(map(type, scores)) <= _NUMBER) \
+            or (tids is not None and not all(type(t) is int and abs(t) <= _INT64_MAX for t in tids)):
+        return False
+    dets.add_many(np.array(frames, np.int64), None if tids is None else np.array(tids, np.int64),
+                  kp.reshape(len(recs), -1, 3), box, None if scores is None else np.array(scores, np.float64),
+                  np.arange(first, first + len(recs)))
+    return True
 
 
 def read_coco_annotations(inp: Input, joint_set: str | None, opts: ReadOptions) -> Detections:

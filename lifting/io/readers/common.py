@@ -120,6 +120,29 @@ class DetectionRows:
             self.tids[i], self.has_tid[i] = tid, True
         self.n = i + 1
 
+    def add_many(self, frames: np.ndarray, tids: np.ndarray | None, kp: np.ndarray, boxes: np.ndarray | None,
+                 scores: np.ndarray | None, records: np.ndarray) -> None:
+        """Append ``M`` checked detections at once (as ``M`` calls of :meth:`add`): ``frames
+        (M,)`` int64, file track ids ``(M,)`` or None, keypoints ``(M, K, 3)`` with ``K`` the
+        rows' joint count, boxes ``(M, 4)`` / scores ``(M,)`` or None, ``records (M,)`` their
+        record numbers (location ``(record, 0)``). The caller checked the counts and limits."""
+        m, i = len(frames), self.n
+        if i == 0:
+            self.num_joints = kp.shape[1]
+        while self.cap < i + m:
+            self._grow(kp.shape[1])
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.keypoints[i:i + m] = kp
+            if boxes is not None:
+                self.boxes[i:i + m] = boxes
+            if scores is not None:
+                self.scores[i:i + m] = scores
+        self.frames[i:i + m], self.loc[i:i + m, 0], self.loc[i:i + m, 1] = frames, records, 0
+        self.has_box[i:i + m], self.has_score[i:i + m] = boxes is not None, scores is not None
+        if tids is not None:
+            self.tids[i:i + m], self.has_tid[i:i + m] = tids, True
+        self.n = i + m
+
     def __len__(self) -> int:
         return self.n
 

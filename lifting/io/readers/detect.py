@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ..json_scan import ScanFallback, record_blocks, scan_top_level
 from ..tracks import TrackFormatError
 from .common import Input, not_a_known_format
 from .mediapipe import mediapipe_csv
@@ -87,7 +88,26 @@ def detect(inp: Input) -> str:
 def _json_sample(source: str) -> Any:
     """A small stand-in for a large JSON document, enough for :func:`detect`: a
     top-level list becomes ``[first item]``; an object becomes its top-level keys with list
-    values cut to their first item. Parsed incrementally (``ijson``), in constant memory."""
+    values cut to their first item. From one byte scan (:func:`lifting.io.json_scan.scan_top_level`,
+    kept for the reader) when it applies, else parsed incrementally (``ijson``), in constant memory."""
+    try:
+        return _scanned_sample(source)
+    except ScanFallback:
+        return _streamed_sample(source)
+
+
+def _scanned_sample(source: str) -> Any:
+    """:func:`_json_sample` from the byte scan. Raises ScanFallback where it does not apply
+    (e.g. a top-level array whose items are not objects)."""
+    top = scan_top_level(source)
+    first = {k: next(record_blocks(source, a, size=1), [None])[0] for k, a in top.arrays.items()}
+    if top.kind == "list":
+        return [first[""]]
+    return {k: None if first.get(k) is None else [first[k]] for k in top.values}
+
+
+def _streamed_sample(source: str) -> Any:
+    """:func:`_json_sample` parsed with ``ijson``."""
     import ijson
 
     with open(source, "rb") as f:
