@@ -18,6 +18,7 @@ from .skeletons import CANON16, Skeleton
 from .models.teacher import Lifter
 
 __all__ = ["lift_smpl_frames", "window_indices", "strided_windows", "output_index", "lift_frames", "InferenceSettings",
+           "flip_average", "mirror_permutation",
            "metric_scale",
            "HEIGHT_PROXY_FRACTION", "DEFAULT_HEIGHT_M", "DEFAULT_STRIDE", "native_bf16", "bf16_or_warn",
            "auto_threads", "choose_threads"]
@@ -123,6 +124,13 @@ def _batches(model, keypoints_2d, mask, conf, seq_offsets, causal, stride, batch
     return torch.from_numpy(win).to(dev), torch.from_numpy(pos).to(dev), gen()
 
 
+def flip_average(lift: torch.Tensor, mirrored_lift: torch.Tensor) -> torch.Tensor:
+    """Test-time flip: the mean of a lift ``(N, J, 3)`` and the lift of the mirrored input
+    (``x -> -x``, left and right joints swapped, :func:`mirror_permutation`) mirrored back."""
+    perm = mirror_permutation(lift.shape[1])
+    return (lift + mirrored_lift[:, perm] * torch.tensor([-1.0, 1.0, 1.0], device=mirrored_lift.device)) / 2
+
+
 def mirror_permutation(num_joints: int) -> list[int]:
     """``(J,)`` joint order of the mirrored skeleton (left and right swapped) for the
     :data:`lifting.skeletons.CANON16` joints.
@@ -203,7 +211,7 @@ def lift_frames(
         once = replace(settings, flip=False)
         a = lift_frames(model, keypoints_2d, mask, seq_offsets, conf, once)
         b = lift_frames(model, kp_m, mask[:, perm], seq_offsets, None if conf is None else conf[:, perm], once)
-        return (a + b[:, perm] * torch.tensor([-1.0, 1.0, 1.0], device=b.device)) / 2
+        return flip_average(a, b)
     win, pos, batches = _batches(model, keypoints_2d, mask, conf, seq_offsets, causal, stride, batch_size)
     out = torch.zeros(len(win), keypoints_2d.shape[1], 3, device=keypoints_2d.device)
     bounds = torch.searchsorted(win, torch.arange(0, int(win.max()) + batch_size + 1 if len(win) else 1, batch_size,

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from .inference import mirror_permutation
+from .inference import flip_average, mirror_permutation
 from .io.tracks import Track
 from .lift_result import LiftResult
 from .prepare import canonical_track, run_offsets
@@ -142,11 +142,7 @@ def uncertainty_prepared(lifter, tracks: list[PreparedTrack], fps: float | None,
             except ValueError as e:
                 raise ValueError(f"track {t.track_id}: {e}") from None
         return out
-    parts = []
-    for t, s in zip(tracks, per):
-        kp, mask, offs = perturbed_stack(t.kp, t.mask, t.seg, s)
-        parts.append((kp, mask, offs, np.tile(t.conf, (s.samples + 1, 1))))
-    preds = _normalised_many(lifter, parts, fps, causal)
+    preds = _normalised_many(lifter, [_uncertainty_part(t, s) for t, s in zip(tracks, per)], fps, causal)
     out = []
     for t, s, p in zip(tracks, per, preds):
         try:
@@ -154,6 +150,14 @@ def uncertainty_prepared(lifter, tracks: list[PreparedTrack], fps: float | None,
         except ValueError as e:
             raise ValueError(f"track {t.track_id}: {e}") from None
     return out
+
+
+def _uncertainty_part(t: PreparedTrack, s: UncertaintySettings) -> tuple:
+    """The model input of one track's uncertainty: its clean 2D and ``s.samples`` perturbed
+    copies (:func:`lifting.uncertainty.perturbed_stack`) with their scores,
+    ``(kp, mask, run offsets, conf)``."""
+    kp, mask, offs = perturbed_stack(t.kp, t.mask, t.seg, s)
+    return kp, mask, offs, np.tile(t.conf, (s.samples + 1, 1))
 
 
 def _shares_clean_lift(lifter, fps: float | None) -> bool:
@@ -187,8 +191,7 @@ def lift_with_uncertainty(lifter, tracks: list[PreparedTrack], fps: float | None
     per = [replace(settings, seed=t.track_id) for t in tracks]
     parts = []
     for t, s in zip(tracks, per):
-        kp, mask, offs = perturbed_stack(t.kp, t.mask, t.seg, s)
-        conf = np.tile(t.conf, (s.samples + 1, 1))
+        kp, mask, offs, conf = _uncertainty_part(t, s)
         if flip:  # the mirrored 2D goes in front: [mirror, clean, copies]
             seg = t.seg
             kp = np.concatenate([t.kp[:, perm] * np.array([-1.0, 1.0], np.float32), kp])
@@ -201,7 +204,7 @@ def lift_with_uncertainty(lifter, tracks: list[PreparedTrack], fps: float | None
         n = len(t.kp)
         if flip:
             b, p = p[:n], p[n:]
-            main = (p[:n] + b[:, perm] * torch.tensor([-1.0, 1.0, 1.0])) / 2
+            main = flip_average(p[:n], b)
         else:
             main = p[:n]
         lifts.append(LiftResult(-1, np.arange(n), _metres(lifter, main, t.track_id), t.kp, t.mask,
