@@ -40,7 +40,10 @@ def test_adapt_teacher_and_student_end_to_end(tracks_file, tmp_path):
     v = s["validation"]
     for key in ("teacher_before", "teacher_after", "student_before", "student_after"):
         assert np.isfinite(v[key]["heldout_joint_2d"])
-    assert v["teacher_before"] != v["teacher_after"]  # the teacher trained
+    sel = s["selection"]["teacher"]
+    assert sel["by_step"][3] != sel["by_step"][0]  # the teacher trained
+    assert v["teacher_after"] == sel["by_step"][sel["chosen_step"]]  # and the chosen snapshot shipped
+    assert "step" not in sel["by_step"][0]  # validation values only
     # checkpoints are lift-loadable and differ from the bundled ones
     teacher, ck = load_lifter(out / "teacher.pt")
     bundled, _ = load_lifter("teacher")

@@ -19,7 +19,7 @@ user's own 2D tracks, then lifting those tracks with the adapted models. No 3D a
    adapt data passed as :class:`trainers.stages.TrackSources`) in ``OUT/runs/<stage>``
    (``config.yaml``, ``train_log.jsonl``, ``val_log.jsonl``; step snapshots with
    ``snapshots``). Checkpoints ``OUT/teacher.pt`` (and ``OUT/student.pt``) in the inference
-   format (:func:`lifting.models.checkpoint.export_checkpoint`; ``posenet3d lift --checkpoint`` loads them),
+   format (:func:`lifting.models.checkpoint.inference_checkpoint`; ``posenet3d lift --checkpoint`` loads them),
    ``OUT/adapt.json`` with the budget, data counts and the 3D-free validation before/after
    each stage (:func:`trainers.stages.validate_2d`), then
    :func:`lifting.lift.lift_file` of every input with the final model into ``OUT/lift`` (one
@@ -51,7 +51,7 @@ from lifting.data import WindowSampler
 from lifting.inference import choose_threads
 from lifting.io.fileio import atomic_write, check_output_folder, staged_output_folder
 from lifting.lift import lift_file
-from lifting.models.checkpoint import export_checkpoint, load_checkpoint, model_class, save_checkpoint, stored_args
+from lifting.models.checkpoint import inference_checkpoint, load_checkpoint, model_class, save_checkpoint, stored_args
 from lifting.models.lifters import bundled_single_frame, bundled_teacher_for_window, default_checkpoint, resolve_checkpoint
 from lifting.options import LiftOptions
 from lifting.track_data import MIN_FRAMES, RealPosePool, TrackReading, expand_inputs, load_track_2d, read_pose_pool
@@ -349,25 +349,27 @@ def _run_stage(name: str, cfg: TrainConfig, job: _Job, run_dir: Path, progress: 
         start), ``chosen_step`` (best.pt's: 0 when no snapshot beat the start) and ``shipped``.
     """
     train(name, cfg, run_dir, progress=progress, sources=job.sources)
-    by_step = {}
+    by_step, chosen = {}, 0
     for ln in (run_dir / "val_log.jsonl").read_text().splitlines():
         rec = json.loads(ln)
-        by_step[rec.pop("step")] = {k: v for k, v in rec.items() if k != "best"}
-    chosen = int(load_checkpoint(run_dir / "best.pt")["step"])
+        step = rec.pop("step")
+        chosen = step if rec.pop("best") else chosen  # the last validation that became best.pt
+        by_step[step] = rec
     return {"criterion": SELECTION_KEY, "guards": list(cfg.train.select_guards), "by_step": by_step,
             "chosen_step": chosen, "shipped": "adapted" if chosen else "start"}
 
 
-def _ship(run_dir: Path, dest: Path, which: str = "model", teacher_at: Path | None = None) -> dict:
-    """Export the run's best.pt (:func:`lifting.models.checkpoint.export_checkpoint`) to ``dest``; a student's
-    recorded ``student.teacher_checkpoint`` becomes ``teacher_at`` (its path once the output
-    is in place). Returns the exported validation (``val``)."""
-    export_checkpoint(run_dir / "best.pt", dest, which=which)
+def _ship(best: dict, dest: Path, which: str = "model", teacher_at: Path | None = None) -> dict:
+    """Write the inference part of a run's loaded best.pt ``best``
+    (:func:`lifting.models.checkpoint.inference_checkpoint`) to ``dest``; a student's recorded
+    ``student.teacher_checkpoint`` becomes ``teacher_at`` (its path once the output is in
+    place). Returns the shipped validation (``val``)."""
+    slim = inference_checkpoint(best, which=which, source=str(dest))
     if teacher_at is not None:
-        ck = load_checkpoint(dest)
-        ck["config"]["student"]["teacher_checkpoint"] = str(teacher_at)
-        save_checkpoint(ck, dest)
-    return load_checkpoint(dest)["val"]
+        run = slim["config"]  # a new dict, so that ``best`` (shipped again for the teacher) is unchanged
+        slim["config"] = run | {"student": run["student"] | {"teacher_checkpoint": str(teacher_at)}}
+    save_checkpoint(slim, dest)
+    return slim["val"]
 
 
 def _without_teacher(val: dict) -> dict:
@@ -382,7 +384,8 @@ def _train(job: _Job, plan: dict, st: AdaptSettings, where: _Folders, summary: d
     t_cfg = adapt_config("teacher", job.t_args,
                          job.t_over + _loop_settings("teacher", plan["teacher"], summary["critic_warmup"], st.snapshots))
     sel = summary["selection"]["teacher"] = _run_stage("teacher", t_cfg, job, runs / "teacher", progress)
-    val |= {"teacher_before": sel["by_step"][0], "teacher_after": _ship(runs / "teacher", where.staging / "teacher.pt")}
+    best = load_checkpoint(runs / "teacher" / "best.pt")
+    val |= {"teacher_before": sel["by_step"][0], "teacher_after": _ship(best, where.staging / "teacher.pt")}
     _drop_weights(runs / "teacher")
     if job.student is None:
         return where.out / "teacher.pt"
@@ -391,11 +394,12 @@ def _train(job: _Job, plan: dict, st: AdaptSettings, where: _Folders, summary: d
     s_cfg = adapt_config(name, s_args, over + [f"student.teacher_checkpoint={where.staging / 'teacher.pt'}"]
                          + _loop_settings(name, plan["student"], warmup, st.snapshots))
     sel = summary["selection"]["student"] = _run_stage(name, s_cfg, job, runs / "student", progress)
+    best = load_checkpoint(runs / "student" / "best.pt")
     val |= {"student_before": _without_teacher(sel["by_step"][0]),
-            "student_after": _without_teacher(_ship(runs / "student", where.staging / "student.pt",
+            "student_after": _without_teacher(_ship(best, where.staging / "student.pt",
                                                     teacher_at=where.out / "teacher.pt"))}
     if name == "finetune":  # the co-trained teacher of the chosen step replaces the stage-1 one
-        val["teacher_finetuned"] = _ship(runs / "student", where.staging / "teacher.pt", which="teacher")
+        val["teacher_finetuned"] = _ship(best, where.staging / "teacher.pt", which="teacher")
     _drop_weights(runs / "student")
     return where.out / "student.pt"
 

@@ -36,7 +36,7 @@ from .teacher import Lifter
 
 __all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError", "ModelConfigError", "MODEL_CLASSES",
            "model_kind", "model_class", "model_entries", "make_checkpoint", "check_weights", "stored_args",
-           "build_model", "export_checkpoint", "FORMAT_VERSION"]
+           "build_model", "export_checkpoint", "inference_checkpoint", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 
@@ -295,10 +295,19 @@ def export_checkpoint(ckpt_path: str | Path, dest: str | Path, half: bool = Fals
         CheckpointError: unreadable checkpoint. ValueError: no teacher in it, or ``which``
             not ``"model"`` / ``"teacher"``. OSError: ``dest`` could not be written.
     """
-    ck = load_checkpoint(ckpt_path)
+    return save_checkpoint(inference_checkpoint(load_checkpoint(ckpt_path), half, which, str(ckpt_path)), dest)
+
+
+def inference_checkpoint(ck: dict, half: bool = False, which: str = "model", source: str = "checkpoint") -> dict:
+    """The inference part of a loaded training checkpoint ``ck`` (what :func:`export_checkpoint`
+    writes; arguments as there).
+
+    Raises:
+        ValueError: no teacher in it (naming ``source``), or ``which`` not ``"model"`` / ``"teacher"``.
+    """
     if which == "teacher":
         if "teacher_model" not in ck:
-            raise ValueError(f"{ckpt_path}: no co-trained teacher in this checkpoint (only fine-tuning has one)")
+            raise ValueError(f"{source}: no co-trained teacher in this checkpoint (only fine-tuning has one)")
         ck = {k: v for k, v in ck.items() if k not in ("body_model",)} | {
             "model": ck["teacher_model"], "model_config": ck["teacher_model_config"], "kind": "teacher",
             "val": {k[len("teacher_"):]: v for k, v in (ck.get("val") or {}).items() if k.startswith("teacher_")}}
@@ -310,4 +319,4 @@ def export_checkpoint(ckpt_path: str | Path, dest: str | Path, half: bool = Fals
         slim["config"] = _scrub_body_model_path(slim["config"])
     if half:
         slim["model"] = {k: v.half() if v.is_floating_point() else v for k, v in slim["model"].items()}
-    return save_checkpoint(slim, dest)
+    return slim
