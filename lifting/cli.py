@@ -143,7 +143,7 @@ def _lift_options(a: argparse.Namespace):
                        smooth=a.smooth, smooth_window=a.smooth_window, causal=a.causal, stride=a.stride,
                        export=tuple(a.export or ()), max_figures=a.max_figures, mesh_frames=a.mesh_frames,
                        mesh_format=a.mesh_format, video=a.video, video_max_frames=a.video_max_frames,
-                       overwrite=a.overwrite, uncertainty_samples=a.uncertainty_samples, fit=a.fit, flip=a.flip,
+                       overwrite=a.overwrite, uncertainty=a.uncertainty, uncertainty_samples=a.uncertainty_samples, fit=a.fit, flip=a.flip,
                        image_size=a.image_size, focal_px=a.focal_px, camera=a.camera)
 
 
@@ -240,7 +240,7 @@ def _cmd_mesh_image(a: argparse.Namespace) -> int:
 
 def _add_lift_options(li: argparse.ArgumentParser, checkpoint_help: str | None = None) -> None:
     """The ``lift`` options (also ``adapt``'s); every default comes from :class:`lifting.options.LiftOptions`."""
-    from lifting.options import EXPORT_FORMATS, TRACKERS, LiftOptions
+    from lifting.options import EXPORT_FORMATS, TRACKERS, UNCERTAINTY_METHODS, LiftOptions
 
     D = LiftOptions.defaults()
     li.add_argument("--checkpoint", default=D["checkpoint"],
@@ -296,8 +296,12 @@ def _add_lift_options(li: argparse.ArgumentParser, checkpoint_help: str | None =
                          f"interpolated and marked, long gaps as separate BVH clips)")
     li.add_argument("--body-model", default=D["body_model_path"],
                     help="student only: SMPL .pkl/.npz file or folder replacing the checkpoint's body model")
+    li.add_argument("--uncertainty", choices=UNCERTAINTY_METHODS, default=D["uncertainty"],
+                    help="per-joint 3D uncertainty joints_3d_std: 'flip' from the lift and its mirrored lift "
+                         "(no extra lift with the test-time flip), 'sampled' from perturbed 2D copies "
+                         "(--uncertainty-samples more lifts), 'off' (default: %(default)s)")
     li.add_argument("--uncertainty-samples", type=int, default=D["uncertainty_samples"],
-                    help="perturbed 2D copies per track for the per-joint 3D uncertainty joints_3d_std (0 = off)")
+                    help="perturbed 2D copies per track for --uncertainty sampled (default: %(default)s)")
     li.add_argument("--overwrite", action="store_true", default=D["overwrite"],
                     help="replace the outputs of a previous run in a non-empty output folder")
 

@@ -44,12 +44,12 @@ from .io.tracks import Track, TrackSet
 from .options import LiftOptions, check_fps
 from .outputs import LiftOutputs
 from . import track as track_step
-from .lift_batch import PreparedTrack, lift_with_uncertainty, prepare_track
+from .lift_batch import PreparedTrack, lift_with_flip_spread, lift_with_uncertainty, prepare_track
 from .prepare import identity_switches, person_check, run_offsets
 from .placement import Intrinsics, fit_floor, guess_intrinsics, lowest_feet, read_camera, root_translation, track_motion
 from .refine import fit_track
 from .track_lifter import MODEL_FPS, LiftResult, as_track_lifter
-from .uncertainty import CALIBRATION, DEFAULT_LEVEL_OKS, UncertaintySettings
+from .uncertainty import CALIBRATION, DEFAULT_LEVEL_OKS, FLIP_FACTOR, FLIP_FLOOR_M, UncertaintySettings
 
 __all__ = ["lift_track", "lift_tracks", "lift_file", "load_track_lifter", "LiftOptions", "LiftResult", "MODEL_FPS"]
 
@@ -69,9 +69,10 @@ def lift_track(lifter, track: Track, keypoint_format: str = "coco17", fps: float
         options: ``conf_threshold``, ``min_joints``, ``smooth``/``smooth_window``
             (Savitzky-Golay smoothing of the observed 2D per joint and gap-free run,
             :func:`lifting.smoothing.smooth_tracks`, before lifting), ``causal`` and
-            ``uncertainty_samples`` (``joints_3d_std``, :func:`lifting.uncertainty.lift_uncertainty`,
-            seeded by the track id; computed on the unflipped, unfitted lift it is calibrated on)
-            and ``fit`` (a teacher's lift
+            ``uncertainty`` / ``uncertainty_samples`` (``joints_3d_std`` of the unfitted lift it is
+            calibrated on: ``"flip"``, :func:`lifting.uncertainty.flip_spread`; ``"sampled"``,
+            :func:`lifting.uncertainty.lift_uncertainty` seeded by the track id, on the unflipped
+            lift) and ``fit`` (a teacher's lift
             fitted to its 2D, :func:`lifting.refine.fit_track`) are used.
 
     Returns:
@@ -111,12 +112,22 @@ def _model_stage(lifter, tracks: list[Track], keypoint_format: str, fps: float |
     prep = [prepare_track(t, keypoint_format, o) for t in tracks]
     live = [p for p in prep if len(p.frame_ids)]
     n_in = sum(len(t.frame_ids) for t in tracks)  # the bars count input detections
-    lifts, stds = lift_with_uncertainty(lifter, live, fps, o.causal,
-                                        UncertaintySettings(o.uncertainty_samples) if o.uncertainty_samples else None)
+    method = uncertainty_method(lifter, o)
+    if method == "flip":
+        lifts, stds = lift_with_flip_spread(lifter, live, fps, o.causal)
+    else:
+        settings = UncertaintySettings(o.uncertainty_samples) if method == "sampled" else None
+        lifts, stds = lift_with_uncertainty(lifter, live, fps, o.causal, settings)
     lifts, stds = iter(lifts), iter(stds)
     _advance(bars, "lift", n_in)
-    _advance(bars, "uncertainty", n_in if o.uncertainty_samples else 0)
+    _advance(bars, "uncertainty", n_in if method == "sampled" else 0)
     return [(t, p, next(lifts), next(stds)) if len(p.frame_ids) else (t, p, None, None) for t, p in zip(tracks, prep)]
+
+
+def uncertainty_method(lifter, o: LiftOptions) -> str:
+    """The uncertainty a run computes: ``o.uncertainty``, except that ``"flip"`` becomes
+    ``"sampled"`` for a lifter without a mirrored lift (the SMPL student)."""
+    return "sampled" if o.uncertainty == "flip" and not lifter.mirrors else o.uncertainty
 
 
 def _finish_stage(staged: list[tuple], o: LiftOptions, camera: Intrinsics | None,
@@ -276,7 +287,7 @@ def lift_file(tracks_path: str | Path, out_dir: str | Path, options: LiftOptions
     (T, 16, 3)`` float32 metres root-relative camera frame, ``joint_names``, ``parents``,
     ``frame_ids (T,)``, ``keypoints_2d (T, 16, 2)`` px, ``mask (T, 16)`` observed joints,
     ``skipped_frame_ids``, ``units``, ``coordinate_frame``, ``fps``, ``track_id``, and
-    ``joints_3d_std (T, 16)`` metres per-joint uncertainty unless ``uncertainty_samples`` is 0),
+    ``joints_3d_std (T, 16)`` metres per-joint uncertainty unless ``uncertainty`` is ``"off"``),
     ``track_XXXX.png`` figures for the ``max_figures`` longest tracks (with at least
     ``min_figure_frames`` frames), and ``summary.json`` (options, per-track statistics,
     ``tracking`` from the reader, ``warnings``, file lists, timings, ``models`` {name:
@@ -434,7 +445,7 @@ def _lift_tracks(lifter, ts: TrackSet, o: LiftOptions, camera: Intrinsics | None
     Raises:
         ValueError: as :func:`lift_track`."""
     log = _RunLog()
-    steps = ["lift"] + (["uncertainty"] if o.uncertainty_samples else []) + ["fit", "write"]
+    steps = ["lift"] + (["uncertainty"] if uncertainty_method(lifter, o) == "sampled" else []) + ["fit", "write"]
     bars = _StepBars(sum(len(t.frame_ids) for t in ts.tracks), steps, o.progress)
 
     def finish_and_write(staged: list[tuple]) -> None:
@@ -468,6 +479,16 @@ def _lift_tracks(lifter, ts: TrackSet, o: LiftOptions, camera: Intrinsics | None
     return log
 
 
+def _uncertainty_summary(method: str, o: LiftOptions) -> dict | None:
+    """How ``joints_3d_std`` was made (``summary.json``), None when it was not."""
+    if method == "flip":
+        return {"method": "flip", "factor": FLIP_FACTOR, "floor_m": FLIP_FLOOR_M}
+    if method == "sampled":
+        return {"method": "sampled", "samples": o.uncertainty_samples, "level_oks": DEFAULT_LEVEL_OKS,
+                "calibration": CALIBRATION}
+    return None
+
+
 def _summary(tracks_path, o: LiftOptions, ckpt: dict, lifter, ts: TrackSet, outputs: LiftOutputs) -> dict:
     """The fields of ``summary.json`` (without figures/videos and timings)."""
     notes = _option_notes(lifter, o)
@@ -490,6 +511,5 @@ def _summary(tracks_path, o: LiftOptions, ckpt: dict, lifter, ts: TrackSet, outp
         "smoothing": {"method": o.smooth, "window": o.smooth_window} if o.smooth != "none" else None,
         "causal": o.causal, "stride": 1 if o.causal else min(o.stride, lifter.window),
         "body_model": lifter.body_model.describe() if lifter.body_model is not None else None,
-        "uncertainty": {"samples": o.uncertainty_samples, "level_oks": DEFAULT_LEVEL_OKS, "calibration": CALIBRATION}
-        if o.uncertainty_samples else None,
+        "uncertainty": _uncertainty_summary(uncertainty_method(lifter, o), o),
     }

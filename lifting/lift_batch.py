@@ -30,9 +30,10 @@ from .io.tracks import Track
 from .lift_result import LiftResult
 from .prepare import canonical_track, run_offsets
 from .smoothing import smooth_tracks
-from .uncertainty import UncertaintySettings, lift_uncertainty, perturbed_stack, spread_of
+from .uncertainty import FlipSpread, UncertaintySettings, flip_spread, lift_uncertainty, perturbed_stack, spread_of
 
-__all__ = ["PreparedTrack", "prepare_track", "lift_prepared", "uncertainty_prepared", "lift_with_uncertainty"]
+__all__ = ["PreparedTrack", "prepare_track", "lift_prepared", "uncertainty_prepared", "lift_with_uncertainty",
+           "lift_with_flip_spread"]
 
 
 @dataclass
@@ -213,4 +214,48 @@ def lift_with_uncertainty(lifter, tracks: list[PreparedTrack], fps: float | None
             stds.append(spread_of(lifter.to_metres(p), n, s))
         except ValueError as e:
             raise ValueError(f"track {t.track_id}: {e}") from None
+    return lifts, stds
+
+
+def _mirrored(t: PreparedTrack, perm: list[int]) -> tuple:
+    """The mirrored model input of a track (``x -> -x``, left and right joints swapped, as
+    the test-time flip), ``(kp, mask, run offsets, conf)``."""
+    return t.kp[:, perm] * np.array([-1.0, 1.0], np.float32), t.mask[:, perm], t.seg, t.conf[:, perm]
+
+
+def lift_with_flip_spread(lifter, tracks: list[PreparedTrack], fps: float | None, causal: bool,
+                          settings: FlipSpread = FlipSpread()) -> tuple[list[LiftResult], list[np.ndarray]]:
+    """The lift of every prepared track with the flip uncertainty
+    (:func:`lifting.uncertainty.flip_spread`): every track's 2D and its mirror go through the
+    unflipped lifter in one call (``lifter.mirrors`` must be true: a teacher), the lift is their
+    flip average when ``lifter.flips()`` (as :func:`lifting.inference.lift_frames` makes it;
+    otherwise the lift of the input alone), and the two lifts' disagreement in metres (the
+    track's one metric scale, :meth:`~lifting.track_lifter.TeacherLifter.metres_per_unit` of
+    the lift) gives ``joints_3d_std (T, 16)``. Two lifts per frame, flip on or off. Inputs
+    resampled to the model's rate (``fps``) are flip-averaged after the resampling's linear
+    interpolation instead of before (the same up to float rounding).
+
+    Returns:
+        ``(results, stds)``, one per track.
+
+    Raises:
+        ValueError: a lifter without mirrored lifts; non-finite output (naming the track)."""
+    if not lifter.mirrors:
+        raise ValueError("the flip uncertainty needs a lifter with a mirrored lift (a teacher); use the sampled one")
+    if not tracks:
+        return [], []
+    perm = mirror_permutation(tracks[0].kp.shape[1])
+    parts = [p for t in tracks for p in (_mirrored(t, perm), (t.kp, t.mask, t.seg, t.conf))]
+    preds = _normalised_many(lifter.unflipped(), parts, fps, causal)
+    sign = torch.tensor([-1.0, 1.0, 1.0])
+    lifts, stds = [], []
+    for i, t in enumerate(tracks):
+        mirror, clean = preds[2 * i], preds[2 * i + 1]
+        main = flip_average(clean, mirror) if lifter.flips() else clean
+        scale = lifter.metres_per_unit(main)
+        joints = _metres(lifter, main, t.track_id)
+        lifts.append(LiftResult(-1, np.arange(len(t.kp)), joints, t.kp, t.mask, np.zeros(0, np.int64),
+                                lifted_by=lifter.runs_by(t.seg)))
+        back = (mirror[:, perm] * sign * scale).numpy()
+        stds.append(flip_spread((clean * scale).numpy(), back, settings))
     return lifts, stds

@@ -15,7 +15,7 @@ from .track import TRACKERS  # one definition, next to the tracking step
 from .skeletons import CANON16
 from .smoothing import SMOOTHING_METHODS
 
-__all__ = ["LiftOptions", "EXPORT_FORMATS", "TRACKERS", "MIN_FPS", "MAX_FPS", "check_fps"]
+__all__ = ["LiftOptions", "UNCERTAINTY_METHODS", "EXPORT_FORMATS", "TRACKERS", "MIN_FPS", "MAX_FPS", "check_fps"]
 
 EXPORT_FORMATS = ("bvh", "csv", "json")
 MESH_FORMATS = ("obj", "ply")
@@ -37,6 +37,11 @@ the cost of a window per frame. Its accuracy cost is in BENCHMARKS.md."""
 DEFAULT_SAMPLES = 8
 """Perturbed copies ``K`` per lift for the per-joint uncertainty (``--uncertainty-samples``,
 :mod:`lifting.uncertainty`)."""
+
+UNCERTAINTY_METHODS = ("flip", "sampled", "off")
+"""``--uncertainty``: ``flip`` (default) from the two lifts of the test-time flip, no extra
+lift (:func:`lifting.uncertainty.flip_spread`); ``sampled`` from ``K`` perturbed copies
+(:func:`lifting.uncertainty.joint_spread`, ``K`` more lifts); ``off``."""
 
 MIN_HEIGHT_M, MAX_HEIGHT_M = 0.3, 3.0
 MAX_UNCERTAINTY_SAMPLES = 256
@@ -113,9 +118,13 @@ class LiftOptions:
             a guess from the image size; no image size either: root-relative output only.
         flip: teachers lift each frame also mirrored (left/right swapped) and average the two
             (test-time flip augmentation, :func:`lifting.inference.lift_frames`; 2 lifts).
-        uncertainty_samples: perturbed copies ``K >= 0`` of each track's 2D for the per-joint
-            uncertainty ``joints_3d_std`` (:mod:`lifting.uncertainty`; cost ``K + 1`` lifts);
-            0 = not computed; at most :data:`MAX_UNCERTAINTY_SAMPLES`.
+        uncertainty: how the per-joint uncertainty ``joints_3d_std`` is estimated
+            (:data:`UNCERTAINTY_METHODS`, :mod:`lifting.uncertainty`): ``"flip"`` from the
+            disagreement of the lift and its mirrored lift (no extra lift when ``flip`` is on,
+            one without it; a student, which has no mirrored lift, uses ``"sampled"``),
+            ``"sampled"`` from ``uncertainty_samples`` perturbed copies, ``"off"``.
+        uncertainty_samples: perturbed copies ``K >= 1`` for ``uncertainty="sampled"`` (cost
+            ``K`` more lifts); at most :data:`MAX_UNCERTAINTY_SAMPLES`.
 
     Raises:
         ValueError: any value out of range or of the wrong kind, naming the option.
@@ -142,6 +151,7 @@ class LiftOptions:
     video_max_frames: int = 300
     progress: bool = True
     overwrite: bool = False
+    uncertainty: str = "flip"
     uncertainty_samples: int = DEFAULT_SAMPLES
     fit: str = "track"
     flip: bool = True
@@ -159,7 +169,11 @@ class LiftOptions:
         _check_range("--max-figures", self.max_figures, 0, None, kind=int)
         _check_range("min_figure_frames", self.min_figure_frames, 1, None, kind=int)
         _check_range("--video-max-frames", self.video_max_frames, 1, None, kind=int)
-        _check_range("--uncertainty-samples", self.uncertainty_samples, 0, MAX_UNCERTAINTY_SAMPLES, kind=int)
+        if self.uncertainty not in UNCERTAINTY_METHODS:
+            raise ValueError(f"--uncertainty must be one of {', '.join(UNCERTAINTY_METHODS)}, got {self.uncertainty!r}")
+        if self.uncertainty_samples == 0 and not isinstance(self.uncertainty_samples, bool):
+            raise ValueError("--uncertainty-samples must be >= 1; to skip the uncertainty use --uncertainty off")
+        _check_range("--uncertainty-samples", self.uncertainty_samples, 1, MAX_UNCERTAINTY_SAMPLES, kind=int)
         if self.tracker not in TRACKERS:
             raise ValueError(f"--tracker must be one of {', '.join(TRACKERS)}, got {self.tracker!r}")
         if self.image_size is not None:

@@ -129,6 +129,9 @@ class TeacherLifter:
     body_model = None
     #: many tracks can go through one model call (:meth:`normalised`, :mod:`lifting.lift_batch`)
     batches_tracks = True
+    #: mirrored input can be lifted and mapped back (test-time flip, the flip uncertainty
+    #: :func:`lifting.lift_batch.lift_with_flip_spread`)
+    mirrors = True
 
     def __init__(self, model, height_m: float = DEFAULT_HEIGHT_M, stride: int = DEFAULT_STRIDE,
                  name: str = "checkpoint", flip: bool = False):
@@ -158,14 +161,20 @@ class TeacherLifter:
         w = np.zeros_like(pos)[:, None, None] if causal else (pos - i0)[:, None, None]
         return torch.from_numpy(((1 - w) * pred_r[i0] + w * pred_r[i1]).astype(np.float32))
 
+    def metres_per_unit(self, pred: torch.Tensor) -> torch.Tensor:
+        """The one metric scale of a track's normalised lift ``pred (N, J, 3)``: the median over
+        frames of the ratio of metric (:func:`lifting.inference.metric_scale`, ``height_m``)
+        to normalised size; a 0-d tensor, metres per normalised unit."""
+        per_frame = metric_scale(pred, CANON16, self.height_m)
+        return (per_frame.norm(dim=-1).sum(-1) / pred.norm(dim=-1).sum(-1).clamp_min(1e-9)).median()
+
     def to_metres(self, pred: torch.Tensor) -> np.ndarray:
-        """Normalised ``(N, J, 3)`` -> metres with one scale per call (the track).
+        """Normalised ``(N, J, 3)`` -> metres with one scale per call (the track,
+        :meth:`metres_per_unit`).
 
         Raises:
             ValueError: non-finite output."""
-        per_frame = metric_scale(pred, CANON16, self.height_m)
-        ratio = (per_frame.norm(dim=-1).sum(-1) / pred.norm(dim=-1).sum(-1).clamp_min(1e-9)).median()
-        joints = (pred * ratio).numpy().astype(np.float32)
+        joints = (pred * self.metres_per_unit(pred)).numpy().astype(np.float32)
         if not np.isfinite(joints).all():
             raise ValueError("lifting produced non-finite values")
         return joints
@@ -278,6 +287,8 @@ class StudentLifter:
 
     #: one ``betas`` per track: lifted one track at a time (:mod:`lifting.lift_batch`)
     batches_tracks = False
+    #: no test-time flip (its ``betas`` and body pose are not mirrored back)
+    mirrors = False
 
     def __init__(self, model: Student, stride: int = DEFAULT_STRIDE, name: str = "checkpoint"):
         self.model, self.window, self.stride, self.name = model, int(model.window), int(stride), str(name)

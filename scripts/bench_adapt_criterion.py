@@ -53,7 +53,7 @@ def _inputs(name: str, work: Path) -> tuple[list[str], callable]:
         def score(ckpt: str) -> float:
             dest = work / "lift" / Path(ckpt).stem
             lift_file(tracks, dest, LiftOptions(checkpoint=ckpt, max_figures=0, progress=False, overwrite=True,
-                                                uncertainty_samples=0))
+                                                uncertainty="off"))
             return make_hdm05_tracks.score(dest, tracks.with_suffix(".cameras.npz"))["pa_mpjpe_mm"]
         return [str(tracks)], score
     if name == "pose2sim":

@@ -29,8 +29,16 @@ Usage::
 ``NAME=CKPT``: a checkpoint file, a bundled name (``teacher``, ``teacher_single``,
 ``student``) or ``default`` (no ``--checkpoint``); ``NAME=CKPT@fps60`` lifts that row with
 ``--fps 60``; suffixes ``+fit`` / ``+nofit`` add ``--fit track`` / ``--fit none`` (the per-track
-test-time fit), ``+flip`` / ``+noflip`` ``--flip`` / ``--no-flip``; other options are the
-defaults. Without any: the default command, it at ``--fps 60``, and the bundled models.
+test-time fit), ``+flip`` / ``+noflip`` ``--flip`` / ``--no-flip``, ``+sampled`` / ``+flipstd``
+``--uncertainty sampled`` / ``flip``; other options are the defaults except that the
+uncertainty is off unless a row asks for it. Without any: the default command, it at
+``--fps 60``, and the bundled models.
+
+A row with an uncertainty also gets the per-joint check of ``joints_3d_std`` against the
+real error (the 12 non-root joints of :data:`JOINTS`; error after Procrustes alignment of the
+frame, the std times the frame's Procrustes scale, as ``scripts/bench_uncertainty.py`` does on
+Bandai-Namco): Spearman over all joints and over the joint types' means, RMS error / RMS std,
+and the fraction of joints within 1 and 2 stds, all persons and cameras pooled.
 """
 from __future__ import annotations
 
@@ -126,12 +134,13 @@ def lift_folder(ckpt: str | None, folder: Path, dest: Path, fps: float | None, o
     from lifting.lift import lift_file
     from lifting.options import LiftOptions
 
-    settings = dict(max_figures=0, progress=False, overwrite=True, uncertainty_samples=0) | dict(opts or {})
+    settings = dict(max_figures=0, progress=False, overwrite=True, uncertainty="off") | dict(opts or {})
     lift_file(folder, dest, LiftOptions(checkpoint=ckpt, fps=fps, **settings))
     tracks = []
     for f in sorted(Path(dest).glob("track_*.npz")):
         with np.load(f) as d:
-            tracks.append({k: d[k] for k in ("frame_ids", "joints_3d", "keypoints_2d", "mask", "transl")
+            tracks.append({k: d[k] for k in ("frame_ids", "joints_3d", "keypoints_2d", "mask", "transl",
+                                              "joints_3d_std")
                            if k in d.files})
     return tracks
 
@@ -161,7 +170,7 @@ def score_camera(tracks: list[dict], people: dict[str, np.ndarray], cam: dict) -
 
     idx = [CANON16.joint_names.index(j) for j in JOINTS]
     gt = {p: person_in_camera(m, cam) for p, m in people.items()}
-    out = {p: {"pa": [], "n": [], "mpjpe": [], "floor": [], "resid": []} for p in people}
+    out = {p: {"pa": [], "n": [], "mpjpe": [], "floor": [], "resid": [], "std": [], "err": []} for p in people}
     for tr in tracks:
         frames = tr["frame_ids"].astype(int)
         kp, mask, j3 = tr["keypoints_2d"][:, idx], tr["mask"][:, idx], tr["joints_3d"][:, idx]
@@ -179,6 +188,13 @@ def score_camera(tracks: list[dict], people: dict[str, np.ndarray], cam: dict) -
             out[p]["mpjpe"] += mpjpe(pred, target).tolist()
             out[p]["floor"] += pa_mpjpe(floor, target, m).tolist()
             out[p]["resid"] += resid[sel].tolist()
+            if "joints_3d_std" in tr:  # per-joint std (in the truth's metres) and PA error, root left out
+                from lifting.metrics import procrustes_align, procrustes_fit
+
+                err = (procrustes_align(pred, target) - target).norm(dim=-1).numpy()[:, 1:]
+                scale = procrustes_fit(pred, target)[1].numpy()[:, None]
+                out[p]["std"] += list(tr["joints_3d_std"][sel][:, idx[1:]] * scale)
+                out[p]["err"] += list(err)
     return out
 
 
@@ -187,10 +203,10 @@ def run_model(ckpt: str | None, work: Path, fps: float | None = None, opts: dict
     ``n_mpjpe``, ``mpjpe``, ``floor_pa_mpjpe``), ``resid_pct`` (median), ``frames`` matched of
     ``frames_gt`` (100 per camera)."""
     cal = read_calibration(POSE2SIM / "calib.toml")
-    res = {}
+    res, stds, errs = {}, [], []
     for trial, people_files in TRIALS:
         people = {label: read_trc(POSE2SIM / trial / f) for label, f in people_files}
-        acc = {p: {"pa": [], "n": [], "mpjpe": [], "floor": [], "resid": []} for p in people}
+        acc = {p: {"pa": [], "n": [], "mpjpe": [], "floor": [], "resid": [], "std": [], "err": []} for p in people}
         n_gt = 0
         for cam in CAMS:
             tracks = lift_folder(ckpt, POSE2SIM / trial / cam, work / trial / cam, fps, opts)
@@ -203,13 +219,31 @@ def run_model(ckpt: str | None, work: Path, fps: float | None = None, opts: dict
             res[p] = {"pa_mpjpe": mm("pa"), "n_mpjpe": mm("n"), "mpjpe": mm("mpjpe"), "floor_pa_mpjpe": mm("floor"),
                       "resid_pct": round(100 * float(np.median(v["resid"])), 2) if v["resid"] else None,
                       "frames": len(v["pa"]), "frames_gt": n_gt}
+        stds += v["std"]
+        errs += v["err"]
     vals = [r["pa_mpjpe"] for r in res.values()]
     floors = [r["floor_pa_mpjpe"] for r in res.values()]
     res["mean"] = {"pa_mpjpe": round(float(np.mean(vals)), 1) if None not in vals else None,
                    "n_mpjpe": round(float(np.mean([r["n_mpjpe"] for r in res.values()])), 1) if None not in vals else None,
                    "mpjpe": round(float(np.mean([r["mpjpe"] for r in res.values()])), 1) if None not in vals else None,
                    "floor_pa_mpjpe": round(float(np.mean(floors)), 1) if None not in floors else None}
+    if stds:
+        res["mean"]["uncertainty"] = uncertainty_check(np.array(stds), np.array(errs))
     return res
+
+
+def uncertainty_check(std: np.ndarray, err: np.ndarray) -> dict:
+    """``std``, ``err`` ``(M, 12)`` metres (frames x non-root joints) -> Spearman over all joints
+    and over the joint types' means, RMS err / RMS std, fractions within 1 and 2 stds, means (mm)."""
+    from scipy.stats import spearmanr
+
+    s, e = std.ravel(), err.ravel()
+    return {"spearman": round(float(spearmanr(s, e)[0]), 3),
+            "joint_spearman": round(float(spearmanr(std.mean(0), err.mean(0))[0]), 2),
+            "rms_ratio": round(float(np.sqrt((e ** 2).mean() / (s ** 2).mean())), 2),
+            "within1": round(float((e <= s).mean()), 3), "within2": round(float((e <= 2 * s).mean()), 3),
+            "mean_std_mm": round(1000 * float(s.mean()), 1), "mean_err_mm": round(1000 * float(e.mean()), 1),
+            "joints": int(e.size)}
 
 
 def _parse(specs: list[str]) -> dict[str, tuple[str | None, float | None, dict]]:
@@ -219,12 +253,15 @@ def _parse(specs: list[str]) -> dict[str, tuple[str | None, float | None, dict]]
         if not sep or not name or not ckpt:
             raise ValueError(f"model {s!r}: expected NAME=CHECKPOINT[@fpsN][+fit][+flip]")
         ckpt, *extras = ckpt.split("+")
-        bad = set(extras) - {"fit", "flip", "noflip", "nofit"}
+        bad = set(extras) - {"fit", "flip", "noflip", "nofit", "sampled", "flipstd"}
         if bad:
-            raise ValueError(f"model {s!r}: unknown suffix {sorted(bad)} (+fit, +flip, +nofit, +noflip)")
+            raise ValueError(f"model {s!r}: unknown suffix {sorted(bad)} (+fit, +flip, +nofit, +noflip, +sampled, "
+                             f"+flipstd)")
         ckpt, _, fps = ckpt.partition("@fps")
         opts = {k: v for k, v in (("fit", "track" if "fit" in extras else "none" if "nofit" in extras else None),
-                                  ("flip", True if "flip" in extras else False if "noflip" in extras else None))
+                                  ("flip", True if "flip" in extras else False if "noflip" in extras else None),
+                                  ("uncertainty", "sampled" if "sampled" in extras else "flip" if "flipstd" in extras
+                                   else None))
                 if v is not None}
         models[name] = (ckpt if ckpt != "default" else None, float(fps) if fps else None, opts)
     return models or {"default command": (None, None, {}), "default --fps 60": (None, 60.0, {}),
@@ -270,6 +307,14 @@ def main(argv: list[str] | None = None) -> int:
     cmd = "python scripts/bench_real3d.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     print(f"\nPose2Sim real OpenPose BODY_25B, 4 cameras, PA-MPJPE mm ({TARGETS}):\n")
     print(table(rows))
+    checked = {k: r["mean"]["uncertainty"] for k, r in rows.items() if "uncertainty" in r["mean"]}
+    if checked:
+        print("\njoints_3d_std against the real per-joint PA error (12 non-root joints, all persons and cameras):\n")
+        print("| row | Spearman | per-joint-type Spearman | RMS err / RMS std | err <= 1 std | err <= 2 std | "
+              "mean std mm | mean err mm | joints |\n|---|---|---|---|---|---|---|---|---|")
+        for k, u in checked.items():
+            print(f"| {k} | {u['spearman']} | {u['joint_spearman']} | {u['rms_ratio']} | {100 * u['within1']:.1f}% | "
+                  f"{100 * u['within2']:.1f}% | {u['mean_std_mm']} | {u['mean_err_mm']} | {u['joints']} |")
     print(f"\n`{cmd}`")
     if a.out:
         Path(a.out).write_text(json.dumps({"command": cmd, "rows": rows}, indent=1))

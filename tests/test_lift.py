@@ -482,7 +482,7 @@ def test_2d_that_is_not_a_person_is_said(ckpts, tmp_path):
     zeros = tmp_path / "data_2d_custom_zero.npz"
     np.savez_compressed(zeros, positions_2d={"v.mp4": {"custom": [np.zeros((20, 17, 2), np.float32)]}},
                         metadata={"layout_name": "coco"})
-    opts = LiftOptions(checkpoint=ckpts["single"], max_figures=0, uncertainty_samples=0)
+    opts = LiftOptions(checkpoint=ckpts["single"], max_figures=0, uncertainty="off")
     for path, why in ((noise, "noise, not motion"), (zeros, "all joints at one point")):
         s = lift_file(path, tmp_path / path.stem, opts)
         assert any("does not look like a person" in w and why in w for w in s["warnings"]), s["warnings"]

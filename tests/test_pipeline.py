@@ -156,7 +156,7 @@ def test_student_is_decoded_once_per_track_and_once_for_its_pictures(tmp_path, m
     monkeypatch.setattr(Student, "decode", lambda self, *a, **k: calls.append(k.get("return_vertices", False))
                         or orig(self, *a, **k))
     # without the uncertainty's own batched pass (lifting.uncertainty: one more forward + decode)
-    s = lift_file(EXAMPLE, tmp_path / "o", LiftOptions(checkpoint="student", max_figures=1, uncertainty_samples=0))
+    s = lift_file(EXAMPLE, tmp_path / "o", LiftOptions(checkpoint="student", max_figures=1, uncertainty="off"))
     assert calls == [False, False, True]
     assert len(s["meshes"]) == 4 and s["figures"] == ["track_0105.png"]
     assert all((tmp_path / "o" / m).is_file() for m in s["meshes"])  # meshes went through the staging folder
@@ -336,7 +336,7 @@ def test_mesh_frames_all_says_how_much_it_will_write(tmp_path, capsys):
                                ts.image_size, ""),
                       short)
     assert main(["lift", str(short), "-o", str(tmp_path / "out"), "--checkpoint", "student", "--mesh-frames", "all",
-                 "--max-figures", "0", "--uncertainty-samples", "0"]) == 0
+                 "--max-figures", "0", "--uncertainty", "off"]) == 0
     err = capsys.readouterr().err
     line = next(ln for ln in err.splitlines() if ln.startswith("--mesh-frames all"))
     assert "up to 3 OBJ mesh files" in line

@@ -76,7 +76,7 @@ def test_lift_writes_transl_and_says_when_it_cannot(tmp_path):
     from lifting.options import LiftOptions
 
     example = __import__("importlib").resources.files("lifting") / "assets" / "example_track.json"
-    opts = dict(checkpoint="teacher_single", max_figures=0, uncertainty_samples=0)
+    opts = dict(checkpoint="teacher_single", max_figures=0, uncertainty="off")
     s = lift_file(str(example), tmp_path / "a", LiftOptions(**opts, focal_px=1000.0))
     assert s["camera"]["source"].startswith("--focal-px") and s["camera"]["focal_px"] == [1000.0, 1000.0]
     f = next((tmp_path / "a").glob("track_*.npz"))
@@ -122,7 +122,7 @@ def test_lift_reports_the_floor_and_draws_the_paths(tmp_path):
     from lifting.options import LiftOptions
 
     example = __import__("importlib").resources.files("lifting") / "assets" / "example_track.json"
-    s = lift_file(str(example), tmp_path / "o", LiftOptions(checkpoint="teacher_single", uncertainty_samples=0))
+    s = lift_file(str(example), tmp_path / "o", LiftOptions(checkpoint="teacher_single", uncertainty="off"))
     assert s["floor"]["camera_height_m"] > 0 and len(s["floor"]["rotation_camera_to_floor"]) == 3
     assert s["paths_figure"] == "paths_topdown.png" and (tmp_path / "o" / "paths_topdown.png").stat().st_size > 1000
     # every placed track's npz has its joints in that floor frame: y up, origin under the first root
@@ -149,7 +149,7 @@ def test_student_transl_places_the_body_model_in_the_camera_frame(tmp_path):
     from lifting.options import LiftOptions
 
     example = __import__("importlib").resources.files("lifting") / "assets" / "example_track.json"
-    lift_file(str(example), tmp_path / "s", LiftOptions(checkpoint="student", max_figures=0, uncertainty_samples=0,
+    lift_file(str(example), tmp_path / "s", LiftOptions(checkpoint="student", max_figures=0, uncertainty="off",
                                                          focal_px=1000.0))
     student, _ = load_lifter("student")
     with np.load(next((tmp_path / "s").glob("track_*.npz"))) as d:

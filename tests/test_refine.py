@@ -121,7 +121,7 @@ def test_lift_fit_option_and_summary_fields(tmp_path):
     src.write_text(json.dumps(recs))
     res = {}
     for fit in ("none", "track"):
-        s = lift_file(src, tmp_path / fit, LiftOptions(checkpoint=ck, fit=fit, max_figures=0, uncertainty_samples=0))
+        s = lift_file(src, tmp_path / fit, LiftOptions(checkpoint=ck, fit=fit, max_figures=0, uncertainty="off"))
         assert s["fit"] == fit and s["fps"] is None and s["fps_assumed"] == 30.0
         assert any("no frame rate" in w for w in s["warnings"])
         res[fit] = s["tracks"][0]["reprojection_residual_pct"]

@@ -16,7 +16,8 @@ from lifting.skeletons import CANON16
 from lifting.synth2d import canon_oks_sigmas, object_scale
 from lifting.models.teacher import Lifter
 from lifting.track_lifter import as_track_lifter
-from lifting.uncertainty import UncertaintySettings, joint_spread, lift_uncertainty, perturb_keypoints
+from lifting.uncertainty import (FlipSpread, UncertaintySettings, flip_spread, joint_spread, lift_uncertainty,
+                                 perturb_keypoints)
 
 ROOT = CANON16.root_index
 J = CANON16.num_joints
@@ -132,10 +133,10 @@ def _track(n: int = 15) -> Track:
 
 def test_lift_track_option_and_outputs(teacher, tmp_path):
     tr = _track()
-    res = lift_track(teacher, tr, "coco17", 30.0, LiftOptions(uncertainty_samples=4))
+    res = lift_track(teacher, tr, "coco17", 30.0, LiftOptions(uncertainty="sampled", uncertainty_samples=4))
     assert res.joints_3d_std.shape == (len(res.frame_ids), J) and (res.joints_3d_std[:, ROOT] == 0).all()
-    assert lift_track(teacher, tr, "coco17", 30.0, LiftOptions(uncertainty_samples=0)).joints_3d_std is None
-    again = lift_track(teacher, tr, "coco17", 30.0, LiftOptions(uncertainty_samples=4))
+    assert lift_track(teacher, tr, "coco17", 30.0, LiftOptions(uncertainty="off")).joints_3d_std is None
+    again = lift_track(teacher, tr, "coco17", 30.0, LiftOptions(uncertainty="sampled", uncertainty_samples=4))
     np.testing.assert_array_equal(res.joints_3d_std, again.joints_3d_std)  # seeded by the track id
 
     ckpt = save_checkpoint({"model": teacher.model.state_dict(), "model_config": teacher.model.config,
@@ -144,10 +145,10 @@ def test_lift_track_option_and_outputs(teacher, tmp_path):
              "keypoints": tr.keypoints[i].ravel().tolist(), "score": 0.9} for i, f in enumerate(tr.frame_ids)]
     src = tmp_path / "tracks.json"
     src.write_text(json.dumps({"meta": {"fps": 30.0, "keypoint_format": "coco17"}, "annotations": recs}))
-    for k, has in ((3, True), (0, False)):
-        out = tmp_path / f"out{k}"
-        lift_file(src, out, LiftOptions(checkpoint=ckpt, uncertainty_samples=k, export=("csv", "json"),
-                                        max_figures=0))
+    for method, has in (("sampled", True), ("flip", True), ("off", False)):
+        out = tmp_path / f"out_{method}"
+        lift_file(src, out, LiftOptions(checkpoint=ckpt, uncertainty=method, uncertainty_samples=3,
+                                        export=("csv", "json"), max_figures=0))
         with np.load(out / "track_0007.npz") as z:
             assert ("joints_3d_std" in z.files) == has
             if has:
@@ -183,16 +184,74 @@ def test_cli_option_and_summary(teacher, tmp_path, capsys):
              "keypoints": tr.keypoints[i].ravel().tolist(), "score": 0.9} for i, f in enumerate(tr.frame_ids)]
     src = tmp_path / "tracks.json"
     src.write_text(json.dumps(recs))
-    for k in ("0", "2"):
-        out = tmp_path / f"o{k}"
+    for method in ("off", "sampled", "flip"):
+        out = tmp_path / f"o_{method}"
         assert main(["lift", str(src), "-o", str(out), "--checkpoint", str(ckpt), "--max-figures", "0",
-                     "--uncertainty-samples", k]) == 0
+                     "--uncertainty", method, "--uncertainty-samples", "2"]) == 0
         summary = json.loads((out / "summary.json").read_text())
         with np.load(out / "track_0007.npz") as z:
-            assert ("joints_3d_std" in z.files) == (k != "0")
-        assert (summary["uncertainty"] is None) == (k == "0")
-        if k != "0":
+            assert ("joints_3d_std" in z.files) == (method != "off")
+        assert (summary["uncertainty"] is None) == (method == "off")
+        if method != "off":
+            assert summary["uncertainty"]["method"] == method
+        if method == "sampled":
             assert summary["uncertainty"]["samples"] == 2
-    assert main(["lift", str(src), "-o", str(tmp_path / "bad"), "--checkpoint", str(ckpt),
-                 "--uncertainty-samples", "-3"]) == 2
-    assert "--uncertainty-samples" in capsys.readouterr().err
+    for bad in (["--uncertainty-samples", "-3"], ["--uncertainty-samples", "0"], ["--uncertainty", "both"]):
+        try:
+            code = main(["lift", str(src), "-o", str(tmp_path / "bad"), "--checkpoint", str(ckpt), *bad])
+        except SystemExit as e:  # argparse's own choices check
+            code = e.code
+        assert code == 2
+        err = capsys.readouterr().err
+        assert bad[0] in err
+        if bad[1] == "0":
+            assert "--uncertainty off" in err  # says how to skip it
+
+
+def test_flip_spread_values():
+    """Half the disagreement of the root-aligned lifts, times the factor, with the floor added
+    in quadrature; 0 at the root; errors named."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(4, J, 3))
+    b = a + 0.5  # a shift of every joint, the root too: root-aligned, no disagreement
+    s = flip_spread(a, b, FlipSpread(factor=2.0, floor_m=0.03))
+    assert s.shape == (4, J) and s.dtype == np.float32 and (s[:, ROOT] == 0).all()
+    np.testing.assert_allclose(np.delete(s, ROOT, 1), 0.03, rtol=1e-6)
+    c = a.copy()
+    c[:, 5] += [0.0, 0.3, 0.4]  # one joint 0.5 m apart: half is 0.25 m
+    np.testing.assert_allclose(flip_spread(a, c, FlipSpread(2.0, 0.0))[:, 5], 0.5, rtol=1e-6)
+    np.testing.assert_allclose(flip_spread(a, c, FlipSpread(2.0, 0.0))[:, 6], 0.0, atol=1e-7)
+    with pytest.raises(ValueError, match="factor"):
+        flip_spread(a, c, FlipSpread(-1.0, 0.0))
+    with pytest.raises(ValueError, match="non-finite"):
+        flip_spread(a, np.full_like(a, np.nan))
+    with pytest.raises(ValueError, match="must both be"):
+        flip_spread(a, a[:, :3])
+
+
+def test_flip_spread_in_the_batched_lift(teacher):
+    """lift_with_flip_spread: the lift is the flip-averaged lift of lift_prepared (same numbers
+    up to float rounding), the std is finite, positive off the root, per track; a student
+    falls back to the sampled uncertainty."""
+    from dataclasses import replace as dc_replace
+
+    from lifting.lift import uncertainty_method
+    from lifting.lift_batch import lift_prepared, lift_with_flip_spread, prepare_track
+
+    tracks = [prepare_track(_track(n), "coco17", LiftOptions()) for n in (15, 40)]
+    tracks[1] = dc_replace(tracks[1], track_id=8)
+    flipping = type(teacher)(teacher.model, teacher.height_m, teacher.stride, teacher.name, flip=True)
+    lifts, stds = lift_with_flip_spread(flipping, tracks, 30.0, False)
+    ref = lift_prepared(flipping, tracks, 30.0, False)
+    for res, r, std, t in zip(lifts, ref, stds, tracks):
+        np.testing.assert_allclose(res.joints_3d, r.joints_3d, atol=1e-6)
+        assert std.shape == (len(t.kp), J) and np.isfinite(std).all() and (std[:, ROOT] == 0).all()
+        assert (np.delete(std, ROOT, 1) > 0).all()
+    from lifting.body_model import BodyModel
+    from lifting.models.student import Student, StudentConfig
+
+    student = as_track_lifter(Student(StudentConfig(width=32, n_blocks=1), BodyModel()))
+    assert uncertainty_method(student, LiftOptions()) == "sampled"
+    assert uncertainty_method(flipping, LiftOptions()) == "flip"
+    with pytest.raises(ValueError, match="mirrored lift"):
+        lift_with_flip_spread(student, tracks, 30.0, False)
