@@ -448,3 +448,29 @@ def test_birth_and_death_scale_with_the_frame_rate():
     assert (unknown.track_ids[len(walk):] >= 0).all()
     with pytest.raises(ValueError, match="fps"):
         track_detections(f, kp, SIGMAS, fps=-1.0)
+
+
+def collapsed_pose_grid(glitches: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Four isolated people (2 x 2 grid, 80 px tall, 1 px/frame) for 40 frames at 30 fps;
+    ``glitches`` maps a frame to the people whose pose is detected collapsed to 0.35 of its
+    height about the pelvis there (like the one-frame detector glitch of the bundled example
+    track, 38 instead of ~80 px, that fragmented ``scripts/make_large_tracks.py`` input; OKS +
+    IoU with its own track just below the 0.2 gate: 9 dropped detections and 9 tracklets
+    before the leftover pass).  Frame ids, keypoints, truth."""
+    dets, truth = [], []
+    for t in range(40):
+        for p in range(4):
+            x, y = 200.0 + 200 * (p % 2) + t, 200.0 + 150 * (p // 2)
+            height = 80.0 * (0.35 if p in glitches.get(t, ()) else 1.0)
+            dets.append((t, person(x, y, height)))
+            truth.append(p)
+    f, kp = stack(dets)
+    return f, kp, np.array(truth)
+
+
+def test_one_frame_collapsed_pose_keeps_the_track():
+    # glitch right after birth (tentative track), and later into / out of a confirmed track
+    f, kp, truth = collapsed_pose_grid({3: (0,), 15: (1, 2), 16: (3,), 30: (0, 3)})
+    res = track_detections(f, kp, SIGMAS, fps=30.0)
+    assert_same_partition(res.track_ids, truth)
+    assert res.stats["n_tracklets"] == 4 and res.stats["n_unconfirmed"] == 0
