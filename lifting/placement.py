@@ -116,19 +116,19 @@ def root_translation(joints_3d: np.ndarray, keypoints_2d: np.ndarray, mask: np.n
     X, uv = (np.ascontiguousarray(a.transpose(2, 1, 0), np.float64) for a in (X, uv))  # (3 or 2, J, T)
     w = m.T * (1.0 if conf is None else np.clip(np.asarray(conf, np.float64).T, 1e-3, 1.0))  # (J, T)
     du, dv = (uv[0] - K.cx) / K.fx, (uv[1] - K.cy) / K.fy  # normalised image coordinates
-    # rows per joint: [1, 0, -du] t = du Z - X and [0, 1, -dv] t = dv Z - Y; their normal equations
+    # rows per joint: [1, 0, -du] t = du Z - X and [0, 1, -dv] t = dv Z - Y (weights w)
     bu, bv = du * X[2] - X[0], dv * X[2] - X[1]
     wdu, wdv = w * du, w * dv
-    N = np.zeros((X.shape[-1], 3, 3))
-    N[:, 0, 0] = N[:, 1, 1] = w.sum(0)
-    N[:, 0, 2] = N[:, 2, 0] = -wdu.sum(0)
-    N[:, 1, 2] = N[:, 2, 1] = -wdv.sum(0)
-    N[:, 2, 2] = (wdu * du + wdv * dv).sum(0)
-    rhs = np.stack([(w * bu).sum(0), (w * bv).sum(0), -(wdu * bu + wdv * bv).sum(0)], -1)
+    # normal equations [[W, 0, -U], [0, W, -V], [-U, -V, Q]] t = (ru, rv, rz), + 1e-12 on the
+    # diagonal; solved by eliminating t_x, t_y (t_x = (ru + U t_z) / W, t_y likewise)
+    W, U, V = w.sum(0) + 1e-12, wdu.sum(0), wdv.sum(0)
+    Q = np.einsum("jt,jt->t", wdu, du) + np.einsum("jt,jt->t", wdv, dv) + 1e-12
+    ru, rv = np.einsum("jt,jt->t", w, bu), np.einsum("jt,jt->t", w, bv)
+    rz = -np.einsum("jt,jt->t", wdu, bu) - np.einsum("jt,jt->t", wdv, bv)
+    tz = (rz + (U * ru + V * rv) / W) / (Q - (U * U + V * V) / W)
+    t = np.stack([(ru + U * tz) / W, (rv + V * tz) / W, tz], -1)
     ok = m.sum(-1) >= 2
-    t = np.full((len(ok), 3), np.nan)
-    if ok.any():
-        t[ok] = np.linalg.solve(N[ok] + 1e-12 * np.eye(3), rhs[ok][..., None])[..., 0]
+    t[~ok] = np.nan
     seg = np.array([0, len(ok)]) if seq_offsets is None else np.asarray(seq_offsets, np.int64)
     if smooth > 0 and len(ok) > 2 and ok.all():
         ab = smooth * _second_differences(seg, len(ok))

@@ -13,7 +13,7 @@ Sources of tracks (``--source``):
   ``--fit none``, then finished with ``--fit track`` and the guessed camera (the 1M run's steps).
   The model part takes a few seconds per track and is not timed.
 
-Prints ms per 10k-frame track (median over tracks, best of ``--repeat``) for the fit, the
+Prints CPU ms per 10k-frame track (median over tracks, best of ``--repeat``) for the fit, the
 placement and ``_finish_track`` as a whole, and the max abs difference of ``joints_3d`` and
 ``transl`` against :func:`reference_fit` / :func:`reference_transl` (the implementation
 before issue "fit speed": one ``scipy.linalg.solve_banded`` LU per joint and iteration, kept
@@ -186,13 +186,37 @@ def lifted(n: int, T: int) -> list[tuple[PreparedTrack, LiftResult]]:
     return [(p, res) for _, p, res, _ in staged]
 
 
-def _best(f, repeat: int) -> tuple[float, object]:
-    times, out = [], None
+def _timed(f) -> tuple[float, object]:
+    """CPU seconds of ``f()`` (``time.process_time``: one thread, steadier than wall time on a
+    shared machine) and its result."""
+    t0 = time.process_time()
+    out = f()
+    return time.process_time() - t0, out
+
+
+def _reference(p: PreparedTrack, args: tuple, body: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The reference fit and placement of one track: ``joints_3d``, ``transl``."""
+    y = reference_fit(*args, body_offsets=body)
+    return y, reference_transl(y, p.kp, p.mask, CAMERA, p.seg, p.conf)
+
+
+def measure(p: PreparedTrack, res: LiftResult, repeat: int, reference: bool) -> list[float]:
+    """Best-of-``repeat`` seconds of fit_track, root_translation, _finish_track (and the
+    reference fit + placement, run in turn with them), then the max abs differences of
+    ``joints_3d`` and ``transl`` from the reference (NaN without it)."""
+    body = run_offsets(identity_switches(p.starts, p.frame_ids))
+    args = (res.joints_3d, p.kp, p.mask, p.conf, p.seg)
+    o = LiftOptions(fit="track")
+    best = np.full(4, np.inf)
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = f()
-        times.append(time.perf_counter() - t0)
-    return min(times), out
+        t_fit, y = _timed(lambda: fit_track(*args, body_offsets=body))
+        t_place, _ = _timed(lambda: root_translation(y, p.kp, p.mask, CAMERA, p.seg, p.conf))
+        t_all, done = _timed(lambda: _finish_track(res, p, o, CAMERA))
+        t_ref, (y_ref, tr) = _timed(lambda: _reference(p, args, body)) if reference else (np.nan, (None, None))
+        best = np.fmin(best, [t_fit, t_place, t_all, t_ref])
+    if not reference:
+        return [*best, np.nan, np.nan]
+    return [*best, float(np.abs(done.joints_3d - y_ref).max()), float(np.nanmax(np.abs(done.transl - tr)))]
 
 
 def main() -> None:
@@ -204,28 +228,15 @@ def main() -> None:
     ap.add_argument("--no-reference", action="store_true", help="skip the reference (timing only)")
     a = ap.parse_args()
     data = [synthetic(a.frames, s) for s in range(a.tracks)] if a.source == "synthetic" else lifted(a.tracks, a.frames)
-    o = LiftOptions(fit="track")
     per = 10_000 / a.frames * 1e3
-    rows = []
-    for p, res in data:
-        body = run_offsets(identity_switches(p.starts, p.frame_ids))
-        args = (res.joints_3d, p.kp, p.mask, p.conf, p.seg)
-        t_fit, y = _best(lambda: fit_track(*args, body_offsets=body), a.repeat)
-        t_place, _ = _best(lambda: root_translation(y, p.kp, p.mask, CAMERA, p.seg, p.conf), a.repeat)
-        t_all, done = _best(lambda: _finish_track(res, p, o, CAMERA), a.repeat)
-        row = [t_fit * per, t_place * per, t_all * per]
-        if not a.no_reference:
-            t_ref, y_ref = _best(lambda: reference_fit(*args, body_offsets=body), 1)
-            t_ref += _best(lambda: reference_transl(y_ref, p.kp, p.mask, CAMERA, p.seg, p.conf), 1)[0]
-            tr = reference_transl(y_ref, p.kp, p.mask, CAMERA, p.seg, p.conf)
-            row += [t_ref * per, float(np.abs(done.joints_3d - y_ref).max()), float(np.abs(done.transl - tr).max())]
-        rows.append(row)
+    rows = [measure(p, res, a.repeat, not a.no_reference) for p, res in data]
     r = np.array(rows)
+    r[:, :4] *= per
     print(f"{a.source}: {len(data)} tracks of {a.frames} frames, ms per 10k-frame track (median, best of {a.repeat})")
     print(f"  fit_track {np.median(r[:, 0]):.1f}  root_translation {np.median(r[:, 1]):.1f}  "
           f"_finish_track {np.median(r[:, 2]):.1f}")
     if not a.no_reference:
-        print(f"  reference fit + placement {np.median(r[:, 3]):.1f}")
+        print(f"  reference fit + placement {np.median(r[:, 3]):.1f}  (ratio {np.median(r[:, 3] / r[:, 2]):.1f}x)")
         print(f"  max |joints_3d - reference| {r[:, 4].max():.3g} m, max |transl - reference| {r[:, 5].max():.3g} m")
 
 
