@@ -4,7 +4,7 @@
 
 Sources of tracks (``--source``):
 
-* ``synthetic`` (default): a rigid canon16 walker (as in ``tests/test_refine.py``) seen by a
+* ``synthetic`` (default): a rigid canon16 walker (:func:`walker`) seen by a
   pinhole camera (1920 x 1080 px, focal 1920 px, 4-6 m away) with 1 px 2D noise, a lift with
   4 cm of noise per coordinate, 10 % of the joints masked, scores in [0.3, 1], a frame gap
   about every 2,000 frames and one identity switch.
@@ -147,14 +147,28 @@ def reference_transl(joints_3d, kp, mask, K: Intrinsics, seg, conf) -> np.ndarra
 
 
 # --- tracks
+def walker(T: int, seed: int) -> np.ndarray:
+    """``(T, 16, 3)`` metres: a rigid canon16 rest pose (random bones, as ``tests/test_refine.py``)
+    turning about the vertical axis."""
+    rng = np.random.default_rng(seed)
+    offsets = rng.normal(0, 0.05, (16, 3)) + [0, 0.25, 0]  # bones point down (y down) ...
+    offsets[[7, 8, 9]] = [[0, -0.25, 0.02], [0, -0.25, 0], [0, -0.2, 0.02]]  # ... but spine, thorax, head
+    rest = np.zeros((16, 3))
+    for j in range(1, 16):
+        rest[j] = rest[CANON16.parents[j]] + offsets[j]
+    a = 0.6 * np.sin(np.arange(T) / 6)
+    c, s, z = np.cos(a), np.sin(a), np.zeros(T)
+    R = np.stack([np.stack([c, z, s], -1), np.stack([z, z + 1, z], -1), np.stack([-s, z, c], -1)], -2)  # (T, 3, 3)
+    return np.einsum("tij,kj->tki", R, rest)
+
+
 def synthetic(T: int, seed: int) -> tuple[PreparedTrack, LiftResult]:
     """One synthetic track (module docstring) as ``_finish_track``'s input."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from test_refine import _walker
-
     rng = np.random.default_rng(seed)
-    truth = _walker(T, seed)
-    cam = truth + np.array([0.5 * np.sin(np.arange(T) / 300), 0.0 * np.arange(T), 5 + np.cos(np.arange(T) / 500)]).T[:, None]
+    truth = walker(T, seed)
+    t = np.arange(T)
+    root = np.stack([0.5 * np.sin(t / 300), np.zeros(T), 5 + np.cos(t / 500)], -1)  # 4-6 m in front
+    cam = truth + root[:, None]
     kp = CAMERA.fx * cam[..., :2] / cam[..., 2:] + [CAMERA.cx, CAMERA.cy] + rng.normal(0, 1.0, cam.shape[:2] + (2,))
     mask = rng.random(kp.shape[:2]) > 0.1
     mask[:, CANON16.root_index] = True
