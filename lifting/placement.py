@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.linalg import solve_banded
+from scipy.linalg import solveh_banded
 
 from .refine import _second_differences
 
@@ -109,29 +109,31 @@ def root_translation(joints_3d: np.ndarray, keypoints_2d: np.ndarray, mask: np.n
     Raises:
         ValueError: shapes that do not match.
     """
-    X = np.asarray(joints_3d, np.float64)
-    uv, m = np.asarray(keypoints_2d, np.float64), np.asarray(mask, bool)
+    X, uv, m = np.asarray(joints_3d), np.asarray(keypoints_2d), np.asarray(mask, bool)
     if X.ndim != 3 or uv.shape != X.shape[:-1] + (2,) or m.shape != X.shape[:-1]:
         raise ValueError(f"root_translation: joints_3d {X.shape}, keypoints_2d {uv.shape}, mask {m.shape} must be "
                          f"(T, J, 3), (T, J, 2), (T, J)")
-    w = m * (1.0 if conf is None else np.clip(np.asarray(conf, np.float64), 1e-3, 1.0))
-    du, dv = (uv[..., 0] - K.cx) / K.fx, (uv[..., 1] - K.cy) / K.fy  # normalised image coordinates
-    # rows per joint: [1, 0, -du] t = du Z - X and [0, 1, -dv] t = dv Z - Y
-    A = np.zeros(X.shape[:2] + (2, 3))
-    A[..., 0, 0], A[..., 0, 2], A[..., 1, 1], A[..., 1, 2] = 1.0, -du, 1.0, -dv
-    b = np.stack([du * X[..., 2] - X[..., 0], dv * X[..., 2] - X[..., 1]], -1)
-    Aw = A * w[..., None, None]
-    N = np.einsum("tjki,tjkl->til", Aw, A)
-    rhs = np.einsum("tjki,tjk->ti", Aw, b)
+    X, uv = (np.ascontiguousarray(a.transpose(2, 1, 0), np.float64) for a in (X, uv))  # (3 or 2, J, T)
+    w = m.T * (1.0 if conf is None else np.clip(np.asarray(conf, np.float64).T, 1e-3, 1.0))  # (J, T)
+    du, dv = (uv[0] - K.cx) / K.fx, (uv[1] - K.cy) / K.fy  # normalised image coordinates
+    # rows per joint: [1, 0, -du] t = du Z - X and [0, 1, -dv] t = dv Z - Y (weights w)
+    bu, bv = du * X[2] - X[0], dv * X[2] - X[1]
+    wdu, wdv = w * du, w * dv
+    # normal equations [[W, 0, -U], [0, W, -V], [-U, -V, Q]] t = (ru, rv, rz), + 1e-12 on the
+    # diagonal; solved by eliminating t_x, t_y (t_x = (ru + U t_z) / W, t_y likewise)
+    W, U, V = w.sum(0) + 1e-12, wdu.sum(0), wdv.sum(0)
+    Q = np.einsum("jt,jt->t", wdu, du) + np.einsum("jt,jt->t", wdv, dv) + 1e-12
+    ru, rv = np.einsum("jt,jt->t", w, bu), np.einsum("jt,jt->t", w, bv)
+    rz = -np.einsum("jt,jt->t", wdu, bu) - np.einsum("jt,jt->t", wdv, bv)
+    tz = (rz + (U * ru + V * rv) / W) / (Q - (U * U + V * V) / W)
+    t = np.stack([(ru + U * tz) / W, (rv + V * tz) / W, tz], -1)
     ok = m.sum(-1) >= 2
-    t = np.full((len(X), 3), np.nan)
-    if ok.any():
-        t[ok] = np.linalg.solve(N[ok] + 1e-12 * np.eye(3), rhs[ok][..., None])[..., 0]
-    seg = np.array([0, len(X)]) if seq_offsets is None else np.asarray(seq_offsets, np.int64)
-    if smooth > 0 and len(X) > 2 and ok.all():
-        ab = smooth * _second_differences(seg, len(X))
-        ab[2] += 1.0
-        t = solve_banded((2, 2), ab, t)
+    t[~ok] = np.nan
+    seg = np.array([0, len(ok)]) if seq_offsets is None else np.asarray(seq_offsets, np.int64)
+    if smooth > 0 and len(ok) > 2 and ok.all():
+        ab = smooth * _second_differences(seg, len(ok))
+        ab[0] += 1.0
+        t = solveh_banded(ab, t, lower=True, overwrite_ab=True, overwrite_b=True, check_finite=False)
     return t.astype(np.float32)
 
 

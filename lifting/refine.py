@@ -18,18 +18,22 @@ are unit-free). It is the model-based fit of a skeleton to a 2D track (Taylor, C
 the data + prior energy of SMPLify, Bogo et al. ECCV 2016 Eq. 1, with the lifter's output as
 the pose prior). Solved by alternating exact steps, each lowering ``E``: the cameras in closed
 form (weighted least squares per frame), then ``Y`` in closed form (for fixed cameras ``E`` is
-quadratic in ``Y``; per joint and coordinate one pentadiagonal system over the track's frames,
-``scipy.linalg.solve_banded``). Depth is moved only by the smoothness term. The root stays at 0.
+quadratic in ``Y``: per joint one symmetric positive definite pentadiagonal system over the
+track's frames, x and y its two right-hand sides; the joints' systems are laid end to end in one
+band and solved by one banded Cholesky, ``scipy.linalg.solveh_banded``, per alternation). Depth
+is moved only by the smoothness term. The root stays at 0.
 Last (``FitWeights.rigid``), every bone takes its run's median length along its fitted
 direction (:func:`rigid_bones`): a person's bones do not stretch, and on real tracks the
-lifters' bone lengths vary by 14-18 % over a track. Costs a few tens of microseconds per frame.
+lifters' bone lengths vary by 14-18 % over a track. Costs about 7 microseconds of one core per
+frame (a 10,000-frame track: ~70 ms, two thirds of it the five banded solves of 16 x 10,000
+unknowns, ~9.5 ms each; ``scripts/bench_fit.py``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import solve_banded
+from scipy.linalg import solveh_banded
 
 from .skeletons import CANON16, Skeleton
 
@@ -48,45 +52,61 @@ class FitWeights:
     rigid: bool = True
 
 
-def _cameras(y: np.ndarray, kp: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-frame weak-perspective camera mapping ``y (T, J, 3)`` x, y onto ``kp (T, J, 2)`` with
-    joint weights ``w (T, J)`` (weighted least squares): scale ``(T,)`` and shift ``(T, 2)``."""
-    ws = np.maximum(w.sum(-1, keepdims=True), 1e-12)
-    xm, km = (w[..., None] * y[..., :2]).sum(1) / ws, (w[..., None] * kp).sum(1) / ws
-    xc, kc = y[..., :2] - xm[:, None], kp - km[:, None]
-    s = (w[..., None] * xc * kc).sum((1, 2)) / np.maximum((w[..., None] * xc * xc).sum((1, 2)), 1e-12)
-    return s, km - s[:, None] * xm
+def _cameras(y: np.ndarray, wkc: np.ndarray, km: np.ndarray, w: np.ndarray, ws: np.ndarray):
+    """Per-frame weak-perspective camera mapping the x, y of ``y (2, J, T)`` onto the keypoints
+    with joint weights ``w (J, T)`` (weighted least squares), given the keypoints' weighted
+    mean ``km (2, T)``, ``wkc = w * (keypoints - km) (2, J, T)`` and ``ws = max(sum_j w, 1e-12)
+    (T,)``: scale ``(T,)`` and shift ``(2, T)``."""
+    wy = w * y
+    xm = wy.sum(1) / ws  # (2, T)
+    num = np.einsum("cjt,cjt->t", wkc, y)  # sum_j w (y - xm)(kp - km): the xm term sums to 0
+    den = np.einsum("cjt,cjt->t", wy, y) - ws * (xm * xm).sum(0)  # sum_j w |y - xm|^2
+    s = num / np.maximum(den, 1e-12)
+    return s, km - s * xm
 
 
 def _second_differences(seg: np.ndarray, T: int) -> np.ndarray:
-    """``(5, T)`` banded form (``solve_banded`` layout, 2 bands each side) of ``D^T D`` for the
-    second differences ``D`` of consecutive frames inside each run of ``seg``."""
-    ab = np.zeros((5, T))  # ab[2 + i - j, j] = A[i, j]
-    k = np.concatenate([np.arange(a + 1, b - 1) for a, b in zip(seg[:-1], seg[1:])] or [np.zeros(0, int)])
-    # each interior frame k adds the outer product of (1, -2, 1) at frames (k-1, k, k+1)
-    for row, col, v in ((2, k - 1, 1.0), (2, k, 4.0), (2, k + 1, 1.0),      # diagonal
-                        (1, k, -2.0), (1, k + 1, -2.0), (0, k + 1, 1.0),    # above it
-                        (3, k - 1, -2.0), (3, k, -2.0), (4, k - 1, 1.0)):   # below it
-        np.add.at(ab[row], col, v)
+    """``(3, T)`` lower banded form (``scipy.linalg.solveh_banded(lower=True)`` layout:
+    ``ab[i - j, j] = A[i, j]``) of ``D^T D`` for the second differences ``D`` of consecutive
+    frames inside each run of ``seg``. Every interior frame ``k`` of a run adds the outer
+    product of ``(1, -2, 1)`` at frames ``(k-1, k, k+1)``; entries past a run's end are 0, so
+    the bands of several tracks or joints laid end to end form one block-diagonal system."""
+    inner = np.ones(T + 2)  # inner[1 + k]: frame k is interior (0 off the ends)
+    inner[[0, -1]] = 0
+    inner[1 + np.asarray(seg[:-1])] = 0
+    inner[np.asarray(seg[1:])] = 0  # the last frame of each run
+    ab = np.empty((3, T))
+    ab[0] = inner[:-2] + 4 * inner[1:-1] + inner[2:]
+    ab[1] = -2 * (inner[1:-1] + inner[2:])
+    ab[2] = inner[2:]
     return ab
 
 
 def _check(joints_3d, keypoints_2d, mask, conf, seq_offsets):
-    y0 = np.asarray(joints_3d, np.float64)
-    kp, m = np.asarray(keypoints_2d, np.float64), np.asarray(mask, bool)
+    """:func:`fit_track`'s inputs checked and laid out frames last (contiguous rows, as the
+    banded solver takes them): float64 ``y0 (3, J, T)``, ``kp (2, J, T)`` px (0 where masked),
+    weights ``w (J, T)`` (``conf`` clipped to [0, 1], 0 where masked), and the runs ``seg``.
+
+    Raises:
+        ValueError: as :func:`fit_track`."""
+    y0, kp, m = np.asarray(joints_3d), np.asarray(keypoints_2d), np.asarray(mask, bool)
     if y0.ndim != 3 or y0.shape[-1] != 3 or kp.shape != y0.shape[:-1] + (2,) or m.shape != y0.shape[:-1]:
         raise ValueError(f"fit_track: joints_3d {y0.shape}, keypoints_2d {kp.shape}, mask {m.shape} must be "
                          f"(T, J, 3), (T, J, 2), (T, J)")
-    T = len(y0)
-    c = np.ones(m.shape) if conf is None else np.asarray(conf, np.float64)
+    T, J = m.shape
+    c = np.ones(m.shape) if conf is None else np.asarray(conf)
     if c.shape != m.shape:
         raise ValueError(f"fit_track: conf {c.shape} must match the mask {m.shape}")
     seg = np.array([0, T]) if seq_offsets is None else np.asarray(seq_offsets, np.int64)
     if seg[0] != 0 or seg[-1] != T or (np.diff(seg) <= 0).any():
         raise ValueError(f"fit_track: seq_offsets must rise from 0 to {T}, got {seg.tolist()}")
-    if not (np.isfinite(y0).all() and np.isfinite(kp[m]).all()):
+    y0 = np.ascontiguousarray(y0.transpose(2, 1, 0), np.float64)
+    kp_t, w = np.zeros((2, J, T)), np.zeros((J, T))
+    np.copyto(kp_t, kp.transpose(2, 1, 0), where=m.T)
+    np.copyto(w, np.clip(c.T, 0, 1), where=m.T)
+    if not (np.isfinite(y0).all() and np.isfinite(kp_t).all()):
         raise ValueError("fit_track: non-finite joints_3d or observed keypoints_2d")
-    return y0, np.where(m[..., None], kp, 0.0), np.where(m, np.clip(c, 0, 1), 0.0), seg
+    return y0, kp_t, w, seg
 
 
 def rigid_bones(joints_3d: np.ndarray, parents, seq_offsets: np.ndarray) -> np.ndarray:
@@ -104,20 +124,28 @@ def rigid_bones(joints_3d: np.ndarray, parents, seq_offsets: np.ndarray) -> np.n
     Raises:
         ValueError: a parent listed after its child.
     """
+    y = np.asarray(joints_3d, np.float64).transpose(2, 1, 0)
+    return _rigid(np.ascontiguousarray(y), parents, np.asarray(seq_offsets, np.int64)).transpose(2, 1, 0)
+
+
+def _rigid(y: np.ndarray, parents, seg: np.ndarray) -> np.ndarray:
+    """:func:`rigid_bones` of ``y (3, J, T)`` (frames last: contiguous rows), a new array."""
     parents = list(parents)
     if any(p >= j for j, p in enumerate(parents)):
         raise ValueError(f"rigid_bones: parents must precede their children, got {parents}")
-    y = np.asarray(joints_3d, np.float64)
-    seg = np.asarray(seq_offsets, np.int64)
     child = [j for j, p in enumerate(parents) if p >= 0]
-    vec = y[:, child] - y[:, [parents[j] for j in child]]  # (T, B, 3)
-    n = np.linalg.norm(vec, axis=-1)  # (T, B)
-    med = np.stack([np.median(n[a:b], axis=0) for a, b in zip(seg[:-1], seg[1:])])  # (S, B): one call per run
-    length = np.repeat(med, np.diff(seg), axis=0)  # (T, B)
-    unit = vec / np.maximum(n, 1e-12)[..., None]
-    out = y.copy()
+    vec = y[:, child] - y[:, [parents[j] for j in child]]  # (3, B, T)
+    n = np.sqrt(np.einsum("cbt,cbt->bt", vec, vec))  # (B, T)
+    length = np.empty_like(n)
+    for a, b in zip(seg[:-1], seg[1:]):  # one median per bone and run
+        length[:, a:b] = np.median(n[:, a:b], axis=1, keepdims=True)
+    vec /= np.maximum(n, 1e-12)
+    vec *= length
+    out = np.empty_like(y)
+    roots = [j for j, p in enumerate(parents) if p < 0]
+    out[:, roots] = y[:, roots]
     for b, j in enumerate(child):  # parents first: each joint from its placed parent
-        out[:, j] = out[:, parents[j]] + unit[:, b] * length[:, b, None]
+        np.add(out[:, parents[j]], vec[:, b], out=out[:, j])
     return out
 
 
@@ -144,35 +172,60 @@ def fit_track(joints_3d, keypoints_2d, mask, conf=None, seq_offsets=None, weight
 
     Raises:
         ValueError: shapes that do not match, non-finite input, bad ``seq_offsets``.
+        numpy.linalg.LinAlgError: a singular system (only with ``weights.prior`` 0).
     """
-    y0, kp, w, seg = _check(joints_3d, keypoints_2d, mask, conf, seq_offsets)
-    T, J = y0.shape[:2]
+    y0, kp, w, seg = _check(joints_3d, keypoints_2d, mask, conf, seq_offsets)  # (3, J, T), (2, J, T), (J, T)
+    J, T = w.shape
     if J != skeleton.num_joints:
         raise ValueError(f"fit_track: {J} joints, but the skeleton {skeleton.name} has {skeleton.num_joints}")
-    root_index = skeleton.root_index
     if T == 0 or weights.iterations <= 0:
-        return y0.astype(np.float32)
-    R2 = float((y0 ** 2).sum(-1).mean()) or 1.0
-    ws = np.maximum(w.sum(-1, keepdims=True), 1e-12)
-    km = (w[..., None] * kp).sum(1) / ws
-    size2 = np.maximum((w * ((kp - km[:, None]) ** 2).sum(-1)).sum(-1) / ws[:, 0], 1e-6)  # (T,)
-    w = np.where((w > 0).sum(-1, keepdims=True) >= 2, w, 0.0)  # a camera needs 2 observed joints
+        return y0.transpose(2, 1, 0).astype(np.float32)
+    R2 = float((y0 ** 2).sum(0).mean()) or 1.0
+    ws = np.maximum(w.sum(0), 1e-12)
+    km = (w * kp).sum(1) / ws  # (2, T)
+    size2 = np.maximum((w * ((kp - km[:, None]) ** 2).sum(0)).sum(0) / ws, 1e-6)  # (T,) px^2
+    w = np.where((w > 0).sum(0) >= 2, w, 0.0)  # a camera needs 2 observed joints
     smooth = weights.smooth * _second_differences(seg, T) / R2
     prior = weights.prior / R2
-    y = y0.copy()
-    for _ in range(int(weights.iterations)):
-        s, d = _cameras(y, kp, w)
-        a = w * (s ** 2 / size2)[:, None]  # (T, J) 2D weight of each joint's x, y
-        b = w[..., None] * (s / size2)[:, None, None] * (kp - d[:, None])  # (T, J, 2)
-        for j in range(J):
-            ab = smooth.copy()
-            ab[2] += a[:, j] + prior
-            y[:, j, :2] = solve_banded((2, 2), ab, b[:, j] + prior * y0[:, j, :2])
-        y -= y[:, root_index:root_index + 1]
+    y = _fit_xy(y0, kp, w, size2, smooth, prior, int(weights.iterations), skeleton.root_index)
     ab = smooth.copy()
-    ab[2] += prior
-    y[..., 2] = solve_banded((2, 2), ab, prior * y0[..., 2])  # depth: the prior, smoothed
-    y -= y[:, root_index:root_index + 1]
+    ab[0] += prior
+    z = solveh_banded(ab, prior * y0[2].T, lower=True, check_finite=False)  # depth: the prior, smoothed
+    y = np.concatenate([y, z.T[None]])
+    y -= y[:, skeleton.root_index, None]
     if weights.rigid and skeleton.parents is not None:
-        y = rigid_bones(y, skeleton.parents, seg if body_offsets is None else np.asarray(body_offsets, np.int64))
-    return y.astype(np.float32)
+        y = _rigid(y, skeleton.parents, seg if body_offsets is None else np.asarray(body_offsets, np.int64))
+    return y.transpose(2, 1, 0).astype(np.float32)
+
+
+def _fit_xy(y0, kp, w, size2, smooth, prior: float, iterations: int, root: int) -> np.ndarray:
+    """The alternation of :func:`fit_track` for x, y: ``iterations`` times the cameras, then
+    all joints' x, y in one banded Cholesky solve (the J per-joint pentadiagonal systems laid
+    end to end along the band: ``J T`` unknowns, x and y the two right-hand sides).
+
+    Args:
+        y0: ``(3, J, T)`` lift. kp: ``(2, J, T)`` px. w: ``(J, T)`` 2D weights. size2: ``(T,)``
+            px^2. smooth: ``(3, T)`` weighted band (:func:`_second_differences`). prior: weight.
+
+    Returns:
+        ``(2, J, T)`` x, y relative to joint ``root``.
+    """
+    J, T = w.shape
+    ws = np.maximum(w.sum(0), 1e-12)
+    km = (w * kp).sum(1) / ws  # (2, T)
+    wkc = w * (kp - km[:, None])
+    band = np.tile(smooth.T, (J, 1)).T  # (3, J T) Fortran order (LAPACK's layout): one block per joint
+    band[0] += prior
+    py0 = prior * y0[:2]
+    y = y0[:2].copy()
+    for _ in range(iterations):
+        s, d = _cameras(y, wkc, km, w, ws)
+        ab = band.copy(order="F")
+        ab[0] += (w * (s ** 2 / size2)).ravel()  # the 2D term's weight of each joint's x and y
+        rhs = kp - d[:, None]  # (2, J, T): the 2D term's pull, then the prior's
+        rhs *= w * (s / size2)
+        rhs += py0
+        y = solveh_banded(ab, rhs.reshape(2, J * T).T, lower=True, overwrite_ab=True, overwrite_b=True,
+                          check_finite=False).T.reshape(2, J, T)
+        y -= y[:, root, None]
+    return y

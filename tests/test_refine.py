@@ -142,12 +142,49 @@ def test_second_difference_operator_matches_its_dense_form():
             row[k - 1:k + 2] = [1, -2, 1]
             D = np.vstack([D, row])
     dense = D.T @ D
-    ab = _second_differences(seg, T)
+    ab = _second_differences(seg, T)  # lower band: ab[i - j, j] = A[i, j]
     rebuilt = np.zeros((T, T))
     for i in range(T):
-        for j in range(max(0, i - 2), min(T, i + 3)):
-            rebuilt[i, j] = ab[2 + i - j, j]
+        for j in range(max(0, i - 2), i + 1):
+            rebuilt[i, j] = rebuilt[j, i] = ab[i - j, j]
     np.testing.assert_allclose(rebuilt, dense)
+    assert (ab[1, -1:] == 0).all() and (ab[2, -2:] == 0).all()  # nothing past the end: bands can be laid end to end
+
+
+def test_fit_equals_the_per_joint_dense_solve():
+    """The block solve of all joints at once (lifting.refine._fit_xy) against the energy's
+    normal equations solved per joint and coordinate with dense matrices."""
+    from lifting.refine import _second_differences
+
+    T, J, r = 12, 16, CANON16.root_index
+    rng = np.random.default_rng(5)
+    y0 = _walker(T) + rng.normal(0, 0.03, (T, J, 3))
+    y0 -= y0[:, r:r + 1]
+    kp, mask = _project(_walker(T)) + rng.normal(0, 2, (T, J, 2)), rng.random((T, J)) > 0.2
+    conf, seg = rng.uniform(0.3, 1, (T, J)), np.array([0, 7, T])
+    got = fit_track(y0, kp, mask, conf, seg, weights=FitWeights(rigid=False, iterations=3))
+    w = np.where(mask, conf, 0.0)
+    w = np.where((w > 0).sum(-1, keepdims=True) >= 2, w, 0.0)
+    R2 = (y0 ** 2).sum(-1).mean()
+    band = _second_differences(seg, T)
+    S = np.diag(band[0]) + np.diag(band[1, :-1], -1) + np.diag(band[1, :-1], 1) + np.diag(band[2, :-2], -2) + \
+        np.diag(band[2, :-2], 2)
+    ws = w.sum(-1)
+    km = (w[..., None] * kp).sum(1) / ws[:, None]
+    size2 = (w * ((kp - km[:, None]) ** 2).sum(-1)).sum(-1) / ws
+    y = y0.copy()
+    for _ in range(3):
+        xm = (w[..., None] * y[..., :2]).sum(1) / ws[:, None]
+        xc, kc = y[..., :2] - xm[:, None], kp - km[:, None]
+        s = (w[..., None] * xc * kc).sum((1, 2)) / (w[..., None] * xc * xc).sum((1, 2))
+        d = km - s[:, None] * xm
+        for j in range(J):
+            A = (S + 0.1 * np.eye(T)) / R2 + np.diag(w[:, j] * s ** 2 / size2)
+            b = w[:, j, None] * (s / size2)[:, None] * (kp[:, j] - d) + 0.1 / R2 * y0[:, j, :2]
+            y[:, j, :2] = np.linalg.solve(A, b)
+        y -= y[:, r:r + 1]
+    y[..., 2] = np.linalg.solve(S + 0.1 * np.eye(T), 0.1 * y0[..., 2])
+    np.testing.assert_allclose(got, y - y[:, r:r + 1], atol=1e-6)
 
 
 def test_rigid_bones_gives_one_length_per_bone_and_body_and_keeps_directions():
