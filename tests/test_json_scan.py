@@ -90,3 +90,15 @@ def test_scan_finds_top_level_values_and_records(tmp_path):
     assert top.kind == "object" and set(top.values) == {"meta", "annotations", "z"}
     assert js.parse_value(str(p), top.values["meta"]) == {"a": [1, {"b": "]}"}]}
     assert [r for b in js.record_blocks(str(p), top.arrays["annotations"]) for r in b] == [{"k": "{"}, {"q": [[1]]}]
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 5, 2**20])
+def test_scan_top_level_colons_and_commas_at_every_block_size(tmp_path, monkeypatch, block):
+    doc = {"a,b:": 1, "m\\\"{": {"x": "]},:"}, "annotations": [{"k": "\\\\"}, {"q": ":,"}], "z": "q,:\\", "n": None}
+    p = tmp_path / "o.json"
+    p.write_text(json.dumps(doc, indent=1))
+    monkeypatch.setattr(js, "SCAN_BLOCK", block)
+    js._LAST.clear()
+    top = js.scan_top_level(str(p))
+    assert {k: js.parse_value(str(p), v) for k, v in top.values.items()} == doc
+    assert [r for b in js.record_blocks(str(p), top.arrays["annotations"]) for r in b] == doc["annotations"]
