@@ -27,8 +27,8 @@ from typing import Iterator
 
 import numpy as np
 
-__all__ = ["ScanFallback", "TopLevel", "scan_top_level", "record_blocks", "RecordBlocks", "parse_value", "SCAN_BLOCK",
-           "RECORD_BLOCK"]
+__all__ = ["ScanFallback", "TopLevel", "scan_top_level", "record_blocks", "RecordBlocks", "Block", "parse_value",
+           "SCAN_BLOCK", "RECORD_BLOCK"]
 
 SCAN_BLOCK = 2**20
 """Bytes scanned at a time (numpy temporaries of a few times this)."""
@@ -240,9 +240,19 @@ class RecordBlocks:
         return record_blocks(self.source, self.array)
 
 
-def record_blocks(source: str, array: tuple, size: int | None = None) -> Iterator[list]:
+class Block(list):
+    """One block of :func:`record_blocks`: the parsed records (a list of dicts) and ``text``,
+    the JSON text they were parsed from (``[`` + the records' bytes + ``]``, a bytearray)."""
+
+    text: bytearray
+
+
+def record_blocks(source: str, array: tuple, size: int | None = None) -> Iterator[Block]:
     """The objects of one top-level array (``TopLevel.arrays`` entry of :func:`scan_top_level`)
-    as lists of parsed dicts, ``size`` (default :data:`RECORD_BLOCK`) at a time, in file order.
+    as :class:`Block` lists of parsed dicts, ``size`` (default :data:`RECORD_BLOCK`) at a time,
+    in file order. Between two records only one comma and whitespace may lie: ``orjson``
+    parses the block's bytes in brackets as one JSON list, and it must hold exactly the
+    block's records (anything else between them is an extra item or invalid JSON).
 
     Raises:
         ScanFallback: invalid JSON inside a record (e.g. a NaN literal), or anything but one
@@ -265,18 +275,18 @@ def record_blocks(source: str, array: tuple, size: int | None = None) -> Iterato
         for s in range(0, len(starts), size):
             a, e = int(starts[s]), int(ends[min(s + size, len(starts)) - 1])
             f.seek(a)
-            buf = f.read(e - a)
-            rel_s, rel_e = starts[s:s + size] - a, ends[s:s + size] - a
-            gaps = [buf[x:y] for x, y in zip(rel_e[:-1].tolist(), rel_s[1:].tolist()) if y - x != 1]
-            if any(g.strip(_WS) != b"," for g in gaps):
-                raise ScanFallback("something between two records")
+            buf = bytearray(e - a + 2)
+            buf[0], buf[-1] = 91, 93  # [ ... ]
+            if f.readinto(memoryview(buf)[1:-1]) != e - a:
+                raise ScanFallback("the file changed")
             try:
-                recs = orjson.loads(b"[" + buf + b"]")
+                block = Block(orjson.loads(buf))
             except orjson.JSONDecodeError:
                 raise ScanFallback("invalid JSON in a record") from None
-            if len(recs) != len(rel_s):
-                raise ScanFallback("record count differs")
-            yield recs
+            if len(block) != min(size, len(starts) - s):
+                raise ScanFallback("something between two records")
+            block.text = buf
+            yield block
 
 
 def parse_value(source: str, span: tuple[int, int]):
