@@ -140,10 +140,12 @@ class _Scan:
 
 def _structural(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(positions (M,) int64, classes (M,) uint8)`` of the quotes, backslashes, braces and
-    brackets of the bytes ``b`` (``(n,)`` uint8). ``b & 0xDD`` maps ``{ [`` to 0x59 and ``} ]``
-    to 0x5D, with only ``Y y _`` and DEL beside them, which the class table then drops."""
-    x = b & 0xDD
-    pos = np.flatnonzero((b == 34) | (b == 92) | (x == 0x59) | (x == 0x5D))
+    brackets of the bytes ``b`` (``(n,)`` uint8). ``b & 0xD9 == 0x59`` holds for ``{ [ } ]``
+    and only ``Y y _`` and DEL beside them, which the class table then drops."""
+    candidate = (b & 0xD9) == 0x59
+    candidate |= b == 34  # "
+    candidate |= b == 92  # backslash
+    pos = np.flatnonzero(candidate)
     c = _CLASS[b[pos]]
     keep = c != 0
     return pos[keep], c[keep]
