@@ -90,3 +90,45 @@ def test_scan_finds_top_level_values_and_records(tmp_path):
     assert top.kind == "object" and set(top.values) == {"meta", "annotations", "z"}
     assert js.parse_value(str(p), top.values["meta"]) == {"a": [1, {"b": "]}"}]}
     assert [r for b in js.record_blocks(str(p), top.arrays["annotations"]) for r in b] == [{"k": "{"}, {"q": [[1]]}]
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 5, 2**20])
+def test_scan_top_level_colons_and_commas_at_every_block_size(tmp_path, monkeypatch, block):
+    doc = {"a,b:": 1, "m\\\"{": {"x": "]},:"}, "annotations": [{"k": "\\\\"}, {"q": ":,"}], "z": "q,:\\", "n": None}
+    p = tmp_path / "o.json"
+    p.write_text(json.dumps(doc, indent=1))
+    monkeypatch.setattr(js, "SCAN_BLOCK", block)
+    js._LAST.clear()
+    top = js.scan_top_level(str(p))
+    assert {k: js.parse_value(str(p), v) for k, v in top.values.items()} == doc
+    assert [r for b in js.record_blocks(str(p), top.arrays["annotations"]) for r in b] == doc["annotations"]
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("true", r"keypoints\[1\] is not a number"), ("null", r"keypoints\[1\] is not a number"),
+    ('"2"', r"keypoints\[1\] is not a number"), ("[2]", r"keypoints\[1\] is not a number"),
+    ("{}", r"keypoints\[1\] is not a number"),
+])
+def test_plain_blocks_refuse_what_is_not_a_number(tmp_path, monkeypatch, bad, message):
+    """A block of plain records whose text holds only numbers skips the per-value type check;
+    any other value in a keypoint list still gets the record parser's message."""
+    good = ", ".join(["1.5"] * 51)
+    recs = [f'{{"image_id": {i}, "score": 0.5, "keypoints": [{good}]}}' for i in range(40)]
+    recs[20] = recs[20].replace("[1.5, 1.5", f"[1.5, {bad}", 1)
+    p = tmp_path / "r.json"
+    p.write_text("[" + ",\n".join(recs) + "]")
+    monkeypatch.setattr(records, "STREAM_BYTES", 0)
+    monkeypatch.setattr(js, "RECORD_BLOCK", 16)
+    js._LAST.clear()
+    with pytest.raises(TrackFormatError, match=message):
+        read_detections(str(p), "coco")
+
+
+def test_only_numbers_sees_strings_and_literals():
+    keys = 2  # {"image_id": ..., "keypoints": ...}
+    assert coco._only_numbers(bytearray(b'[{"image_id": 1, "keypoints": [1, 2.5e3, -1]}]'), keys)
+    for text in (b'[{"image_id": 1, "keypoints": [1, true, 1]}]', b'[{"image_id": 1, "keypoints": [1, null, 1]}]',
+                 b'[{"image_id": 1, "keypoints": [1, false, 1]}]', b'[{"image_id": 1, "keypoints": [1, "2", 1]}]',
+                 b'[{"image_id": 1, "keypoints": [1, {"a": 1}, 1]}]'):
+        assert not coco._only_numbers(bytearray(text), keys), text
+    assert not coco._only_numbers(None, keys)

@@ -2,10 +2,12 @@
 top-level structure, and the records are parsed in blocks by ``orjson``.
 
 :func:`scan_top_level` reads the file once in blocks of :data:`SCAN_BLOCK` bytes and, with
-numpy, marks per byte whether it is inside a string (quote parity, escaped quotes excluded)
-and its nesting depth; it returns the top-level keys with the byte span of each value (an
-object at the top) or the spans of the items (a list at the top), and for every top-level
-array the spans of its object items. :func:`record_blocks` then parses a top-level array's
+numpy, finds the quotes, backslashes, braces and brackets (a few vectorised byte comparisons),
+then for those alone whether they are inside a string (quote parity, escaped quotes excluded)
+and their nesting depth; the top-level colons and commas are then looked for only in the
+stretches outside strings at depth 1. It returns the top-level keys with the byte span of
+each value (an object at the top) or the spans of the items (a list at the top), and for
+every top-level array the spans of its object items. :func:`record_blocks` then parses a top-level array's
 objects :data:`RECORD_BLOCK` at a time (``orjson.loads`` of the bytes between the first
 object's ``{`` and the last one's ``}``; only whitespace and one comma may lie between
 consecutive objects).
@@ -25,8 +27,8 @@ from typing import Iterator
 
 import numpy as np
 
-__all__ = ["ScanFallback", "TopLevel", "scan_top_level", "record_blocks", "RecordBlocks", "parse_value", "SCAN_BLOCK",
-           "RECORD_BLOCK"]
+__all__ = ["ScanFallback", "TopLevel", "scan_top_level", "record_blocks", "RecordBlocks", "Block", "parse_value",
+           "SCAN_BLOCK", "RECORD_BLOCK"]
 
 SCAN_BLOCK = 2**20
 """Bytes scanned at a time (numpy temporaries of a few times this)."""
@@ -66,22 +68,22 @@ _QUOTE, _OPEN_OBJ, _CLOSE_OBJ, _OPEN_ARR, _CLOSE_ARR, _COLON, _COMMA, _BACKSLASH
 
 class _Scan:
     """Per-block state (string parity, trailing backslashes, depth) and what was found. Only
-    the structural bytes (quotes, braces, brackets, colons, commas, backslashes) of a block are
-    looked at, as a compact array."""
+    the quotes, braces, brackets and backslashes of a block are looked at, as a compact array;
+    for an object at the top, the stretches between them that lie outside strings at depth 1
+    (``gaps``, where the top-level colons and commas are) are kept as byte spans."""
 
     def __init__(self):
         self.in_str, self.backslashes, self.depth, self.offset = False, 0, 0, 0
-        self.top_colons, self.top_ends, self.obj_starts, self.obj_ends = [], [], [], []
+        self.top_ends, self.obj_starts, self.obj_ends = [], [], []
         self.arr_opens, self.arr_closes, self.first = [], [], None
+        self.gap_starts, self.gap_ends, self.open_gap = [], [], None
 
-    def block(self, buf: bytes) -> None:
+    def block(self, buf) -> None:
         b = np.frombuffer(buf, np.uint8)
         if self.first is None:
-            text = buf.lstrip(_WS)
+            text = bytes(buf).lstrip(_WS)
             self.first = text[0] if text else None
-        cls = _CLASS[b]
-        pos = np.flatnonzero(cls)
-        c = cls[pos]
+        pos, c = _structural(b)
         quote = c == _QUOTE
         bs = c == _BACKSLASH
         if bs.any() or self.backslashes:
@@ -93,6 +95,8 @@ class _Scan:
         after = self.depth + np.cumsum(step, dtype=np.int32)
         before = after - step
         self._collect(pos + self.offset, c, outside, before, after)
+        if self.first == 123:
+            self._gaps(pos + self.offset, ~parity & (after == 1))
         if len(pos):
             self.in_str, self.depth = bool(parity[-1]), int(after[-1])
         self.offset += len(b)
@@ -113,13 +117,53 @@ class _Scan:
         return prev % 2 == 1
 
     def _collect(self, pos, c, outside, before, after) -> None:
-        self.top_colons.append(pos[outside & (c == _COLON) & (before == 1)])
-        self.top_ends.append(pos[outside & (before == 1) & ((c == _COMMA) | (after == 0))])
+        self.top_ends.append(pos[outside & (before == 1) & (after == 0)])  # the closing brace / bracket
         level = 1 if self.first == 91 else 2  # depth of a record array's items
         self.obj_starts.append(pos[outside & (c == _OPEN_OBJ) & (before == level)])
         self.obj_ends.append(pos[outside & (c == _CLOSE_OBJ) & (after == level)] + 1)
         self.arr_opens.append(pos[outside & (c == _OPEN_ARR) & (before == level - 1)])
         self.arr_closes.append(pos[outside & (c == _CLOSE_ARR) & (after == level - 1)])
+
+    def _gaps(self, pos: np.ndarray, at_top: np.ndarray) -> None:
+        """Keep the byte spans ``(start, end)`` that follow the entries at file positions
+        ``pos`` (``(M,)`` int64) where ``at_top`` (outside strings at depth 1 after the entry);
+        a span ending after the block is closed by the next block's first entry."""
+        if len(pos) and self.open_gap is not None:
+            self.open_gap[-1] = pos[0]
+            self.open_gap = None
+        ends = np.r_[pos[1:], -1][at_top]
+        self.gap_starts.append(pos[at_top] + 1)
+        self.gap_ends.append(ends)
+        if len(ends) and ends[-1] == -1:
+            self.open_gap = ends
+
+
+def _structural(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(positions (M,) int64, classes (M,) uint8)`` of the quotes, backslashes, braces and
+    brackets of the bytes ``b`` (``(n,)`` uint8). ``b & 0xD9 == 0x59`` holds for ``{ [ } ]``
+    and only ``Y y _`` and DEL beside them, which the class table then drops."""
+    candidate = (b & 0xD9) == 0x59
+    candidate |= b == 34  # "
+    candidate |= b == 92  # backslash
+    pos = np.flatnonzero(candidate)
+    c = _CLASS[b[pos]]
+    keep = c != 0
+    return pos[keep], c[keep]
+
+
+def _top_marks(f, s: _Scan) -> tuple[np.ndarray, np.ndarray]:
+    """``(colons, ends)``: the sorted file positions of the top-level colons and of the ends of
+    the top-level values (commas at depth 1, and the closing brace), from the depth-1 spans."""
+    cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0, np.int64)  # noqa: E731
+    colons, commas = [], []
+    for a, e in zip(cat(s.gap_starts).tolist(), cat(s.gap_ends).tolist()):
+        if e > a:
+            f.seek(a)
+            text = f.read(e - a)
+            colons += [a + m.start() for m in re.finditer(b":", text)]
+            commas += [a + m.start() for m in re.finditer(b",", text)]
+    ends = np.sort(np.r_[np.array(commas, np.int64), cat(s.top_ends)])
+    return np.array(colons, np.int64), ends
 
 
 def _key_before(f, colon: int) -> str:
@@ -158,8 +202,9 @@ def scan_top_level(source: str) -> TopLevel:
 def _scan(source: str) -> TopLevel:
     s = _Scan()
     with open(source, "rb") as f:
-        while buf := f.read(SCAN_BLOCK):
-            s.block(buf)
+        buf = bytearray(SCAN_BLOCK)
+        while n := f.readinto(buf):
+            s.block(memoryview(buf)[:n])
         cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0, np.int64)  # noqa: E731
         if s.depth != 0 or s.in_str or s.first not in (91, 123):
             raise ScanFallback("not one balanced JSON list or object")
@@ -169,7 +214,7 @@ def _scan(source: str) -> TopLevel:
             raise ScanFallback("unbalanced records")
         if s.first == 91:
             return TopLevel("list", {}, {"": (starts, ends, int(opens[0]), int(closes[0]))})
-        colons, stops = cat(s.top_colons), cat(s.top_ends)
+        colons, stops = _top_marks(f, s)
         out = TopLevel("object")
         for c in colons:
             key = _key_before(f, int(c))
@@ -197,9 +242,19 @@ class RecordBlocks:
         return record_blocks(self.source, self.array)
 
 
-def record_blocks(source: str, array: tuple, size: int | None = None) -> Iterator[list]:
+class Block(list):
+    """One block of :func:`record_blocks`: the parsed records (a list of dicts) and ``text``,
+    the JSON text they were parsed from (``[`` + the records' bytes + ``]``, a bytearray)."""
+
+    text: bytearray
+
+
+def record_blocks(source: str, array: tuple, size: int | None = None) -> Iterator[Block]:
     """The objects of one top-level array (``TopLevel.arrays`` entry of :func:`scan_top_level`)
-    as lists of parsed dicts, ``size`` (default :data:`RECORD_BLOCK`) at a time, in file order.
+    as :class:`Block` lists of parsed dicts, ``size`` (default :data:`RECORD_BLOCK`) at a time,
+    in file order. Between two records only one comma and whitespace may lie: ``orjson``
+    parses the block's bytes in brackets as one JSON list, and it must hold exactly the
+    block's records (anything else between them is an extra item or invalid JSON).
 
     Raises:
         ScanFallback: invalid JSON inside a record (e.g. a NaN literal), or anything but one
@@ -222,18 +277,18 @@ def record_blocks(source: str, array: tuple, size: int | None = None) -> Iterato
         for s in range(0, len(starts), size):
             a, e = int(starts[s]), int(ends[min(s + size, len(starts)) - 1])
             f.seek(a)
-            buf = f.read(e - a)
-            rel_s, rel_e = starts[s:s + size] - a, ends[s:s + size] - a
-            gaps = [buf[x:y] for x, y in zip(rel_e[:-1].tolist(), rel_s[1:].tolist()) if y - x != 1]
-            if any(g.strip(_WS) != b"," for g in gaps):
-                raise ScanFallback("something between two records")
+            buf = bytearray(e - a + 2)
+            buf[0], buf[-1] = 91, 93  # [ ... ]
+            if f.readinto(memoryview(buf)[1:-1]) != e - a:
+                raise ScanFallback("the file changed")
             try:
-                recs = orjson.loads(b"[" + buf + b"]")
+                block = Block(orjson.loads(buf))
             except orjson.JSONDecodeError:
                 raise ScanFallback("invalid JSON in a record") from None
-            if len(recs) != len(rel_s):
-                raise ScanFallback("record count differs")
-            yield recs
+            if len(block) != min(size, len(starts) - s):
+                raise ScanFallback("something between two records")
+            block.text = buf
+            yield block
 
 
 def parse_value(source: str, span: tuple[int, int]):

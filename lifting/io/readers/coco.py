@@ -8,9 +8,12 @@ Detection") and results format (https://cocodataset.org/#format-results), AlphaP
 
 from __future__ import annotations
 
+import gc
 import os
-from itertools import chain
-from typing import Any
+from contextlib import contextmanager
+from itertools import chain, repeat
+from operator import itemgetter
+from typing import Any, Iterator
 
 import numpy as np
 from tqdm import tqdm
@@ -115,14 +118,17 @@ def _parse_records(records: Any, dets: DetectionRows, warnings: list[str], *, fl
     total = getattr(records, "n_records", None) if blocks else len(records) if isinstance(records, list) else None
     bar = tqdm(total=total, unit="record", desc="read", disable=None, leave=False, mininterval=1.0,
                dynamic_ncols=True)  # disable=None: only on a terminal
-    for block in (records if blocks else ([r] for r in records)):
-        if blocks and not flags and frame_of is None and _add_plain_block(block, dets, n):
-            n += len(block)
-        else:
-            for rec in block:
-                _add_record(rec, n, dets, skipped, flags, frame_of)
-                n += 1
-        bar.update(len(block))
+    if blocks and total:
+        dets.expect(total)
+    with _gc_paused(blocks):
+        for block in (records if blocks else ([r] for r in records)):
+            if blocks and not flags and frame_of is None and _add_plain_block(block, dets, n):
+                n += len(block)
+            else:
+                for rec in block:
+                    _add_record(rec, n, dets, skipped, flags, frame_of)
+                    n += 1
+            bar.update(len(block))
     bar.close()
     if skipped:
         detail = ", ".join(f"{k}: {v}" for k, v in sorted(skipped.items()))
@@ -131,6 +137,21 @@ def _parse_records(records: Any, dets: DetectionRows, warnings: list[str], *, fl
         raise TrackFormatError(f"{source}: annotation list is empty (no detections)")
     if not len(dets):
         raise TrackFormatError(f"{source}: no person records (category_id 1) among {n} record(s)")
+
+
+@contextmanager
+def _gc_paused(pause: bool) -> Iterator[None]:
+    """Turn Python's cyclic garbage collector off for the block, when ``pause``: the parsed
+    records (a million dicts and lists) hold no cycles and are freed by reference counting, and
+    the collector would otherwise walk them again and again while they are made."""
+    was = pause and gc.isenabled()
+    if was:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _add_record(rec: Any, i: int, dets: DetectionRows, skipped: dict, flags: bool, frame_of: dict | None) -> None:
@@ -171,25 +192,65 @@ def _add_record(rec: Any, i: int, dets: DetectionRows, skipped: dict, flags: boo
 
 
 _PLAIN_KEYS = frozenset(("image_id", "category_id", "keypoints", "score", "bbox", "track_id"))
+_OPTIONAL = frozenset(("score", "bbox", "track_id"))
 _NUMBER = frozenset((int, float))
 
 
-def _numbers(values: list, width: int) -> np.ndarray | None:
+def _numbers(values: list, width: int, checked: bool = False) -> np.ndarray | None:
     """``(n, width)`` float64 of ``values`` (lists of ``width`` JSON numbers each), or None when
-    any is not such a list or holds an int beyond :data:`~lifting.io.readers.common._MAX_ABS`."""
-    if not all(type(v) is list and len(v) == width for v in values):
+    any is not such a list or holds an int beyond :data:`~lifting.io.readers.common._MAX_ABS`.
+    ``checked``: the values are known to hold no string, bool or null (:func:`_only_numbers`),
+    so the conversion itself rejects what is not a number (a nested list or object)."""
+    if set(map(type, values)) != {list} or set(map(len, values)) != {width}:
         return None
-    if not set(map(type, chain.from_iterable(values))) <= _NUMBER:
+    if not checked and not set(map(type, chain.from_iterable(values))) <= _NUMBER:
         return None
     try:
-        arr = np.array(values, dtype=np.float64).reshape(len(values), width)
+        arr = np.fromiter(chain.from_iterable(values), np.float64, count=len(values) * width)
+    except (OverflowError, TypeError, ValueError):
+        return None
+    return None if (np.abs(arr) > _MAX_ABS).any() else arr.reshape(len(values), width)
+
+
+def _only_numbers(text: Any, n_keys: int) -> bool:
+    """True when the JSON ``text`` of a block of records whose ``n_keys`` keys in all are
+    :data:`_PLAIN_KEYS` holds no string but those keys (two quotes each) and no ``true`` /
+    ``false`` / ``null`` (no ``u`` or ``l``, which no plain key has): every value in it is then
+    a number, or a list or empty object. False when unknown (no text)."""
+    if text is None:
+        return False
+    quotes = np.count_nonzero(np.frombuffer(text, np.uint8) == 34)
+    return quotes == 2 * n_keys and b"u" not in text and b"l" not in text
+
+
+def _int64(values: list, low: int, high: int) -> np.ndarray | None:
+    """``(n,)`` int64 of ``values`` when all are JSON integers in ``low .. high``, else None."""
+    if set(map(type, values)) != {int}:
+        return None
+    try:
+        arr = np.array(values, np.int64)
     except OverflowError:
         return None
-    return None if (np.abs(arr) > _MAX_ABS).any() else arr
+    return arr if arr.min() >= low and arr.max() <= high else None
 
 
-def _person(cat: Any) -> bool:
-    return cat is None or (type(cat) is int and cat == 1)
+def _plain_keys(recs: list) -> frozenset | None:
+    """The optional fields (``score``, ``bbox``, ``track_id``) that every record of ``recs``
+    has, when all are dicts with keys among :data:`_PLAIN_KEYS`, ``image_id`` and ``keypoints``
+    included, and differ at most in having ``category_id``; else None."""
+    if not recs or set(map(type, recs)) != {dict}:
+        return None
+    kinds = set(map(frozenset, recs))
+    if not all(k <= _PLAIN_KEYS and "image_id" in k and "keypoints" in k for k in kinds):
+        return None
+    optional = {k & _OPTIONAL for k in kinds}
+    return optional.pop() if len(optional) == 1 else None
+
+
+def _persons(recs: list) -> bool:
+    """Every record is a person: ``category_id`` 1 (an int) or none."""
+    cats = list(map(dict.get, recs, repeat("category_id")))
+    return set(map(type, cats)) <= {int, type(None)} and cats.count(1) + cats.count(None) == len(cats)
 
 
 def _add_plain_block(recs: list, dets: DetectionRows, first: int) -> bool:
@@ -197,31 +258,29 @@ def _add_plain_block(recs: list, dets: DetectionRows, first: int) -> bool:
     none) with an integer ``image_id`` in range, ``keypoints`` of the first record's joint
     count, the same optional fields present in all (``score`` a number, ``bbox`` 4 numbers,
     ``track_id`` an integer) and nothing else that the record parser reads. False (nothing
-    added) for any other block: :func:`_add_record` then checks record by record."""
-    if not recs or not all(type(r) is dict and r.keys() <= _PLAIN_KEYS for r in recs):
+    added) for any other block: :func:`_add_record` then checks record by record. A
+    :class:`~lifting.io.json_scan.Block` whose text holds only numbers (:func:`_only_numbers`)
+    skips the per-value type check."""
+    keys = _plain_keys(recs)
+    if keys is None or not _persons(recs):
         return False
-    keys = recs[0].keys() & {"score", "bbox", "track_id"}
-    if any(r.keys() & {"score", "bbox", "track_id"} != keys or "image_id" not in r or "keypoints" not in r
-           for r in recs):
+    frames = _int64(list(map(itemgetter("image_id"), recs)), 0, MAX_FRAME_INDEX)
+    if frames is None:
         return False
-    if not all(_person(r.get("category_id")) for r in recs):
-        return False
-    frames = [r["image_id"] for r in recs]
-    if not all(type(f) is int and 0 <= f <= MAX_FRAME_INDEX for f in frames):
-        return False
-    k3 = len(recs[0]["keypoints"]) if type(recs[0]["keypoints"]) is list else 0
-    kp = _numbers([r["keypoints"] for r in recs], k3) if k3 and k3 % 3 == 0 else None
+    checked = _only_numbers(getattr(recs, "text", None), sum(map(len, recs)))
+    kps = list(map(itemgetter("keypoints"), recs))
+    k3 = len(kps[0]) if type(kps[0]) is list else 0
+    kp = _numbers(kps, k3, checked) if k3 and k3 % 3 == 0 else None
     if kp is None or (len(dets) and k3 // 3 != dets.num_joints) or len(dets) + len(recs) > MAX_PERSON_FRAMES:
         return False
-    box = _numbers([r["bbox"] for r in recs], 4) if "bbox" in keys else None
-    scores = [r["score"] for r in recs] if "score" in keys else None
-    tids = [r["track_id"] for r in recs] if "track_id" in keys else None
+    box = _numbers(list(map(itemgetter("bbox"), recs)), 4, checked) if "bbox" in keys else None
+    scores = list(map(itemgetter("score"), recs)) if "score" in keys else None
+    tids = _int64(list(map(itemgetter("track_id"), recs)), -_INT64_MAX, _INT64_MAX) if "track_id" in keys else None
     if ("bbox" in keys and box is None) or (scores is not None and not set(map(type, scores)) <= _NUMBER) \
-            or (tids is not None and not all(type(t) is int and abs(t) <= _INT64_MAX for t in tids)):
+            or ("track_id" in keys and tids is None):
         return False
-    dets.add_many(np.array(frames, np.int64), None if tids is None else np.array(tids, np.int64),
-                  kp.reshape(len(recs), -1, 3), box, None if scores is None else np.array(scores, np.float64),
-                  np.arange(first, first + len(recs)))
+    dets.add_many(frames, tids, kp.reshape(len(recs), -1, 3), box,
+                  None if scores is None else np.array(scores, np.float64), np.arange(first, first + len(recs)))
     return True
 
 

@@ -71,12 +71,18 @@ class DetectionRows:
 
     def __init__(self, source: str, describe: Callable[[int, int], str] = lambda a, b: f"record {a}") -> None:
         self.source, self.describe, self.n = source, describe, 0
-        self.cap = 0
+        self.cap = self.expected = 0
         self.num_joints = 0
         self.idx_records = self.idx_unusable = 0  # AlphaPose idx (no track_id): records, and those not an id
 
+    def expect(self, n: int) -> None:
+        """Size the buffers for ``n`` rows (at most :data:`MAX_PERSON_FRAMES`) when they are
+        first made, instead of doubling them up to it (one copy less of each array at the
+        end of a large file)."""
+        self.expected = min(n, MAX_PERSON_FRAMES)
+
     def _grow(self, k: int) -> None:
-        cap = max(16, 2 * self.cap)
+        cap = max(16, 2 * self.cap, self.expected)
         new = dict(frames=np.zeros(cap, np.int64), tids=np.zeros(cap, np.int64), has_tid=np.zeros(cap, bool),
                    keypoints=np.zeros((cap, k, 3), np.float32), boxes=np.full((cap, 4), np.nan, np.float32),
                    scores=np.full(cap, np.nan, np.float32), has_box=np.zeros(cap, bool),
