@@ -74,8 +74,10 @@ def canonical_scores(scores: np.ndarray, src, valid: np.ndarray) -> np.ndarray:
     src = get_skeleton(src) if isinstance(src, str) else src
     _, dep = _compile(src, CANON16)  # (16, K) which source joints each canonical joint uses
     s = np.where(valid, np.nan_to_num(scores, nan=0.0), 0.0).astype(np.float32)
-    lowest = np.where(dep[None], s[:, None, :], np.inf).min(-1, initial=np.inf)  # (T, 16)
-    return np.where(np.isfinite(lowest), lowest, 0.0).clip(0, 1).astype(np.float32)
+    lowest = np.zeros((len(s), CANON16.num_joints), np.float32)  # 0 where a joint has no source
+    for j in np.flatnonzero(dep.any(1)):  # the few sources of each canonical joint
+        lowest[:, j] = s[:, dep[j]].min(-1)
+    return lowest.clip(0, 1)
 
 
 class CanonicalTrack(NamedTuple):

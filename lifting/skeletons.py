@@ -347,9 +347,20 @@ def remap(
     missing = (~v).astype(np.float64) @ dep.T.astype(np.float64)
     mask = (missing == 0) & has_recipe
     kp = np.where(v[..., None], kp, 0)
-    out = np.einsum("ts,...sc->...tc", W, kp).astype(kp.dtype if np.issubdtype(kp.dtype, np.floating) else np.float64)
+    out = _apply_weights(W, kp).astype(kp.dtype if np.issubdtype(kp.dtype, np.floating) else np.float64)
     out = np.where(mask[..., None], out, 0).astype(out.dtype)
     return out, mask
+
+
+def _apply_weights(W: np.ndarray, kp: np.ndarray) -> np.ndarray:
+    """``W (J_dst, J_src) @ kp (..., J_src, C)`` as one float64 matrix product (the joints
+    axis first, every other axis flattened into the columns): ``(..., J_dst, C)``. One GEMM
+    instead of ``einsum`` over the leading axes (issue 23: 3.7 s -> ~0.1 s for a million
+    frames)."""
+    lead, (j_src, c) = kp.shape[:-2], kp.shape[-2:]
+    cols = np.moveaxis(kp.reshape(-1, j_src, c), 1, 0).reshape(j_src, -1).astype(np.float64)  # (J_src, N C)
+    out = (W @ cols).reshape(len(W), -1, c)  # (J_dst, N, C)
+    return np.moveaxis(out, 0, 1).reshape(*lead, len(W), c)
 
 
 # --- real-world detector joint sets ---------------------------------------------------------

@@ -3,7 +3,8 @@
 Runs the whole command under cProfile (``python -m lifting.cli lift INPUT -o OUT
 --max-figures 0 ...``, or reads a saved profile) and prints the cumulative seconds of each
 step: read (parse), track, prepare, lift (model), uncertainty (since issue 23 one model call
-for both where the teacher does not resample: ``lift_with_uncertainty``), fit, placement,
+for both where the teacher does not resample: ``lift_with_uncertainty``, and with the flip
+uncertainty, the default since then, ``lift_with_flip_spread``), fit, placement,
 write, with their share of the command. Profiling slows Python-level code more than the model, so the
 shares, not the absolute times, are the result; time whole commands with ``/usr/bin/time -v``.
 Works on the code before issue 23 too (per-track ``lift_track``: its uncertainty's lifts are
@@ -28,7 +29,8 @@ STEPS = {
     "prepare": [("lifting/prepare.py", "canonical_track"), ("lifting/smoothing.py", "smooth_tracks")],
     "lift (model)": [("lifting/track_lifter.py", "lift")],
     "uncertainty": [("lifting/uncertainty.py", "lift_uncertainty")],
-    "lift + uncertainty (one model call, issue 23)": [("lifting/lift_batch.py", "lift_with_uncertainty")],
+    "lift + uncertainty (one model call, issue 23)": [("lifting/lift_batch.py", "lift_with_uncertainty"),
+                                                      ("lifting/lift_batch.py", "lift_with_flip_spread")],
     "fit": [("lifting/refine.py", "fit_track")],
     "placement": [("lifting/placement.py", "root_translation")],
     "write": [("lifting/lift.py", "_write_track")],
