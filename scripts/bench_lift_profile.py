@@ -8,7 +8,11 @@ uncertainty, the default since then, ``lift_with_flip_spread``), fit, placement,
 write, with their share of the command. Profiling slows Python-level code more than the model, so the
 shares, not the absolute times, are the result; time whole commands with ``/usr/bin/time -v``.
 Works on the code before issue 23 too (per-track ``lift_track``: its uncertainty's lifts are
-taken out of "lift").
+taken out of "lift"). Since issue 23 ``lift`` fits, places and writes each group of tracks on a
+worker thread while the next group is in the model; cProfile sees only the main thread, so
+this script runs that work inline (``lifting.lift.ThreadPoolExecutor`` replaced by
+:class:`_Inline`): every step is counted, and the whole command is the sum of its steps
+rather than the overlapped wall time. "write" includes the summary's per-track 2D residual.
 
     python scripts/make_large_tracks.py /tmp/big_untracked.json
     python scripts/bench_lift_profile.py /tmp/big_untracked.json --threads 1 [--save prof.out]
@@ -33,8 +37,32 @@ STEPS = {
                                                       ("lifting/lift_batch.py", "lift_with_flip_spread")],
     "fit": [("lifting/refine.py", "fit_track")],
     "placement": [("lifting/placement.py", "root_translation")],
+    "person check": [("lifting/prepare.py", "person_check")],
     "write": [("lifting/lift.py", "_write_track")],
 }
+
+
+class _Inline:
+    """A stand-in for ``ThreadPoolExecutor(max_workers=1)`` that runs each task at once."""
+
+    class _Done:
+        def __init__(self, value):
+            self.value = value
+
+        def result(self):
+            return self.value
+
+    def __init__(self, max_workers: int = 1):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        return False
+
+    def submit(self, fn, *args, **kwargs):
+        return self._Done(fn(*args, **kwargs))
 
 
 def _cumulative(stats: dict, where: str, name: str) -> float:
@@ -66,8 +94,10 @@ def main() -> None:
     if prof is None:
         if a.input is None:
             ap.error("give an input file or --profile")
+        import lifting.lift
         from lifting import cli
 
+        lifting.lift.ThreadPoolExecutor = _Inline  # the worker's steps in the profile (module docstring)
         prof = a.save or tempfile.mktemp(suffix=".prof")
         with tempfile.TemporaryDirectory() as out:
             sys.argv = ["posenet3d", "lift", a.input, "-o", out, "--max-figures", "0", "--threads", a.threads,
