@@ -16,7 +16,8 @@ from .io.tracks import Track
 from .skeletons import CANON16, _compile, get_skeleton, remap
 
 __all__ = ["JUMP_FACTOR", "CanonicalTrack", "canonical_track", "canonical_scores", "run_starts", "run_offsets",
-           "identity_switches", "resample_runs", "not_person_like", "person_check", "MAX_PERSON_JITTER"]
+           "identity_switches", "resample_runs", "frame_size", "not_person_like", "person_check",
+           "MAX_PERSON_JITTER"]
 
 
 #: a jump of the 2D root between consecutive frames larger than this many times the person's
@@ -147,6 +148,61 @@ def resample_runs(kp: np.ndarray, m: np.ndarray, seg: np.ndarray, ratio: float, 
 #: left/right limb pairs (parent, child) compared by :func:`not_person_like`
 _LIMB_PAIRS = ((("l_shoulder", "l_elbow"), ("r_shoulder", "r_elbow")), (("l_elbow", "l_wrist"), ("r_elbow", "r_wrist")),
                (("l_hip", "l_knee"), ("r_hip", "r_knee")), (("l_knee", "l_ankle"), ("r_knee", "r_ankle")))
+#: ``(4, 4)`` joint indices of :data:`_LIMB_PAIRS`: rows left parent, left child, right parent,
+#: right child; columns the pairs
+_LIMB_IDX = np.array([[CANON16.index(n) for n in (a, b, c, d)] for (a, b), (c, d) in _LIMB_PAIRS]).T
+
+
+def frame_size(kp: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``(T,)`` float64 2D size of each frame of ``kp (T, J, 2)`` (``mask (T, J)`` observed):
+    the larger of the width and height of its observed joints (NaN coordinates ignored, as
+    ``np.nanmax``); NaN for a frame without an observed joint. The joints' minimum and maximum
+    are taken in ``kp``'s own dtype (exact) from a joint-major copy, so each reduction runs
+    over long rows (8 ms -> 1.5 ms for 10,000 frames against ``np.nanmax`` over the joints)."""
+    kp, mask = np.asarray(kp), np.asarray(mask, bool)
+    if not np.issubdtype(kp.dtype, np.floating):
+        kp = kp.astype(np.float64)
+    e = np.empty((kp.shape[1], kp.shape[0], 2), kp.dtype)
+    e[...] = kp.transpose(1, 0, 2)
+    e[~mask.T] = np.nan
+    hi, lo = np.fmax.reduce(e, 0, initial=np.nan), np.fmin.reduce(e, 0, initial=np.nan)
+    with np.errstate(invalid="ignore"):
+        ext = hi.astype(np.float64) - lo.astype(np.float64)
+    return np.fmax(ext[:, 0], ext[:, 1])
+
+
+def _nanmedian_rows(a: np.ndarray) -> np.ndarray:
+    """``np.nanmedian(a, -1)`` of a ``(N, K)`` float64 array, bit for bit (the mean of the two
+    middle values as ``(lo + hi) / 2``, NaN for an all-NaN row), without its masked-array
+    path (~5x faster for K = 4..16) and without the all-NaN warning."""
+    s = np.sort(a, -1)  # NaN last
+    n = a.shape[-1] - np.isnan(a).sum(-1)
+    h = n // 2
+    lo = np.take_along_axis(s, np.where(n % 2 == 1, h, h - 1)[:, None], -1)[:, 0]
+    med = (lo + np.take_along_axis(s, h[:, None], -1)[:, 0]) / 2
+    med[n == 0] = np.nan
+    return med
+
+
+def _norm2(d: np.ndarray) -> np.ndarray:
+    """``np.linalg.norm(d, axis=-1)`` of ``(..., 2)`` float64 vectors, bit for bit."""
+    return np.sqrt(d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1])
+
+
+def _limb_ratio_median(kp: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``(T,)`` median over :data:`_LIMB_PAIRS` seen in a frame of ``|log(left / right)|`` of
+    the 2D limb lengths (NaN without a pair): see :func:`not_person_like`."""
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        left = _norm2(kp[:, _LIMB_IDX[1]].astype(np.float64) - kp[:, _LIMB_IDX[0]])
+        right = _norm2(kp[:, _LIMB_IDX[3]].astype(np.float64) - kp[:, _LIMB_IDX[2]])
+        seen = mask[:, _LIMB_IDX].all(1) & (left > 0) & (right > 0)
+        ratio = np.where(seen, np.abs(np.log(np.maximum(left, 1e-12) / np.maximum(right, 1e-12))), np.nan)
+    return _nanmedian_rows(ratio)
+
+
+def _not_person_like(kp: np.ndarray, mask: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """:func:`not_person_like` given ``size`` = :func:`frame_size` ``(kp, mask)``."""
+    return (size <= 0) | (_limb_ratio_median(kp, mask) > np.log(3.0))
 
 
 def not_person_like(kp: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -155,26 +211,31 @@ def not_person_like(kp: np.ndarray, mask: np.ndarray) -> np.ndarray:
     right limbs (upper arms, forearms, thighs, shins) differing in 2D length by more than 3x in
     the median (foreshortening rarely shortens most limbs of one side that much; uniform noise
     or placeholder zeros do). Frames with no observed limb pair are not judged (False)."""
-    kp, mask = np.asarray(kp, np.float64), np.asarray(mask, bool)
-    extent = np.where(mask[..., None], kp, np.nan)
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        size = np.nanmax(np.nanmax(extent, 1) - np.nanmin(extent, 1), -1)
-        ratios = []
-        for (a, b), (c, d) in _LIMB_PAIRS:
-            ia, ib, ic, id_ = (CANON16.index(n) for n in (a, b, c, d))
-            left = np.linalg.norm(kp[:, ib] - kp[:, ia], axis=-1)
-            right = np.linalg.norm(kp[:, id_] - kp[:, ic], axis=-1)
-            seen = mask[:, [ia, ib, ic, id_]].all(-1) & (left > 0) & (right > 0)
-            ratios.append(np.where(seen, np.abs(np.log(np.maximum(left, 1e-12) / np.maximum(right, 1e-12))), np.nan))
-        med = np.nanmedian(np.stack(ratios, -1), -1)
-    return (size <= 0) | (med > np.log(3.0))
+    kp, mask = np.asarray(kp), np.asarray(mask, bool)
+    return _not_person_like(kp, mask, frame_size(kp, mask))
 
 
 #: median frame-to-frame joint motion (root-relative, over the person's 2D size) above which a
 #: track's 2D is not a person's motion: real tracks measure <= 0.15 (shared street video,
 #: Pose2Sim, the example track), uniform noise ~0.7
 MAX_PERSON_JITTER = 0.35
+
+
+def _jitter(kp: np.ndarray, mask: np.ndarray, size: np.ndarray, cons: np.ndarray) -> float:
+    """Median over the frame pairs ``(cons, cons + 1)`` of the per-frame median root-relative
+    joint motion over :func:`frame_size` ``size`` of the later frame (joints observed in
+    both): see :func:`person_check`. NaN when no joint is."""
+    r = CANON16.root_index
+    rel = kp.astype(np.float64)
+    rel -= rel[:, r:r + 1].copy()
+    d = rel[1:] - rel[:-1]
+    if len(cons) < len(d):
+        d = d[cons]
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        step = _norm2(d) / size[cons + 1, None]
+        step[~(mask[cons] & mask[cons + 1])] = np.nan
+        return np.nanmedian(_nanmedian_rows(step))
 
 
 def person_check(kp: np.ndarray, mask: np.ndarray, frame_ids: np.ndarray) -> str | None:
@@ -186,22 +247,17 @@ def person_check(kp: np.ndarray, mask: np.ndarray, frame_ids: np.ndarray) -> str
     Args:
         kp: ``(T, 16, 2)`` px. mask: ``(T, 16)`` observed joints. frame_ids: ``(T,)``.
     """
-    kp, mask = np.asarray(kp, np.float64), np.asarray(mask, bool)
+    kp, mask = np.asarray(kp), np.asarray(mask, bool)
     if not len(kp):
         return None
-    bad = not_person_like(kp, mask)
+    size = frame_size(kp, mask)
+    bad = _not_person_like(kp, mask, size)
     if bad.mean() > 0.5:
         return f"{100 * bad.mean():.0f}% of its frames have all joints at one point or left/right limbs 3x apart"
     cons = np.flatnonzero(np.diff(np.asarray(frame_ids)) == 1)
     if len(cons) < 2:
         return None
-    ext = np.where(mask[..., None], kp, np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        size = np.nanmax(np.nanmax(ext, 1) - np.nanmin(ext, 1), -1)
-        rel = kp - kp[:, CANON16.root_index:CANON16.root_index + 1]
-        step = np.linalg.norm(rel[cons + 1] - rel[cons], axis=-1) / size[cons + 1, None]
-        jitter = np.nanmedian(np.nanmedian(np.where(mask[cons] & mask[cons + 1], step, np.nan), axis=1))
+    jitter = _jitter(kp, mask, size, cons)
     if jitter > MAX_PERSON_JITTER:
         return f"its joints move by {jitter:.2f} of the person's size from frame to frame (noise, not motion)"
     return None
