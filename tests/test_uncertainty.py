@@ -241,12 +241,13 @@ def test_flip_spread_in_the_batched_lift(teacher):
     tracks = [prepare_track(_track(n), "coco17", LiftOptions()) for n in (15, 40)]
     tracks[1] = dc_replace(tracks[1], track_id=8)
     flipping = type(teacher)(teacher.model, teacher.height_m, teacher.stride, teacher.name, flip=True)
-    lifts, stds = lift_with_flip_spread(flipping, tracks, 30.0, False)
-    ref = lift_prepared(flipping, tracks, 30.0, False)
-    for res, r, std, t in zip(lifts, ref, stds, tracks):
-        np.testing.assert_allclose(res.joints_3d, r.joints_3d, atol=1e-6)
-        assert std.shape == (len(t.kp), J) and np.isfinite(std).all() and (std[:, ROOT] == 0).all()
-        assert (np.delete(std, ROOT, 1) > 0).all()
+    for lifter, fps in ((flipping, 30.0), (flipping, 60.0), (teacher, 30.0)):  # flip on, resampled, flip off
+        lifts, stds = lift_with_flip_spread(lifter, tracks, fps, False)
+        ref = lift_prepared(lifter, tracks, fps, False)
+        for res, r, std, t in zip(lifts, ref, stds, tracks):
+            np.testing.assert_allclose(res.joints_3d, r.joints_3d, atol=1e-6)
+            assert std.shape == (len(t.kp), J) and np.isfinite(std).all() and (std[:, ROOT] == 0).all()
+            assert (np.delete(std, ROOT, 1) > 0).all()
     from lifting.body_model import BodyModel
     from lifting.models.student import Student, StudentConfig
 
