@@ -46,7 +46,7 @@ def _read_both(path, monkeypatch):
 
 
 @pytest.mark.parametrize("layout", ["list", "object"])
-@pytest.mark.parametrize("block", [1, 7, 2**20])
+@pytest.mark.parametrize("block", [pytest.param(1, marks=pytest.mark.slow), 7, 2**20])  # 1-byte blocks: ~9 s each
 def test_fast_reader_matches_the_streaming_reader(tmp_path, monkeypatch, layout, block):
     recs = _records(300)
     plain = []
