@@ -192,11 +192,17 @@ def _set_threads(requested: int) -> None:
 
 
 def _cmd_lift(a: argparse.Namespace) -> int:
+    from threadpoolctl import threadpool_limits
+
     from lifting.lift import lift_file
 
     _set_threads(a.threads)
-
-    _print_lift_report(lift_file(a.tracks, a.output, _lift_options(a)), Path(a.output))
+    # numpy / scipy BLAS on one thread: a lift's parallelism is torch's threads plus the worker
+    # that fits and writes (lifting.lift); BLAS threads on top oversubscribe the cores (1M tracked
+    # person-frames on 2 cores: 34.1 -> 31.8 s wall, 53 -> 46 s CPU; BENCHMARKS.md "Speed")
+    with threadpool_limits(limits=1, user_api="blas"):
+        summary = lift_file(a.tracks, a.output, _lift_options(a))
+    _print_lift_report(summary, Path(a.output))
     return 0
 
 
