@@ -749,41 +749,15 @@ def reprojection_residual(joints_3d, keypoints_2d, mask) -> np.ndarray:
     if x3[..., :2].shape != kp.shape or m.shape != kp.shape[:-1] or kp.ndim != 3:
         raise ValueError(f"reprojection_residual: joints_3d {x3.shape}, keypoints_2d {kp.shape} and "
                          f"mask {m.shape} must be (T, J, 3), (T, J, 2), (T, J)")
-    out = np.empty(len(kp))
+    x, k, w = x3[..., :2].astype(np.float64), kp.astype(np.float64), m.astype(np.float64)
+    n = w.sum(-1)
+    safe = np.maximum(n, 1)[:, None, None]
+    xc = x - np.einsum("tj,tjc->tc", w, x)[:, None] / safe  # centred on the observed joints' mean
+    kc = k - np.einsum("tj,tjc->tc", w, k)[:, None] / safe
+    s = np.einsum("tj,tjc,tjc->t", w, xc, kc) / np.maximum(np.einsum("tj,tjc,tjc->t", w, xc, xc), 1e-12)
+    d = s[:, None, None] * xc - kc
+    size = frame_size(kp, m)
     with np.errstate(all="ignore"):
-        for a in range(0, len(kp), _RESIDUAL_CHUNK):
-            b = a + _RESIDUAL_CHUNK
-            out[a:b] = _residual_rms(x3[a:b, :, :2], kp[a:b], m[a:b])
-        n, size = m.sum(-1), frame_size(kp, m)
-        out /= size
+        out = np.sqrt(np.einsum("tj,tjc,tjc->t", w, d, d) / safe[:, 0, 0]) / size
     out[(n < 2) | ~(size > 0)] = np.nan
     return out
-
-
-#: frames per block of :func:`reprojection_residual`: its float64 temporaries stay in the
-#: cache and are not mapped afresh per call (27 -> ~8 ms of CPU for 10,000 frames)
-_RESIDUAL_CHUNK = 2048
-
-
-def _residual_rms(x: np.ndarray, kp: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """``(T,)`` RMS px residual of :func:`reprojection_residual` for ``x (T, J, 2)``, ``kp
-    (T, J, 2)``, ``m (T, J)``, bit-identical to the plain numpy expressions it replaces:
-    ``(w * x).sum(-2)`` is summed joint by joint from a joint-major copy (numpy's sum over
-    the middle axis runs 2 values at a time), the other sums keep their ``(T, J, 2)`` layout."""
-    x, k = x.astype(np.float64), kp.astype(np.float64)
-    w = m.astype(np.float64)[..., None]
-    safe = np.maximum(m.sum(-1), 1).astype(np.float64)[:, None]
-    t, jt = np.empty_like(x), np.empty((x.shape[1], x.shape[0], 2))
-    for a in (x, k):  # centre on the observed joints' mean
-        np.copyto(jt, np.multiply(w, a, out=t).transpose(1, 0, 2))
-        a -= (jt.sum(0) / safe)[:, None]
-    np.multiply(w, x, out=t)
-    tj = jt.reshape(x.shape)
-    s = np.multiply(t, k, out=tj).sum((-2, -1)) / np.maximum(np.multiply(t, x, out=tj).sum((-2, -1)), 1e-12)
-    np.multiply(s[:, None, None], x, out=t)
-    t -= k
-    r = t[..., 0] * t[..., 0]
-    r += t[..., 1] * t[..., 1]
-    np.square(np.sqrt(r, out=r), out=r)
-    r[~m] = 0.0
-    return np.sqrt(r.sum(-1) / safe[:, 0])
