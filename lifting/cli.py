@@ -143,7 +143,8 @@ def _lift_options(a: argparse.Namespace):
                        smooth=a.smooth, smooth_window=a.smooth_window, causal=a.causal, stride=a.stride,
                        export=tuple(a.export or ()), max_figures=a.max_figures, mesh_frames=a.mesh_frames,
                        mesh_format=a.mesh_format, video=a.video, video_max_frames=a.video_max_frames,
-                       overwrite=a.overwrite, uncertainty=a.uncertainty, uncertainty_samples=a.uncertainty_samples, fit=a.fit, flip=a.flip,
+                       overwrite=a.overwrite, uncertainty=a.uncertainty, uncertainty_samples=a.uncertainty_samples,
+                       fit=a.fit, flip=a.flip,
                        image_size=a.image_size, focal_px=a.focal_px, camera=a.camera)
 
 
@@ -192,17 +193,11 @@ def _set_threads(requested: int) -> None:
 
 
 def _cmd_lift(a: argparse.Namespace) -> int:
-    from threadpoolctl import threadpool_limits
-
     from lifting.lift import lift_file
 
     _set_threads(a.threads)
-    # numpy / scipy BLAS on one thread: a lift's parallelism is torch's threads plus the worker
-    # that fits and writes (lifting.lift); BLAS threads on top oversubscribe the cores (1M tracked
-    # person-frames on 2 cores: 34.1 -> 31.8 s wall, 53 -> 46 s CPU; BENCHMARKS.md "Speed")
-    with threadpool_limits(limits=1, user_api="blas"):
-        summary = lift_file(a.tracks, a.output, _lift_options(a))
-    _print_lift_report(summary, Path(a.output))
+
+    _print_lift_report(lift_file(a.tracks, a.output, _lift_options(a)), Path(a.output))
     return 0
 
 

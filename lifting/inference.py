@@ -18,7 +18,7 @@ from .skeletons import CANON16, Skeleton
 from .models.teacher import Lifter
 
 __all__ = ["lift_smpl_frames", "window_indices", "strided_windows", "output_index", "lift_frames", "InferenceSettings",
-           "flip_average", "mirror_permutation",
+           "flip_average", "mirror_back", "mirror_permutation",
            "metric_scale",
            "HEIGHT_PROXY_FRACTION", "DEFAULT_HEIGHT_M", "DEFAULT_STRIDE", "native_bf16", "bf16_or_warn",
            "auto_threads", "choose_threads"]
@@ -126,9 +126,16 @@ def _batches(model, keypoints_2d, mask, conf, seq_offsets, causal, stride, batch
 
 def flip_average(lift: torch.Tensor, mirrored_lift: torch.Tensor) -> torch.Tensor:
     """Test-time flip: the mean of a lift ``(N, J, 3)`` and the lift of the mirrored input
-    (``x -> -x``, left and right joints swapped, :func:`mirror_permutation`) mirrored back."""
-    perm = mirror_permutation(lift.shape[1])
-    return (lift + mirrored_lift[:, perm] * torch.tensor([-1.0, 1.0, 1.0], device=mirrored_lift.device)) / 2
+    (``x -> -x``, left and right joints swapped, :func:`mirror_permutation`) mirrored back
+    (:func:`mirror_back`)."""
+    return (lift + mirror_back(mirrored_lift)) / 2
+
+
+def mirror_back(mirrored_lift: torch.Tensor) -> torch.Tensor:
+    """The lift ``(N, J, 3)`` of a mirrored input mapped back to the input's side: left and
+    right joints swapped back (:func:`mirror_permutation`) and ``x`` negated."""
+    perm = mirror_permutation(mirrored_lift.shape[1])
+    return mirrored_lift[:, perm] * torch.tensor([-1.0, 1.0, 1.0], device=mirrored_lift.device)
 
 
 def mirror_permutation(num_joints: int) -> list[int]:

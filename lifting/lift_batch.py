@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from .inference import flip_average, mirror_permutation
+from .inference import flip_average, mirror_back, mirror_permutation
 from .io.tracks import Track
 from .lift_result import LiftResult
 from .prepare import canonical_track, run_offsets
@@ -91,9 +91,9 @@ def _normalised_many(lifter, parts: list[tuple], fps, causal: bool) -> list[torc
     return [pred[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def _metres(lifter, pred: torch.Tensor, track_id: int) -> np.ndarray:
+def _metres(lifter, pred: torch.Tensor, track_id: int, per_unit: torch.Tensor | None = None) -> np.ndarray:
     try:
-        return lifter.to_metres(pred)
+        return lifter.to_metres(pred, per_unit)
     except ValueError as e:
         raise ValueError(f"track {track_id}: {e}") from None
 
@@ -194,9 +194,8 @@ def lift_with_uncertainty(lifter, tracks: list[PreparedTrack], fps: float | None
     for t, s in zip(tracks, per):
         kp, mask, offs, conf = _uncertainty_part(t, s)
         if flip:  # the mirrored 2D goes in front: [mirror, clean, copies]
-            seg = t.seg
-            kp = np.concatenate([t.kp[:, perm] * np.array([-1.0, 1.0], np.float32), kp])
-            mask, conf = np.concatenate([t.mask[:, perm], mask]), np.concatenate([t.conf[:, perm], conf])
+            kp_m, mask_m, seg, conf_m = _mirrored(t, perm)
+            kp, mask, conf = np.concatenate([kp_m, kp]), np.concatenate([mask_m, mask]), np.concatenate([conf_m, conf])
             offs = np.concatenate([seg[:-1], offs + len(t.kp)])
         parts.append((kp, mask, offs, conf))
     preds = _normalised_many(lifter.unflipped(), parts, fps, causal)
@@ -247,15 +246,13 @@ def lift_with_flip_spread(lifter, tracks: list[PreparedTrack], fps: float | None
     perm = mirror_permutation(tracks[0].kp.shape[1])
     parts = [p for t in tracks for p in (_mirrored(t, perm), (t.kp, t.mask, t.seg, t.conf))]
     preds = _normalised_many(lifter.unflipped(), parts, fps, causal)
-    sign = torch.tensor([-1.0, 1.0, 1.0])
     lifts, stds = [], []
     for i, t in enumerate(tracks):
         mirror, clean = preds[2 * i], preds[2 * i + 1]
         main = flip_average(clean, mirror) if lifter.flips() else clean
         scale = lifter.metres_per_unit(main)
-        joints = _metres(lifter, main, t.track_id)
+        joints = _metres(lifter, main, t.track_id, scale)
         lifts.append(LiftResult(-1, np.arange(len(t.kp)), joints, t.kp, t.mask, np.zeros(0, np.int64),
                                 lifted_by=lifter.runs_by(t.seg)))
-        back = (mirror[:, perm] * sign * scale).numpy()
-        stds.append(flip_spread((clean * scale).numpy(), back, settings))
+        stds.append(flip_spread((clean * scale).numpy(), (mirror_back(mirror) * scale).numpy(), settings))
     return lifts, stds

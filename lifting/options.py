@@ -170,7 +170,8 @@ class LiftOptions:
         _check_range("min_figure_frames", self.min_figure_frames, 1, None, kind=int)
         _check_range("--video-max-frames", self.video_max_frames, 1, None, kind=int)
         if self.uncertainty not in UNCERTAINTY_METHODS:
-            raise ValueError(f"--uncertainty must be one of {', '.join(UNCERTAINTY_METHODS)}, got {self.uncertainty!r}")
+            raise ValueError(f"--uncertainty must be one of {', '.join(UNCERTAINTY_METHODS)}, "
+                             f"got {self.uncertainty!r}")
         if self.uncertainty_samples == 0 and not isinstance(self.uncertainty_samples, bool):
             raise ValueError("--uncertainty-samples must be >= 1; to skip the uncertainty use --uncertainty off")
         _check_range("--uncertainty-samples", self.uncertainty_samples, 1, MAX_UNCERTAINTY_SAMPLES, kind=int)

@@ -168,13 +168,13 @@ class TeacherLifter:
         per_frame = metric_scale(pred, CANON16, self.height_m)
         return (per_frame.norm(dim=-1).sum(-1) / pred.norm(dim=-1).sum(-1).clamp_min(1e-9)).median()
 
-    def to_metres(self, pred: torch.Tensor) -> np.ndarray:
-        """Normalised ``(N, J, 3)`` -> metres with one scale per call (the track,
-        :meth:`metres_per_unit`).
+    def to_metres(self, pred: torch.Tensor, per_unit: torch.Tensor | None = None) -> np.ndarray:
+        """Normalised ``(N, J, 3)`` -> metres with one scale per call (the track):
+        ``per_unit`` when the caller has it already, else :meth:`metres_per_unit` of ``pred``.
 
         Raises:
             ValueError: non-finite output."""
-        joints = (pred * self.metres_per_unit(pred)).numpy().astype(np.float32)
+        joints = (pred * (self.metres_per_unit(pred) if per_unit is None else per_unit)).numpy().astype(np.float32)
         if not np.isfinite(joints).all():
             raise ValueError("lifting produced non-finite values")
         return joints

@@ -36,7 +36,7 @@ import torch
 from scipy.stats import spearmanr
 
 from lifting.data import eval_views, load_mocap_npz, split_clips
-from lifting.inference import flip_average, lift_frames, metric_scale, mirror_permutation
+from lifting.inference import flip_average, lift_frames, metric_scale, mirror_back, mirror_permutation
 from lifting.models.lifters import load_lifter
 from lifting.metrics import procrustes_align, procrustes_fit
 from lifting.skeletons import CANON16
@@ -107,8 +107,8 @@ def flip_half_and_error(model, views, noise: tuple[str, float], stride: int, see
         pred = flip_average(clean, mirror)[keep]
         gt = torch.from_numpy(gt_all[keep])
         scale = procrustes_fit(pred, gt)[1].numpy()[:, None, None]
-        back = mirror[:, perm] * torch.tensor([-1.0, 1.0, 1.0])  # the mirrored lift mapped back
-        half = flip_spread(clean[keep].numpy() * scale, back[keep].numpy() * scale, FlipSpread(1.0, 0.0))
+        back = mirror_back(mirror)[keep].numpy()
+        half = flip_spread(clean[keep].numpy() * scale, back * scale, FlipSpread(1.0, 0.0))
         err = (procrustes_align(pred, gt) - gt).norm(dim=-1).numpy()
         halves.append(half[:, nonroot].ravel())
         errs.append(err[:, nonroot].ravel())
