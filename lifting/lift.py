@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from .inference import HEIGHT_PROXY_FRACTION
@@ -462,10 +463,13 @@ def _lift_tracks(lifter, ts: TrackSet, o: LiftOptions, camera: Intrinsics | None
         bars.update("write", sum(len(t.frame_ids) for t, *_ in staged))
 
     # a teacher's groups overlap: the next group's model call (both cores) runs while a worker
-    # thread fits and writes the previous group (one core); groups are written in order
+    # thread fits and writes the previous group (one core); groups are written in order.
+    # numpy / scipy BLAS stays on one thread meanwhile: its own threads on top of torch's and
+    # the worker oversubscribe the cores (1M tracked person-frames on 2 cores: 34.1 -> 31.8 s
+    # wall, 53 -> 46 s CPU; BENCHMARKS.md "Speed")
     overlap = lifter.faces is None
     try:
-        with ThreadPoolExecutor(max_workers=1) as pool:
+        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=1) as pool:
             pending = None
             for group in _chunks(ts, LIFT_CHUNK_FRAMES):
                 staged = _model_stage(lifter, group, ts.keypoint_format, ts.fps, o, bars)

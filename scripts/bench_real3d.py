@@ -165,7 +165,7 @@ def matched_frames(track: dict, uv: np.ndarray) -> np.ndarray:
 def score_camera(tracks: list[dict], people: dict[str, np.ndarray], cam: dict) -> dict[str, dict[str, list]]:
     """Match every lifted frame to a person and score it; returns per person lists of
     per-frame ``pa``, ``n``, ``mpjpe``, ``floor`` (metres) and ``resid`` (fraction of height)."""
-    from lifting.metrics import mpjpe, n_mpjpe, pa_mpjpe, reprojection_residual
+    from lifting.metrics import mpjpe, n_mpjpe, pa_mpjpe, procrustes_align, procrustes_fit, reprojection_residual
     from lifting.skeletons import CANON16
 
     idx = [CANON16.joint_names.index(j) for j in JOINTS]
@@ -189,8 +189,6 @@ def score_camera(tracks: list[dict], people: dict[str, np.ndarray], cam: dict) -
             out[p]["floor"] += pa_mpjpe(floor, target, m).tolist()
             out[p]["resid"] += resid[sel].tolist()
             if "joints_3d_std" in tr:  # per-joint std (in the truth's metres) and PA error, root left out
-                from lifting.metrics import procrustes_align, procrustes_fit
-
                 err = (procrustes_align(pred, target) - target).norm(dim=-1).numpy()[:, 1:]
                 scale = procrustes_fit(pred, target)[1].numpy()[:, None]
                 out[p]["std"] += list(tr["joints_3d_std"][sel][:, idx[1:]] * scale)
