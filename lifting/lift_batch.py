@@ -190,23 +190,16 @@ def lift_with_uncertainty(lifter, tracks: list[PreparedTrack], fps: float | None
         return lifts, stds
     flip, perm = lifter.flips(), mirror_permutation(tracks[0].kp.shape[1])
     per = [replace(settings, seed=t.track_id) for t in tracks]
-    parts = []
-    for t, s in zip(tracks, per):
-        kp, mask, offs, conf = _uncertainty_part(t, s)
-        if flip:  # the mirrored 2D goes in front: [mirror, clean, copies]
-            kp_m, mask_m, seg, conf_m = _mirrored(t, perm)
-            kp, mask, conf = np.concatenate([kp_m, kp]), np.concatenate([mask_m, mask]), np.concatenate([conf_m, conf])
-            offs = np.concatenate([seg[:-1], offs + len(t.kp)])
-        parts.append((kp, mask, offs, conf))
-    preds = _normalised_many(lifter.unflipped(), parts, fps, causal)
+    parts = [[_uncertainty_part(t, s)] for t, s in zip(tracks, per)]
+    if flip:  # the mirrored 2D goes in front: [mirror, clean + copies] per track
+        parts = [[_mirrored(t, perm)] + p for t, p in zip(tracks, parts)]
+    preds = iter(_normalised_many(lifter.unflipped(), [q for p in parts for q in p], fps, causal))
     lifts, stds = [], []
-    for t, s, p in zip(tracks, per, preds):
+    for t, s in zip(tracks, per):
+        mirror = next(preds) if flip else None
+        p = next(preds)  # clean, then the copies
         n = len(t.kp)
-        if flip:
-            b, p = p[:n], p[n:]
-            main = flip_average(p[:n], b)
-        else:
-            main = p[:n]
+        main = flip_average(p[:n], mirror) if flip else p[:n]
         lifts.append(LiftResult(-1, np.arange(n), _metres(lifter, main, t.track_id), t.kp, t.mask,
                                 np.zeros(0, np.int64), lifted_by=lifter.runs_by(t.seg)))
         try:
@@ -248,11 +241,11 @@ def lift_with_flip_spread(lifter, tracks: list[PreparedTrack], fps: float | None
     preds = _normalised_many(lifter.unflipped(), parts, fps, causal)
     lifts, stds = [], []
     for i, t in enumerate(tracks):
-        mirror, clean = preds[2 * i], preds[2 * i + 1]
-        main = flip_average(clean, mirror) if lifter.flips() else clean
+        back, clean = mirror_back(preds[2 * i]), preds[2 * i + 1]
+        main = (clean + back) / 2 if lifter.flips() else clean  # flip_average's sum, its mirror_back done once
         scale = lifter.metres_per_unit(main)
         joints = _metres(lifter, main, t.track_id, scale)
         lifts.append(LiftResult(-1, np.arange(len(t.kp)), joints, t.kp, t.mask, np.zeros(0, np.int64),
                                 lifted_by=lifter.runs_by(t.seg)))
-        stds.append(flip_spread((clean * scale).numpy(), (mirror_back(mirror) * scale).numpy(), settings))
+        stds.append(flip_spread((clean * scale).numpy(), (back * scale).numpy(), settings))
     return lifts, stds

@@ -85,7 +85,7 @@ class LiftOutputs:
         fig = figure_frames(T)
         if not self.options.video:
             return fig, fig[:0]
-        return fig, np.unique(np.linspace(0, T - 1, min(T, self.options.video_max_frames)).round().astype(int))
+        return fig, figure_frames(T, self.options.video_max_frames)
 
     def shown_frames(self, T: int) -> np.ndarray:
         """Indices (ascending) of the frames that the figure and video of the next track,

@@ -271,13 +271,6 @@ class LifterPair(TeacherLifter):
         return tuple((int(a), int(b), (self.temporal if b - a >= self.min_run else self.single).name)
                      for a, b in zip(seg[:-1], seg[1:]))
 
-    def lift(self, keypoints_2d: np.ndarray, mask: np.ndarray, seq_offsets: np.ndarray | None = None,
-             fps: float | None = None, causal: bool = False, conf: np.ndarray | None = None) -> LiftResult:
-        """As :meth:`TeacherLifter.lift`; ``lifted_by`` names the model of every run."""
-        kp, mask, seg, conf = _inputs(keypoints_2d, mask, seq_offsets, conf)
-        pred = self.normalised(kp, mask, seg, fps, causal, conf)
-        return LiftResult(-1, np.arange(len(kp)), self.to_metres(pred), kp, mask, np.zeros(0, np.int64),
-                          lifted_by=self.runs_by(seg))
 
 
 class StudentLifter:

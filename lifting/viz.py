@@ -274,7 +274,7 @@ def animate_track(
     T = len(frame_ids)
     if keypoints_2d.shape[0] != T or joints_3d.shape[0] != T or mask.shape[0] != T:
         raise ValueError("keypoints_2d, mask, joints_3d and frame_ids must have the same number of frames")
-    picks = np.unique(np.linspace(0, T - 1, min(T, style.max_frames)).round().astype(int))
+    picks = figure_frames(T, style.max_frames)
     scene = _AnimationScene(skeleton, keypoints_2d, mask, joints_3d, frame_ids, mesh, style)
     bar = tqdm(total=len(picks), desc=f"render {path.name}", disable=not style.progress, leave=False,
                mininterval=0.5 if sys.stderr.isatty() else 30.0)

@@ -22,7 +22,7 @@ import numpy as np
 from lifting.lift import lift_file
 from lifting.options import LiftOptions
 from lifting.skeletons import CANON16
-from lifting.viz import RenderStyle, animate_track
+from lifting.viz import RenderStyle, animate_track, figure_frames
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_tracks"
 
@@ -45,7 +45,7 @@ def bench(tracks_file: Path, video: str, o: LiftOptions, keep: Path | None) -> l
         rows = []
         for t in _longest_tracks(Path(tmp) / "lift", o.max_figures):
             T = len(t["frame_ids"])
-            picks = np.unique(np.linspace(0, T - 1, min(T, o.video_max_frames)).round().astype(int))
+            picks = figure_frames(T, o.video_max_frames)
             t0 = time.perf_counter()
             animate_track(out / f"{t['stem']}.{video}", CANON16, t["keypoints_2d"][picks], t["mask"][picks],
                           t["joints_3d"][picks], t["frame_ids"][picks],
