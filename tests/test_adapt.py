@@ -16,6 +16,7 @@ from lifting.cli import main
 from lifting.io.readers import read_detections
 from lifting.track import track
 from lifting.lift import lift_file
+from lifting.models.checkpoint import save_checkpoint
 from lifting.prepare import canonical_track
 from lifting.models.lifters import load_lifter
 from lifting.options import LiftOptions
@@ -102,6 +103,12 @@ def test_adapt_bad_input_is_a_clear_error(tmp_path, capsys):
     assert "only 100 usable person-frames" in err and "at least 200" in err
     assert not out.exists()  # nothing written
     ok = write_tracks(tmp_path / "ok.json", many_tracks(8, 40))
+    image_ck = save_checkpoint({"model": {}, "model_config": {"arch": "image_regressor"}, "format_version": 1},
+                               tmp_path / "image.pt")
+    assert main(["adapt", str(ok), "-o", str(out), "--checkpoint", str(image_ck), "--steps", "2"]) == 2
+    err = capsys.readouterr().err  # an image model is named as such, not a traceback
+    assert "not a 2D-to-3D lifter" in err and "mesh-image" in err
+    assert not out.exists()
     with pytest.raises(ValueError, match="--steps"):
         adapt(ok, out, "teacher", AdaptSettings(steps=0))
     with pytest.raises(ValueError, match="--minutes"):

@@ -51,8 +51,9 @@ from lifting.data import WindowSampler
 from lifting.inference import choose_threads
 from lifting.io.fileio import atomic_write, check_output_folder, staged_output_folder
 from lifting.lift import lift_file
-from lifting.models.checkpoint import inference_checkpoint, load_checkpoint, model_class, save_checkpoint, stored_args
-from lifting.models.lifters import bundled_single_frame, bundled_teacher_for_window, default_checkpoint, resolve_checkpoint
+from lifting.models.checkpoint import inference_checkpoint, load_checkpoint, save_checkpoint, stored_args
+from lifting.models.lifters import (bundled_single_frame, bundled_teacher_for_window, check_model_config,
+                                    default_checkpoint, resolve_checkpoint)
 from lifting.options import LiftOptions
 from lifting.track_data import MIN_FRAMES, RealPosePool, TrackReading, expand_inputs, load_track_2d, read_pose_pool
 from trainers.config import TrainConfig, load_config
@@ -313,9 +314,9 @@ def _prepare(inputs, checkpoint, st: AdaptSettings, o: LiftOptions, critic_real)
     """Resolve the model, read the data, and time a step of each stage (on throw-away stages)."""
     ckpt_path = _resolve(checkpoint)
     ck = load_checkpoint(ckpt_path)
-    is_student = model_class(ck).outputs_smpl
+    is_student = check_model_config(ck["model_config"], str(ckpt_path)).outputs_smpl  # a 2D lifter, else a clear error
     teacher_path = _student_teacher(ck) if is_student else ckpt_path
-    t_args = stored_args(load_checkpoint(teacher_path), str(teacher_path))
+    t_args = stored_args(ck if teacher_path == ckpt_path else load_checkpoint(teacher_path), str(teacher_path))
     window = t_args.window
     reading = TrackReading(o.keypoint_format, o.fps, o.conf_threshold, o.min_joints, o.tracker)
     split = load_track_2d(inputs, reading, window=window, val_fraction=st.val_fraction, seed=st.seed,

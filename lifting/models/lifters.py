@@ -31,7 +31,6 @@ from .checkpoint import build_model, load_checkpoint, model_class
 __all__ = [
     "BUNDLED", "ModelConfigError", "bundled_checkpoint", "default_checkpoint", "bundled_student",
     "bundled_single_frame", "bundled_teacher_for_window", "resolve_checkpoint", "check_model_config", "load_lifter",
-    "is_student_config",
 ]
 
 #: short names accepted wherever a checkpoint path is: the bundled models. ``teacher`` (the
@@ -101,15 +100,6 @@ def resolve_checkpoint(path: str | Path | None) -> Path:
         return p
     raise CheckpointError(f"checkpoint not found: {path} is not a file, and not one of the bundled checkpoints "
                           f"({', '.join(repr(n) for n in BUNDLED)})")
-
-
-def is_student_config(model_config: dict) -> bool:
-    """Whether a checkpoint's ``model_config`` builds a model with SMPL outputs (the SMPL
-    student), through :func:`lifting.models.checkpoint.model_class`.
-
-    Raises:
-        CheckpointError: unknown kind (naming the known kinds)."""
-    return model_class(dict(model_config)).outputs_smpl
 
 
 def check_model_config(config: dict, source: str = "checkpoint") -> type[nn.Module]:
