@@ -200,19 +200,16 @@ def _limb_ratio_median(kp: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return _nanmedian_rows(ratio)
 
 
-def _not_person_like(kp: np.ndarray, mask: np.ndarray, size: np.ndarray) -> np.ndarray:
-    """:func:`not_person_like` given ``size`` = :func:`frame_size` ``(kp, mask)``."""
-    return (size <= 0) | (_limb_ratio_median(kp, mask) > np.log(3.0))
-
-
-def not_person_like(kp: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def not_person_like(kp: np.ndarray, mask: np.ndarray, size: np.ndarray | None = None) -> np.ndarray:
     """``(T,)`` bool: frames whose canonical 2D ``kp (T, 16, 2)`` (``mask (T, 16)`` observed)
     does not look like a person: every observed joint at one point, or the observed left and
     right limbs (upper arms, forearms, thighs, shins) differing in 2D length by more than 3x in
     the median (foreshortening rarely shortens most limbs of one side that much; uniform noise
-    or placeholder zeros do). Frames with no observed limb pair are not judged (False)."""
+    or placeholder zeros do). Frames with no observed limb pair are not judged (False).
+    ``size``: :func:`frame_size` ``(kp, mask)`` when the caller has it."""
     kp, mask = np.asarray(kp), np.asarray(mask, bool)
-    return _not_person_like(kp, mask, frame_size(kp, mask))
+    size = frame_size(kp, mask) if size is None else size
+    return (size <= 0) | (_limb_ratio_median(kp, mask) > np.log(3.0))
 
 
 #: median frame-to-frame joint motion (root-relative, over the person's 2D size) above which a
@@ -251,7 +248,7 @@ def person_check(kp: np.ndarray, mask: np.ndarray, frame_ids: np.ndarray) -> str
     if not len(kp):
         return None
     size = frame_size(kp, mask)
-    bad = _not_person_like(kp, mask, size)
+    bad = not_person_like(kp, mask, size)
     if bad.mean() > 0.5:
         return f"{100 * bad.mean():.0f}% of its frames have all joints at one point or left/right limbs 3x apart"
     cons = np.flatnonzero(np.diff(np.asarray(frame_ids)) == 1)

@@ -243,8 +243,8 @@ def beats_start(val: dict, start: dict | None, guards: tuple[str, ...]) -> bool:
 class _Run:
     """One training run's files and selection state (rank 0 alone writes; see :func:`train`)."""
 
-    def __init__(self, kind: str, cfg: TrainConfig, stage, out: Path, main: bool):
-        self.kind, self.cfg, self.stage, self.out, self.main = kind, cfg, stage, out, main
+    def __init__(self, kind: str, cfg: TrainConfig, stage, out: Path):
+        self.kind, self.cfg, self.stage, self.out = kind, cfg, stage, out
         self.best, self.val, self.start_val = float("inf"), None, None
         self.guards = tuple(cfg.train.select_guards)
         self.wandb = None
@@ -309,7 +309,7 @@ class _Run:
         if self.cfg.train.keep_snapshots:
             save_checkpoint(ckpt, self.out / f"step_{step:06d}.pt")
 
-    def log(self, step: int, logs: dict, running: dict, frames_per_s: float) -> None:
+    def log(self, step: int, logs: dict, frames_per_s: float) -> None:
         with open(self.out / "train_log.jsonl", "a") as fh:
             fh.write(json.dumps({"step": step} | logs) + "\n")
         if self.wandb is not None:
@@ -326,7 +326,7 @@ def _train(kind, cfg, out: Path, progress, resume, sources) -> Path:
     main = rank == 0
     ck = _load_resume(Path(resume), cfg, kind) if resume is not None else None
     stage = build_stage(kind, cfg, validation=main, sources=sources)  # 3D (mocap stages) for validation only
-    r = _Run(kind, cfg, stage, out, main)
+    r = _Run(kind, cfg, stage, out)
     start = r.resume_from(ck) if ck is not None else 1
     if ck is None and stage.world > 1:  # identical start on every rank
         for m in stage.models().values():
@@ -352,7 +352,7 @@ def _train(kind, cfg, out: Path, progress, resume, sources) -> Path:
             running[k] = 0.9 * running.get(k, v) + 0.1 * v
         if main and (step % cfg.train.log_every == 0 or step == steps):
             bar.set_postfix({k: f"{v:.3f}" for k, v in running.items() if k in ("total", "adv", "critic", "cycle_3d")})
-            r.log(step, logs, running, frames / max(time.perf_counter() - t0 - eval_s, 1e-9))
+            r.log(step, logs, frames / max(time.perf_counter() - t0 - eval_s, 1e-9))
         # no validation during the critic warm-up: the networks do not change in it
         if main and ((step % cfg.train.eval_every == 0 and step > cfg.train.critic_warmup) or step == steps):
             te = time.perf_counter()

@@ -61,9 +61,9 @@ class TopLevel:
 
 
 _CLASS = np.zeros(256, np.uint8)
-for _code, _ch in enumerate(b'"{}[]:,\\', start=1):
+for _code, _ch in enumerate(b'"{}[]\\', start=1):
     _CLASS[_ch] = _code
-_QUOTE, _OPEN_OBJ, _CLOSE_OBJ, _OPEN_ARR, _CLOSE_ARR, _COLON, _COMMA, _BACKSLASH = range(1, 9)
+_QUOTE, _OPEN_OBJ, _CLOSE_OBJ, _OPEN_ARR, _CLOSE_ARR, _BACKSLASH = range(1, 7)
 
 
 class _Scan:

@@ -27,10 +27,6 @@ from .common import (_MAX_ABS, DIGITS, MAX_FRAME_INDEX, MAX_PERSON_FRAMES, RECOR
                      ReadOptions, bounded_frame, check_numbers, detection_score, file_fps, finish, joint_set_by_count,
                      keep_body_part, want_joint_set)
 
-#: ``meta.keypoint_format`` values a record file may carry -> joint set (the record-file names
-#: of :data:`lifting.io.readers.FORMATS`).
-_META_JOINT_SETS = {"coco17": "coco17", "halpe26": "halpe26", "halpe": "halpe26", "alphapose": "halpe26"}
-
 
 def read_coco(inp: Input, joint_set: str | None, opts: ReadOptions) -> Detections:
     """COCO keypoint *results* and AlphaPose results: one record per detection.
@@ -57,12 +53,10 @@ def read_coco(inp: Input, joint_set: str | None, opts: ReadOptions) -> Detection
     if inp.kind not in ("stream", "json"):
         raise TrackFormatError(f"{source}: COCO-style records must be a JSON file")
     try:
-        meta, dets = _read_records(inp, joint_set, warnings, fast=inp.kind == "stream")
+        meta, dets, joint_set = _read_records(inp, joint_set, warnings, fast=inp.kind == "stream")
     except ScanFallback:  # a large file the fast path leaves to the streaming parser
         warnings = []
-        meta, dets = _read_records(inp, joint_set, warnings, fast=False)
-    if joint_set is None and meta.get("keypoint_format") is not None:
-        joint_set = _meta_joint_set(meta["keypoint_format"], source)
+        meta, dets, joint_set = _read_records(inp, joint_set, warnings, fast=False)
     keep_body_part(dets, warnings)
     k = dets.num_joints
     found = joint_set_by_count(k, RECORD_JOINT_SETS) or f"{k} joints"
@@ -75,10 +69,13 @@ def read_coco(inp: Input, joint_set: str | None, opts: ReadOptions) -> Detection
 
 
 
-def _read_records(inp: Input, joint_set: str | None, warnings: list[str], fast: bool) -> tuple[dict, DetectionRows]:
-    """``(meta, rows)`` of a record file: parsed whole (``inp.kind == "json"``), streamed
-    (``ijson``), or, with ``fast``, scanned and parsed in blocks
-    (:func:`lifting.io.records.stream_record_blocks`; raises ScanFallback when it does not apply)."""
+def _read_records(inp: Input, joint_set: str | None, warnings: list[str],
+                  fast: bool) -> tuple[dict, DetectionRows, str | None]:
+    """``(meta, rows, joint set)`` of a record file: parsed whole (``inp.kind == "json"``),
+    streamed (``ijson``), or, with ``fast``, scanned and parsed in blocks
+    (:func:`lifting.io.records.stream_record_blocks`; raises ScanFallback when it does not
+    apply). The joint set is ``joint_set``, else the one ``meta.keypoint_format`` names (a bad
+    one fails before the records are read), else None."""
     source = inp.source
     if fast:
         meta, records = stream_record_blocks(source)
@@ -87,14 +84,19 @@ def _read_records(inp: Input, joint_set: str | None, warnings: list[str], fast: 
     else:
         meta, records = split_top_level(inp.data, source)
     if joint_set is None and meta.get("keypoint_format") is not None:
-        _meta_joint_set(meta["keypoint_format"], source)  # a bad one fails before the records are read
+        joint_set = _meta_joint_set(meta["keypoint_format"], source)
     dets = DetectionRows(source)
     _parse_records(records, dets, warnings, flags=False, frame_of=None, blocks=fast)
-    return meta, dets
+    return meta, dets, joint_set
 
 
 def _meta_joint_set(value: Any, source: str) -> str:
-    found = _META_JOINT_SETS.get(value.strip().lower()) if isinstance(value, str) else None
+    """The joint set a ``meta.keypoint_format`` names: a record-file entry of
+    :data:`lifting.io.readers.FORMATS` with a joint set. Raises TrackFormatError: any other value."""
+    from . import FORMATS  # the one table of format names (it imports this module)
+
+    entry = FORMATS.get(value.strip().lower()) if isinstance(value, str) else None
+    found = entry.joint_set if entry is not None and entry.reader is read_coco else None
     if found is None:
         raise TrackFormatError(f"{source}: unknown meta.keypoint_format {describe(value)}; expected one of "
                                f"{list(RECORD_JOINT_SETS)}")
