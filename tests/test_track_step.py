@@ -86,4 +86,12 @@ def test_record_meta_names_follow_the_format_table():
     """``meta.keypoint_format`` of a record file takes the FORMATS names that force a record joint set."""
     from lifting.io.readers import RECORD_JOINT_SETS, coco
 
-    assert coco._META_JOINT_SETS == {k: e.joint_set for k, e in FORMATS.items() if e.joint_set in RECORD_JOINT_SETS}
+    from lifting.io.tracks import TrackFormatError
+
+    for name, e in FORMATS.items():
+        if e.joint_set in RECORD_JOINT_SETS:
+            assert coco._meta_joint_set(name, "f") == e.joint_set
+            assert coco._meta_joint_set(name.upper(), "f") == e.joint_set
+        elif e.joint_set is not None:
+            with pytest.raises(TrackFormatError, match="keypoint_format"):
+                coco._meta_joint_set(name, "f")
