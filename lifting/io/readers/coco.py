@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..detections import Detections
-from ..json_scan import ScanFallback
+from ..json_scan import RECORD_BLOCK, ScanFallback
 from ..records import (_INT64_MAX, describe, meta_image_size, parse_image_id, parse_track_id, split_top_level,
                        stream_record_blocks, stream_top_level)
 from ..tracks import PERSON_CATEGORY, TrackFormatError
@@ -111,8 +111,10 @@ def _parse_records(records: Any, dets: DetectionRows, warnings: list[str], *, fl
     ``flags``: the third keypoint value is a COCO visibility flag (0 -> confidence 0; 1, 2 ->
     1).  ``frame_of``: ``image_id`` -> frame (annotation files); else ``image_id`` is the frame.
     ``blocks``: ``records`` yields lists of records (:func:`lifting.io.json_scan.record_blocks`);
-    a list of plain records (no flags, no ``frame_of``) is then added in one go
-    (:func:`_add_plain_block`), any other record by record, with the same checks and messages.
+    a list of records parsed whole is taken :data:`RECORD_BLOCK` at a time the same way. A
+    block of plain records (no flags, no ``frame_of``) is added in one go
+    (:func:`_add_plain_block`), any other record by record, with the same checks and messages;
+    streamed records (``ijson``) record by record.
     """
     source = dets.source
     skipped: dict[str, int] = {}
@@ -122,9 +124,13 @@ def _parse_records(records: Any, dets: DetectionRows, warnings: list[str], *, fl
                dynamic_ncols=True)  # disable=None: only on a terminal
     if blocks and total:
         dets.expect(total)
+    whole = not blocks and isinstance(records, list)
+    chunks = (records if blocks else
+              (records[i:i + RECORD_BLOCK] for i in range(0, len(records), RECORD_BLOCK)) if whole else
+              ([r] for r in records))
     with _gc_paused(blocks):
-        for block in (records if blocks else ([r] for r in records)):
-            if blocks and not flags and frame_of is None and _add_plain_block(block, dets, n):
+        for block in chunks:
+            if (blocks or whole) and not flags and frame_of is None and _add_plain_block(block, dets, n):
                 n += len(block)
             else:
                 for rec in block:
