@@ -23,7 +23,8 @@ from ..json_scan import RECORD_BLOCK, ScanFallback
 from ..records import (_INT64_MAX, describe, meta_image_size, parse_image_id, parse_track_id, split_top_level,
                        stream_record_blocks, stream_top_level)
 from ..tracks import PERSON_CATEGORY, TrackFormatError
-from .common import (_MAX_ABS, DIGITS, MAX_FRAME_INDEX, MAX_PERSON_FRAMES, RECORD_JOINT_SETS, DetectionRows, Input,
+from . import common  # its limits read at call time (as DetectionRows.add does)
+from .common import (_MAX_ABS, DIGITS, MAX_FRAME_INDEX, RECORD_JOINT_SETS, DetectionRows, Input,
                      ReadOptions, bounded_frame, check_numbers, detection_score, file_fps, finish, joint_set_by_count,
                      keep_body_part, want_joint_set)
 
@@ -279,7 +280,8 @@ def _add_plain_block(recs: list, dets: DetectionRows, first: int) -> bool:
     kps = list(map(itemgetter("keypoints"), recs))
     k3 = len(kps[0]) if type(kps[0]) is list else 0
     kp = _numbers(kps, k3, checked) if k3 and k3 % 3 == 0 else None
-    if kp is None or (len(dets) and k3 // 3 != dets.num_joints) or len(dets) + len(recs) > MAX_PERSON_FRAMES:
+    too_many = len(dets) + len(recs) > common.MAX_PERSON_FRAMES  # the record path raises it
+    if kp is None or (len(dets) and k3 // 3 != dets.num_joints) or too_many:
         return False
     box = _numbers(list(map(itemgetter("bbox"), recs)), 4, checked) if "bbox" in keys else None
     scores = list(map(itemgetter("score"), recs)) if "score" in keys else None
