@@ -57,7 +57,6 @@ def test_fast_reader_matches_the_streaming_reader(tmp_path, monkeypatch, layout,
     p.write_text(json.dumps(doc, indent=1))
     monkeypatch.setattr(js, "SCAN_BLOCK", block)
     monkeypatch.setattr(js, "RECORD_BLOCK", 16)
-    js._LAST.clear()
     fast, slow = _read_both(p, monkeypatch)
     for name in ("frames", "keypoints", "boxes", "scores", "has_box", "has_score", "file_ids", "has_id"):
         a, b = getattr(fast, name), getattr(slow, name)
@@ -77,7 +76,6 @@ def test_fast_reader_falls_back_with_the_usual_errors(tmp_path, monkeypatch, tex
     p = tmp_path / "bad.json"
     p.write_text(text)
     monkeypatch.setattr(records, "STREAM_BYTES", 0)
-    js._LAST.clear()
     with pytest.raises(TrackFormatError, match=message):
         read_detections(str(p), "coco")
 
@@ -85,7 +83,6 @@ def test_fast_reader_falls_back_with_the_usual_errors(tmp_path, monkeypatch, tex
 def test_scan_finds_top_level_values_and_records(tmp_path):
     p = tmp_path / "o.json"
     p.write_text(json.dumps({"meta": {"a": [1, {"b": "]}"}]}, "annotations": [{"k": "{"}, {"q": [[1]]}], "z": 3}))
-    js._LAST.clear()
     top = js.scan_top_level(str(p))
     assert top.kind == "object" and set(top.values) == {"meta", "annotations", "z"}
     assert js.parse_value(str(p), top.values["meta"]) == {"a": [1, {"b": "]}"}]}
@@ -98,7 +95,6 @@ def test_scan_top_level_colons_and_commas_at_every_block_size(tmp_path, monkeypa
     p = tmp_path / "o.json"
     p.write_text(json.dumps(doc, indent=1))
     monkeypatch.setattr(js, "SCAN_BLOCK", block)
-    js._LAST.clear()
     top = js.scan_top_level(str(p))
     assert {k: js.parse_value(str(p), v) for k, v in top.values.items()} == doc
     assert [r for b in js.record_blocks(str(p), top.arrays["annotations"]) for r in b] == doc["annotations"]
@@ -119,7 +115,6 @@ def test_plain_blocks_refuse_what_is_not_a_number(tmp_path, monkeypatch, bad, me
     p.write_text("[" + ",\n".join(recs) + "]")
     monkeypatch.setattr(records, "STREAM_BYTES", 0)
     monkeypatch.setattr(js, "RECORD_BLOCK", 16)
-    js._LAST.clear()
     with pytest.raises(TrackFormatError, match=message):
         read_detections(str(p), "coco")
 

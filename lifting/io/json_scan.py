@@ -20,7 +20,6 @@ record.
 """
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -181,25 +180,13 @@ def _key_before(f, colon: int) -> str:
     return key
 
 
-_LAST: dict = {}  # the last scan: {(path, size, mtime_ns): TopLevel} (format detection, then reading)
-
-
 def scan_top_level(source: str) -> TopLevel:
-    """The top-level structure of the JSON file ``source`` (module docstring); the last file's
-    result is kept, so detecting the format and reading it scan it once.
+    """The top-level structure of the JSON file ``source`` (module docstring). Readers get it
+    through their input (:meth:`lifting.io.readers.common.Input.top_level`), which scans once.
 
     Raises:
         ScanFallback: a file this fast path leaves to the streaming reader (unbalanced or
             unusual structure, duplicate keys)."""
-    st = os.stat(source)
-    key = (os.path.abspath(source), st.st_size, st.st_mtime_ns)
-    if key not in _LAST:
-        _LAST.clear()
-        _LAST[key] = _scan(source)
-    return _LAST[key]
-
-
-def _scan(source: str) -> TopLevel:
     s = _Scan()
     with open(source, "rb") as f:
         buf = bytearray(SCAN_BLOCK)

@@ -249,16 +249,16 @@ def stream_top_level(source: str) -> tuple[dict, Any]:
     return meta, records()
 
 
-def stream_record_blocks(source: str) -> tuple[dict, Any]:
+def stream_record_blocks(source: str, top) -> tuple[dict, Any]:
     """The fast counterpart of :func:`stream_top_level` (:mod:`lifting.io.json_scan`):
-    ``(meta, iterator of lists of records)``.
+    ``(meta, iterator of lists of records)`` of the file ``source`` whose byte scan is ``top``
+    (:class:`lifting.io.json_scan.TopLevel`).
 
     Raises:
         ScanFallback: the file is to be read by :func:`stream_top_level` instead (which then
             raises the usual errors). TrackFormatError: a ``meta`` that is not an object."""
-    from .json_scan import RecordBlocks, ScanFallback, parse_value, scan_top_level
+    from .json_scan import RecordBlocks, ScanFallback, parse_value
 
-    top = scan_top_level(source)
     if top.kind == "list":
         return {}, RecordBlocks(source, top.arrays[""])
     if "annotations" not in top.arrays:

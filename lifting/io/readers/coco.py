@@ -79,7 +79,7 @@ def _read_records(inp: Input, joint_set: str | None, warnings: list[str],
     one fails before the records are read), else None."""
     source = inp.source
     if fast:
-        meta, records = stream_record_blocks(source)
+        meta, records = stream_record_blocks(source, inp.top_level())
     elif inp.kind == "stream":
         meta, records = stream_top_level(source)
     else:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -50,6 +50,25 @@ class Input:
     source: str
     kind: str
     data: Any = None
+    _top: Any = field(default=None, repr=False, compare=False)
+
+    def top_level(self):
+        """The byte scan of a ``"stream"`` input (:func:`lifting.io.json_scan.scan_top_level`),
+        made on first use and kept with the input, so that format detection and the reader
+        scan the file once.
+
+        Raises:
+            ScanFallback: the file is left to the streaming reader (every call, from one scan)."""
+        from ..json_scan import ScanFallback, scan_top_level
+
+        if self._top is None:
+            try:
+                self._top = scan_top_level(self.source)
+            except ScanFallback as e:
+                self._top = e
+        if isinstance(self._top, ScanFallback):
+            raise self._top
+        return self._top
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..json_scan import ScanFallback, record_blocks, scan_top_level
+from ..json_scan import ScanFallback, record_blocks
 from ..tracks import TrackFormatError
 from .common import Input, not_a_known_format
 from .mediapipe import mediapipe_csv
@@ -52,7 +52,7 @@ def detect(inp: Input) -> str:
     """
     data, source = inp.data, inp.source
     if inp.kind == "stream":
-        data = _json_sample(source)
+        data = _json_sample(inp)
     if inp.kind == "dir":
         return "openpose"
     if inp.kind == "csv":
@@ -85,22 +85,22 @@ def detect(inp: Input) -> str:
     return "halpe26" if _record_joints(data) == 26 else "coco"
 
 
-def _json_sample(source: str) -> Any:
+def _json_sample(inp: Input) -> Any:
     """A small stand-in for a large JSON document, enough for :func:`detect`: a
     top-level list becomes ``[first item]``; an object becomes its top-level keys with list
-    values cut to their first item. From one byte scan (:func:`lifting.io.json_scan.scan_top_level`,
-    kept for the reader) when it applies, else parsed incrementally (``ijson``), in constant memory."""
+    values cut to their first item. From the input's byte scan (:meth:`Input.top_level`, kept
+    for the reader) when it applies, else parsed incrementally (``ijson``), in constant memory."""
     try:
-        return _scanned_sample(source)
+        return _scanned_sample(inp)
     except ScanFallback:
-        return _streamed_sample(source)
+        return _streamed_sample(inp.source)
 
 
-def _scanned_sample(source: str) -> Any:
+def _scanned_sample(inp: Input) -> Any:
     """:func:`_json_sample` from the byte scan. Raises ScanFallback where it does not apply
     (e.g. a top-level array whose items are not objects)."""
-    top = scan_top_level(source)
-    first = {k: next(record_blocks(source, a, size=1), [None])[0] for k, a in top.arrays.items()}
+    top = inp.top_level()
+    first = {k: next(record_blocks(inp.source, a, size=1), [None])[0] for k, a in top.arrays.items()}
     if top.kind == "list":
         return [first[""]]
     return {k: None if first.get(k) is None else [first[k]] for k in top.values}
