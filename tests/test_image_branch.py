@@ -342,6 +342,7 @@ def test_terse_fraction_and_occluded_joint_weights(coco, tmp_path, prob):
     cfg = _cfg(coco, tmp_path, "image.terse.enabled=true", "image.terse.patch_size=16",
                f"image.terse.prob={prob}", "image.aug.occlusion_prob=0.0")
     st = build_image_stage(cfg)
+    assert st.critics == {"disc"}  # only the discriminator learns during train.critic_warmup
     plan = st.sampler.all_targets()
     b = st._device_batch(st.sampler.materialise(plan, slice(0, 4)))
     out = st._terse([b], [slice(0, 4)], 4, {})[0]

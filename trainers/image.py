@@ -140,7 +140,7 @@ class ImageStage(_Stage):
         self.window = 1
         self.sampler, self.val_sampler = sampler, val_sampler
         self.disc = SMPLDiscriminator(cfg.body_model.num_betas).to(self.device)
-        self.add_optimizer("disc", self.disc.parameters(), cfg.train.critic_lr)
+        self.add_optimizer("disc", self.disc.parameters(), cfg.train.critic_lr, critic=True)
         if self.joint:
             self.add_optimizer("kp_student", [p for p in self.kp_student.parameters() if p.requires_grad],
                                cfg.train.lr * 0.1)

@@ -306,6 +306,8 @@ class _Stage:
         #: optimisers by name (the name of the model they train, see :meth:`models`)
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.scalers: dict[str, torch.amp.GradScaler] = {}
+        #: the critics' optimisers (they alone learn during the critic warm-up, :meth:`set_lr`)
+        self.critics: set[str] = set()
         self.add_optimizer("lifter", self.lifter.parameters(), cfg.train.lr)
         self.val_views = None  # lifting.data.EvalViews for validation (set by trainers.loop)
 
@@ -313,9 +315,11 @@ class _Stage:
         """The trained network (stored in checkpoints as ``model``)."""
         return build_lifter(cfg)
 
-    def add_optimizer(self, name: str, params, lr: float, adam_w: bool = True) -> torch.optim.Optimizer:
+    def add_optimizer(self, name: str, params, lr: float, adam_w: bool = True,
+                      critic: bool = False) -> torch.optim.Optimizer:
         """Register the optimiser ``name`` (AdamW with ``train.weight_decay``, or plain Adam) of
-        ``params``, with its gradient scaler; returns it.
+        ``params``, with its gradient scaler; returns it. ``critic``: it trains a critic
+        (it learns during the critic warm-up, :meth:`set_lr`).
 
         Raises:
             ValueError: ``name`` is taken.
@@ -325,6 +329,8 @@ class _Stage:
         opt = torch.optim.AdamW(params, lr=lr, weight_decay=self.cfg.train.weight_decay) if adam_w \
             else torch.optim.Adam(params, lr=lr)
         self.optimizers[name] = opt
+        if critic:
+            self.critics.add(name)
         self.scalers[name] = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         return opt
 
@@ -334,9 +340,6 @@ class _Stage:
         r = self.cfg.train.min_lr_ratio
         return r + (1 - r) * 0.5 * (1 + math.cos(math.pi * t))
 
-    #: optimisers of the critics (they alone learn during the critic warm-up)
-    CRITICS = ("critic", "smpl_disc")
-
     @property
     def warming_up(self) -> bool:
         """Whether the current step (:meth:`set_lr`) is in the critic warm-up
@@ -345,7 +348,7 @@ class _Stage:
 
     def set_lr(self, step: int) -> None:
         """Set every optimiser's learning rate for (0-based) ``step``; also records the step.
-        During the critic warm-up every optimiser but the critics' (:data:`CRITICS`) is at 0:
+        During the critic warm-up every optimiser but the critics' (:attr:`critics`) is at 0:
         the networks keep their weights (a fresh critic's gradients would only disturb them)
         while their Adam moments follow the gradients; measured, that trained better than
         not stepping them (``posenet3d adapt``: HDM05 79.5 vs 94.8 mm, Pose2Sim 61.4 vs 97.7,
@@ -353,7 +356,7 @@ class _Stage:
         self.step_index = step
         f = self.lr_factor(step)
         for name, opt in self.optimizers.items():
-            on = name in self.CRITICS or not self.warming_up
+            on = name in self.critics or not self.warming_up
             for g in opt.param_groups:
                 g.setdefault("base_lr", g["lr"])
                 g["lr"] = g["base_lr"] * f if on else 0.0
@@ -662,7 +665,7 @@ class TeacherStage(_Stage):
         self.sampler = sampler.to(self.device)
         self.real_pool = None if real_pool is None else real_pool.to(self.device)
         self.critic = PoseCritic2D(CANON16, self.window, cfg.critic.width, cfg.critic.n_blocks).to(self.device)
-        self.add_optimizer("critic", self.critic.parameters(), cfg.train.critic_lr)
+        self.add_optimizer("critic", self.critic.parameters(), cfg.train.critic_lr, critic=True)
 
     def models(self) -> dict[str, torch.nn.Module]:
         return {"lifter": self.lifter, "critic": self.critic}
@@ -780,7 +783,7 @@ class StudentStage(_Stage):
         self.sampler = sampler.to(self.device)
         self.real_pool = None if real_pool is None else real_pool.to(self.device)
         self.critic = PoseCritic2D(CANON16, self.window, cfg.critic.width, cfg.critic.n_blocks).to(self.device)
-        self.add_optimizer("critic", self.critic.parameters(), cfg.train.critic_lr)
+        self.add_optimizer("critic", self.critic.parameters(), cfg.train.critic_lr, critic=True)
         from lifting.body_model import SMPL_JOINT_NAMES
 
         idx = {n: i for i, n in enumerate(SMPL_JOINT_NAMES)}
@@ -930,7 +933,7 @@ class FinetuneStage(StudentStage):
                                  f"{cfg.body_model.num_betas}")
             self.bank = {k: v.to(self.device) for k, v in bank.items()}
             self.smpl_disc = SMPLDiscriminator(cfg.body_model.num_betas).to(self.device)
-            self.add_optimizer("smpl_disc", self.smpl_disc.parameters(), cfg.train.critic_lr)
+            self.add_optimizer("smpl_disc", self.smpl_disc.parameters(), cfg.train.critic_lr, critic=True)
 
     def models(self) -> dict[str, torch.nn.Module]:
         m = {"lifter": self.lifter, "critic": self.critic, "teacher": self.teacher}
