@@ -5,7 +5,8 @@ merged onto an OmegaConf structured schema (the dataclasses below) and validated
   schema holds no defaults of its own, so there is one place for them). The ``model``
   section's fields, types and ranges come from the teacher's config dataclass
   (:class:`lifting.models.teacher.TeacherConfig`), and ``student.learn_marker_offsets`` /
-  ``body_model.num_betas`` from :class:`lifting.models.student.StudentConfig`, so a model
+  ``body_model.num_betas`` from :class:`lifting.models.student.StudentConfig`, the image
+  network's keys from :class:`occlusion.regressor.ImageRegressorConfig`, so a model
   hyperparameter is declared once; :func:`trainers.stages.model_args` builds the model configs. An unknown key, a
   value of the wrong type or a key without a value is a :class:`ConfigError` naming the key
   (with a "did you mean" for near misses).
@@ -32,6 +33,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from lifting.models.student import StudentConfig as _StudentArgs
 from lifting.models.teacher import TeacherConfig
+from occlusion.regressor import ImageRegressorConfig
 
 __all__ = ["ConfigError", "load_config", "check_stage", "resolve_config_path", "section_type", "CONFIG_DIR",
            "TrainConfig", "STAGES", "STAGE_NEEDS", "StageNeeds", "config_dict", "config_value"]
@@ -368,14 +370,14 @@ class ImageConfig:
     heatmap_size: int = _key(_at_least(1))
     padding: float = _key(_positive)
     min_keypoints: int = _key(_between(1, _NUM_JOINTS))
-    depth: int = _key(_one_of(18, 34, 50))
-    base_width: int = _key(_at_least(1))
+    depth: int = _model_key(ImageRegressorConfig, "depth")
+    base_width: int = _model_key(ImageRegressorConfig, "base_width")
     pretrained: Optional[str] = _key()
-    conorm_after: List[str] = _key(_each(_one_of("layer1", "layer2", "layer3", "layer4")))
-    use_centermaps: bool = _key()
-    ief_iterations: int = _key(_at_least(1))
-    head_width: int = _key(_at_least(1))
-    dropout: float = _key(_between(0.0, 1.0, hi_open=True))
+    conorm_after: List[str] = _model_key(ImageRegressorConfig, "conorm_after")
+    use_centermaps: bool = _model_key(ImageRegressorConfig, "use_centermaps")
+    ief_iterations: int = _model_key(ImageRegressorConfig, "n_iter")
+    head_width: int = _model_key(ImageRegressorConfig, "head_width")
+    dropout: float = _model_key(ImageRegressorConfig, "dropout", _between(0.0, 1.0, hi_open=True))  # 1 drops all
     joint_finetune: bool = _key()
     other_crops: bool = _key()
     aug: ImageAugConfig = _section(ImageAugConfig)
